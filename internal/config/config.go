@@ -1,0 +1,252 @@
+// Package config loads Sluice's YAML configuration files.
+//
+// Scalars may reference the environment as ${VAR} or ${VAR:-default}. The
+// expansion happens on parsed scalar values, never on the raw text, so a
+// variable's value cannot change the structure of the document. Unknown keys
+// are rejected, and every error names the key path it is about.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Error is a configuration problem tied to a key path such as
+// "inputs[0].paths".
+type Error struct {
+	Key string
+	Msg string
+}
+
+func (e *Error) Error() string {
+	if e.Key == "" {
+		return e.Msg
+	}
+	return e.Key + ": " + e.Msg
+}
+
+// Errorf returns an *Error for key with a formatted message.
+func Errorf(key, format string, args ...any) error {
+	return &Error{Key: key, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Join returns key joined to child the way error paths are written.
+func Join(key, child string) string {
+	if key == "" {
+		return child
+	}
+	if strings.HasPrefix(child, "[") {
+		return key + child
+	}
+	return key + "." + child
+}
+
+// Index returns key[i].
+func Index(key string, i int) string { return key + "[" + strconv.Itoa(i) + "]" }
+
+// Load reads path, expands environment references and decodes the document
+// into out, rejecting unknown keys.
+func Load(path string, out any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading config: %w", err)
+	}
+	return Decode(data, out, os.LookupEnv)
+}
+
+// Decode parses data as YAML, expands ${VAR} references with lookup and
+// decodes the result into out strictly.
+func Decode(data []byte, out any, lookup func(string) (string, bool)) error {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return &Error{Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	if len(root.Content) == 0 {
+		return &Error{Msg: "the configuration file is empty"}
+	}
+	if err := expandNode(root.Content[0], "", lookup); err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	if err := enc.Encode(root.Content[0]); err != nil {
+		return fmt.Errorf("re-encoding config: %w", err)
+	}
+	dec := yaml.NewDecoder(&buf)
+	dec.KnownFields(true)
+	if err := dec.Decode(out); err != nil {
+		return describeDecodeError(err, root.Content[0])
+	}
+	return nil
+}
+
+// Keys returns the top-level keys of a YAML mapping document, used to tell a
+// shipper configuration from an aggregator one.
+func Keys(data []byte) ([]string, error) {
+	var m map[string]yaml.Node
+	if err := yaml.Unmarshal(data, &m); err != nil {
+		return nil, &Error{Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+func expandNode(n *yaml.Node, key string, lookup func(string) (string, bool)) error {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := expandNode(n.Content[i+1], Join(key, n.Content[i].Value), lookup); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if err := expandNode(c, Index(key, i), lookup); err != nil {
+				return err
+			}
+		}
+	case yaml.ScalarNode:
+		if !strings.Contains(n.Value, "${") {
+			return nil
+		}
+		v, err := expand(n.Value, lookup)
+		if err != nil {
+			return &Error{Key: key, Msg: err.Error()}
+		}
+		n.Value = v
+		// An expanded value is data, never YAML syntax: keep it a string
+		// unless it reads as a plain number or boolean.
+		if n.Tag == "!!str" || n.Style != 0 {
+			return nil
+		}
+		n.Tag = ""
+	}
+	return nil
+}
+
+// expand substitutes ${VAR} and ${VAR:-default} in s.
+func expand(s string, lookup func(string) (string, bool)) (string, error) {
+	var firstErr error
+	out := envRef.ReplaceAllStringFunc(s, func(ref string) string {
+		m := envRef.FindStringSubmatch(ref)
+		if v, ok := lookup(m[1]); ok && (v != "" || m[2] == "") {
+			return v
+		}
+		if m[2] != "" {
+			return m[3]
+		}
+		if firstErr == nil {
+			firstErr = fmt.Errorf("environment variable %s is not set; set it or give a default as ${%s:-value}", m[1], m[1])
+		}
+		return ""
+	})
+	return out, firstErr
+}
+
+var (
+	unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type (\S+)`)
+	badValue     = regexp.MustCompile(`line (\d+): cannot unmarshal !!(\w+) ` + "`" + `?([^` + "`" + `]*)` + "`" + `? into (\S+)`)
+)
+
+// describeDecodeError turns yaml's type errors into messages that name the
+// key path.
+func describeDecodeError(err error, root *yaml.Node) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return &Error{Msg: err.Error()}
+	}
+	msgs := make([]string, 0, len(te.Errors))
+	for _, e := range te.Errors {
+		if m := unknownField.FindStringSubmatch(e); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			msgs = append(msgs, fmt.Sprintf("%s: unknown key; check its spelling and the configuration reference in README.md",
+				Join(keyAtLine(root, "", line), m[2])))
+			continue
+		}
+		if m := badValue.FindStringSubmatch(e); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			msgs = append(msgs, fmt.Sprintf("%s: %q is not a valid %s", valueKeyAtLine(root, "", line), m[3], humanType(m[4])))
+			continue
+		}
+		msgs = append(msgs, e)
+	}
+	return &Error{Msg: strings.Join(msgs, "; ")}
+}
+
+func humanType(goType string) string {
+	switch {
+	case strings.Contains(goType, "Duration"):
+		return "duration (write it like 5s, 250ms or 1m)"
+	case strings.HasPrefix(goType, "[]"):
+		return "list"
+	case strings.HasPrefix(goType, "map"), strings.Contains(goType, "."):
+		return "mapping"
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"):
+		return "whole number"
+	case strings.HasPrefix(goType, "float"):
+		return "number"
+	case goType == "bool":
+		return "boolean (true or false)"
+	}
+	return goType
+}
+
+// keyAtLine finds the path of the mapping that holds a key on line.
+func keyAtLine(n *yaml.Node, key string, line int) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Line == line {
+				return key
+			}
+			if p := keyAtLine(n.Content[i+1], Join(key, n.Content[i].Value), line); p != "" {
+				return p
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if p := keyAtLine(c, Index(key, i), line); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// valueKeyAtLine finds the path of the value that starts on line.
+func valueKeyAtLine(n *yaml.Node, key string, line int) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if v.Kind == yaml.ScalarNode && v.Line == line {
+				return Join(key, k.Value)
+			}
+			if p := valueKeyAtLine(v, Join(key, k.Value), line); p != "" {
+				return p
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if c.Kind == yaml.ScalarNode && c.Line == line {
+				return Index(key, i)
+			}
+			if p := valueKeyAtLine(c, Index(key, i), line); p != "" {
+				return p
+			}
+		}
+	}
+	return fmt.Sprintf("line %d", line)
+}

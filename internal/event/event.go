@@ -1,0 +1,194 @@
+// Package event defines Sluice's Kafka wire format: the record one log line
+// travels in from the shipper to the aggregator.
+//
+// A record's value is the raw line, unchanged. Its key is the identity of the
+// file the line came from, so every line of one file lands in one partition,
+// in order. Metadata travels in headers:
+//
+//	sluice.v       wire format version ("1")
+//	sluice.type    document type of the input (service, nginx, ...)
+//	sluice.node    node name of the shipper
+//	sluice.path    path of the source file
+//	sluice.file    stable identity of the source file
+//	sluice.offset  byte offset of the line's first byte in the file (decimal)
+//	sluice.time    time the shipper read the line (Unix nanoseconds, decimal)
+//	sluice.fields  static and path fields, a JSON object of strings
+//	sluice.flags   comma-separated flags, e.g. "truncated"
+//
+// Headers a decoder does not know are ignored, so the format can grow.
+package event
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Version is the wire format version written in the sluice.v header.
+const Version = "1"
+
+// Header names.
+const (
+	HeaderVersion = "sluice.v"
+	HeaderType    = "sluice.type"
+	HeaderNode    = "sluice.node"
+	HeaderPath    = "sluice.path"
+	HeaderFile    = "sluice.file"
+	HeaderOffset  = "sluice.offset"
+	HeaderTime    = "sluice.time"
+	HeaderFields  = "sluice.fields"
+	HeaderFlags   = "sluice.flags"
+)
+
+// Flags a line may carry.
+const (
+	// FlagTruncated marks a line cut at the configured maximum length.
+	FlagTruncated = "truncated"
+	// FlagUnterminated marks a final line shipped without its newline after
+	// the file stayed idle.
+	FlagUnterminated = "unterminated"
+)
+
+// ErrMalformed is returned by Decode for records that are not Sluice events.
+var ErrMalformed = errors.New("malformed sluice record")
+
+// Event is one log line and where it came from.
+type Event struct {
+	Type     string
+	Node     string
+	Path     string
+	FileID   string
+	Offset   int64
+	ReadTime time.Time
+	// Fields are the input's static fields and the fields taken from the
+	// path; they are shared between the events of one file and must not be
+	// modified.
+	Fields map[string]string
+	Flags  []string
+	Line   []byte
+}
+
+// HasFlag reports whether e carries flag.
+func (e *Event) HasFlag(flag string) bool {
+	for _, f := range e.Flags {
+		if f == flag {
+			return true
+		}
+	}
+	return false
+}
+
+// Field returns the named event field: type, node, path or a static or path
+// field. It is what topic and index templates are expanded over.
+func (e *Event) Field(name string) (string, bool) {
+	switch name {
+	case "type":
+		return e.Type, true
+	case "node":
+		return e.Node, true
+	case "path":
+		return e.Path, true
+	}
+	v, ok := e.Fields[name]
+	return v, ok
+}
+
+// EncodeFields renders static and path fields as the sluice.fields header
+// value. Shippers compute it once per file.
+func EncodeFields(fields map[string]string) []byte {
+	if len(fields) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(fields) // map[string]string always marshals
+	return b
+}
+
+// Record builds the Kafka record for e. fieldsHeader is EncodeFields(e.Fields),
+// passed in so that it is computed once per file rather than once per line.
+func (e *Event) Record(topic string, fieldsHeader []byte) *kgo.Record {
+	h := make([]kgo.RecordHeader, 0, 9)
+	h = append(h,
+		kgo.RecordHeader{Key: HeaderVersion, Value: []byte(Version)},
+		kgo.RecordHeader{Key: HeaderType, Value: []byte(e.Type)},
+		kgo.RecordHeader{Key: HeaderNode, Value: []byte(e.Node)},
+		kgo.RecordHeader{Key: HeaderPath, Value: []byte(e.Path)},
+		kgo.RecordHeader{Key: HeaderFile, Value: []byte(e.FileID)},
+		kgo.RecordHeader{Key: HeaderOffset, Value: strconv.AppendInt(nil, e.Offset, 10)},
+		kgo.RecordHeader{Key: HeaderTime, Value: strconv.AppendInt(nil, e.ReadTime.UnixNano(), 10)},
+	)
+	if len(fieldsHeader) > 0 {
+		h = append(h, kgo.RecordHeader{Key: HeaderFields, Value: fieldsHeader})
+	}
+	if len(e.Flags) > 0 {
+		h = append(h, kgo.RecordHeader{Key: HeaderFlags, Value: []byte(strings.Join(e.Flags, ","))})
+	}
+	return &kgo.Record{Topic: topic, Key: []byte(e.FileID), Value: e.Line, Headers: h}
+}
+
+// Decode reads an Event back from a record produced by Record.
+func Decode(r *kgo.Record) (Event, error) {
+	e := Event{Line: r.Value}
+	var haveFile, haveOffset bool
+	for _, h := range r.Headers {
+		switch h.Key {
+		case HeaderType:
+			e.Type = string(h.Value)
+		case HeaderNode:
+			e.Node = string(h.Value)
+		case HeaderPath:
+			e.Path = string(h.Value)
+		case HeaderFile:
+			e.FileID, haveFile = string(h.Value), true
+		case HeaderOffset:
+			off, err := strconv.ParseInt(string(h.Value), 10, 64)
+			if err != nil {
+				return e, fmt.Errorf("%w: header %s: %v", ErrMalformed, HeaderOffset, err)
+			}
+			e.Offset, haveOffset = off, true
+		case HeaderTime:
+			ns, err := strconv.ParseInt(string(h.Value), 10, 64)
+			if err != nil {
+				return e, fmt.Errorf("%w: header %s: %v", ErrMalformed, HeaderTime, err)
+			}
+			e.ReadTime = time.Unix(0, ns)
+		case HeaderFields:
+			if err := json.Unmarshal(h.Value, &e.Fields); err != nil {
+				return e, fmt.Errorf("%w: header %s: %v", ErrMalformed, HeaderFields, err)
+			}
+		case HeaderFlags:
+			if len(h.Value) > 0 {
+				e.Flags = strings.Split(string(h.Value), ",")
+			}
+		}
+	}
+	if !haveFile || !haveOffset || e.Type == "" {
+		return e, fmt.Errorf("%w: missing %s, %s or %s header", ErrMalformed, HeaderType, HeaderFile, HeaderOffset)
+	}
+	return e, nil
+}
+
+// DocID returns the deterministic Elasticsearch document id of the line at
+// offset in file fileID on node: a re-delivered line gets the same id and
+// overwrites itself instead of being indexed twice.
+func DocID(node, fileID string, offset int64) string {
+	h := sha256.New()
+	h.Write([]byte(node))
+	h.Write([]byte{0})
+	h.Write([]byte(fileID))
+	var off [8]byte
+	binary.BigEndian.PutUint64(off[:], uint64(offset))
+	h.Write(off[:])
+	var sum [sha256.Size]byte
+	return base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0])[:15])
+}
+
+// DocID returns the deterministic document id of e.
+func (e *Event) DocID() string { return DocID(e.Node, e.FileID, e.Offset) }

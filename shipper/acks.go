@@ -1,0 +1,65 @@
+package shipper
+
+import "sync"
+
+// ackTracker turns Kafka acknowledgements, which may complete out of order,
+// into an in-order acknowledged offset for one file generation: the offset
+// only moves over a line once every earlier line is acknowledged too.
+type ackTracker struct {
+	mu      sync.Mutex
+	next    uint64 // sequence number of the next line sent
+	base    uint64 // sequence number of pending[0]
+	pending []pendingLine
+	acked   int64
+}
+
+type pendingLine struct {
+	end  int64
+	done bool
+}
+
+func newAckTracker(offset int64) *ackTracker { return &ackTracker{acked: offset} }
+
+// sent registers a line ending at end and returns its sequence number.
+func (t *ackTracker) sent(end int64) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.pending = append(t.pending, pendingLine{end: end})
+	seq := t.next
+	t.next++
+	return seq
+}
+
+// ack marks line seq acknowledged. It returns the new in-order acknowledged
+// offset and whether it moved.
+func (t *ackTracker) ack(seq uint64) (int64, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.pending[seq-t.base].done = true
+	moved := false
+	i := 0
+	for i < len(t.pending) && t.pending[i].done {
+		t.acked = t.pending[i].end
+		moved = true
+		i++
+	}
+	if i > 0 {
+		t.pending = t.pending[i:]
+		t.base += uint64(i)
+	}
+	return t.acked, moved
+}
+
+// outstanding is the number of lines sent and not yet acknowledged in order.
+func (t *ackTracker) outstanding() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.pending)
+}
+
+// offset is the in-order acknowledged offset.
+func (t *ackTracker) offset() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.acked
+}

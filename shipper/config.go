@@ -1,0 +1,235 @@
+package shipper
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sluicelog/sluice/internal/config"
+	"github.com/sluicelog/sluice/internal/template"
+)
+
+// Config is the configuration of `sluice ship`.
+type Config struct {
+	// Node names this machine in every event; default $NODE_NAME, else the
+	// host name.
+	Node string `yaml:"node"`
+	// Registry is the directory holding the offsets registry.
+	Registry string        `yaml:"registry"`
+	Inputs   []InputConfig `yaml:"inputs"`
+	Kafka    KafkaConfig   `yaml:"kafka"`
+	HTTP     HTTPConfig    `yaml:"http"`
+	Log      LogConfig     `yaml:"log"`
+
+	// ScanInterval is how often globs are re-scanned and open files polled
+	// for new data (default 1s).
+	ScanInterval time.Duration `yaml:"scan_interval"`
+	// RegistryFlush is the longest time an acknowledged offset waits before
+	// it is written to disk (default 1s).
+	RegistryFlush time.Duration `yaml:"registry_flush"`
+	// MaxLineBytes cuts longer lines and flags them (default 1 MiB).
+	MaxLineBytes int `yaml:"max_line_bytes"`
+	// MaxInFlightBytes bounds the bytes read but not yet acknowledged by
+	// Kafka (default 16 MiB). When reached, reading waits.
+	MaxInFlightBytes int64 `yaml:"max_in_flight_bytes"`
+	// UnterminatedLineAfter is how long a final line without a newline
+	// waits for the rest before it is shipped as it is (default 5s).
+	UnterminatedLineAfter time.Duration `yaml:"unterminated_line_after"`
+	// CloseRemovedAfter is how long a file no longer found by the globs
+	// (renamed away or deleted) is kept open after its last data, so that
+	// late writes are read; then its handle is released (default 30s).
+	CloseRemovedAfter time.Duration `yaml:"close_removed_after"`
+	// CleanAfter is how long the registry remembers a file that is gone
+	// (default 24h).
+	CleanAfter time.Duration `yaml:"clean_after"`
+	// ShutdownTimeout bounds how long a SIGTERM waits for in-flight lines.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// InputConfig is one kind of file to tail.
+type InputConfig struct {
+	// Type is the document type, e.g. service or nginx.
+	Type string `yaml:"type"`
+	// Paths are globs of files to tail.
+	Paths []string `yaml:"paths"`
+	// Exclude are globs of files to leave alone even if Paths match them.
+	Exclude []string `yaml:"exclude"`
+	// Fields are static fields attached to every line.
+	Fields map[string]string `yaml:"fields"`
+	// PathFields turns path segments into fields, e.g.
+	// /var/log/services/{environment}/{customer}/{service}/
+	PathFields string `yaml:"path_fields"`
+}
+
+// KafkaConfig is where and how lines are produced.
+type KafkaConfig struct {
+	Brokers []string `yaml:"brokers"`
+	// Topic is a template over the event's fields (default logs-{type}).
+	Topic string `yaml:"topic"`
+	// Partitions and ReplicationFactor are used when the shipper creates a
+	// missing topic (defaults 6 and -1, the broker's default).
+	Partitions        int32 `yaml:"partitions"`
+	ReplicationFactor int16 `yaml:"replication_factor"`
+	// Compression: zstd (default), lz4, snappy, gzip or none.
+	Compression string `yaml:"compression"`
+	// Linger is how long a batch waits for more records (default 5ms).
+	Linger time.Duration `yaml:"linger"`
+	// BatchBytes is the largest record batch (default 1 MiB + line limit).
+	BatchBytes int32 `yaml:"batch_bytes"`
+}
+
+// HTTPConfig is where /metrics, /healthz and /readyz are served.
+type HTTPConfig struct {
+	Listen string `yaml:"listen"`
+}
+
+// LogConfig sets the process's own logging.
+type LogConfig struct {
+	Level string `yaml:"level"`
+}
+
+// Defaults for local use.
+const (
+	DefaultBroker = "127.0.0.1:9092"
+	DefaultListen = "127.0.0.1:9600"
+	DefaultTopic  = "logs-{type}"
+)
+
+// SetDefaults fills unset values.
+func (c *Config) SetDefaults() {
+	if c.Node == "" {
+		c.Node = os.Getenv("NODE_NAME")
+	}
+	if c.Node == "" {
+		c.Node, _ = os.Hostname()
+	}
+	if len(c.Kafka.Brokers) == 0 {
+		c.Kafka.Brokers = []string{DefaultBroker}
+	}
+	if c.Kafka.Topic == "" {
+		c.Kafka.Topic = DefaultTopic
+	}
+	if c.Kafka.Partitions == 0 {
+		c.Kafka.Partitions = 6
+	}
+	if c.Kafka.ReplicationFactor == 0 {
+		c.Kafka.ReplicationFactor = -1
+	}
+	if c.Kafka.Compression == "" {
+		c.Kafka.Compression = "zstd"
+	}
+	if c.Kafka.Linger == 0 {
+		c.Kafka.Linger = 5 * time.Millisecond
+	}
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = DefaultListen
+	}
+	if c.ScanInterval == 0 {
+		c.ScanInterval = time.Second
+	}
+	if c.RegistryFlush == 0 {
+		c.RegistryFlush = time.Second
+	}
+	if c.MaxLineBytes == 0 {
+		c.MaxLineBytes = 1 << 20
+	}
+	if c.MaxInFlightBytes == 0 {
+		c.MaxInFlightBytes = 16 << 20
+	}
+	if c.Kafka.BatchBytes == 0 {
+		c.Kafka.BatchBytes = int32(1<<20 + c.MaxLineBytes)
+	}
+	if c.UnterminatedLineAfter == 0 {
+		c.UnterminatedLineAfter = 5 * time.Second
+	}
+	if c.CloseRemovedAfter == 0 {
+		c.CloseRemovedAfter = 30 * time.Second
+	}
+	if c.CleanAfter == 0 {
+		c.CleanAfter = 24 * time.Hour
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+}
+
+// Validate rejects values the shipper cannot run with. Call SetDefaults
+// first.
+func (c *Config) Validate() error {
+	if c.Registry == "" {
+		return config.Errorf("registry", "is required: the directory where file offsets are kept, e.g. /var/lib/sluice")
+	}
+	if len(c.Inputs) == 0 {
+		return config.Errorf("inputs", "is required: list at least one input with a type and paths")
+	}
+	for i := range c.Inputs {
+		if err := c.Inputs[i].validate(config.Index("inputs", i)); err != nil {
+			return err
+		}
+	}
+	for i, b := range c.Kafka.Brokers {
+		if !strings.Contains(b, ":") {
+			return config.Errorf(config.Index("kafka.brokers", i), "%q has no port; write host:port, e.g. kafka:9092", b)
+		}
+	}
+	if _, err := template.Parse(c.Kafka.Topic); err != nil {
+		return config.Errorf("kafka.topic", "%v", err)
+	}
+	if c.Kafka.Partitions < 1 {
+		return config.Errorf("kafka.partitions", "must be at least 1, got %d", c.Kafka.Partitions)
+	}
+	if c.Kafka.ReplicationFactor < -1 {
+		return config.Errorf("kafka.replication_factor", "must be -1 (the broker's default) or at least 1, got %d", c.Kafka.ReplicationFactor)
+	}
+	if _, err := compressionCodec(c.Kafka.Compression); err != nil {
+		return config.Errorf("kafka.compression", "%v", err)
+	}
+	if c.Kafka.Linger < 0 {
+		return config.Errorf("kafka.linger", "must not be negative")
+	}
+	if int(c.Kafka.BatchBytes) < c.MaxLineBytes+64<<10 {
+		return config.Errorf("kafka.batch_bytes", "%d is smaller than max_line_bytes plus 64 KiB of headers; raise it or lower max_line_bytes", c.Kafka.BatchBytes)
+	}
+	if c.MaxLineBytes < 1024 {
+		return config.Errorf("max_line_bytes", "must be at least 1024, got %d", c.MaxLineBytes)
+	}
+	if c.MaxInFlightBytes < int64(c.MaxLineBytes)*2 {
+		return config.Errorf("max_in_flight_bytes", "must be at least twice max_line_bytes (%d)", c.MaxLineBytes)
+	}
+	for key, d := range map[string]time.Duration{"scan_interval": c.ScanInterval, "registry_flush": c.RegistryFlush, "shutdown_timeout": c.ShutdownTimeout,
+		"unterminated_line_after": c.UnterminatedLineAfter, "close_removed_after": c.CloseRemovedAfter, "clean_after": c.CleanAfter} {
+		if d <= 0 {
+			return config.Errorf(key, "must be a positive duration such as 1s")
+		}
+	}
+	return nil
+}
+
+func (in *InputConfig) validate(key string) error {
+	if in.Type == "" {
+		return config.Errorf(config.Join(key, "type"), "is required: the document type, e.g. service or nginx")
+	}
+	if template.IndexValue(in.Type) != in.Type {
+		return config.Errorf(config.Join(key, "type"), "%q must be lower case letters, digits, '-' or '_'", in.Type)
+	}
+	if len(in.Paths) == 0 {
+		return config.Errorf(config.Join(key, "paths"), "is required: list globs of files to tail")
+	}
+	for j, p := range in.Paths {
+		if _, err := filepath.Match(p, ""); err != nil || !filepath.IsAbs(p) {
+			return config.Errorf(config.Index(config.Join(key, "paths"), j), "%q must be an absolute path glob such as /var/log/app/*.log", p)
+		}
+	}
+	for j, p := range in.Exclude {
+		if _, err := filepath.Match(p, ""); err != nil {
+			return config.Errorf(config.Index(config.Join(key, "exclude"), j), "%q is not a valid glob: %v", p, err)
+		}
+	}
+	if in.PathFields != "" {
+		if _, err := compilePathFields(in.PathFields); err != nil {
+			return config.Errorf(config.Join(key, "path_fields"), "%v", err)
+		}
+	}
+	return nil
+}

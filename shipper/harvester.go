@@ -1,0 +1,243 @@
+package shipper
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluicelog/sluice/internal/event"
+)
+
+// harvester reads one file from its acknowledged offset to its end and
+// keeps following it: new lines, truncation, rename and removal.
+type harvester struct {
+	sh    *Shipper
+	input *input
+	f     *os.File
+	di    devIno
+	log   *zap.Logger
+
+	fields       map[string]string
+	fieldsHeader []byte
+	topic        string
+
+	path     atomic.Pointer[string]
+	lastSeen atomic.Int64 // unix nanos of the last scan that found the file
+	wake     chan struct{}
+	size     atomic.Int64               // last size seen, for the lag metric
+	genp     atomic.Pointer[generation] // gen, for the lag metric
+
+	// Owned by the run goroutine.
+	gen      *generation
+	reader   *lineReader
+	lastSize int64
+	lastData time.Time
+}
+
+// generation is one content generation of a file: a new one starts when the
+// file is truncated.
+type generation struct {
+	id   string
+	fp   fingerprint
+	acks *ackTracker
+}
+
+func (h *harvester) currentPath() string { return *h.path.Load() }
+
+func (h *harvester) seen(path string, now time.Time) {
+	if old := h.currentPath(); old != path {
+		h.path.Store(&path)
+		h.sh.registry.update(h.gen.id, func(e *registryEntry) { e.Path = path })
+		h.log.Info("file renamed", zap.String("from", old), zap.String("to", path))
+		h.sh.metrics.rotations.Inc()
+	}
+	h.lastSeen.Store(now.UnixNano())
+}
+
+// notify wakes the harvester early (new data or a scan).
+func (h *harvester) notify() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (h *harvester) run(ctx context.Context) error {
+	if err := h.sh.producer.ensureTopic(ctx, h.topic); err != nil {
+		return err
+	}
+	const minPoll = 25 * time.Millisecond
+	poll := minPoll
+	for {
+		progressed, err := h.readAvailable(ctx)
+		if err != nil {
+			return err
+		}
+		if progressed {
+			poll = minPoll
+			continue
+		}
+		release, err := h.idle(ctx)
+		if err != nil || release {
+			return err
+		}
+		t := time.NewTimer(poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-h.wake:
+			t.Stop()
+		case <-t.C:
+			poll = min(poll*2, h.sh.cfg.ScanInterval)
+		}
+	}
+}
+
+// readBurst bounds the lines read from one file before other files get a
+// turn.
+const readBurst = 4096
+
+// readAvailable ships the complete lines available now, up to readBurst.
+func (h *harvester) readAvailable(ctx context.Context) (bool, error) {
+	n := 0
+	for n < readBurst {
+		if ctx.Err() != nil {
+			return false, nil
+		}
+		l, ok, err := h.reader.next()
+		if err != nil {
+			return n > 0, fmt.Errorf("reading %s: %w", h.currentPath(), err)
+		}
+		if !ok {
+			break
+		}
+		if err := h.ship(ctx, l, nil); err != nil {
+			return false, nil // ctx done: stop, the registry keeps the line
+		}
+		n++
+	}
+	if n > 0 {
+		h.lastData = time.Now()
+	}
+	return n > 0, nil
+}
+
+// ship produces one line.
+func (h *harvester) ship(ctx context.Context, l line, flags []string) error {
+	size := int64(len(l.Data))
+	if err := h.sh.producer.acquire(ctx, size); err != nil {
+		return err
+	}
+	if l.Truncated {
+		flags = append(flags, event.FlagTruncated)
+		h.sh.metrics.linesCut.WithLabelValues(h.input.cfg.Type).Inc()
+	}
+	ev := event.Event{
+		Type:     h.input.cfg.Type,
+		Node:     h.sh.cfg.Node,
+		Path:     h.currentPath(),
+		FileID:   h.gen.id,
+		Offset:   l.Start,
+		ReadTime: time.Now(),
+		Fields:   h.fields,
+		Flags:    flags,
+		Line:     append([]byte(nil), l.Data...),
+	}
+	typ := h.input.cfg.Type
+	h.sh.metrics.linesRead.WithLabelValues(typ).Inc()
+	h.sh.metrics.bytesRead.WithLabelValues(typ).Add(float64(l.End - l.Start))
+	gen := h.gen
+	seq := gen.acks.sent(l.End)
+	lineBytes := float64(l.End - l.Start)
+	h.sh.producer.produce(ev.Record(h.topic, h.fieldsHeader), size, func() {
+		h.sh.metrics.linesAcked.WithLabelValues(typ).Inc()
+		h.sh.metrics.bytesAcked.WithLabelValues(typ).Add(lineBytes)
+		if off, moved := gen.acks.ack(seq); moved {
+			h.sh.registry.advance(gen.id, off)
+		}
+	})
+	return nil
+}
+
+// idle runs when no complete line is available: it detects truncation,
+// ships a long-unterminated final line, extends a short fingerprint, and
+// decides whether a file that is gone can be released.
+func (h *harvester) idle(ctx context.Context) (release bool, err error) {
+	fi, err := h.f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("stat %s: %w", h.currentPath(), err)
+	}
+	size := fi.Size()
+	if truncated, err := h.truncated(size); err != nil {
+		return false, err
+	} else if truncated {
+		return false, h.restartGeneration(size)
+	}
+	h.lastSize = size
+	h.size.Store(size)
+	if h.gen.fp.Len < fingerprintSize && size > h.gen.fp.Len {
+		if fp, err := readFingerprint(h.f); err == nil {
+			h.gen.fp = fp
+			h.sh.registry.update(h.gen.id, func(e *registryEntry) { e.Fingerprint = fp })
+		}
+	}
+	if h.reader.pending() && time.Since(h.lastData) >= h.sh.cfg.UnterminatedLineAfter {
+		if l, ok := h.reader.flushPartial(); ok {
+			if err := h.ship(ctx, l, []string{event.FlagUnterminated}); err != nil {
+				return false, nil
+			}
+			h.lastData = time.Now()
+		}
+	}
+	gone := time.Since(time.Unix(0, h.lastSeen.Load()))
+	atEnd := !h.reader.pending() && h.reader.readPosition() >= size
+	if gone >= h.sh.cfg.CloseRemovedAfter && atEnd && time.Since(h.lastData) >= h.sh.cfg.CloseRemovedAfter {
+		h.log.Info("releasing file no longer found by the inputs' globs", zap.Int64("offset", h.reader.position()))
+		return true, nil
+	}
+	return false, nil
+}
+
+// truncated reports whether the file is now shorter than what was read, or
+// no longer starts with the bytes it was fingerprinted by.
+func (h *harvester) truncated(size int64) (bool, error) {
+	if size < h.reader.readPosition() {
+		return true, nil
+	}
+	ok, err := h.gen.fp.matches(h.f)
+	if err != nil {
+		return false, fmt.Errorf("checking %s: %w", h.currentPath(), err)
+	}
+	return !ok, nil
+}
+
+// restartGeneration starts reading a truncated file again from offset 0 as
+// a new generation, counting what was written but never read.
+func (h *harvester) restartGeneration(size int64) error {
+	lost := h.lastSize - h.reader.readPosition()
+	if lost > 0 {
+		h.sh.metrics.truncatedBytesLost.Add(float64(lost))
+	}
+	h.sh.metrics.truncations.Inc()
+	h.log.Warn("file truncated; reading it again from the start",
+		zap.Int64("read_offset", h.reader.readPosition()), zap.Int64("size", size), zap.Int64("unread_bytes_lost", max(lost, 0)))
+	old := h.gen.id
+	if err := h.sh.newGeneration(h, 0); err != nil {
+		return err
+	}
+	h.sh.registry.remove(old)
+	h.reader.reset(0)
+	h.lastSize = 0
+	return nil
+}
+
+// lag is the file's size minus its acknowledged offset; safe to call from
+// any goroutine.
+func (h *harvester) lag() int64 {
+	return max(h.size.Load()-h.genp.Load().acks.offset(), 0)
+}

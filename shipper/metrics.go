@@ -1,0 +1,44 @@
+package shipper
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	linesRead, bytesRead   *prometheus.CounterVec
+	linesAcked, bytesAcked *prometheus.CounterVec
+	linesCut               *prometheus.CounterVec
+	filesOpen              prometheus.Gauge
+	filesDiscovered        prometheus.Counter
+	rotations, truncations prometheus.Counter
+	truncatedBytesLost     prometheus.Counter
+	lagBytes               prometheus.Gauge
+	produceLatency         prometheus.Histogram
+	produceErrors          prometheus.Counter
+	registryWrite          prometheus.Histogram
+	registryFailures       prometheus.Counter
+	inFlightBytes          prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		linesRead:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_shipper_lines_read_total", Help: "Lines read from files, by input type."}, []string{"type"}),
+		bytesRead:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_shipper_read_bytes_total", Help: "Bytes read from files, by input type."}, []string{"type"}),
+		linesAcked:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_shipper_lines_acked_total", Help: "Lines acknowledged by Kafka, by input type."}, []string{"type"}),
+		bytesAcked:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_shipper_acked_bytes_total", Help: "Bytes of lines acknowledged by Kafka, by input type."}, []string{"type"}),
+		linesCut:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_shipper_lines_truncated_total", Help: "Lines cut at max_line_bytes, by input type."}, []string{"type"}),
+		filesOpen:          prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_shipper_files_open", Help: "Files currently open for reading."}),
+		filesDiscovered:    prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_files_discovered_total", Help: "Files (generations) started."}),
+		rotations:          prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_rotations_total", Help: "Files seen renamed or removed while being read."}),
+		truncations:        prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_truncations_total", Help: "Files seen truncated (copytruncate or truncation in place)."}),
+		truncatedBytesLost: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_truncated_lost_bytes_total", Help: "Bytes seen in a file but truncated away before they could be read."}),
+		lagBytes:           prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_shipper_lag_bytes", Help: "Sum over open files of file size minus acknowledged offset."}),
+		produceLatency:     prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_shipper_produce_latency_seconds", Help: "Time from handing a record to the producer to Kafka's acknowledgement.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		produceErrors:      prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_produce_errors_total", Help: "Records Kafka failed to accept; they are produced again."}),
+		registryWrite:      prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_shipper_registry_write_seconds", Help: "Duration of registry writes.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 12)}),
+		registryFailures:   prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_registry_write_failures_total", Help: "Failed registry writes."}),
+		inFlightBytes:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_shipper_in_flight_bytes", Help: "Bytes read and not yet acknowledged by Kafka."}),
+	}
+	reg.MustRegister(m.linesRead, m.bytesRead, m.linesAcked, m.bytesAcked, m.linesCut, m.filesOpen, m.filesDiscovered,
+		m.rotations, m.truncations, m.truncatedBytesLost, m.lagBytes, m.produceLatency, m.produceErrors,
+		m.registryWrite, m.registryFailures, m.inFlightBytes)
+	return m
+}

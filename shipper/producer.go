@@ -1,0 +1,184 @@
+package shipper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+	"golang.org/x/sync/semaphore"
+)
+
+// producer hands records to Kafka and reports each acknowledgement back. It
+// bounds the bytes in flight: acquire blocks while the budget is spent, so a
+// slow or unreachable Kafka stops the readers and the files stay the buffer.
+type producer struct {
+	cfg     KafkaConfig
+	client  *kgo.Client
+	admin   *kadm.Client
+	log     *zap.Logger
+	metrics *metrics
+
+	budget *semaphore.Weighted
+
+	mu     sync.Mutex
+	topics map[string]bool
+	closed bool
+}
+
+// recordOverhead approximates the bytes a record costs beyond its value.
+const recordOverhead = 256
+
+func compressionCodec(name string) (kgo.CompressionCodec, error) {
+	switch name {
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "none":
+		return kgo.NoCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("%q is not a codec; use zstd, lz4, snappy, gzip or none", name)
+}
+
+func newProducer(cfg KafkaConfig, maxInFlight int64, log *zap.Logger, m *metrics) (*producer, error) {
+	codec, err := compressionCodec(cfg.Compression)
+	if err != nil {
+		return nil, err
+	}
+	client, err := kgo.NewClient(
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.RequiredAcks(kgo.AllISRAcks()), // with idempotence, the franz-go default
+		kgo.ProducerBatchCompression(codec),
+		kgo.ProducerLinger(cfg.Linger),
+		kgo.ProducerBatchMaxBytes(cfg.BatchBytes),
+		kgo.RecordRetries(-1), // retry until acknowledged; the budget bounds memory
+		kgo.RecordDeliveryTimeout(0),
+		kgo.RetryBackoffFn(backoff),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	return &producer{
+		cfg: cfg, client: client, admin: kadm.NewClient(client), log: log, metrics: m,
+		budget: semaphore.NewWeighted(maxInFlight), topics: map[string]bool{},
+	}, nil
+}
+
+// backoff grows from 100ms to 5s with the number of tries.
+func backoff(tries int) time.Duration {
+	d := 100 * time.Millisecond << min(tries, 6)
+	return min(d, 5*time.Second)
+}
+
+// ping reports whether Kafka answers, for /readyz.
+func (p *producer) ping(ctx context.Context) error { return p.client.Ping(ctx) }
+
+// ensureTopic creates topic if it does not exist, retrying until Kafka
+// answers or ctx is done.
+func (p *producer) ensureTopic(ctx context.Context, topic string) error {
+	p.mu.Lock()
+	known := p.topics[topic]
+	p.mu.Unlock()
+	if known {
+		return nil
+	}
+	for tries := 0; ; tries++ {
+		err := p.createTopic(ctx, topic)
+		if err == nil {
+			p.mu.Lock()
+			p.topics[topic] = true
+			p.mu.Unlock()
+			return nil
+		}
+		p.log.Warn("cannot create topic yet", zap.String("topic", topic), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff(tries)):
+		}
+	}
+}
+
+func (p *producer) createTopic(ctx context.Context, topic string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	// Allow a whole cut line plus headers in one record.
+	maxMessage := fmt.Sprint(p.cfg.BatchBytes + 64<<10)
+	resp, err := p.admin.CreateTopic(ctx, p.cfg.Partitions, p.cfg.ReplicationFactor,
+		map[string]*string{"max.message.bytes": &maxMessage}, topic)
+	if err != nil {
+		return fmt.Errorf("creating topic %s: %w", topic, err)
+	}
+	if resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("creating topic %s: %w", topic, resp.Err)
+	}
+	if resp.Err == nil {
+		p.log.Info("created topic", zap.String("topic", topic), zap.Int32("partitions", p.cfg.Partitions))
+	}
+	return nil
+}
+
+// acquire reserves budget for a record of size bytes, waiting while the
+// in-flight budget is spent.
+func (p *producer) acquire(ctx context.Context, size int64) error {
+	if err := p.budget.Acquire(ctx, size+recordOverhead); err != nil {
+		return err
+	}
+	p.metrics.inFlightBytes.Add(float64(size + recordOverhead))
+	return nil
+}
+
+// produce sends rec, whose budget was acquired, and calls acked once Kafka
+// acknowledged it. A failed record is produced again after a pause; its
+// budget stays held until it succeeds, or until the producer closes, in
+// which case acked is never called and the registry keeps the line unread.
+func (p *producer) produce(rec *kgo.Record, size int64, acked func()) {
+	start := time.Now()
+	var promise func(*kgo.Record, error)
+	tries := 0
+	promise = func(r *kgo.Record, err error) {
+		if err == nil {
+			p.metrics.produceLatency.Observe(time.Since(start).Seconds())
+			p.budget.Release(size + recordOverhead)
+			p.metrics.inFlightBytes.Sub(float64(size + recordOverhead))
+			acked()
+			return
+		}
+		p.mu.Lock()
+		closed := p.closed
+		p.mu.Unlock()
+		if closed || errors.Is(err, kgo.ErrClientClosed) {
+			return
+		}
+		p.metrics.produceErrors.Inc()
+		p.log.Warn("kafka did not accept a record; producing it again", zap.String("topic", r.Topic), zap.Error(err))
+		tries++
+		time.AfterFunc(backoff(tries), func() {
+			p.client.Produce(context.Background(), &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers}, promise)
+		})
+	}
+	p.client.Produce(context.Background(), rec, promise)
+}
+
+// close waits up to ctx's deadline for in-flight records, then closes.
+func (p *producer) close(ctx context.Context) error {
+	err := p.client.Flush(ctx)
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.client.Close()
+	if err != nil {
+		return fmt.Errorf("flushing records to kafka: %w", err)
+	}
+	return nil
+}

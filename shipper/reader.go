@@ -1,0 +1,147 @@
+package shipper
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// line is one line read from a file. Data excludes the newline and is only
+// valid until the next call to next.
+type line struct {
+	Data []byte
+	// Start is the offset of the line's first byte; End is the offset just
+	// past its newline (or past the bytes consumed for it).
+	Start, End int64
+	// Truncated is set when the line was longer than the limit and cut.
+	Truncated bool
+}
+
+// lineReader splits a file into lines with positional reads, so that the
+// caller always knows exactly which byte offsets a line covers and can
+// detect truncation independently.
+type lineReader struct {
+	src io.ReaderAt
+	max int
+
+	buf        []byte
+	start, end int   // unconsumed bytes are buf[start:end]
+	offset     int64 // file offset of buf[start]
+	// cut holds the first max bytes of an overlong line while the rest of
+	// it is skipped; cutStart is that line's offset.
+	cut, cutBuf []byte
+	cutStart    int64
+}
+
+func newLineReader(src io.ReaderAt, offset int64, maxLine int) *lineReader {
+	size := 64 << 10
+	if maxLine+1 > size {
+		size = maxLine + 1
+	}
+	return &lineReader{src: src, max: maxLine, buf: make([]byte, size), offset: offset}
+}
+
+// pending reports whether bytes were read that are not yet part of a
+// returned line.
+func (r *lineReader) pending() bool { return r.end > r.start || r.cut != nil }
+
+// next returns the next complete line. ok is false when no complete line is
+// available yet; the partial tail stays buffered.
+//
+// A line longer than the limit is cut: its first max bytes are kept, the
+// rest is skipped up to the next newline, and the cut line is returned only
+// then, covering the skipped bytes too, so that its end offset is a line
+// boundary and a restart resumes at the next whole line.
+func (r *lineReader) next() (l line, ok bool, err error) {
+	for {
+		if i := bytes.IndexByte(r.buf[r.start:r.end], '\n'); i >= 0 {
+			if r.cut != nil {
+				l = line{Data: r.cut, Start: r.cutStart, End: r.offset + int64(i) + 1, Truncated: true}
+				r.cut = nil
+				r.consume(i + 1)
+				return l, true, nil
+			}
+			l = line{Data: trimCR(r.buf[r.start : r.start+i]), Start: r.offset, End: r.offset + int64(i) + 1}
+			if len(l.Data) > r.max {
+				l.Data, l.Truncated = l.Data[:r.max], true
+			}
+			r.consume(i + 1)
+			return l, true, nil
+		}
+		if r.cut != nil {
+			r.consume(r.end - r.start)
+		} else if r.end-r.start >= r.max {
+			r.cut = append(r.cutBuf[:0], r.buf[r.start:r.start+r.max]...)
+			r.cutBuf = r.cut
+			r.cutStart = r.offset
+			r.consume(r.end - r.start)
+		}
+		n, err := r.fill()
+		if n == 0 {
+			return line{}, false, err
+		}
+	}
+}
+
+// flushPartial returns the buffered partial line (or the cut part of an
+// overlong one) as a line without newline, for a file that stayed idle. It
+// returns ok=false if nothing is buffered.
+func (r *lineReader) flushPartial() (line, bool) {
+	if r.cut != nil {
+		l := line{Data: r.cut, Start: r.cutStart, End: r.offset, Truncated: true}
+		r.cut = nil
+		return l, true
+	}
+	if r.end == r.start {
+		return line{}, false
+	}
+	l := line{Data: r.buf[r.start:r.end], Start: r.offset, End: r.offset + int64(r.end-r.start)}
+	r.consume(r.end - r.start)
+	return l, true
+}
+
+// position is the file offset just past the last byte consumed.
+func (r *lineReader) position() int64 { return r.offset }
+
+// readPosition is the file offset just past the last byte read.
+func (r *lineReader) readPosition() int64 { return r.offset + int64(r.end-r.start) }
+
+func (r *lineReader) consume(n int) {
+	r.start += n
+	r.offset += int64(n)
+	if r.start == r.end {
+		r.start, r.end = 0, 0
+	}
+}
+
+// fill reads more bytes after the buffered ones. It returns 0 and a nil
+// error at the end of the file.
+func (r *lineReader) fill() (int, error) {
+	if r.start > 0 && r.end == len(r.buf) {
+		copy(r.buf, r.buf[r.start:r.end])
+		r.end -= r.start
+		r.start = 0
+	}
+	if r.end == len(r.buf) {
+		return 0, fmt.Errorf("line buffer full at offset %d", r.offset)
+	}
+	n, err := r.src.ReadAt(r.buf[r.end:], r.readPosition())
+	r.end += n
+	if err != nil && !errors.Is(err, io.EOF) {
+		return n, fmt.Errorf("reading at offset %d: %w", r.readPosition(), err)
+	}
+	return n, nil
+}
+
+// reset drops buffered bytes and continues at offset (after truncation).
+func (r *lineReader) reset(offset int64) {
+	r.start, r.end, r.offset, r.cut = 0, 0, offset, nil
+}
+
+func trimCR(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\r' {
+		return b[:n-1]
+	}
+	return b
+}

@@ -1,0 +1,274 @@
+package shipper
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// registryEntry is what the shipper remembers about one file generation.
+type registryEntry struct {
+	ID          string      `json:"id"`
+	Path        string      `json:"path"`
+	Type        string      `json:"type"`
+	DevIno      devIno      `json:"dev_ino"`
+	Fingerprint fingerprint `json:"fingerprint"`
+	// Offset is the end of the last line Kafka acknowledged, in order.
+	Offset  int64     `json:"offset"`
+	Updated time.Time `json:"updated"`
+}
+
+// registryFile is the on-disk form; Checksum covers Entries so that a torn
+// or corrupted write is detected.
+type registryFile struct {
+	Version  int               `json:"version"`
+	Written  time.Time         `json:"written"`
+	Checksum uint32            `json:"checksum"`
+	Entries  []json.RawMessage `json:"entries"`
+}
+
+const (
+	registryName   = "registry.json"
+	registryBackup = "registry.json.bak"
+)
+
+// registry is the store of acknowledged offsets. Only acknowledgements move
+// an offset forward; writes are atomic (temp file, fsync, rename, directory
+// fsync) and the previous good copy is kept as a backup.
+type registry struct {
+	dir string
+
+	mu      sync.Mutex
+	entries map[string]*registryEntry
+	dirty   bool
+}
+
+// openRegistry loads the registry in dir, falling back to the backup copy
+// if the main file is torn or corrupt. recovered reports such a fallback.
+func openRegistry(dir string) (r *registry, recovered error, err error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, nil, fmt.Errorf("creating registry directory: %w", err)
+	}
+	r = &registry{dir: dir, entries: map[string]*registryEntry{}}
+	entries, errMain := readRegistryFile(filepath.Join(dir, registryName))
+	if errMain == nil {
+		r.load(entries)
+		return r, nil, nil
+	}
+	if errors.Is(errMain, os.ErrNotExist) {
+		entries, errBak := readRegistryFile(filepath.Join(dir, registryBackup))
+		if errBak == nil {
+			r.load(entries)
+			return r, fmt.Errorf("registry file missing, recovered from backup"), nil
+		}
+		return r, nil, nil
+	}
+	entries, errBak := readRegistryFile(filepath.Join(dir, registryBackup))
+	if errBak != nil {
+		return nil, nil, fmt.Errorf("registry %s is unreadable (%v) and so is its backup (%v); move both aside to start over, which re-reads files from the start",
+			filepath.Join(dir, registryName), errMain, errBak)
+	}
+	r.load(entries)
+	return r, fmt.Errorf("registry file unreadable (%v), recovered from backup", errMain), nil
+}
+
+func (r *registry) load(entries []*registryEntry) {
+	for _, e := range entries {
+		r.entries[e.ID] = e
+	}
+}
+
+func readRegistryFile(path string) ([]*registryEntry, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var f registryFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", path, err)
+	}
+	if f.Version != 1 {
+		return nil, fmt.Errorf("%s: unknown registry version %d", path, f.Version)
+	}
+	if sum := entriesChecksum(f.Entries); sum != f.Checksum {
+		return nil, fmt.Errorf("%s: checksum mismatch (torn or corrupt write)", path)
+	}
+	out := make([]*registryEntry, 0, len(f.Entries))
+	for _, raw := range f.Entries {
+		var e registryEntry
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return nil, fmt.Errorf("decoding %s entry: %w", path, err)
+		}
+		out = append(out, &e)
+	}
+	return out, nil
+}
+
+func entriesChecksum(entries []json.RawMessage) uint32 {
+	h := crc32.NewIEEE()
+	for _, e := range entries {
+		h.Write(e)
+	}
+	return h.Sum32()
+}
+
+// find returns the entry for a file at di whose fingerprint the open file
+// still matches.
+func (r *registry) find(di devIno, f *os.File) (*registryEntry, error) {
+	r.mu.Lock()
+	var candidates []registryEntry
+	for _, e := range r.entries {
+		if e.DevIno == di {
+			candidates = append(candidates, *e)
+		}
+	}
+	r.mu.Unlock()
+	for i := range candidates {
+		ok, err := candidates[i].Fingerprint.matches(f)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return &candidates[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// put stores a copy of e.
+func (r *registry) put(e registryEntry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e.Updated = time.Now()
+	r.entries[e.ID] = &e
+	r.dirty = true
+}
+
+// advance moves the acknowledged offset of file id forward.
+func (r *registry) advance(id string, offset int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.entries[id]; ok && offset > e.Offset {
+		e.Offset = offset
+		e.Updated = time.Now()
+		r.dirty = true
+	}
+}
+
+// update applies fn to the entry of file id.
+func (r *registry) update(id string, fn func(*registryEntry)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.entries[id]; ok {
+		fn(e)
+		r.dirty = true
+	}
+}
+
+func (r *registry) remove(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.entries[id]; ok {
+		delete(r.entries, id)
+		r.dirty = true
+	}
+}
+
+func (r *registry) get(id string) (registryEntry, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.entries[id]
+	if !ok {
+		return registryEntry{}, false
+	}
+	return *e, true
+}
+
+// snapshot returns copies of all entries.
+func (r *registry) snapshot() []registryEntry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]registryEntry, 0, len(r.entries))
+	for _, e := range r.entries {
+		out = append(out, *e)
+	}
+	return out
+}
+
+// flush writes the registry if it changed since the last write.
+func (r *registry) flush() error {
+	r.mu.Lock()
+	if !r.dirty {
+		r.mu.Unlock()
+		return nil
+	}
+	f := registryFile{Version: 1, Written: time.Now().UTC()}
+	for _, e := range r.entries {
+		raw, err := json.Marshal(e)
+		if err != nil {
+			r.mu.Unlock()
+			return fmt.Errorf("encoding registry entry: %w", err)
+		}
+		f.Entries = append(f.Entries, raw)
+	}
+	r.dirty = false
+	r.mu.Unlock()
+	f.Checksum = entriesChecksum(f.Entries)
+	data, err := json.Marshal(f)
+	if err != nil {
+		return fmt.Errorf("encoding registry: %w", err)
+	}
+	if err := r.writeAtomic(data); err != nil {
+		r.mu.Lock()
+		r.dirty = true
+		r.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// writeAtomic replaces the registry file with data: the current file becomes
+// the backup, the new one is written to a temporary file, synced, renamed
+// into place and the directory synced, so a crash leaves either the old or
+// the new registry whole.
+func (r *registry) writeAtomic(data []byte) error {
+	main := filepath.Join(r.dir, registryName)
+	tmp, err := os.CreateTemp(r.dir, registryName+".tmp*")
+	if err != nil {
+		return fmt.Errorf("writing registry: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing registry: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("syncing registry: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("closing registry: %w", err)
+	}
+	if err := os.Link(main, filepath.Join(r.dir, registryBackup+".new")); err == nil {
+		if err := os.Rename(filepath.Join(r.dir, registryBackup+".new"), filepath.Join(r.dir, registryBackup)); err != nil {
+			return fmt.Errorf("keeping registry backup: %w", err)
+		}
+	}
+	if err := os.Rename(tmp.Name(), main); err != nil {
+		return fmt.Errorf("replacing registry: %w", err)
+	}
+	d, err := os.Open(r.dir)
+	if err != nil {
+		return fmt.Errorf("syncing registry directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing registry directory: %w", err)
+	}
+	return nil
+}

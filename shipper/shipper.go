@@ -1,0 +1,321 @@
+// Package shipper is `sluice ship`: the node agent that tails log files and
+// produces their lines to Kafka with at-least-once delivery.
+//
+// Data flows one way: the scanner discovers files by glob, one harvester per
+// file reads lines from its acknowledged offset, and the producer hands them
+// to Kafka. Acknowledgements flow back the same way: Kafka's ack for a line
+// reaches the file's ackTracker, which moves the registry's offset only
+// over lines acknowledged in order, and the registry is written to disk
+// on an interval and at shutdown.
+package shipper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/sluicelog/sluice/internal/event"
+	"github.com/sluicelog/sluice/internal/telemetry"
+	"github.com/sluicelog/sluice/internal/template"
+)
+
+// Shipper tails the configured inputs into Kafka.
+type Shipper struct {
+	cfg      Config
+	log      *zap.Logger
+	metrics  *metrics
+	registry *registry
+	producer *producer
+	topic    *template.Template
+	inputs   []*input
+
+	mu         sync.Mutex
+	harvesters map[devIno]*harvester
+	wg         sync.WaitGroup
+}
+
+// input is one configured input, compiled.
+type input struct {
+	cfg        InputConfig
+	pathFields *pathFields
+}
+
+// New validates cfg and prepares a shipper; Run starts it.
+func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Shipper, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	topic, err := template.Parse(cfg.Kafka.Topic)
+	if err != nil {
+		return nil, fmt.Errorf("kafka.topic: %w", err)
+	}
+	s := &Shipper{cfg: cfg, log: log, metrics: newMetrics(reg), topic: topic, harvesters: map[devIno]*harvester{}}
+	for _, in := range cfg.Inputs {
+		ci := &input{cfg: in}
+		if in.PathFields != "" {
+			ci.pathFields, _ = compilePathFields(in.PathFields) // validated
+		}
+		s.inputs = append(s.inputs, ci)
+	}
+	reg2, recovered, err := openRegistry(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	if recovered != nil {
+		log.Warn("registry recovered", zap.String("dir", cfg.Registry), zap.Error(recovered))
+	}
+	s.registry = reg2
+	s.producer, err = newProducer(cfg.Kafka, cfg.MaxInFlightBytes, log, s.metrics)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// AddChecks registers the shipper's readiness checks.
+func (s *Shipper) AddChecks(srv *telemetry.Server) {
+	srv.AddCheck("kafka", s.producer.ping)
+}
+
+// Run ships until ctx is done, then stops reading, waits up to
+// ShutdownTimeout for in-flight lines and writes the registry.
+func (s *Shipper) Run(ctx context.Context) error {
+	s.log.Info("shipper starting", zap.String("node", s.cfg.Node), zap.Int("inputs", len(s.inputs)),
+		zap.Strings("brokers", s.cfg.Kafka.Brokers), zap.String("registry", s.cfg.Registry))
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	flushDone := make(chan struct{})
+	go func() {
+		defer close(flushDone)
+		s.flushLoop(readCtx)
+	}()
+
+	s.scan(readCtx)
+	ticker := time.NewTicker(s.cfg.ScanInterval)
+	defer ticker.Stop()
+loop:
+	for {
+		select {
+		case <-readCtx.Done():
+			break loop
+		case <-ticker.C:
+			s.scan(readCtx)
+		}
+	}
+	s.wg.Wait()
+	<-flushDone
+	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	errFlush := s.producer.close(shutCtx)
+	errReg := s.writeRegistry()
+	s.log.Info("shipper stopped")
+	return errors.Join(errFlush, errReg)
+}
+
+// scan discovers files matching the inputs' globs and starts a harvester
+// for each one not already being read.
+func (s *Shipper) scan(ctx context.Context) {
+	now := time.Now()
+	claimed := map[devIno]bool{}
+	for _, in := range s.inputs {
+		for _, path := range in.matches(s.log) {
+			fi, err := os.Stat(path)
+			if err != nil || !fi.Mode().IsRegular() {
+				continue
+			}
+			di, ok := statDevIno(fi)
+			if !ok || claimed[di] {
+				continue
+			}
+			claimed[di] = true
+			s.mu.Lock()
+			h := s.harvesters[di]
+			s.mu.Unlock()
+			if h != nil {
+				h.seen(path, now)
+				h.notify()
+				continue
+			}
+			if err := s.startHarvester(ctx, in, path, di, now); err != nil {
+				s.log.Warn("cannot start reading file", zap.String("path", path), zap.Error(err))
+			}
+		}
+	}
+}
+
+// matches returns the paths the input's globs find, minus exclusions.
+func (in *input) matches(log *zap.Logger) []string {
+	var out []string
+	for _, g := range in.cfg.Paths {
+		paths, err := filepath.Glob(g)
+		if err != nil {
+			log.Warn("bad glob", zap.String("glob", g), zap.Error(err))
+			continue
+		}
+	next:
+		for _, p := range paths {
+			for _, ex := range in.cfg.Exclude {
+				if ok, _ := filepath.Match(ex, p); ok {
+					continue next
+				}
+			}
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di devIno, now time.Time) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("opening: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("stat: %w", err)
+	}
+	if got, ok := statDevIno(fi); !ok || got != di {
+		f.Close()
+		return fmt.Errorf("file replaced while opening")
+	}
+	fields := map[string]string{}
+	for k, v := range in.cfg.Fields {
+		fields[k] = v
+	}
+	if in.pathFields != nil {
+		in.pathFields.extract(path, fields)
+	}
+	h := &harvester{sh: s, input: in, f: f, di: di, fields: fields, fieldsHeader: event.EncodeFields(fields), wake: make(chan struct{}, 1)}
+	h.path.Store(&path)
+	h.lastSeen.Store(now.UnixNano())
+	h.lastData = now
+	probe := event.Event{Type: in.cfg.Type, Node: s.cfg.Node, Path: path, Fields: fields}
+	h.topic = template.TopicName(s.topic.Render(probe.Field, now, template.TopicValue))
+
+	entry, err := s.registry.find(di, f)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if entry != nil && fi.Size() >= entry.Offset {
+		h.gen = &generation{id: entry.ID, fp: entry.Fingerprint, acks: newAckTracker(entry.Offset)}
+		h.genp.Store(h.gen)
+		h.reader = newLineReader(f, entry.Offset, s.cfg.MaxLineBytes)
+		if entry.Path != path {
+			s.registry.update(entry.ID, func(e *registryEntry) { e.Path = path })
+		}
+	} else {
+		if err := s.newGeneration(h, 0); err != nil {
+			f.Close()
+			return err
+		}
+		h.reader = newLineReader(f, 0, s.cfg.MaxLineBytes)
+	}
+	h.lastSize = fi.Size()
+	h.size.Store(fi.Size())
+	h.log = s.log.With(zap.String("path", path), zap.String("file_id", h.gen.id), zap.String("type", in.cfg.Type))
+	h.log.Info("reading file", zap.Int64("offset", h.reader.position()), zap.Int64("size", fi.Size()), zap.String("topic", h.topic))
+
+	s.mu.Lock()
+	s.harvesters[di] = h
+	s.mu.Unlock()
+	s.metrics.filesOpen.Inc()
+	s.metrics.filesDiscovered.Inc()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		err := h.run(ctx)
+		if err != nil && ctx.Err() == nil {
+			h.log.Error("stopped reading file", zap.Error(err))
+		}
+		s.mu.Lock()
+		delete(s.harvesters, di)
+		s.mu.Unlock()
+		s.metrics.filesOpen.Dec()
+		f.Close()
+	}()
+	return nil
+}
+
+// newGeneration gives h a new file generation starting at offset and
+// writes it to the registry at once, so that the id its lines are sent
+// under survives a crash.
+func (s *Shipper) newGeneration(h *harvester, offset int64) error {
+	fp, err := readFingerprint(h.f)
+	if err != nil {
+		return err
+	}
+	gen := &generation{id: newFileID(h.di, time.Now()), fp: fp, acks: newAckTracker(offset)}
+	s.registry.put(registryEntry{ID: gen.id, Path: h.currentPath(), Type: h.input.cfg.Type, DevIno: h.di, Fingerprint: fp, Offset: offset})
+	if err := s.writeRegistry(); err != nil {
+		return err
+	}
+	h.gen = gen
+	h.genp.Store(gen)
+	return nil
+}
+
+// flushLoop writes the registry every RegistryFlush and updates the lag
+// gauge, until ctx is done.
+func (s *Shipper) flushLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.RegistryFlush)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.writeRegistry(); err != nil {
+				s.log.Error("writing registry", zap.Error(err))
+			}
+			s.cleanRegistry()
+			s.updateLag()
+		}
+	}
+}
+
+func (s *Shipper) writeRegistry() error {
+	start := time.Now()
+	err := s.registry.flush()
+	s.metrics.registryWrite.Observe(time.Since(start).Seconds())
+	if err != nil {
+		s.metrics.registryFailures.Inc()
+	}
+	return err
+}
+
+// cleanRegistry forgets files that no harvester has and that have not
+// changed for CleanAfter.
+func (s *Shipper) cleanRegistry() {
+	s.mu.Lock()
+	live := map[string]bool{}
+	for _, h := range s.harvesters {
+		live[h.genp.Load().id] = true
+	}
+	s.mu.Unlock()
+	for _, e := range s.registry.snapshot() {
+		if !live[e.ID] && time.Since(e.Updated) > s.cfg.CleanAfter {
+			s.registry.remove(e.ID)
+			s.log.Info("forgetting file gone for a while", zap.String("path", e.Path), zap.String("file_id", e.ID))
+		}
+	}
+}
+
+func (s *Shipper) updateLag() {
+	s.mu.Lock()
+	var total int64
+	for _, h := range s.harvesters {
+		total += h.lag()
+	}
+	s.mu.Unlock()
+	s.metrics.lagBytes.Set(float64(total))
+}
