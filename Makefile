@@ -1,0 +1,52 @@
+# Sluice: make demo (try it), make test (prove it).
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+STACK := deploy/local/stack.sh
+# Integration tests share one Kafka and one Elasticsearch; two packages at a
+# time keeps a 2-core machine responsive.
+TEST_FLAGS ?= -p 2 -timeout 20m
+
+.PHONY: build test unit integration demo up down bench soak lint fuzz clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sluice ./cmd/sluice
+
+## test: unit tests, then integration tests against the real Kafka and
+## Elasticsearch (started if not running).
+test: build up
+	$(GO) vet ./...
+	$(GO) test $(TEST_FLAGS) ./...
+
+unit:
+	$(GO) test -short ./...
+
+up:
+	$(STACK) up
+
+down:
+	$(STACK) down
+
+demo: build up
+	deploy/local/demo.sh
+
+bench: build up
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+	benchmarks/run.sh
+
+soak: build up
+	SLUICE_SOAK=1 $(GO) test -run Soak -timeout 60m -v ./...
+
+fuzz:
+	@for p in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -h '^func Fuzz' $$p/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9]*\).*/\1/'); do \
+	    echo "== $$p $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-30s} $$p || exit 1; \
+	  done; done
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1; }
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin
