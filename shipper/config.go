@@ -43,6 +43,12 @@ type Config struct {
 	// CleanAfter is how long the registry remembers a file that is gone
 	// (default 24h).
 	CleanAfter time.Duration `yaml:"clean_after"`
+	// MaxOpenFiles caps the files read at once (default 1024); further
+	// files wait until others are released.
+	MaxOpenFiles int `yaml:"max_open_files"`
+	// IgnoreOlder skips the existing content of files not written for this
+	// long when they are first discovered (default 0: read everything).
+	IgnoreOlder time.Duration `yaml:"ignore_older"`
 	// ShutdownTimeout bounds how long a SIGTERM waits for in-flight lines.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -149,6 +155,9 @@ func (c *Config) SetDefaults() {
 	if c.CleanAfter == 0 {
 		c.CleanAfter = 24 * time.Hour
 	}
+	if c.MaxOpenFiles == 0 {
+		c.MaxOpenFiles = 1024
+	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
@@ -193,6 +202,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxLineBytes < 1024 {
 		return config.Errorf("max_line_bytes", "must be at least 1024, got %d", c.MaxLineBytes)
+	}
+	if c.MaxOpenFiles < 1 {
+		return config.Errorf("max_open_files", "must be at least 1, got %d", c.MaxOpenFiles)
+	}
+	if c.IgnoreOlder < 0 {
+		return config.Errorf("ignore_older", "must not be negative; 0 reads every file whole")
 	}
 	if c.MaxInFlightBytes < int64(c.MaxLineBytes)*2 {
 		return config.Errorf("max_in_flight_bytes", "must be at least twice max_line_bytes (%d)", c.MaxLineBytes)

@@ -61,8 +61,7 @@ func newProducer(cfg KafkaConfig, maxInFlight int64, log *zap.Logger, m *metrics
 		kgo.ProducerBatchCompression(codec),
 		kgo.ProducerLinger(cfg.Linger),
 		kgo.ProducerBatchMaxBytes(cfg.BatchBytes),
-		kgo.RecordRetries(-1), // retry until acknowledged; the budget bounds memory
-		kgo.RecordDeliveryTimeout(0),
+		kgo.RecordDeliveryTimeout(0), // unlimited retries (the default): the budget bounds memory
 		kgo.RetryBackoffFn(backoff),
 	)
 	if err != nil {
@@ -116,15 +115,16 @@ func (p *producer) createTopic(ctx context.Context, topic string) error {
 	maxMessage := fmt.Sprint(p.cfg.BatchBytes + 64<<10)
 	resp, err := p.admin.CreateTopic(ctx, p.cfg.Partitions, p.cfg.ReplicationFactor,
 		map[string]*string{"max.message.bytes": &maxMessage}, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if errors.Is(err, kerr.TopicAlreadyExists) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("creating topic %s: %w", topic, err)
 	}
-	if resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("creating topic %s: %w", topic, resp.Err)
-	}
-	if resp.Err == nil {
-		p.log.Info("created topic", zap.String("topic", topic), zap.Int32("partitions", p.cfg.Partitions))
-	}
+	p.log.Info("created topic", zap.String("topic", topic), zap.Int32("partitions", p.cfg.Partitions))
 	return nil
 }
 

@@ -36,8 +36,12 @@ type Shipper struct {
 	topic    *template.Template
 	inputs   []*input
 
+	watcher *watcher
+	scanNow chan struct{}
+
 	mu         sync.Mutex
 	harvesters map[devIno]*harvester
+	byPath     map[string]*harvester
 	wg         sync.WaitGroup
 }
 
@@ -57,7 +61,8 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Shipper, erro
 	if err != nil {
 		return nil, fmt.Errorf("kafka.topic: %w", err)
 	}
-	s := &Shipper{cfg: cfg, log: log, metrics: newMetrics(reg), topic: topic, harvesters: map[devIno]*harvester{}}
+	s := &Shipper{cfg: cfg, log: log, metrics: newMetrics(reg), topic: topic, harvesters: map[devIno]*harvester{},
+		byPath: map[string]*harvester{}, scanNow: make(chan struct{}, 1), watcher: newWatcher(log)}
 	for _, in := range cfg.Inputs {
 		ci := &input{cfg: in}
 		if in.PathFields != "" {
@@ -98,6 +103,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 		s.flushLoop(readCtx)
 	}()
 
+	go s.watcher.run(readCtx, s.written, s.requestScan)
 	s.scan(readCtx)
 	ticker := time.NewTicker(s.cfg.ScanInterval)
 	defer ticker.Stop()
@@ -107,8 +113,9 @@ loop:
 		case <-readCtx.Done():
 			break loop
 		case <-ticker.C:
-			s.scan(readCtx)
+		case <-s.scanNow:
 		}
+		s.scan(readCtx)
 	}
 	s.wg.Wait()
 	<-flushDone
@@ -120,13 +127,34 @@ loop:
 	return errors.Join(errFlush, errReg)
 }
 
+// requestScan asks the scan loop for an early scan.
+func (s *Shipper) requestScan() {
+	select {
+	case s.scanNow <- struct{}{}:
+	default:
+	}
+}
+
+// written wakes the harvester reading path, if any.
+func (s *Shipper) written(path string) {
+	s.mu.Lock()
+	h := s.byPath[path]
+	s.mu.Unlock()
+	if h != nil {
+		h.notify()
+	}
+}
+
 // scan discovers files matching the inputs' globs and starts a harvester
 // for each one not already being read.
 func (s *Shipper) scan(ctx context.Context) {
 	now := time.Now()
 	claimed := map[devIno]bool{}
 	for _, in := range s.inputs {
-		for _, path := range in.matches(s.log) {
+		paths := in.matches(s.log)
+		s.watcher.watchDirs(paths)
+		s.watcher.watchDirs(in.cfg.Paths) // globs' own directories, when they are literal
+		for _, path := range paths {
 			fi, err := os.Stat(path)
 			if err != nil || !fi.Mode().IsRegular() {
 				continue
@@ -141,7 +169,14 @@ func (s *Shipper) scan(ctx context.Context) {
 			s.mu.Unlock()
 			if h != nil {
 				h.seen(path, now)
+				s.mu.Lock()
+				s.byPath[path] = h
+				s.mu.Unlock()
 				h.notify()
+				continue
+			}
+			if s.openFiles() >= s.cfg.MaxOpenFiles {
+				s.log.Warn("max_open_files reached; file waits for another to be released", zap.String("path", path))
 				continue
 			}
 			if err := s.startHarvester(ctx, in, path, di, now); err != nil {
@@ -214,11 +249,18 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 			s.registry.update(entry.ID, func(e *registryEntry) { e.Path = path })
 		}
 	} else {
-		if err := s.newGeneration(h, 0); err != nil {
+		// A file never seen before is read from its start, unless it was
+		// last written longer than ignore_older ago: then only what is
+		// written from now on is read.
+		start := int64(0)
+		if s.cfg.IgnoreOlder > 0 && time.Since(fi.ModTime()) > s.cfg.IgnoreOlder {
+			start = fi.Size()
+		}
+		if err := s.newGeneration(h, start); err != nil {
 			f.Close()
 			return err
 		}
-		h.reader = newLineReader(f, 0, s.cfg.MaxLineBytes)
+		h.reader = newLineReader(f, start, s.cfg.MaxLineBytes)
 	}
 	h.lastSize = fi.Size()
 	h.size.Store(fi.Size())
@@ -227,6 +269,7 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 
 	s.mu.Lock()
 	s.harvesters[di] = h
+	s.byPath[path] = h
 	s.mu.Unlock()
 	s.metrics.filesOpen.Inc()
 	s.metrics.filesDiscovered.Inc()
@@ -239,11 +282,22 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 		}
 		s.mu.Lock()
 		delete(s.harvesters, di)
+		for p, ph := range s.byPath {
+			if ph == h {
+				delete(s.byPath, p)
+			}
+		}
 		s.mu.Unlock()
 		s.metrics.filesOpen.Dec()
 		f.Close()
 	}()
 	return nil
+}
+
+func (s *Shipper) openFiles() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.harvesters)
 }
 
 // newGeneration gives h a new file generation starting at offset and
