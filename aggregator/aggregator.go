@@ -1,0 +1,314 @@
+// Package aggregator is `sluice aggregate`: a Kafka consumer group member
+// that parses each line by its document type and bulk-indexes it into
+// Elasticsearch.
+//
+// Data flows one way: poll a batch of records, decode each into an event,
+// parse it into a document, route it to its index, and bulk-index the
+// batch. Acknowledgements flow back: a batch's offsets are committed only
+// once every one of its documents is acknowledged by Elasticsearch or
+// written to the dead-letter topic. Rebalances wait while a batch is in
+// flight, so a partition is never handed over with uncommitted work that
+// this member would then also commit.
+package aggregator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/sluicelog/sluice/internal/event"
+	"github.com/sluicelog/sluice/internal/telemetry"
+	"github.com/sluicelog/sluice/internal/template"
+)
+
+// Headers added to dead-lettered records.
+const (
+	HeaderDLQStatus = "sluice.dlq.status"
+	HeaderDLQReason = "sluice.dlq.reason"
+	HeaderDLQTopic  = "sluice.dlq.topic"
+	HeaderDLQIndex  = "sluice.dlq.index"
+)
+
+// Aggregator consumes Sluice events from Kafka into Elasticsearch.
+type Aggregator struct {
+	cfg     Config
+	log     *zap.Logger
+	metrics *metrics
+	parsers *parsers
+	index   *template.Template
+	client  *kgo.Client
+	es      *elasticsearch.Client
+	bulk    *bulkIndexer
+}
+
+// New validates cfg and prepares an aggregator; Run starts it.
+func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggregator, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ps, err := newParsers(cfg.Parsers)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := template.Parse(cfg.Elasticsearch.Index)
+	if err != nil {
+		return nil, fmt.Errorf("elasticsearch.index: %w", err)
+	}
+	client, err := kgo.NewClient(
+		kgo.SeedBrokers(cfg.Kafka.Brokers...),
+		kgo.ConsumerGroup(cfg.Kafka.Group),
+		kgo.ConsumeTopics(cfg.Kafka.Topics...),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchMaxBytes(32<<20),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	es, err := elasticsearch.NewClient(elasticsearch.Config{
+		Addresses:     cfg.Elasticsearch.Addresses,
+		Username:      cfg.Elasticsearch.Username,
+		Password:      cfg.Elasticsearch.Password,
+		APIKey:        cfg.Elasticsearch.APIKey,
+		RetryOnStatus: []int{502, 503, 504},
+		MaxRetries:    2,
+	})
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("elasticsearch client: %w", err)
+	}
+	m := newMetrics(reg)
+	return &Aggregator{
+		cfg: cfg, log: log, metrics: m, parsers: ps, index: idx, client: client, es: es,
+		bulk: &bulkIndexer{es: es, action: cfg.Elasticsearch.Action, maxBytes: cfg.Elasticsearch.BulkBytes,
+			retryMax: cfg.Elasticsearch.RetryMax, log: log, metrics: m},
+	}, nil
+}
+
+// AddChecks registers the aggregator's readiness checks.
+func (a *Aggregator) AddChecks(srv *telemetry.Server) {
+	srv.AddCheck("kafka", func(ctx context.Context) error { return a.client.Ping(ctx) })
+	srv.AddCheck("elasticsearch", a.pingES)
+}
+
+func (a *Aggregator) pingES(ctx context.Context) error {
+	res, err := a.es.Cluster.Health(a.es.Cluster.Health.WithContext(ctx))
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("cluster health: %s", res.Status())
+	}
+	return nil
+}
+
+// Run consumes until ctx is done. Work in flight when ctx ends is abandoned
+// uncommitted; it is consumed again by whoever owns the partition next.
+func (a *Aggregator) Run(ctx context.Context) error {
+	defer func() {
+		// A rebalance blocked by the last poll would hold up leaving the
+		// group: uncommitted work is abandoned, so allow it and leave.
+		a.client.AllowRebalance()
+		a.client.Close()
+		a.log.Info("aggregator stopped")
+	}()
+	a.log.Info("aggregator starting", zap.Strings("topics", a.cfg.Kafka.Topics), zap.String("group", a.cfg.Kafka.Group),
+		zap.Strings("elasticsearch", a.cfg.Elasticsearch.Addresses), zap.String("index", a.cfg.Elasticsearch.Index))
+	if *a.cfg.Elasticsearch.Template {
+		if err := retry(ctx, a.log, "installing index template", func() error {
+			return installTemplate(ctx, a.es, a.cfg.Elasticsearch.TemplateName, a.index.Pattern())
+		}); err != nil {
+			return err
+		}
+	}
+	if err := retry(ctx, a.log, "creating dead-letter topic", func() error { return a.ensureTopic(ctx, a.cfg.Kafka.DeadLetterTopic) }); err != nil {
+		return err
+	}
+	for {
+		fetches := a.client.PollRecords(ctx, a.cfg.Kafka.MaxPollRecords)
+		if ctx.Err() != nil {
+			return nil
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			a.log.Warn("fetch error", zap.String("topic", topic), zap.Int32("partition", p), zap.Error(err))
+		})
+		records := fetches.Records()
+		if len(records) > 0 {
+			if err := a.process(ctx, records); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			if err := a.commit(ctx, records); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+		}
+		a.client.AllowRebalance()
+	}
+}
+
+// retry calls fn until it succeeds or ctx is done.
+func retry(ctx context.Context, log *zap.Logger, what string, fn func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		log.Warn(what+" failed; retrying", zap.Error(err))
+		if err := sleep(ctx, min(time.Second<<min(attempt, 5), 30*time.Second)); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+}
+
+func (a *Aggregator) ensureTopic(ctx context.Context, topic string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(a.client).CreateTopic(ctx, 1, -1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if errors.Is(err, kerr.TopicAlreadyExists) {
+		return nil
+	}
+	return err
+}
+
+// process delivers every record of a batch to Elasticsearch or the
+// dead-letter topic.
+func (a *Aggregator) process(ctx context.Context, records []*kgo.Record) error {
+	items := make([]item, 0, len(records))
+	events := make([]event.Event, len(records))
+	var dead []deadLetter
+	for i, rec := range records {
+		a.metrics.consumed.WithLabelValues(rec.Topic).Inc()
+		ev, err := event.Decode(rec)
+		if err != nil {
+			a.metrics.malformed.Inc()
+			dead = append(dead, deadLetter{rec: rec, status: 0, reason: err.Error()})
+			continue
+		}
+		events[i] = ev
+		doc, parsed := a.parsers.document(&ev)
+		if !parsed {
+			a.metrics.parseFailures.WithLabelValues(ev.Type).Inc()
+		}
+		src, err := json.Marshal(doc)
+		if err != nil {
+			dead = append(dead, deadLetter{rec: rec, reason: "encoding document: " + err.Error()})
+			continue
+		}
+		items = append(items, item{index: indexName(a.index, &ev, doc), id: ev.DocID(), source: src, rec: i})
+	}
+	outcomes, err := a.indexParallel(ctx, items)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for k, o := range outcomes {
+		it := items[k]
+		if o.delivered {
+			if rt := events[it.rec].ReadTime; !rt.IsZero() {
+				a.metrics.endToEnd.Observe(now.Sub(rt).Seconds())
+			}
+			continue
+		}
+		a.log.Warn("elasticsearch rejected a document; sending it to the dead-letter topic",
+			zap.String("index", it.index), zap.String("id", it.id), zap.Int("status", o.status), zap.String("reason", o.reason))
+		dead = append(dead, deadLetter{rec: records[it.rec], status: o.status, reason: o.reason, index: it.index})
+	}
+	return a.deadLetter(ctx, dead)
+}
+
+// indexParallel splits items over the configured number of workers.
+func (a *Aggregator) indexParallel(ctx context.Context, items []item) ([]outcome, error) {
+	workers := min(a.cfg.Elasticsearch.Workers, max(1, len(items)/500))
+	out := make([]outcome, len(items))
+	errs := make(chan error, workers)
+	per := (len(items) + workers - 1) / workers
+	for w := 0; w < workers; w++ {
+		lo, hi := w*per, min((w+1)*per, len(items))
+		go func() {
+			if lo >= hi {
+				errs <- nil
+				return
+			}
+			res, err := a.bulk.index(ctx, items[lo:hi])
+			if err == nil {
+				copy(out[lo:hi], res)
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for w := 0; w < workers; w++ {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return out, first
+}
+
+type deadLetter struct {
+	rec    *kgo.Record
+	status int
+	reason string
+	index  string
+}
+
+// deadLetter writes rejected records, with their original headers and the
+// reason, to the dead-letter topic and waits for Kafka's acknowledgement.
+func (a *Aggregator) deadLetter(ctx context.Context, dead []deadLetter) error {
+	if len(dead) == 0 {
+		return nil
+	}
+	recs := make([]*kgo.Record, len(dead))
+	for i, d := range dead {
+		h := append([]kgo.RecordHeader(nil), d.rec.Headers...)
+		h = append(h,
+			kgo.RecordHeader{Key: HeaderDLQStatus, Value: []byte(strconv.Itoa(d.status))},
+			kgo.RecordHeader{Key: HeaderDLQReason, Value: []byte(d.reason)},
+			kgo.RecordHeader{Key: HeaderDLQTopic, Value: []byte(d.rec.Topic)},
+			kgo.RecordHeader{Key: HeaderDLQIndex, Value: []byte(d.index)},
+		)
+		recs[i] = &kgo.Record{Topic: a.cfg.Kafka.DeadLetterTopic, Key: d.rec.Key, Value: d.rec.Value, Headers: h}
+	}
+	return retry(ctx, a.log, "writing to the dead-letter topic", func() error {
+		if err := a.client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			return err
+		}
+		a.metrics.deadLettered.Add(float64(len(recs)))
+		return nil
+	})
+}
+
+// commit commits the batch's offsets, which are all delivered.
+func (a *Aggregator) commit(ctx context.Context, records []*kgo.Record) error {
+	return retry(ctx, a.log, "committing offsets", func() error {
+		if err := a.client.CommitRecords(ctx, records...); err != nil {
+			return err
+		}
+		for _, r := range records {
+			a.metrics.committed.WithLabelValues(r.Topic, strconv.Itoa(int(r.Partition))).Set(float64(r.Offset + 1))
+		}
+		return nil
+	})
+}

@@ -1,0 +1,225 @@
+package aggregator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/elastic/go-elasticsearch/v8"
+	"go.uber.org/zap"
+)
+
+// item is one document on its way to Elasticsearch.
+type item struct {
+	index  string
+	id     string
+	source []byte // the document, JSON
+	// rec is the position of the Kafka record the document came from.
+	rec int
+}
+
+// outcome is what became of an item.
+type outcome struct {
+	delivered bool
+	status    int
+	reason    string
+}
+
+// bulkIndexer sends items with the bulk API and handles each item's result:
+// success and 409 (already there, by its deterministic id) are delivered;
+// 429 and 5xx are retried for those items only, with backoff and jitter;
+// a 413 splits the request; other statuses are final rejections, for the
+// dead-letter topic.
+type bulkIndexer struct {
+	es       *elasticsearch.Client
+	action   string
+	maxBytes int
+	retryMax time.Duration
+	log      *zap.Logger
+	metrics  *metrics
+}
+
+// index delivers items and returns each one's outcome, retrying until every
+// item is delivered or finally rejected, or ctx is done.
+func (b *bulkIndexer) index(ctx context.Context, items []item) ([]outcome, error) {
+	out := make([]outcome, len(items))
+	todo := make([]int, len(items))
+	for i := range todo {
+		todo[i] = i
+	}
+	for attempt := 0; len(todo) > 0; attempt++ {
+		if attempt > 0 {
+			b.metrics.retries.Add(float64(len(todo)))
+			if err := sleep(ctx, b.backoff(attempt)); err != nil {
+				return nil, err
+			}
+		}
+		var retry []int
+		for _, chunk := range b.chunks(items, todo) {
+			r, err := b.send(ctx, items, chunk, out)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				b.log.Warn("bulk request failed; retrying", zap.Int("items", len(chunk)), zap.Error(err))
+				retry = append(retry, chunk...)
+				continue
+			}
+			retry = append(retry, r...)
+		}
+		todo = retry
+	}
+	return out, nil
+}
+
+// backoff is exponential from 100ms to retryMax with full jitter.
+func (b *bulkIndexer) backoff(attempt int) time.Duration {
+	d := min(100*time.Millisecond<<min(attempt, 10), b.retryMax)
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// chunks splits the items at positions todo into requests of at most
+// maxBytes.
+func (b *bulkIndexer) chunks(items []item, todo []int) [][]int {
+	var out [][]int
+	var cur []int
+	size := 0
+	for _, i := range todo {
+		n := len(items[i].source) + len(items[i].index) + len(items[i].id) + 64
+		if len(cur) > 0 && size+n > b.maxBytes {
+			out = append(out, cur)
+			cur, size = nil, 0
+		}
+		cur = append(cur, i)
+		size += n
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+type bulkResponse struct {
+	Errors bool                          `json:"errors"`
+	Items  []map[string]bulkItemResponse `json:"items"`
+}
+
+type bulkItemResponse struct {
+	Status int `json:"status"`
+	Error  *struct {
+		Type   string `json:"type"`
+		Reason string `json:"reason"`
+	} `json:"error"`
+}
+
+// send posts one bulk request and records final outcomes in out; it returns
+// the positions to retry.
+func (b *bulkIndexer) send(ctx context.Context, items []item, chunk []int, out []outcome) ([]int, error) {
+	var body bytes.Buffer
+	for _, i := range chunk {
+		writeAction(&body, b.action, items[i].index, items[i].id)
+		body.Write(items[i].source)
+		body.WriteByte('\n')
+	}
+	start := time.Now()
+	res, err := b.es.Bulk(bytes.NewReader(body.Bytes()), b.es.Bulk.WithContext(ctx))
+	b.metrics.bulkLatency.Observe(time.Since(start).Seconds())
+	if err != nil {
+		b.metrics.bulkRequests.WithLabelValues("error").Inc()
+		return nil, fmt.Errorf("bulk request: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode == http.StatusRequestEntityTooLarge && len(chunk) > 1 {
+		b.metrics.bulkRequests.WithLabelValues("413").Inc()
+		half := len(chunk) / 2
+		r1, err := b.send(ctx, items, chunk[:half], out)
+		if err != nil {
+			return nil, err
+		}
+		r2, err := b.send(ctx, items, chunk[half:], out)
+		if err != nil {
+			return nil, err
+		}
+		return append(r1, r2...), nil
+	}
+	if res.StatusCode != http.StatusOK {
+		b.metrics.bulkRequests.WithLabelValues(fmt.Sprint(res.StatusCode)).Inc()
+		msg, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+		if res.StatusCode == http.StatusTooManyRequests || res.StatusCode >= 500 {
+			return nil, fmt.Errorf("bulk request: status %d: %s", res.StatusCode, strings.TrimSpace(string(msg)))
+		}
+		if res.StatusCode == http.StatusRequestEntityTooLarge {
+			out[chunk[0]] = outcome{status: res.StatusCode, reason: "document larger than http.max_content_length"}
+			return nil, nil
+		}
+		return nil, fmt.Errorf("bulk request: status %d: %s", res.StatusCode, strings.TrimSpace(string(msg)))
+	}
+	b.metrics.bulkRequests.WithLabelValues("200").Inc()
+	var br bulkResponse
+	if err := json.NewDecoder(res.Body).Decode(&br); err != nil {
+		return nil, fmt.Errorf("decoding bulk response: %w", err)
+	}
+	if len(br.Items) != len(chunk) {
+		return nil, fmt.Errorf("bulk response has %d items for %d requests", len(br.Items), len(chunk))
+	}
+	var retry []int
+	for k, i := range chunk {
+		var r bulkItemResponse
+		for _, v := range br.Items[k] {
+			r = v
+		}
+		switch {
+		case r.Status >= 200 && r.Status < 300:
+			out[i] = outcome{delivered: true, status: r.Status}
+			b.metrics.indexed.Inc()
+		case r.Status == http.StatusConflict:
+			out[i] = outcome{delivered: true, status: r.Status}
+			b.metrics.itemErrors.WithLabelValues("409").Inc()
+		case r.Status == http.StatusTooManyRequests || r.Status >= 500:
+			b.metrics.itemErrors.WithLabelValues(fmt.Sprint(r.Status)).Inc()
+			retry = append(retry, i)
+		default:
+			b.metrics.itemErrors.WithLabelValues(fmt.Sprint(r.Status)).Inc()
+			o := outcome{status: r.Status}
+			if r.Error != nil {
+				o.reason = r.Error.Type + ": " + r.Error.Reason
+			}
+			out[i] = o
+		}
+	}
+	return retry, nil
+}
+
+// writeAction writes a bulk action line; index names and ids are made of
+// characters that need no JSON escaping, but are escaped anyway.
+func writeAction(buf *bytes.Buffer, action, index, id string) {
+	buf.WriteString(`{"`)
+	buf.WriteString(action)
+	buf.WriteString(`":{"_index":`)
+	writeJSONString(buf, index)
+	buf.WriteString(`,"_id":`)
+	writeJSONString(buf, id)
+	buf.WriteString("}}\n")
+}
+
+func writeJSONString(buf *bytes.Buffer, s string) {
+	b, _ := json.Marshal(s) // a string always marshals
+	buf.Write(b)
+}

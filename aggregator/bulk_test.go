@@ -1,0 +1,199 @@
+package aggregator
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
+)
+
+// fakeBulk is an Elasticsearch _bulk endpoint that answers each item with
+// the status statusFor returns for it, and records what it received.
+type fakeBulk struct {
+	mu        sync.Mutex
+	requests  int
+	seen      map[string]int // id -> times received
+	statusFor func(id string, attempt int) int
+	tooLarge  int // answer 413 to requests with more items than this (0: never)
+}
+
+func (f *fakeBulk) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasSuffix(r.URL.Path, "/_bulk") {
+		w.Header().Set("X-Elastic-Product", "Elasticsearch")
+		w.Write([]byte(`{}`))
+		return
+	}
+	sc := bufio.NewScanner(r.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	var ids []string
+	for sc.Scan() {
+		var action map[string]struct {
+			ID string `json:"_id"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &action); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		for _, a := range action {
+			ids = append(ids, a.ID)
+		}
+		sc.Scan() // the document
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.requests++
+	w.Header().Set("X-Elastic-Product", "Elasticsearch")
+	if f.tooLarge > 0 && len(ids) > f.tooLarge {
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		return
+	}
+	var items []string
+	for _, id := range ids {
+		f.seen[id]++
+		st := f.statusFor(id, f.seen[id])
+		errPart := ""
+		if st >= 300 {
+			errPart = `,"error":{"type":"mapper_parsing_exception","reason":"failed to parse field [x]"}`
+		}
+		items = append(items, fmt.Sprintf(`{"index":{"_id":%q,"status":%d%s}}`, id, st, errPart))
+	}
+	fmt.Fprintf(w, `{"errors":true,"items":[%s]}`, strings.Join(items, ","))
+}
+
+func newTestIndexer(t *testing.T, f *fakeBulk, maxBytes int) *bulkIndexer {
+	t.Helper()
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	es, err := elasticsearch.NewClient(elasticsearch.Config{Addresses: []string{srv.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &bulkIndexer{es: es, action: "index", maxBytes: maxBytes, retryMax: 20 * time.Millisecond,
+		log: zaptest.NewLogger(t), metrics: newMetrics(prometheus.NewRegistry())}
+}
+
+func testItems(n int) []item {
+	items := make([]item, n)
+	for i := range items {
+		items[i] = item{index: "idx", id: fmt.Sprint("id", i), source: []byte(`{"message":"x"}`), rec: i}
+	}
+	return items
+}
+
+func TestBulkItemOutcomes(t *testing.T) {
+	tests := []struct {
+		name          string
+		statusFor     func(id string, attempt int) int
+		wantDelivered int
+		wantRejected  map[string]int // id -> final status
+		wantReceived  map[string]int // id -> times sent
+	}{
+		{"all ok", func(string, int) int { return 201 }, 4, nil, map[string]int{"id0": 1, "id3": 1}},
+		{"409 is delivered", func(id string, _ int) int {
+			if id == "id1" {
+				return 409
+			}
+			return 200
+		}, 4, nil, map[string]int{"id1": 1}},
+		{"429 retried for that item only", func(id string, attempt int) int {
+			if id == "id2" && attempt < 3 {
+				return 429
+			}
+			return 201
+		}, 4, nil, map[string]int{"id0": 1, "id2": 3}},
+		{"503 retried", func(id string, attempt int) int {
+			if attempt == 1 {
+				return 503
+			}
+			return 201
+		}, 4, nil, map[string]int{"id0": 2, "id3": 2}},
+		{"400 rejected, not retried", func(id string, _ int) int {
+			if id == "id3" {
+				return 400
+			}
+			return 201
+		}, 3, map[string]int{"id3": 400}, map[string]int{"id3": 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeBulk{seen: map[string]int{}, statusFor: tt.statusFor}
+			b := newTestIndexer(t, f, 1<<20)
+			items := testItems(4)
+			out, err := b.index(context.Background(), items)
+			if err != nil {
+				t.Fatal(err)
+			}
+			delivered := 0
+			for i, o := range out {
+				if o.delivered {
+					delivered++
+					continue
+				}
+				if want := tt.wantRejected[items[i].id]; o.status != want || o.reason == "" {
+					t.Errorf("%s: status %d reason %q, want status %d with a reason", items[i].id, o.status, o.reason, want)
+				}
+			}
+			if delivered != tt.wantDelivered {
+				t.Errorf("delivered %d, want %d", delivered, tt.wantDelivered)
+			}
+			for id, n := range tt.wantReceived {
+				if f.seen[id] != n {
+					t.Errorf("%s sent %d times, want %d", id, f.seen[id], n)
+				}
+			}
+		})
+	}
+}
+
+func TestBulkSplitsOn413(t *testing.T) {
+	f := &fakeBulk{seen: map[string]int{}, statusFor: func(string, int) int { return 201 }, tooLarge: 3}
+	b := newTestIndexer(t, f, 1<<20)
+	out, err := b.index(context.Background(), testItems(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range out {
+		if !o.delivered {
+			t.Fatalf("item %d not delivered: %+v", i, o)
+		}
+	}
+	for id, n := range f.seen {
+		if n != 1 {
+			t.Errorf("%s indexed %d times", id, n)
+		}
+	}
+}
+
+func TestBulkChunksBySize(t *testing.T) {
+	f := &fakeBulk{seen: map[string]int{}, statusFor: func(string, int) int { return 201 }}
+	b := newTestIndexer(t, f, 400) // a few items per request
+	if _, err := b.index(context.Background(), testItems(20)); err != nil {
+		t.Fatal(err)
+	}
+	if f.requests < 4 {
+		t.Fatalf("%d bulk requests for 20 items under a 400-byte limit, want several", f.requests)
+	}
+}
+
+func TestBulkGivesUpOnlyWhenContextEnds(t *testing.T) {
+	f := &fakeBulk{seen: map[string]int{}, statusFor: func(string, int) int { return 429 }}
+	b := newTestIndexer(t, f, 1<<20)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := b.index(ctx, testItems(2)); err == nil {
+		t.Fatal("index returned without error while every item kept failing")
+	}
+	if f.seen["id0"] < 3 {
+		t.Fatalf("item retried %d times in 300ms, want several", f.seen["id0"])
+	}
+}

@@ -1,0 +1,178 @@
+package aggregator
+
+import (
+	"strings"
+	"time"
+
+	"github.com/sluicelog/sluice/internal/config"
+	"github.com/sluicelog/sluice/internal/template"
+)
+
+// Config is the configuration of `sluice aggregate`.
+type Config struct {
+	Kafka         KafkaConfig         `yaml:"kafka"`
+	Elasticsearch ElasticsearchConfig `yaml:"elasticsearch"`
+	Parsers       ParsersConfig       `yaml:"parsers"`
+	HTTP          HTTPConfig          `yaml:"http"`
+	Log           LogConfig           `yaml:"log"`
+}
+
+// KafkaConfig is where records are consumed from.
+type KafkaConfig struct {
+	Brokers []string `yaml:"brokers"`
+	// Group is the consumer group; aggregators sharing it share the
+	// partitions (default sluice-aggregator).
+	Group  string   `yaml:"group"`
+	Topics []string `yaml:"topics"`
+	// DeadLetterTopic receives records Elasticsearch rejects for good,
+	// with the reason in headers (default sluice-dead-letter).
+	DeadLetterTopic string `yaml:"dead_letter_topic"`
+	// MaxPollRecords bounds the records processed per round (default 20000).
+	MaxPollRecords int `yaml:"max_poll_records"`
+}
+
+// ElasticsearchConfig is where documents are indexed.
+type ElasticsearchConfig struct {
+	Addresses []string `yaml:"addresses"`
+	// Index is a template over the event's fields (default
+	// logs-{type}-{service}-{environment}); {+2006.01.02} adds the date of
+	// the event's @timestamp.
+	Index    string `yaml:"index"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	APIKey   string `yaml:"api_key"`
+	// Action is index (default) or create (for data streams; a 409 on the
+	// deterministic id then means already delivered).
+	Action string `yaml:"action"`
+	// BulkBytes bounds the body of one bulk request (default 5 MiB).
+	BulkBytes int `yaml:"bulk_bytes"`
+	// Workers is how many bulk requests are in flight (default 4).
+	Workers int `yaml:"workers"`
+	// Template installs Sluice's index template at start (default true).
+	Template *bool `yaml:"template"`
+	// TemplateName names the index template (default sluice); give each
+	// index naming scheme its own.
+	TemplateName string `yaml:"template_name"`
+	// RetryMax is the longest pause between retries (default 30s).
+	RetryMax time.Duration `yaml:"retry_max"`
+}
+
+// ParsersConfig configures the document type parsers.
+type ParsersConfig struct {
+	// NginxFormat is the nginx log_format of nginx access logs.
+	NginxFormat string `yaml:"nginx_format"`
+}
+
+// HTTPConfig is where /metrics, /healthz and /readyz are served.
+type HTTPConfig struct {
+	Listen string `yaml:"listen"`
+}
+
+// LogConfig sets the process's own logging.
+type LogConfig struct {
+	Level string `yaml:"level"`
+}
+
+// Defaults for local use.
+const (
+	DefaultBroker        = "127.0.0.1:9092"
+	DefaultElasticsearch = "http://127.0.0.1:9200"
+	DefaultListen        = "127.0.0.1:9601"
+	DefaultIndex         = "logs-{type}-{service}-{environment}"
+	DefaultGroup         = "sluice-aggregator"
+	DefaultDeadLetter    = "sluice-dead-letter"
+)
+
+// SetDefaults fills unset values.
+func (c *Config) SetDefaults() {
+	if len(c.Kafka.Brokers) == 0 {
+		c.Kafka.Brokers = []string{DefaultBroker}
+	}
+	if c.Kafka.Group == "" {
+		c.Kafka.Group = DefaultGroup
+	}
+	if len(c.Kafka.Topics) == 0 {
+		c.Kafka.Topics = []string{"logs-service", "logs-nginx"}
+	}
+	if c.Kafka.DeadLetterTopic == "" {
+		c.Kafka.DeadLetterTopic = DefaultDeadLetter
+	}
+	if c.Kafka.MaxPollRecords == 0 {
+		c.Kafka.MaxPollRecords = 20000
+	}
+	es := &c.Elasticsearch
+	if len(es.Addresses) == 0 {
+		es.Addresses = []string{DefaultElasticsearch}
+	}
+	if es.Index == "" {
+		es.Index = DefaultIndex
+	}
+	if es.Action == "" {
+		es.Action = "index"
+	}
+	if es.BulkBytes == 0 {
+		es.BulkBytes = 5 << 20
+	}
+	if es.Workers == 0 {
+		es.Workers = 4
+	}
+	if es.Template == nil {
+		t := true
+		es.Template = &t
+	}
+	if es.TemplateName == "" {
+		es.TemplateName = "sluice"
+	}
+	if es.RetryMax == 0 {
+		es.RetryMax = 30 * time.Second
+	}
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = DefaultListen
+	}
+}
+
+// Validate rejects values the aggregator cannot run with. Call SetDefaults
+// first.
+func (c *Config) Validate() error {
+	for i, b := range c.Kafka.Brokers {
+		if !strings.Contains(b, ":") {
+			return config.Errorf(config.Index("kafka.brokers", i), "%q has no port; write host:port, e.g. kafka:9092", b)
+		}
+	}
+	for i, t := range c.Kafka.Topics {
+		if t == "" || template.TopicName(t) != t || strings.ContainsAny(t, "{} ") {
+			return config.Errorf(config.Index("kafka.topics", i), "%q is not a Kafka topic name", t)
+		}
+	}
+	if c.Kafka.MaxPollRecords < 1 {
+		return config.Errorf("kafka.max_poll_records", "must be at least 1")
+	}
+	es := c.Elasticsearch
+	for i, a := range es.Addresses {
+		if !strings.HasPrefix(a, "http://") && !strings.HasPrefix(a, "https://") {
+			return config.Errorf(config.Index("elasticsearch.addresses", i), "%q must be a URL such as http://127.0.0.1:9200", a)
+		}
+	}
+	if _, err := template.Parse(es.Index); err != nil {
+		return config.Errorf("elasticsearch.index", "%v", err)
+	}
+	if es.Action != "index" && es.Action != "create" {
+		return config.Errorf("elasticsearch.action", "%q must be index or create", es.Action)
+	}
+	if es.APIKey != "" && es.Username != "" {
+		return config.Errorf("elasticsearch.api_key", "set either api_key or username/password, not both")
+	}
+	if es.BulkBytes < 64<<10 {
+		return config.Errorf("elasticsearch.bulk_bytes", "must be at least 65536, got %d", es.BulkBytes)
+	}
+	if es.Workers < 1 || es.Workers > 64 {
+		return config.Errorf("elasticsearch.workers", "must be between 1 and 64, got %d", es.Workers)
+	}
+	if es.RetryMax <= 0 {
+		return config.Errorf("elasticsearch.retry_max", "must be a positive duration such as 30s")
+	}
+	if _, err := newParsers(c.Parsers); err != nil {
+		return config.Errorf("parsers.nginx_format", "%v", err)
+	}
+	return nil
+}

@@ -1,0 +1,109 @@
+package aggregator
+
+import (
+	"time"
+
+	"github.com/sluicelog/sluice/internal/event"
+	"github.com/sluicelog/sluice/internal/template"
+	"github.com/sluicelog/sluice/parser"
+)
+
+// parsers turns an event's raw line into a document, by document type.
+type parsers struct {
+	nginx *parser.Nginx
+}
+
+func newParsers(cfg ParsersConfig) (*parsers, error) {
+	format := cfg.NginxFormat
+	if format == "" {
+		format = parser.DefaultNginxFormat
+	}
+	n, err := parser.CompileNginx(format)
+	if err != nil {
+		return nil, err
+	}
+	return &parsers{nginx: n}, nil
+}
+
+// fieldAliases maps the shipper's static and path fields to ECS names.
+var fieldAliases = map[string]string{
+	"service":     "service.name",
+	"environment": "service.environment",
+	"customer":    "organization.name",
+}
+
+// document builds the Elasticsearch document for ev. A line its parser
+// cannot read is still indexed: raw, with error.message set. parsed is false
+// in that case.
+func (p *parsers) document(ev *event.Event) (doc parser.Doc, parsed bool) {
+	doc = make(parser.Doc, 24)
+	var err error
+	switch ev.Type {
+	case "service":
+		err = parser.ParseService(ev.Line, doc)
+	case "nginx":
+		err = p.nginx.Parse(ev.Line, doc)
+	default:
+		doc["message"] = string(ev.Line)
+	}
+	if err != nil {
+		clear(doc)
+		parser.Fallback(ev.Line, err, doc)
+	}
+	for k, v := range ev.Fields {
+		key, ok := fieldAliases[k]
+		if !ok {
+			key = "labels." + k
+		}
+		if _, set := doc[key]; !set {
+			doc[key] = v
+		}
+	}
+	if _, ok := doc["@timestamp"]; !ok {
+		doc["@timestamp"] = ev.ReadTime.UTC().Format(time.RFC3339Nano)
+	}
+	doc["event.dataset"] = ev.Type
+	doc["event.created"] = ev.ReadTime.UTC().Format(time.RFC3339Nano)
+	doc["host.name"] = ev.Node
+	doc["log.file.path"] = ev.Path
+	doc["log.offset"] = ev.Offset
+	if len(ev.Flags) > 0 {
+		doc["tags"] = ev.Flags
+	}
+	return doc, err == nil
+}
+
+// indexLookup resolves template fields for index names: the event's own
+// fields first, then the document's ECS fields.
+func indexLookup(ev *event.Event, doc parser.Doc) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		if v, ok := ev.Field(name); ok && v != "" {
+			return v, true
+		}
+		key := name
+		if alias, ok := fieldAliases[name]; ok {
+			key = alias
+		}
+		if v, ok := doc[key].(string); ok {
+			return v, true
+		}
+		return "", false
+	}
+}
+
+// docTime is the event's own time, for date-suffixed index names: the
+// document's @timestamp, never the time of indexing, so that a re-delivered
+// line lands in the same index.
+func docTime(doc parser.Doc) time.Time {
+	if s, ok := doc["@timestamp"].(string); ok {
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			return t
+		}
+	}
+	return time.Time{}
+}
+
+// indexName renders the index for a document.
+func indexName(t *template.Template, ev *event.Event, doc parser.Doc) string {
+	return template.IndexName(t.Render(indexLookup(ev, doc), docTime(doc), template.IndexValue))
+}

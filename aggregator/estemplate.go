@@ -1,0 +1,106 @@
+package aggregator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/elastic/go-elasticsearch/v8"
+)
+
+// templatePriority is above the built-in logs template's 100, which would
+// otherwise turn logs-*-* names into data streams.
+const templatePriority = 200
+
+// indexTemplate returns Sluice's index template for pattern.
+func indexTemplate(pattern string) map[string]any {
+	keyword := map[string]any{"type": "keyword"}
+	return map[string]any{
+		"index_patterns": []string{pattern},
+		"priority":       templatePriority,
+		"_meta":          map[string]any{"managed_by": "sluice"},
+		"template": map[string]any{
+			"settings": map[string]any{
+				"index.mapping.total_fields.limit": 2000,
+				"index.mapping.ignore_malformed":   true,
+			},
+			"mappings": map[string]any{
+				"dynamic_templates": []any{
+					map[string]any{"strings_as_keyword": map[string]any{
+						"match_mapping_type": "string",
+						"mapping":            map[string]any{"type": "keyword", "ignore_above": 1024},
+					}},
+				},
+				"properties": map[string]any{
+					"@timestamp": map[string]any{"type": "date"},
+					"message":    map[string]any{"type": "text"},
+					"tags":       keyword,
+					"log": map[string]any{"properties": map[string]any{
+						"level":  keyword,
+						"offset": map[string]any{"type": "long"},
+						"file":   map[string]any{"properties": map[string]any{"path": keyword}},
+					}},
+					"service": map[string]any{"properties": map[string]any{
+						"name": keyword, "environment": keyword,
+					}},
+					"organization": map[string]any{"properties": map[string]any{"name": keyword}},
+					"host":         map[string]any{"properties": map[string]any{"name": keyword}},
+					"event": map[string]any{"properties": map[string]any{
+						"dataset": keyword, "created": map[string]any{"type": "date"},
+						"duration": map[string]any{"type": "long"},
+					}},
+					"error": map[string]any{"properties": map[string]any{
+						"message": map[string]any{"type": "text"}, "type": keyword,
+					}},
+					"source": map[string]any{"properties": map[string]any{
+						"ip":      map[string]any{"type": "ip"},
+						"address": keyword,
+						"geo": map[string]any{"properties": map[string]any{
+							"location": map[string]any{"type": "geo_point"},
+						}},
+						"as": map[string]any{"properties": map[string]any{
+							"number": map[string]any{"type": "long"},
+						}},
+					}},
+					"http": map[string]any{"properties": map[string]any{
+						"response": map[string]any{"properties": map[string]any{
+							"status_code": map[string]any{"type": "long"},
+							"bytes":       map[string]any{"type": "long"},
+							"body":        map[string]any{"properties": map[string]any{"bytes": map[string]any{"type": "long"}}},
+						}},
+					}},
+					"url": map[string]any{"properties": map[string]any{
+						"original": map[string]any{"type": "keyword", "ignore_above": 8192},
+					}},
+					"user_agent": map[string]any{"properties": map[string]any{
+						"original": map[string]any{"type": "keyword", "ignore_above": 2048},
+					}},
+					"nginx": map[string]any{"properties": map[string]any{
+						"request_time":           map[string]any{"type": "float"},
+						"upstream_response_time": map[string]any{"type": "float"},
+					}},
+				},
+			},
+		},
+	}
+}
+
+// installTemplate puts Sluice's index template for pattern under name.
+func installTemplate(ctx context.Context, es *elasticsearch.Client, name, pattern string) error {
+	body, err := json.Marshal(indexTemplate(pattern))
+	if err != nil {
+		return fmt.Errorf("encoding index template: %w", err)
+	}
+	res, err := es.Indices.PutIndexTemplate(name, strings.NewReader(string(body)), es.Indices.PutIndexTemplate.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("installing index template: %w", err)
+	}
+	defer res.Body.Close()
+	if res.IsError() {
+		msg, _ := io.ReadAll(io.LimitReader(res.Body, 1024))
+		return fmt.Errorf("installing index template: %s: %s", res.Status(), msg)
+	}
+	return nil
+}

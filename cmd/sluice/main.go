@@ -1,0 +1,195 @@
+// Command sluice ships log files to Kafka (`sluice ship`) and indexes them
+// from Kafka into Elasticsearch (`sluice aggregate`).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"slices"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sluicelog/sluice/aggregator"
+	"github.com/sluicelog/sluice/internal/config"
+	"github.com/sluicelog/sluice/internal/telemetry"
+	"github.com/sluicelog/sluice/shipper"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `sluice: log shipping and aggregation
+
+Usage:
+  sluice ship -c FILE        tail files into Kafka
+  sluice aggregate -c FILE   index Kafka records into Elasticsearch
+  sluice check -c FILE       validate a shipper or aggregator config
+  sluice version             print the version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "sluice", versionString())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "ship", "aggregate", "check":
+	default:
+		fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	fs := flag.NewFlagSet("sluice "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "", "configuration file (YAML)")
+	if err := fs.Parse(rest); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintf(stderr, "sluice %s: -c FILE is required\n", cmd)
+		return 2
+	}
+	var err error
+	switch cmd {
+	case "check":
+		var kind string
+		kind, err = check(*path)
+		if err == nil {
+			fmt.Fprintf(stdout, "%s: valid %s configuration\n", *path, kind)
+		}
+	case "ship":
+		err = ship(*path)
+	case "aggregate":
+		err = aggregate(*path)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice %s: %s: %v\n", cmd, *path, err)
+		return 1
+	}
+	return 0
+}
+
+func versionString() string {
+	if version != "dev" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "dev-" + s.Value[:12]
+			}
+		}
+	}
+	return version
+}
+
+// check loads a config as whichever role its keys say it is for.
+func check(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	keys, err := config.Keys(data)
+	if err != nil {
+		return "", err
+	}
+	if slices.Contains(keys, "inputs") || slices.Contains(keys, "registry") {
+		_, err := loadShipper(path)
+		return "shipper", err
+	}
+	if slices.Contains(keys, "elasticsearch") {
+		_, err := loadAggregator(path)
+		return "aggregator", err
+	}
+	return "", errors.New("neither a shipper config (it has inputs and registry) nor an aggregator config (it has elasticsearch)")
+}
+
+func loadShipper(path string) (shipper.Config, error) {
+	var cfg shipper.Config
+	if err := config.Load(path, &cfg); err != nil {
+		return cfg, err
+	}
+	cfg.SetDefaults()
+	return cfg, cfg.Validate()
+}
+
+func loadAggregator(path string) (aggregator.Config, error) {
+	var cfg aggregator.Config
+	if err := config.Load(path, &cfg); err != nil {
+		return cfg, err
+	}
+	cfg.SetDefaults()
+	return cfg, cfg.Validate()
+}
+
+// component is a pipeline process: shipper or aggregator.
+type component interface {
+	Run(ctx context.Context) error
+	AddChecks(*telemetry.Server)
+}
+
+func ship(path string) error {
+	cfg, err := loadShipper(path)
+	if err != nil {
+		return err
+	}
+	return serve(cfg.Log.Level, cfg.HTTP.Listen, func(reg prometheus.Registerer, log *zap.Logger) (component, error) {
+		return shipper.New(cfg, reg, log)
+	})
+}
+
+func aggregate(path string) error {
+	cfg, err := loadAggregator(path)
+	if err != nil {
+		return err
+	}
+	return serve(cfg.Log.Level, cfg.HTTP.Listen, func(reg prometheus.Registerer, log *zap.Logger) (component, error) {
+		return aggregator.New(cfg, reg, log)
+	})
+}
+
+// serve runs a component and its HTTP endpoints until SIGINT or SIGTERM.
+func serve(level, listen string, build func(prometheus.Registerer, *zap.Logger) (component, error)) error {
+	log, err := telemetry.NewLogger(level)
+	if err != nil {
+		return fmt.Errorf("log.level: %w", err)
+	}
+	defer func() { _ = log.Sync() }()
+	reg := telemetry.NewRegistry()
+	c, err := build(reg, log)
+	if err != nil {
+		return err
+	}
+	srv := telemetry.NewServer(listen, reg, log)
+	c.AddChecks(srv)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	g, ctx := errgroup.WithContext(ctx)
+	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	defer stopHTTP()
+	g.Go(func() error { return srv.Run(httpCtx) })
+	g.Go(func() error {
+		defer stopHTTP()
+		return c.Run(ctx)
+	})
+	return g.Wait()
+}
