@@ -215,7 +215,7 @@ func TestEndToEnd(t *testing.T) {
 	appendLines(t, billing, serviceLines(0, 100, "billing"))
 	appendLines(t, access, nginxLines(0, 200))
 	want := map[string]int{
-		p.prefix + "-service-checkout-prod":  302,
+		p.prefix + "-service-checkout-prod":   302,
 		p.prefix + "-service-billing-staging": 100,
 		p.prefix + "-nginx-edge-prod":         200,
 	}
