@@ -15,11 +15,12 @@ rm -rf "$SLUICE_DEMO_DIR"
 curl -s -XDELETE "$ES/sluice-demo-*?ignore_unavailable=true&allow_no_indices=true" >/dev/null
 mkdir -p "$SLUICE_DEMO_DIR/logs/nginx"
 
+go build -o bin/loggen ./benchmarks/loggen
 echo "== writing sample logs under $SLUICE_DEMO_DIR/logs"
 total=0
 write() { # kind n dir service seed
   mkdir -p "$3"
-  go run ./benchmarks/loggen -kind "$1" -n "$2" -service "$4" -seed "$5" -id-prefix "$4-" >>"$3/$( [ "$1" = nginx ] && echo access || echo app).log"
+  bin/loggen -kind "$1" -n "$2" -service "$4" -seed "$5" -id-prefix "$4-" >>"$3/$( [ "$1" = nginx ] && echo access || echo app).log"
   total=$((total + $2))
   printf '   %6d %s lines  %s\n' "$2" "$1" "$3"
 }
@@ -30,13 +31,13 @@ write nginx 3000 "$SLUICE_DEMO_DIR/logs/nginx" edge 4
 echo 'not json: a stack trace line a service printed raw' >>"$SLUICE_DEMO_DIR/logs/services/prod/acme/checkout/app.log"
 total=$((total + 1))
 
-# Each run is its own consumer group so earlier demo runs' offsets don't apply.
-group="sluice-demo-$(date +%s)"
-sed "s/group: sluice-demo/group: $group/" deploy/local/aggregator.yaml >"$SLUICE_DEMO_DIR/aggregator.yaml"
+# Each run has its own topics and consumer group, so earlier runs' records
+# are not indexed again.
+export SLUICE_DEMO_RUN=$(date +%s)
 
 echo "== starting sluice ship and sluice aggregate (logs in $SLUICE_DEMO_DIR/*.log)"
 bin/sluice ship -c deploy/local/shipper.yaml >"$SLUICE_DEMO_DIR/shipper.log" 2>&1 & pids+=($!)
-bin/sluice aggregate -c "$SLUICE_DEMO_DIR/aggregator.yaml" >"$SLUICE_DEMO_DIR/aggregator.log" 2>&1 & pids+=($!)
+bin/sluice aggregate -c deploy/local/aggregator.yaml >"$SLUICE_DEMO_DIR/aggregator.log" 2>&1 & pids+=($!)
 
 count() {
   curl -s -XPOST "$ES/sluice-demo-*/_refresh?ignore_unavailable=true&allow_no_indices=true" >/dev/null
@@ -45,6 +46,9 @@ count() {
 echo "== waiting for $total documents in Elasticsearch"
 deadline=$((SECONDS + 180))
 while n=$(count); [ "$n" -lt "$total" ]; do
+  for p in "${pids[@]}"; do
+    kill -0 "$p" 2>/dev/null || { echo "demo: a sluice process exited early" >&2; tail -n 20 "$SLUICE_DEMO_DIR"/*.log >&2; exit 1; }
+  done
   if [ $SECONDS -gt $deadline ]; then
     echo "demo: only $n of $total documents arrived in 180s" >&2
     tail -n 20 "$SLUICE_DEMO_DIR/shipper.log" "$SLUICE_DEMO_DIR/aggregator.log" >&2
