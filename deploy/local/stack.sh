@@ -99,8 +99,9 @@ kafka_java() {
 }
 
 kafka_start() {
-  kafka_install
   if alive kafka && port_open "$KAFKA_PORT"; then return; fi
+  if port_open "$KAFKA_PORT"; then log "port $KAFKA_PORT is taken by a server this script did not start; using it"; return; fi
+  kafka_install
   kafka_config
   if [ ! -f "$KDATA/logs/meta.properties" ]; then
     log "formatting Kafka storage"
@@ -151,8 +152,9 @@ es_owner() {
 }
 
 es_start() {
-  es_install
   if alive es && port_open "$ES_PORT"; then return; fi
+  if port_open "$ES_PORT"; then log "port $ES_PORT is taken by a server this script did not start; using it"; return; fi
+  es_install
   mkdir -p "$EDATA" "$LOGS" "$RUN"
   local user; user=$(es_owner)
   touch "$LOGS/elasticsearch.log"
@@ -187,7 +189,7 @@ es_healthy() {
 wait_healthy() { # name check-fn log-file
   local deadline=$((SECONDS + TIMEOUT))
   until "$2"; do
-    if ! alive "$1"; then
+    if [ -f "$RUN/$1.pid" ] && ! alive "$1"; then
       tail -n 60 "$3" >&2; die "$1 exited during start-up (log: $3)"
     fi
     if [ $SECONDS -ge $deadline ]; then

@@ -66,7 +66,11 @@ func Load(path string, out any) error {
 func Decode(data []byte, out any, lookup func(string) (string, bool)) error {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return &Error{Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+		msg := "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")
+		if bytes.Contains(data, []byte("${")) {
+			msg += `; inside [ ] or { } a ${VAR} must be quoted, e.g. ["${VAR}"]`
+		}
+		return &Error{Msg: msg}
 	}
 	if len(root.Content) == 0 {
 		return &Error{Msg: "the configuration file is empty"}
@@ -126,12 +130,12 @@ func expandNode(n *yaml.Node, key string, lookup func(string) (string, bool)) er
 			return &Error{Key: key, Msg: err.Error()}
 		}
 		n.Value = v
-		// An expanded value is data, never YAML syntax: keep it a string
-		// unless it reads as a plain number or boolean.
-		if n.Tag == "!!str" || n.Style != 0 {
-			return nil
+		// An expanded value is data, never YAML syntax. A quoted or tagged
+		// one stays a string; a plain one is resolved again, so that
+		// ${PORT:-9092} can fill an integer.
+		if n.Style == 0 {
+			n.Tag = ""
 		}
-		n.Tag = ""
 	}
 	return nil
 }

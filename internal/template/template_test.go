@@ -1,0 +1,59 @@
+package template
+
+import (
+	"testing"
+	"time"
+)
+
+func TestRenderIndexNames(t *testing.T) {
+	fields := map[string]string{"type": "service", "service": "Check/Out", "environment": "..prod", "evil": "a,b*c"}
+	lookup := func(k string) (string, bool) { v, ok := fields[k]; return v, ok }
+	at := time.Date(2026, 11, 25, 23, 30, 0, 0, time.FixedZone("x", 2*3600))
+	tests := []struct {
+		tmpl, want string
+	}{
+		{"logs-{type}-{service}-{environment}", "logs-service-check_out-prod"},
+		{"logs-{type}-{missing}", "logs-service-unknown"},
+		{"{evil}", "a_b_c"},
+		{"logs-{type}-{+2006.01.02}", "logs-service-2026.11.25"},
+		{"-{type}", "service"},
+		{"LOGS-{type}", "logs-service"},
+	}
+	for _, tt := range tests {
+		tp, err := Parse(tt.tmpl)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.tmpl, err)
+		}
+		if got := IndexName(tp.Render(lookup, at, IndexValue)); got != tt.want {
+			t.Errorf("%s = %q, want %q", tt.tmpl, got, tt.want)
+		}
+	}
+}
+
+func TestParseErrorsAndPattern(t *testing.T) {
+	for _, bad := range []string{"", "logs-{type", "logs-{}", "x-{+}"} {
+		if _, err := Parse(bad); err == nil {
+			t.Errorf("Parse(%q) succeeded", bad)
+		}
+	}
+	tp, _ := Parse("Logs-{type}-{service}-{+2006}")
+	if p := tp.Pattern(); p != "logs-*-*-*" {
+		t.Errorf("Pattern = %q", p)
+	}
+}
+
+func FuzzIndexValue(f *testing.F) {
+	f.Add("Check/Out..*,")
+	f.Fuzz(func(t *testing.T, v string) {
+		got := IndexName(IndexValue(v))
+		if got == "" || len(got) > 255 || got == "." || got == ".." {
+			t.Fatalf("IndexValue(%q) = %q", v, got)
+		}
+		for i := 0; i < len(got); i++ {
+			c := got[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+				t.Fatalf("IndexValue(%q) = %q has %q", v, got, c)
+			}
+		}
+	})
+}
