@@ -59,7 +59,7 @@ kafka_install() {
   command -v mvn >/dev/null || die "mvn not found; install Maven"
   log "fetching Kafka $KAFKA_VERSION from Maven Central"
   rm -rf "$KDIR" && mkdir -p "$KDIR/lib"
-  mvn -q -B -f "$here/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+  mvn -q -B -Dstyle.color=never -f "$here/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
     dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KDIR/lib" >&2 ||
     die "mvn could not fetch Kafka $KAFKA_VERSION"
   touch "$KDIR/.installed"
@@ -127,7 +127,7 @@ es_install() {
   command -v mvn >/dev/null || die "mvn not found; install Maven"
   log "fetching Elasticsearch $ES_VERSION from Maven Central"
   local art=org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION:zip
-  mvn -q -B dependency:copy -Dartifact="$art" -DoutputDirectory="$LOCAL/download" >&2 ||
+  mvn -q -B -Dstyle.color=never dependency:copy -Dartifact="$art" -DoutputDirectory="$LOCAL/download" >&2 ||
     die "mvn could not fetch $art"
   rm -rf "$EDIR" "$LOCAL/es-unpack" && mkdir -p "$LOCAL/es-unpack"
   if command -v unzip >/dev/null; then
