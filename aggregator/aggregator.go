@@ -27,6 +27,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/sluicelog/sluice/geoip"
 	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/telemetry"
 	"github.com/sluicelog/sluice/internal/template"
@@ -50,6 +51,7 @@ type Aggregator struct {
 	client  *kgo.Client
 	es      *elasticsearch.Client
 	bulk    *bulkIndexer
+	geo     *geoip.Enricher // nil without a database
 }
 
 // New validates cfg and prepares an aggregator; Run starts it.
@@ -91,8 +93,15 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggregator, e
 		return nil, fmt.Errorf("elasticsearch client: %w", err)
 	}
 	m := newMetrics(reg)
+	var geo *geoip.Enricher
+	if cfg.GeoIP.Enabled() {
+		if geo, err = geoip.Open(cfg.GeoIP, reg, log); err != nil {
+			client.Close()
+			return nil, err
+		}
+	}
 	return &Aggregator{
-		cfg: cfg, log: log, metrics: m, parsers: ps, index: idx, client: client, es: es,
+		cfg: cfg, log: log, metrics: m, parsers: ps, index: idx, client: client, es: es, geo: geo,
 		bulk: &bulkIndexer{es: es, action: cfg.Elasticsearch.Action, maxBytes: cfg.Elasticsearch.BulkBytes,
 			retryMax: cfg.Elasticsearch.RetryMax, log: log, metrics: m},
 	}, nil
@@ -128,6 +137,9 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	}()
 	a.log.Info("aggregator starting", zap.Strings("topics", a.cfg.Kafka.Topics), zap.String("group", a.cfg.Kafka.Group),
 		zap.Strings("elasticsearch", a.cfg.Elasticsearch.Addresses), zap.String("index", a.cfg.Elasticsearch.Index))
+	if a.geo != nil {
+		go a.geo.Run(ctx)
+	}
 	if *a.cfg.Elasticsearch.Template {
 		if err := retry(ctx, a.log, "installing index template", func() error {
 			return installTemplate(ctx, a.es, a.cfg.Elasticsearch.TemplateName, a.index.Pattern())
@@ -210,6 +222,9 @@ func (a *Aggregator) process(ctx context.Context, records []*kgo.Record) error {
 		doc, parsed := a.parsers.document(&ev)
 		if !parsed {
 			a.metrics.parseFailures.WithLabelValues(ev.Type).Inc()
+		}
+		if a.geo != nil {
+			a.geo.Enrich(doc)
 		}
 		src, err := json.Marshal(doc)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicelog/sluice/geoip"
 	"github.com/sluicelog/sluice/internal/config"
 	"github.com/sluicelog/sluice/internal/template"
 )
@@ -13,6 +14,7 @@ type Config struct {
 	Kafka         KafkaConfig         `yaml:"kafka"`
 	Elasticsearch ElasticsearchConfig `yaml:"elasticsearch"`
 	Parsers       ParsersConfig       `yaml:"parsers"`
+	GeoIP         geoip.Config        `yaml:"geoip"`
 	HTTP          HTTPConfig          `yaml:"http"`
 	Log           LogConfig           `yaml:"log"`
 }
@@ -129,6 +131,7 @@ func (c *Config) SetDefaults() {
 	if c.HTTP.Listen == "" {
 		c.HTTP.Listen = DefaultListen
 	}
+	c.GeoIP.SetDefaults()
 }
 
 // Validate rejects values the aggregator cannot run with. Call SetDefaults
@@ -170,6 +173,9 @@ func (c *Config) Validate() error {
 	}
 	if es.RetryMax <= 0 {
 		return config.Errorf("elasticsearch.retry_max", "must be a positive duration such as 30s")
+	}
+	if err := c.GeoIP.Validate("geoip"); err != nil {
+		return err
 	}
 	if _, err := newParsers(c.Parsers); err != nil {
 		return config.Errorf("parsers.nginx_format", "%v", err)

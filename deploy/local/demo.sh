@@ -16,6 +16,7 @@ curl -s -XDELETE "$ES/sluice-demo-*?ignore_unavailable=true&allow_no_indices=tru
 mkdir -p "$SLUICE_DEMO_DIR/logs/nginx"
 
 go build -o bin/loggen ./benchmarks/loggen
+export SLUICE_GEOIP_CITY=${SLUICE_GEOIP_CITY:-$(deploy/local/fetch-geoip.sh)}
 echo "== writing sample logs under $SLUICE_DEMO_DIR/logs"
 total=0
 write() { # kind n dir service seed
