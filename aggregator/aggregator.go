@@ -73,6 +73,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggregator, e
 		kgo.ConsumerGroup(cfg.Kafka.Group),
 		kgo.ConsumeTopics(cfg.Kafka.Topics...),
 		kgo.DisableAutoCommit(),
+		kgo.SessionTimeout(cfg.Kafka.SessionTimeout),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.FetchMaxBytes(32<<20),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),

@@ -31,6 +31,9 @@ type KafkaConfig struct {
 	DeadLetterTopic string `yaml:"dead_letter_topic"`
 	// MaxPollRecords bounds the records processed per round (default 20000).
 	MaxPollRecords int `yaml:"max_poll_records"`
+	// SessionTimeout is how long the group waits for a silent member before
+	// giving its partitions to the others (default 45s).
+	SessionTimeout time.Duration `yaml:"session_timeout"`
 }
 
 // ElasticsearchConfig is where documents are indexed.
@@ -102,6 +105,9 @@ func (c *Config) SetDefaults() {
 	if c.Kafka.MaxPollRecords == 0 {
 		c.Kafka.MaxPollRecords = 20000
 	}
+	if c.Kafka.SessionTimeout == 0 {
+		c.Kafka.SessionTimeout = 45 * time.Second
+	}
 	es := &c.Elasticsearch
 	if len(es.Addresses) == 0 {
 		es.Addresses = []string{DefaultElasticsearch}
@@ -149,6 +155,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Kafka.MaxPollRecords < 1 {
 		return config.Errorf("kafka.max_poll_records", "must be at least 1")
+	}
+	if c.Kafka.SessionTimeout < 6*time.Second || c.Kafka.SessionTimeout > 30*time.Minute {
+		return config.Errorf("kafka.session_timeout", "must be between 6s and 30m (the broker's usual limits), got %s", c.Kafka.SessionTimeout)
 	}
 	es := c.Elasticsearch
 	for i, a := range es.Addresses {

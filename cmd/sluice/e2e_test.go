@@ -184,6 +184,7 @@ kafka:
   group: %[2]s
   topics: [%[2]s-service, %[2]s-nginx]
   dead_letter_topic: %[2]s-dead-letter
+  session_timeout: 6s
 elasticsearch:
   addresses: ["%[3]s"]
   index: %[2]s-{type}-{service}-{environment}
