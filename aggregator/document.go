@@ -1,6 +1,7 @@
 package aggregator
 
 import (
+	"strings"
 	"time"
 
 	"github.com/sluicelog/sluice/internal/event"
@@ -53,14 +54,24 @@ func (p *parsers) document(ev *event.Event) (doc parser.Doc, parsed bool) {
 	for k, v := range ev.Fields {
 		key, ok := fieldAliases[k]
 		if !ok {
-			key = "labels." + k
+			key = k
+			if !strings.Contains(k, ".") { // dotted names are already ECS
+				key = "labels." + k
+			}
 		}
 		if _, set := doc[key]; !set {
 			doc[key] = v
 		}
 	}
 	if _, ok := doc["@timestamp"]; !ok {
-		doc["@timestamp"] = ev.ReadTime.UTC().Format(time.RFC3339Nano)
+		at := ev.LogTime // the container runtime's time, else the read time
+		if at.IsZero() {
+			at = ev.ReadTime
+		}
+		doc["@timestamp"] = at.UTC().Format(time.RFC3339Nano)
+	}
+	if ev.Stream != "" {
+		doc["stream"] = ev.Stream
 	}
 	doc["event.dataset"] = ev.Type
 	doc["event.created"] = ev.ReadTime.UTC().Format(time.RFC3339Nano)

@@ -66,7 +66,17 @@ type InputConfig struct {
 	// PathFields turns path segments into fields, e.g.
 	// /var/log/services/{environment}/{customer}/{service}/
 	PathFields string `yaml:"path_fields"`
+	// Format is how lines are framed in the file: plain (default) or cri
+	// for Kubernetes container logs (/var/log/containers/*.log), whose
+	// runtime prefix is stripped and partial lines joined.
+	Format string `yaml:"format"`
 }
+
+// Input formats.
+const (
+	FormatPlain = "plain"
+	FormatCRI   = "cri"
+)
 
 // KafkaConfig is where and how lines are produced.
 type KafkaConfig struct {
@@ -130,6 +140,11 @@ func (c *Config) SetDefaults() {
 	}
 	if c.HTTP.Listen == "" {
 		c.HTTP.Listen = DefaultListen
+	}
+	for i := range c.Inputs {
+		if c.Inputs[i].Format == "" {
+			c.Inputs[i].Format = FormatPlain
+		}
 	}
 	if c.ScanInterval == 0 {
 		c.ScanInterval = time.Second
@@ -240,6 +255,9 @@ func (in *InputConfig) validate(key string) error {
 		if _, err := filepath.Match(p, ""); err != nil {
 			return config.Errorf(config.Index(config.Join(key, "exclude"), j), "%q is not a valid glob: %v", p, err)
 		}
+	}
+	if in.Format != FormatPlain && in.Format != FormatCRI {
+		return config.Errorf(config.Join(key, "format"), "%q must be plain or cri", in.Format)
 	}
 	if in.PathFields != "" {
 		if _, err := compilePathFields(in.PathFields); err != nil {

@@ -32,6 +32,7 @@ type harvester struct {
 	genp     atomic.Pointer[generation] // gen, for the lag metric
 
 	// Owned by the run goroutine.
+	cri      *criAssembler // set for inputs of format cri
 	gen      *generation
 	reader   *lineReader
 	lastSize int64
@@ -116,7 +117,12 @@ func (h *harvester) readAvailable(ctx context.Context) (bool, error) {
 		if !ok {
 			break
 		}
-		if err := h.ship(ctx, l, nil); err != nil {
+		if h.cri != nil {
+			if l, ok = h.cri.add(l); !ok {
+				continue
+			}
+		}
+		if err := h.ship(ctx, l, l.Flags); err != nil {
 			return false, nil // ctx done: stop, the registry keeps the line
 		}
 		n++
@@ -146,6 +152,8 @@ func (h *harvester) ship(ctx context.Context, l line, flags []string) error {
 		ReadTime: time.Now(),
 		Fields:   h.fields,
 		Flags:    flags,
+		Stream:   l.Stream,
+		LogTime:  l.LogTime,
 		Line:     append([]byte(nil), l.Data...),
 	}
 	typ := h.input.cfg.Type
@@ -186,12 +194,9 @@ func (h *harvester) idle(ctx context.Context) (release bool, err error) {
 			h.sh.registry.update(h.gen.id, func(e *registryEntry) { e.Fingerprint = fp })
 		}
 	}
-	if h.reader.pending() && time.Since(h.lastData) >= h.sh.cfg.UnterminatedLineAfter {
-		if l, ok := h.reader.flushPartial(); ok {
-			if err := h.ship(ctx, l, []string{event.FlagUnterminated}); err != nil {
-				return false, nil
-			}
-			h.lastData = time.Now()
+	if time.Since(h.lastData) >= h.sh.cfg.UnterminatedLineAfter {
+		if err := h.flushUnterminated(ctx); err != nil {
+			return false, nil
 		}
 	}
 	gone := time.Since(time.Unix(0, h.lastSeen.Load()))
@@ -201,6 +206,26 @@ func (h *harvester) idle(ctx context.Context) (release bool, err error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// flushUnterminated ships a final line that waited long enough for its
+// newline (or, in a container log, for its final piece).
+func (h *harvester) flushUnterminated(ctx context.Context) error {
+	l, ok := h.reader.flushPartial()
+	if ok && h.cri != nil {
+		l, ok = h.cri.add(l)
+	}
+	if !ok && h.cri != nil {
+		l, ok = h.cri.flush()
+	}
+	if !ok {
+		return nil
+	}
+	if err := h.ship(ctx, l, append(l.Flags, event.FlagUnterminated)); err != nil {
+		return err
+	}
+	h.lastData = time.Now()
+	return nil
 }
 
 // truncated reports whether the file is now shorter than what was read, or

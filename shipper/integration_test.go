@@ -360,3 +360,32 @@ func inode(t *testing.T, path string) uint64 {
 	}
 	return fi.Sys().(*syscall.Stat_t).Ino
 }
+
+func TestCRIPartialLines(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Inputs[0].Format = FormatCRI })
+	id := strings.Repeat("0f", 32)
+	name := "web-1_shop_nginx-" + id + ".log"
+	content := "2026-11-25T10:00:00.000000001Z stdout P line id=k0 part one, \n" +
+		"2026-11-25T10:00:00.000000002Z stdout F part two\n" +
+		"2026-11-25T10:00:01Z stderr F line id=k1\n"
+	if err := os.WriteFile(h.path(name), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	recs := h.records(2, 30*time.Second)
+	if len(recs) != 2 {
+		t.Fatalf("got %d records, want 2", len(recs))
+	}
+	ev, _ := event.Decode(recs[0])
+	if string(ev.Line) != "line id=k0 part one, part two" || ev.Stream != "stdout" || ev.Offset != 0 ||
+		ev.LogTime.UnixNano() != time.Date(2026, 11, 25, 10, 0, 0, 1, time.UTC).UnixNano() {
+		t.Errorf("joined line = %q stream %q offset %d time %v", ev.Line, ev.Stream, ev.Offset, ev.LogTime)
+	}
+	if ev.Fields["kubernetes.pod.name"] != "web-1" || ev.Fields["kubernetes.namespace"] != "shop" || ev.Fields["container.name"] != "nginx" {
+		t.Errorf("kubernetes fields = %v", ev.Fields)
+	}
+	ev1, _ := event.Decode(recs[1])
+	if string(ev1.Line) != "line id=k1" || ev1.Stream != "stderr" {
+		t.Errorf("second line = %q %q", ev1.Line, ev1.Stream)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // line is one line read from a file. Data excludes the newline and is only
@@ -16,6 +17,10 @@ type line struct {
 	Start, End int64
 	// Truncated is set when the line was longer than the limit and cut.
 	Truncated bool
+	// Set for container logs: the CRI stream and time, and flags.
+	Stream  string
+	LogTime time.Time
+	Flags   []string
 }
 
 // lineReader splits a file into lines with positional reads, so that the

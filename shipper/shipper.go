@@ -229,6 +229,9 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 	if in.pathFields != nil {
 		in.pathFields.extract(path, fields)
 	}
+	if in.cfg.Format == FormatCRI {
+		kubernetesFields(path, fields)
+	}
 	h := &harvester{sh: s, input: in, f: f, di: di, fields: fields, fieldsHeader: event.EncodeFields(fields), wake: make(chan struct{}, 1)}
 	h.path.Store(&path)
 	h.lastSeen.Store(now.UnixNano())
@@ -261,6 +264,9 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 			return err
 		}
 		h.reader = newLineReader(f, start, s.cfg.MaxLineBytes)
+	}
+	if in.cfg.Format == FormatCRI {
+		h.cri = &criAssembler{max: s.cfg.MaxLineBytes}
 	}
 	h.lastSize = fi.Size()
 	h.size.Store(fi.Size())

@@ -14,6 +14,8 @@
 //	sluice.time    time the shipper read the line (Unix nanoseconds, decimal)
 //	sluice.fields  static and path fields, a JSON object of strings
 //	sluice.flags   comma-separated flags, e.g. "truncated"
+//	sluice.stream  stdout or stderr, for container (CRI) logs
+//	sluice.logtime time the container runtime logged the line (Unix ns), CRI
 //
 // Headers a decoder does not know are ignored, so the format can grow.
 package event
@@ -46,6 +48,8 @@ const (
 	HeaderTime    = "sluice.time"
 	HeaderFields  = "sluice.fields"
 	HeaderFlags   = "sluice.flags"
+	HeaderStream  = "sluice.stream"
+	HeaderLogTime = "sluice.logtime"
 )
 
 // Flags a line may carry.
@@ -55,6 +59,9 @@ const (
 	// FlagUnterminated marks a final line shipped without its newline after
 	// the file stayed idle.
 	FlagUnterminated = "unterminated"
+	// FlagInvalidCRI marks a line of a container log that was not in the
+	// CRI format; it is shipped as it is.
+	FlagInvalidCRI = "invalid_cri"
 )
 
 // ErrMalformed is returned by Decode for records that are not Sluice events.
@@ -73,7 +80,10 @@ type Event struct {
 	// modified.
 	Fields map[string]string
 	Flags  []string
-	Line   []byte
+	// Stream and LogTime are set for container (CRI) logs.
+	Stream  string
+	LogTime time.Time
+	Line    []byte
 }
 
 // HasFlag reports whether e carries flag.
@@ -114,7 +124,7 @@ func EncodeFields(fields map[string]string) []byte {
 // Record builds the Kafka record for e. fieldsHeader is EncodeFields(e.Fields),
 // passed in so that it is computed once per file rather than once per line.
 func (e *Event) Record(topic string, fieldsHeader []byte) *kgo.Record {
-	h := make([]kgo.RecordHeader, 0, 9)
+	h := make([]kgo.RecordHeader, 0, 11)
 	h = append(h,
 		kgo.RecordHeader{Key: HeaderVersion, Value: []byte(Version)},
 		kgo.RecordHeader{Key: HeaderType, Value: []byte(e.Type)},
@@ -129,6 +139,12 @@ func (e *Event) Record(topic string, fieldsHeader []byte) *kgo.Record {
 	}
 	if len(e.Flags) > 0 {
 		h = append(h, kgo.RecordHeader{Key: HeaderFlags, Value: []byte(strings.Join(e.Flags, ","))})
+	}
+	if e.Stream != "" {
+		h = append(h, kgo.RecordHeader{Key: HeaderStream, Value: []byte(e.Stream)})
+	}
+	if !e.LogTime.IsZero() {
+		h = append(h, kgo.RecordHeader{Key: HeaderLogTime, Value: strconv.AppendInt(nil, e.LogTime.UnixNano(), 10)})
 	}
 	return &kgo.Record{Topic: topic, Key: []byte(e.FileID), Value: e.Line, Headers: h}
 }
@@ -163,6 +179,14 @@ func Decode(r *kgo.Record) (Event, error) {
 			if err := json.Unmarshal(h.Value, &e.Fields); err != nil {
 				return e, fmt.Errorf("%w: header %s: %v", ErrMalformed, HeaderFields, err)
 			}
+		case HeaderStream:
+			e.Stream = string(h.Value)
+		case HeaderLogTime:
+			ns, err := strconv.ParseInt(string(h.Value), 10, 64)
+			if err != nil {
+				return e, fmt.Errorf("%w: header %s: %v", ErrMalformed, HeaderLogTime, err)
+			}
+			e.LogTime = time.Unix(0, ns)
 		case HeaderFlags:
 			if len(h.Value) > 0 {
 				e.Flags = strings.Split(string(h.Value), ",")
