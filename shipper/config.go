@@ -31,7 +31,7 @@ type Config struct {
 	// MaxLineBytes cuts longer lines and flags them (default 1 MiB).
 	MaxLineBytes int `yaml:"max_line_bytes"`
 	// MaxInFlightBytes bounds the bytes read but not yet acknowledged by
-	// Kafka (default 16 MiB). When reached, reading waits.
+	// Kafka (default 4 MiB). When reached, reading waits.
 	MaxInFlightBytes int64 `yaml:"max_in_flight_bytes"`
 	// UnterminatedLineAfter is how long a final line without a newline
 	// waits for the rest before it is shipped as it is (default 5s).
@@ -156,7 +156,7 @@ func (c *Config) SetDefaults() {
 		c.MaxLineBytes = 1 << 20
 	}
 	if c.MaxInFlightBytes == 0 {
-		c.MaxInFlightBytes = 16 << 20
+		c.MaxInFlightBytes = 4 << 20
 	}
 	if c.Kafka.BatchBytes == 0 {
 		c.Kafka.BatchBytes = int32(1<<20 + c.MaxLineBytes)

@@ -42,3 +42,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.registryWrite, m.registryFailures, m.inFlightBytes)
 	return m
 }
+
+// typeCounters are the per-line counters of one input type, resolved once
+// per file rather than looked up by label on every line.
+type typeCounters struct {
+	linesRead, bytesRead, linesAcked, bytesAcked, cut prometheus.Counter
+}
+
+func (m *metrics) forType(typ string) typeCounters {
+	return typeCounters{
+		linesRead: m.linesRead.WithLabelValues(typ), bytesRead: m.bytesRead.WithLabelValues(typ),
+		linesAcked: m.linesAcked.WithLabelValues(typ), bytesAcked: m.bytesAcked.WithLabelValues(typ),
+		cut: m.linesCut.WithLabelValues(typ),
+	}
+}

@@ -32,12 +32,14 @@ type producer struct {
 }
 
 // recordOverhead approximates the bytes a record costs beyond its value.
-const recordOverhead = 256
+const recordOverhead = 512
 
 func compressionCodec(name string) (kgo.CompressionCodec, error) {
 	switch name {
 	case "zstd":
-		return kgo.ZstdCompression(), nil
+		// Level 1: log lines compress well at the fastest level, and the
+		// encoder is most of the shipper's CPU at the default level.
+		return kgo.ZstdCompression().WithLevel(1), nil
 	case "lz4":
 		return kgo.Lz4Compression(), nil
 	case "snappy":

@@ -232,7 +232,8 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 	if in.cfg.Format == FormatCRI {
 		kubernetesFields(path, fields)
 	}
-	h := &harvester{sh: s, input: in, f: f, di: di, fields: fields, fieldsHeader: event.EncodeFields(fields), wake: make(chan struct{}, 1)}
+	h := &harvester{sh: s, input: in, f: f, di: di, fields: fields, fieldsHeader: event.EncodeFields(fields),
+		wake: make(chan struct{}, 1), counters: s.metrics.forType(in.cfg.Type)}
 	h.path.Store(&path)
 	h.lastSeen.Store(now.UnixNano())
 	h.lastData = now

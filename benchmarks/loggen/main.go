@@ -70,9 +70,10 @@ func (g *gen) tick() time.Time {
 }
 
 func (g *gen) service1(w *bufio.Writer, i int) {
-	fmt.Fprintf(w, `{"@timestamp":"%s","level":"%s","service":"%s","msg":"%s","id":"%s%d","order_id":"A-%07d","duration_ms":%.1f,"trace_id":"%016x%016x"}`+"\n",
+	fmt.Fprintf(w, `{"@timestamp":"%s","level":"%s","service":"%s","msg":"%s","id":"%s%d","order_id":"A-%07d","user_id":"u-%06d","http_path":"%s","duration_ms":%.1f,"trace_id":"%016x%016x","span_id":"%016x"}`+"\n",
 		g.tick().Format("2006-01-02T15:04:05.000Z07:00"), levels[g.r.IntN(len(levels))], g.service,
-		messages[g.r.IntN(len(messages))], g.prefix, i, g.r.IntN(10_000_000), g.r.Float64()*250, g.r.Uint64(), g.r.Uint64())
+		messages[g.r.IntN(len(messages))], g.prefix, i, g.r.IntN(10_000_000), g.r.IntN(1_000_000), paths[g.r.IntN(len(paths))],
+		g.r.Float64()*250, g.r.Uint64(), g.r.Uint64(), g.r.Uint64())
 }
 
 func (g *gen) nginx1(w *bufio.Writer, i int) {

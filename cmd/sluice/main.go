@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"syscall"
 
@@ -86,6 +87,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// startCPUProfile writes a CPU profile to path until the returned function
+// is called; for benchmarks (SLUICE_CPUPROFILE).
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("SLUICE_CPUPROFILE: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("SLUICE_CPUPROFILE: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func versionString() string {
@@ -174,6 +189,13 @@ func serve(level, listen string, build func(prometheus.Registerer, *zap.Logger) 
 		return fmt.Errorf("log.level: %w", err)
 	}
 	defer func() { _ = log.Sync() }()
+	if path := os.Getenv("SLUICE_CPUPROFILE"); path != "" {
+		stopProfile, err := startCPUProfile(path)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
+	}
 	reg := telemetry.NewRegistry()
 	c, err := build(reg, log)
 	if err != nil {

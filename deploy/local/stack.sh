@@ -9,6 +9,7 @@
 #   stack.sh status      exit 0 only if both are healthy
 #   stack.sh kafka-stop | kafka-start | es-stop | es-start
 #   stack.sh logs kafka|es
+#   stack.sh topic NAME [PARTITIONS]
 #
 # Downloads are cached in the Maven repository (~/.m2) and unpacked under
 # $SLUICE_LOCAL (default <repo>/.local, git-ignored), so a second `up` starts
@@ -233,6 +234,11 @@ case "${1:-}" in
   kafka-start) up_kafka ;;
   es-stop) stop es ;;
   es-start) up_es ;;
+  topic) # topic NAME [PARTITIONS]: create a topic (for benchmarks with other clients)
+    kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --create \
+      --if-not-exists --topic "${2:?topic name}" --partitions "${3:-6}" --replication-factor 1 \
+      --config max.message.bytes=8388608 >/dev/null
+    ;;
   logs)
     case "${2:-}" in
       kafka) tail -n 100 "$LOGS/kafka.log" ;;

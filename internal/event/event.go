@@ -121,22 +121,54 @@ func EncodeFields(fields map[string]string) []byte {
 	return b
 }
 
-// Record builds the Kafka record for e. fieldsHeader is EncodeFields(e.Fields),
-// passed in so that it is computed once per file rather than once per line.
+// Record builds the Kafka record for e. fieldsHeader is EncodeFields(e.Fields).
 func (e *Event) Record(topic string, fieldsHeader []byte) *kgo.Record {
-	h := make([]kgo.RecordHeader, 0, 11)
-	h = append(h,
-		kgo.RecordHeader{Key: HeaderVersion, Value: []byte(Version)},
-		kgo.RecordHeader{Key: HeaderType, Value: []byte(e.Type)},
-		kgo.RecordHeader{Key: HeaderNode, Value: []byte(e.Node)},
-		kgo.RecordHeader{Key: HeaderPath, Value: []byte(e.Path)},
-		kgo.RecordHeader{Key: HeaderFile, Value: []byte(e.FileID)},
-		kgo.RecordHeader{Key: HeaderOffset, Value: strconv.AppendInt(nil, e.Offset, 10)},
-		kgo.RecordHeader{Key: HeaderTime, Value: strconv.AppendInt(nil, e.ReadTime.UnixNano(), 10)},
-	)
-	if len(fieldsHeader) > 0 {
-		h = append(h, kgo.RecordHeader{Key: HeaderFields, Value: fieldsHeader})
+	return NewEncoder(topic, e, fieldsHeader).Record(e)
+}
+
+// Encoder builds the records of one file's lines. The headers that are the
+// same for every line (version, type, node, path, file, fields) are encoded
+// once; the key is the file id.
+type Encoder struct {
+	topic  string
+	key    []byte
+	static []kgo.RecordHeader
+	// arena holds the bytes of many records (values and header values),
+	// so that a record costs a few allocations rather than one per part.
+	arena []byte
+}
+
+// arenaSize is the size of one block of record bytes.
+const arenaSize = 256 << 10
+
+// NewEncoder returns an encoder for lines like e (its type, node, path,
+// file id and fields) to topic.
+func NewEncoder(topic string, e *Event, fieldsHeader []byte) *Encoder {
+	static := []kgo.RecordHeader{
+		{Key: HeaderVersion, Value: []byte(Version)},
+		{Key: HeaderType, Value: []byte(e.Type)},
+		{Key: HeaderNode, Value: []byte(e.Node)},
+		{Key: HeaderPath, Value: []byte(e.Path)},
+		{Key: HeaderFile, Value: []byte(e.FileID)},
 	}
+	if len(fieldsHeader) > 0 {
+		static = append(static, kgo.RecordHeader{Key: HeaderFields, Value: fieldsHeader})
+	}
+	return &Encoder{topic: topic, key: []byte(e.FileID), static: static}
+}
+
+// Record builds the record of e, which must share the encoder's file. The
+// record gets its own copy of e.Line. An Encoder is not safe for concurrent
+// use.
+func (enc *Encoder) Record(e *Event) *kgo.Record {
+	h := make([]kgo.RecordHeader, len(enc.static), len(enc.static)+5)
+	copy(h, enc.static)
+	value := enc.alloc(len(e.Line))
+	copy(value, e.Line)
+	h = append(h,
+		kgo.RecordHeader{Key: HeaderOffset, Value: enc.appendInt(e.Offset)},
+		kgo.RecordHeader{Key: HeaderTime, Value: enc.appendInt(e.ReadTime.UnixNano())},
+	)
 	if len(e.Flags) > 0 {
 		h = append(h, kgo.RecordHeader{Key: HeaderFlags, Value: []byte(strings.Join(e.Flags, ","))})
 	}
@@ -144,9 +176,28 @@ func (e *Event) Record(topic string, fieldsHeader []byte) *kgo.Record {
 		h = append(h, kgo.RecordHeader{Key: HeaderStream, Value: []byte(e.Stream)})
 	}
 	if !e.LogTime.IsZero() {
-		h = append(h, kgo.RecordHeader{Key: HeaderLogTime, Value: strconv.AppendInt(nil, e.LogTime.UnixNano(), 10)})
+		h = append(h, kgo.RecordHeader{Key: HeaderLogTime, Value: enc.appendInt(e.LogTime.UnixNano())})
 	}
-	return &kgo.Record{Topic: topic, Key: []byte(e.FileID), Value: e.Line, Headers: h}
+	return &kgo.Record{Topic: enc.topic, Key: enc.key, Value: value, Headers: h}
+}
+
+// alloc returns n bytes from the arena, capped so that appending to them
+// cannot overwrite what follows.
+func (enc *Encoder) alloc(n int) []byte {
+	if cap(enc.arena)-len(enc.arena) < n {
+		enc.arena = make([]byte, 0, max(arenaSize, n))
+	}
+	start := len(enc.arena)
+	enc.arena = enc.arena[:start+n]
+	return enc.arena[start : start+n : start+n]
+}
+
+func (enc *Encoder) appendInt(v int64) []byte {
+	var buf [20]byte
+	b := strconv.AppendInt(buf[:0], v, 10)
+	out := enc.alloc(len(b))
+	copy(out, b)
+	return out
 }
 
 // Decode reads an Event back from a record produced by Record.

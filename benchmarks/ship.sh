@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Whole-process benchmark of the shipper: ships a file of realistic ~300-byte
+# service JSON lines (1 GiB by default) into the local Kafka with
+# `sluice ship`, and the same file with `kcat -P` (librdkafka) in the same
+# run, and prints wall time, CPU seconds and peak RSS side by side.
+#
+#   benchmarks/ship.sh [SIZE_MIB]       (make bench runs it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size_mib=${1:-${BENCH_SHIP_MIB:-1024}}
+out=.local/bench
+mkdir -p "$out"
+command -v kcat >/dev/null || apt-get install -y -qq kcat >/dev/null
+[ -x /usr/bin/time ] || apt-get install -y -qq time >/dev/null
+
+file=$out/service-${size_mib}m.log
+if [ ! -s "$file" ]; then
+  lines=$((size_mib * 1024 * 1024 / 300))
+  echo "bench: writing $lines lines to $file"
+  go build -o bin/loggen ./benchmarks/loggen
+  bin/loggen -kind service -n "$lines" -seed 7 >"$file"
+fi
+lines=$(wc -l <"$file")
+bytes=$(stat -c %s "$file")
+run=$(date +%s)
+
+# measure NAME CMD...: runs CMD under GNU time, appends "name wall cpu rss".
+measure() {
+  local name=$1; shift
+  /usr/bin/time -f '%e %U %S %M' -o "$out/$name.time" "$@"
+  read -r wall user sys rss <"$out/$name.time"
+  printf '%-8s %8.2f s wall  %8.2f s cpu  %6d MiB peak RSS  %9.0f lines/s  %7.1f MiB/s\n' \
+    "$name" "$wall" "$(echo "$user + $sys" | bc)" $((rss / 1024)) "$(echo "$lines / $wall" | bc -l)" \
+    "$(echo "$bytes / 1048576 / $wall" | bc -l)" | tee -a "$out/ship-$run.txt"
+}
+
+# kcat: one record per line, zstd, acks=all, idempotent, like sluice.
+deploy/local/stack.sh topic "bench-kcat-$run" 6
+measure kcat kcat -P -b 127.0.0.1:9092 -t "bench-kcat-$run" -z zstd -X enable.idempotence=true \
+  -X acks=all -X linger.ms=5 -X batch.size=1048576 -l "$file"
+
+# kcat into one partition: the ordering sluice keeps (all of a file's lines
+# in one partition, keyed by the file).
+deploy/local/stack.sh topic "bench-kcat1-$run" 6
+measure kcat-1p kcat -P -b 127.0.0.1:9092 -t "bench-kcat1-$run" -p 0 -z zstd -X enable.idempotence=true \
+  -X acks=all -X linger.ms=5 -X batch.size=1048576 -l "$file"
+
+# sluice: runs until every line is acknowledged, then SIGTERM.
+cat >"$out/ship.yaml" <<YAML
+node: bench
+registry: $PWD/$out/registry-$run
+inputs:
+  - type: service
+    paths: ["$PWD/$file"]
+kafka:
+  brokers: ["127.0.0.1:9092"]
+  topic: bench-sluice-$run
+  partitions: 6
+http:
+  listen: 127.0.0.1:9699
+log:
+  level: warn
+max_in_flight_bytes: ${BENCH_IN_FLIGHT:-4194304}
+YAML
+sluice_run() {
+  bin/sluice ship -c "$out/ship.yaml" &
+  local pid=$!
+  until curl -s 127.0.0.1:9699/metrics 2>/dev/null | awk -v n="$lines" '/^sluice_shipper_lines_acked_total/ && $2 >= n {ok=1} END {exit !ok}'; do
+    sleep 0.2
+  done
+  kill -TERM "$pid"
+  wait "$pid"
+}
+export -f sluice_run
+export out lines
+measure sluice bash -c sluice_run
+echo "bench: $lines lines, $((bytes / 1048576)) MiB; results in $out/ship-$run.txt"
