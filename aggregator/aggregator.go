@@ -232,10 +232,13 @@ func (a *Aggregator) process(ctx context.Context, records []*kgo.Record) error {
 			dead = append(dead, deadLetter{rec: rec, reason: "encoding document: " + err.Error()})
 			continue
 		}
-		items = append(items, item{index: indexName(a.index, &ev, doc), id: ev.DocID(), source: src, rec: i})
+		items = append(items, item{index: indexName(a.index, &ev, doc), id: ev.DocID(), source: src, doc: doc, rec: i})
 	}
 	outcomes, err := a.indexParallel(ctx, items)
 	if err != nil {
+		return err
+	}
+	if err := a.retryConflicts(ctx, items, outcomes); err != nil {
 		return err
 	}
 	now := time.Now()
@@ -252,6 +255,49 @@ func (a *Aggregator) process(ctx context.Context, records []*kgo.Record) error {
 		dead = append(dead, deadLetter{rec: records[it.rec], status: o.status, reason: o.reason, index: it.index})
 	}
 	return a.deadLetter(ctx, dead)
+}
+
+// retryConflicts gives each document Elasticsearch rejected for a mapping
+// conflict one more chance, with the conflicting field moved aside as a
+// string (labels.moved_<field>) and the tag mapping_conflict. Outcomes are
+// updated in place; what still fails goes to the dead-letter topic.
+func (a *Aggregator) retryConflicts(ctx context.Context, items []item, outcomes []outcome) error {
+	var retry []item
+	var pos []int
+	for k, o := range outcomes {
+		if o.delivered || o.status != http.StatusBadRequest {
+			continue
+		}
+		doc, ok := moveAside(items[k].doc, o.reason)
+		if !ok {
+			continue
+		}
+		src, err := json.Marshal(doc)
+		if err != nil {
+			continue
+		}
+		it := items[k]
+		it.source, it.doc = src, doc
+		retry = append(retry, it)
+		pos = append(pos, k)
+	}
+	if len(retry) == 0 {
+		return nil
+	}
+	a.metrics.conflictRetries.Add(float64(len(retry)))
+	res, err := a.bulk.index(ctx, retry)
+	if err != nil {
+		return err
+	}
+	for i, o := range res {
+		if o.delivered {
+			outcomes[pos[i]] = o
+			items[pos[i]] = retry[i]
+		} else {
+			outcomes[pos[i]].reason += "; retried with the field moved aside: " + o.reason
+		}
+	}
+	return nil
 }
 
 // indexParallel splits items over the configured number of workers.

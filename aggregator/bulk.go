@@ -13,6 +13,8 @@ import (
 
 	"github.com/elastic/go-elasticsearch/v8"
 	"go.uber.org/zap"
+
+	"github.com/sluicelog/sluice/parser"
 )
 
 // item is one document on its way to Elasticsearch.
@@ -20,6 +22,7 @@ type item struct {
 	index  string
 	id     string
 	source []byte // the document, JSON
+	doc    parser.Doc
 	// rec is the position of the Kafka record the document came from.
 	rec int
 }

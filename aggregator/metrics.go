@@ -3,34 +3,36 @@ package aggregator
 import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
-	consumed      *prometheus.CounterVec
-	parseFailures *prometheus.CounterVec
-	bulkRequests  *prometheus.CounterVec
-	bulkLatency   prometheus.Histogram
-	indexed       prometheus.Counter
-	itemErrors    *prometheus.CounterVec
-	retries       prometheus.Counter
-	deadLettered  prometheus.Counter
-	committed     *prometheus.GaugeVec
-	endToEnd      prometheus.Histogram
-	malformed     prometheus.Counter
+	consumed        *prometheus.CounterVec
+	parseFailures   *prometheus.CounterVec
+	bulkRequests    *prometheus.CounterVec
+	bulkLatency     prometheus.Histogram
+	indexed         prometheus.Counter
+	itemErrors      *prometheus.CounterVec
+	retries         prometheus.Counter
+	deadLettered    prometheus.Counter
+	committed       *prometheus.GaugeVec
+	endToEnd        prometheus.Histogram
+	malformed       prometheus.Counter
+	conflictRetries prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
-		consumed:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_aggregator_records_consumed_total", Help: "Records consumed from Kafka, by topic."}, []string{"topic"}),
-		parseFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_aggregator_parse_failures_total", Help: "Lines indexed raw because their parser could not read them, by document type."}, []string{"type"}),
-		bulkRequests:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_aggregator_bulk_requests_total", Help: "Bulk requests sent to Elasticsearch, by HTTP status (error: no response)."}, []string{"status"}),
-		bulkLatency:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_aggregator_bulk_latency_seconds", Help: "Duration of bulk requests.", Buckets: prometheus.ExponentialBuckets(0.002, 2, 14)}),
-		indexed:       prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_documents_indexed_total", Help: "Documents Elasticsearch accepted."}),
-		itemErrors:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_aggregator_item_errors_total", Help: "Bulk items that did not succeed at once, by status (409 counts as delivered)."}, []string{"status"}),
-		retries:       prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_retries_total", Help: "Items sent again after a 429, 5xx or failed request."}),
-		deadLettered:  prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_dead_lettered_total", Help: "Records sent to the dead-letter topic."}),
-		committed:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_aggregator_committed_offset", Help: "Last committed offset, by topic and partition."}, []string{"topic", "partition"}),
-		endToEnd:      prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_aggregator_end_to_end_latency_seconds", Help: "Time from the shipper reading a line to Elasticsearch acknowledging its document.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 16)}),
-		malformed:     prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_malformed_records_total", Help: "Records that were not Sluice events; sent to the dead-letter topic."}),
+		consumed:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_aggregator_records_consumed_total", Help: "Records consumed from Kafka, by topic."}, []string{"topic"}),
+		parseFailures:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_aggregator_parse_failures_total", Help: "Lines indexed raw because their parser could not read them, by document type."}, []string{"type"}),
+		bulkRequests:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_aggregator_bulk_requests_total", Help: "Bulk requests sent to Elasticsearch, by HTTP status (error: no response)."}, []string{"status"}),
+		bulkLatency:     prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_aggregator_bulk_latency_seconds", Help: "Duration of bulk requests.", Buckets: prometheus.ExponentialBuckets(0.002, 2, 14)}),
+		indexed:         prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_documents_indexed_total", Help: "Documents Elasticsearch accepted."}),
+		itemErrors:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_aggregator_item_errors_total", Help: "Bulk items that did not succeed at once, by status (409 counts as delivered)."}, []string{"status"}),
+		retries:         prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_retries_total", Help: "Items sent again after a 429, 5xx or failed request."}),
+		deadLettered:    prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_dead_lettered_total", Help: "Records sent to the dead-letter topic."}),
+		committed:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_aggregator_committed_offset", Help: "Last committed offset, by topic and partition."}, []string{"topic", "partition"}),
+		endToEnd:        prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_aggregator_end_to_end_latency_seconds", Help: "Time from the shipper reading a line to Elasticsearch acknowledging its document.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 16)}),
+		malformed:       prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_malformed_records_total", Help: "Records that were not Sluice events; sent to the dead-letter topic."}),
+		conflictRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_mapping_conflict_retries_total", Help: "Documents sent again with a conflicting field moved aside."}),
 	}
 	reg.MustRegister(m.consumed, m.parseFailures, m.bulkRequests, m.bulkLatency, m.indexed, m.itemErrors, m.retries,
-		m.deadLettered, m.committed, m.endToEnd, m.malformed)
+		m.deadLettered, m.committed, m.endToEnd, m.malformed, m.conflictRetries)
 	return m
 }

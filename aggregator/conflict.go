@@ -1,0 +1,72 @@
+package aggregator
+
+import (
+	"encoding/json"
+	"maps"
+	"regexp"
+	"strings"
+
+	"github.com/sluicelog/sluice/parser"
+)
+
+// bracketed finds the [name]s in an Elasticsearch error reason, which name
+// the field in mapping errors: "[1:55] failed to parse field [x] of type
+// [long]", "object mapping for [x] tried to parse field [x] as object".
+var bracketed = regexp.MustCompile(`\[([^\]\s]+)\]`)
+
+// moveAside returns a copy of doc with the field named in reason moved to
+// labels.moved_<field> as a string, tagged mapping_conflict. ok is false
+// when the reason names no field of the document.
+func moveAside(doc parser.Doc, reason string) (parser.Doc, bool) {
+	out := maps.Clone(doc)
+	var field string
+	var v any
+	found := false
+	for _, m := range bracketed.FindAllStringSubmatch(reason, -1) {
+		if v, found = take(out, m[1]); found {
+			field = m[1]
+			break
+		}
+	}
+	if !found {
+		return nil, false
+	}
+	s, isString := v.(string)
+	if !isString {
+		b, _ := json.Marshal(v) // decoded from JSON, so it encodes
+		s = string(b)
+	}
+	out["labels.moved_"+strings.ReplaceAll(field, ".", "_")] = s
+	tags, _ := out["tags"].([]string)
+	out["tags"] = append(append([]string(nil), tags...), "mapping_conflict")
+	return out, true
+}
+
+// take removes field from doc, looking for it as a flat dotted key or as a
+// path into nested objects (which it copies before changing).
+func take(doc map[string]any, field string) (any, bool) {
+	if v, ok := doc[field]; ok {
+		delete(doc, field)
+		return v, true
+	}
+	for i := strings.IndexByte(field, '.'); i > 0; i = nextDot(field, i) {
+		inner, ok := doc[field[:i]].(map[string]any)
+		if !ok {
+			continue
+		}
+		inner = maps.Clone(inner)
+		if v, ok := take(inner, field[i+1:]); ok {
+			doc[field[:i]] = inner
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+func nextDot(s string, i int) int {
+	j := strings.IndexByte(s[i+1:], '.')
+	if j < 0 {
+		return -1
+	}
+	return i + 1 + j
+}

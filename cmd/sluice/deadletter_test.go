@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicelog/sluice/aggregator"
+)
+
+// TestMappingConflictAndDeadLetter sends a document whose field conflicts
+// with the mapping (it is indexed with the field moved aside) and one that
+// no retry can fix (to the dead-letter topic, with the reason), among good
+// ones that are not affected.
+func TestMappingConflictAndDeadLetter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test needs Kafka and Elasticsearch")
+	}
+	p := newPipeline(t)
+	path := filepath.Join(p.logs, "services/prod/acme/checkout/app.log")
+	lines := serviceLines(0, 50, "checkout")
+	// "error" is an object in Sluice's index template: a string conflicts.
+	lines = append(lines, `{"msg":"conflict","error":"a plain string","id":"conflict"}`)
+	// More fields than index.mapping.total_fields.limit: hopeless.
+	var b strings.Builder
+	b.WriteString(`{"msg":"hopeless"`)
+	for i := 0; i < 2100; i++ {
+		fmt.Fprintf(&b, `,"f%d":%d`, i, i)
+	}
+	b.WriteString("}")
+	lines = append(lines, b.String())
+	appendLines(t, path, lines)
+
+	ship := startSluice(t, "ship", "-c", p.shipperCfg)
+	agg := startSluice(t, "aggregate", "-c", p.aggCfg)
+	assertExactly(t, p, 51)
+
+	var res struct {
+		Hits struct {
+			Hits []struct {
+				Source map[string]any `json:"_source"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	p.stack.ES(t, http.MethodPost, "/"+p.indexPattern+"/_search", strings.NewReader(`{"query":{"term":{"tags":"mapping_conflict"}}}`), &res)
+	if len(res.Hits.Hits) != 1 || res.Hits.Hits[0].Source["labels.moved_error"] != "a plain string" {
+		t.Fatalf("conflicting document: %+v", res.Hits.Hits)
+	}
+
+	dead := p.stack.ReadTopic(t, p.prefix+"-dead-letter", 1, 30*time.Second)
+	if len(dead) != 1 {
+		t.Fatalf("%d dead-lettered records, want 1", len(dead))
+	}
+	headers := map[string]string{}
+	for _, h := range dead[0].Headers {
+		headers[h.Key] = string(h.Value)
+	}
+	if headers[aggregator.HeaderDLQStatus] != "400" || !strings.Contains(headers[aggregator.HeaderDLQReason], "fields") ||
+		!strings.HasPrefix(string(dead[0].Value), `{"msg":"hopeless"`) || headers["sluice.type"] != "service" {
+		t.Fatalf("dead letter: headers %v, value %.40q", headers, dead[0].Value)
+	}
+	ship.stop()
+	agg.stop()
+}

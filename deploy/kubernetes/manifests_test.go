@@ -1,0 +1,765 @@
+// Package kubernetes holds Sluice's Kubernetes manifests (base/ and
+// overlays/, kustomize) and the tests that keep them valid: every document
+// decodes strictly into the official Kubernetes API types, the kustomizations
+// render, and the shipper and aggregator configurations in the ConfigMaps
+// pass Sluice's own loaders with the environment the pods give them.
+package kubernetes
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/kustomize/api/krusty"
+	kusttypes "sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sluicelog/sluice/aggregator"
+	"github.com/sluicelog/sluice/internal/config"
+	"github.com/sluicelog/sluice/shipper"
+)
+
+// serviceMonitor is the part of the Prometheus Operator's
+// monitoring.coreos.com/v1 ServiceMonitor that these manifests use. Decoding
+// into it strictly catches misspelt fields within that part.
+type serviceMonitor struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		JobLabel          string               `json:"jobLabel,omitempty"`
+		Selector          metav1.LabelSelector `json:"selector"`
+		NamespaceSelector *struct {
+			Any        bool     `json:"any,omitempty"`
+			MatchNames []string `json:"matchNames,omitempty"`
+		} `json:"namespaceSelector,omitempty"`
+		Endpoints []struct {
+			Port          string `json:"port"`
+			Path          string `json:"path,omitempty"`
+			Scheme        string `json:"scheme,omitempty"`
+			Interval      string `json:"interval,omitempty"`
+			ScrapeTimeout string `json:"scrapeTimeout,omitempty"`
+			HonorLabels   bool   `json:"honorLabels,omitempty"`
+			Relabelings   []struct {
+				SourceLabels []string `json:"sourceLabels,omitempty"`
+				Separator    string   `json:"separator,omitempty"`
+				TargetLabel  string   `json:"targetLabel,omitempty"`
+				Regex        string   `json:"regex,omitempty"`
+				Replacement  string   `json:"replacement,omitempty"`
+				Action       string   `json:"action,omitempty"`
+			} `json:"relabelings,omitempty"`
+		} `json:"endpoints"`
+	} `json:"spec"`
+}
+
+// newObject returns an empty typed object for a document's apiVersion and
+// kind; documents of any other kind are an error.
+func newObject(apiVersion, kind string) (any, error) {
+	switch apiVersion + "/" + kind {
+	case "v1/Namespace":
+		return &corev1.Namespace{}, nil
+	case "v1/ServiceAccount":
+		return &corev1.ServiceAccount{}, nil
+	case "v1/ConfigMap":
+		return &corev1.ConfigMap{}, nil
+	case "v1/Secret":
+		return &corev1.Secret{}, nil
+	case "v1/Service":
+		return &corev1.Service{}, nil
+	case "apps/v1/DaemonSet":
+		return &appsv1.DaemonSet{}, nil
+	case "apps/v1/Deployment":
+		return &appsv1.Deployment{}, nil
+	case "policy/v1/PodDisruptionBudget":
+		return &policyv1.PodDisruptionBudget{}, nil
+	case "autoscaling/v2/HorizontalPodAutoscaler":
+		return &autoscalingv2.HorizontalPodAutoscaler{}, nil
+	case "rbac.authorization.k8s.io/v1/ClusterRole":
+		return &rbacv1.ClusterRole{}, nil
+	case "rbac.authorization.k8s.io/v1/ClusterRoleBinding":
+		return &rbacv1.ClusterRoleBinding{}, nil
+	case "monitoring.coreos.com/v1/ServiceMonitor":
+		return &serviceMonitor{}, nil
+	case "kustomize.config.k8s.io/v1beta1/Kustomization":
+		return &kusttypes.Kustomization{}, nil
+	}
+	return nil, fmt.Errorf("no typed decoder for apiVersion %q kind %q; add one to newObject", apiVersion, kind)
+}
+
+// decodeStrict decodes one YAML document into the type its apiVersion and
+// kind name. Unknown or duplicate fields are errors, field names are
+// case-sensitive (sigs.k8s.io/json, as the API server decodes).
+func decodeStrict(doc []byte) (any, error) {
+	js, err := yaml.YAMLToJSONStrict(doc)
+	if err != nil {
+		return nil, err
+	}
+	var tm metav1.TypeMeta
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(js, &tm); err != nil {
+		return nil, err
+	}
+	if tm.APIVersion == "" || tm.Kind == "" {
+		return nil, errors.New("document has no apiVersion or kind")
+	}
+	obj, err := newObject(tm.APIVersion, tm.Kind)
+	if err != nil {
+		return nil, err
+	}
+	strictErrs, err := kjson.UnmarshalStrict(js, obj)
+	if err != nil {
+		return nil, err
+	}
+	if len(strictErrs) > 0 {
+		return nil, fmt.Errorf("%s: %v", tm.Kind, errors.Join(strictErrs...))
+	}
+	return obj, nil
+}
+
+// splitDocuments splits a YAML stream into its non-empty documents.
+func splitDocuments(data []byte) ([][]byte, error) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var docs [][]byte
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(bytes.TrimSpace(stripComments(doc))) > 0 {
+			docs = append(docs, doc)
+		}
+	}
+}
+
+var commentLine = regexp.MustCompile(`(?m)^\s*#.*$`)
+
+func stripComments(doc []byte) []byte { return commentLine.ReplaceAll(doc, nil) }
+
+func manifestFiles(t *testing.T) []string {
+	t.Helper()
+	var files []string
+	for _, root := range []string{"base", "overlays"} {
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
+				files = append(files, path)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(files) == 0 {
+		t.Fatal("no manifests found under base/ and overlays/")
+	}
+	return files
+}
+
+// TestManifestsDecodeStrictly decodes every document of every YAML file
+// under base/ and overlays/ into its official type.
+func TestManifestsDecodeStrictly(t *testing.T) {
+	for _, path := range manifestFiles(t) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs, err := splitDocuments(data)
+		if err != nil {
+			t.Errorf("%s: %v", path, err)
+			continue
+		}
+		if len(docs) == 0 {
+			t.Errorf("%s: no YAML documents", path)
+		}
+		for i, doc := range docs {
+			obj, err := decodeStrict(doc)
+			if err != nil {
+				t.Errorf("%s, document %d: %v", path, i+1, err)
+				continue
+			}
+			if k, ok := obj.(*kusttypes.Kustomization); ok {
+				for _, r := range k.Resources {
+					if _, err := os.Stat(filepath.Join(filepath.Dir(path), r)); err != nil {
+						t.Errorf("%s: resource %s: %v", path, r, err)
+					}
+				}
+				continue
+			}
+			if m, ok := obj.(metav1.Object); ok && m.GetName() == "" {
+				t.Errorf("%s, document %d: metadata.name is empty", path, i+1)
+			}
+		}
+	}
+}
+
+// rendered is the output of one kustomization, decoded.
+type rendered struct {
+	objs []any
+}
+
+func render(t *testing.T, dir string) *rendered {
+	t.Helper()
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	resMap, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	out := &rendered{}
+	for _, r := range resMap.Resources() {
+		y, err := r.AsYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj, err := decodeStrict(y)
+		if err != nil {
+			t.Fatalf("%s: rendered %s/%s: %v", dir, r.GetKind(), r.GetName(), err)
+		}
+		out.objs = append(out.objs, obj)
+	}
+	return out
+}
+
+// kinds lists the rendered objects as "Kind/namespace/name", sorted.
+func (r *rendered) kinds() []string {
+	var ks []string
+	for _, o := range r.objs {
+		m := o.(metav1.Object)
+		kind := o.(interface{ GetObjectKind() schema.ObjectKind }).GetObjectKind().GroupVersionKind().Kind
+		ks = append(ks, kind+"/"+m.GetNamespace()+"/"+m.GetName())
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func find[T any](t *testing.T, r *rendered, name string) T {
+	t.Helper()
+	var found []T
+	for _, o := range r.objs {
+		if v, ok := o.(T); ok && o.(metav1.Object).GetName() == name {
+			found = append(found, v)
+		}
+	}
+	if len(found) != 1 {
+		var zero T
+		t.Fatalf("want exactly one %T named %s, found %d", zero, name, len(found))
+	}
+	return found[0]
+}
+
+func all[T any](r *rendered) []T {
+	var out []T
+	for _, o := range r.objs {
+		if v, ok := o.(T); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+var baseKinds = []string{
+	"ClusterRole//sluice-shipper",
+	"ClusterRoleBinding//sluice-shipper",
+	"ConfigMap/sluice/sluice-aggregator",
+	"ConfigMap/sluice/sluice-endpoints",
+	"ConfigMap/sluice/sluice-shipper",
+	"DaemonSet/sluice/sluice-shipper",
+	"Deployment/sluice/sluice-aggregator",
+	"HorizontalPodAutoscaler/sluice/sluice-aggregator",
+	"Namespace//sluice",
+	"PodDisruptionBudget/sluice/sluice-aggregator",
+	"Service/sluice/sluice-aggregator",
+	"Service/sluice/sluice-shipper",
+	"ServiceAccount/sluice/sluice-shipper",
+}
+
+func TestKustomizeRendersExpectedKinds(t *testing.T) {
+	base := render(t, "base")
+	if got := base.kinds(); !slices.Equal(got, baseKinds) {
+		t.Errorf("base renders\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(baseKinds, "\n  "))
+	}
+	overlay := render(t, filepath.Join("overlays", "prometheus-operator"))
+	want := append(slices.Clone(baseKinds), "ServiceMonitor/sluice/sluice")
+	sort.Strings(want)
+	if got := overlay.kinds(); !slices.Equal(got, want) {
+		t.Errorf("overlays/prometheus-operator renders\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+
+	// The ServiceMonitor selects both metrics Services by label, through a
+	// port they both name.
+	sm := find[*serviceMonitor](t, overlay, "sluice")
+	sel, err := metav1.LabelSelectorAsSelector(&sm.Spec.Selector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"sluice-shipper", "sluice-aggregator"} {
+		svc := find[*corev1.Service](t, overlay, name)
+		if !sel.Matches(labels.Set(svc.Labels)) {
+			t.Errorf("ServiceMonitor selector %v does not select Service %s", sel, name)
+		}
+		for _, ep := range sm.Spec.Endpoints {
+			if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == ep.Port }) {
+				t.Errorf("Service %s has no port named %q for the ServiceMonitor", name, ep.Port)
+			}
+		}
+	}
+}
+
+// TestShipperDaemonSet checks the DaemonSet against the shipper
+// configuration it mounts.
+func TestShipperDaemonSet(t *testing.T) {
+	r := render(t, "base")
+	ds := find[*appsv1.DaemonSet](t, r, "sluice-shipper")
+	pod := &ds.Spec.Template.Spec
+	c := onlyContainer(t, pod)
+
+	cfg := loadConfig[shipper.Config](t, r, pod, c)
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("shipper config: %v", err)
+	}
+	if cfg.Node != "test-node" {
+		t.Errorf("node = %q, want it from NODE_NAME", cfg.Node)
+	}
+
+	// /var/log and Docker's container logs, read-only.
+	for _, hostPath := range []string{"/var/log", "/var/lib/docker/containers"} {
+		m, v := mountOfHostPath(t, pod, c, hostPath)
+		if m == nil {
+			t.Errorf("hostPath %s is not mounted", hostPath)
+			continue
+		}
+		if m.MountPath != hostPath || !m.ReadOnly {
+			t.Errorf("hostPath %s (volume %s) is mounted at %s readOnly=%v, want at %s read-only", hostPath, v.Name, m.MountPath, m.ReadOnly, hostPath)
+		}
+	}
+	// Every input's paths are under a mounted host directory.
+	for i, in := range cfg.Inputs {
+		for _, p := range in.Paths {
+			if !strings.HasPrefix(p, "/var/log/") {
+				t.Errorf("inputs[%d].paths %s is not under the mounted /var/log", i, p)
+			}
+		}
+	}
+
+	// The registry directory is the writable hostPath /var/lib/sluice.
+	m, v := mountOfHostPath(t, pod, c, "/var/lib/sluice")
+	switch {
+	case m == nil:
+		t.Error("hostPath /var/lib/sluice is not mounted")
+	case m.ReadOnly:
+		t.Error("the registry hostPath is mounted read-only")
+	case !under(cfg.Registry, m.MountPath):
+		t.Errorf("registry %s is not under the registry hostPath's mount %s", cfg.Registry, m.MountPath)
+	case v.HostPath.Type == nil || *v.HostPath.Type != corev1.HostPathDirectoryOrCreate:
+		t.Errorf("registry hostPath type = %v, want DirectoryOrCreate", v.HostPath.Type)
+	}
+
+	// NODE_NAME from the downward API.
+	if e := envVar(c, "NODE_NAME"); e == nil || e.ValueFrom == nil || e.ValueFrom.FieldRef == nil || e.ValueFrom.FieldRef.FieldPath != "spec.nodeName" {
+		t.Errorf("NODE_NAME must come from fieldRef spec.nodeName, got %+v", e)
+	}
+
+	checkProbes(t, c, cfg.HTTP.Listen)
+
+	if !slices.ContainsFunc(pod.Tolerations, func(tol corev1.Toleration) bool {
+		return tol.Operator == corev1.TolerationOpExists && tol.Key == "" && tol.Effect == ""
+	}) {
+		t.Errorf("tolerations %+v do not include a bare operator: Exists", pod.Tolerations)
+	}
+	if pod.PriorityClassName != "system-node-critical" {
+		t.Errorf("priorityClassName = %q", pod.PriorityClassName)
+	}
+	if ru := ds.Spec.UpdateStrategy.RollingUpdate; ds.Spec.UpdateStrategy.Type != appsv1.RollingUpdateDaemonSetStrategyType ||
+		ru == nil || ru.MaxUnavailable == nil || *ru.MaxUnavailable != intstr.FromInt32(1) {
+		t.Errorf("updateStrategy = %+v, want RollingUpdate with maxUnavailable 1", ds.Spec.UpdateStrategy)
+	}
+	checkResources(t, c, map[corev1.ResourceName]string{corev1.ResourceCPU: "100m", corev1.ResourceMemory: "64Mi"},
+		map[corev1.ResourceName]string{corev1.ResourceCPU: "1", corev1.ResourceMemory: "256Mi"})
+
+	sc := c.SecurityContext
+	if sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != 0 || !isTrue(sc.ReadOnlyRootFilesystem) ||
+		sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || isTrue(sc.Privileged) ||
+		sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) ||
+		!slices.Equal(sc.Capabilities.Add, []corev1.Capability{"DAC_READ_SEARCH"}) {
+		t.Errorf("shipper securityContext = %+v", sc)
+	}
+	checkSeccomp(t, pod, c)
+
+	// RBAC: the DaemonSet's ServiceAccount is bound to a read-only role.
+	if pod.ServiceAccountName != "sluice-shipper" {
+		t.Errorf("serviceAccountName = %q", pod.ServiceAccountName)
+	}
+	find[*corev1.ServiceAccount](t, r, pod.ServiceAccountName)
+	crb := find[*rbacv1.ClusterRoleBinding](t, r, "sluice-shipper")
+	if crb.RoleRef.Kind != "ClusterRole" || crb.RoleRef.Name != "sluice-shipper" || len(crb.Subjects) != 1 ||
+		crb.Subjects[0].Kind != "ServiceAccount" || crb.Subjects[0].Name != pod.ServiceAccountName || crb.Subjects[0].Namespace != ds.Namespace {
+		t.Errorf("ClusterRoleBinding = %+v", crb)
+	}
+
+	checkService(t, r, "sluice-shipper", ds.Spec.Template.Labels, c)
+}
+
+func TestShipperPartitionsCoverAggregatorReplicas(t *testing.T) {
+	r := render(t, "base")
+	ds := find[*appsv1.DaemonSet](t, r, "sluice-shipper")
+	cfg := loadConfig[shipper.Config](t, r, &ds.Spec.Template.Spec, onlyContainer(t, &ds.Spec.Template.Spec))
+	cfg.SetDefaults()
+	hpa := find[*autoscalingv2.HorizontalPodAutoscaler](t, r, "sluice-aggregator")
+	if cfg.Kafka.Partitions < hpa.Spec.MaxReplicas {
+		t.Errorf("topics the shipper creates get %d partitions, fewer than the aggregator's maxReplicas %d", cfg.Kafka.Partitions, hpa.Spec.MaxReplicas)
+	}
+}
+
+func TestClusterRoleIsReadOnly(t *testing.T) {
+	r := render(t, "base")
+	roles := all[*rbacv1.ClusterRole](r)
+	if len(roles) != 1 {
+		t.Fatalf("want one ClusterRole, found %d", len(roles))
+	}
+	for _, rule := range roles[0].Rules {
+		for _, verb := range rule.Verbs {
+			if verb != "get" && verb != "list" && verb != "watch" {
+				t.Errorf("ClusterRole %s allows verb %q", roles[0].Name, verb)
+			}
+		}
+		for _, res := range rule.Resources {
+			if res != "pods" && res != "nodes" {
+				t.Errorf("ClusterRole %s grants resource %q", roles[0].Name, res)
+			}
+		}
+		if !slices.Equal(rule.APIGroups, []string{""}) || len(rule.NonResourceURLs) > 0 || len(rule.ResourceNames) > 0 {
+			t.Errorf("ClusterRole %s rule %+v goes beyond core pods and nodes", roles[0].Name, rule)
+		}
+	}
+	if n := len(all[*rbacv1.ClusterRoleBinding](r)); n != 1 {
+		t.Errorf("want one ClusterRoleBinding, found %d", n)
+	}
+}
+
+// TestAggregatorDeployment checks the Deployment, its PDB, HPA and Service
+// against the aggregator configuration it mounts.
+func TestAggregatorDeployment(t *testing.T) {
+	r := render(t, "base")
+	d := find[*appsv1.Deployment](t, r, "sluice-aggregator")
+	pod := &d.Spec.Template.Spec
+	c := onlyContainer(t, pod)
+
+	cfg := loadConfig[aggregator.Config](t, r, pod, c)
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("aggregator config: %v", err)
+	}
+	if cfg.Elasticsearch.Username != "secret:sluice-elasticsearch/username" ||
+		cfg.Elasticsearch.Password != "secret:sluice-elasticsearch/password" {
+		t.Errorf("elasticsearch credentials = %q / %q, want them from Secret sluice-elasticsearch keys username and password",
+			cfg.Elasticsearch.Username, cfg.Elasticsearch.Password)
+	}
+	if cfg.GeoIP.Enabled() {
+		t.Error("geoip is enabled without a database mounted")
+	}
+
+	checkProbes(t, c, cfg.HTTP.Listen)
+	checkResources(t, c, nil, nil)
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
+		t.Errorf("replicas = %v, want 2", d.Spec.Replicas)
+	}
+	psc := pod.SecurityContext
+	if psc == nil || !isTrue(psc.RunAsNonRoot) || psc.RunAsUser == nil || *psc.RunAsUser != 65532 {
+		t.Errorf("pod securityContext = %+v, want runAsNonRoot and runAsUser 65532", psc)
+	}
+	sc := c.SecurityContext
+	if sc == nil || !isTrue(sc.ReadOnlyRootFilesystem) || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) > 0 {
+		t.Errorf("aggregator securityContext = %+v", sc)
+	}
+	checkSeccomp(t, pod, c)
+
+	pdb := find[*policyv1.PodDisruptionBudget](t, r, "sluice-aggregator")
+	if pdb.Spec.MinAvailable == nil || *pdb.Spec.MinAvailable != intstr.FromInt32(1) {
+		t.Errorf("PodDisruptionBudget minAvailable = %v, want 1", pdb.Spec.MinAvailable)
+	}
+	if sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector); err != nil || !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+		t.Errorf("PodDisruptionBudget selector %v does not select the aggregator pods (%v)", pdb.Spec.Selector, err)
+	}
+
+	hpa := find[*autoscalingv2.HorizontalPodAutoscaler](t, r, "sluice-aggregator")
+	ref := hpa.Spec.ScaleTargetRef
+	if ref.APIVersion != "apps/v1" || ref.Kind != "Deployment" || ref.Name != d.Name {
+		t.Errorf("HPA scaleTargetRef = %+v", ref)
+	}
+	if hpa.Spec.MinReplicas == nil || *hpa.Spec.MinReplicas != 2 || hpa.Spec.MaxReplicas != 12 {
+		t.Errorf("HPA replicas = %d..%d, want 2..12", ptrValue(hpa.Spec.MinReplicas), hpa.Spec.MaxReplicas)
+	}
+	if len(hpa.Spec.Metrics) != 1 || hpa.Spec.Metrics[0].Resource == nil || hpa.Spec.Metrics[0].Resource.Name != corev1.ResourceCPU ||
+		hpa.Spec.Metrics[0].Resource.Target.AverageUtilization == nil || *hpa.Spec.Metrics[0].Resource.Target.AverageUtilization != 70 {
+		t.Errorf("HPA metrics = %+v, want CPU utilization 70%%", hpa.Spec.Metrics)
+	}
+	if _, ok := c.Resources.Requests[corev1.ResourceCPU]; !ok {
+		t.Error("the HPA scales on CPU utilization, which needs a CPU request")
+	}
+
+	checkService(t, r, "sluice-aggregator", d.Spec.Template.Labels, c)
+}
+
+// loadConfig finds the configuration file the container is started with
+// (-c FILE), reads it from the ConfigMap mounted there and decodes it with
+// Sluice's loader, expanding ${VAR} with the container's environment only.
+func loadConfig[T any](t *testing.T, r *rendered, pod *corev1.PodSpec, c *corev1.Container) *T {
+	t.Helper()
+	i := slices.Index(c.Args, "-c")
+	if i < 0 || i+1 >= len(c.Args) {
+		t.Fatalf("container %s args %q have no -c FILE", c.Name, c.Args)
+	}
+	file := c.Args[i+1]
+	var cm *corev1.ConfigMap
+	var key string
+	for _, m := range c.VolumeMounts {
+		if filepath.Dir(file) != m.MountPath {
+			continue
+		}
+		v := volume(pod, m.Name)
+		if v == nil || v.ConfigMap == nil {
+			t.Fatalf("%s is mounted from volume %s, which is not a ConfigMap", file, m.Name)
+		}
+		cm = find[*corev1.ConfigMap](t, r, v.ConfigMap.Name)
+		key = filepath.Base(file)
+	}
+	if cm == nil {
+		t.Fatalf("no ConfigMap is mounted at %s", filepath.Dir(file))
+	}
+	data, ok := cm.Data[key]
+	if !ok {
+		t.Fatalf("ConfigMap %s has no key %s", cm.Name, key)
+	}
+	env := containerEnv(t, r, c)
+	lookup := func(name string) (string, bool) {
+		v, ok := env[name]
+		return v, ok
+	}
+	var cfg T
+	if err := config.Decode([]byte(data), &cfg, lookup); err != nil {
+		t.Fatalf("ConfigMap %s key %s: %v", cm.Name, key, err)
+	}
+	return &cfg
+}
+
+// containerEnv resolves a container's environment as far as the manifests
+// allow: literal values, ConfigMap keys, and stand-ins for Secret keys and
+// the downward API.
+func containerEnv(t *testing.T, r *rendered, c *corev1.Container) map[string]string {
+	t.Helper()
+	env := map[string]string{}
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			env[e.Name] = e.Value
+		case e.ValueFrom.ConfigMapKeyRef != nil:
+			ref := e.ValueFrom.ConfigMapKeyRef
+			cm := find[*corev1.ConfigMap](t, r, ref.Name)
+			v, ok := cm.Data[ref.Key]
+			if !ok {
+				t.Fatalf("env %s: ConfigMap %s has no key %s", e.Name, ref.Name, ref.Key)
+			}
+			env[e.Name] = v
+		case e.ValueFrom.SecretKeyRef != nil:
+			env[e.Name] = "secret:" + e.ValueFrom.SecretKeyRef.Name + "/" + e.ValueFrom.SecretKeyRef.Key
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "spec.nodeName":
+			env[e.Name] = "test-node"
+		default:
+			t.Fatalf("env %s: unexpected source %+v", e.Name, e.ValueFrom)
+		}
+	}
+	if len(c.EnvFrom) > 0 {
+		t.Fatalf("container %s uses envFrom; resolve it in containerEnv", c.Name)
+	}
+	return env
+}
+
+// checkProbes checks that liveness and readiness hit /healthz and /readyz on
+// the port http.listen names, and that listen is reachable from the kubelet.
+func checkProbes(t *testing.T, c *corev1.Container, listen string) {
+	t.Helper()
+	host, portText, err := net.SplitHostPort(listen)
+	if err != nil {
+		t.Fatalf("http.listen %q: %v", listen, err)
+	}
+	if host != "" && host != "0.0.0.0" && host != "::" {
+		t.Errorf("http.listen %q is not reachable from the kubelet; listen on 0.0.0.0", listen)
+	}
+	port, _ := strconv.Atoi(portText)
+	for _, p := range []struct {
+		name  string
+		probe *corev1.Probe
+		path  string
+	}{{"livenessProbe", c.LivenessProbe, "/healthz"}, {"readinessProbe", c.ReadinessProbe, "/readyz"}} {
+		if p.probe == nil || p.probe.HTTPGet == nil {
+			t.Errorf("container %s has no HTTP %s", c.Name, p.name)
+			continue
+		}
+		if p.probe.HTTPGet.Path != p.path {
+			t.Errorf("container %s %s path = %q, want %s", c.Name, p.name, p.probe.HTTPGet.Path, p.path)
+		}
+		if got := containerPort(t, c, p.probe.HTTPGet.Port); got != port {
+			t.Errorf("container %s %s port = %d, but http.listen is %s", c.Name, p.name, got, listen)
+		}
+	}
+}
+
+// checkService checks the metrics Service in front of the pods.
+func checkService(t *testing.T, r *rendered, name string, podLabels map[string]string, c *corev1.Container) {
+	t.Helper()
+	svc := find[*corev1.Service](t, r, name)
+	if len(svc.Spec.Selector) == 0 {
+		t.Fatalf("Service %s has no selector", name)
+	}
+	for k, v := range svc.Spec.Selector {
+		if podLabels[k] != v {
+			t.Errorf("Service %s selector %s=%s does not match the pods", name, k, v)
+		}
+	}
+	if len(svc.Spec.Ports) != 1 {
+		t.Fatalf("Service %s ports = %+v", name, svc.Spec.Ports)
+	}
+	port := containerPort(t, c, svc.Spec.Ports[0].TargetPort)
+	if svc.Annotations["prometheus.io/scrape"] != "true" || svc.Annotations["prometheus.io/port"] != strconv.Itoa(port) ||
+		svc.Annotations["prometheus.io/path"] != "/metrics" {
+		t.Errorf("Service %s annotations = %v, want prometheus.io scrape of /metrics on %d", name, svc.Annotations, port)
+	}
+	if !svc.Spec.PublishNotReadyAddresses {
+		t.Errorf("Service %s drops not-ready pods from scraping", name)
+	}
+}
+
+func checkResources(t *testing.T, c *corev1.Container, requests, limits map[corev1.ResourceName]string) {
+	t.Helper()
+	for _, res := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		req, okReq := c.Resources.Requests[res]
+		lim, okLim := c.Resources.Limits[res]
+		if !okReq || !okLim {
+			t.Errorf("container %s has no %s request and limit", c.Name, res)
+			continue
+		}
+		if req.Cmp(lim) > 0 {
+			t.Errorf("container %s %s request %s is above its limit %s", c.Name, res, req.String(), lim.String())
+		}
+		if want, ok := requests[res]; ok && req.String() != want {
+			t.Errorf("container %s %s request = %s, want %s", c.Name, res, req.String(), want)
+		}
+		if want, ok := limits[res]; ok && lim.String() != want {
+			t.Errorf("container %s %s limit = %s, want %s", c.Name, res, lim.String(), want)
+		}
+	}
+}
+
+func checkSeccomp(t *testing.T, pod *corev1.PodSpec, c *corev1.Container) {
+	t.Helper()
+	profile := (*corev1.SeccompProfile)(nil)
+	if pod.SecurityContext != nil {
+		profile = pod.SecurityContext.SeccompProfile
+	}
+	if c.SecurityContext != nil && c.SecurityContext.SeccompProfile != nil {
+		profile = c.SecurityContext.SeccompProfile
+	}
+	if profile == nil || profile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("container %s seccompProfile = %+v, want RuntimeDefault", c.Name, profile)
+	}
+}
+
+func onlyContainer(t *testing.T, pod *corev1.PodSpec) *corev1.Container {
+	t.Helper()
+	if len(pod.Containers) != 1 {
+		t.Fatalf("want one container, found %d", len(pod.Containers))
+	}
+	return &pod.Containers[0]
+}
+
+func volume(pod *corev1.PodSpec, name string) *corev1.Volume {
+	for i := range pod.Volumes {
+		if pod.Volumes[i].Name == name {
+			return &pod.Volumes[i]
+		}
+	}
+	return nil
+}
+
+// mountOfHostPath returns the container's mount of the hostPath volume with
+// the given path, and the volume.
+func mountOfHostPath(t *testing.T, pod *corev1.PodSpec, c *corev1.Container, path string) (*corev1.VolumeMount, *corev1.Volume) {
+	t.Helper()
+	for i := range c.VolumeMounts {
+		v := volume(pod, c.VolumeMounts[i].Name)
+		if v == nil {
+			t.Fatalf("volumeMount %s has no volume", c.VolumeMounts[i].Name)
+		}
+		if v.HostPath != nil && v.HostPath.Path == path {
+			return &c.VolumeMounts[i], v
+		}
+	}
+	return nil, nil
+}
+
+func containerPort(t *testing.T, c *corev1.Container, p intstr.IntOrString) int {
+	t.Helper()
+	if p.Type == intstr.Int {
+		return p.IntValue()
+	}
+	for _, cp := range c.Ports {
+		if cp.Name == p.StrVal {
+			return int(cp.ContainerPort)
+		}
+	}
+	t.Errorf("container %s has no port named %q", c.Name, p.StrVal)
+	return -1
+}
+
+func envVar(c *corev1.Container, name string) *corev1.EnvVar {
+	for i := range c.Env {
+		if c.Env[i].Name == name {
+			return &c.Env[i]
+		}
+	}
+	return nil
+}
+
+func under(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+func isTrue(b *bool) bool { return b != nil && *b }
+
+func ptrValue[T any](p *T) T {
+	var v T
+	if p != nil {
+		v = *p
+	}
+	return v
+}
