@@ -177,8 +177,20 @@ kafka:
 http:
   listen: 127.0.0.1:0
 `, dir, p.logs, stack.Broker, prefix))
-	p.aggCfg = filepath.Join(dir, "aggregator.yaml")
-	writeFile(t, p.aggCfg, fmt.Sprintf(`
+	p.aggCfg = p.aggregatorConfig(t, stack.Elasticsearch, "127.0.0.1:0")
+	stack.DeleteIndices(t, p.indexPattern)
+	t.Cleanup(func() {
+		stack.ES(t, http.MethodDelete, "/_index_template/"+prefix, nil, nil)
+	})
+	return p
+}
+
+// aggregatorConfig writes an aggregator config for this pipeline with the
+// given Elasticsearch address and HTTP listen address, and returns its path.
+func (p *pipeline) aggregatorConfig(t *testing.T, es, listen string) string {
+	t.Helper()
+	path := filepath.Join(p.dir, fmt.Sprintf("aggregator-%d.yaml", time.Now().UnixNano()))
+	writeFile(t, path, fmt.Sprintf(`
 kafka:
   brokers: ["%[1]s"]
   group: %[2]s
@@ -189,14 +201,11 @@ elasticsearch:
   addresses: ["%[3]s"]
   index: %[2]s-{type}-{service}-{environment}
   template_name: %[2]s
+  retry_max: 1s
 http:
-  listen: 127.0.0.1:0
-`, stack.Broker, prefix, stack.Elasticsearch))
-	stack.DeleteIndices(t, p.indexPattern)
-	t.Cleanup(func() {
-		stack.ES(t, http.MethodDelete, "/_index_template/"+prefix, nil, nil)
-	})
-	return p
+  listen: %[4]s
+`, p.stack.Broker, p.prefix, es, listen))
+	return path
 }
 
 // TestEndToEnd writes service and nginx lines, runs the real shipper and
