@@ -90,6 +90,7 @@ const (
 
 // SetDefaults fills unset values.
 func (c *Config) SetDefaults() {
+	c.Kafka.Brokers = config.SplitList(c.Kafka.Brokers)
 	if len(c.Kafka.Brokers) == 0 {
 		c.Kafka.Brokers = []string{DefaultBroker}
 	}
@@ -109,6 +110,7 @@ func (c *Config) SetDefaults() {
 		c.Kafka.SessionTimeout = 45 * time.Second
 	}
 	es := &c.Elasticsearch
+	es.Addresses = config.SplitList(es.Addresses)
 	if len(es.Addresses) == 0 {
 		es.Addresses = []string{DefaultElasticsearch}
 	}

@@ -120,6 +120,7 @@ func (c *Config) SetDefaults() {
 	if c.Node == "" {
 		c.Node, _ = os.Hostname()
 	}
+	c.Kafka.Brokers = config.SplitList(c.Kafka.Brokers)
 	if len(c.Kafka.Brokers) == 0 {
 		c.Kafka.Brokers = []string{DefaultBroker}
 	}

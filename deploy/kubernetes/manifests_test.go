@@ -312,6 +312,13 @@ func TestKustomizeRendersExpectedKinds(t *testing.T) {
 		t.Errorf("overlays/prometheus-operator renders\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
 
+	// Both roles run the one image, as set by the kustomization.
+	shipperImage := find[*appsv1.DaemonSet](t, base, "sluice-shipper").Spec.Template.Spec.Containers[0].Image
+	aggregatorImage := find[*appsv1.Deployment](t, base, "sluice-aggregator").Spec.Template.Spec.Containers[0].Image
+	if shipperImage != aggregatorImage || !strings.Contains(shipperImage, "/") || !strings.Contains(shipperImage, ":") {
+		t.Errorf("images %q and %q: want one image with a registry and tag, from the kustomization", shipperImage, aggregatorImage)
+	}
+
 	// The ServiceMonitor selects both metrics Services by label, through a
 	// port they both name.
 	sm := find[*serviceMonitor](t, overlay, "sluice")

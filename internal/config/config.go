@@ -254,3 +254,18 @@ func valueKeyAtLine(n *yaml.Node, key string, line int) string {
 	}
 	return fmt.Sprintf("line %d", line)
 }
+
+// SplitList splits entries that hold comma-separated values, so that a
+// list can be given as one ${VAR}: brokers: ["${KAFKA_BROKERS}"] with
+// KAFKA_BROKERS=k1:9092,k2:9092. Empty entries are dropped.
+func SplitList(list []string) []string {
+	var out []string
+	for _, e := range list {
+		for _, v := range strings.Split(e, ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}

@@ -68,3 +68,10 @@ func TestDecodeErrorsNameTheKey(t *testing.T) {
 		})
 	}
 }
+
+func TestSplitList(t *testing.T) {
+	got := SplitList([]string{"k1:9092, k2:9092", "", "k3:9092"})
+	if strings.Join(got, "|") != "k1:9092|k2:9092|k3:9092" {
+		t.Fatalf("SplitList = %q", got)
+	}
+}
