@@ -6,17 +6,18 @@ import (
 
 	"github.com/sluicelog/sluice/geoip"
 	"github.com/sluicelog/sluice/internal/config"
+	"github.com/sluicelog/sluice/internal/telemetry"
 	"github.com/sluicelog/sluice/internal/template"
 )
 
 // Config is the configuration of `sluice aggregate`.
 type Config struct {
-	Kafka         KafkaConfig         `yaml:"kafka"`
-	Elasticsearch ElasticsearchConfig `yaml:"elasticsearch"`
-	Parsers       ParsersConfig       `yaml:"parsers"`
-	GeoIP         geoip.Config        `yaml:"geoip"`
-	HTTP          HTTPConfig          `yaml:"http"`
-	Log           LogConfig           `yaml:"log"`
+	Kafka         KafkaConfig          `yaml:"kafka"`
+	Elasticsearch ElasticsearchConfig  `yaml:"elasticsearch"`
+	Parsers       ParsersConfig        `yaml:"parsers"`
+	GeoIP         geoip.Config         `yaml:"geoip"`
+	HTTP          telemetry.HTTPConfig `yaml:"http"`
+	Log           telemetry.LogConfig  `yaml:"log"`
 }
 
 // KafkaConfig is where records are consumed from.
@@ -66,16 +67,6 @@ type ElasticsearchConfig struct {
 type ParsersConfig struct {
 	// NginxFormat is the nginx log_format of nginx access logs.
 	NginxFormat string `yaml:"nginx_format"`
-}
-
-// HTTPConfig is where /metrics, /healthz and /readyz are served.
-type HTTPConfig struct {
-	Listen string `yaml:"listen"`
-}
-
-// LogConfig sets the process's own logging.
-type LogConfig struct {
-	Level string `yaml:"level"`
 }
 
 // Defaults for local use.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sluicelog/sluice/internal/config"
+	"github.com/sluicelog/sluice/internal/telemetry"
 	"github.com/sluicelog/sluice/internal/template"
 )
 
@@ -16,11 +17,11 @@ type Config struct {
 	// host name.
 	Node string `yaml:"node"`
 	// Registry is the directory holding the offsets registry.
-	Registry string        `yaml:"registry"`
-	Inputs   []InputConfig `yaml:"inputs"`
-	Kafka    KafkaConfig   `yaml:"kafka"`
-	HTTP     HTTPConfig    `yaml:"http"`
-	Log      LogConfig     `yaml:"log"`
+	Registry string               `yaml:"registry"`
+	Inputs   []InputConfig        `yaml:"inputs"`
+	Kafka    KafkaConfig          `yaml:"kafka"`
+	HTTP     telemetry.HTTPConfig `yaml:"http"`
+	Log      telemetry.LogConfig  `yaml:"log"`
 
 	// ScanInterval is how often globs are re-scanned and open files polled
 	// for new data (default 1s).
@@ -93,16 +94,6 @@ type KafkaConfig struct {
 	Linger time.Duration `yaml:"linger"`
 	// BatchBytes is the largest record batch (default 1 MiB + line limit).
 	BatchBytes int32 `yaml:"batch_bytes"`
-}
-
-// HTTPConfig is where /metrics, /healthz and /readyz are served.
-type HTTPConfig struct {
-	Listen string `yaml:"listen"`
-}
-
-// LogConfig sets the process's own logging.
-type LogConfig struct {
-	Level string `yaml:"level"`
 }
 
 // Defaults for local use.

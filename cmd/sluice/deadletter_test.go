@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -38,16 +37,9 @@ func TestMappingConflictAndDeadLetter(t *testing.T) {
 	agg := startSluice(t, "aggregate", "-c", p.aggCfg)
 	assertExactly(t, p, 51)
 
-	var res struct {
-		Hits struct {
-			Hits []struct {
-				Source map[string]any `json:"_source"`
-			} `json:"hits"`
-		} `json:"hits"`
-	}
-	p.stack.ES(t, http.MethodPost, "/"+p.indexPattern+"/_search", strings.NewReader(`{"query":{"term":{"tags":"mapping_conflict"}}}`), &res)
-	if len(res.Hits.Hits) != 1 || res.Hits.Hits[0].Source["labels.moved_error"] != "a plain string" {
-		t.Fatalf("conflicting document: %+v", res.Hits.Hits)
+	hits := p.stack.Search(t, p.indexPattern, `{"query":{"term":{"tags":"mapping_conflict"}}}`)
+	if len(hits) != 1 || hits[0]["labels.moved_error"] != "a plain string" {
+		t.Fatalf("conflicting document: %+v", hits)
 	}
 
 	dead := p.stack.ReadTopic(t, p.prefix+"-dead-letter", 1, 30*time.Second)

@@ -264,20 +264,12 @@ func TestEndToEnd(t *testing.T) {
 // its parse error, not dropped.
 func assertRawFlagged(t *testing.T, p *pipeline) {
 	t.Helper()
-	var res struct {
-		Hits struct {
-			Hits []struct {
-				Source map[string]any `json:"_source"`
-			} `json:"hits"`
-		} `json:"hits"`
+	hits := p.stack.Search(t, p.indexPattern, `{"query":{"exists":{"field":"error.message"}}}`)
+	if len(hits) != 2 {
+		t.Fatalf("%d documents flagged with error.message, want 2", len(hits))
 	}
-	q := `{"query":{"exists":{"field":"error.message"}}}`
-	p.stack.ES(t, http.MethodPost, "/"+p.indexPattern+"/_search", strings.NewReader(q), &res)
-	if len(res.Hits.Hits) != 2 {
-		t.Fatalf("%d documents flagged with error.message, want 2", len(res.Hits.Hits))
-	}
-	for _, h := range res.Hits.Hits {
-		msg, _ := h.Source["message"].(string)
+	for _, h := range hits {
+		msg, _ := h["message"].(string)
 		if msg != "this line is not JSON" && msg != `["json", "but not an object"]` {
 			t.Errorf("flagged document has message %q, want the raw line", msg)
 		}

@@ -21,6 +21,16 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
+// HTTPConfig is where a process serves /metrics, /healthz and /readyz.
+type HTTPConfig struct {
+	Listen string `yaml:"listen"`
+}
+
+// LogConfig sets a process's own logging.
+type LogConfig struct {
+	Level string `yaml:"level"`
+}
+
 // NewLogger returns a JSON logger at level ("debug", "info", "warn", "error").
 func NewLogger(level string) (*zap.Logger, error) {
 	lvl := zapcore.InfoLevel

@@ -211,6 +211,27 @@ func (s *Stack) ES(t testing.TB, method, path string, body io.Reader, out any) i
 	return res.StatusCode
 }
 
+// Search runs query (a JSON search body) over the indices matching pattern
+// and returns the _source of the hits.
+func (s *Stack) Search(t testing.TB, pattern, query string) []map[string]any {
+	t.Helper()
+	var res struct {
+		Hits struct {
+			Hits []struct {
+				Source map[string]any `json:"_source"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	if code := s.ES(t, http.MethodPost, "/"+pattern+"/_search", strings.NewReader(query), &res); code != http.StatusOK {
+		t.Fatalf("search %s: status %d", pattern, code)
+	}
+	out := make([]map[string]any, len(res.Hits.Hits))
+	for i, h := range res.Hits.Hits {
+		out[i] = h.Source
+	}
+	return out
+}
+
 // Count refreshes the indices matching pattern and returns how many
 // documents they hold (0 if none exist).
 func (s *Stack) Count(t testing.TB, pattern string) int {
