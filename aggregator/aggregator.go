@@ -57,6 +57,19 @@ type Aggregator struct {
 // New validates cfg and prepares an aggregator; Run starts it.
 func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggregator, error) {
 	cfg.SetDefaults()
+	return newAggregator(cfg, reg, log,
+		kgo.ConsumerGroup(cfg.Kafka.Group),
+		kgo.ConsumeTopics(cfg.Kafka.Topics...),
+		kgo.DisableAutoCommit(),
+		kgo.SessionTimeout(cfg.Kafka.SessionTimeout),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	)
+}
+
+// newAggregator builds an aggregator whose Kafka client consumes as
+// consume says: a group member for Run, a plain reader for Replay.
+func newAggregator(cfg Config, reg prometheus.Registerer, log *zap.Logger, consume ...kgo.Opt) (*Aggregator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -68,16 +81,10 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggregator, e
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch.index: %w", err)
 	}
-	client, err := kgo.NewClient(
+	client, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Kafka.Brokers...),
-		kgo.ConsumerGroup(cfg.Kafka.Group),
-		kgo.ConsumeTopics(cfg.Kafka.Topics...),
-		kgo.DisableAutoCommit(),
-		kgo.SessionTimeout(cfg.Kafka.SessionTimeout),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.FetchMaxBytes(32<<20),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-	)
+		kgo.FetchMaxBytes(32 << 20),
+	}, consume...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
@@ -138,17 +145,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	}()
 	a.log.Info("aggregator starting", zap.Strings("topics", a.cfg.Kafka.Topics), zap.String("group", a.cfg.Kafka.Group),
 		zap.Strings("elasticsearch", a.cfg.Elasticsearch.Addresses), zap.String("index", a.cfg.Elasticsearch.Index))
-	if a.geo != nil {
-		go a.geo.Run(ctx)
-	}
-	if *a.cfg.Elasticsearch.Template {
-		if err := retry(ctx, a.log, "installing index template", func() error {
-			return installTemplate(ctx, a.es, a.cfg.Elasticsearch.TemplateName, a.index.Pattern())
-		}); err != nil {
-			return err
-		}
-	}
-	if err := retry(ctx, a.log, "creating dead-letter topic", func() error { return a.ensureTopic(ctx, a.cfg.Kafka.DeadLetterTopic) }); err != nil {
+	if err := a.prepare(ctx); err != nil {
 		return err
 	}
 	for {
@@ -176,6 +173,22 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		}
 		a.client.AllowRebalance()
 	}
+}
+
+// prepare starts the GeoIP reloader, installs the index template and
+// creates the dead-letter topic.
+func (a *Aggregator) prepare(ctx context.Context) error {
+	if a.geo != nil {
+		go a.geo.Run(ctx)
+	}
+	if *a.cfg.Elasticsearch.Template {
+		if err := retry(ctx, a.log, "installing index template", func() error {
+			return installTemplate(ctx, a.es, a.cfg.Elasticsearch.TemplateName, a.index.Pattern())
+		}); err != nil {
+			return err
+		}
+	}
+	return retry(ctx, a.log, "creating dead-letter topic", func() error { return a.ensureTopic(ctx, a.cfg.Kafka.DeadLetterTopic) })
 }
 
 // retry calls fn until it succeeds or ctx is done.

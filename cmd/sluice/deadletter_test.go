@@ -57,3 +57,30 @@ func TestMappingConflictAndDeadLetter(t *testing.T) {
 	ship.stop()
 	agg.stop()
 }
+
+// TestReplay deletes the indices after everything was indexed and replays
+// the source topic: every document comes back, once.
+func TestReplay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test needs Kafka and Elasticsearch")
+	}
+	p := newPipeline(t)
+	appendLines(t, filepath.Join(p.logs, "services/prod/acme/checkout/app.log"), serviceLines(0, 500, "checkout"))
+	ship := startSluice(t, "ship", "-c", p.shipperCfg)
+	agg := startSluice(t, "aggregate", "-c", p.aggCfg)
+	assertExactly(t, p, 500)
+	agg.stop()
+	ship.stop()
+	p.stack.ES(t, "DELETE", "/"+p.indexPattern, nil, nil)
+	if n := p.stack.Count(t, p.indexPattern); n != 0 {
+		t.Fatalf("%d documents left after deleting the indices", n)
+	}
+	var out strings.Builder
+	if code := run([]string{"replay", "-c", p.aggCfg, "-topic", p.prefix + "-service"}, &out, &out); code != 0 {
+		t.Fatalf("sluice replay exited %d: %s", code, out.String())
+	}
+	if !strings.Contains(out.String(), "replayed 500 records") {
+		t.Fatalf("sluice replay said %q", out.String())
+	}
+	assertExactly(t, p, 500)
+}

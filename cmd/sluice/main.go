@@ -14,6 +14,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -34,6 +35,10 @@ Usage:
   sluice ship -c FILE        tail files into Kafka
   sluice aggregate -c FILE   index Kafka records into Elasticsearch
   sluice check -c FILE       validate a shipper or aggregator config
+  sluice replay -c FILE -topic TOPIC [-from TIME] [-to TIME]
+                             send a topic's records (the dead-letter topic after
+                             a mapping fix, or a time range of a source topic)
+                             through the aggregator's pipeline again
   sluice version             print the version
 `
 
@@ -54,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
-	case "ship", "aggregate", "check":
+	case "ship", "aggregate", "check", "replay":
 	default:
 		fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -62,6 +67,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sluice "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("c", "", "configuration file (YAML)")
+	var replay replayFlags
+	if cmd == "replay" {
+		fs.StringVar(&replay.topic, "topic", "", "topic to replay (required)")
+		fs.StringVar(&replay.from, "from", "", "replay records from this time (RFC 3339)")
+		fs.StringVar(&replay.to, "to", "", "replay records up to this time (RFC 3339)")
+	}
 	if err := fs.Parse(rest); err != nil {
 		return 2
 	}
@@ -81,6 +92,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = ship(*path)
 	case "aggregate":
 		err = aggregate(*path)
+	case "replay":
+		var n int
+		n, err = replay.run(*path)
+		if err == nil {
+			fmt.Fprintf(stdout, "replayed %d records from %s\n", n, replay.topic)
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice %s: %s: %v\n", cmd, *path, err)
@@ -154,6 +171,41 @@ func loadAggregator(path string) (aggregator.Config, error) {
 	}
 	cfg.SetDefaults()
 	return cfg, cfg.Validate()
+}
+
+type replayFlags struct{ topic, from, to string }
+
+// run replays per the flags with the aggregator config at path.
+func (f replayFlags) run(path string) (int, error) {
+	if f.topic == "" {
+		return 0, errors.New("-topic is required")
+	}
+	opts := aggregator.ReplayOptions{Topic: f.topic}
+	for _, t := range []struct {
+		flag, value string
+		out         *time.Time
+	}{{"-from", f.from, &opts.From}, {"-to", f.to, &opts.To}} {
+		if t.value == "" {
+			continue
+		}
+		v, err := time.Parse(time.RFC3339, t.value)
+		if err != nil {
+			return 0, fmt.Errorf("%s %q: write the time like 2026-11-25T10:00:00Z", t.flag, t.value)
+		}
+		*t.out = v
+	}
+	cfg, err := loadAggregator(path)
+	if err != nil {
+		return 0, err
+	}
+	log, err := telemetry.NewLogger(cfg.Log.Level)
+	if err != nil {
+		return 0, fmt.Errorf("log.level: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	stats, err := aggregator.Replay(ctx, cfg, opts, log)
+	return stats.Records, err
 }
 
 // component is a pipeline process: shipper or aggregator.
