@@ -5,8 +5,9 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 STACK := deploy/local/stack.sh
 # Integration tests share one Kafka and one Elasticsearch; two packages at a
-# time keeps a 2-core machine responsive.
-TEST_FLAGS ?= -p 2 -timeout 20m
+# time keeps a 2-core machine responsive. -count=1: results of tests against
+# the servers are never taken from Go's test cache.
+TEST_FLAGS ?= -p 2 -count=1 -timeout 20m
 
 .PHONY: build test unit integration demo up down bench soak lint fuzz clean
 

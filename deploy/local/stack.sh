@@ -1,85 +1,153 @@
 #!/usr/bin/env bash
 # The local stack for tests and the demo: a real Apache Kafka (single-node
-# KRaft) and a real Elasticsearch, fetched from Maven Central with mvn and
-# run with the machine's Java. No Docker.
+# KRaft, broker and controller in one process) and a real Elasticsearch
+# (single node), fetched from Maven Central with mvn and run with the
+# machine's Java 17+. No Docker.
 #
 #   stack.sh up          install if needed, start both, wait for health (idempotent)
 #   stack.sh down        stop both (data kept)
-#   stack.sh clean       stop both and delete their data (downloads kept)
-#   stack.sh status      exit 0 only if both are healthy
+#   stack.sh clean       stop both and delete their data and logs (downloads kept)
+#   stack.sh status      print whether each is up; exit 0 only if both are healthy
 #   stack.sh kafka-stop | kafka-start | es-stop | es-start
 #   stack.sh logs kafka|es
-#   stack.sh topic NAME [PARTITIONS]
+#   stack.sh topic NAME [PARTITIONS]   create a topic (default 6 partitions)
 #
-# Downloads are cached in the Maven repository (~/.m2) and unpacked under
-# $SLUICE_LOCAL (default <repo>/.local, git-ignored), so a second `up` starts
-# in seconds. Environment: KAFKA_PORT (9092), KAFKA_PROXY_PORT (9095, see
-# below), ES_PORT (9200), STACK_TIMEOUT (180 s), KAFKA_VERSION, ES_VERSION,
-# ES_HEAP (1g).
+# Environment: SLUICE_LOCAL (<repo>/.local), STACK_TIMEOUT (180 s to become
+# healthy), KAFKA_VERSION, KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT
+# (KAFKA_PORT+1), KAFKA_PROXY_PORT (9095, see kafka_config), KAFKA_HEAP_OPTS,
+# ES_VERSION, ES_PORT (9200), ES_JAVA_OPTS (heap), ES_JAVA_HOME, JAVA_HOME.
+#
+# Files: downloads go through the Maven local repository (~/.m2/repository,
+# or whatever ~/.m2/settings.xml says), so a clean `.local` is refilled
+# without the network. Under $SLUICE_LOCAL (git-ignored): kafka-VERSION/lib
+# (the jars), elasticsearch-VERSION (the unpacked server), data/ (both
+# servers' data), logs/ (kafka.log, elasticsearch.log, elasticsearch/), run/
+# (pid files, lock). Kafka's CLI tools run as:
+#   java -cp '.local/kafka-VERSION/lib/*' org.apache.kafka.tools.TopicCommand ...
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-LOCAL=${SLUICE_LOCAL:-$repo/.local}
-KAFKA_VERSION=${KAFKA_VERSION:-4.3.0}
-# 8.19 is the newest Elasticsearch line that runs on Java 17; 9.x needs 21.
-ES_VERSION=${ES_VERSION:-8.19.9}
+# Absolute, as it also identifies the servers' processes (see alive).
+LOCAL=$(mkdir -p "${SLUICE_LOCAL:-$repo/.local}" && cd "${SLUICE_LOCAL:-$repo/.local}" && pwd)
+KAFKA_VERSION=${KAFKA_VERSION:-4.4.0}
+# 8.19 is the newest Elasticsearch line that runs on Java 17; 9.x needs 21
+# (set ES_VERSION and ES_JAVA_HOME together for it).
+ES_VERSION=${ES_VERSION:-8.19.21}
 KAFKA_PORT=${KAFKA_PORT:-9092}
-# A second listener whose advertised address is a port where tests may put a
-# TCP proxy (internal/testenv), so that every connection of a client that
-# bootstraps there goes through the proxy: this is how tests cut Kafka off
-# without stopping it for everyone else.
+# The controller's address is written into the storage when it is formatted:
+# changing it later needs `stack.sh clean`.
+KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}
 KAFKA_PROXY_PORT=${KAFKA_PROXY_PORT:-9095}
-KAFKA_PROXIED_PORT=$((KAFKA_PROXY_PORT - 1))
+KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
 ES_PORT=${ES_PORT:-9200}
-ES_HEAP=${ES_HEAP:-1g}
+ES_JAVA_OPTS=${ES_JAVA_OPTS:--Xms1g -Xmx1g}
 TIMEOUT=${STACK_TIMEOUT:-180}
+# Elasticsearch refuses to run as root; as root the script runs it as this
+# system user (created when missing).
 ES_USER=sluice-es
+KAFKA_CLUSTER_ID=sluice-local-kafka-01
 
 KDIR=$LOCAL/kafka-$KAFKA_VERSION
 KDATA=$LOCAL/data/kafka
 EDIR=$LOCAL/elasticsearch-$ES_VERSION
 EDATA=$LOCAL/data/elasticsearch
 LOGS=$LOCAL/logs
+KLOG=$LOGS/kafka.log
+ELOG=$LOGS/elasticsearch.log
 RUN=$LOCAL/run
 
 log() { echo "stack: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-java_bin() {
-  if [ -n "${JAVA_HOME:-}" ]; then echo "$JAVA_HOME/bin/java"; else command -v java || die "java not found; install Java 17+"; fi
+# The java that runs Kafka (and, unless ES_JAVA_HOME says otherwise, Elasticsearch).
+JAVA=${JAVA_HOME:+$JAVA_HOME/bin/java}
+JAVA=${JAVA:-$(command -v java || true)}
+need_java() { [ -x "$JAVA" ] || die "java not found: install Java 17+ or set JAVA_HOME"; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# alive NAME: the process in run/NAME.pid runs, and is one this script
+# started from this $SLUICE_LOCAL (its command line names it), not an
+# unrelated process that got the pid after a reboot.
+alive() {
+  local pid
+  pid=$(cat "$RUN/$1.pid" 2>/dev/null) || return 1
+  kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$LOCAL"
 }
 
-alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# launch NAME LOG CMD...: run CMD detached in a session of its own (so its
+# pid is also its process group, which stop() signals whole), append its
+# output to LOG (moved to LOG.1 once past 50 MB), and record its pid. fd 9
+# (the lock) is not passed on.
+launch() {
+  local name=$1 out=$2; shift 2
+  if [ "$(stat -c %s "$out" 2>/dev/null || echo 0)" -gt 50000000 ]; then mv "$out" "$out.1"; fi
+  setsid nohup "$@" >>"$out" 2>&1 </dev/null 9>&- &
+  echo $! >"$RUN/$name.pid"
+}
+
+# stop NAME: SIGTERM the server's process group, wait up to 30 s, then SIGKILL.
+stop() {
+  if ! alive "$1"; then rm -f "$RUN/$1.pid"; return 0; fi
+  local pid i; pid=$(cat "$RUN/$1.pid")
+  log "stopping $1 (pid $pid)"
+  kill -TERM -- "-$pid" 2>/dev/null || true
+  for ((i = 0; i < 60; i++)); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.5; done
+  if kill -0 -- "-$pid" 2>/dev/null; then
+    log "$1 still running after 30 s: SIGKILL"
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    for ((i = 0; i < 20; i++)); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.5; done
+  fi
+  rm -f "$RUN/$1.pid"
+}
+
+# wait_healthy NAME CHECK LOG: until CHECK succeeds, or the server exits, or
+# $deadline passes; on failure print the tail of LOG and exit non-zero.
+wait_healthy() {
+  local name=$1 check=$2 out=$3
+  until "$check"; do
+    if [ -f "$RUN/$name.pid" ] && ! alive "$name"; then
+      tail -n 60 "$out" >&2; die "$name exited during start-up (log: $out)"
+    fi
+    if ((SECONDS >= deadline)); then
+      tail -n 60 "$out" >&2; die "$name not healthy after ${TIMEOUT}s (log: $out)"
+    fi
+    sleep 1
+  done
+}
 
 # --- Kafka -------------------------------------------------------------------
 
 kafka_install() {
   [ -f "$KDIR/.installed" ] && return
-  command -v mvn >/dev/null || die "mvn not found; install Maven"
-  log "fetching Kafka $KAFKA_VERSION from Maven Central"
-  rm -rf "$KDIR" && mkdir -p "$KDIR/lib"
-  mvn -q -B -Dstyle.color=never -f "$here/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
-    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KDIR/lib" >&2 ||
-    die "mvn could not fetch Kafka $KAFKA_VERSION"
+  command -v mvn >/dev/null || die "mvn not found: install Maven"
+  log "fetching Kafka $KAFKA_VERSION and its dependencies with mvn"
+  rm -rf "$KDIR" && mkdir -p "$KDIR" "$LOGS"
+  mvn -B -Dstyle.color=never -f "$here/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KDIR/lib" >"$LOGS/mvn.log" 2>&1 ||
+    { tail -n 60 "$LOGS/mvn.log" >&2; die "mvn could not fetch Kafka $KAFKA_VERSION (log: $LOGS/mvn.log)"; }
   touch "$KDIR/.installed"
 }
 
+# The broker's configuration, rewritten on every start from the environment.
 kafka_config() {
-  mkdir -p "$KDATA" "$LOGS" "$RUN"
   cat >"$KDATA/server.properties" <<PROPS
+# Written by deploy/local/stack.sh on every start: edit the script instead.
 process.roles=broker,controller
 node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:$((KAFKA_PORT + 1))
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$((KAFKA_PORT + 1)),PROXIED://127.0.0.1:$KAFKA_PROXIED_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,PROXIED://127.0.0.1:$KAFKA_PROXY_PORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,PROXIED:PLAINTEXT
+controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
+# PROXIED listens on KAFKA_PROXY_PORT-1 but advertises KAFKA_PROXY_PORT, where
+# tests (internal/testenv) may put a TCP proxy: every connection of a client
+# that bootstraps there then goes through the proxy, which is how a test cuts
+# Kafka off from its own clients without stopping it for everyone else.
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,PROXIED://127.0.0.1:$((KAFKA_PROXY_PORT - 1))
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,PROXIED://127.0.0.1:$KAFKA_PROXY_PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,PROXIED:PLAINTEXT
 log.dirs=$KDATA/logs
-num.partitions=1
-auto.create.topics.enable=false
+# One node: every internal topic with one replica, and no waiting for more.
 offsets.topic.replication.factor=1
 offsets.topic.num.partitions=10
 transaction.state.log.replication.factor=1
@@ -88,163 +156,202 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 min.insync.replicas=1
 group.initial.rebalance.delay.ms=0
-delete.topic.enable=true
+# The product creates its topics itself.
+auto.create.topics.enable=false
+num.partitions=1
 message.max.bytes=8388608
 log.retention.hours=24
 PROPS
 }
 
-kafka_java() {
-  "$(java_bin)" -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$here/kafka/log4j2.yaml" -cp "$KDIR/lib/*" "$@"
+# Seconds left before $deadline (60 when none is set), at least 1.
+time_left() {
+  local n=$((${deadline:-$((SECONDS + 60))} - SECONDS))
+  echo $((n < 1 ? 1 : n))
+}
+
+# kafka_tool CLASS ARGS...: run one of Kafka's command-line tools, for at
+# most time_left seconds (its admin client would otherwise retry for 60 s).
+kafka_tool() {
+  need_java
+  timeout "$(time_left)" "$JAVA" -Xmx256m -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$here/kafka/tools-log4j2.yaml" -cp "$KDIR/lib/*" "$@"
 }
 
 kafka_start() {
-  if alive kafka && port_open "$KAFKA_PORT"; then return; fi
-  if port_open "$KAFKA_PORT"; then log "port $KAFKA_PORT is taken by a server this script did not start; using it"; return; fi
+  if alive kafka; then return; fi
+  if port_open "$KAFKA_PORT"; then die "port $KAFKA_PORT is taken by a process not in $RUN/kafka.pid: stop it first"; fi
+  need_java
   kafka_install
+  mkdir -p "$KDATA" "$LOGS" "$RUN"
   kafka_config
+  # Format once: meta.properties in the log dir is the marker.
   if [ ! -f "$KDATA/logs/meta.properties" ]; then
-    log "formatting Kafka storage"
-    kafka_java kafka.tools.StorageTool format --standalone -t "sluice-local-kafka-01" \
-      -c "$KDATA/server.properties" >>"$LOGS/kafka.log" 2>&1 || { tail -n 30 "$LOGS/kafka.log" >&2; die "formatting Kafka storage failed"; }
+    log "formatting Kafka storage (cluster id $KAFKA_CLUSTER_ID)"
+    kafka_tool kafka.tools.StorageTool format --standalone -t "$KAFKA_CLUSTER_ID" \
+      -c "$KDATA/server.properties" >>"$KLOG" 2>&1 || { tail -n 60 "$KLOG" >&2; die "formatting Kafka storage failed"; }
   fi
   log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT"
-  setsid nohup bash -c "$(declare -f kafka_java java_bin die log); $(declare -p here KDIR); kafka_java kafka.Kafka '$KDATA/server.properties'" \
-    >>"$LOGS/kafka.log" 2>&1 </dev/null &
-  echo $! >"$RUN/kafka.pid"
+  # shellcheck disable=SC2086 # KAFKA_HEAP_OPTS is a list of JVM options
+  launch kafka "$KLOG" "$JAVA" $KAFKA_HEAP_OPTS -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$here/kafka/log4j2.yaml" -cp "$KDIR/lib/*" \
+    kafka.Kafka "$KDATA/server.properties"
 }
 
-# Kafka is healthy when a client gets metadata back: list topics.
+# Healthy when a client gets metadata back: the port answers and listing the
+# topics succeeds (a JVM start, about 2 s; the admin client retries while the
+# broker is still catching up).
 kafka_healthy() {
-  port_open "$KAFKA_PORT" || return 1
-  kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --list >/dev/null 2>&1
+  port_open "$KAFKA_PORT" &&
+    kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --list >/dev/null 2>&1
 }
 
 # --- Elasticsearch -----------------------------------------------------------
 
 es_install() {
   [ -f "$EDIR/.installed" ] && return
-  command -v mvn >/dev/null || die "mvn not found; install Maven"
-  log "fetching Elasticsearch $ES_VERSION from Maven Central"
+  command -v mvn >/dev/null || die "mvn not found: install Maven"
   local art=org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION:zip
-  mvn -q -B -Dstyle.color=never dependency:copy -Dartifact="$art" -DoutputDirectory="$LOCAL/download" >&2 ||
-    die "mvn could not fetch $art"
-  rm -rf "$EDIR" "$LOCAL/es-unpack" && mkdir -p "$LOCAL/es-unpack"
+  local zip=$LOCAL/download/elasticsearch-$ES_VERSION.zip tmp=$LOCAL/download/unpack
+  log "fetching Elasticsearch $ES_VERSION with mvn ($art)"
+  mkdir -p "$LOGS"
+  mvn -B -Dstyle.color=never org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
+    -Dartifact="$art" -DoutputDirectory="$LOCAL/download" >"$LOGS/mvn.log" 2>&1 ||
+    { tail -n 60 "$LOGS/mvn.log" >&2; die "mvn could not fetch $art (log: $LOGS/mvn.log)"; }
+  rm -rf "$EDIR" "$tmp" && mkdir -p "$tmp"
   if command -v unzip >/dev/null; then
-    unzip -q "$LOCAL/download/elasticsearch-$ES_VERSION.zip" -d "$LOCAL/es-unpack"
-  else
-    python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' \
-      "$LOCAL/download/elasticsearch-$ES_VERSION.zip" "$LOCAL/es-unpack"
-    chmod +x "$LOCAL"/es-unpack/*/bin/*
+    unzip -q "$zip" -d "$tmp"
+  else # Python's zipfile drops the files' modes: make the launchers executable again.
+    python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "$zip" "$tmp" ||
+      die "cannot unpack $zip: install unzip (or python3)"
+    chmod +x "$tmp"/elasticsearch-*/bin/*
   fi
-  mv "$LOCAL"/es-unpack/elasticsearch-* "$EDIR" && rmdir "$LOCAL/es-unpack"
-  rm -f "$LOCAL/download/elasticsearch-$ES_VERSION.zip"
+  mv "$tmp"/elasticsearch-* "$EDIR" && rmdir "$tmp"
+  rm -f "$zip" # the Maven repository keeps a copy
   touch "$EDIR/.installed"
 }
 
-# Elasticsearch refuses to run as root: as root, run it as a dedicated
-# system user that owns its config, data and logs.
-es_owner() {
+# es_user: the user Elasticsearch runs as. As root that is $ES_USER, which
+# must own what Elasticsearch writes (config/ for its keystore, data, logs)
+# and be able to reach the install through every parent directory.
+es_user() {
   if [ "$(id -u)" != 0 ]; then id -un; return; fi
-  id "$ES_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$ES_USER" ||
-    die "cannot create user $ES_USER to run Elasticsearch (it refuses to run as root)"
+  if ! id "$ES_USER" >/dev/null 2>&1; then
+    log "creating system user $ES_USER to run Elasticsearch (it refuses to run as root)"
+    useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$ES_USER" ||
+      die "cannot create user $ES_USER"
+  fi
+  chown -R "$ES_USER:" "$EDIR/config" "$EDATA" "$LOGS/elasticsearch"
+  # Top down, so that each directory is tested through parents it can reach.
+  local d="" part parts
+  IFS=/ read -ra parts <<<"${EDIR#/}"
+  for part in "${parts[@]}"; do
+    d=$d/$part
+    if ! setpriv --reuid="$ES_USER" --regid="$ES_USER" --init-groups test -x "$d"; then
+      log "letting others traverse $d (for $ES_USER)"
+      chmod o+x "$d"
+    fi
+  done
   echo "$ES_USER"
 }
 
 es_start() {
-  if alive es && port_open "$ES_PORT"; then return; fi
-  if port_open "$ES_PORT"; then log "port $ES_PORT is taken by a server this script did not start; using it"; return; fi
+  if alive es; then return; fi
+  if port_open "$ES_PORT"; then die "port $ES_PORT is taken by a process not in $RUN/es.pid: stop it first"; fi
   es_install
-  mkdir -p "$EDATA" "$LOGS" "$RUN"
-  local user; user=$(es_owner)
-  touch "$LOGS/elasticsearch.log"
-  chown -R "$user" "$EDIR/config" "$EDATA" "$LOGS/elasticsearch.log"
-  # The owner must be able to reach the install directory.
-  chmod o+rx "$LOCAL" "$EDIR" 2>/dev/null || true
-  local d=$LOCAL; while [ "$d" != / ]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done
-  log "starting Elasticsearch $ES_VERSION on 127.0.0.1:$ES_PORT"
-  local java_home=${ES_JAVA_HOME:-${JAVA_HOME:-$(dirname "$(dirname "$(readlink -f "$(java_bin)")")")}}
-  local cmd=(env ES_JAVA_HOME="$java_home" ES_JAVA_OPTS="-Xms$ES_HEAP -Xmx$ES_HEAP"
-    "$EDIR/bin/elasticsearch"
-    -E discovery.type=single-node -E network.host=127.0.0.1 -E http.port="$ES_PORT"
-    -E transport.port=$((ES_PORT + 100)) -E path.data="$EDATA" -E path.logs="$EDATA/logs"
-    -E cluster.name=sluice-local -E cluster.routing.allocation.disk.threshold_enabled=false
-    -E action.destructive_requires_name=false -E http.max_content_length=200mb
-    -E xpack.security.enabled=false)
+  mkdir -p "$EDATA" "$LOGS/elasticsearch" "$RUN"
+  local user java_home
+  user=$(es_user)
+  if [ -z "${ES_JAVA_HOME:-}" ]; then need_java; fi
+  java_home=${ES_JAVA_HOME:-$(dirname "$(dirname "$(readlink -f "$JAVA")")")}
+  local cmd=(env ES_JAVA_HOME="$java_home" ES_JAVA_OPTS="$ES_JAVA_OPTS" "$EDIR/bin/elasticsearch"
+    -E cluster.name=sluice-local -E discovery.type=single-node
+    -E network.host=127.0.0.1 -E http.port="$ES_PORT" -E transport.port=$((ES_PORT + 100))
+    -E path.data="$EDATA" -E path.logs="$LOGS/elasticsearch"
+    # Tests run on nearly full disks too: never turn indices read-only.
+    -E cluster.routing.allocation.disk.threshold_enabled=false
+    -E action.destructive_requires_name=false -E http.max_content_length=200mb)
+  # The integ-test-zip distribution has x-pack security (on by default) but
+  # not every distribution does, and unknown settings are fatal.
+  if [ -d "$EDIR/modules/x-pack-security" ]; then cmd+=(-E xpack.security.enabled=false); fi
+  log "starting Elasticsearch $ES_VERSION on 127.0.0.1:$ES_PORT as $user"
   if [ "$(id -u)" = 0 ]; then
-    setsid nohup runuser -u "$user" -- "${cmd[@]}" >>"$LOGS/elasticsearch.log" 2>&1 </dev/null &
+    # setpriv execs (no fork, unlike runuser), so the recorded pid is the server's.
+    launch es "$ELOG" setpriv --reuid="$user" --regid="$user" --init-groups --reset-env "${cmd[@]}"
   else
-    setsid nohup "${cmd[@]}" >>"$LOGS/elasticsearch.log" 2>&1 </dev/null &
+    launch es "$ELOG" "${cmd[@]}"
   fi
-  echo $! >"$RUN/es.pid"
 }
 
 es_healthy() {
-  curl -sf "http://127.0.0.1:$ES_PORT/_cluster/health?wait_for_status=yellow&timeout=1s" 2>/dev/null |
+  curl -sf --max-time 5 "http://127.0.0.1:$ES_PORT/_cluster/health?wait_for_status=yellow&timeout=1s" 2>/dev/null |
     grep -Eq '"status":"(green|yellow)"'
 }
 
-# --- lifecycle -----------------------------------------------------------------
+# --- commands ----------------------------------------------------------------
 
-wait_healthy() { # name check-fn log-file
-  local deadline=$((SECONDS + TIMEOUT))
-  until "$2"; do
-    if [ -f "$RUN/$1.pid" ] && ! alive "$1"; then
-      tail -n 60 "$3" >&2; die "$1 exited during start-up (log: $3)"
-    fi
-    if [ $SECONDS -ge $deadline ]; then
-      tail -n 60 "$3" >&2; die "$1 not healthy after ${TIMEOUT}s (log: $3)"
-    fi
-    sleep 1
-  done
+# One command at a time changes the stack (go test runs packages in parallel,
+# and each may ask for `up`).
+lock() {
+  mkdir -p "$RUN"
+  exec 9>"$RUN/stack.lock"
+  flock -w "$TIMEOUT" 9 || die "another stack.sh held $RUN/stack.lock for ${TIMEOUT}s"
 }
 
-stop() { # name
-  alive "$1" || { rm -f "$RUN/$1.pid"; return 0; }
-  local pid; pid=$(cat "$RUN/$1.pid")
-  log "stopping $1"
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  kill -KILL -- "-$pid" 2>/dev/null || true
-  rm -f "$RUN/$1.pid"
-}
-
-up_kafka() { kafka_start; wait_healthy kafka kafka_healthy "$LOGS/kafka.log"; }
-up_es() { es_start; wait_healthy es es_healthy "$LOGS/elasticsearch.log"; }
+# Kafka already runs and answers on its port: the fast path of `up`, which
+# skips the slower metadata check.
+kafka_running() { alive kafka && port_open "$KAFKA_PORT"; }
 
 case "${1:-}" in
   up)
-    mkdir -p "$LOCAL"
-    # Install and start both before waiting, so they boot in parallel.
-    kafka_start; es_start
-    wait_healthy kafka kafka_healthy "$LOGS/kafka.log"
-    wait_healthy es es_healthy "$LOGS/elasticsearch.log"
+    lock
+    # Start both before waiting, so they boot side by side.
+    kafka_was_up=false
+    if kafka_running; then kafka_was_up=true; else kafka_start; fi
+    es_start
+    deadline=$((SECONDS + TIMEOUT))
+    $kafka_was_up || wait_healthy kafka kafka_healthy "$KLOG"
+    wait_healthy es es_healthy "$ELOG"
     log "up: Kafka 127.0.0.1:$KAFKA_PORT, Elasticsearch http://127.0.0.1:$ES_PORT"
     ;;
-  down) stop kafka; stop es ;;
-  clean) stop kafka; stop es; rm -rf "$LOCAL/data" "$LOGS" ;;
+  down) lock; stop kafka; stop es ;;
+  clean)
+    lock; stop kafka; stop es
+    rm -rf "$KDATA" "$EDATA" "$KLOG" "$ELOG" "$LOGS/elasticsearch"
+    ;;
   status)
     ok=0
-    if alive kafka && port_open "$KAFKA_PORT"; then echo "kafka: up (127.0.0.1:$KAFKA_PORT)"; else echo "kafka: down"; ok=1; fi
-    if es_healthy; then echo "elasticsearch: up (http://127.0.0.1:$ES_PORT)"; else echo "elasticsearch: down"; ok=1; fi
+    if alive kafka && kafka_healthy; then echo "kafka: up (127.0.0.1:$KAFKA_PORT)"; else echo "kafka: down"; ok=1; fi
+    if alive es && es_healthy; then echo "elasticsearch: up (http://127.0.0.1:$ES_PORT)"; else echo "elasticsearch: down"; ok=1; fi
     exit $ok
     ;;
-  kafka-stop) stop kafka ;;
-  kafka-start) up_kafka ;;
-  es-stop) stop es ;;
-  es-start) up_es ;;
-  topic) # topic NAME [PARTITIONS]: create a topic (for benchmarks with other clients)
-    kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --create \
-      --if-not-exists --topic "${2:?topic name}" --partitions "${3:-6}" --replication-factor 1 \
-      --config max.message.bytes=8388608 >/dev/null
+  kafka-stop) lock; stop kafka ;;
+  kafka-start)
+    lock
+    if ! kafka_running; then
+      kafka_start
+      deadline=$((SECONDS + TIMEOUT))
+      wait_healthy kafka kafka_healthy "$KLOG"
+    fi
+    ;;
+  es-stop) lock; stop es ;;
+  es-start)
+    lock
+    es_start
+    deadline=$((SECONDS + TIMEOUT))
+    wait_healthy es es_healthy "$ELOG"
+    ;;
+  topic)
+    kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --create \
+      --if-not-exists --topic "${2:?usage: stack.sh topic NAME [PARTITIONS]}" --partitions "${3:-6}" \
+      --replication-factor 1 --config max.message.bytes=8388608 >/dev/null
     ;;
   logs)
     case "${2:-}" in
-      kafka) tail -n 100 "$LOGS/kafka.log" ;;
-      es) tail -n 100 "$LOGS/elasticsearch.log" ;;
+      kafka) tail -n 100 "$KLOG" ;;
+      es) tail -n 100 "$ELOG" ;;
       *) die "usage: stack.sh logs kafka|es" ;;
     esac
     ;;
-  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
