@@ -1,234 +1,301 @@
 package geoip
 
 import (
+	"fmt"
+	"math"
 	"net/netip"
-	"strings"
 
-	"github.com/sluicelog/sluice/parser"
+	"github.com/oschwald/maxminddb-golang/v2/mmdbdata"
+	"go.uber.org/zap"
 )
 
-// Result is what is known about an address.
-type Result struct {
-	Found          bool
-	Lat, Lon       float64
-	HasLocation    bool
-	CountryISO     string
-	CountryName    string
-	RegionName     string
-	RegionISO      string
-	CityName       string
-	ContinentName  string
-	ContinentCode  string
-	PostalCode     string
-	TimeZone       string
-	ASNumber       int64
-	ASOrganization string
+// Document fields Enrich reads.
+const (
+	sourceIPField = "source.ip"
+	xffField      = "nginx.x_forwarded_for"
+	clientIPField = "client.ip"
+)
+
+// Lookup returns what the databases know about addr, and whether they know
+// anything. Private and reserved addresses are not looked up (counted as
+// skipped). Safe for concurrent use, also with reloads.
+func (e *Enricher) Lookup(addr netip.Addr) (Result, bool) {
+	r := e.lookup(addr.Unmap().WithZone(""))
+	if r == nil {
+		return Result{}, false
+	}
+	return *r, true
 }
 
-// names holds the English name only; decoding one field instead of a map of
-// every language saves most of a lookup's allocations.
-type names struct {
+// lookup returns the shared, immutable result for addr, nil if nothing is
+// known, and counts the outcome.
+func (e *Enricher) lookup(addr netip.Addr) *Result {
+	if !routable(addr) {
+		e.m.skipped.Inc()
+		return nil
+	}
+	g := e.gen.Load()
+	if g == nil { // closed
+		return nil
+	}
+	r, cached := g.cache.get(addr)
+	if cached {
+		e.m.cacheHits.Inc()
+	} else {
+		var err error
+		if r, err = g.find(addr); err != nil {
+			e.m.errors.Inc()
+			e.log.Debug("geoip lookup failed", zap.Stringer("ip", addr), zap.Error(err))
+			return nil
+		}
+		g.cache.put(addr, r)
+	}
+	if r == nil {
+		e.m.misses.Inc()
+	} else {
+		e.m.hits.Inc()
+	}
+	return r
+}
+
+// Enrich adds the location and network of the document's client to doc as
+// source.geo.* and source.as.* fields (see Result.AddTo), and reports
+// whether it added any. The client is chosen by ClientIP from source.ip (a
+// string) and nginx.x_forwarded_for (a []string as the nginx parser writes
+// it, or a comma-separated string); when the client comes from
+// X-Forwarded-For, it is also written to client.ip. A document with
+// neither field is left alone and not counted in the metrics. Safe for
+// concurrent use with distinct documents.
+func (e *Enricher) Enrich(doc map[string]any) bool {
+	src, _ := doc[sourceIPField].(string)
+	addr, ok := ClientIP(src, forwardedFor(doc[xffField]), e.trusted)
+	if !ok {
+		return false
+	}
+	r := e.lookup(addr)
+	if r == nil {
+		return false
+	}
+	if s, ok := parseAddr(src); !ok || s != addr {
+		doc[clientIPField] = addr.String()
+	}
+	r.addTo(doc, e.keys)
+	return true
+}
+
+// forwardedFor returns an X-Forwarded-For field's entries.
+func forwardedFor(v any) []string {
+	switch v := v.(type) {
+	case []string:
+		return v
+	case string:
+		return []string{v}
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, s := range v {
+			if s, ok := s.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// find looks addr up in the databases: nil when they know nothing.
+func (g *generation) find(addr netip.Addr) (*Result, error) {
+	var r Result
+	if g.city != nil {
+		if err := g.city.city(addr, &r); err != nil {
+			return nil, err
+		}
+	}
+	if g.asn != nil {
+		if err := g.asn.asn(addr, &r); err != nil {
+			return nil, err
+		}
+	}
+	if r.empty() {
+		return nil, nil
+	}
+	out := r
+	out.box()
+	return &out, nil
+}
+
+// city fills r with what the City database d knows about addr.
+func (d *database) city(addr netip.Addr, r *Result) error {
+	if !d.covers(addr) {
+		return nil
+	}
+	var rec cityRecord
+	rec.Location.Latitude, rec.Location.Longitude = math.NaN(), math.NaN()
+	if err := d.reader.Lookup(addr).Decode(&rec); err != nil {
+		return fmt.Errorf("city database: %w", err)
+	}
+	rec.fill(r)
+	return nil
+}
+
+// asn fills r with what the ASN database d knows about addr.
+func (d *database) asn(addr netip.Addr, r *Result) error {
+	if !d.covers(addr) {
+		return nil
+	}
+	var rec asnRecord
+	if err := d.reader.Lookup(addr).Decode(&rec); err != nil {
+		return fmt.Errorf("asn database: %w", err)
+	}
+	r.ASNumber, r.ASOrganization = int64(rec.Number), rec.Organization
+	return nil
+}
+
+// covers reports whether the database can hold addr: an IPv4-only
+// database has no IPv6 addresses (and would return an error).
+func (d *database) covers(addr netip.Addr) bool {
+	return addr.Is4() || d.reader.Metadata.IPVersion != 4
+}
+
+// englishNames is a names map decoded for its English entry only, which
+// saves decoding the other languages.
+type englishNames struct {
 	EN string `maxminddb:"en"`
 }
 
-// cityRecord is the part of a City record Sluice uses; decoding only these
-// fields is much cheaper than the full GeoIP2 structure.
+// cityRecord is the part of a GeoIP2/GeoLite2 City record that becomes ECS
+// fields. Decoding these fields only is faster and allocates less than
+// geoip2-golang's full City structure (see BenchmarkLookup).
 type cityRecord struct {
 	City struct {
-		Names names `maxminddb:"names"`
+		Names englishNames `maxminddb:"names"`
 	} `maxminddb:"city"`
 	Continent struct {
-		Code  string `maxminddb:"code"`
-		Names names  `maxminddb:"names"`
+		Code  string       `maxminddb:"code"`
+		Names englishNames `maxminddb:"names"`
 	} `maxminddb:"continent"`
 	Country struct {
-		ISOCode string `maxminddb:"iso_code"`
-		Names   names  `maxminddb:"names"`
+		ISOCode string       `maxminddb:"iso_code"`
+		Names   englishNames `maxminddb:"names"`
 	} `maxminddb:"country"`
 	Location struct {
-		Latitude  *float64 `maxminddb:"latitude"`
-		Longitude *float64 `maxminddb:"longitude"`
-		TimeZone  string   `maxminddb:"time_zone"`
+		// NaN until decoded: a record may have no location.
+		Latitude  float64 `maxminddb:"latitude"`
+		Longitude float64 `maxminddb:"longitude"`
+		TimeZone  string  `maxminddb:"time_zone"`
 	} `maxminddb:"location"`
 	Postal struct {
 		Code string `maxminddb:"code"`
 	} `maxminddb:"postal"`
-	Subdivisions []struct {
-		ISOCode string `maxminddb:"iso_code"`
-		Names   names  `maxminddb:"names"`
-	} `maxminddb:"subdivisions"`
+	Subdivisions firstSubdivision `maxminddb:"subdivisions"`
 }
 
-type asnRecord struct {
-	Number       int64  `maxminddb:"autonomous_system_number"`
-	Organization string `maxminddb:"autonomous_system_organization"`
-}
-
-// Lookup returns what the databases know about addr. ok is false for
-// addresses that are never looked up (private, loopback, reserved).
-func (e *Enricher) Lookup(addr netip.Addr) (Result, bool) {
-	addr = addr.Unmap()
-	if !Public(addr) {
-		e.m.lookups.WithLabelValues("skipped").Inc()
-		return Result{}, false
-	}
-	dbs := e.dbs.Load()
-	if r, ok := dbs.cache.get(addr); ok {
-		e.m.cacheHits.Inc()
-		e.count(r)
-		return r, true
-	}
-	var r Result
-	if dbs.city != nil {
-		var rec cityRecord
-		res := dbs.city.Lookup(addr)
-		if err := res.Decode(&rec); err != nil {
-			e.m.lookups.WithLabelValues("error").Inc()
-			return Result{}, false
-		}
-		if res.Found() {
-			r.Found = true
-			r.fillCity(&rec)
-		}
-	}
-	if dbs.asn != nil {
-		var rec asnRecord
-		res := dbs.asn.Lookup(addr)
-		if err := res.Decode(&rec); err == nil && res.Found() {
-			r.Found = true
-			r.ASNumber, r.ASOrganization = rec.Number, rec.Organization
-		}
-	}
-	dbs.cache.put(addr, r)
-	e.count(r)
-	return r, true
-}
-
-func (e *Enricher) count(r Result) {
-	if r.Found {
-		e.m.lookups.WithLabelValues("hit").Inc()
-	} else {
-		e.m.lookups.WithLabelValues("miss").Inc()
-	}
-}
-
-func (r *Result) fillCity(rec *cityRecord) {
+func (rec *cityRecord) fill(r *Result) {
 	r.CityName = rec.City.Names.EN
 	r.ContinentCode = rec.Continent.Code
 	r.ContinentName = rec.Continent.Names.EN
-	r.CountryISO = rec.Country.ISOCode
+	r.CountryISOCode = rec.Country.ISOCode
 	r.CountryName = rec.Country.Names.EN
-	if rec.Location.Latitude != nil && rec.Location.Longitude != nil {
-		r.Lat, r.Lon, r.HasLocation = *rec.Location.Latitude, *rec.Location.Longitude, true
+	if lat, lon := rec.Location.Latitude, rec.Location.Longitude; !math.IsNaN(lat) && !math.IsNaN(lon) {
+		r.Lat, r.Lon, r.HasLocation = lat, lon, true
 	}
 	r.TimeZone = rec.Location.TimeZone
 	r.PostalCode = rec.Postal.Code
-	if len(rec.Subdivisions) > 0 {
-		r.RegionName = rec.Subdivisions[0].Names.EN
-		r.RegionISO = rec.Subdivisions[0].ISOCode
+	r.RegionName = rec.Subdivisions.Name
+	if rec.Subdivisions.ISOCode != "" && r.CountryISOCode != "" {
+		r.RegionISOCode = r.CountryISOCode + "-" + rec.Subdivisions.ISOCode
 	}
 }
 
-// Set writes r into doc under source.geo.* and source.as.*, only the fields
-// that have values.
-func (r Result) Set(doc parser.Doc) {
-	set := func(k, v string) {
-		if v != "" {
-			doc[k] = v
-		}
-	}
-	if r.HasLocation {
-		doc["source.geo.location"] = map[string]any{"lat": r.Lat, "lon": r.Lon}
-	}
-	set("source.geo.country_iso_code", r.CountryISO)
-	set("source.geo.country_name", r.CountryName)
-	set("source.geo.region_name", r.RegionName)
-	if r.RegionISO != "" && r.CountryISO != "" {
-		doc["source.geo.region_iso_code"] = r.CountryISO + "-" + r.RegionISO
-	}
-	set("source.geo.city_name", r.CityName)
-	set("source.geo.continent_name", r.ContinentName)
-	set("source.geo.continent_code", r.ContinentCode)
-	set("source.geo.postal_code", r.PostalCode)
-	set("source.geo.timezone", r.TimeZone)
-	if r.ASNumber != 0 {
-		doc["source.as.number"] = r.ASNumber
-	}
-	set("source.as.organization.name", r.ASOrganization)
+// asnRecord is a GeoLite2 ASN record (GeoIP2 ISP records have the same
+// fields).
+type asnRecord struct {
+	Number       uint32 `maxminddb:"autonomous_system_number"`
+	Organization string `maxminddb:"autonomous_system_organization"`
 }
 
-// Enrich looks up the document's client address and adds what is found:
-// for nginx documents the client is taken from X-Forwarded-For (see
-// ClientIP), else source.ip. It returns whether anything was added.
-func (e *Enricher) Enrich(doc parser.Doc) bool {
-	src, _ := doc["source.ip"].(string)
-	xff, _ := doc["nginx.x_forwarded_for"].([]string)
-	addr, ok := ClientIP(src, xff, e.trusted)
-	if !ok {
-		return false
-	}
-	if addr.String() != src {
-		doc["client.ip"] = addr.String()
-	}
-	r, ok := e.Lookup(addr)
-	if !ok || !r.Found {
-		return false
-	}
-	r.Set(doc)
-	return true
+// firstSubdivision decodes the first, largest, subdivision of a record's
+// list (England for Oxford, not Oxfordshire) and skips the others. Unlike
+// a slice it needs no allocation.
+type firstSubdivision struct {
+	ISOCode string
+	Name    string
 }
 
-// ClientIP picks the address to locate: the left-most X-Forwarded-For
-// entry that is a valid address outside the trusted proxy ranges, else the
-// connecting address.
-//
-// The left-most entry is what the client claims; a client can forge it by
-// sending its own X-Forwarded-For. The location is for dashboards, not for
-// access decisions, and the connecting address stays in source.ip.
-func ClientIP(sourceIP string, xff []string, trusted []netip.Prefix) (netip.Addr, bool) {
-	for _, s := range xff {
-		a, err := netip.ParseAddr(strings.TrimSpace(s))
-		if err != nil {
-			continue
-		}
-		a = a.Unmap()
-		if !inAny(a, trusted) {
-			return a, true
-		}
-	}
-	a, err := netip.ParseAddr(strings.TrimSpace(sourceIP))
+// UnmarshalMaxMindDBCursor implements mmdbdata.CursorUnmarshaler.
+func (s *firstSubdivision) UnmarshalMaxMindDBCursor(c mmdbdata.Cursor) (mmdbdata.Cursor, error) {
+	list, err := c.Slice()
 	if err != nil {
-		return netip.Addr{}, false
+		return mmdbdata.Cursor{}, fmt.Errorf("decoding subdivisions: %w", err)
 	}
-	return a.Unmap(), true
-}
-
-func inAny(a netip.Addr, list []netip.Prefix) bool {
-	for _, p := range list {
-		if p.Contains(a) {
-			return true
+	var next mmdbdata.Cursor
+	for {
+		i, elem, ok := list.Next(next)
+		if !ok {
+			break
+		}
+		if i == 0 {
+			next, err = s.decode(elem)
+		} else {
+			next, err = elem.Skip()
+		}
+		if err != nil {
+			return mmdbdata.Cursor{}, fmt.Errorf("decoding subdivision %d: %w", i, err)
 		}
 	}
-	return false
+	return list.End()
 }
 
-// reserved are ranges that are never located: shared address space,
-// documentation, benchmarking, and other special-purpose ranges not covered
-// by netip's own predicates.
-var reserved = func() []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range []string{"0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "192.0.2.0/24", "198.18.0.0/15",
-		"198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4", "255.255.255.255/32", "2001:db8::/32", "64:ff9b:1::/48", "100::/64"} {
-		out = append(out, netip.MustParsePrefix(s))
+// decode reads one subdivision map: iso_code and names.en.
+func (s *firstSubdivision) decode(c mmdbdata.Cursor) (mmdbdata.Cursor, error) {
+	entries, err := c.MapReader()
+	if err != nil {
+		return mmdbdata.Cursor{}, err
 	}
-	return out
-}()
-
-// Public reports whether addr is a globally routable address worth locating.
-func Public(a netip.Addr) bool {
-	if !a.IsValid() || a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
-		a.IsMulticast() || a.IsUnspecified() || a.IsInterfaceLocalMulticast() {
-		return false
+	next := entries.First()
+	for range entries.Len() {
+		key, value, err := next.ReadMapKey()
+		if err != nil {
+			return mmdbdata.Cursor{}, err
+		}
+		switch string(key) {
+		case "iso_code":
+			s.ISOCode, next, err = value.ReadString()
+		case "names":
+			s.Name, next, err = readEnglish(value)
+		default:
+			next, err = value.Skip()
+		}
+		if err != nil {
+			return mmdbdata.Cursor{}, fmt.Errorf("field %s: %w", key, err)
+		}
 	}
-	return !inAny(a, reserved)
+	return entries.End(next)
 }
+
+// readEnglish reads the "en" entry of a names map.
+func readEnglish(c mmdbdata.Cursor) (string, mmdbdata.Cursor, error) {
+	entries, err := c.MapReader()
+	if err != nil {
+		return "", mmdbdata.Cursor{}, err
+	}
+	var en string
+	next := entries.First()
+	for range entries.Len() {
+		key, value, err := next.ReadMapKey()
+		if err != nil {
+			return "", mmdbdata.Cursor{}, err
+		}
+		if string(key) == "en" {
+			en, next, err = value.ReadString()
+		} else {
+			next, err = value.Skip()
+		}
+		if err != nil {
+			return "", mmdbdata.Cursor{}, err
+		}
+	}
+	next, err = entries.End(next)
+	return en, next, err
+}
+
+var _ mmdbdata.CursorUnmarshaler = (*firstSubdivision)(nil)

@@ -9,39 +9,41 @@ import (
 // CRI is one line of a Kubernetes container log in the CRI format.
 type CRI struct {
 	Time   time.Time
-	Stream string // stdout or stderr
-	// Partial is set for a line the runtime split ("P"); the next line
-	// continues it. The last piece has Partial unset ("F").
+	Stream string // "stdout" or "stderr"
+	// Partial is set for a piece of a line the runtime split ("P"); the
+	// next line continues it. The last piece has Partial unset ("F").
 	Partial bool
-	// Log is the logged text, a slice of the input.
+	// Log is the logged text, a slice of the input line.
 	Log []byte
 }
 
-// ParseCRI parses "<RFC 3339 time> <stdout|stderr> <P|F> <log>".
+// ParseCRI parses "<RFC 3339 time> <stdout|stderr> <P|F> <log>". The log
+// may be empty; the tag may not be missing. Errors wrap ErrBadCRI.
 func ParseCRI(line []byte) (CRI, error) {
-	var c CRI
-	ts, rest, ok := bytes.Cut(line, []byte{' '})
-	if !ok {
-		return c, fmt.Errorf("%w: no stream after the time", ErrBadCRI)
-	}
+	ts, rest, _ := bytes.Cut(line, []byte{' '})
 	t, err := time.Parse(time.RFC3339Nano, string(ts))
 	if err != nil {
-		return c, fmt.Errorf("%w: time %q", ErrBadCRI, ts)
+		return CRI{}, fmt.Errorf("%w: time %q", ErrBadCRI, clip(string(ts)))
 	}
-	stream, rest, ok := bytes.Cut(rest, []byte{' '})
-	if !ok || (string(stream) != "stdout" && string(stream) != "stderr") {
-		return c, fmt.Errorf("%w: stream must be stdout or stderr", ErrBadCRI)
+	stream, rest, _ := bytes.Cut(rest, []byte{' '})
+	c := CRI{Time: t}
+	switch string(stream) {
+	case "stdout":
+		c.Stream = "stdout"
+	case "stderr":
+		c.Stream = "stderr"
+	default:
+		return CRI{}, fmt.Errorf("%w: stream %q is not stdout or stderr", ErrBadCRI, clip(string(stream)))
 	}
 	tag, log, _ := bytes.Cut(rest, []byte{' '})
-	// The tag may carry more flags after ':' in future runtimes.
-	tag, _, _ = bytes.Cut(tag, []byte{':'})
-	switch string(tag) {
+	flags, _, _ := bytes.Cut(tag, []byte{':'}) // later runtimes may add flags after ':'
+	switch string(flags) {
 	case "P":
 		c.Partial = true
 	case "F":
 	default:
-		return c, fmt.Errorf("%w: tag %q must be P or F", ErrBadCRI, tag)
+		return CRI{}, fmt.Errorf("%w: tag %q is not P or F", ErrBadCRI, clip(string(tag)))
 	}
-	c.Time, c.Stream, c.Log = t, string(stream), log
+	c.Log = log
 	return c, nil
 }

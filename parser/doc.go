@@ -1,59 +1,128 @@
 // Package parser turns raw log lines into Elasticsearch documents that use
 // Elastic Common Schema (ECS) field names. Parsers are pure functions over
-// bytes: no I/O, no logging, no state beyond what is compiled up front.
+// bytes: no I/O, no logging, no state beyond what CompileNginx compiles, so
+// they are safe for concurrent use.
 //
 // Documents are flat maps keyed by dotted ECS names ("source.ip");
-// Elasticsearch expands the dots into objects.
+// Elasticsearch expands the dots into objects. Timestamps are written to
+// @timestamp as RFC 3339 strings in UTC with milliseconds
+// ("2026-11-25T10:00:00.123Z"). Strings in documents are valid UTF-8: each
+// invalid byte is replaced by U+FFFD, as encoding/json does.
+//
+// A parser that rejects a line returns an error wrapping one of ErrNotJSON,
+// ErrNotObject, ErrNoMatch or ErrBadCRI, and may have filled part of doc.
+// The caller then clears doc and calls Fallback, which indexes the raw line
+// with error.message and error.type set.
 //
 // # Service JSON (ParseService)
 //
-//	@timestamp, timestamp, time, ts   -> @timestamp (RFC 3339 in UTC, ms)
-//	level, severity, lvl              -> log.level (lower case)
-//	message, msg                      -> message
-//	service                           -> service.name
-//	environment, env                  -> service.environment
-//	customer                          -> organization.name
-//	anything else                     -> kept under its own key
+// Lines are JSON objects. Members are copied under their own names, nested
+// objects as map[string]any and arrays as []any. JSON numbers written
+// without a fraction or exponent that fit in int64 become int64; all other
+// numbers become float64 (a number too large for float64 stays a string of
+// its digits). Well-known members are then moved to ECS fields; each ECS
+// field takes the first member present in this list, the others stay under
+// their own names:
 //
-// Timestamps may be RFC 3339 strings, "2006-01-02 15:04:05[.000]" strings
-// (UTC), or numbers: epoch seconds (with a fraction) below 1e11, epoch
-// milliseconds from 1e11 on. A timestamp that cannot be read is kept under
-// its original key and @timestamp is left for the caller to fill. Integral
-// JSON numbers become int64, others float64.
+//	ECS field            members, best first
+//	@timestamp           @timestamp, timestamp, time, ts
+//	message              message, msg
+//	log.level            log.level, level, severity, lvl   (lower case)
+//	service.name         service.name, service
+//	service.environment  service.environment, environment, env
+//	organization.name    organization.name, customer
 //
-// # nginx access logs (Nginx)
+// The customer goes to organization.name because ECS has no customer field
+// and Sluice's indexes already key tenants by organization.name.
 //
-// CompileNginx compiles an nginx log_format string; variables map to ECS:
+// ECS fields take scalars: a string as it is, a number or boolean as its
+// JSON text. Numeric levels of pino and bunyan (10 to 60) become their names
+// (trace, debug, info, warn, error, fatal). An object or array under one of
+// the member names is left where it is (a nested "service": {"name": ...}
+// already is ECS), except for message, which takes it as JSON text. A null
+// member is dropped.
 //
-//	remote_addr            -> source.ip, source.address
-//	remote_user            -> user.name
-//	time_local, time_iso8601 -> @timestamp
-//	request                -> http.request.method, url.original, http.version
-//	request_method         -> http.request.method
-//	request_uri, uri       -> url.original / url.path
-//	server_protocol        -> http.version
-//	status                 -> http.response.status_code (int)
-//	body_bytes_sent        -> http.response.body.bytes (int)
-//	bytes_sent             -> http.response.bytes (int)
-//	request_length         -> http.request.bytes (int)
-//	http_referer           -> http.request.referrer
-//	http_user_agent        -> user_agent.original
-//	request_time           -> nginx.request_time (seconds, float) and event.duration (ns)
-//	upstream_response_time -> nginx.upstream_response_time (seconds, the sum over
-//	                          the upstreams tried) and nginx.upstream_response_times (list)
-//	http_x_forwarded_for   -> nginx.x_forwarded_for (list of addresses)
-//	host, http_host        -> url.domain
-//	upstream_addr          -> nginx.upstream_addr
-//	any other variable     -> nginx.<name> (string)
+// Timestamps may be strings, "2006-01-02T15:04:05[.fraction]" followed by
+// "Z", "+07:00", "+0700" or nothing (UTC), with a space instead of the T
+// allowed and a comma allowed for the fraction point; or epoch numbers
+// (also as strings of digits), whose unit is read from their magnitude:
 //
-// A value of "-" means absent: the field is not set. nginx's \xHH escapes
-// are decoded. Lines that start with '{' are read as nginx's escape=json
-// style, a JSON object whose keys are variable names.
+//	below 1e11   seconds, with an optional fraction (1e11 s is the year 5138)
+//	below 1e14   milliseconds (1e11 ms is 1973-03-03)
+//	below 1e17   microseconds
+//	from 1e17    nanoseconds
+//
+// A timestamp member that cannot be read stays under its own name and
+// @timestamp is left for the caller to fill, except that an unreadable
+// "@timestamp" is moved to "_@timestamp" (as Logstash does), since
+// Elasticsearch maps @timestamp as a date.
+//
+// # nginx access logs (CompileNginx, Nginx.Parse)
+//
+// CompileNginx compiles an nginx log_format string: $name and ${name}
+// variables with literal text between them. Parse splits a line at the
+// literals: a variable's value ends at the first occurrence of the whole
+// literal that follows it (the last literal must end the line). nginx's
+// default escaping writes double quotes, backslashes and bytes outside
+// 32..126 as \xHH, so a quoted value never contains the quote that ends it;
+// Parse decodes the \xHH escapes. An unquoted value must not contain the literal that follows
+// it (in the combined format, $remote_user must not contain " [").
+//
+//	variable                 ECS field
+//	remote_addr              source.address; source.ip if it is an IP address
+//	remote_user              user.name
+//	time_local               @timestamp  ("25/Nov/2026:10:00:00 +0100")
+//	time_iso8601             @timestamp  ("2026-11-25T10:00:00+01:00")
+//	msec                     @timestamp  (epoch seconds, "1764064800.123")
+//	request                  http.request.method, url.original, http.version
+//	                         ("GET /a?b HTTP/1.1"; a request line with no
+//	                         space, such as binary junk, goes whole to
+//	                         url.original)
+//	request_method           http.request.method
+//	request_uri              url.original
+//	uri                      url.path
+//	server_protocol          http.version ("HTTP/1.1" -> "1.1")
+//	status                   http.response.status_code (int64)
+//	body_bytes_sent          http.response.body.bytes (int64)
+//	bytes_sent               http.response.bytes (int64)
+//	request_length           http.request.bytes (int64)
+//	http_referer             http.request.referrer
+//	http_user_agent          user_agent.original
+//	host, http_host          url.domain
+//	server_name              url.domain, unless $host or $http_host set it
+//	request_time             nginx.request_time (float64 seconds) and
+//	                         event.duration (int64 nanoseconds)
+//	upstream_response_time   nginx.upstream_response_time (float64 seconds)
+//	upstream_addr            nginx.upstream_addr (as written)
+//	http_x_forwarded_for     nginx.x_forwarded_for ([]string)
+//	any other $name          nginx.<name> (string)
+//
+// A value "-" or "" means absent: no field is set. Numbers and times that do
+// not parse make the line fail with ErrNoMatch.
+//
+// $upstream_response_time lists one time per upstream server tried,
+// separated by ", " (and " : " across internal redirects), "-" for a server
+// that was not reached. nginx.upstream_response_time is their sum, the time
+// the request spent upstream; when more than one server answered, the
+// individual times are kept in nginx.upstream_response_times ([]float64).
+// $http_x_forwarded_for is split at commas, entries trimmed, empty entries
+// dropped.
+//
+// A line that starts with '{' is read as an nginx escape=json log line, a
+// JSON object. If the log_format given to CompileNginx is itself a JSON
+// template ('{"ip":"$remote_addr",...}'), each member whose value is one
+// whole variable maps like that variable, whatever its name. Other members
+// are taken as variable names ("status": "200" maps like $status), and
+// names that are not known variables go to nginx.<name>. Strings, numbers,
+// true and false are read as the variable's text; null means absent;
+// objects and arrays are kept as they are under nginx.<name>.
 //
 // # CRI container logs (ParseCRI)
 //
-// "<RFC 3339 time> <stdout|stderr> <P|F> <log>": P marks a partial line
-// that the next one continues.
+// Kubernetes container runtimes write "<RFC 3339 time> <stdout|stderr>
+// <P|F> <log>". P marks a partial line, continued by the next one; F the
+// full line or last piece. The tag may carry more flags after ':'. A line
+// without the tag is rejected; the log itself may be empty.
 package parser
 
 import (
@@ -62,12 +131,12 @@ import (
 	"unicode/utf8"
 )
 
-// Doc is one Elasticsearch document under construction: dotted ECS field
-// names to values (string, int64, float64, bool, []string, []any,
-// map[string]any or nil).
+// Doc is one Elasticsearch document under construction; keys are ECS field
+// names in dotted form ("source.ip"); values are string, float64, int64,
+// bool, []string, []float64, []any, map[string]any or nil.
 type Doc map[string]any
 
-// Errors parsers wrap, for errors.Is.
+// Errors the parsers wrap, for errors.Is.
 var (
 	ErrNotJSON   = errors.New("not JSON")
 	ErrNotObject = errors.New("JSON is not an object")
@@ -75,17 +144,26 @@ var (
 	ErrBadCRI    = errors.New("not a CRI log line")
 )
 
-// Fallback makes doc the raw-line document for a line its parser rejected:
-// message is the line (invalid UTF-8 replaced), error.message says why.
+// Fallback makes doc the document of a line its parser rejected with err:
+// message is the raw line (each invalid UTF-8 byte replaced by U+FFFD),
+// error.message says why, error.type is "parse". It leaves other fields in
+// doc alone; callers normally clear what the failed parser left first.
 func Fallback(line []byte, err error, doc Doc) {
-	doc["message"] = validUTF8(line)
+	doc["message"] = validUTF8(string(line))
 	doc["error.message"] = err.Error()
 	doc["error.type"] = "parse"
 }
 
-func validUTF8(b []byte) string {
-	if utf8.Valid(b) {
-		return string(b)
+// validUTF8 replaces each byte of s that is not part of a valid UTF-8
+// sequence by U+FFFD.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
 	}
-	return strings.ToValidUTF8(string(b), "\uFFFD")
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for _, r := range s {
+		b.WriteRune(r) // ranging yields utf8.RuneError for each invalid byte
+	}
+	return b.String()
 }

@@ -1,101 +1,180 @@
 package parser
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files")
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/parser")
 
-// result is one golden line: the document a line parses into, or the error
-// it is rejected with (and then the fallback document).
-type result struct {
+// Golden tests: testdata/parser/<parser>/<name>.log holds cases, one line
+// each; a line starting with '#' names the case on the next line (an
+// unnamed case is named by its line number). <name>.golden beside it holds
+// what each case parses to, as a JSON array in the same order. Run
+// go test ./parser -update to rewrite the golden files.
+
+// goldenCase is what one case parses to: the document, or the error and
+// the fallback document.
+type goldenCase struct {
+	Case  string `json:"case"`
 	Doc   Doc    `json:"doc"`
 	Error string `json:"error,omitempty"`
 }
 
-// runGolden parses each line of testdata/parser/<name>/cases.log and
-// compares with cases.golden beside it, one JSON result per line.
-func runGolden(t *testing.T, name string, parse func([]byte, Doc) error) {
-	t.Helper()
-	dir := filepath.Join("..", "testdata", "parser", name)
-	in, err := os.ReadFile(filepath.Join(dir, "cases.log"))
+// goldenParsers are the parsers the golden directories are for.
+func goldenParsers(t *testing.T) map[string]func([]byte, Doc) error {
+	compile := func(format string) func([]byte, Doc) error {
+		p, err := CompileNginx(format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Parse
+	}
+	return map[string]func([]byte, Doc) error{
+		"service":        ParseService,
+		"nginx":          compile(DefaultNginxFormat),
+		"nginx_combined": compile(FormatCombined),
+		"nginx_custom":   compile(testCustomFormat),
+		"nginx_json":     compile(testJSONFormat),
+		"cri":            criDoc,
+	}
+}
+
+// testCustomFormat exercises ${name}, other time and request variables and
+// unknown variables.
+const testCustomFormat = `${remote_addr}|$time_iso8601|$request_method|$uri|$request_uri|$server_protocol|$status|$bytes_sent|$request_length|$host|$server_name|$upstream_addr|$msec|$request_id`
+
+// testJSONFormat is an escape=json log_format with its own member names.
+const testJSONFormat = `{"time":"$time_iso8601","ip":"$remote_addr","user":"$remote_user",` +
+	`"req":"$request","status":$status,"bytes":$body_bytes_sent,"rt":$request_time,` +
+	`"urt":"$upstream_response_time","ref":"$http_referer","ua":"$http_user_agent",` +
+	`"xff":"$http_x_forwarded_for","vhost":"$host","rid":"$request_id","pair":"$scheme://$host"}`
+
+// criDoc renders a CRI line as a document, for the golden files.
+func criDoc(line []byte, doc Doc) error {
+	c, err := ParseCRI(line)
+	if err != nil {
+		return err
+	}
+	doc["time"] = c.Time.Format("2006-01-02T15:04:05.999999999Z07:00")
+	doc["stream"] = c.Stream
+	doc["partial"] = c.Partial
+	doc["log"] = validUTF8(string(c.Log))
+	return nil
+}
+
+func TestGolden(t *testing.T) {
+	for dir, parse := range goldenParsers(t) {
+		files, err := filepath.Glob(filepath.Join("..", "testdata", "parser", dir, "*.log"))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("no golden cases for %s: %v", dir, err)
+		}
+		for _, file := range files {
+			t.Run(dir+"/"+strings.TrimSuffix(filepath.Base(file), ".log"), func(t *testing.T) {
+				checkGolden(t, file, parse)
+			})
+		}
+	}
+}
+
+// checkGolden parses the cases of file and compares with its golden file.
+func checkGolden(t *testing.T, file string, parse func([]byte, Doc) error) {
+	in, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got bytes.Buffer
-	sc := bufio.NewScanner(bytes.NewReader(in))
-	for sc.Scan() {
-		doc := Doc{}
-		var r result
-		if err := parse(sc.Bytes(), doc); err != nil {
-			clear(doc)
-			Fallback(sc.Bytes(), err, doc)
-			r.Error = err.Error()
-		}
-		r.Doc = doc
-		b, err := json.Marshal(r)
-		if err != nil {
-			t.Fatalf("line %q: document does not marshal: %v", sc.Text(), err)
-		}
-		got.Write(b)
-		got.WriteByte('\n')
+	got := parseCases(in, parse)
+	for _, c := range got {
+		checkDoc(t, c.Doc)
 	}
-	golden := filepath.Join(dir, "cases.golden")
+	golden := strings.TrimSuffix(file, ".log") + ".golden"
 	if *update {
-		if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(golden, encodeCases(t, got), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	want, err := os.ReadFile(golden)
+	data, err := os.ReadFile(golden)
 	if err != nil {
-		t.Fatalf("%v (run go test ./parser -update to create it)", err)
+		t.Fatalf("%v (go test ./parser -update writes it)", err)
 	}
-	gl, wl := strings.Split(got.String(), "\n"), strings.Split(string(want), "\n")
-	inl := strings.Split(string(in), "\n")
-	for i := 0; i < max(len(gl), len(wl)); i++ {
-		var g, w string
-		if i < len(gl) {
-			g = gl[i]
-		}
-		if i < len(wl) {
-			w = wl[i]
-		}
-		if g != w {
-			t.Errorf("%s line %d: %q\n got: %s\nwant: %s", name, i+1, inl[min(i, len(inl)-1)], g, w)
+	var want []json.RawMessage
+	if err := json.Unmarshal(data, &want); err != nil {
+		t.Fatalf("%s: %v", golden, err)
+	}
+	if len(want) != len(got) {
+		t.Errorf("%d cases, %s has %d", len(got), golden, len(want))
+	}
+	for i := range min(len(want), len(got)) {
+		g := compactJSON(t, encodeCases(t, got[i]))
+		if w := compactJSON(t, want[i]); !bytes.Equal(g, w) {
+			t.Errorf("case %q:\n got: %s\nwant: %s", got[i].Case, g, w)
 		}
 	}
 }
 
-func TestGoldenService(t *testing.T) { runGolden(t, "service", ParseService) }
+// parseCases parses each case of a .log file.
+func parseCases(in []byte, parse func([]byte, Doc) error) []goldenCase {
+	var cases []goldenCase
+	name := ""
+	lines := bytes.Split(bytes.TrimSuffix(in, []byte("\n")), []byte("\n"))
+	for i, line := range lines {
+		if n, ok := bytes.CutPrefix(line, []byte("#")); ok {
+			name = string(bytes.TrimSpace(n))
+			continue
+		}
+		if name == "" {
+			name = "line " + strconv.Itoa(i+1)
+		}
+		c := goldenCase{Case: name, Doc: Doc{}}
+		if err := parse(line, c.Doc); err != nil {
+			clear(c.Doc)
+			Fallback(line, err, c.Doc)
+			c.Error = err.Error()
+		}
+		cases = append(cases, c)
+		name = ""
+	}
+	return cases
+}
 
-func TestGoldenNginx(t *testing.T) {
-	p, err := CompileNginx(DefaultNginxFormat)
-	if err != nil {
+func encodeCases(t *testing.T, v any) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		t.Fatalf("document does not encode: %v", err)
+	}
+	return b.Bytes()
+}
+
+func compactJSON(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	if err := json.Compact(&out, b); err != nil {
 		t.Fatal(err)
 	}
-	runGolden(t, "nginx", p.Parse)
+	return out.Bytes()
 }
 
-func TestGoldenNginxJSON(t *testing.T) { runGolden(t, "nginx_json", ParseNginxJSON) }
-
-func TestGoldenCRI(t *testing.T) {
-	runGolden(t, "cri", func(line []byte, doc Doc) error {
-		c, err := ParseCRI(line)
+// goldenInputs reads the golden .log files of dir.
+func goldenInputs(dir string) ([][]byte, error) {
+	files, err := filepath.Glob(filepath.Join("..", "testdata", "parser", dir, "*.log"))
+	var out [][]byte
+	for _, file := range files {
+		b, err := os.ReadFile(file)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		doc["@timestamp"] = formatTime(c.Time)
-		doc["stream"] = c.Stream
-		doc["partial"] = c.Partial
-		doc["log"] = string(c.Log)
-		return nil
-	})
+		out = append(out, b)
+	}
+	return out, err
 }

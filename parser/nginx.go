@@ -1,13 +1,9 @@
 package parser
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"math"
-	"strconv"
 	"strings"
-	"time"
+	"unicode/utf8"
 )
 
 // nginx log_format strings Sluice knows by name.
@@ -16,301 +12,252 @@ const (
 	DefaultNginxFormat = FormatCombined + ` $request_time $upstream_response_time "$http_x_forwarded_for"`
 )
 
-// Nginx parses access log lines written with one log_format.
+// Nginx parses the access log lines of one nginx log_format. It is safe for
+// concurrent use.
 type Nginx struct {
-	format string
-	// lead is the literal text before the first variable.
-	lead []byte
+	lead string // literal text before the first variable
 	vars []nginxVar
+	// members maps the member names of a JSON log_format to the fields of
+	// the variables that are their values.
+	members map[string]field
 }
 
-// nginxVar is a variable and the literal text that follows it up to the
-// next variable ("" after the last one).
+// nginxVar is a variable and the literal text that follows it, up to the
+// next variable or the end of the format.
 type nginxVar struct {
 	name  string
-	set   setter
-	after []byte
+	field field
+	after string
 }
 
-// setter stores a variable's (unescaped, present) value into doc.
-type setter func(doc Doc, v string) error
-
-// CompileNginx compiles an nginx log_format string.
+// CompileNginx compiles an nginx log_format string: $name or ${name}
+// variables with literal text between them. Two variables must not follow
+// each other without text between them, which would leave the line with
+// nowhere to be split.
 func CompileNginx(format string) (*Nginx, error) {
-	if strings.TrimSpace(format) == "" {
-		return nil, fmt.Errorf("empty log_format")
-	}
-	p := &Nginx{format: format}
-	rest := format
-	i := strings.IndexByte(rest, '$')
+	i := strings.IndexByte(format, '$')
 	if i < 0 {
 		return nil, fmt.Errorf("log_format %q has no $variables", format)
 	}
-	p.lead, rest = []byte(rest[:i]), rest[i:]
+	p := &Nginx{lead: format[:i]}
+	rest := format[i:]
 	for rest != "" {
 		name, n := varName(rest)
 		if name == "" {
-			return nil, fmt.Errorf("bad variable at %q in log_format", rest)
+			return nil, fmt.Errorf("log_format: bad variable at %q", clip(rest))
 		}
 		rest = rest[n:]
 		j := strings.IndexByte(rest, '$')
 		if j < 0 {
 			j = len(rest)
 		}
-		lit := rest[:j]
-		rest = rest[j:]
-		if lit == "" && rest != "" {
-			return nil, fmt.Errorf("variables $%s and the next one have no text between them; the line could not be split", name)
+		if j == 0 && rest != "" {
+			return nil, fmt.Errorf("log_format: $%s is followed by another variable with no text between them", name)
 		}
-		p.vars = append(p.vars, nginxVar{name: name, set: setterFor(name), after: []byte(lit)})
+		p.vars = append(p.vars, nginxVar{name: name, field: nginxField(name), after: rest[:j]})
+		rest = rest[j:]
+	}
+	if strings.HasPrefix(strings.TrimLeft(format, " \t"), "{") {
+		p.members = p.jsonMembers()
 	}
 	return p, nil
 }
 
-// varName reads "$name" or "${name}" at the start of s.
+// varName reads "$name" or "${name}" at the start of s and returns the name
+// and the length read, or "" if there is no variable name.
 func varName(s string) (string, int) {
 	if strings.HasPrefix(s, "${") {
 		end := strings.IndexByte(s, '}')
-		if end < 3 {
+		if end < 0 || !isVarName(s[2:end]) {
 			return "", 0
 		}
 		return s[2:end], end + 1
 	}
 	n := 1
-	for n < len(s) && (s[n] == '_' || s[n] >= 'a' && s[n] <= 'z' || s[n] >= 'A' && s[n] <= 'Z' || s[n] >= '0' && s[n] <= '9') {
+	for n < len(s) && isVarByte(s[n]) {
 		n++
-	}
-	if n == 1 {
-		return "", 0
 	}
 	return s[1:n], n
 }
 
-// Parse parses one access log line into doc. Lines starting with '{' are
-// read as nginx's escape=json style.
-func (p *Nginx) Parse(line []byte, doc Doc) error {
-	line = bytes.TrimRight(line, "\r\n")
-	if len(line) > 0 && line[0] == '{' {
-		return ParseNginxJSON(line, doc)
+func isVarName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isVarByte(s[i]) {
+			return false
+		}
 	}
-	if !bytes.HasPrefix(line, p.lead) {
+	return s != ""
+}
+
+func isVarByte(c byte) bool {
+	return c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+// clip shortens s for an error message.
+func clip(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "..."
+	}
+	return s
+}
+
+// Parse parses one access log line into doc; see the package documentation
+// for the fields. A line that starts with '{' is read as an escape=json
+// line; if it is not JSON, the error wraps ErrNotJSON. Otherwise errors wrap
+// ErrNoMatch and say where the line does not fit the format or which value
+// cannot be read.
+func (p *Nginx) Parse(line []byte, doc Doc) error {
+	for len(line) > 0 && (line[len(line)-1] == '\n' || line[len(line)-1] == '\r') {
+		line = line[:len(line)-1]
+	}
+	if len(line) > 0 && line[0] == '{' {
+		return p.parseJSON(line, doc)
+	}
+	s := string(line)
+	if !strings.HasPrefix(s, p.lead) {
 		return fmt.Errorf("%w: expected %q at the start", ErrNoMatch, p.lead)
 	}
+	valid := utf8.ValidString(s)
 	pos := len(p.lead)
-	for _, v := range p.vars {
-		var val []byte
-		if len(v.after) == 0 {
-			val, pos = line[pos:], len(line)
+	last := len(p.vars) - 1
+	for i, v := range p.vars {
+		end, next, err := v.end(s, pos, i == last)
+		if err != nil {
+			return err
+		}
+		if val := s[pos:end]; val != "" && val != "-" {
+			if err := v.field.set(doc, nginxValue(val, valid)); err != nil {
+				return fmt.Errorf("%w: $%s: %w", ErrNoMatch, v.name, err)
+			}
+		}
+		pos = next
+	}
+	return nil
+}
+
+// end finds where v's value, which starts at pos, ends in s, and where the
+// next value starts. The value ends at the first occurrence of the literal
+// after it; the last literal must end the line.
+func (v *nginxVar) end(s string, pos int, last bool) (end, next int, err error) {
+	switch {
+	case last && strings.HasSuffix(s[pos:], v.after):
+		return len(s) - len(v.after), len(s), nil
+	case last:
+		return 0, 0, fmt.Errorf("%w: expected %q after $%s at the end of the line", ErrNoMatch, v.after, v.name)
+	}
+	k := strings.Index(s[pos:], v.after)
+	if k < 0 {
+		return 0, 0, fmt.Errorf("%w: expected %q after $%s (from byte %d)", ErrNoMatch, v.after, v.name, pos)
+	}
+	return pos + k, pos + k + len(v.after), nil
+}
+
+// nginxValue decodes the \xHH escapes of nginx's default escaping in a
+// value of a line that is valid UTF-8 if valid is set.
+func nginxValue(v string, valid bool) string {
+	i := strings.Index(v, `\x`)
+	if i < 0 {
+		if valid {
+			return v
+		}
+		return validUTF8(v)
+	}
+	b := make([]byte, 0, len(v))
+	for ; i >= 0; i = strings.Index(v, `\x`) {
+		b = append(b, v[:i]...)
+		v = v[i:]
+		if len(v) >= 4 && unhex(v[2]) < 16 && unhex(v[3]) < 16 {
+			b = append(b, unhex(v[2])<<4|unhex(v[3]))
+			v = v[4:]
 		} else {
-			k := bytes.Index(line[pos:], v.after)
-			if k < 0 {
-				return fmt.Errorf("%w: expected %q after $%s at byte %d", ErrNoMatch, v.after, v.name, pos)
-			}
-			val = line[pos : pos+k]
-			pos += k + len(v.after)
-		}
-		if len(val) == 0 || (len(val) == 1 && val[0] == '-') {
-			continue
-		}
-		if err := v.set(doc, unescape(val)); err != nil {
-			return fmt.Errorf("%w: $%s: %v", ErrNoMatch, v.name, err)
+			b = append(b, v[:2]...)
+			v = v[2:]
 		}
 	}
-	if pos != len(line) {
-		return fmt.Errorf("%w: %d unexpected bytes at the end", ErrNoMatch, len(line)-pos)
-	}
-	return nil
+	b = append(b, v...)
+	return validUTF8(string(b))
 }
 
-// ParseNginxJSON parses an escape=json access log line: a JSON object whose
-// keys are nginx variable names.
-func ParseNginxJSON(line []byte, doc Doc) error {
-	var obj map[string]any
-	if err := json.Unmarshal(line, &obj); err != nil {
-		return fmt.Errorf("%w: %v", ErrNotJSON, err)
-	}
-	for k, raw := range obj {
-		var v string
-		switch x := raw.(type) {
-		case string:
-			v = x
-		case float64:
-			v = strconv.FormatFloat(x, 'f', -1, 64)
-		case bool:
-			v = strconv.FormatBool(x)
-		case nil:
-			continue
-		default:
-			doc["nginx."+k] = raw
-			continue
-		}
-		if v == "" || v == "-" {
-			continue
-		}
-		if err := setterFor(k)(doc, v); err != nil {
-			return fmt.Errorf("%w: %s: %v", ErrNoMatch, k, err)
-		}
-	}
-	return nil
-}
-
-// unescape decodes nginx's \xHH escapes (and \" \\ from escape=default on
-// newer versions).
-func unescape(b []byte) string {
-	if bytes.IndexByte(b, '\\') < 0 {
-		return validUTF8(b)
-	}
-	out := make([]byte, 0, len(b))
-	for i := 0; i < len(b); i++ {
-		if b[i] == '\\' && i+3 < len(b) && b[i+1] == 'x' {
-			if v, err := strconv.ParseUint(string(b[i+2:i+4]), 16, 8); err == nil {
-				out = append(out, byte(v))
-				i += 3
-				continue
-			}
-		}
-		out = append(out, b[i])
-	}
-	return validUTF8(out)
-}
-
-func setterFor(name string) setter {
-	switch name {
-	case "remote_addr":
-		return func(d Doc, v string) error { d["source.ip"], d["source.address"] = v, v; return nil }
-	case "remote_user":
-		return str("user.name")
-	case "time_local":
-		return timeSetter("02/Jan/2006:15:04:05 -0700")
-	case "time_iso8601":
-		return timeSetter(time.RFC3339)
-	case "request":
-		return setRequest
-	case "request_method":
-		return str("http.request.method")
-	case "request_uri":
-		return str("url.original")
-	case "uri":
-		return str("url.path")
-	case "server_protocol":
-		return func(d Doc, v string) error { d["http.version"] = strings.TrimPrefix(v, "HTTP/"); return nil }
-	case "status":
-		return integer("http.response.status_code")
-	case "body_bytes_sent":
-		return integer("http.response.body.bytes")
-	case "bytes_sent":
-		return integer("http.response.bytes")
-	case "request_length":
-		return integer("http.request.bytes")
-	case "http_referer":
-		return str("http.request.referrer")
-	case "http_user_agent":
-		return str("user_agent.original")
-	case "request_time":
-		return setRequestTime
-	case "upstream_response_time":
-		return setUpstreamTime
-	case "http_x_forwarded_for":
-		return func(d Doc, v string) error {
-			if list := splitList(v, ","); len(list) > 0 {
-				d["nginx.x_forwarded_for"] = list
-			}
-			return nil
-		}
-	case "host", "http_host":
-		return str("url.domain")
-	case "upstream_addr":
-		return str("nginx.upstream_addr")
-	}
-	return str("nginx." + name)
-}
-
-func str(key string) setter { return func(d Doc, v string) error { d[key] = v; return nil } }
-
-func integer(key string) setter {
-	return func(d Doc, v string) error {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return fmt.Errorf("%q is not a number", v)
-		}
-		d[key] = n
-		return nil
-	}
-}
-
-func timeSetter(layout string) setter {
-	return func(d Doc, v string) error {
-		t, err := time.Parse(layout, v)
-		if err != nil {
-			return fmt.Errorf("%q is not a time like %s", v, layout)
-		}
-		d["@timestamp"] = formatTime(t)
-		return nil
-	}
-}
-
-// setRequest splits "GET /path HTTP/1.1". A request line nginx could not
-// parse (e.g. garbage sent to the port) is kept whole in url.original.
-func setRequest(d Doc, v string) error {
-	method, rest, ok := strings.Cut(v, " ")
-	if !ok {
-		d["url.original"] = v
-		return nil
-	}
-	d["http.request.method"] = method
-	if i := strings.LastIndexByte(rest, ' '); i >= 0 && strings.HasPrefix(rest[i+1:], "HTTP/") {
-		d["url.original"] = rest[:i]
-		d["http.version"] = rest[i+6:]
-		return nil
-	}
-	d["url.original"] = rest
-	return nil
-}
-
-func setRequestTime(d Doc, v string) error {
-	f, err := strconv.ParseFloat(v, 64)
+// parseJSON parses an escape=json line: a JSON object whose members are
+// mapped as the package documentation says.
+func (p *Nginx) parseJSON(line []byte, doc Doc) error {
+	r, err := objectReader(line)
 	if err != nil {
-		return fmt.Errorf("%q is not a number of seconds", v)
+		return err
 	}
-	d["nginx.request_time"] = f
-	d["event.duration"] = int64(f * 1e9)
-	return nil
+	r.members(func(name string) {
+		if err != nil {
+			r.value() // check the rest
+			return
+		}
+		err = p.setMember(&r, name, doc)
+	})
+	if jsonErr := r.finish(line); jsonErr != nil {
+		return jsonErr
+	}
+	return err
 }
 
-// setUpstreamTime reads $upstream_response_time: one time per upstream
-// tried, separated by ", " (or " : " across internal redirects). The total
-// is what the request spent upstream.
-func setUpstreamTime(d Doc, v string) error {
-	parts := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ':' || r == ' ' })
-	times := make([]float64, 0, len(parts))
-	var total float64
-	for _, p := range parts {
-		if p == "-" {
-			continue
-		}
-		f, err := strconv.ParseFloat(p, 64)
-		if err != nil {
-			return fmt.Errorf("%q is not a number of seconds", p)
-		}
-		times = append(times, f)
-		total += f
-	}
-	if len(times) == 0 {
+// setMember reads the value of member name into doc.
+func (p *Nginx) setMember(r *jsonReader, name string, doc Doc) error {
+	switch r.next() {
+	case 'n':
+		r.literal("null")
+		return nil
+	case '{', '[':
+		doc["nginx."+name] = r.value()
 		return nil
 	}
-	d["nginx.upstream_response_time"] = math.Round(total*1e6) / 1e6 // nginx logs ms; drop float noise
-	if len(times) > 1 {
-		d["nginx.upstream_response_times"] = times
+	v := r.scalar()
+	if v == "" || v == "-" {
+		return nil
+	}
+	f, ok := p.members[name]
+	if !ok {
+		f = nginxField(name)
+	}
+	if err := f.set(doc, v); err != nil {
+		return fmt.Errorf("%w: %q: %w", ErrNoMatch, clip(name), err)
 	}
 	return nil
 }
 
-func splitList(v, sep string) []string {
-	var out []string
-	for _, p := range strings.Split(v, sep) {
-		if p = strings.TrimSpace(p); p != "" && p != "-" {
-			out = append(out, p)
+// jsonMembers finds the members of a JSON log_format whose value is one
+// whole variable: "name":"$var" or "name":$var.
+func (p *Nginx) jsonMembers() map[string]field {
+	m := map[string]field{}
+	before := p.lead
+	for _, v := range p.vars {
+		if name, ok := jsonMemberName(before, v.after); ok {
+			m[name] = v.field
 		}
+		before = v.after
 	}
-	return out
+	return m
+}
+
+// jsonMemberName reads the member name before a variable from the literal
+// text around it, if the variable is the member's whole value.
+func jsonMemberName(before, after string) (string, bool) {
+	if b, ok := strings.CutSuffix(before, `"`); ok {
+		a, ok := strings.CutPrefix(after, `"`)
+		if !ok {
+			return "", false
+		}
+		before, after = b, a
+	}
+	after = strings.TrimLeft(after, " \t\r\n")
+	if after != "" && after[0] != ',' && after[0] != '}' {
+		return "", false
+	}
+	before, ok := strings.CutSuffix(strings.TrimRight(before, " \t\r\n"), ":")
+	if !ok {
+		return "", false
+	}
+	before, ok = strings.CutSuffix(strings.TrimRight(before, " \t\r\n"), `"`)
+	i := strings.LastIndexByte(before, '"')
+	if !ok || i < 0 || strings.IndexByte(before[i:], '\\') >= 0 || i > 0 && before[i-1] == '\\' {
+		return "", false // escaped names are not worth decoding
+	}
+	return before[i+1:], true
 }

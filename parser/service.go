@@ -1,168 +1,152 @@
 package parser
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// serviceAliases maps well-known service log keys to ECS names. Timestamp
-// keys are handled on their own.
-var serviceAliases = map[string]string{
-	"level":       "log.level",
-	"severity":    "log.level",
-	"lvl":         "log.level",
-	"message":     "message",
-	"msg":         "message",
-	"service":     "service.name",
-	"environment": "service.environment",
-	"env":         "service.environment",
-	"customer":    "organization.name",
-}
-
-var timestampKeys = []string{"@timestamp", "timestamp", "time", "ts"}
-
-// ParseService parses a JSON service log line into doc.
+// ParseService parses a service's JSON log line, one JSON object, into doc
+// (normally empty): its members under their own names, well-known ones moved
+// to ECS fields (see the package documentation). A line that is not JSON returns an error
+// wrapping ErrNotJSON; JSON that is not an object, ErrNotObject.
 func ParseService(line []byte, doc Doc) error {
-	line = bytes.TrimSpace(line)
-	if len(line) == 0 || line[0] != '{' {
-		if json.Valid(line) {
-			return fmt.Errorf("%w: %s", ErrNotObject, jsonKind(line))
-		}
-		return ErrNotJSON
+	r, err := objectReader(line)
+	if err != nil {
+		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.UseNumber()
-	var obj map[string]any
-	if err := dec.Decode(&obj); err != nil {
-		return fmt.Errorf("%w: %v", ErrNotJSON, err)
+	r.members(func(name string) { doc[name] = r.value() })
+	if err := r.finish(line); err != nil {
+		return err
 	}
-	if dec.More() {
-		return fmt.Errorf("%w: data after the object", ErrNotJSON)
+	setServiceTime(doc)
+	// ECS fields and the members they take, best first.
+	aliases := [...]struct {
+		field string
+		from  []string
+	}{
+		{"message", []string{"message", "msg"}},
+		{"log.level", []string{"log.level", "level", "severity", "lvl"}},
+		{"service.name", []string{"service.name", "service"}},
+		{"service.environment", []string{"service.environment", "environment", "env"}},
+		{"organization.name", []string{"organization.name", "customer"}},
 	}
-	for _, k := range timestampKeys {
-		v, ok := obj[k]
-		if !ok {
-			continue
-		}
-		if ts, ok := parseTimestamp(v); ok {
-			doc["@timestamp"] = formatTime(ts)
-			delete(obj, k)
-			break
-		}
-	}
-	for k, v := range obj {
-		v = normalise(v)
-		if alias, ok := serviceAliases[k]; ok {
-			doc[alias] = aliasValue(alias, v)
-			continue
-		}
-		doc[k] = v
+	for _, a := range aliases {
+		setAlias(doc, a.field, a.from)
 	}
 	return nil
 }
 
-// aliasValue makes the value of a well-known key the string its ECS field
-// is mapped as, so that a service logging `"level": 30` or an object as its
-// message does not cause a mapping conflict.
-func aliasValue(alias string, v any) string {
-	switch x := v.(type) {
-	case string:
-		if alias == "log.level" {
-			return strings.ToLower(x)
+// setServiceTime sets @timestamp from the first timestamp member that can be
+// read, which it removes.
+func setServiceTime(doc Doc) {
+	if v, ok := doc["@timestamp"]; ok {
+		if t, ok := parseTimestamp(v); ok {
+			doc["@timestamp"] = formatTime(t)
+			return
 		}
-		return x
-	case int64:
-		if alias == "log.level" {
-			return numericLevel(x)
-		}
-		return strconv.FormatInt(x, 10)
+		delete(doc, "@timestamp")
+		doc["_@timestamp"] = v
 	}
-	b, _ := json.Marshal(v) // values decoded from JSON marshal
-	return string(b)
-}
-
-// numericLevel names the numeric levels of pino and bunyan.
-func numericLevel(n int64) string {
-	switch {
-	case n <= 10:
-		return "trace"
-	case n <= 20:
-		return "debug"
-	case n <= 30:
-		return "info"
-	case n <= 40:
-		return "warn"
-	case n <= 50:
-		return "error"
-	}
-	return "fatal"
-}
-
-func jsonKind(b []byte) string {
-	switch b[0] {
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
-}
-
-// normalise turns json.Number into int64 or float64, recursively.
-func normalise(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i
-		}
-		f, _ := x.Float64()
-		return f
-	case map[string]any:
-		for k, e := range x {
-			x[k] = normalise(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = normalise(e)
+	for _, name := range [...]string{"timestamp", "time", "ts"} {
+		if t, ok := parseTimestamp(doc[name]); ok {
+			delete(doc, name)
+			doc["@timestamp"] = formatTime(t)
+			return
 		}
 	}
-	return v
 }
 
-var timeLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00"}
-
-// parseTimestamp reads a timestamp value; see the package documentation.
+// parseTimestamp reads a date-time string or an epoch number.
 func parseTimestamp(v any) (time.Time, bool) {
 	switch x := v.(type) {
 	case string:
-		for _, l := range timeLayouts {
-			if t, err := time.Parse(l, x); err == nil {
-				return t, true
-			}
+		if t, ok := parseDateTime(x); ok {
+			return t, true
 		}
-	case json.Number:
-		f, err := x.Float64()
-		if err != nil || f < 0 || math.IsInf(f, 0) || f > 1e14 {
-			return time.Time{}, false
-		}
-		if f >= 1e11 {
-			return time.UnixMilli(int64(f)), true
-		}
-		sec, frac := math.Modf(f)
-		return time.Unix(int64(sec), int64(frac*1e9)), true
+		return parseEpoch(x)
+	case int64:
+		return epochInt(x)
+	case float64:
+		return epochFloat(x)
 	}
 	return time.Time{}, false
 }
 
-func formatTime(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+// setAlias moves the first of the members from that doc has, and that holds
+// a value field can take, to field. Null members are dropped on the way.
+func setAlias(doc Doc, field string, from []string) {
+	for _, name := range from {
+		v, ok := doc[name]
+		if !ok {
+			continue
+		}
+		if v == nil {
+			delete(doc, name)
+			continue
+		}
+		val, ok := aliasValue(field, v)
+		if !ok {
+			continue
+		}
+		delete(doc, name)
+		doc[field] = val
+		return
+	}
+}
+
+// aliasValue is v as the string that field is mapped as, so that a service
+// logging "level": 30 does not cause a mapping conflict. Only message takes
+// an object or array, as JSON text.
+func aliasValue(field string, v any) (any, bool) {
+	switch x := v.(type) {
+	case string:
+		if field != "log.level" {
+			return v, true
+		}
+		return strings.ToLower(x), true
+	case int64:
+		if name, ok := pinoLevel(x); ok && field == "log.level" {
+			return name, true
+		}
+		return strconv.FormatInt(x, 10), true
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), true
+	case bool:
+		return strconv.FormatBool(x), true
+	}
+	if field != "message" {
+		return nil, false
+	}
+	return jsonText(v), true
+}
+
+// jsonText encodes v, decoded from JSON, as compact JSON without HTML
+// escapes.
+func jsonText(v any) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // values decoded from JSON encode
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// pinoLevel names the numeric levels of pino and bunyan.
+func pinoLevel(n int64) (string, bool) {
+	switch n {
+	case 10:
+		return "trace", true
+	case 20:
+		return "debug", true
+	case 30:
+		return "info", true
+	case 40:
+		return "warn", true
+	case 50:
+		return "error", true
+	case 60:
+		return "fatal", true
+	}
+	return "", false
 }

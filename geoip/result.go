@@ -1,0 +1,181 @@
+package geoip
+
+// Result is what the databases know about an address. Empty strings and a
+// zero ASNumber mean unknown.
+type Result struct {
+	// Lat and Lon are valid when HasLocation is set.
+	Lat, Lon    float64
+	HasLocation bool
+
+	CountryISOCode string // "GB"
+	CountryName    string // "United Kingdom"
+	RegionName     string // the largest subdivision: "England"
+	RegionISOCode  string // country and subdivision code: "GB-ENG"
+	CityName       string
+	ContinentName  string
+	ContinentCode  string // "EU"
+	PostalCode     string
+	TimeZone       string // "Europe/London"
+
+	ASNumber       int64
+	ASOrganization string
+
+	// boxed holds the field values already converted to any, made once
+	// when the result is cached so that enriching a document does not
+	// allocate one interface per field. nil for a Result built by hand.
+	boxed *boxedFields
+}
+
+// Indexes of the ECS fields, in the order they are written.
+const (
+	fieldLocation = iota
+	fieldCountryISOCode
+	fieldCountryName
+	fieldRegionName
+	fieldRegionISOCode
+	fieldCityName
+	fieldContinentName
+	fieldContinentCode
+	fieldPostalCode
+	fieldTimezone
+	fieldASNumber
+	fieldASOrganization
+	numFields
+)
+
+// fieldName returns the ECS name of field i below the prefix.
+func fieldName(i int) string {
+	switch i {
+	case fieldLocation:
+		return "geo.location"
+	case fieldCountryISOCode:
+		return "geo.country_iso_code"
+	case fieldCountryName:
+		return "geo.country_name"
+	case fieldRegionName:
+		return "geo.region_name"
+	case fieldRegionISOCode:
+		return "geo.region_iso_code"
+	case fieldCityName:
+		return "geo.city_name"
+	case fieldContinentName:
+		return "geo.continent_name"
+	case fieldContinentCode:
+		return "geo.continent_code"
+	case fieldPostalCode:
+		return "geo.postal_code"
+	case fieldTimezone:
+		return "geo.timezone"
+	case fieldASNumber:
+		return "as.number"
+	case fieldASOrganization:
+		return "as.organization.name"
+	}
+	panic("geoip: unknown field")
+}
+
+// fieldKeys are the document keys of the fields under one prefix.
+type fieldKeys [numFields]string
+
+func keysFor(prefix string) *fieldKeys {
+	var k fieldKeys
+	for i := range k {
+		k[i] = prefix + "." + fieldName(i)
+	}
+	return &k
+}
+
+// boxedFields are a Result's values as interfaces: nil where empty. The
+// location map is not kept, as documents may be changed downstream: each
+// document gets its own, from the shared boxed coordinates.
+type boxedFields struct {
+	values   [numFields]any
+	lat, lon any
+}
+
+// box prepares r for repeated use by AddTo; r must not change afterwards.
+func (r *Result) box() {
+	b := &boxedFields{}
+	for i := range b.values {
+		if i != fieldLocation {
+			b.values[i] = r.value(i)
+		}
+	}
+	if r.HasLocation {
+		b.lat, b.lon = r.Lat, r.Lon
+	}
+	r.boxed = b
+}
+
+// value returns field i as a document value, nil when empty.
+func (r *Result) value(i int) any {
+	var s string
+	switch i {
+	case fieldLocation:
+		if !r.HasLocation {
+			return nil
+		}
+		if r.boxed != nil {
+			return map[string]any{"lat": r.boxed.lat, "lon": r.boxed.lon}
+		}
+		return map[string]any{"lat": r.Lat, "lon": r.Lon}
+	case fieldASNumber:
+		if r.ASNumber == 0 {
+			return nil
+		}
+		return r.ASNumber
+	case fieldCountryISOCode:
+		s = r.CountryISOCode
+	case fieldCountryName:
+		s = r.CountryName
+	case fieldRegionName:
+		s = r.RegionName
+	case fieldRegionISOCode:
+		s = r.RegionISOCode
+	case fieldCityName:
+		s = r.CityName
+	case fieldContinentName:
+		s = r.ContinentName
+	case fieldContinentCode:
+		s = r.ContinentCode
+	case fieldPostalCode:
+		s = r.PostalCode
+	case fieldTimezone:
+		s = r.TimeZone
+	case fieldASOrganization:
+		s = r.ASOrganization
+	}
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// AddTo writes r into doc as flat ECS fields under prefix: with prefix
+// "source", source.geo.city_name, source.as.number and so on. Only fields
+// with values are written; source.geo.location is a map[string]any with
+// float64 "lat" and "lon", source.as.number an int64, the rest strings.
+func (r Result) AddTo(doc map[string]any, prefix string) {
+	r.addTo(doc, keysFor(prefix))
+}
+
+func (r *Result) addTo(doc map[string]any, keys *fieldKeys) {
+	for i := range numFields {
+		var v any
+		if r.boxed != nil && i != fieldLocation {
+			v = r.boxed.values[i]
+		} else {
+			v = r.value(i)
+		}
+		if v != nil {
+			doc[keys[i]] = v
+		}
+	}
+}
+
+// empty reports whether r holds nothing.
+func (r *Result) empty() bool {
+	bare := *r
+	bare.boxed = nil
+	return bare == Result{}
+}

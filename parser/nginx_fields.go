@@ -1,0 +1,256 @@
+package parser
+
+import (
+	"errors"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// field is what an nginx variable's value is stored as.
+type field struct {
+	kind fieldKind
+	key  string // the document key, for kindString and kindInt
+}
+
+type fieldKind uint8
+
+const (
+	kindString       fieldKind = iota // key: the value
+	kindInt                           // key: the value as int64
+	kindAddress                       // source.address, source.ip
+	kindTimeLocal                     // @timestamp from $time_local
+	kindTimeISO                       // @timestamp from $time_iso8601
+	kindMsec                          // @timestamp from $msec
+	kindRequest                       // method, URL and version from $request
+	kindProtocol                      // http.version from $server_protocol
+	kindServerName                    // url.domain unless set
+	kindRequestTime                   // nginx.request_time, event.duration
+	kindUpstreamTime                  // nginx.upstream_response_time(s)
+	kindForwardedFor                  // nginx.x_forwarded_for
+)
+
+// nginxField is the field of the nginx variable name.
+func nginxField(name string) field {
+	switch name {
+	case "remote_addr":
+		return field{kind: kindAddress}
+	case "remote_user":
+		return field{kindString, "user.name"}
+	case "time_local":
+		return field{kind: kindTimeLocal}
+	case "time_iso8601":
+		return field{kind: kindTimeISO}
+	case "msec":
+		return field{kind: kindMsec}
+	case "request":
+		return field{kind: kindRequest}
+	case "request_method":
+		return field{kindString, "http.request.method"}
+	case "request_uri":
+		return field{kindString, "url.original"}
+	case "uri":
+		return field{kindString, "url.path"}
+	case "server_protocol":
+		return field{kind: kindProtocol}
+	case "status":
+		return field{kindInt, "http.response.status_code"}
+	case "body_bytes_sent":
+		return field{kindInt, "http.response.body.bytes"}
+	case "bytes_sent":
+		return field{kindInt, "http.response.bytes"}
+	case "request_length":
+		return field{kindInt, "http.request.bytes"}
+	case "http_referer":
+		return field{kindString, "http.request.referrer"}
+	case "http_user_agent":
+		return field{kindString, "user_agent.original"}
+	case "host", "http_host":
+		return field{kindString, "url.domain"}
+	case "server_name":
+		return field{kind: kindServerName}
+	case "request_time":
+		return field{kind: kindRequestTime}
+	case "upstream_response_time":
+		return field{kind: kindUpstreamTime}
+	case "http_x_forwarded_for":
+		return field{kind: kindForwardedFor}
+	}
+	return field{kindString, "nginx." + name}
+}
+
+// set stores v, a present value ("-" and "" are not), in d.
+func (f field) set(d Doc, v string) error {
+	switch f.kind {
+	case kindString:
+		d[f.key] = v
+	case kindInt:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return errors.New("not an integer: " + strconv.Quote(clip(v)))
+		}
+		d[f.key] = n
+	case kindAddress:
+		setAddress(d, v)
+	case kindTimeLocal, kindTimeISO, kindMsec:
+		return f.setTime(d, v)
+	case kindRequest:
+		setRequest(d, v)
+	case kindProtocol:
+		d["http.version"] = strings.TrimPrefix(v, "HTTP/")
+	case kindServerName:
+		if _, ok := d["url.domain"]; !ok {
+			d["url.domain"] = v
+		}
+	case kindRequestTime:
+		return setRequestTime(d, v)
+	case kindUpstreamTime:
+		return setUpstreamTime(d, v)
+	case kindForwardedFor:
+		setForwardedFor(d, v)
+	}
+	return nil
+}
+
+func (f field) setTime(d Doc, v string) error {
+	var t time.Time
+	var ok bool
+	switch f.kind {
+	case kindTimeLocal:
+		t, ok = parseTimeLocal(v)
+	case kindTimeISO:
+		t, ok = parseDateTime(v)
+	default:
+		t, ok = parseEpoch(v)
+	}
+	if !ok {
+		return errors.New("not a time: " + strconv.Quote(clip(v)))
+	}
+	d["@timestamp"] = formatTime(t)
+	return nil
+}
+
+// setAddress sets source.address, and source.ip if v is an IP address
+// ($remote_addr is "unix:" for connections over a Unix socket), without
+// the zone of an IPv6 address, which Elasticsearch does not take.
+func setAddress(d Doc, v string) {
+	var a any = v
+	d["source.address"] = a
+	ip, err := netip.ParseAddr(v)
+	switch {
+	case err != nil:
+	case ip.Zone() != "":
+		d["source.ip"] = v[:strings.IndexByte(v, '%')]
+	default:
+		d["source.ip"] = a
+	}
+}
+
+// setRequest splits a request line, "GET /path HTTP/1.1". A request line
+// nginx could not parse (bytes sent to the wrong port) goes whole to
+// url.original.
+func setRequest(d Doc, v string) {
+	method, rest, ok := strings.Cut(v, " ")
+	if !ok {
+		d["url.original"] = v
+		return
+	}
+	d["http.request.method"] = method
+	if i := strings.LastIndexByte(rest, ' '); i >= 0 && strings.HasPrefix(rest[i+1:], "HTTP/") {
+		d["http.version"] = rest[i+1+len("HTTP/"):]
+		rest = rest[:i]
+	}
+	if rest != "" {
+		d["url.original"] = rest
+	}
+}
+
+func setRequestTime(d Doc, v string) error {
+	ns, ok := parseSeconds(v)
+	if !ok {
+		return errors.New("not a number of seconds: " + strconv.Quote(clip(v)))
+	}
+	d["nginx.request_time"] = float64(ns) / 1e9
+	d["event.duration"] = ns
+	return nil
+}
+
+// setUpstreamTime reads $upstream_response_time: one time per upstream
+// tried, separated by ", " or " : ", "-" for one not reached.
+func setUpstreamTime(d Doc, v string) error {
+	if !strings.ContainsAny(v, ",:") {
+		ns, ok := parseSeconds(v)
+		if !ok {
+			return errors.New("not a number of seconds: " + strconv.Quote(clip(v)))
+		}
+		d["nginx.upstream_response_time"] = float64(ns) / 1e9
+		return nil
+	}
+	var times []float64
+	var total int64
+	for item := range strings.FieldsFuncSeq(v, isUpstreamSeparator) {
+		if item == "-" {
+			continue
+		}
+		ns, ok := parseSeconds(item)
+		if !ok {
+			return errors.New("not a number of seconds: " + strconv.Quote(clip(item)))
+		}
+		times = append(times, float64(ns)/1e9)
+		total += ns
+	}
+	if len(times) > 0 {
+		d["nginx.upstream_response_time"] = float64(total) / 1e9
+	}
+	if len(times) > 1 {
+		d["nginx.upstream_response_times"] = times
+	}
+	return nil
+}
+
+func isUpstreamSeparator(r rune) bool { return r == ',' || r == ':' || r == ' ' }
+
+// parseSeconds reads a non-negative decimal number of seconds, "0.124", as
+// nanoseconds, exactly; digits past the nanosecond are dropped.
+func parseSeconds(s string) (int64, bool) {
+	whole, frac, _ := strings.Cut(s, ".")
+	if whole == "" || len(whole) > 10 {
+		return 0, false
+	}
+	var ns int64
+	for i := 0; i < len(whole); i++ {
+		c := whole[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		ns = ns*10 + int64(c-'0')
+	}
+	if ns > 9e9 { // keeps the nanoseconds in an int64
+		return 0, false
+	}
+	ns *= 1e9
+	scale := int64(1e8)
+	for i := 0; i < len(frac); i++ {
+		c := frac[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		ns += int64(c-'0') * scale
+		scale /= 10
+	}
+	return ns, true
+}
+
+// setForwardedFor splits $http_x_forwarded_for at commas.
+func setForwardedFor(d Doc, v string) {
+	list := make([]string, 0, strings.Count(v, ",")+1)
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			list = append(list, item)
+		}
+	}
+	if len(list) > 0 {
+		d["nginx.x_forwarded_for"] = list
+	}
+}

@@ -1,0 +1,233 @@
+package parser
+
+import (
+	"errors"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCompileNginx(t *testing.T) {
+	p, err := CompileNginx(`[$a] ${b}c$d_1"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []nginxVar{
+		{name: "a", field: nginxField("a"), after: "] "},
+		{name: "b", field: nginxField("b"), after: "c"},
+		{name: "d_1", field: nginxField("d_1"), after: `"`},
+	}
+	if p.lead != "[" || !reflect.DeepEqual(p.vars, want) || p.members != nil {
+		t.Errorf("got %+v", p)
+	}
+}
+
+func TestCompileNginxErrors(t *testing.T) {
+	for _, f := range []string{"", "no variables", "$a$b", "${a}$b", "$", "$ x", "${}", "${a", "${a b}", "a $-"} {
+		if _, err := CompileNginx(f); err == nil {
+			t.Errorf("CompileNginx(%q) succeeded", f)
+		}
+	}
+}
+
+func TestJSONMemberName(t *testing.T) {
+	tests := []struct {
+		before, after, want string
+		ok                  bool
+	}{
+		{`{"ip":"`, `","`, "ip", true},
+		{`{"status":`, `,"x":"`, "status", true},
+		{`{ "status" : `, ` }`, "status", true},
+		{`,"last":"`, `"}`, "last", true},
+		{`,"last":`, ``, "last", true},
+		{"\"t\":\t\"", "\"\n}", "t", true},
+		{`{"é":"`, `"}`, "é", true},
+		{`"":"`, `"}`, "", true},
+		{`"pair":"`, `://`, "", false}, // not the whole value
+		{`://`, `"}`, "", false},       // not after a name
+		{`"a":"`, `,`, "", false},      // opening quote not closed
+		{`"a\"b":"`, `"}`, "", false},  // escaped name
+		{`x:"`, `"}`, "", false},       // unquoted name
+		{`"q":"x`, `"}`, "", false},    // text before the variable
+		{`{"k":$`, `","`, "", false},   // not JSON around it
+	}
+	for _, tt := range tests {
+		got, ok := jsonMemberName(tt.before, tt.after)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("jsonMemberName(%q, %q) = %q, %v; want %q, %v", tt.before, tt.after, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// TestNginxFields parses one variable at a time.
+func TestNginxFields(t *testing.T) {
+	tests := []struct {
+		name, value string
+		want        Doc
+	}{
+		{"remote_addr", "81.2.69.142", Doc{"source.ip": "81.2.69.142", "source.address": "81.2.69.142"}},
+		{"remote_addr", "::ffff:1.2.3.4", Doc{"source.ip": "::ffff:1.2.3.4", "source.address": "::ffff:1.2.3.4"}},
+		{"remote_addr", "unix:", Doc{"source.address": "unix:"}},
+		{"remote_user", "bob smith", Doc{"user.name": "bob smith"}},
+		{"time_local", "29/Feb/2028:23:59:59 -1200", Doc{"@timestamp": "2028-03-01T11:59:59.000Z"}},
+		{"time_iso8601", "2026-11-25T10:00:00+05:30", Doc{"@timestamp": "2026-11-25T04:30:00.000Z"}},
+		{"msec", "1764064800.123", Doc{"@timestamp": "2025-11-25T10:00:00.123Z"}},
+		{"request", "GET /a?b=c HTTP/1.1", Doc{"http.request.method": "GET", "url.original": "/a?b=c", "http.version": "1.1"}},
+		{"request", "PRI * HTTP/2.0", Doc{"http.request.method": "PRI", "url.original": "*", "http.version": "2.0"}},
+		{"request", "GARBAGE", Doc{"url.original": "GARBAGE"}},
+		{"request", "GET /a HTTPS", Doc{"http.request.method": "GET", "url.original": "/a HTTPS"}},
+		{"request_method", "DELETE", Doc{"http.request.method": "DELETE"}},
+		{"request_uri", "/a?b", Doc{"url.original": "/a?b"}},
+		{"uri", "/a", Doc{"url.path": "/a"}},
+		{"server_protocol", "HTTP/1.0", Doc{"http.version": "1.0"}},
+		{"status", "499", Doc{"http.response.status_code": int64(499)}},
+		{"body_bytes_sent", "0", Doc{"http.response.body.bytes": int64(0)}},
+		{"bytes_sent", "1048576", Doc{"http.response.bytes": int64(1048576)}},
+		{"request_length", "77", Doc{"http.request.bytes": int64(77)}},
+		{"http_referer", "https://a/", Doc{"http.request.referrer": "https://a/"}},
+		{"http_user_agent", `a \x22b\x22`, Doc{"user_agent.original": `a "b"`}},
+		{"host", "shop.example", Doc{"url.domain": "shop.example"}},
+		{"http_host", "shop.example:8080", Doc{"url.domain": "shop.example:8080"}},
+		{"server_name", "_", Doc{"url.domain": "_"}},
+		{"request_time", "0.253", Doc{"nginx.request_time": 0.253, "event.duration": int64(253_000_000)}},
+		{"request_time", "3", Doc{"nginx.request_time": 3.0, "event.duration": int64(3_000_000_000)}},
+		{"upstream_response_time", "0.004", Doc{"nginx.upstream_response_time": 0.004}},
+		{"upstream_response_time", "0.1, 0.2 : 0.3", Doc{"nginx.upstream_response_time": 0.6, "nginx.upstream_response_times": []float64{0.1, 0.2, 0.3}}},
+		{"upstream_response_time", "-, 0.2", Doc{"nginx.upstream_response_time": 0.2}},
+		{"upstream_addr", "10.0.0.1:80, 10.0.0.2:80", Doc{"nginx.upstream_addr": "10.0.0.1:80, 10.0.0.2:80"}},
+		{"http_x_forwarded_for", " 203.0.113.9 ,10.0.0.1", Doc{"nginx.x_forwarded_for": []string{"203.0.113.9", "10.0.0.1"}}},
+		{"http_x_forwarded_for", ", ,", Doc{}},
+		{"request_id", "abc", Doc{"nginx.request_id": "abc"}},
+		{"ssl_protocol", "TLSv1.3", Doc{"nginx.ssl_protocol": "TLSv1.3"}},
+		{"status", "-", Doc{}},
+		{"http_user_agent", "", Doc{}},
+	}
+	for _, tt := range tests {
+		p, err := CompileNginx("<$" + tt.name + ">")
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc := Doc{}
+		if err := p.Parse([]byte("<"+tt.value+">"), doc); err != nil {
+			t.Errorf("$%s %q: %v", tt.name, tt.value, err)
+			continue
+		}
+		if !reflect.DeepEqual(doc, tt.want) {
+			t.Errorf("$%s %q:\n got %#v\nwant %#v", tt.name, tt.value, doc, tt.want)
+		}
+	}
+}
+
+func TestNginxFieldErrors(t *testing.T) {
+	tests := []struct{ name, value string }{
+		{"status", "2OO"},
+		{"status", "99999999999999999999"},
+		{"body_bytes_sent", "1.5"},
+		{"time_local", "25/Nov/2026:10:00:00"},
+		{"time_local", "25/Nov/2026:24:00:00 +0000"},
+		{"time_local", "29/Feb/2027:10:00:00 +0000"},
+		{"time_local", "25/Nov/2026:10:00:00 0000"},
+		{"time_local", "25/nov/2026:10:00:00 +0000"},
+		{"time_iso8601", "2026-11-25"},
+		{"msec", "-1.5"},
+		{"request_time", "1e3"},
+		{"request_time", ".5"},
+		{"request_time", "0.5s"},
+		{"request_time", "99999999999"},
+		{"upstream_response_time", "0.1, oops"},
+	}
+	for _, tt := range tests {
+		p, err := CompileNginx("<$" + tt.name + ">")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Parse([]byte("<"+tt.value+">"), Doc{}); !errors.Is(err, ErrNoMatch) {
+			t.Errorf("$%s %q: %v, want ErrNoMatch", tt.name, tt.value, err)
+		}
+	}
+}
+
+func TestNginxValue(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"plain", "plain"},
+		{`\x22q\x22`, `"q"`},
+		{`\x5Cx22`, `\x22`},
+		{`\xc3\xa9`, "é"},
+		{`\xff`, "\uFFFD"},
+		{`\x`, `\x`},
+		{`\x4`, `\x4`},
+		{`\xg0`, `\xg0`},
+		{`a\x20b\x`, `a b\x`},
+	}
+	for _, tt := range tests {
+		if got := nginxValue(tt.in, true); got != tt.want {
+			t.Errorf("nginxValue(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if got := nginxValue("raw \xff", false); got != "raw \uFFFD" {
+		t.Errorf("invalid UTF-8 kept: %q", got)
+	}
+}
+
+func TestNginxRoundTrip(t *testing.T) {
+	base := access{
+		addr: netip.MustParseAddr("81.2.69.142"), user: "alice",
+		time:   time.Date(2026, 11, 25, 11, 30, 5, 0, time.FixedZone("", 3600)),
+		method: "GET", target: "/search?q=a b", version: "1.1", status: 200, bytes: 18231,
+		referrer: "https://shop.example/", agent: `Mozilla/5.0 "quoted" \ back é`,
+		requestMillis: 124, upstream: []uint16{120}, forwardedFor: "203.0.113.9, 10.0.0.7",
+	}
+	cases := map[string]func(a *access){
+		"as it is":                 func(*access) {},
+		"IPv6":                     func(a *access) { a.addr = netip.MustParseAddr("2001:db8::1") },
+		"unix socket":              func(a *access) { a.addr = netip.Addr{} },
+		"absent values":            func(a *access) { a.user, a.referrer, a.agent, a.forwardedFor, a.upstream = "", "-", "", "", nil },
+		"two upstreams":            func(a *access) { a.upstream = []uint16{100, 24} },
+		"internal redirect":        func(a *access) { a.upstream, a.redirect = []uint16{1, 2, 3}, true },
+		"control bytes":            func(a *access) { a.agent = "a\x00b\nc\td\x7f" },
+		"bytes that are not UTF-8": func(a *access) { a.target, a.agent = "/\xff", "\xc3" },
+		"very long user agent":     func(a *access) { a.agent = strings.Repeat(`Mozilla "x" `, 1<<17) },
+		"empty target":             func(a *access) { a.target = "" },
+		"dash target":              func(a *access) { a.target = "-" },
+	}
+	p, err := CompileNginx(DefaultNginxFormat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, change := range cases {
+		t.Run(name, func(t *testing.T) {
+			a := base
+			change(&a)
+			doc := Doc{}
+			if err := p.Parse([]byte(a.line()), doc); err != nil {
+				t.Fatal(err)
+			}
+			if want := a.doc(); !reflect.DeepEqual(doc, want) {
+				t.Errorf("line %.200q\n got %#v\nwant %#v", a.line(), doc, want)
+			}
+		})
+	}
+}
+
+func TestNginxJSONFormat(t *testing.T) {
+	p, err := CompileNginx(testJSONFormat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"time": "time_iso8601", "ip": "remote_addr", "user": "remote_user", "req": "request",
+		"status": "status", "bytes": "body_bytes_sent", "rt": "request_time",
+		"urt": "upstream_response_time", "ref": "http_referer", "ua": "http_user_agent",
+		"xff": "http_x_forwarded_for", "vhost": "host", "rid": "request_id",
+	}
+	if len(p.members) != len(want) {
+		t.Errorf("members %v", p.members)
+	}
+	for member, variable := range want {
+		if p.members[member] != nginxField(variable) {
+			t.Errorf("member %q maps to %+v, want $%s", member, p.members[member], variable)
+		}
+	}
+}

@@ -1,0 +1,217 @@
+package parser
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseServiceErrors(t *testing.T) {
+	tests := []struct {
+		line string
+		want error
+	}{
+		{`not json`, ErrNotJSON},
+		{`[1,2]`, ErrNotObject},
+		{`"s"`, ErrNotObject},
+		{`12`, ErrNotObject},
+		{` null `, ErrNotObject},
+		{`{"a":`, ErrNotJSON},
+		{`{"a":1}}`, ErrNotJSON},
+		{``, ErrNotJSON},
+		{"\xff", ErrNotJSON},
+	}
+	for _, tt := range tests {
+		if err := ParseService([]byte(tt.line), Doc{}); !errors.Is(err, tt.want) {
+			t.Errorf("ParseService(%q) = %v, want %v", tt.line, err, tt.want)
+		}
+	}
+}
+
+func TestParseService(t *testing.T) {
+	tests := []struct {
+		name, line string
+		want       Doc
+	}{
+		{"aliases", `{"msg":"m","lvl":"WARN","service":"s","env":"e","customer":"c"}`,
+			Doc{"message": "m", "log.level": "warn", "service.name": "s", "service.environment": "e", "organization.name": "c"}},
+		{"losing alias stays", `{"severity":"x","level":"y"}`, Doc{"log.level": "y", "severity": "x"}},
+		{"object alias stays", `{"env":{"PATH":"/bin"}}`, Doc{"env": map[string]any{"PATH": "/bin"}}},
+		{"array message", `{"msg":[1,"<a>"]}`, Doc{"message": `[1,"<a>"]`}},
+		{"bunyan fatal", `{"level":60}`, Doc{"log.level": "fatal"}},
+		{"float level", `{"level":30.5}`, Doc{"log.level": "30.5"}},
+		{"null alias dropped", `{"service":null}`, Doc{}},
+		{"time consumed", `{"time":"2026-11-25T10:00:00Z","x":1}`, Doc{"@timestamp": "2026-11-25T10:00:00.000Z", "x": int64(1)}},
+		{"numbers", `{"i":-12,"f":1.5,"e":2E2,"big":123456789012345678901}`,
+			Doc{"i": int64(-12), "f": 1.5, "e": 200.0, "big": 123456789012345678901.0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := Doc{}
+			if err := ParseService([]byte(tt.line), doc); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(doc, tt.want) {
+				t.Errorf("got  %#v\nwant %#v", doc, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseServiceLongLine(t *testing.T) {
+	msg := strings.Repeat("long message é ", 1<<16) // 1 MiB
+	line, _ := json.Marshal(map[string]any{"msg": msg, "level": "info"})
+	doc := Doc{}
+	if err := ParseService(line, doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc["message"] != msg {
+		t.Errorf("message of %d bytes came back as %d bytes", len(msg), len(doc["message"].(string)))
+	}
+}
+
+func TestParseTimestamp(t *testing.T) {
+	at := func(s string) time.Time {
+		t.Helper()
+		tm, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm
+	}
+	tests := []struct {
+		in   any
+		want time.Time
+		ok   bool
+	}{
+		{int64(1e11 - 1), time.Unix(1e11-1, 0), true}, // the largest epoch in seconds
+		{int64(1e11), time.UnixMilli(1e11), true},     // the smallest in milliseconds
+		{int64(1e14), time.UnixMicro(1e14), true},
+		{int64(1e17), time.Unix(0, 1e17), true},
+		{int64(math.MaxInt64), time.Unix(0, math.MaxInt64), true},
+		{int64(-1), time.Time{}, false},
+		{1764064800.25, at("2025-11-25T10:00:00.25Z"), true},
+		{1764064800123.0, at("2025-11-25T10:00:00.123Z"), true},
+		{1e19, time.Time{}, false},
+		{math.Inf(1), time.Time{}, false},
+		{"1764064800", at("2025-11-25T10:00:00Z"), true},
+		{"1764064800.5.5", time.Time{}, false},
+		{"+1764064800", time.Time{}, false},
+		{"1e9", time.Time{}, false},
+		{"", time.Time{}, false},
+		{"2026-11-25T10:00:00.123456789Z", at("2026-11-25T10:00:00.123456789Z"), true},
+		{"2026-11-25T10:00:00-0130", at("2026-11-25T11:30:00Z"), true},
+		{"2026-11-25T10:00:00 +01:00", time.Time{}, false},
+		{"2026-11-25T10:00:00.5.5", time.Time{}, false},
+		{"2026-02-29T10:00:00Z", time.Time{}, false},
+		{true, time.Time{}, false},
+		{nil, time.Time{}, false},
+	}
+	for _, tt := range tests {
+		got, ok := parseTimestamp(tt.in)
+		if ok != tt.ok || !got.Equal(tt.want) {
+			t.Errorf("parseTimestamp(%#v) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestFormatTime(t *testing.T) {
+	in := time.Date(2026, 11, 25, 11, 0, 0, 123999999, time.FixedZone("", 3600))
+	if got := formatTime(in); got != "2026-11-25T10:00:00.123Z" {
+		t.Errorf("formatTime = %s", got)
+	}
+}
+
+func TestFallback(t *testing.T) {
+	doc := Doc{}
+	Fallback([]byte("bad \xff\xfe line"), ErrNotJSON, doc)
+	want := Doc{"message": "bad \uFFFD\uFFFD line", "error.message": "not JSON", "error.type": "parse"}
+	if !reflect.DeepEqual(doc, want) {
+		t.Errorf("got %#v, want %#v", doc, want)
+	}
+}
+
+// TestJSONReader checks the reader against encoding/json.
+func TestJSONReader(t *testing.T) {
+	for _, in := range []string{
+		`{}`, `{"a":[]}`, `{"a":[[],[{}]]}`, ` { "a" : 1 , "b" : [ 1 , 2 ] } `,
+		`{"s":"\"\\\/\b\f\n\r\t\u0041\u00e9\u20ac\ud83d\ude00"}`,
+		`{"lone":"\ud800x","pair-bad":"\ud800\u0041","low":"\udc00","hi-hi":"\ud800\ud800"}`,
+		"{\"raw\":\"\xff\xc3\xa9\xe2\x82\",\"k\xfe\":\"\\u00e9\xc3\"}",
+		`{"n":[0,-0,1e2,1E+2,1.5e-3,-9223372036854775808,9223372036854775808,1e309,-1e309]}`,
+		`{"t":true,"f":false,"n":null,"nested":{"a":{"b":{"c":[true,null]}}}}`,
+	} {
+		r, err := objectReader([]byte(in))
+		if err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if got, want := r.value(), decodeStd(t, []byte(in)); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s:\n got %#v\nwant %#v", in, got, want)
+		}
+	}
+}
+
+// decodeStd decodes with encoding/json and converts numbers as the reader
+// does.
+func decodeStd(t testing.TB, line []byte) any {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	return stdNumbers(v)
+}
+
+func stdNumbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if !strings.ContainsAny(string(x), ".eE") {
+			if n, err := strconv.ParseInt(string(x), 10, 64); err == nil {
+				return n
+			}
+		}
+		if f, err := strconv.ParseFloat(string(x), 64); !math.IsInf(f, 0) || err == nil {
+			return f
+		}
+		return string(x)
+	case map[string]any:
+		for k, e := range x {
+			x[k] = stdNumbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = stdNumbers(e)
+		}
+	}
+	return v
+}
+
+// TestJSONReaderSyntax checks that the reader accepts what encoding/json
+// accepts.
+func TestJSONReaderSyntax(t *testing.T) {
+	deep := func(n int) string { return `{"a":` + strings.Repeat("[", n-1) + strings.Repeat("]", n-1) + "}" }
+	for _, in := range []string{
+		`{`, `{"a"}`, `{"a":}`, `{"a":1,}`, `{"a":1 "b":2}`, `{,}`, `{"a":[1,]}`, `{"a":[,1]}`,
+		`{"a":01}`, `{"a":-}`, `{"a":1.}`, `{"a":.1}`, `{"a":1e}`, `{"a":1e+}`, `{"a":+1}`, `{"a":0x1}`,
+		`{"a":tru}`, `{"a":nul}`, `{"a":True}`, `{"a":"\x"}`, `{"a":"\u12"}`, `{"a":"\u12G4"}`,
+		"{\"a\":\"\t\"}", `{"a":"unterminated}`, `{"a\`, `{"a":"\`, `{"a":[}`, `{"a":{]}`, `{a:1}`,
+		`{"a":1}}`, `{"a":1} {}`, `{"a":1}  `, `{"a":-0.0e-0}`, `{"a":"\ud800\u"}`,
+		deep(maxDepth), deep(maxDepth + 1),
+	} {
+		r, err := objectReader([]byte(in))
+		if err == nil {
+			r.value()
+			err = r.finish([]byte(in))
+		}
+		if valid := json.Valid([]byte(in)); (err == nil) != valid {
+			t.Errorf("%.40q: reader says %v, json.Valid %v", in, err, valid)
+		}
+	}
+}
