@@ -13,7 +13,6 @@ package aggregator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -52,6 +51,7 @@ type Aggregator struct {
 	es      *elasticsearch.Client
 	bulk    *bulkIndexer
 	geo     *geoip.Enricher // nil without a database
+	decoder event.Decoder   // used by the processing loop only
 }
 
 // New validates cfg and prepares an aggregator; Run starts it.
@@ -226,7 +226,7 @@ func (a *Aggregator) process(ctx context.Context, records []*kgo.Record) error {
 	var dead []deadLetter
 	for i, rec := range records {
 		a.metrics.consumed.WithLabelValues(rec.Topic).Inc()
-		ev, err := event.Decode(rec)
+		ev, err := a.decoder.Decode(rec)
 		if err != nil {
 			a.metrics.malformed.Inc()
 			dead = append(dead, deadLetter{rec: rec, status: 0, reason: err.Error()})
@@ -240,7 +240,7 @@ func (a *Aggregator) process(ctx context.Context, records []*kgo.Record) error {
 		if a.geo != nil {
 			a.geo.Enrich(doc)
 		}
-		src, err := json.Marshal(doc)
+		src, err := appendDocument(make([]byte, 0, len(ev.Line)*2+512), doc)
 		if err != nil {
 			dead = append(dead, deadLetter{rec: rec, reason: "encoding document: " + err.Error()})
 			continue
@@ -285,7 +285,7 @@ func (a *Aggregator) retryConflicts(ctx context.Context, items []item, outcomes 
 		if !ok {
 			continue
 		}
-		src, err := json.Marshal(doc)
+		src, err := appendDocument(nil, doc)
 		if err != nil {
 			continue
 		}

@@ -37,7 +37,7 @@ var fieldAliases = map[string]string{
 // cannot read is still indexed: raw, with error.message set. parsed is false
 // in that case.
 func (p *parsers) document(ev *event.Event) (doc parser.Doc, parsed bool) {
-	doc = make(parser.Doc, 24)
+	doc = make(parser.Doc, 40) // an nginx document with GeoIP has about 32 fields
 	var err error
 	switch ev.Type {
 	case "service":

@@ -200,20 +200,70 @@ func (enc *Encoder) appendInt(v int64) []byte {
 	return out
 }
 
-// Decode reads an Event back from a record produced by Record.
+// Decode reads an Event back from a record produced by Record. A consumer
+// decoding many records should use a Decoder, which shares the strings and
+// fields that repeat between the records of one file.
 func Decode(r *kgo.Record) (Event, error) {
+	var d Decoder
+	return d.Decode(r)
+}
+
+// maxInterned bounds a Decoder's memory: past it, its tables start over.
+const maxInterned = 4096
+
+// Decoder decodes records, sharing the header values that repeat between
+// records (type, node, path, file id and fields are the same for every line
+// of a file) instead of allocating them for every record. Not safe for
+// concurrent use. The zero value is ready.
+type Decoder struct {
+	strings map[string]string
+	fields  map[string]map[string]string
+}
+
+// intern returns b as a string, shared with earlier calls.
+func (d *Decoder) intern(b []byte) string {
+	if s, ok := d.strings[string(b)]; ok {
+		return s
+	}
+	if d.strings == nil || len(d.strings) >= maxInterned {
+		d.strings = make(map[string]string, 64)
+	}
+	s := string(b)
+	d.strings[s] = s
+	return s
+}
+
+// decodeFields returns the fields encoded in b, shared with earlier calls;
+// they must not be modified.
+func (d *Decoder) decodeFields(b []byte) (map[string]string, error) {
+	if f, ok := d.fields[string(b)]; ok {
+		return f, nil
+	}
+	var f map[string]string
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, err
+	}
+	if d.fields == nil || len(d.fields) >= maxInterned {
+		d.fields = make(map[string]map[string]string, 16)
+	}
+	d.fields[string(b)] = f
+	return f, nil
+}
+
+// Decode reads an Event back from a record produced by Record.
+func (d *Decoder) Decode(r *kgo.Record) (Event, error) {
 	e := Event{Line: r.Value}
 	var haveFile, haveOffset bool
 	for _, h := range r.Headers {
 		switch h.Key {
 		case HeaderType:
-			e.Type = string(h.Value)
+			e.Type = d.intern(h.Value)
 		case HeaderNode:
-			e.Node = string(h.Value)
+			e.Node = d.intern(h.Value)
 		case HeaderPath:
-			e.Path = string(h.Value)
+			e.Path = d.intern(h.Value)
 		case HeaderFile:
-			e.FileID, haveFile = string(h.Value), true
+			e.FileID, haveFile = d.intern(h.Value), true
 		case HeaderOffset:
 			off, err := strconv.ParseInt(string(h.Value), 10, 64)
 			if err != nil {
@@ -227,11 +277,13 @@ func Decode(r *kgo.Record) (Event, error) {
 			}
 			e.ReadTime = time.Unix(0, ns)
 		case HeaderFields:
-			if err := json.Unmarshal(h.Value, &e.Fields); err != nil {
+			f, err := d.decodeFields(h.Value)
+			if err != nil {
 				return e, fmt.Errorf("%w: header %s: %v", ErrMalformed, HeaderFields, err)
 			}
+			e.Fields = f
 		case HeaderStream:
-			e.Stream = string(h.Value)
+			e.Stream = d.intern(h.Value)
 		case HeaderLogTime:
 			ns, err := strconv.ParseInt(string(h.Value), 10, 64)
 			if err != nil {
