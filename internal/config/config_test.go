@@ -46,6 +46,8 @@ func TestDecodeErrorsNameTheKey(t *testing.T) {
 	}{
 		{"unset variable", "name: ${MISSING}\n", nil, []string{"name:", "MISSING", "${MISSING:-value}"}},
 		{"unknown key", "nested:\n  flg: true\n", nil, []string{"nested.flg", "unknown key"}},
+		{"unknown key in a one-line flow mapping", "name: x\nnested: {flg: true}\n", nil, []string{"nested.flg: unknown key"}},
+		{"unknown key after comments and blank lines", "# comment\n\n\nname: x\n# more\n\nnested:\n  # why\n\n  flg: true\n", nil, []string{"nested.flg: unknown key"}},
 		{"bad number", "count: many\n", nil, []string{"count", `"many"`, "whole number"}},
 		{"bad duration", "wait: soon\n", nil, []string{"wait", "duration"}},
 		{"unset in list", "brokers:\n  - a\n  - ${X}\n", nil, []string{"brokers[1]", "X"}},
