@@ -125,3 +125,13 @@ pipelines:
 		t.Fatalf("exit code %d, stderr %q; want 1 and %q", code, errOut, want)
 	}
 }
+
+// TestLocalDeployPipelineTests keeps the sample pipelines of
+// deploy/local/aggregator.yaml and their cases in step.
+func TestLocalDeployPipelineTests(t *testing.T) {
+	t.Setenv("SLUICE_GEOIP_CITY", "")
+	code, out, errOut := runSluice("test", "-c", "../../deploy/local/aggregator.yaml")
+	if code != 0 || !strings.Contains(out, "PASS: 2 cases, 7 lines") {
+		t.Fatalf("exit code %d, want 0 and PASS; stderr: %s\n%s", code, errOut, out)
+	}
+}
