@@ -112,7 +112,8 @@ func (f *Fields) UnmarshalYAML(n *yaml.Node) error {
 		*f = list
 		return nil
 	}
-	return fmt.Errorf("line %d: exists takes a field name or a list of field names", n.Line)
+	// A *yaml.TypeError is reported with the others, by key path.
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: cannot unmarshal %s `%s` into []string", n.Line, n.ShortTag(), n.Value)}}
 }
 
 // SetDefaults fills unset values; pipelines have none.

@@ -408,6 +408,20 @@ pipelines:
   nginx:
     - name: a
       remove_fields: []`, "pipelines.nginx[0].remove_fields: the list of fields is empty; name at least one field, e.g. [http.*, url.original]"},
+		{"in with one value instead of a list", `
+pipelines:
+  service:
+    - name: a
+      drop:
+        if:
+          in: {log.level: debug}`, `pipelines.service[0].drop.if.in.log.level: "debug" is not a valid list`},
+		{"exists with a mapping", `
+pipelines:
+  service:
+    - name: a
+      drop:
+        if:
+          exists: {a: b}`, `pipelines.service[0].drop.if.exists.a: "" is not a valid list`},
 		{"missing set field", `
 pipelines:
   nginx:

@@ -238,8 +238,17 @@ func keyAtLine(n *yaml.Node, key string, line int, name string) string {
 	return ""
 }
 
-// valueKeyAtLine finds the path of the value that starts on line.
+// valueKeyAtLine finds the path of the scalar value on line, else names
+// the line.
 func valueKeyAtLine(n *yaml.Node, key string, line int) string {
+	if p := scalarKeyAtLine(n, key, line); p != "" {
+		return p
+	}
+	return fmt.Sprintf("line %d", line)
+}
+
+// scalarKeyAtLine finds the path of the scalar value on line, or "".
+func scalarKeyAtLine(n *yaml.Node, key string, line int) string {
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -247,7 +256,7 @@ func valueKeyAtLine(n *yaml.Node, key string, line int) string {
 			if v.Kind == yaml.ScalarNode && v.Line == line {
 				return Join(key, k.Value)
 			}
-			if p := valueKeyAtLine(v, Join(key, k.Value), line); p != "" {
+			if p := scalarKeyAtLine(v, Join(key, k.Value), line); p != "" {
 				return p
 			}
 		}
@@ -256,12 +265,12 @@ func valueKeyAtLine(n *yaml.Node, key string, line int) string {
 			if c.Kind == yaml.ScalarNode && c.Line == line {
 				return Index(key, i)
 			}
-			if p := valueKeyAtLine(c, Index(key, i), line); p != "" {
+			if p := scalarKeyAtLine(c, Index(key, i), line); p != "" {
 				return p
 			}
 		}
 	}
-	return fmt.Sprintf("line %d", line)
+	return ""
 }
 
 // SplitList splits entries that hold comma-separated values, so that a
