@@ -51,7 +51,8 @@ type Aggregator struct {
 	es      *elasticsearch.Client
 	bulk    *bulkIndexer
 	geo     *geoip.Enricher // nil without a database
-	decoder event.Decoder   // used by the processing loop only
+	pipes   *pipelines
+	decoder event.Decoder // used by the processing loop only
 }
 
 // New validates cfg and prepares an aggregator; Run starts it.
@@ -101,6 +102,11 @@ func newAggregator(cfg Config, reg prometheus.Registerer, log *zap.Logger, consu
 		return nil, fmt.Errorf("elasticsearch client: %w", err)
 	}
 	m := newMetrics(reg)
+	pipes, err := newPipelines(cfg.Pipelines, idx, reg)
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
 	var geo *geoip.Enricher
 	if cfg.GeoIP.Enabled() {
 		if geo, err = geoip.Open(cfg.GeoIP, reg, log); err != nil {
@@ -109,7 +115,7 @@ func newAggregator(cfg Config, reg prometheus.Registerer, log *zap.Logger, consu
 		}
 	}
 	return &Aggregator{
-		cfg: cfg, log: log, metrics: m, parsers: ps, index: idx, client: client, es: es, geo: geo,
+		cfg: cfg, log: log, metrics: m, parsers: ps, index: idx, client: client, es: es, geo: geo, pipes: pipes,
 		bulk: &bulkIndexer{es: es, action: cfg.Elasticsearch.Action, maxBytes: cfg.Elasticsearch.BulkBytes,
 			retryMax: cfg.Elasticsearch.RetryMax, log: log, metrics: m},
 	}, nil
@@ -239,6 +245,9 @@ func (a *Aggregator) process(ctx context.Context, records []*kgo.Record) error {
 		}
 		if a.geo != nil {
 			a.geo.Enrich(doc)
+		}
+		if keep, _ := a.pipes.apply(&ev, doc); !keep {
+			continue // not indexed; its offset is committed with the batch
 		}
 		src, err := appendDocument(make([]byte, 0, len(ev.Line)*2+512), doc)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicelog/sluice/aggregator/pipeline"
 	"github.com/sluicelog/sluice/geoip"
 	"github.com/sluicelog/sluice/internal/config"
 	"github.com/sluicelog/sluice/internal/telemetry"
@@ -18,6 +19,13 @@ type Config struct {
 	GeoIP         geoip.Config         `yaml:"geoip"`
 	HTTP          telemetry.HTTPConfig `yaml:"http"`
 	Log           telemetry.LogConfig  `yaml:"log"`
+
+	// Pipelines filter and reshape documents by document type, after
+	// parsing and GeoIP and before the index name is rendered.
+	Pipelines pipeline.Config `yaml:"pipelines"`
+	// Tests is the directory of `sluice test` cases, relative to the
+	// configuration file (default pipeline-tests next to it).
+	Tests string `yaml:"tests"`
 }
 
 // KafkaConfig is where records are consumed from.
@@ -131,6 +139,7 @@ func (c *Config) SetDefaults() {
 		c.HTTP.Listen = DefaultListen
 	}
 	c.GeoIP.SetDefaults()
+	c.Pipelines.SetDefaults()
 }
 
 // Validate rejects values the aggregator cannot run with. Call SetDefaults
@@ -182,5 +191,5 @@ func (c *Config) Validate() error {
 	if _, err := newParsers(c.Parsers); err != nil {
 		return config.Errorf("parsers.nginx_format", "%v", err)
 	}
-	return nil
+	return c.Pipelines.Validate("pipelines")
 }

@@ -39,6 +39,10 @@ Usage:
                              send a topic's records (the dead-letter topic after
                              a mapping fix, or a time range of a source topic)
                              through the aggregator's pipeline again
+  sluice test -c FILE [-dir DIR] [-update]
+                             run sample lines through the aggregator's parsers,
+                             GeoIP and pipelines and compare with the expected
+                             documents (no Kafka or Elasticsearch needed)
   sluice version             print the version
 `
 
@@ -59,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
-	case "ship", "aggregate", "check", "replay":
+	case "ship", "aggregate", "check", "replay", "test":
 	default:
 		fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -72,6 +76,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs.StringVar(&replay.topic, "topic", "", "topic to replay (required)")
 		fs.StringVar(&replay.from, "from", "", "replay records from this time (RFC 3339)")
 		fs.StringVar(&replay.to, "to", "", "replay records up to this time (RFC 3339)")
+	}
+	var tests testFlags
+	if cmd == "test" {
+		fs.StringVar(&tests.dir, "dir", "", "directory of test cases (default: the config's tests key, else pipeline-tests next to the config)")
+		fs.BoolVar(&tests.update, "update", false, "rewrite the expected documents from what the pipeline builds")
 	}
 	if err := fs.Parse(rest); err != nil {
 		return 2
@@ -92,6 +101,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = ship(*path)
 	case "aggregate":
 		err = aggregate(*path)
+	case "test":
+		err = tests.run(*path, stdout)
 	case "replay":
 		var n int
 		n, err = replay.run(*path)

@@ -83,10 +83,18 @@ func Decode(data []byte, out any, lookup func(string) (string, bool)) error {
 	if err := enc.Encode(root.Content[0]); err != nil {
 		return fmt.Errorf("re-encoding config: %w", err)
 	}
-	dec := yaml.NewDecoder(&buf)
+	// Decoding errors carry line numbers of the re-encoded text, which can
+	// differ from the file's (comments and blank lines are gone): the key
+	// paths are found in the re-encoded document.
+	encoded := buf.Bytes()
+	dec := yaml.NewDecoder(bytes.NewReader(encoded))
 	dec.KnownFields(true)
 	if err := dec.Decode(out); err != nil {
-		return describeDecodeError(err, root.Content[0])
+		var again yaml.Node
+		if yaml.Unmarshal(encoded, &again) != nil || len(again.Content) == 0 {
+			return describeDecodeError(err, root.Content[0])
+		}
+		return describeDecodeError(err, again.Content[0])
 	}
 	return nil
 }
@@ -176,7 +184,7 @@ func describeDecodeError(err error, root *yaml.Node) error {
 		if m := unknownField.FindStringSubmatch(e); m != nil {
 			line, _ := strconv.Atoi(m[1])
 			msgs = append(msgs, fmt.Sprintf("%s: unknown key; check its spelling and the configuration reference in README.md",
-				Join(keyAtLine(root, "", line), m[2])))
+				Join(keyAtLine(root, "", line, m[2]), m[2])))
 			continue
 		}
 		if m := badValue.FindStringSubmatch(e); m != nil {
@@ -207,21 +215,22 @@ func humanType(goType string) string {
 	return goType
 }
 
-// keyAtLine finds the path of the mapping that holds a key on line.
-func keyAtLine(n *yaml.Node, key string, line int) string {
+// keyAtLine finds the path of the mapping that holds the key name on line
+// (one line may hold nested flow mappings: {if: {equal: ...}}).
+func keyAtLine(n *yaml.Node, key string, line int, name string) string {
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Line == line {
+			if n.Content[i].Line == line && n.Content[i].Value == name {
 				return key
 			}
-			if p := keyAtLine(n.Content[i+1], Join(key, n.Content[i].Value), line); p != "" {
+			if p := keyAtLine(n.Content[i+1], Join(key, n.Content[i].Value), line, name); p != "" {
 				return p
 			}
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
-			if p := keyAtLine(c, Index(key, i), line); p != "" {
+			if p := keyAtLine(c, Index(key, i), line, name); p != "" {
 				return p
 			}
 		}
@@ -229,8 +238,17 @@ func keyAtLine(n *yaml.Node, key string, line int) string {
 	return ""
 }
 
-// valueKeyAtLine finds the path of the value that starts on line.
+// valueKeyAtLine finds the path of the scalar value on line, else names
+// the line.
 func valueKeyAtLine(n *yaml.Node, key string, line int) string {
+	if p := scalarKeyAtLine(n, key, line); p != "" {
+		return p
+	}
+	return fmt.Sprintf("line %d", line)
+}
+
+// scalarKeyAtLine finds the path of the scalar value on line, or "".
+func scalarKeyAtLine(n *yaml.Node, key string, line int) string {
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -238,7 +256,7 @@ func valueKeyAtLine(n *yaml.Node, key string, line int) string {
 			if v.Kind == yaml.ScalarNode && v.Line == line {
 				return Join(key, k.Value)
 			}
-			if p := valueKeyAtLine(v, Join(key, k.Value), line); p != "" {
+			if p := scalarKeyAtLine(v, Join(key, k.Value), line); p != "" {
 				return p
 			}
 		}
@@ -247,12 +265,12 @@ func valueKeyAtLine(n *yaml.Node, key string, line int) string {
 			if c.Kind == yaml.ScalarNode && c.Line == line {
 				return Index(key, i)
 			}
-			if p := valueKeyAtLine(c, Index(key, i), line); p != "" {
+			if p := scalarKeyAtLine(c, Index(key, i), line); p != "" {
 				return p
 			}
 		}
 	}
-	return fmt.Sprintf("line %d", line)
+	return ""
 }
 
 // SplitList splits entries that hold comma-separated values, so that a

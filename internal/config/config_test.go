@@ -46,8 +46,11 @@ func TestDecodeErrorsNameTheKey(t *testing.T) {
 	}{
 		{"unset variable", "name: ${MISSING}\n", nil, []string{"name:", "MISSING", "${MISSING:-value}"}},
 		{"unknown key", "nested:\n  flg: true\n", nil, []string{"nested.flg", "unknown key"}},
+		{"unknown key in a one-line flow mapping", "name: x\nnested: {flg: true}\n", nil, []string{"nested.flg: unknown key"}},
+		{"unknown key after comments and blank lines", "# comment\n\n\nname: x\n# more\n\nnested:\n  # why\n\n  flg: true\n", nil, []string{"nested.flg: unknown key"}},
 		{"bad number", "count: many\n", nil, []string{"count", `"many"`, "whole number"}},
 		{"bad duration", "wait: soon\n", nil, []string{"wait", "duration"}},
+		{"bad value after a nested mapping", "nested: {flag: true}\nbrokers: [a]\ncount: many\n", nil, []string{`count: "many" is not a valid whole number`}},
 		{"unset in list", "brokers:\n  - a\n  - ${X}\n", nil, []string{"brokers[1]", "X"}},
 		{"unquoted in flow list", "brokers: [a, ${X}]\n", nil, []string{"invalid YAML", `["${VAR}"]`}},
 		{"not yaml", "name: [\n", nil, []string{"invalid YAML"}},

@@ -1,0 +1,205 @@
+package pipeline
+
+import (
+	"strings"
+	"time"
+
+	"github.com/sluicelog/sluice/internal/template"
+)
+
+// action is a compiled step that changes a document.
+type action interface {
+	apply(doc map[string]any)
+}
+
+// keepFields removes every field its patterns do not select.
+type keepFields struct{ patterns []pattern }
+
+func (k *keepFields) apply(doc map[string]any) { keepIn(doc, k.patterns, true) }
+
+// keepIn removes from m every key no pattern selects, descending into
+// nested objects that a pattern reaches into.
+func keepIn(m map[string]any, patterns []pattern, top bool) {
+outer:
+	for key, v := range m {
+		if top && key == "@timestamp" {
+			continue
+		}
+		var inner []pattern
+		for i := range patterns {
+			if patterns[i].covers(key) {
+				continue outer
+			}
+			if p, ok := patterns[i].within(key); ok {
+				inner = append(inner, p)
+			}
+		}
+		sub, isObject := v.(map[string]any)
+		if inner == nil || !isObject {
+			delete(m, key)
+			continue
+		}
+		keepIn(sub, inner, false)
+		if len(sub) == 0 {
+			delete(m, key)
+		}
+	}
+}
+
+// removeFields removes the fields its patterns select.
+type removeFields struct {
+	exact    []field   // plain names
+	prefixes []pattern // "x.*"
+}
+
+func (r *removeFields) apply(doc map[string]any) {
+	for _, f := range r.exact {
+		f.del(doc)
+	}
+	if len(r.prefixes) > 0 {
+		removeIn(doc, r.prefixes)
+	}
+}
+
+// removeIn removes from m every key a prefix pattern covers, descending
+// into nested objects a pattern reaches into.
+func removeIn(m map[string]any, patterns []pattern) {
+	for key, v := range m {
+		var inner []pattern
+		removed := false
+		for i := range patterns {
+			if patterns[i].covers(key) {
+				delete(m, key)
+				removed = true
+				break
+			}
+			if p, ok := patterns[i].within(key); ok {
+				inner = append(inner, p)
+			}
+		}
+		if removed || inner == nil {
+			continue
+		}
+		if sub, ok := v.(map[string]any); ok {
+			removeIn(sub, inner)
+		}
+	}
+}
+
+type renameField struct{ from, to field }
+
+// renameFields moves fields, in the order of their source names.
+type renameFields []renameField
+
+func (r renameFields) apply(doc map[string]any) {
+	for _, rf := range r {
+		v, ok := rf.from.get(doc)
+		if !ok {
+			continue
+		}
+		rf.from.del(doc)
+		rf.to.set(doc, v)
+	}
+}
+
+// value is a constant or a template rendered over the document.
+type value struct {
+	constant any
+	tmpl     *template.Template // set for a string with {field} references
+}
+
+func (v *value) render(doc map[string]any) any {
+	if v.tmpl == nil {
+		return v.constant
+	}
+	var at time.Time
+	if v.tmpl.HasDate() {
+		at = docTime(doc)
+	}
+	return v.tmpl.Render(func(name string) (string, bool) {
+		f, ok := newField(name).get(doc)
+		if !ok {
+			return "", false
+		}
+		return textOf(f)
+	}, at, keepValue)
+}
+
+func keepValue(s string) string { return s }
+
+// docTime is the document's @timestamp.
+func docTime(doc map[string]any) time.Time {
+	if s, ok := doc["@timestamp"].(string); ok {
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			return t
+		}
+	}
+	return time.Time{}
+}
+
+type setField struct {
+	f field
+	v value
+}
+
+// setFields sets fields to values, in the order of their names.
+type setFields []setField
+
+func (s setFields) apply(doc map[string]any) {
+	for i := range s {
+		s[i].f.set(doc, s[i].v.render(doc))
+	}
+}
+
+// newValue compiles a configured value: strings with { are templates, YAML
+// integers become int64 as in parsed documents.
+func newValue(v any) (value, error) {
+	switch x := v.(type) {
+	case string:
+		if !strings.Contains(x, "{") {
+			return value{constant: x}, nil
+		}
+		t, err := template.Parse(x)
+		if err != nil {
+			return value{}, err
+		}
+		return value{tmpl: t}, nil
+	case nil:
+		return value{}, errNullValue
+	}
+	return value{constant: normalise(v)}, nil
+}
+
+// normalise converts YAML-decoded values to the types of parsed documents.
+func normalise(v any) any {
+	switch x := v.(type) {
+	case int:
+		return int64(x)
+	case uint64:
+		if n, ok := numberOf(x); ok && n.isInt {
+			return n.i
+		}
+		return float64(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = normalise(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = normalise(e)
+		}
+		return out
+	}
+	return v
+}
+
+type nullValueError struct{}
+
+func (nullValueError) Error() string {
+	return "the value is empty (null); give a value, or use remove_fields to remove a field"
+}
+
+var errNullValue error = nullValueError{}

@@ -1,0 +1,82 @@
+package aggregator
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/sluicelog/sluice/geoip"
+	"github.com/sluicelog/sluice/internal/event"
+	"github.com/sluicelog/sluice/internal/template"
+	"github.com/sluicelog/sluice/parser"
+)
+
+// Tester builds documents exactly as the aggregator does — parser, GeoIP
+// (when configured), pipeline, index name — without Kafka or
+// Elasticsearch. It backs `sluice test`.
+type Tester struct {
+	parsers *parsers
+	geo     *geoip.Enricher
+	pipes   *pipelines
+	index   *template.Template
+}
+
+// Result is what the aggregator would do with one event.
+type Result struct {
+	// Doc is the document that would be indexed; nil when dropped.
+	Doc parser.Doc
+	// Index is the index it would be indexed into.
+	Index string
+	// DroppedBy names the pipeline step that dropped the document.
+	DroppedBy string
+}
+
+// NewTester validates cfg and prepares its parsers, GeoIP databases and
+// pipelines. Close it when done.
+func NewTester(cfg Config) (*Tester, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ps, err := newParsers(cfg.Parsers)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := template.Parse(cfg.Elasticsearch.Index)
+	if err != nil {
+		return nil, fmt.Errorf("elasticsearch.index: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	pipes, err := newPipelines(cfg.Pipelines, idx, reg)
+	if err != nil {
+		return nil, err
+	}
+	t := &Tester{parsers: ps, pipes: pipes, index: idx}
+	if cfg.GeoIP.Enabled() {
+		if t.geo, err = geoip.Open(cfg.GeoIP, reg, zap.NewNop()); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// Document runs ev through the aggregator's document building.
+func (t *Tester) Document(ev event.Event) Result {
+	doc, _ := t.parsers.document(&ev)
+	if t.geo != nil {
+		t.geo.Enrich(doc)
+	}
+	if keep, by := t.pipes.apply(&ev, doc); !keep {
+		return Result{DroppedBy: by}
+	}
+	return Result{Doc: doc, Index: indexName(t.index, &ev, doc)}
+}
+
+// Close releases the GeoIP databases.
+func (t *Tester) Close() error {
+	if t.geo != nil {
+		return t.geo.Close()
+	}
+	return nil
+}
