@@ -87,6 +87,9 @@ func TestSavedObjectsStructure(t *testing.T) {
 			t.Errorf("%s appears twice", key)
 		}
 		byKey[key] = o
+	}
+	for _, o := range objs {
+		key := o.Type + "/" + o.ID
 		if title, _ := o.Attributes["title"].(string); title == "" {
 			t.Errorf("%s has no title", key)
 		}
@@ -106,7 +109,7 @@ func TestSavedObjectsStructure(t *testing.T) {
 				t.Errorf("%s: reference name %q used twice", key, r.Name)
 			}
 			names[r.Name] = true
-			if _, ok := byKey[r.Type+"/"+r.ID]; !ok && !referencesLater(objs, r) {
+			if _, ok := byKey[r.Type+"/"+r.ID]; !ok {
 				t.Errorf("%s: reference %s to %s %s, which is not in sluice.ndjson", key, r.Name, r.Type, r.ID)
 			}
 		}
@@ -134,17 +137,6 @@ func TestSavedObjectsStructure(t *testing.T) {
 		var v any
 		jsonAttr(t, dv, attr, &v)
 	}
-}
-
-// referencesLater reports whether r names an object defined in objs (the
-// order of lines does not matter to Kibana).
-func referencesLater(objs []savedObject, r reference) bool {
-	for _, o := range objs {
-		if o.Type == r.Type && o.ID == r.ID {
-			return true
-		}
-	}
-	return false
 }
 
 func TestDashboardPanels(t *testing.T) {
