@@ -315,10 +315,12 @@ func lensFields(t *testing.T, o savedObject) []fieldUse {
 				bucketed       bool
 			}{
 				"date_histogram": {"date", "date", true},
-				"range":          {"number", "number", true},
-				"terms":          {"aggregatable", "", true},
-				"percentile":     {"number", "number", false},
-				"count":          {"any", "number", false},
+				// Range mode (fixed intervals) buckets into labelled
+				// strings; histogram mode into numbers.
+				"range":      {"number", map[bool]string{true: "string", false: "number"}[c.Params["type"] == "range"], true},
+				"terms":      {"aggregatable", "", true},
+				"percentile": {"number", "number", false},
+				"count":      {"any", "number", false},
 			}[c.OperationType]
 			if want.kind == "" {
 				t.Errorf("%s: column %s: operation %q unknown to this test", key, name, c.OperationType)
