@@ -286,6 +286,8 @@ func TestSetupFailsWithKibanaMessage(t *testing.T) {
 			t.Errorf("error output lacks %q:\n%s", want, stderr.String())
 		}
 	}
+	kb.mu.Lock()
+	defer kb.mu.Unlock()
 	if kb.auth != "ApiKey aWQ6a2V5" {
 		t.Errorf("Authorization %q, want ApiKey aWQ6a2V5", kb.auth)
 	}
