@@ -34,7 +34,8 @@ demo: build up
 
 bench: build up
 	$(GO) test -run '^$$' -bench . -benchmem ./...
-	benchmarks/run.sh
+	benchmarks/ship.sh
+	benchmarks/aggregate.sh
 
 soak: build up
 	SLUICE_SOAK=1 $(GO) test -run Soak -timeout 60m -v ./...

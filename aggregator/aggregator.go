@@ -89,17 +89,10 @@ func newAggregator(cfg Config, reg prometheus.Registerer, log *zap.Logger, consu
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
-	es, err := elasticsearch.NewClient(elasticsearch.Config{
-		Addresses:     cfg.Elasticsearch.Addresses,
-		Username:      cfg.Elasticsearch.Username,
-		Password:      cfg.Elasticsearch.Password,
-		APIKey:        cfg.Elasticsearch.APIKey,
-		RetryOnStatus: []int{502, 503, 504},
-		MaxRetries:    2,
-	})
+	es, err := newESClient(cfg.Elasticsearch)
 	if err != nil {
 		client.Close()
-		return nil, fmt.Errorf("elasticsearch client: %w", err)
+		return nil, err
 	}
 	m := newMetrics(reg)
 	pipes, err := newPipelines(cfg.Pipelines, idx, reg)

@@ -7,6 +7,7 @@ import (
 	"github.com/sluicelog/sluice/aggregator/pipeline"
 	"github.com/sluicelog/sluice/geoip"
 	"github.com/sluicelog/sluice/internal/config"
+	"github.com/sluicelog/sluice/internal/kibana"
 	"github.com/sluicelog/sluice/internal/telemetry"
 	"github.com/sluicelog/sluice/internal/template"
 )
@@ -26,6 +27,9 @@ type Config struct {
 	// Tests is the directory of `sluice test` cases, relative to the
 	// configuration file (default pipeline-tests next to it).
 	Tests string `yaml:"tests"`
+	// Kibana is where `sluice setup` imports the dashboards; optional, and
+	// not used by `sluice aggregate`.
+	Kibana kibana.Config `yaml:"kibana"`
 }
 
 // KafkaConfig is where records are consumed from.
@@ -186,6 +190,9 @@ func (c *Config) Validate() error {
 		return config.Errorf("elasticsearch.retry_max", "must be a positive duration such as 30s")
 	}
 	if err := c.GeoIP.Validate("geoip"); err != nil {
+		return err
+	}
+	if err := c.Kibana.Validate("kibana"); err != nil {
 		return err
 	}
 	if _, err := newParsers(c.Parsers); err != nil {

@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/elastic/go-elasticsearch/v8"
+
+	"github.com/sluicelog/sluice/internal/template"
 )
 
 // templatePriority is above the built-in logs template's 100, which would
@@ -103,4 +107,64 @@ func installTemplate(ctx context.Context, es *elasticsearch.Client, name, patter
 		return fmt.Errorf("installing index template: %s: %s", res.Status(), msg)
 	}
 	return nil
+}
+
+// newESClient returns the Elasticsearch client for cfg.
+func newESClient(cfg ElasticsearchConfig) (*elasticsearch.Client, error) {
+	es, err := elasticsearch.NewClient(elasticsearch.Config{
+		Addresses:     cfg.Addresses,
+		Username:      cfg.Username,
+		Password:      cfg.Password,
+		APIKey:        cfg.APIKey,
+		RetryOnStatus: []int{502, 503, 504},
+		MaxRetries:    2,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("elasticsearch client: %w", err)
+	}
+	return es, nil
+}
+
+// InstalledTemplate names an index template InstallTemplate put.
+type InstalledTemplate struct {
+	Name    string // elasticsearch.template_name
+	Pattern string // the index pattern it applies to, from elasticsearch.index
+}
+
+// InstallTemplate puts Sluice's index template into Elasticsearch, as the
+// aggregator does at start when elasticsearch.template is true; for `sluice
+// setup`. It tries once: errors are returned, not retried.
+func InstallTemplate(ctx context.Context, cfg ElasticsearchConfig) (InstalledTemplate, error) {
+	idx, err := template.Parse(cfg.Index)
+	if err != nil {
+		return InstalledTemplate{}, fmt.Errorf("elasticsearch.index: %w", err)
+	}
+	es, err := newESClient(cfg)
+	if err != nil {
+		return InstalledTemplate{}, err
+	}
+	t := InstalledTemplate{Name: cfg.TemplateName, Pattern: idx.Pattern()}
+	return t, installTemplate(ctx, es, t.Name, t.Pattern)
+}
+
+// TemplateFields returns the field types of Sluice's index template
+// mapping, keyed by dotted field path ("source.geo.location": "geo_point").
+// Fields that only the dynamic template maps (other strings, as keyword)
+// are not listed.
+func TemplateFields() map[string]string {
+	mappings := indexTemplate("*")["template"].(map[string]any)["mappings"].(map[string]any)
+	fields := make(map[string]string)
+	var walk func(prefix string, props map[string]any)
+	walk = func(prefix string, props map[string]any) {
+		for _, name := range slices.Sorted(maps.Keys(props)) {
+			def := props[name].(map[string]any)
+			if sub, ok := def["properties"].(map[string]any); ok {
+				walk(prefix+name+".", sub)
+				continue
+			}
+			fields[prefix+name], _ = def["type"].(string)
+		}
+	}
+	walk("", mappings["properties"].(map[string]any))
+	return fields
 }

@@ -35,6 +35,8 @@ Usage:
   sluice ship -c FILE        tail files into Kafka
   sluice aggregate -c FILE   index Kafka records into Elasticsearch
   sluice check -c FILE       validate a shipper or aggregator config
+  sluice setup -c FILE       install the index template in Elasticsearch and,
+                             with kibana.url set, the dashboards in Kibana
   sluice replay -c FILE -topic TOPIC [-from TIME] [-to TIME]
                              send a topic's records (the dead-letter topic after
                              a mapping fix, or a time range of a source topic)
@@ -63,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
-	case "ship", "aggregate", "check", "replay", "test":
+	case "ship", "aggregate", "check", "replay", "test", "setup":
 	default:
 		fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -103,6 +105,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = aggregate(*path)
 	case "test":
 		err = tests.run(*path, stdout)
+	case "setup":
+		err = setup(*path, stdout)
 	case "replay":
 		var n int
 		n, err = replay.run(*path)

@@ -24,6 +24,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -93,6 +94,8 @@ func newObject(apiVersion, kind string) (any, error) {
 		return &appsv1.DaemonSet{}, nil
 	case "apps/v1/Deployment":
 		return &appsv1.Deployment{}, nil
+	case "batch/v1/Job":
+		return &batchv1.Job{}, nil
 	case "policy/v1/PodDisruptionBudget":
 		return &policyv1.PodDisruptionBudget{}, nil
 	case "autoscaling/v2/HorizontalPodAutoscaler":
@@ -163,7 +166,7 @@ func stripComments(doc []byte) []byte { return commentLine.ReplaceAll(doc, nil) 
 func manifestFiles(t *testing.T) []string {
 	t.Helper()
 	var files []string
-	for _, root := range []string{"base", "overlays"} {
+	for _, root := range []string{"base", "overlays", "setup"} {
 		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
@@ -178,7 +181,7 @@ func manifestFiles(t *testing.T) []string {
 		}
 	}
 	if len(files) == 0 {
-		t.Fatal("no manifests found under base/ and overlays/")
+		t.Fatal("no manifests found under base/, overlays/ and setup/")
 	}
 	return files
 }
@@ -492,6 +495,9 @@ func TestAggregatorDeployment(t *testing.T) {
 	if cfg.GeoIP.Enabled() {
 		t.Error("geoip is enabled without a database mounted")
 	}
+	if cfg.Kibana.Enabled() {
+		t.Errorf("kibana.url = %q in the aggregator's pods; only the setup Job sets KIBANA_URL", cfg.Kibana.URL)
+	}
 
 	checkProbes(t, c, cfg.HTTP.Listen)
 	checkResources(t, c, nil, nil)
@@ -534,6 +540,69 @@ func TestAggregatorDeployment(t *testing.T) {
 	}
 
 	checkService(t, r, "sluice-aggregator", d.Spec.Template.Labels, c)
+}
+
+// TestSetupJob checks the `sluice setup` Job in setup/ against the base
+// it runs with: the aggregator's ConfigMap, the endpoints and the image.
+func TestSetupJob(t *testing.T) {
+	job := render(t, "setup")
+	if got, want := job.kinds(), []string{"Job/sluice/sluice-setup"}; !slices.Equal(got, want) {
+		t.Fatalf("setup renders %v, want %v", got, want)
+	}
+	base := render(t, "base")
+	both := &rendered{objs: append(slices.Clone(base.objs), job.objs...)}
+	j := find[*batchv1.Job](t, both, "sluice-setup")
+	pod := &j.Spec.Template.Spec
+	c := onlyContainer(t, pod)
+	if len(c.Args) == 0 || c.Args[0] != "setup" {
+		t.Errorf("args %q, want sluice setup", c.Args)
+	}
+	cfg := loadConfig[aggregator.Config](t, both, pod, c)
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("setup config: %v", err)
+	}
+	endpoints := find[*corev1.ConfigMap](t, base, "sluice-endpoints")
+	if cfg.Kibana.URL == "" || cfg.Kibana.URL != endpoints.Data["KIBANA_URL"] {
+		t.Errorf("kibana.url = %q, want KIBANA_URL of sluice-endpoints (%q)", cfg.Kibana.URL, endpoints.Data["KIBANA_URL"])
+	}
+	if cfg.Kibana.APIKey != "secret:sluice-kibana/api_key" {
+		t.Errorf("kibana.api_key = %q, want it from Secret sluice-kibana key api_key", cfg.Kibana.APIKey)
+	}
+	if e := envVar(c, "KIBANA_API_KEY"); e == nil || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || !isTrue(e.ValueFrom.SecretKeyRef.Optional) {
+		t.Errorf("KIBANA_API_KEY must come from an optional Secret key, got %+v", e)
+	}
+	agg := find[*appsv1.Deployment](t, base, "sluice-aggregator")
+	aggCfg := loadConfig[aggregator.Config](t, base, &agg.Spec.Template.Spec, onlyContainer(t, &agg.Spec.Template.Spec))
+	aggCfg.SetDefaults()
+	if cfg.Elasticsearch.Index != aggCfg.Elasticsearch.Index || cfg.Elasticsearch.TemplateName != aggCfg.Elasticsearch.TemplateName ||
+		cfg.Elasticsearch.Username != aggCfg.Elasticsearch.Username {
+		t.Errorf("setup installs template %q for %q as %q; the aggregator uses %q for %q as %q",
+			cfg.Elasticsearch.TemplateName, cfg.Elasticsearch.Index, cfg.Elasticsearch.Username,
+			aggCfg.Elasticsearch.TemplateName, aggCfg.Elasticsearch.Index, aggCfg.Elasticsearch.Username)
+	}
+	if c.Image != agg.Spec.Template.Spec.Containers[0].Image {
+		t.Errorf("setup image %q, aggregator image %q: want the same", c.Image, agg.Spec.Template.Spec.Containers[0].Image)
+	}
+	if pod.RestartPolicy != corev1.RestartPolicyNever && pod.RestartPolicy != corev1.RestartPolicyOnFailure {
+		t.Errorf("restartPolicy %q: a Job needs Never or OnFailure", pod.RestartPolicy)
+	}
+	if j.Spec.BackoffLimit == nil || *j.Spec.BackoffLimit < 1 || j.Spec.ActiveDeadlineSeconds == nil {
+		t.Errorf("backoffLimit %v, activeDeadlineSeconds %v: want retries while the servers start, and a deadline",
+			j.Spec.BackoffLimit, j.Spec.ActiveDeadlineSeconds)
+	}
+	psc := pod.SecurityContext
+	if psc == nil || !isTrue(psc.RunAsNonRoot) || psc.RunAsUser == nil || *psc.RunAsUser != 65532 || isTrue(pod.AutomountServiceAccountToken) {
+		t.Errorf("pod securityContext = %+v, automountServiceAccountToken %v; want runAsNonRoot, runAsUser 65532, no token",
+			psc, pod.AutomountServiceAccountToken)
+	}
+	sc := c.SecurityContext
+	if sc == nil || !isTrue(sc.ReadOnlyRootFilesystem) || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+		t.Errorf("setup securityContext = %+v", sc)
+	}
+	checkSeccomp(t, pod, c)
+	checkResources(t, c, nil, nil)
 }
 
 // loadConfig finds the configuration file the container is started with

@@ -108,6 +108,20 @@ func (s *Stack) healthy() bool {
 	return h.Status == "green" || h.Status == "yellow"
 }
 
+// LocalDir is the local stack's directory ($SLUICE_LOCAL, else .local in
+// the repository), as deploy/local/stack.sh sees it.
+func LocalDir() (string, error) {
+	if dir := os.Getenv("SLUICE_LOCAL"); dir != "" {
+		return dir, os.MkdirAll(dir, 0o755)
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(root, ".local")
+	return dir, os.MkdirAll(dir, 0o755)
+}
+
 // RepoRoot finds the directory holding go.mod above the working directory.
 func RepoRoot() (string, error) {
 	dir, err := os.Getwd()

@@ -1,0 +1,529 @@
+package kibana
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/sluicelog/sluice/aggregator"
+	"github.com/sluicelog/sluice/geoip"
+	"github.com/sluicelog/sluice/internal/template"
+	"github.com/sluicelog/sluice/parser"
+)
+
+// savedObject is one line of sluice.ndjson.
+type savedObject struct {
+	Type                 string         `json:"type"`
+	ID                   string         `json:"id"`
+	Attributes           map[string]any `json:"attributes"`
+	References           []reference    `json:"references"`
+	CoreMigrationVersion string         `json:"coreMigrationVersion"`
+	TypeMigrationVersion string         `json:"typeMigrationVersion"`
+	Managed              *bool          `json:"managed"`
+}
+
+type reference struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+	ID   string `json:"id"`
+}
+
+// objects parses SavedObjects strictly: every line one object with type,
+// id and attributes, and no other top-level members.
+func objects(t *testing.T) []savedObject {
+	t.Helper()
+	if !bytes.HasSuffix(SavedObjects, []byte("\n")) {
+		t.Error("sluice.ndjson does not end with a newline")
+	}
+	var objs []savedObject
+	for i, line := range bytes.Split(bytes.TrimSuffix(SavedObjects, []byte("\n")), []byte("\n")) {
+		dec := json.NewDecoder(bytes.NewReader(line))
+		dec.DisallowUnknownFields()
+		var o savedObject
+		if err := dec.Decode(&o); err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		if dec.More() {
+			t.Fatalf("line %d: more than one JSON value", i+1)
+		}
+		if o.Type == "" || o.ID == "" || o.Attributes == nil {
+			t.Fatalf("line %d: type %q, id %q, attributes %v: all three are required", i+1, o.Type, o.ID, o.Attributes)
+		}
+		if o.References == nil {
+			t.Errorf("line %d (%s %s): no references member (an empty list is written as [])", i+1, o.Type, o.ID)
+		}
+		objs = append(objs, o)
+	}
+	return objs
+}
+
+// jsonAttr decodes the attribute name of o, a JSON document in a string,
+// as Kibana stores panelsJSON, layerListJSON and the like.
+func jsonAttr(t *testing.T, o savedObject, name string, out any) {
+	t.Helper()
+	s, ok := o.Attributes[name].(string)
+	if !ok {
+		t.Fatalf("%s %s: attribute %s is missing or not a string", o.Type, o.ID, name)
+	}
+	if err := json.Unmarshal([]byte(s), out); err != nil {
+		t.Fatalf("%s %s: attribute %s: %v", o.Type, o.ID, name, err)
+	}
+}
+
+// dataViewID is the id the visualizations reference.
+const dataViewID = "sluice-logs"
+
+func TestSavedObjectsStructure(t *testing.T) {
+	objs := objects(t)
+	byKey := map[string]savedObject{}
+	for _, o := range objs {
+		key := o.Type + "/" + o.ID
+		if _, dup := byKey[key]; dup {
+			t.Errorf("%s appears twice", key)
+		}
+		byKey[key] = o
+	}
+	for _, o := range objs {
+		key := o.Type + "/" + o.ID
+		if title, _ := o.Attributes["title"].(string); title == "" {
+			t.Errorf("%s has no title", key)
+		}
+		if !strings.HasPrefix(o.CoreMigrationVersion, "8.") || o.TypeMigrationVersion == "" {
+			t.Errorf("%s: coreMigrationVersion %q, typeMigrationVersion %q; Kibana 8 needs both to know which migrations to run",
+				key, o.CoreMigrationVersion, o.TypeMigrationVersion)
+		}
+		if !slices.Contains([]string{"index-pattern", "lens", "map", "dashboard"}, o.Type) {
+			t.Errorf("%s: unexpected type", key)
+		}
+		names := map[string]bool{}
+		for _, r := range o.References {
+			if r.Name == "" || r.Type == "" || r.ID == "" {
+				t.Errorf("%s: reference %+v lacks name, type or id", key, r)
+			}
+			if names[r.Name] {
+				t.Errorf("%s: reference name %q used twice", key, r.Name)
+			}
+			names[r.Name] = true
+			if _, ok := byKey[r.Type+"/"+r.ID]; !ok {
+				t.Errorf("%s: reference %s to %s %s, which is not in sluice.ndjson", key, r.Name, r.Type, r.ID)
+			}
+		}
+	}
+
+	dv, ok := byKey["index-pattern/"+dataViewID]
+	if !ok {
+		t.Fatalf("no data view index-pattern/%s", dataViewID)
+	}
+	if got := dv.Attributes["timeFieldName"]; got != "@timestamp" {
+		t.Errorf("data view time field %v, want @timestamp", got)
+	}
+	// The data view must cover every index the default index name
+	// template renders: logs-{type}-{service}-{environment}.
+	idx, err := template.Parse(aggregator.DefaultIndex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	title, _ := dv.Attributes["title"].(string)
+	example := strings.ReplaceAll(idx.Pattern(), "*", "x")
+	if ok, _ := path.Match(title, example); !ok || title != "logs-*" {
+		t.Errorf("data view title %q does not match %s (an index of %s); want logs-*", title, example, aggregator.DefaultIndex)
+	}
+	for _, attr := range []string{"fields", "fieldAttrs", "fieldFormatMap", "runtimeFieldMap", "sourceFilters"} {
+		var v any
+		jsonAttr(t, dv, attr, &v)
+	}
+}
+
+func TestDashboardPanels(t *testing.T) {
+	objs := objects(t)
+	var dash *savedObject
+	visualizations := map[string]bool{}
+	for i, o := range objs {
+		switch o.Type {
+		case "dashboard":
+			if dash != nil {
+				t.Fatal("more than one dashboard")
+			}
+			dash = &objs[i]
+		case "lens", "map":
+			visualizations[o.Type+"/"+o.ID] = false
+		}
+	}
+	if dash == nil {
+		t.Fatal("no dashboard")
+	}
+	var panels []struct {
+		Version  string `json:"version"`
+		Type     string `json:"type"`
+		PanelIdx string `json:"panelIndex"`
+		PanelRef string `json:"panelRefName"`
+		GridData struct {
+			X, Y, W, H int
+			I          string
+		} `json:"gridData"`
+		Embedding map[string]any `json:"embeddableConfig"`
+	}
+	jsonAttr(t, *dash, "panelsJSON", &panels)
+	var options, search map[string]any
+	jsonAttr(t, *dash, "optionsJSON", &options)
+	meta, _ := dash.Attributes["kibanaSavedObjectMeta"].(map[string]any)
+	if s, ok := meta["searchSourceJSON"].(string); !ok || json.Unmarshal([]byte(s), &search) != nil {
+		t.Errorf("dashboard kibanaSavedObjectMeta.searchSourceJSON missing or not JSON: %v", meta)
+	}
+	refs := map[string]reference{}
+	for _, r := range dash.References {
+		refs[r.Name] = r
+	}
+	var cells [48][200]string // grid occupancy, 48 columns wide
+	for _, p := range panels {
+		if p.PanelIdx == "" || p.GridData.I != p.PanelIdx {
+			t.Errorf("panel %+v: gridData.i must equal panelIndex", p)
+		}
+		if p.PanelRef == "" || p.Embedding == nil {
+			t.Errorf("panel %s: no panelRefName or embeddableConfig", p.PanelIdx)
+			continue
+		}
+		r, ok := refs[p.PanelIdx+":"+p.PanelRef]
+		if !ok {
+			t.Errorf("panel %s: no reference named %s:%s", p.PanelIdx, p.PanelIdx, p.PanelRef)
+			continue
+		}
+		if r.Type != p.Type {
+			t.Errorf("panel %s is a %s but its reference is to a %s", p.PanelIdx, p.Type, r.Type)
+		}
+		key := r.Type + "/" + r.ID
+		if _, ok := visualizations[key]; !ok {
+			t.Errorf("panel %s shows %s, which is not a visualization in sluice.ndjson", p.PanelIdx, key)
+		}
+		visualizations[key] = true
+		g := p.GridData
+		if g.W <= 0 || g.H <= 0 || g.X < 0 || g.Y < 0 || g.X+g.W > 48 || g.Y+g.H > 200 {
+			t.Errorf("panel %s: gridData %+v outside the 48-column grid", p.PanelIdx, g)
+			continue
+		}
+		for x := g.X; x < g.X+g.W; x++ {
+			for y := g.Y; y < g.Y+g.H; y++ {
+				if other := cells[x][y]; other != "" {
+					t.Fatalf("panels %s and %s overlap at %d,%d", other, p.PanelIdx, x, y)
+				}
+				cells[x][y] = p.PanelIdx
+			}
+		}
+	}
+	for key, shown := range visualizations {
+		if !shown {
+			t.Errorf("%s is not on the dashboard", key)
+		}
+	}
+	if len(dash.References) != len(panels) {
+		t.Errorf("dashboard has %d references for %d panels", len(dash.References), len(panels))
+	}
+}
+
+// fieldUse is a field a visualization reads, and how.
+type fieldUse struct {
+	object, field string
+	// kind is what the use needs of the field's mapping: date, number,
+	// aggregatable (keyword or number), geo_point or any.
+	kind string
+}
+
+// kqlField finds the field names of "field : value" clauses in a KQL query.
+var kqlField = regexp.MustCompile(`([A-Za-z@_][A-Za-z0-9@_.]*)\s*:`)
+
+// lensFields checks a Lens object's internal consistency and returns the
+// fields it reads.
+func lensFields(t *testing.T, o savedObject) []fieldUse {
+	t.Helper()
+	key := o.Type + "/" + o.ID
+	var state struct {
+		DatasourceStates struct {
+			FormBased struct {
+				Layers map[string]struct {
+					ColumnOrder []string `json:"columnOrder"`
+					Columns     map[string]struct {
+						Label         string         `json:"label"`
+						DataType      string         `json:"dataType"`
+						OperationType string         `json:"operationType"`
+						SourceField   string         `json:"sourceField"`
+						IsBucketed    bool           `json:"isBucketed"`
+						Params        map[string]any `json:"params"`
+					} `json:"columns"`
+				} `json:"layers"`
+			} `json:"formBased"`
+		} `json:"datasourceStates"`
+		Visualization struct {
+			PreferredSeriesType string `json:"preferredSeriesType"`
+			Layers              []struct {
+				LayerID       string   `json:"layerId"`
+				LayerType     string   `json:"layerType"`
+				SeriesType    string   `json:"seriesType"`
+				XAccessor     string   `json:"xAccessor"`
+				SplitAccessor string   `json:"splitAccessor"`
+				Accessors     []string `json:"accessors"`
+			} `json:"layers"`
+		} `json:"visualization"`
+		Query struct {
+			Query    string `json:"query"`
+			Language string `json:"language"`
+		} `json:"query"`
+		Filters []any `json:"filters"`
+	}
+	raw, err := json.Marshal(o.Attributes["state"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &state); err != nil {
+		t.Fatalf("%s: state: %v", key, err)
+	}
+	if o.Attributes["visualizationType"] != "lnsXY" {
+		t.Errorf("%s: visualizationType %v; this test knows lnsXY only", key, o.Attributes["visualizationType"])
+	}
+	layers := state.DatasourceStates.FormBased.Layers
+	if len(layers) == 0 {
+		t.Fatalf("%s: no formBased layers", key)
+	}
+	var uses []fieldUse
+	for id, layer := range layers {
+		found := false
+		for _, r := range o.References {
+			if r.Name == "indexpattern-datasource-layer-"+id && r.Type == "index-pattern" && r.ID == dataViewID {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: layer %s has no reference indexpattern-datasource-layer-%s to the data view", key, id, id)
+		}
+		order := slices.Clone(layer.ColumnOrder)
+		slices.Sort(order)
+		var cols []string
+		for c := range layer.Columns {
+			cols = append(cols, c)
+		}
+		slices.Sort(cols)
+		if !slices.Equal(order, cols) {
+			t.Errorf("%s: columnOrder %v does not list the columns %v", key, layer.ColumnOrder, cols)
+		}
+		for name, c := range layer.Columns {
+			want := map[string]struct {
+				kind, dataType string
+				bucketed       bool
+			}{
+				"date_histogram": {"date", "date", true},
+				// Range mode (fixed intervals) buckets into labelled
+				// strings; histogram mode into numbers.
+				"range":      {"number", map[bool]string{true: "string", false: "number"}[c.Params["type"] == "range"], true},
+				"terms":      {"aggregatable", "", true},
+				"percentile": {"number", "number", false},
+				"count":      {"any", "number", false},
+			}[c.OperationType]
+			if want.kind == "" {
+				t.Errorf("%s: column %s: operation %q unknown to this test", key, name, c.OperationType)
+				continue
+			}
+			if (want.dataType != "" && c.DataType != want.dataType) || c.IsBucketed != want.bucketed {
+				t.Errorf("%s: column %s: %s with dataType %s, isBucketed %v", key, name, c.OperationType, c.DataType, c.IsBucketed)
+			}
+			if c.OperationType == "count" {
+				if c.SourceField != "___records___" {
+					t.Errorf("%s: column %s counts %q, want ___records___", key, name, c.SourceField)
+				}
+				continue
+			}
+			uses = append(uses, fieldUse{key, c.SourceField, want.kind})
+		}
+	}
+	for _, l := range state.Visualization.Layers {
+		layer, ok := layers[l.LayerID]
+		if !ok {
+			t.Errorf("%s: visualization layer %s is not a datasource layer", key, l.LayerID)
+			continue
+		}
+		accessors := append(slices.Clone(l.Accessors), l.XAccessor)
+		if l.SplitAccessor != "" {
+			accessors = append(accessors, l.SplitAccessor)
+		}
+		for _, a := range accessors {
+			if _, ok := layer.Columns[a]; !ok {
+				t.Errorf("%s: accessor %q is not a column of layer %s", key, a, l.LayerID)
+			}
+		}
+		if !slices.Contains([]string{"bar_stacked", "bar_horizontal", "line", "area", "bar"}, l.SeriesType) || l.LayerType != "data" {
+			t.Errorf("%s: layer %s: seriesType %q, layerType %q", key, l.LayerID, l.SeriesType, l.LayerType)
+		}
+	}
+	if state.Query.Language != "kuery" {
+		t.Errorf("%s: query language %q, want kuery", key, state.Query.Language)
+	}
+	for _, m := range kqlField.FindAllStringSubmatch(state.Query.Query, -1) {
+		uses = append(uses, fieldUse{key, m[1], "aggregatable"})
+	}
+	if state.Filters == nil {
+		t.Errorf("%s: no filters list", key)
+	}
+	return uses
+}
+
+// mapFields checks a map object and returns the fields it reads.
+func mapFields(t *testing.T, o savedObject) []fieldUse {
+	t.Helper()
+	key := o.Type + "/" + o.ID
+	var layers []struct {
+		ID               string `json:"id"`
+		Type             string `json:"type"`
+		SourceDescriptor struct {
+			Type                string   `json:"type"`
+			GeoField            string   `json:"geoField"`
+			IndexPatternRefName string   `json:"indexPatternRefName"`
+			TooltipProperties   []string `json:"tooltipProperties"`
+			SortField           string   `json:"sortField"`
+		} `json:"sourceDescriptor"`
+	}
+	jsonAttr(t, o, "layerListJSON", &layers)
+	var mapState, uiState map[string]any
+	jsonAttr(t, o, "mapStateJSON", &mapState)
+	jsonAttr(t, o, "uiStateJSON", &uiState)
+	var uses []fieldUse
+	ids := map[string]bool{}
+	for _, l := range layers {
+		if ids[l.ID] {
+			t.Errorf("%s: layer id %s used twice", key, l.ID)
+		}
+		ids[l.ID] = true
+		sd := l.SourceDescriptor
+		if !strings.HasPrefix(sd.Type, "ES_") {
+			continue
+		}
+		found := false
+		for _, r := range o.References {
+			if r.Name == sd.IndexPatternRefName && r.Type == "index-pattern" && r.ID == dataViewID {
+				found = true
+			}
+		}
+		if sd.IndexPatternRefName == "" || !found {
+			t.Errorf("%s: layer %s: indexPatternRefName %q is not a reference to the data view", key, l.ID, sd.IndexPatternRefName)
+		}
+		uses = append(uses, fieldUse{key, sd.GeoField, "geo_point"})
+		for _, f := range sd.TooltipProperties {
+			uses = append(uses, fieldUse{key, f, "any"})
+		}
+		if sd.SortField != "" {
+			uses = append(uses, fieldUse{key, sd.SortField, "date"})
+		}
+	}
+	return uses
+}
+
+// producedFields returns the fields of documents as Sluice writes them: an
+// nginx line and a service line through the parsers, the nginx client
+// located by GeoIP, plus event.dataset, which the aggregator sets on every
+// document.
+func producedFields(t *testing.T) map[string]any {
+	t.Helper()
+	nginx, err := parser.CompileNginx(parser.DefaultNginxFormat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string]any{"event.dataset": "nginx"}
+	nginxDoc := parser.Doc{}
+	line := `81.2.69.142 - - [25/Nov/2026:10:00:00 +0000] "GET /api/v1/orders?id=1 HTTP/1.1" 503 1234 "-" "curl/8.5.0" 0.012 0.010 "-"`
+	if err := nginx.Parse([]byte(line), nginxDoc); err != nil {
+		t.Fatal(err)
+	}
+	geoip.Result{Lat: 51.5142, Lon: -0.0931, HasLocation: true, CountryISOCode: "GB"}.AddTo(nginxDoc, "source")
+	serviceDoc := parser.Doc{}
+	if err := parser.ParseService([]byte(`{"ts":"2026-11-25T10:00:00Z","level":"ERROR","service":"checkout","env":"prod","msg":"payment failed"}`), serviceDoc); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []parser.Doc{nginxDoc, serviceDoc} {
+		for k, v := range d {
+			docs[k] = v
+		}
+	}
+	return docs
+}
+
+// mappingKinds says which mapping types satisfy each kind of use.
+var mappingKinds = map[string][]string{
+	"date":         {"date"},
+	"number":       {"long", "integer", "short", "float", "double", "scaled_float"},
+	"aggregatable": {"keyword", "long", "integer", "float", "double", "date", "ip"},
+	"geo_point":    {"geo_point"},
+}
+
+func TestVisualizationFieldsExist(t *testing.T) {
+	mapped := aggregator.TemplateFields()
+	produced := producedFields(t)
+	var uses []fieldUse
+	kinds := map[string]int{}
+	for _, o := range objects(t) {
+		kinds[o.Type]++
+		switch o.Type {
+		case "lens":
+			uses = append(uses, lensFields(t, o)...)
+		case "map":
+			uses = append(uses, mapFields(t, o)...)
+		}
+	}
+	if kinds["lens"] < 3 || kinds["map"] != 1 {
+		t.Errorf("objects by type %v; want the three Lens charts and the map", kinds)
+	}
+	for _, u := range uses {
+		typ, ok := mapped[u.field]
+		if !ok {
+			t.Errorf("%s reads %s, which Sluice's index template does not map", u.object, u.field)
+			continue
+		}
+		if u.kind != "any" && !slices.Contains(mappingKinds[u.kind], typ) {
+			t.Errorf("%s uses %s as %s, but the template maps it as %s", u.object, u.field, u.kind, typ)
+		}
+		if _, ok := produced[u.field]; !ok {
+			t.Errorf("%s reads %s, which no document Sluice writes has (fields: %s)", u.object, u.field, keys(produced))
+		}
+	}
+}
+
+// TestDashboardContent checks that the charts the dashboard promises read
+// the fields they are about.
+func TestDashboardContent(t *testing.T) {
+	want := map[string][]string{
+		"lens/sluice-nginx-requests-by-status": {"@timestamp", "http.response.status_code", "event.dataset"},
+		"lens/sluice-top-services-by-errors":   {"service.name", "log.level"},
+		"lens/sluice-nginx-latency":            {"@timestamp", "nginx.request_time", "nginx.upstream_response_time"},
+		"map/sluice-client-locations":          {"source.geo.location"},
+	}
+	got := map[string][]string{}
+	for _, o := range objects(t) {
+		var uses []fieldUse
+		switch o.Type {
+		case "lens":
+			uses = lensFields(t, o)
+		case "map":
+			uses = mapFields(t, o)
+		}
+		for _, u := range uses {
+			got[u.object] = append(got[u.object], u.field)
+		}
+	}
+	for obj, fields := range want {
+		for _, f := range fields {
+			if !slices.Contains(got[obj], f) {
+				t.Errorf("%s does not read %s (reads %v)", obj, f, got[obj])
+			}
+		}
+	}
+}
+
+func keys(m map[string]any) string {
+	var k []string
+	for f := range m {
+		k = append(k, f)
+	}
+	slices.Sort(k)
+	return fmt.Sprint(k)
+}
