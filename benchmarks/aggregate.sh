@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Whole-process benchmark of the aggregator: pre-loads Kafka with realistic
+# nginx and service lines (2 million by default, half each) with
+# `sluice ship`, then measures `sluice aggregate` (parse, GeoIP with the real
+# GeoLite2 City, index routing, bulk into the real Elasticsearch) until
+# Elasticsearch holds every document. Then, in the same run, the ceiling:
+# the very same documents (dumped from Elasticsearch, so identical) as
+# pre-built NDJSON bulk bodies of the aggregator's size, posted to _bulk with
+# curl, as many requests in flight as the aggregator has workers.
+#
+#   benchmarks/aggregate.sh [LINES]       (make bench runs it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+lines=${1:-${BENCH_AGG_LINES:-2000000}}
+half=$((lines / 2))
+lines=$((half * 2))
+out=.local/bench
+es=http://127.0.0.1:9200
+workers=4
+bulk_bytes=$((5 * 1024 * 1024))
+mkdir -p "$out"
+[ -x /usr/bin/time ] || apt-get install -y -qq time >/dev/null
+deploy/local/stack.sh up
+city=$(deploy/local/fetch-geoip.sh)
+make -s build
+go build -o bin/loggen ./benchmarks/loggen
+run=$(date +%s)
+dir=$out/agg-$run
+mkdir -p "$dir/logs"
+trap 'rm -rf "$dir/logs" "$dir/bulk"' EXIT
+
+bin/loggen -kind service -n "$half" -seed 11 -service checkout >"$dir/logs/service.log"
+bin/loggen -kind nginx -n "$half" -seed 12 >"$dir/logs/nginx.log"
+bytes=$(cat "$dir"/logs/*.log | wc -c)
+
+# 1. Pre-load Kafka (not measured).
+cat >"$dir/ship.yaml" <<YAML
+node: bench
+registry: $PWD/$dir/registry
+inputs:
+  - type: service
+    paths: ["$PWD/$dir/logs/service.log"]
+    fields: {environment: bench}
+  - type: nginx
+    paths: ["$PWD/$dir/logs/nginx.log"]
+    fields: {service: edge, environment: bench}
+kafka:
+  brokers: ["127.0.0.1:9092"]
+  topic: bench-agg-$run-{type}
+  partitions: 6
+http:
+  listen: 127.0.0.1:9698
+log:
+  level: warn
+YAML
+echo "bench: pre-loading Kafka with $lines lines ($((bytes / 1048576)) MiB)"
+bin/sluice ship -c "$dir/ship.yaml" &
+ship=$!
+until curl -s 127.0.0.1:9698/metrics 2>/dev/null |
+  awk -v n="$lines" '/^sluice_shipper_lines_acked_total/ {s += $2} END {exit !(s >= n)}'; do
+  sleep 0.5
+done
+kill -TERM "$ship"
+wait "$ship"
+
+# measure NAME CMD...: runs CMD under GNU time, prints and appends
+# "name wall cpu rss docs/s".
+measure() {
+  local name=$1
+  shift
+  /usr/bin/time -f '%e %U %S %M' -o "$dir/$name.time" "$@"
+  read -r wall user sys rss <"$dir/$name.time"
+  printf '%-10s %8.2f s wall  %8.2f s cpu  %6d MiB peak RSS  %9.0f docs/s\n' \
+    "$name" "$wall" "$(echo "$user + $sys" | bc)" $((rss / 1024)) "$(echo "$lines / $wall" | bc -l)" |
+    tee -a "$out/aggregate-$run.txt"
+}
+
+# count: documents in the run's indices.
+count() {
+  curl -s "$es/bench-$run-*/_count" | sed -n 's/.*"count":\([0-9]*\).*/\1/p'
+}
+wait_all() {
+  until [ "$(count)" = "$lines" ]; do sleep 0.25; done
+}
+export -f count wait_all
+export es run lines workers
+
+# 2. The aggregator, from a fresh consumer group, until Elasticsearch holds
+# every document (polled with _count; the 1 s refresh interval is on both
+# sides).
+cat >"$dir/aggregate.yaml" <<YAML
+kafka:
+  brokers: ["127.0.0.1:9092"]
+  group: bench-$run
+  topics: [bench-agg-$run-service, bench-agg-$run-nginx]
+  dead_letter_topic: bench-agg-$run-dead
+elasticsearch:
+  addresses: ["$es"]
+  index: bench-$run-{type}-{service}-{environment}
+  template_name: bench-$run
+  bulk_bytes: $bulk_bytes
+  workers: $workers
+geoip:
+  city: $city
+http:
+  listen: 127.0.0.1:9697
+log:
+  level: warn
+YAML
+agg_run() {
+  bin/sluice aggregate -c "$dir/aggregate.yaml" &
+  local pid=$!
+  wait_all
+  kill -TERM "$pid"
+  wait "$pid"
+}
+export -f agg_run
+export dir
+measure aggregator bash -c agg_run
+
+# 3. The same documents as pre-built bulk bodies, into empty indices.
+echo "bench: dumping the documents for the plain bulk load (not measured)"
+mkdir -p "$dir/bulk"
+python3 - "$es" "bench-$run-*" "$dir/bulk" "$bulk_bytes" <<'PY'
+import json, sys, urllib.request
+es, pattern, dest, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+def call(method, path, body=None):
+    req = urllib.request.Request(es + path, method=method, data=json.dumps(body).encode() if body else None,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        return json.load(r)
+page = call("POST", f"/{pattern}/_search?scroll=2m", {"size": 10000, "sort": ["_doc"]})
+n, part, size, f = 0, 0, 0, None
+while page["hits"]["hits"]:
+    for h in page["hits"]["hits"]:
+        line = (json.dumps({"index": {"_index": h["_index"], "_id": h["_id"]}}) + "\n" +
+                json.dumps(h["_source"], separators=(",", ":")) + "\n").encode()
+        if f is None or size + len(line) > limit:
+            if f:
+                f.close()
+            part += 1
+            f, size = open(f"{dest}/{part:06d}.ndjson", "wb"), 0
+        f.write(line)
+        size += len(line)
+        n += 1
+    page = call("POST", "/_search/scroll", {"scroll": "2m", "scroll_id": page["_scroll_id"]})
+f.close()
+print(f"bench: {n} documents in {part} bulk bodies", file=sys.stderr)
+PY
+curl -s -X DELETE "$es/bench-$run-*" >/dev/null
+bulk_run() {
+  ls "$dir"/bulk/*.ndjson | xargs -P "$workers" -I{} curl -s -o /dev/null -H 'Content-Type: application/x-ndjson' \
+    --data-binary @{} "$es/_bulk"
+  wait_all
+}
+export -f bulk_run
+measure curl-bulk bash -c bulk_run
+
+curl -s -X DELETE "$es/bench-$run-*" >/dev/null
+curl -s -X DELETE "$es/_index_template/bench-$run" >/dev/null
+echo "bench: $lines lines ($((bytes / 1048576)) MiB); results in $out/aggregate-$run.txt"
