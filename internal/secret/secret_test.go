@@ -38,7 +38,7 @@ func TestValueNeverPrints(t *testing.T) {
 		"%v": fmt.Sprintf("%v", v), "%s": fmt.Sprintf("%s", v), "%q": fmt.Sprintf("%q", v), "%x": fmt.Sprintf("%x", v),
 		"%+v struct": fmt.Sprintf("%+v", h), "%#v struct": fmt.Sprintf("%#v", h), "%d": fmt.Sprintf("%d", v),
 		"error": fmt.Errorf("wrapped %v: %w", v, errors.New("x")).Error(),
-		"json": string(js), "yaml": string(ym), "zap": logged.String(),
+		"json":  string(js), "yaml": string(ym), "zap": logged.String(),
 	} {
 		if strings.Contains(out, pw) || strings.Contains(out, fmt.Sprintf("%x", pw)) {
 			t.Errorf("%s prints the secret: %s", name, out)
