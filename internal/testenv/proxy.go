@@ -36,11 +36,13 @@ type Proxy struct {
 // test processes; it is released when the test ends.
 func (s *Stack) KafkaProxy(t testing.TB) (*Proxy, string) {
 	t.Helper()
-	root, err := RepoRoot()
+	// The lock lives with the servers' data ($SLUICE_LOCAL), so that every
+	// worktree testing against the same Kafka takes the same lock.
+	dir, err := localDir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	lock, err := os.OpenFile(filepath.Join(root, ".local", "kafka-proxy.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	lock, err := os.OpenFile(filepath.Join(dir, "kafka-proxy.lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		t.Fatalf("proxy lock: %v", err)
 	}
