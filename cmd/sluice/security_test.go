@@ -316,6 +316,12 @@ password_file: %s`, s.nginx.BasicURL, s.esUser, s.esPasswordFile)},
 addresses: ["http://%s"]
 username: %s
 password_file: %s`, s.nginx.Plain, s.esUser, s.esPasswordFile)},
+		{name: "replay, wrong SCRAM password", cmd: "replay", es: esOK, want: "SASL authentication failed", kafka: fmt.Sprintf(`
+brokers: ["%s"]
+sasl:
+	mechanism: SCRAM-SHA-256
+	username: %s
+	password_file: %s`, s.kafka.SASLPlaintext, s.scramUser, wrongPasswordFile)},
 		{name: "elasticsearch, https:// to a plain port", cmd: "aggregate", kafka: kafkaOK, want: "does not speak HTTPS", es: fmt.Sprintf(`
 addresses: ["%s"]
 tls:
@@ -331,8 +337,12 @@ tls:
 				cfg = s.aggregatorConfig(t, name, prefix+"-in", prefix+"-"+name, tc.kafka, tc.es)
 				t.Cleanup(func() { s.stack.ES(t, http.MethodDelete, "/_index_template/"+prefix+"-"+name, nil, nil) })
 			}
+			args := []string{tc.cmd, "-c", cfg}
+			if tc.cmd == "replay" {
+				args = append(args, "-topic", prefix+"-in")
+			}
 			start := time.Now()
-			code, out := runToExit(t, 20*time.Second, tc.cmd, "-c", cfg)
+			code, out := runToExit(t, 20*time.Second, args...)
 			took := time.Since(start)
 			t.Logf("exit %d after %s: %s", code, took.Round(time.Millisecond), lastLine(out))
 			if code != 1 {

@@ -374,7 +374,7 @@ case "${1:-}" in
     deadline=$((SECONDS + TIMEOUT))
     $kafka_was_up || wait_healthy kafka kafka_healthy "$KLOG"
     wait_healthy es es_healthy "$ELOG"
-    log "up: Kafka 127.0.0.1:$KAFKA_PORT, Elasticsearch http://127.0.0.1:$ES_PORT"
+    log "up: Kafka 127.0.0.1:$KAFKA_PORT (SSL :$KAFKA_SSL_PORT, SASL_SSL :$KAFKA_SASL_SSL_PORT, SASL_PLAINTEXT :$KAFKA_SASL_PORT), Elasticsearch http://127.0.0.1:$ES_PORT"
     ;;
   down) lock; stop kafka; stop es ;;
   clean)
