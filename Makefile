@@ -9,16 +9,29 @@ STACK := deploy/local/stack.sh
 # the servers are never taken from Go's test cache.
 TEST_FLAGS ?= -p 2 -count=1 -timeout 20m
 
-.PHONY: build test unit integration demo up down bench soak lint fuzz clean
+.PHONY: build test tools unit integration demo up down bench soak lint fuzz clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sluice ./cmd/sluice
 
 ## test: unit tests, then integration tests against the real Kafka and
 ## Elasticsearch (started if not running).
-test: build up
+test: build tools up
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...
+
+## tools: Debian packages the tests run besides Go, Java and Maven: nginx
+## (the TLS proxy in front of Elasticsearch) and openssl (stack.sh's test
+## CA). Installed with apt-get when missing and running as root.
+tools:
+	@missing=""; \
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "tools: installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing; \
+	  else echo "tools: install$$missing (e.g. sudo apt-get install -y$$missing)"; exit 1; fi; \
+	fi
 
 unit:
 	$(GO) test -short ./...

@@ -82,17 +82,21 @@ func newAggregator(cfg Config, reg prometheus.Registerer, log *zap.Logger, consu
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch.index: %w", err)
 	}
-	client, err := kgo.NewClient(append([]kgo.Opt{
+	security, err := cfg.Kafka.Security.Opts(log)
+	if err != nil {
+		return nil, err
+	}
+	client, err := kgo.NewClient(append(append(security,
 		kgo.SeedBrokers(cfg.Kafka.Brokers...),
-		kgo.FetchMaxBytes(32 << 20),
-	}, consume...)...)
+		kgo.FetchMaxBytes(32<<20),
+	), consume...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
-	es, err := newESClient(cfg.Elasticsearch)
+	es, err := newESClient(cfg.Elasticsearch, log)
 	if err != nil {
 		client.Close()
-		return nil, err
+		return nil, fmt.Errorf("elasticsearch client: %w", err)
 	}
 	m := newMetrics(reg)
 	pipes, err := newPipelines(cfg.Pipelines, idx, reg)
@@ -143,7 +147,8 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		a.log.Info("aggregator stopped")
 	}()
 	a.log.Info("aggregator starting", zap.Strings("topics", a.cfg.Kafka.Topics), zap.String("group", a.cfg.Kafka.Group),
-		zap.Strings("elasticsearch", a.cfg.Elasticsearch.Addresses), zap.String("index", a.cfg.Elasticsearch.Index))
+		zap.Strings("elasticsearch", redactURLs(a.cfg.Elasticsearch.Addresses)), zap.String("index", a.cfg.Elasticsearch.Index),
+		zap.Bool("kafka_tls", a.cfg.Kafka.Security.TLS.Enabled), zap.String("kafka_sasl", a.cfg.Kafka.Security.SASL.Mechanism))
 	if err := a.prepare(ctx); err != nil {
 		return err
 	}
@@ -174,9 +179,16 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	}
 }
 
-// prepare starts the GeoIP reloader, installs the index template and
+// prepare fails on TLS or authentication settings Kafka or Elasticsearch
+// refuse, starts the GeoIP reloader, installs the index template and
 // creates the dead-letter topic.
 func (a *Aggregator) prepare(ctx context.Context) error {
+	if err := a.cfg.Kafka.Security.Check(ctx, a.client, a.log); err != nil {
+		return err
+	}
+	if err := checkES(ctx, a.es, a.log); err != nil {
+		return err
+	}
 	if a.geo != nil {
 		go a.geo.Run(ctx)
 	}

@@ -7,9 +7,12 @@ import (
 	"github.com/sluicelog/sluice/aggregator/pipeline"
 	"github.com/sluicelog/sluice/geoip"
 	"github.com/sluicelog/sluice/internal/config"
+	"github.com/sluicelog/sluice/internal/kafkaclient"
 	"github.com/sluicelog/sluice/internal/kibana"
+	"github.com/sluicelog/sluice/internal/secret"
 	"github.com/sluicelog/sluice/internal/telemetry"
 	"github.com/sluicelog/sluice/internal/template"
+	"github.com/sluicelog/sluice/internal/tlsconfig"
 )
 
 // Config is the configuration of `sluice aggregate`.
@@ -47,6 +50,8 @@ type KafkaConfig struct {
 	// SessionTimeout is how long the group waits for a silent member before
 	// giving its partitions to the others (default 45s).
 	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// Security is kafka.tls and kafka.sasl.
+	Security kafkaclient.Config `yaml:",inline"`
 }
 
 // ElasticsearchConfig is where documents are indexed.
@@ -55,10 +60,18 @@ type ElasticsearchConfig struct {
 	// Index is a template over the event's fields (default
 	// logs-{type}-{service}-{environment}); {+2006.01.02} adds the date of
 	// the event's @timestamp.
-	Index    string `yaml:"index"`
-	Username string `yaml:"username"`
-	Password string `yaml:"password"`
-	APIKey   string `yaml:"api_key"`
+	Index string `yaml:"index"`
+	// Username and Password (or PasswordFile, a file holding it) for basic
+	// authentication.
+	Username     string       `yaml:"username"`
+	Password     secret.Value `yaml:"password"`
+	PasswordFile string       `yaml:"password_file"`
+	// APIKey (the base64 encoded "id:api_key" Elasticsearch returns as
+	// "encoded"), or APIKeyFile, a file holding it.
+	APIKey     secret.Value `yaml:"api_key"`
+	APIKeyFile string       `yaml:"api_key_file"`
+	// TLS is for https:// addresses: the CA to trust, a client certificate.
+	TLS tlsconfig.Config `yaml:"tls"`
 	// Action is index (default) or create (for data streams; a 409 on the
 	// deterministic id then means already delivered).
 	Action string `yaml:"action"`
@@ -112,6 +125,7 @@ func (c *Config) SetDefaults() {
 	if c.Kafka.SessionTimeout == 0 {
 		c.Kafka.SessionTimeout = 45 * time.Second
 	}
+	c.Kafka.Security.SetDefaults()
 	es := &c.Elasticsearch
 	es.Addresses = config.SplitList(es.Addresses)
 	if len(es.Addresses) == 0 {
@@ -165,11 +179,20 @@ func (c *Config) Validate() error {
 	if c.Kafka.SessionTimeout < 6*time.Second || c.Kafka.SessionTimeout > 30*time.Minute {
 		return config.Errorf("kafka.session_timeout", "must be between 6s and 30m (the broker's usual limits), got %s", c.Kafka.SessionTimeout)
 	}
+	if err := c.Kafka.Security.Validate("kafka"); err != nil {
+		return err
+	}
 	es := c.Elasticsearch
 	for i, a := range es.Addresses {
 		if !strings.HasPrefix(a, "http://") && !strings.HasPrefix(a, "https://") {
-			return config.Errorf(config.Index("elasticsearch.addresses", i), "%q must be a URL such as http://127.0.0.1:9200", a)
+			return config.Errorf(config.Index("elasticsearch.addresses", i), "%q must be a URL such as http://127.0.0.1:9200", redactURL(a))
 		}
+		if strings.HasPrefix(a, "http://") && (es.TLS.Enabled || es.TLS.Configured()) {
+			return config.Errorf(config.Index("elasticsearch.addresses", i), "%q is plain HTTP while elasticsearch.tls is set; write https://", redactURL(a))
+		}
+	}
+	if err := es.TLS.Validate("elasticsearch.tls"); err != nil {
+		return err
 	}
 	if _, err := template.Parse(es.Index); err != nil {
 		return config.Errorf("elasticsearch.index", "%v", err)
@@ -177,8 +200,18 @@ func (c *Config) Validate() error {
 	if es.Action != "index" && es.Action != "create" {
 		return config.Errorf("elasticsearch.action", "%q must be index or create", es.Action)
 	}
-	if es.APIKey != "" && es.Username != "" {
+	password, apiKey, err := es.credentials()
+	if err != nil {
+		return err
+	}
+	if apiKey.IsSet() && es.Username != "" {
 		return config.Errorf("elasticsearch.api_key", "set either api_key or username/password, not both")
+	}
+	if password.IsSet() && es.Username == "" {
+		return config.Errorf("elasticsearch.username", "is required with a password")
+	}
+	if es.Username != "" && !password.IsSet() {
+		return config.Errorf("elasticsearch.password", "is required with a username; set password (e.g. \"${ELASTICSEARCH_PASSWORD}\") or password_file")
 	}
 	if es.BulkBytes < 64<<10 {
 		return config.Errorf("elasticsearch.bulk_bytes", "must be at least 65536, got %d", es.BulkBytes)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/elastic/go-elasticsearch/v8"
+	"go.uber.org/zap"
 
 	"github.com/sluicelog/sluice/internal/template"
 )
@@ -109,22 +110,6 @@ func installTemplate(ctx context.Context, es *elasticsearch.Client, name, patter
 	return nil
 }
 
-// newESClient returns the Elasticsearch client for cfg.
-func newESClient(cfg ElasticsearchConfig) (*elasticsearch.Client, error) {
-	es, err := elasticsearch.NewClient(elasticsearch.Config{
-		Addresses:     cfg.Addresses,
-		Username:      cfg.Username,
-		Password:      cfg.Password,
-		APIKey:        cfg.APIKey,
-		RetryOnStatus: []int{502, 503, 504},
-		MaxRetries:    2,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("elasticsearch client: %w", err)
-	}
-	return es, nil
-}
-
 // InstalledTemplate names an index template InstallTemplate put.
 type InstalledTemplate struct {
 	Name    string // elasticsearch.template_name
@@ -139,9 +124,9 @@ func InstallTemplate(ctx context.Context, cfg ElasticsearchConfig) (InstalledTem
 	if err != nil {
 		return InstalledTemplate{}, fmt.Errorf("elasticsearch.index: %w", err)
 	}
-	es, err := newESClient(cfg)
+	es, err := newESClient(cfg, zap.NewNop())
 	if err != nil {
-		return InstalledTemplate{}, err
+		return InstalledTemplate{}, fmt.Errorf("elasticsearch client: %w", err)
 	}
 	t := InstalledTemplate{Name: cfg.TemplateName, Pattern: idx.Pattern()}
 	return t, installTemplate(ctx, es, t.Name, t.Pattern)

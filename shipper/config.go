@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sluicelog/sluice/internal/config"
+	"github.com/sluicelog/sluice/internal/kafkaclient"
 	"github.com/sluicelog/sluice/internal/telemetry"
 	"github.com/sluicelog/sluice/internal/template"
 )
@@ -94,6 +95,8 @@ type KafkaConfig struct {
 	Linger time.Duration `yaml:"linger"`
 	// BatchBytes is the largest record batch (default 1 MiB + line limit).
 	BatchBytes int32 `yaml:"batch_bytes"`
+	// Security is kafka.tls and kafka.sasl.
+	Security kafkaclient.Config `yaml:",inline"`
 }
 
 // Defaults for local use.
@@ -130,6 +133,7 @@ func (c *Config) SetDefaults() {
 	if c.Kafka.Linger == 0 {
 		c.Kafka.Linger = 5 * time.Millisecond
 	}
+	c.Kafka.Security.SetDefaults()
 	if c.HTTP.Listen == "" {
 		c.HTTP.Listen = DefaultListen
 	}
@@ -206,6 +210,9 @@ func (c *Config) Validate() error {
 	}
 	if int(c.Kafka.BatchBytes) < c.MaxLineBytes+64<<10 {
 		return config.Errorf("kafka.batch_bytes", "%d is smaller than max_line_bytes plus 64 KiB of headers; raise it or lower max_line_bytes", c.Kafka.BatchBytes)
+	}
+	if err := c.Kafka.Security.Validate("kafka"); err != nil {
+		return err
 	}
 	if c.MaxLineBytes < 1024 {
 		return config.Errorf("max_line_bytes", "must be at least 1024, got %d", c.MaxLineBytes)

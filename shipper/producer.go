@@ -57,7 +57,11 @@ func newProducer(cfg KafkaConfig, maxInFlight int64, log *zap.Logger, m *metrics
 	if err != nil {
 		return nil, err
 	}
-	client, err := kgo.NewClient(
+	security, err := cfg.Security.Opts(log)
+	if err != nil {
+		return nil, err
+	}
+	client, err := kgo.NewClient(append(security,
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // with idempotence, the franz-go default
 		kgo.ProducerBatchCompression(codec),
@@ -65,7 +69,7 @@ func newProducer(cfg KafkaConfig, maxInFlight int64, log *zap.Logger, m *metrics
 		kgo.ProducerBatchMaxBytes(cfg.BatchBytes),
 		kgo.RecordDeliveryTimeout(0), // unlimited retries (the default): the budget bounds memory
 		kgo.RetryBackoffFn(backoff),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
@@ -79,6 +83,12 @@ func newProducer(cfg KafkaConfig, maxInFlight int64, log *zap.Logger, m *metrics
 func backoff(tries int) time.Duration {
 	d := 100 * time.Millisecond << min(tries, 6)
 	return min(d, 5*time.Second)
+}
+
+// check returns an error when Kafka refuses this client's TLS or SASL
+// settings, which no retry can cure; an unreachable Kafka is only logged.
+func (p *producer) check(ctx context.Context) error {
+	return p.cfg.Security.Check(ctx, p.client, p.log)
 }
 
 // ping reports whether Kafka answers, for /readyz.

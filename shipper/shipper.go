@@ -94,7 +94,14 @@ func (s *Shipper) AddChecks(srv *telemetry.Server) {
 // ShutdownTimeout for in-flight lines and writes the registry.
 func (s *Shipper) Run(ctx context.Context) error {
 	s.log.Info("shipper starting", zap.String("node", s.cfg.Node), zap.Int("inputs", len(s.inputs)),
-		zap.Strings("brokers", s.cfg.Kafka.Brokers), zap.String("registry", s.cfg.Registry))
+		zap.Strings("brokers", s.cfg.Kafka.Brokers), zap.String("registry", s.cfg.Registry),
+		zap.Bool("tls", s.cfg.Kafka.Security.TLS.Enabled), zap.String("sasl", s.cfg.Kafka.Security.SASL.Mechanism))
+	// Fail at start on TLS or SASL settings Kafka refuses, before reading
+	// anything: retrying those would only hide them.
+	if err := s.producer.check(ctx); err != nil {
+		s.producer.client.Close()
+		return err
+	}
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
 	flushDone := make(chan struct{})

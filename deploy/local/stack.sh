@@ -14,15 +14,18 @@
 #
 # Environment: SLUICE_LOCAL (<repo>/.local), STACK_TIMEOUT (180 s to become
 # healthy), KAFKA_VERSION, KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT
-# (KAFKA_PORT+1), KAFKA_PROXY_PORT (9095, see kafka_config), KAFKA_HEAP_OPTS,
-# ES_VERSION, ES_PORT (9200), ES_JAVA_OPTS (heap), ES_JAVA_HOME, JAVA_HOME.
+# (KAFKA_PORT+1), KAFKA_PROXY_PORT (9095, see kafka_config), KAFKA_SSL_PORT
+# (KAFKA_PORT+4), KAFKA_SASL_SSL_PORT (+5), KAFKA_SASL_PORT (+6) (secured
+# listeners, see kafka_tls), KAFKA_HEAP_OPTS, ES_VERSION, ES_PORT (9200),
+# ES_JAVA_OPTS (heap), ES_JAVA_HOME, JAVA_HOME.
 #
 # Files: downloads go through the Maven local repository (~/.m2/repository,
 # or whatever ~/.m2/settings.xml says), so a clean `.local` is refilled
 # without the network. Under $SLUICE_LOCAL (git-ignored): kafka-VERSION/lib
 # (the jars), elasticsearch-VERSION (the unpacked server), data/ (both
 # servers' data), logs/ (kafka.log, elasticsearch.log, elasticsearch/), run/
-# (pid files, lock). Kafka's CLI tools run as:
+# (pid files, lock), tls/ (the test CA and the broker's certificate, the
+# SASL PLAIN user's password; see kafka_tls). Kafka's CLI tools run as:
 #   java -cp '.local/kafka-VERSION/lib/*' org.apache.kafka.tools.TopicCommand ...
 set -euo pipefail
 
@@ -39,6 +42,9 @@ KAFKA_PORT=${KAFKA_PORT:-9092}
 # changing it later needs `stack.sh clean`.
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}
 KAFKA_PROXY_PORT=${KAFKA_PROXY_PORT:-9095}
+KAFKA_SSL_PORT=${KAFKA_SSL_PORT:-$((KAFKA_PORT + 4))}
+KAFKA_SASL_SSL_PORT=${KAFKA_SASL_SSL_PORT:-$((KAFKA_PORT + 5))}
+KAFKA_SASL_PORT=${KAFKA_SASL_PORT:-$((KAFKA_PORT + 6))}
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
 ES_PORT=${ES_PORT:-9200}
 ES_JAVA_OPTS=${ES_JAVA_OPTS:--Xms1g -Xmx1g}
@@ -56,6 +62,7 @@ LOGS=$LOCAL/logs
 KLOG=$LOGS/kafka.log
 ELOG=$LOGS/elasticsearch.log
 RUN=$LOCAL/run
+TLS=$LOCAL/tls
 
 log() { echo "stack: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -130,8 +137,45 @@ kafka_install() {
   touch "$KDIR/.installed"
 }
 
+# kafka_tls: the secured listeners' material under $TLS, made once (openssl,
+# well under a second) and kept: ca.crt/ca.key (a test CA; tests sign
+# client certificates with it), broker.p12 (the broker's key and a
+# certificate for 127.0.0.1 and localhost signed by the CA, in a PKCS12
+# keystore with password $TLS/keystore.password) and plain.password (the
+# password of the SASL PLAIN user "sluice"). SCRAM users are made at run
+# time by whoever needs them (tests use the Kafka admin API on PLAINTEXT).
+kafka_tls() {
+  mkdir -p "$TLS"
+  chmod 700 "$TLS"
+  command -v openssl >/dev/null || die "openssl not found: install it (apt-get install -y openssl)"
+  if [ ! -s "$TLS/ca.crt" ] || [ ! -s "$TLS/ca.key" ]; then
+    log "making the local test CA in $TLS"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Sluice local test CA" \
+      -keyout "$TLS/ca.key" -out "$TLS/ca.crt" >/dev/null 2>&1 || die "openssl could not make the test CA"
+  fi
+  [ -s "$TLS/keystore.password" ] || openssl rand -hex 16 >"$TLS/keystore.password"
+  [ -s "$TLS/plain.password" ] || openssl rand -hex 16 >"$TLS/plain.password"
+  if [ ! -s "$TLS/broker.p12" ] || [ "$TLS/ca.crt" -nt "$TLS/broker.p12" ]; then
+    log "making the broker's certificate in $TLS"
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$TLS/broker.key" -out "$TLS/broker.csr" >/dev/null 2>&1 &&
+      openssl x509 -req -in "$TLS/broker.csr" -CA "$TLS/ca.crt" -CAkey "$TLS/ca.key" -CAcreateserial -days 3650 \
+        -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n') \
+        -out "$TLS/broker.crt" >/dev/null 2>&1 &&
+      openssl pkcs12 -export -name broker -inkey "$TLS/broker.key" -in "$TLS/broker.crt" -certfile "$TLS/ca.crt" \
+        -passout "file:$TLS/keystore.password" -out "$TLS/broker.p12" ||
+      die "openssl could not make the broker's certificate"
+    rm -f "$TLS/broker.csr"
+  fi
+  chmod 600 "$TLS"/*
+}
+
 # The broker's configuration, rewritten on every start from the environment.
 kafka_config() {
+  local ks_pw plain_pw jaas_plain jaas_scram
+  ks_pw=$(cat "$TLS/keystore.password")
+  plain_pw=$(cat "$TLS/plain.password")
+  jaas_plain="org.apache.kafka.common.security.plain.PlainLoginModule required user_sluice=\"$plain_pw\";"
+  jaas_scram="org.apache.kafka.common.security.scram.ScramLoginModule required;"
   cat >"$KDATA/server.properties" <<PROPS
 # Written by deploy/local/stack.sh on every start: edit the script instead.
 process.roles=broker,controller
@@ -143,9 +187,25 @@ inter.broker.listener.name=PLAINTEXT
 # tests (internal/testenv) may put a TCP proxy: every connection of a client
 # that bootstraps there then goes through the proxy, which is how a test cuts
 # Kafka off from its own clients without stopping it for everyone else.
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,PROXIED://127.0.0.1:$((KAFKA_PROXY_PORT - 1))
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,PROXIED://127.0.0.1:$KAFKA_PROXY_PORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,PROXIED:PLAINTEXT
+# SSL (client certificate required), SASL_SSL and SASL_PLAINTEXT are for the
+# TLS and SASL tests; their material is made by kafka_tls.
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,PROXIED://127.0.0.1:$((KAFKA_PROXY_PORT - 1)),SSL://127.0.0.1:$KAFKA_SSL_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,PROXIED://127.0.0.1:$KAFKA_PROXY_PORT,SSL://127.0.0.1:$KAFKA_SSL_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,PROXIED:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,SASL_PLAINTEXT:SASL_PLAINTEXT
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$TLS/broker.p12
+ssl.keystore.password=$ks_pw
+ssl.key.password=$ks_pw
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS/ca.crt
+listener.name.ssl.ssl.client.auth=required
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=$jaas_plain
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=$jaas_scram
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=$jaas_scram
+listener.name.sasl_plaintext.plain.sasl.jaas.config=$jaas_plain
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=$jaas_scram
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=$jaas_scram
 log.dirs=$KDATA/logs
 # One node: every internal topic with one replica, and no waiting for more.
 offsets.topic.replication.factor=1
@@ -162,6 +222,7 @@ num.partitions=1
 message.max.bytes=8388608
 log.retention.hours=24
 PROPS
+  chmod 600 "$KDATA/server.properties" # it holds the test passwords
 }
 
 # Seconds left before $deadline (60 when none is set), at least 1.
@@ -184,6 +245,7 @@ kafka_start() {
   need_java
   kafka_install
   mkdir -p "$KDATA" "$LOGS" "$RUN"
+  kafka_tls
   kafka_config
   # Format once: meta.properties in the log dir is the marker.
   if [ ! -f "$KDATA/logs/meta.properties" ]; then
@@ -312,7 +374,7 @@ case "${1:-}" in
     deadline=$((SECONDS + TIMEOUT))
     $kafka_was_up || wait_healthy kafka kafka_healthy "$KLOG"
     wait_healthy es es_healthy "$ELOG"
-    log "up: Kafka 127.0.0.1:$KAFKA_PORT, Elasticsearch http://127.0.0.1:$ES_PORT"
+    log "up: Kafka 127.0.0.1:$KAFKA_PORT (SSL :$KAFKA_SSL_PORT, SASL_SSL :$KAFKA_SASL_SSL_PORT, SASL_PLAINTEXT :$KAFKA_SASL_PORT), Elasticsearch http://127.0.0.1:$ES_PORT"
     ;;
   down) lock; stop kafka; stop es ;;
   clean)
