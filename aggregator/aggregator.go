@@ -53,6 +53,7 @@ type Aggregator struct {
 	geo     *geoip.Enricher // nil without a database
 	pipes   *pipelines
 	decoder event.Decoder // used by the processing loop only
+	lag     *lagTracker
 }
 
 // New validates cfg and prepares an aggregator; Run starts it.
@@ -113,6 +114,7 @@ func newAggregator(cfg Config, reg prometheus.Registerer, log *zap.Logger, consu
 	}
 	return &Aggregator{
 		cfg: cfg, log: log, metrics: m, parsers: ps, index: idx, client: client, es: es, geo: geo, pipes: pipes,
+		lag: newLagTracker(m),
 		bulk: &bulkIndexer{es: es, action: cfg.Elasticsearch.Action, maxBytes: cfg.Elasticsearch.BulkBytes,
 			retryMax: cfg.Elasticsearch.RetryMax, log: log, metrics: m},
 	}, nil
@@ -161,6 +163,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			a.log.Warn("fetch error", zap.String("topic", topic), zap.Int32("partition", p), zap.Error(err))
 		})
 		records := fetches.Records()
+		a.lag.fetched(fetches)
 		if len(records) > 0 {
 			if err := a.process(ctx, records); err != nil {
 				if ctx.Err() != nil {
@@ -395,9 +398,7 @@ func (a *Aggregator) commit(ctx context.Context, records []*kgo.Record) error {
 		if err := a.client.CommitRecords(ctx, records...); err != nil {
 			return err
 		}
-		for _, r := range records {
-			a.metrics.committed.WithLabelValues(r.Topic, strconv.Itoa(int(r.Partition))).Set(float64(r.Offset + 1))
-		}
+		a.lag.committed(records)
 		return nil
 	})
 }
