@@ -32,7 +32,10 @@ type Shipper struct {
 	log      *zap.Logger
 	metrics  *metrics
 	registry *registry
-	producer *producer
+	// publisher takes the lines: producer (Kafka) unless WithPublisher.
+	publisher Publisher
+	producer  *producer // nil with another publisher
+	budget    *budget
 	topic    *template.Template
 	inputs   []*input
 
@@ -51,8 +54,9 @@ type input struct {
 	pathFields *pathFields
 }
 
-// New validates cfg and prepares a shipper; Run starts it.
-func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Shipper, error) {
+// New validates cfg and prepares a shipper; Run starts it. Without options
+// it produces to Kafka.
+func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option) (*Shipper, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -63,6 +67,10 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Shipper, erro
 	}
 	s := &Shipper{cfg: cfg, log: log, metrics: newMetrics(reg), topic: topic, harvesters: map[devIno]*harvester{},
 		byPath: map[string]*harvester{}, scanNow: make(chan struct{}, 1), watcher: newWatcher(log)}
+	for _, o := range opts {
+		o(s)
+	}
+	s.budget = newBudget(cfg.MaxInFlightBytes, s.metrics)
 	for _, in := range cfg.Inputs {
 		ci := &input{cfg: in}
 		if in.PathFields != "" {
@@ -78,16 +86,20 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Shipper, erro
 		log.Warn("registry recovered", zap.String("dir", cfg.Registry), zap.Error(recovered))
 	}
 	s.registry = reg2
-	s.producer, err = newProducer(cfg.Kafka, cfg.MaxInFlightBytes, log, s.metrics)
-	if err != nil {
-		return nil, err
+	if s.publisher == nil {
+		if s.producer, err = newProducer(cfg.Kafka, log, s.metrics); err != nil {
+			return nil, err
+		}
+		s.publisher = s.producer
 	}
 	return s, nil
 }
 
 // AddChecks registers the shipper's readiness checks.
 func (s *Shipper) AddChecks(srv *telemetry.Server) {
-	srv.AddCheck("kafka", s.producer.ping)
+	if s.producer != nil {
+		srv.AddCheck("kafka", s.producer.ping)
+	}
 }
 
 // Run ships until ctx is done, then stops reading, waits up to
@@ -121,7 +133,7 @@ loop:
 	<-flushDone
 	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	errFlush := s.producer.close(shutCtx)
+	errFlush := s.publisher.Close(shutCtx)
 	errReg := s.writeRegistry()
 	s.log.Info("shipper stopped")
 	return errors.Join(errFlush, errReg)

@@ -36,11 +36,17 @@ type Proxy struct {
 // test processes; it is released when the test ends.
 func (s *Stack) KafkaProxy(t testing.TB) (*Proxy, string) {
 	t.Helper()
-	root, err := RepoRoot()
-	if err != nil {
-		t.Fatal(err)
+	// The lock lives with the stack's data ($SLUICE_LOCAL when set), so
+	// test processes of every checkout sharing the stack take turns.
+	dir := os.Getenv("SLUICE_LOCAL")
+	if dir == "" {
+		root, err := RepoRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = filepath.Join(root, ".local")
 	}
-	lock, err := os.OpenFile(filepath.Join(root, ".local", "kafka-proxy.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	lock, err := os.OpenFile(filepath.Join(dir, "kafka-proxy.lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		t.Fatalf("proxy lock: %v", err)
 	}
