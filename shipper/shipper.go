@@ -36,8 +36,8 @@ type Shipper struct {
 	publisher Publisher
 	producer  *producer // nil with another publisher
 	budget    *budget
-	topic    *template.Template
-	inputs   []*input
+	topic     *template.Template
+	inputs    []*input
 
 	watcher *watcher
 	scanNow chan struct{}
