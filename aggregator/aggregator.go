@@ -52,6 +52,12 @@ type Aggregator struct {
 	es      *elasticsearch.Client
 	bulk    *bulkIndexer
 	geo     *geoip.Enricher // nil without a database
+	// sink receives the documents: bulk (Elasticsearch) unless a Processor
+	// was given another.
+	sink sink
+	// deadFile receives dead letters instead of the dead-letter topic when
+	// there is no Kafka (sluice run).
+	deadFile *DeadLetterFile
 }
 
 // New validates cfg and prepares an aggregator; Run starts it.
@@ -73,6 +79,26 @@ func newAggregator(cfg Config, reg prometheus.Registerer, log *zap.Logger, consu
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	client, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(cfg.Kafka.Brokers...),
+		kgo.FetchMaxBytes(32 << 20),
+	}, consume...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	a, err := newPipeline(cfg, reg, log)
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	a.client = client
+	return a, nil
+}
+
+// newPipeline builds what turns records into delivered documents: parsers,
+// index template, Elasticsearch client and GeoIP, without a Kafka client.
+// cfg is validated.
+func newPipeline(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggregator, error) {
 	ps, err := newParsers(cfg.Parsers)
 	if err != nil {
 		return nil, err
@@ -80,13 +106,6 @@ func newAggregator(cfg Config, reg prometheus.Registerer, log *zap.Logger, consu
 	idx, err := template.Parse(cfg.Elasticsearch.Index)
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch.index: %w", err)
-	}
-	client, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(cfg.Kafka.Brokers...),
-		kgo.FetchMaxBytes(32 << 20),
-	}, consume...)...)
-	if err != nil {
-		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	es, err := elasticsearch.NewClient(elasticsearch.Config{
 		Addresses:     cfg.Elasticsearch.Addresses,
@@ -97,22 +116,22 @@ func newAggregator(cfg Config, reg prometheus.Registerer, log *zap.Logger, consu
 		MaxRetries:    2,
 	})
 	if err != nil {
-		client.Close()
 		return nil, fmt.Errorf("elasticsearch client: %w", err)
 	}
 	m := newMetrics(reg)
 	var geo *geoip.Enricher
 	if cfg.GeoIP.Enabled() {
 		if geo, err = geoip.Open(cfg.GeoIP, reg, log); err != nil {
-			client.Close()
 			return nil, err
 		}
 	}
-	return &Aggregator{
-		cfg: cfg, log: log, metrics: m, parsers: ps, index: idx, client: client, es: es, geo: geo,
+	a := &Aggregator{
+		cfg: cfg, log: log, metrics: m, parsers: ps, index: idx, es: es, geo: geo,
 		bulk: &bulkIndexer{es: es, action: cfg.Elasticsearch.Action, maxBytes: cfg.Elasticsearch.BulkBytes,
 			retryMax: cfg.Elasticsearch.RetryMax, log: log, metrics: m},
-	}, nil
+	}
+	a.sink = a.bulk
+	return a, nil
 }
 
 // AddChecks registers the aggregator's readiness checks.
@@ -263,7 +282,7 @@ func (a *Aggregator) process(ctx context.Context, records []*kgo.Record) error {
 			}
 			continue
 		}
-		a.log.Warn("elasticsearch rejected a document; sending it to the dead-letter topic",
+		a.log.Warn("elasticsearch rejected a document; sending it to the dead letters",
 			zap.String("index", it.index), zap.String("id", it.id), zap.Int("status", o.status), zap.String("reason", o.reason))
 		dead = append(dead, deadLetter{rec: records[it.rec], status: o.status, reason: o.reason, index: it.index})
 	}
@@ -298,7 +317,7 @@ func (a *Aggregator) retryConflicts(ctx context.Context, items []item, outcomes 
 		return nil
 	}
 	a.metrics.conflictRetries.Add(float64(len(retry)))
-	res, err := a.bulk.index(ctx, retry)
+	res, err := a.sink.index(ctx, retry)
 	if err != nil {
 		return err
 	}
@@ -313,9 +332,13 @@ func (a *Aggregator) retryConflicts(ctx context.Context, items []item, outcomes 
 	return nil
 }
 
-// indexParallel splits items over the configured number of workers.
+// indexParallel splits items over the configured number of workers (one
+// for a sink other than Elasticsearch, which keeps the batch's order).
 func (a *Aggregator) indexParallel(ctx context.Context, items []item) ([]outcome, error) {
 	workers := min(a.cfg.Elasticsearch.Workers, max(1, len(items)/500))
+	if a.sink != sink(a.bulk) {
+		workers = 1
+	}
 	out := make([]outcome, len(items))
 	errs := make(chan error, workers)
 	per := (len(items) + workers - 1) / workers
@@ -326,7 +349,7 @@ func (a *Aggregator) indexParallel(ctx context.Context, items []item) ([]outcome
 				errs <- nil
 				return
 			}
-			res, err := a.bulk.index(ctx, items[lo:hi])
+			res, err := a.sink.index(ctx, items[lo:hi])
 			if err == nil {
 				copy(out[lo:hi], res)
 			}
@@ -350,10 +373,20 @@ type deadLetter struct {
 }
 
 // deadLetter writes rejected records, with their original headers and the
-// reason, to the dead-letter topic and waits for Kafka's acknowledgement.
+// reason, to the dead-letter topic and waits for Kafka's acknowledgement;
+// or, without Kafka, to the dead-letter file.
 func (a *Aggregator) deadLetter(ctx context.Context, dead []deadLetter) error {
 	if len(dead) == 0 {
 		return nil
+	}
+	if a.deadFile != nil {
+		return retry(ctx, a.log, "writing to the dead-letter file", func() error {
+			if err := a.deadFile.write(dead); err != nil {
+				return err
+			}
+			a.metrics.deadLettered.Add(float64(len(dead)))
+			return nil
+		})
 	}
 	recs := make([]*kgo.Record, len(dead))
 	for i, d := range dead {

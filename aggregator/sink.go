@@ -1,0 +1,166 @@
+package aggregator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// sink delivers documents and reports each one's outcome: the bulk indexer
+// (Elasticsearch), or a Sink writing NDJSON for `sluice run` without a
+// server.
+type sink interface {
+	index(ctx context.Context, items []item) ([]outcome, error)
+}
+
+// Sink writes documents as NDJSON, one per line, instead of indexing them:
+//
+//	{"_index":"logs-service-checkout-prod","_id":"…","_source":{…}}
+//
+// A batch counts as delivered once it is written (and, for a file, synced
+// to disk), so the shipper's registry moves only over lines on disk.
+type Sink struct {
+	mu   sync.Mutex
+	w    io.Writer
+	sync func() error // nil: nothing to sync
+	c    io.Closer    // nil: not ours to close
+	buf  []byte
+}
+
+// NewFileSink appends documents to the file at path, creating it and its
+// directory; each batch is fsynced before it counts as delivered.
+func NewFileSink(path string) (*Sink, error) {
+	f, err := openAppend(path)
+	if err != nil {
+		return nil, err
+	}
+	return &Sink{w: f, sync: f.Sync, c: f}, nil
+}
+
+// NewWriterSink writes documents to w, e.g. standard output. Delivered means
+// written to w.
+func NewWriterSink(w io.Writer) *Sink { return &Sink{w: w} }
+
+func openAppend(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("creating the directory of %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	return f, nil
+}
+
+func (s *Sink) index(_ context.Context, items []item) ([]outcome, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.buf[:0]
+	for _, it := range items {
+		b = append(b, `{"_index":`...)
+		b = strconv.AppendQuote(b, it.index) // index names and ids are ASCII
+		b = append(b, `,"_id":`...)
+		b = strconv.AppendQuote(b, it.id)
+		b = append(b, `,"_source":`...)
+		b = append(b, it.source...)
+		b = append(b, "}\n"...)
+	}
+	s.buf = b[:0]
+	if _, err := s.w.Write(b); err != nil {
+		return nil, fmt.Errorf("writing documents: %w", err)
+	}
+	if s.sync != nil {
+		if err := s.sync(); err != nil {
+			return nil, fmt.Errorf("syncing documents to disk: %w", err)
+		}
+	}
+	out := make([]outcome, len(items))
+	for i := range out {
+		out[i] = outcome{delivered: true, status: 200}
+	}
+	return out, nil
+}
+
+// Close closes the sink's file, if it has one.
+func (s *Sink) Close() error {
+	if s.c == nil {
+		return nil
+	}
+	return s.c.Close()
+}
+
+// DeadLetterFile keeps records that cannot be delivered when there is no
+// dead-letter topic (sluice run): one JSON object per line, with the
+// reason, fsynced before the records count as handled.
+//
+//	{"time":"…","status":400,"reason":"…","index":"…","topic":"logs-service",
+//	 "key":"…","value":"the raw line","headers":{"sluice.type":"service",…}}
+//
+// A value that is not UTF-8 is written as value_base64 instead.
+type DeadLetterFile struct {
+	mu sync.Mutex
+	f  *os.File
+}
+
+// OpenDeadLetterFile appends dead letters to the file at path.
+func OpenDeadLetterFile(path string) (*DeadLetterFile, error) {
+	f, err := openAppend(path)
+	if err != nil {
+		return nil, err
+	}
+	return &DeadLetterFile{f: f}, nil
+}
+
+type deadLetterLine struct {
+	Time        time.Time         `json:"time"`
+	Status      int               `json:"status"`
+	Reason      string            `json:"reason"`
+	Index       string            `json:"index,omitempty"`
+	Topic       string            `json:"topic"`
+	Key         string            `json:"key"`
+	Value       *string           `json:"value,omitempty"`
+	ValueBase64 []byte            `json:"value_base64,omitempty"`
+	Headers     map[string]string `json:"headers"`
+}
+
+func (d *DeadLetterFile) write(dead []deadLetter) error {
+	var b []byte
+	now := time.Now().UTC()
+	for _, dl := range dead {
+		l := deadLetterLine{Time: now, Status: dl.status, Reason: dl.reason, Index: dl.index,
+			Topic: dl.rec.Topic, Key: string(dl.rec.Key), Headers: map[string]string{}}
+		if utf8.Valid(dl.rec.Value) {
+			v := string(dl.rec.Value)
+			l.Value = &v
+		} else {
+			l.ValueBase64 = dl.rec.Value
+		}
+		for _, h := range dl.rec.Headers {
+			l.Headers[h.Key] = string(h.Value)
+		}
+		j, err := json.Marshal(l)
+		if err != nil {
+			return fmt.Errorf("encoding dead letter: %w", err)
+		}
+		b = append(append(b, j...), '\n')
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, err := d.f.Write(b); err != nil {
+		return fmt.Errorf("writing dead letters to %s: %w", d.f.Name(), err)
+	}
+	if err := d.f.Sync(); err != nil {
+		return fmt.Errorf("syncing dead letters to %s: %w", d.f.Name(), err)
+	}
+	return nil
+}
+
+// Close closes the file.
+func (d *DeadLetterFile) Close() error { return d.f.Close() }
