@@ -105,8 +105,11 @@ func (s *Shipper) AddChecks(srv *telemetry.Server) {
 // Run ships until ctx is done, then stops reading, waits up to
 // ShutdownTimeout for in-flight lines and writes the registry.
 func (s *Shipper) Run(ctx context.Context) error {
-	s.log.Info("shipper starting", zap.String("node", s.cfg.Node), zap.Int("inputs", len(s.inputs)),
-		zap.Strings("brokers", s.cfg.Kafka.Brokers), zap.String("registry", s.cfg.Registry))
+	fields := []zap.Field{zap.String("node", s.cfg.Node), zap.Int("inputs", len(s.inputs)), zap.String("registry", s.cfg.Registry)}
+	if s.producer != nil {
+		fields = append(fields, zap.Strings("brokers", s.cfg.Kafka.Brokers))
+	}
+	s.log.Info("shipper starting", fields...)
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
 	flushDone := make(chan struct{})
