@@ -1,6 +1,7 @@
 package aggregator
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -29,19 +30,51 @@ type sink interface {
 type Sink struct {
 	mu   sync.Mutex
 	w    io.Writer
-	sync func() error // nil: nothing to sync
-	c    io.Closer    // nil: not ours to close
+	f    *os.File // the file of a file sink, else nil
+	size int64    // of f: where a failed write is cut back to
 	buf  []byte
 }
 
 // NewFileSink appends documents to the file at path, creating it and its
-// directory; each batch is fsynced before it counts as delivered.
+// directory; each batch is fsynced before it counts as delivered. A torn
+// last line, left by a crash in the middle of a write, is cut off: its
+// batch was never acknowledged and is delivered again.
 func NewFileSink(path string) (*Sink, error) {
 	f, err := openAppend(path)
 	if err != nil {
 		return nil, err
 	}
-	return &Sink{w: f, sync: f.Sync, c: f}, nil
+	size, err := cutTornLine(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &Sink{w: f, f: f, size: size}, nil
+}
+
+// cutTornLine truncates f after its last newline and returns its size.
+func cutTornLine(f *os.File) (int64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	end := fi.Size()
+	buf := make([]byte, 64<<10)
+	for pos := end; pos > 0; {
+		n := min(int64(len(buf)), pos)
+		pos -= n
+		if _, err := f.ReadAt(buf[:n], pos); err != nil {
+			return 0, fmt.Errorf("reading the end: %w", err)
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			keep := pos + int64(i) + 1
+			if keep == end {
+				return end, nil
+			}
+			return keep, f.Truncate(keep)
+		}
+	}
+	return 0, f.Truncate(0)
 }
 
 // NewWriterSink writes documents to w, e.g. standard output. Delivered means
@@ -52,7 +85,7 @@ func openAppend(path string) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("creating the directory of %s: %w", path, err)
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
@@ -74,12 +107,13 @@ func (s *Sink) index(_ context.Context, items []item) ([]outcome, error) {
 	}
 	s.buf = b[:0]
 	if _, err := s.w.Write(b); err != nil {
-		return nil, fmt.Errorf("writing documents: %w", err)
+		return nil, s.failed(fmt.Errorf("writing documents: %w", err))
 	}
-	if s.sync != nil {
-		if err := s.sync(); err != nil {
-			return nil, fmt.Errorf("syncing documents to disk: %w", err)
+	if s.f != nil {
+		if err := s.f.Sync(); err != nil {
+			return nil, s.failed(fmt.Errorf("syncing documents to disk: %w", err))
 		}
+		s.size += int64(len(b))
 	}
 	out := make([]outcome, len(items))
 	for i := range out {
@@ -88,12 +122,23 @@ func (s *Sink) index(_ context.Context, items []item) ([]outcome, error) {
 	return out, nil
 }
 
+// failed cuts a file back to its last complete batch after a failed write,
+// so that the batch, written again, does not follow a torn line.
+func (s *Sink) failed(err error) error {
+	if s.f != nil {
+		if terr := s.f.Truncate(s.size); terr != nil {
+			return fmt.Errorf("%w; cutting the torn batch: %v", err, terr)
+		}
+	}
+	return err
+}
+
 // Close closes the sink's file, if it has one.
 func (s *Sink) Close() error {
-	if s.c == nil {
+	if s.f == nil {
 		return nil
 	}
-	return s.c.Close()
+	return s.f.Close()
 }
 
 // DeadLetterFile keeps records that cannot be delivered when there is no

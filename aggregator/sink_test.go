@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,5 +134,40 @@ func TestDeadLetterFileKeepsBinaryValues(t *testing.T) {
 	}
 	if l.Value != nil || !bytes.Equal(l.ValueBase64, value) {
 		t.Fatalf("dead letter %s: want the bytes in value_base64", data)
+	}
+}
+
+// TestFileSinkCutsATornLine reopens an output whose last line a crash left
+// half written: the torn line is cut off (its batch was never acknowledged
+// and comes again), and what follows starts on a line of its own.
+func TestFileSinkCutsATornLine(t *testing.T) {
+	tests := []struct {
+		name, before, after string
+	}{
+		{"torn line", "{\"a\":1}\n{\"_index\":\"x\",\"_i", "{\"a\":1}\n"},
+		{"only a torn line", "{\"_ind", ""},
+		{"complete", "{\"a\":1}\n", "{\"a\":1}\n"},
+		{"empty", "", ""},
+		{"torn after a long line", strings.Repeat("x", 100<<10) + "\n" + strings.Repeat("y", 70<<10), strings.Repeat("x", 100<<10) + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "docs.ndjson")
+			if err := os.WriteFile(path, []byte(tt.before), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			s, err := NewFileSink(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.index(context.Background(), []item{{index: "i", id: "d", source: []byte(`{}`)}}); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			got, _ := os.ReadFile(path)
+			if want := tt.after + `{"_index":"i","_id":"d","_source":{}}` + "\n"; string(got) != want {
+				t.Fatalf("file holds %.80q..., want %.80q...", got, want)
+			}
+		})
 	}
 }

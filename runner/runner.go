@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -139,16 +140,35 @@ func (r *Runner) consume(ctx context.Context) error {
 		for _, m := range msgs {
 			records = append(records, m.Record)
 		}
-		if err := r.proc.Process(ctx, records); err != nil {
-			if ctx.Err() != nil {
-				return nil // unacknowledged: read again at the next start
-			}
-			return fmt.Errorf("delivering: %w", err)
+		if !r.deliver(ctx, records) {
+			return nil // unacknowledged: read again at the next start
 		}
 		for _, m := range msgs {
 			if m.Ack != nil {
 				m.Ack()
 			}
+		}
+	}
+}
+
+// deliver processes a batch until it is delivered, retrying failures such
+// as a full disk with backoff; it returns false if ctx ended first.
+func (r *Runner) deliver(ctx context.Context, records []*kgo.Record) bool {
+	for attempt := 0; ; attempt++ {
+		err := r.proc.Process(ctx, records)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		pause := min(100*time.Millisecond<<min(attempt, 8), 10*time.Second)
+		r.log.Error("delivering a batch failed; retrying", zap.Int("records", len(records)),
+			zap.Duration("pause", pause), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(pause):
 		}
 	}
 }
