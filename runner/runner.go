@@ -41,16 +41,16 @@ type Runner struct {
 }
 
 // New validates cfg and prepares a runner; Run starts it.
-func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (r *Runner, err error) {
+func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (_ *Runner, err error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	output, _ := cfg.OutputKind() // validated
-	r = &Runner{cfg: cfg, output: output, log: log, queue: queue.New(cfg.Queue.MaxBytes)}
+	r := &Runner{cfg: cfg, output: output, log: log, queue: queue.New(cfg.Queue.MaxBytes)}
 	defer func() {
 		if err != nil {
-			r.close()
+			r.close() // what was opened before the failure
 		}
 	}()
 	switch output {

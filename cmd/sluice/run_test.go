@@ -317,7 +317,14 @@ func TestRunReload(t *testing.T) {
 	if got := metric(t, listen, "sluice_config_last_reload_success"); got != 0 {
 		t.Errorf("sluice_config_last_reload_success = %v after a rejected reload, want 0", got)
 	}
-	<-done // lines written after the rejected reload arrive too
+
+	// A configuration that validates but cannot start (its output cannot
+	// be created) is counted as failed, and the previous one starts again.
+	writeRunConfig(t, cfgPath, dir, listen, "output:\n  file: {path: /proc/sluice-cannot-create/docs.ndjson}",
+		filepath.Join(dir, "app", "*.log"), filepath.Join(dir, "other", "*.log"))
+	_ = run.cmd.Process.Signal(syscall.SIGHUP)
+	waitMetric(t, listen, `sluice_config_reload_total{result="failure"}`, 2)
+	<-done // lines written after the rejected reloads arrive too
 
 	docs := waitDocs(t, total+500, 2*time.Minute, first, second)
 	time.Sleep(2 * time.Second) // would-be duplicates have time to arrive
