@@ -282,7 +282,7 @@ func (a *Aggregator) process(ctx context.Context, records []*kgo.Record) error {
 			}
 			continue
 		}
-		a.log.Warn("elasticsearch rejected a document; sending it to the dead letters",
+		a.log.Warn("elasticsearch rejected a document; sending it to the dead-letter topic",
 			zap.String("index", it.index), zap.String("id", it.id), zap.Int("status", o.status), zap.String("reason", o.reason))
 		dead = append(dead, deadLetter{rec: records[it.rec], status: o.status, reason: o.reason, index: it.index})
 	}

@@ -154,11 +154,16 @@ type DeadLetterFile struct {
 	f  *os.File
 }
 
-// OpenDeadLetterFile appends dead letters to the file at path.
+// OpenDeadLetterFile appends dead letters to the file at path; a torn last
+// line left by a crash is cut off (its batch comes again).
 func OpenDeadLetterFile(path string) (*DeadLetterFile, error) {
 	f, err := openAppend(path)
 	if err != nil {
 		return nil, err
+	}
+	if _, err := cutTornLine(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &DeadLetterFile{f: f}, nil
 }
