@@ -54,6 +54,12 @@ type Aggregator struct {
 	pipes   *pipelines
 	decoder event.Decoder // used by the processing loop only
 	lag     *lagTracker
+	// sink receives the documents: bulk (Elasticsearch) unless a Processor
+	// was given another.
+	sink sink
+	// deadFile receives dead letters instead of the dead-letter topic when
+	// there is no Kafka (sluice run).
+	deadFile *DeadLetterFile
 }
 
 // New validates cfg and prepares an aggregator; Run starts it.
@@ -75,14 +81,6 @@ func newAggregator(cfg Config, reg prometheus.Registerer, log *zap.Logger, consu
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	ps, err := newParsers(cfg.Parsers)
-	if err != nil {
-		return nil, err
-	}
-	idx, err := template.Parse(cfg.Elasticsearch.Index)
-	if err != nil {
-		return nil, fmt.Errorf("elasticsearch.index: %w", err)
-	}
 	security, err := cfg.Kafka.Security.Opts(log)
 	if err != nil {
 		return nil, err
@@ -94,30 +92,50 @@ func newAggregator(cfg Config, reg prometheus.Registerer, log *zap.Logger, consu
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
-	es, err := newESClient(cfg.Elasticsearch, log)
+	a, err := newPipeline(cfg, reg, log)
 	if err != nil {
 		client.Close()
+		return nil, err
+	}
+	a.client = client
+	return a, nil
+}
+
+// newPipeline builds what turns records into delivered documents: parsers,
+// index template, Elasticsearch client and GeoIP, without a Kafka client.
+// cfg is validated.
+func newPipeline(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggregator, error) {
+	ps, err := newParsers(cfg.Parsers)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := template.Parse(cfg.Elasticsearch.Index)
+	if err != nil {
+		return nil, fmt.Errorf("elasticsearch.index: %w", err)
+	}
+	es, err := newESClient(cfg.Elasticsearch, log)
+	if err != nil {
 		return nil, fmt.Errorf("elasticsearch client: %w", err)
 	}
 	m := newMetrics(reg)
 	pipes, err := newPipelines(cfg.Pipelines, idx, reg)
 	if err != nil {
-		client.Close()
 		return nil, err
 	}
 	var geo *geoip.Enricher
 	if cfg.GeoIP.Enabled() {
 		if geo, err = geoip.Open(cfg.GeoIP, reg, log); err != nil {
-			client.Close()
 			return nil, err
 		}
 	}
-	return &Aggregator{
-		cfg: cfg, log: log, metrics: m, parsers: ps, index: idx, client: client, es: es, geo: geo, pipes: pipes,
+	a := &Aggregator{
+		cfg: cfg, log: log, metrics: m, parsers: ps, index: idx, es: es, geo: geo, pipes: pipes,
 		lag: newLagTracker(m),
 		bulk: &bulkIndexer{es: es, action: cfg.Elasticsearch.Action, maxBytes: cfg.Elasticsearch.BulkBytes,
 			retryMax: cfg.Elasticsearch.RetryMax, log: log, metrics: m},
-	}, nil
+	}
+	a.sink = a.bulk
+	return a, nil
 }
 
 // AddChecks registers the aggregator's readiness checks.
@@ -315,7 +333,7 @@ func (a *Aggregator) retryConflicts(ctx context.Context, items []item, outcomes 
 		return nil
 	}
 	a.metrics.conflictRetries.Add(float64(len(retry)))
-	res, err := a.bulk.index(ctx, retry)
+	res, err := a.sink.index(ctx, retry)
 	if err != nil {
 		return err
 	}
@@ -330,9 +348,13 @@ func (a *Aggregator) retryConflicts(ctx context.Context, items []item, outcomes 
 	return nil
 }
 
-// indexParallel splits items over the configured number of workers.
+// indexParallel splits items over the configured number of workers (one
+// for a sink other than Elasticsearch, which keeps the batch's order).
 func (a *Aggregator) indexParallel(ctx context.Context, items []item) ([]outcome, error) {
 	workers := min(a.cfg.Elasticsearch.Workers, max(1, len(items)/500))
+	if a.sink != sink(a.bulk) {
+		workers = 1
+	}
 	out := make([]outcome, len(items))
 	errs := make(chan error, workers)
 	per := (len(items) + workers - 1) / workers
@@ -343,7 +365,7 @@ func (a *Aggregator) indexParallel(ctx context.Context, items []item) ([]outcome
 				errs <- nil
 				return
 			}
-			res, err := a.bulk.index(ctx, items[lo:hi])
+			res, err := a.sink.index(ctx, items[lo:hi])
 			if err == nil {
 				copy(out[lo:hi], res)
 			}
@@ -367,10 +389,20 @@ type deadLetter struct {
 }
 
 // deadLetter writes rejected records, with their original headers and the
-// reason, to the dead-letter topic and waits for Kafka's acknowledgement.
+// reason, to the dead-letter topic and waits for Kafka's acknowledgement;
+// or, without Kafka, to the dead-letter file.
 func (a *Aggregator) deadLetter(ctx context.Context, dead []deadLetter) error {
 	if len(dead) == 0 {
 		return nil
+	}
+	if a.deadFile != nil {
+		return retry(ctx, a.log, "writing to the dead-letter file", func() error {
+			if err := a.deadFile.write(dead); err != nil {
+				return err
+			}
+			a.metrics.deadLettered.Add(float64(len(dead)))
+			return nil
+		})
 	}
 	recs := make([]*kgo.Record, len(dead))
 	for i, d := range dead {

@@ -71,7 +71,7 @@ func (h *harvester) notify() {
 }
 
 func (h *harvester) run(ctx context.Context) error {
-	if err := h.sh.producer.ensureTopic(ctx, h.topic); err != nil {
+	if err := h.sh.publisher.Prepare(ctx, h.topic); err != nil {
 		return err
 	}
 	const minPoll = 25 * time.Millisecond
@@ -140,7 +140,7 @@ func (h *harvester) readAvailable(ctx context.Context) (bool, error) {
 // ship produces one line.
 func (h *harvester) ship(ctx context.Context, l line, flags []string, now time.Time) error {
 	size := int64(len(l.Data))
-	if err := h.sh.producer.acquire(ctx, size); err != nil {
+	if err := h.sh.budget.acquire(ctx, size); err != nil {
 		return err
 	}
 	if l.Truncated {
@@ -169,13 +169,20 @@ func (h *harvester) ship(ctx context.Context, l line, flags []string, now time.T
 	c.bytesRead.Add(lineBytes)
 	gen := h.gen
 	seq := gen.acks.sent(l.End)
-	h.sh.producer.produce(h.enc.Record(&ev), size, func() {
+	err := h.sh.publisher.Publish(ctx, h.enc.Record(&ev), func() {
+		h.sh.budget.release(size)
 		c.linesAcked.Inc()
 		c.bytesAcked.Add(lineBytes)
 		if off, moved := gen.acks.ack(seq); moved {
 			h.sh.registry.advance(gen.id, off)
 		}
 	})
+	if err != nil {
+		// Not taken (ctx done): the line stays unacknowledged, and the
+		// registry never moves past it.
+		h.sh.budget.release(size)
+		return err
+	}
 	return nil
 }
 

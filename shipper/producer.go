@@ -11,12 +11,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
-	"golang.org/x/sync/semaphore"
 )
 
-// producer hands records to Kafka and reports each acknowledgement back. It
-// bounds the bytes in flight: acquire blocks while the budget is spent, so a
-// slow or unreachable Kafka stops the readers and the files stay the buffer.
+// producer is the Kafka Publisher: it hands records to Kafka and reports
+// each acknowledgement back. The shipper's in-flight budget bounds what it
+// holds, so a slow or unreachable Kafka stops the readers and the files stay
+// the buffer.
 type producer struct {
 	cfg     KafkaConfig
 	client  *kgo.Client
@@ -24,15 +24,10 @@ type producer struct {
 	log     *zap.Logger
 	metrics *metrics
 
-	budget *semaphore.Weighted
-
 	mu     sync.Mutex
 	topics map[string]bool
 	closed bool
 }
-
-// recordOverhead approximates the bytes a record costs beyond its value.
-const recordOverhead = 512
 
 func compressionCodec(name string) (kgo.CompressionCodec, error) {
 	switch name {
@@ -52,7 +47,7 @@ func compressionCodec(name string) (kgo.CompressionCodec, error) {
 	return kgo.CompressionCodec{}, fmt.Errorf("%q is not a codec; use zstd, lz4, snappy, gzip or none", name)
 }
 
-func newProducer(cfg KafkaConfig, maxInFlight int64, log *zap.Logger, m *metrics) (*producer, error) {
+func newProducer(cfg KafkaConfig, log *zap.Logger, m *metrics) (*producer, error) {
 	codec, err := compressionCodec(cfg.Compression)
 	if err != nil {
 		return nil, err
@@ -75,7 +70,7 @@ func newProducer(cfg KafkaConfig, maxInFlight int64, log *zap.Logger, m *metrics
 	}
 	return &producer{
 		cfg: cfg, client: client, admin: kadm.NewClient(client), log: log, metrics: m,
-		budget: semaphore.NewWeighted(maxInFlight), topics: map[string]bool{},
+		topics: map[string]bool{},
 	}, nil
 }
 
@@ -94,9 +89,9 @@ func (p *producer) check(ctx context.Context) error {
 // ping reports whether Kafka answers, for /readyz.
 func (p *producer) ping(ctx context.Context) error { return p.client.Ping(ctx) }
 
-// ensureTopic creates topic if it does not exist, retrying until Kafka
-// answers or ctx is done.
-func (p *producer) ensureTopic(ctx context.Context, topic string) error {
+// Prepare creates topic if it does not exist, retrying until Kafka answers
+// or ctx is done.
+func (p *producer) Prepare(ctx context.Context, topic string) error {
 	p.mu.Lock()
 	known := p.topics[topic]
 	p.mu.Unlock()
@@ -140,29 +135,17 @@ func (p *producer) createTopic(ctx context.Context, topic string) error {
 	return nil
 }
 
-// acquire reserves budget for a record of size bytes, waiting while the
-// in-flight budget is spent.
-func (p *producer) acquire(ctx context.Context, size int64) error {
-	if err := p.budget.Acquire(ctx, size+recordOverhead); err != nil {
-		return err
-	}
-	p.metrics.inFlightBytes.Add(float64(size + recordOverhead))
-	return nil
-}
-
-// produce sends rec, whose budget was acquired, and calls acked once Kafka
-// acknowledged it. A failed record is produced again after a pause; its
-// budget stays held until it succeeds, or until the producer closes, in
-// which case acked is never called and the registry keeps the line unread.
-func (p *producer) produce(rec *kgo.Record, size int64, acked func()) {
+// Publish sends rec and calls acked once Kafka acknowledged it; it does not
+// wait. A failed record is produced again after a pause until it succeeds,
+// or until the producer closes, in which case acked is never called and the
+// registry keeps the line unread.
+func (p *producer) Publish(_ context.Context, rec *kgo.Record, acked func()) error {
 	start := time.Now()
 	var promise func(*kgo.Record, error)
 	tries := 0
 	promise = func(r *kgo.Record, err error) {
 		if err == nil {
 			p.metrics.produceLatency.Observe(time.Since(start).Seconds())
-			p.budget.Release(size + recordOverhead)
-			p.metrics.inFlightBytes.Sub(float64(size + recordOverhead))
 			acked()
 			return
 		}
@@ -180,10 +163,11 @@ func (p *producer) produce(rec *kgo.Record, size int64, acked func()) {
 		})
 	}
 	p.client.Produce(context.Background(), rec, promise)
+	return nil
 }
 
-// close waits up to ctx's deadline for in-flight records, then closes.
-func (p *producer) close(ctx context.Context) error {
+// Close waits up to ctx's deadline for in-flight records, then closes.
+func (p *producer) Close(ctx context.Context) error {
 	err := p.client.Flush(ctx)
 	p.mu.Lock()
 	p.closed = true

@@ -32,9 +32,12 @@ type Shipper struct {
 	log      *zap.Logger
 	metrics  *metrics
 	registry *registry
-	producer *producer
-	topic    *template.Template
-	inputs   []*input
+	// publisher takes the lines: producer (Kafka) unless WithPublisher.
+	publisher Publisher
+	producer  *producer // nil with another publisher
+	budget    *budget
+	topic     *template.Template
+	inputs    []*input
 
 	watcher *watcher
 	scanNow chan struct{}
@@ -51,8 +54,9 @@ type input struct {
 	pathFields *pathFields
 }
 
-// New validates cfg and prepares a shipper; Run starts it.
-func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Shipper, error) {
+// New validates cfg and prepares a shipper; Run starts it. Without options
+// it produces to Kafka.
+func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option) (*Shipper, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -63,6 +67,10 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Shipper, erro
 	}
 	s := &Shipper{cfg: cfg, log: log, metrics: newMetrics(reg), topic: topic, harvesters: map[devIno]*harvester{},
 		byPath: map[string]*harvester{}, scanNow: make(chan struct{}, 1), watcher: newWatcher(log)}
+	for _, o := range opts {
+		o(s)
+	}
+	s.budget = newBudget(cfg.MaxInFlightBytes, s.metrics)
 	for _, in := range cfg.Inputs {
 		ci := &input{cfg: in}
 		if in.PathFields != "" {
@@ -78,29 +86,38 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Shipper, erro
 		log.Warn("registry recovered", zap.String("dir", cfg.Registry), zap.Error(recovered))
 	}
 	s.registry = reg2
-	s.producer, err = newProducer(cfg.Kafka, cfg.MaxInFlightBytes, log, s.metrics)
-	if err != nil {
-		return nil, err
+	if s.publisher == nil {
+		if s.producer, err = newProducer(cfg.Kafka, log, s.metrics); err != nil {
+			return nil, err
+		}
+		s.publisher = s.producer
 	}
 	return s, nil
 }
 
 // AddChecks registers the shipper's readiness checks.
 func (s *Shipper) AddChecks(srv *telemetry.Server) {
-	srv.AddCheck("kafka", s.producer.ping)
+	if s.producer != nil {
+		srv.AddCheck("kafka", s.producer.ping)
+	}
 }
 
 // Run ships until ctx is done, then stops reading, waits up to
 // ShutdownTimeout for in-flight lines and writes the registry.
 func (s *Shipper) Run(ctx context.Context) error {
-	s.log.Info("shipper starting", zap.String("node", s.cfg.Node), zap.Int("inputs", len(s.inputs)),
-		zap.Strings("brokers", s.cfg.Kafka.Brokers), zap.String("registry", s.cfg.Registry),
-		zap.Bool("tls", s.cfg.Kafka.Security.TLS.Enabled), zap.String("sasl", s.cfg.Kafka.Security.SASL.Mechanism))
+	fields := []zap.Field{zap.String("node", s.cfg.Node), zap.Int("inputs", len(s.inputs)), zap.String("registry", s.cfg.Registry)}
+	if s.producer != nil {
+		fields = append(fields, zap.Strings("brokers", s.cfg.Kafka.Brokers),
+			zap.Bool("tls", s.cfg.Kafka.Security.TLS.Enabled), zap.String("sasl", s.cfg.Kafka.Security.SASL.Mechanism))
+	}
+	s.log.Info("shipper starting", fields...)
 	// Fail at start on TLS or SASL settings Kafka refuses, before reading
 	// anything: retrying those would only hide them.
-	if err := s.producer.check(ctx); err != nil {
-		s.producer.client.Close()
-		return err
+	if s.producer != nil {
+		if err := s.producer.check(ctx); err != nil {
+			s.producer.client.Close()
+			return err
+		}
 	}
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
@@ -128,7 +145,7 @@ loop:
 	<-flushDone
 	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	errFlush := s.producer.close(shutCtx)
+	errFlush := s.publisher.Close(shutCtx)
 	errReg := s.writeRegistry()
 	s.log.Info("shipper stopped")
 	return errors.Join(errFlush, errReg)

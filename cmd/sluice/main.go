@@ -18,11 +18,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/sluicelog/sluice/aggregator"
 	"github.com/sluicelog/sluice/internal/config"
 	"github.com/sluicelog/sluice/internal/telemetry"
+	"github.com/sluicelog/sluice/runner"
 	"github.com/sluicelog/sluice/shipper"
 )
 
@@ -34,7 +34,9 @@ const usage = `sluice: log shipping and aggregation
 Usage:
   sluice ship -c FILE        tail files into Kafka
   sluice aggregate -c FILE   index Kafka records into Elasticsearch
-  sluice check -c FILE       validate a shipper or aggregator config
+  sluice run -c FILE         tail files and index them in one process, without
+                             Kafka: into Elasticsearch, an NDJSON file or stdout
+  sluice check -c FILE       validate a shipper, aggregator or run config
   sluice setup -c FILE       install the index template in Elasticsearch and,
                              with kibana.url set, the dashboards in Kibana
   sluice replay -c FILE -topic TOPIC [-from TIME] [-to TIME]
@@ -46,6 +48,8 @@ Usage:
                              GeoIP and pipelines and compare with the expected
                              documents (no Kafka or Elasticsearch needed)
   sluice version             print the version
+
+ship, aggregate and run reload their configuration file on SIGHUP.
 `
 
 func main() {
@@ -65,7 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
-	case "ship", "aggregate", "check", "replay", "test", "setup":
+	case "ship", "aggregate", "run", "check", "replay", "test", "setup":
 	default:
 		fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -107,6 +111,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = tests.run(*path, stdout)
 	case "setup":
 		err = setup(*path, stdout)
+	case "run":
+		err = runSingle(*path)
 	case "replay":
 		var n int
 		n, err = replay.run(*path)
@@ -159,7 +165,15 @@ func check(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if slices.Contains(keys, "output") || slices.Contains(keys, "queue") || slices.Contains(keys, "dead_letter_file") {
+		_, err := loadRun(path)
+		return "run", err
+	}
 	if slices.Contains(keys, "inputs") || slices.Contains(keys, "registry") {
+		if slices.Contains(keys, "elasticsearch") {
+			_, err := loadRun(path)
+			return "run", err
+		}
 		_, err := loadShipper(path)
 		return "shipper", err
 	}
@@ -167,7 +181,16 @@ func check(path string) (string, error) {
 		_, err := loadAggregator(path)
 		return "aggregator", err
 	}
-	return "", errors.New("neither a shipper config (it has inputs and registry) nor an aggregator config (it has elasticsearch)")
+	return "", errors.New("neither a shipper config (it has inputs and registry), an aggregator config (it has elasticsearch) nor a run config (it has inputs, registry and output)")
+}
+
+func loadRun(path string) (runner.Config, error) {
+	var cfg runner.Config
+	if err := config.Load(path, &cfg); err != nil {
+		return cfg, err
+	}
+	cfg.SetDefaults()
+	return cfg, cfg.Validate()
 }
 
 func loadShipper(path string) (shipper.Config, error) {
@@ -223,62 +246,35 @@ func (f replayFlags) run(path string) (int, error) {
 	return stats.Records, err
 }
 
-// component is a pipeline process: shipper or aggregator.
+// component is a pipeline process: shipper, aggregator or both.
 type component interface {
 	Run(ctx context.Context) error
 	AddChecks(*telemetry.Server)
 }
 
 func ship(path string) error {
-	cfg, err := loadShipper(path)
-	if err != nil {
-		return err
-	}
-	return serve(cfg.Log.Level, cfg.HTTP.Listen, func(reg prometheus.Registerer, log *zap.Logger) (component, error) {
-		return shipper.New(cfg, reg, log)
+	return serve(path, func(path string) (role, error) {
+		cfg, err := loadShipper(path)
+		return role{level: cfg.Log.Level, listen: cfg.HTTP.Listen, build: func(reg prometheus.Registerer, log *zap.Logger) (component, error) {
+			return shipper.New(cfg, reg, log)
+		}}, err
 	})
 }
 
 func aggregate(path string) error {
-	cfg, err := loadAggregator(path)
-	if err != nil {
-		return err
-	}
-	return serve(cfg.Log.Level, cfg.HTTP.Listen, func(reg prometheus.Registerer, log *zap.Logger) (component, error) {
-		return aggregator.New(cfg, reg, log)
+	return serve(path, func(path string) (role, error) {
+		cfg, err := loadAggregator(path)
+		return role{level: cfg.Log.Level, listen: cfg.HTTP.Listen, build: func(reg prometheus.Registerer, log *zap.Logger) (component, error) {
+			return aggregator.New(cfg, reg, log)
+		}}, err
 	})
 }
 
-// serve runs a component and its HTTP endpoints until SIGINT or SIGTERM.
-func serve(level, listen string, build func(prometheus.Registerer, *zap.Logger) (component, error)) error {
-	log, err := telemetry.NewLogger(level)
-	if err != nil {
-		return fmt.Errorf("log.level: %w", err)
-	}
-	defer func() { _ = log.Sync() }()
-	if path := os.Getenv("SLUICE_CPUPROFILE"); path != "" {
-		stopProfile, err := startCPUProfile(path)
-		if err != nil {
-			return err
-		}
-		defer stopProfile()
-	}
-	reg := telemetry.NewRegistry()
-	c, err := build(reg, log)
-	if err != nil {
-		return err
-	}
-	srv := telemetry.NewServer(listen, reg, log)
-	c.AddChecks(srv)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	g, ctx := errgroup.WithContext(ctx)
-	httpCtx, stopHTTP := context.WithCancel(context.Background())
-	defer stopHTTP()
-	g.Go(func() error { return srv.Run(httpCtx) })
-	g.Go(func() error {
-		defer stopHTTP()
-		return c.Run(ctx)
+func runSingle(path string) error {
+	return serve(path, func(path string) (role, error) {
+		cfg, err := loadRun(path)
+		return role{level: cfg.Log.Level, listen: cfg.HTTP.Listen, build: func(reg prometheus.Registerer, log *zap.Logger) (component, error) {
+			return runner.New(cfg, reg, log)
+		}}, err
 	})
-	return g.Wait()
 }

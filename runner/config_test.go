@@ -1,0 +1,131 @@
+package runner
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/sluicelog/sluice/internal/config"
+)
+
+func decode(t *testing.T, yaml string) (Config, error) {
+	t.Helper()
+	var c Config
+	if err := config.Decode([]byte(yaml), &c, func(string) (string, bool) { return "", false }); err != nil {
+		return c, err
+	}
+	c.SetDefaults()
+	return c, c.Validate()
+}
+
+func TestLoadTestdataConfig(t *testing.T) {
+	var c Config
+	if err := config.Load("testdata/config.yaml", &c); err != nil {
+		t.Fatal(err)
+	}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := c.OutputKind()
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"node", c.Node, "box-1"},
+		{"output", out, OutputFile},
+		{"output.file.path", c.Output.File.Path, "/var/lib/sluice/documents.ndjson"},
+		{"queue.max_bytes", c.Queue.MaxBytes, int64(8 << 20)},
+		{"queue.batch", c.Queue.Batch, 1000},
+		{"dead_letter_file", c.DeadLetterFile, "/var/lib/sluice/rejected.ndjson"},
+		{"elasticsearch.index", c.Elasticsearch.Index, "logs-{type}-{service}"},
+		{"elasticsearch.workers (default)", c.Elasticsearch.Workers, 4},
+		{"http.listen", c.HTTP.Listen, "127.0.0.1:9602"},
+		{"max_line_bytes (shipper default)", c.MaxLineBytes, 1 << 20},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+const base = `
+registry: /var/lib/sluice
+inputs: [{type: service, paths: ["/var/log/*.log"]}]
+`
+
+func TestOutputChoice(t *testing.T) {
+	tests := []struct {
+		name, extra, want string
+	}{
+		{"file", "output: {file: {path: /tmp/docs.ndjson}}", OutputFile},
+		{"stdout", "output: {stdout: {}}", OutputStdout},
+		{"elasticsearch explicitly", "output: {elasticsearch: {}}", OutputElasticsearch},
+		{"elasticsearch by its addresses", "elasticsearch: {addresses: [\"http://es:9200\"]}", OutputElasticsearch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := decode(t, base+tt.extra)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := c.OutputKind(); got != tt.want {
+				t.Fatalf("output %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := decode(t, base+"output: {stdout: {}}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DeadLetterFile != "/var/lib/sluice/dead-letter.ndjson" {
+		t.Errorf("dead_letter_file = %q, want it in the registry directory", c.DeadLetterFile)
+	}
+	if c.Queue.MaxBytes != 16<<20 || c.Queue.Batch != 5000 {
+		t.Errorf("queue = %+v, want 16 MiB and 5000", c.Queue)
+	}
+	again := c
+	again.SetDefaults()
+	if err := again.Validate(); err != nil {
+		t.Errorf("defaults applied twice: %v", err)
+	}
+}
+
+func TestValidateNamesTheKey(t *testing.T) {
+	tests := []struct {
+		name, yaml, key, fix string
+	}{
+		{"kafka section", base + "output: {stdout: {}}\nkafka: {brokers: [\"k:9092\"]}", "kafka", "remove this section"},
+		{"no output", base, "output", "output.file.path"},
+		{"two outputs", base + "output: {stdout: {}, file: {path: /tmp/x}}", "output", "choose one"},
+		{"file without path", base + "output: {file: {}}", "output.file.path", "is required"},
+		{"queue too small", base + "output: {stdout: {}}\nqueue: {max_bytes: 1000}", "queue.max_bytes", "raise it"},
+		{"negative batch", base + "output: {stdout: {}}\nqueue: {batch: -1}", "queue.batch", "at least 1"},
+		{"shipper key", base + "output: {stdout: {}}\nmax_open_files: -1", "max_open_files", "at least 1"},
+		{"aggregator key", base + "output: {stdout: {}}\nelasticsearch: {action: upsert}", "elasticsearch.action", "index or create"},
+		{"missing registry", "inputs: [{type: service, paths: [\"/var/log/*.log\"]}]\noutput: {stdout: {}}", "registry", "is required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := decode(t, tt.yaml)
+			var ce *config.Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v, want a config error for %s", err, tt.key)
+			}
+			if ce.Key != tt.key || !strings.Contains(ce.Msg, tt.fix) {
+				t.Fatalf("error %q, want key %s and a message with %q", err, tt.key, tt.fix)
+			}
+		})
+	}
+}
+
+func TestUnknownKeyRejected(t *testing.T) {
+	_, err := decode(t, base+"output: {stdout: {}, stderr: {}}")
+	if err == nil || !strings.Contains(err.Error(), "stderr: unknown key") {
+		t.Fatalf("error %v, want the unknown output named", err)
+	}
+}

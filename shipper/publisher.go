@@ -1,0 +1,135 @@
+package shipper
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/sluicelog/sluice/internal/queue"
+)
+
+// Publisher is where harvesters hand their lines: Kafka for `sluice ship`,
+// an in-process queue for `sluice run`. Records are in the Kafka wire
+// format of package event either way.
+type Publisher interface {
+	// Prepare readies the destination for records to topic, e.g. creates
+	// the Kafka topic. Harvesters call it before their first record.
+	Prepare(ctx context.Context, topic string) error
+	// Publish hands rec over and calls acked once the destination
+	// acknowledged it, at most once, from any goroutine. It may block while
+	// the destination is full, until ctx ends; an error means rec was not
+	// taken and acked will not be called.
+	Publish(ctx context.Context, rec *kgo.Record, acked func()) error
+	// Close waits up to ctx's deadline for published records to be
+	// acknowledged, then releases the destination. Records not
+	// acknowledged by then never are: the registry keeps their lines
+	// unread.
+	Close(ctx context.Context) error
+}
+
+// Option changes how New builds a shipper.
+type Option func(*Shipper)
+
+// WithPublisher makes the shipper hand its lines to p instead of producing
+// them to Kafka; the kafka config section is then unused.
+func WithPublisher(p Publisher) Option {
+	return func(s *Shipper) { s.publisher = p }
+}
+
+// QueuePublisher publishes to an in-process queue. A record's ack fires when
+// the queue's consumer acknowledges its message.
+type QueuePublisher struct {
+	q *queue.Queue
+
+	mu          sync.Mutex
+	outstanding int
+	settled     chan struct{} // closed and replaced when outstanding drops to 0
+}
+
+// NewQueuePublisher returns a Publisher onto q.
+func NewQueuePublisher(q *queue.Queue) *QueuePublisher {
+	return &QueuePublisher{q: q, settled: make(chan struct{})}
+}
+
+// Prepare does nothing: a queue has no topics to create.
+func (p *QueuePublisher) Prepare(context.Context, string) error { return nil }
+
+// Publish queues rec, waiting while the queue is full.
+func (p *QueuePublisher) Publish(ctx context.Context, rec *kgo.Record, acked func()) error {
+	p.mu.Lock()
+	p.outstanding++
+	p.mu.Unlock()
+	var once sync.Once
+	err := p.q.Put(ctx, queue.Message{Record: rec, Ack: func() {
+		once.Do(func() {
+			acked()
+			p.done()
+		})
+	}})
+	if err != nil {
+		p.done()
+		return fmt.Errorf("queueing record: %w", err)
+	}
+	return nil
+}
+
+func (p *QueuePublisher) done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.outstanding--
+	if p.outstanding == 0 {
+		close(p.settled)
+		p.settled = make(chan struct{})
+	}
+}
+
+// Close waits until every published record is acknowledged, or ctx ends.
+// It leaves the queue open: its owner closes it once the consumer is done.
+func (p *QueuePublisher) Close(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		n, settled := p.outstanding, p.settled
+		p.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d records still unacknowledged at shutdown (read again at the next start): %w", n, ctx.Err())
+		case <-settled:
+		}
+	}
+}
+
+// recordOverhead approximates the bytes a record costs beyond its value.
+const recordOverhead = 512
+
+// budget bounds the bytes read but not yet acknowledged: acquire blocks
+// while it is spent, so a slow destination stops the readers.
+type budget struct {
+	sem     *semaphore.Weighted
+	metrics *metrics
+}
+
+func newBudget(max int64, m *metrics) *budget {
+	return &budget{sem: semaphore.NewWeighted(max), metrics: m}
+}
+
+// acquire reserves room for a line of size bytes, waiting while the budget
+// is spent.
+func (b *budget) acquire(ctx context.Context, size int64) error {
+	if err := b.sem.Acquire(ctx, size+recordOverhead); err != nil {
+		return err
+	}
+	b.metrics.inFlightBytes.Add(float64(size + recordOverhead))
+	return nil
+}
+
+// release returns what acquire reserved for a line of size bytes.
+func (b *budget) release(size int64) {
+	b.sem.Release(size + recordOverhead)
+	b.metrics.inFlightBytes.Sub(float64(size + recordOverhead))
+}
