@@ -87,7 +87,7 @@ func newAggregator(cfg Config, reg prometheus.Registerer, log *zap.Logger, consu
 	}
 	client, err := kgo.NewClient(append(append(security,
 		kgo.SeedBrokers(cfg.Kafka.Brokers...),
-		kgo.FetchMaxBytes(32<<20),
+		kgo.FetchMaxBytes(2<<20), // compressed: ten times that in records, held until polled
 	), consume...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
@@ -256,6 +256,11 @@ func (a *Aggregator) process(ctx context.Context, records []*kgo.Record) error {
 	items := make([]item, 0, len(records))
 	events := make([]event.Event, len(records))
 	var dead []deadLetter
+	// Documents go to Elasticsearch in chunks as they are built: a chunk is
+	// full at bulk_bytes, or at its share of the batch over the workers.
+	chunks := a.newChunkIndexer(ctx)
+	perChunk := max(1, (len(records)+a.cfg.Elasticsearch.Workers-1)/a.cfg.Elasticsearch.Workers)
+	chunkStart, chunkBytes := 0, 0
 	for i, rec := range records {
 		a.metrics.consumed.WithLabelValues(rec.Topic).Inc()
 		ev, err := a.decoder.Decode(rec)
@@ -281,8 +286,14 @@ func (a *Aggregator) process(ctx context.Context, records []*kgo.Record) error {
 			continue
 		}
 		items = append(items, item{index: indexName(a.index, &ev, doc), id: ev.DocID(), source: src, doc: doc, rec: i})
+		chunkBytes += len(src) + 128
+		if chunkBytes >= a.cfg.Elasticsearch.BulkBytes || len(items)-chunkStart >= perChunk {
+			chunks.submit(chunkStart, items[chunkStart:])
+			chunkStart, chunkBytes = len(items), 0
+		}
 	}
-	outcomes, err := a.indexParallel(ctx, items)
+	chunks.submit(chunkStart, items[chunkStart:])
+	outcomes, err := chunks.wait(len(items))
 	if err != nil {
 		return err
 	}
@@ -346,39 +357,6 @@ func (a *Aggregator) retryConflicts(ctx context.Context, items []item, outcomes 
 		}
 	}
 	return nil
-}
-
-// indexParallel splits items over the configured number of workers (one
-// for a sink other than Elasticsearch, which keeps the batch's order).
-func (a *Aggregator) indexParallel(ctx context.Context, items []item) ([]outcome, error) {
-	workers := min(a.cfg.Elasticsearch.Workers, max(1, len(items)/500))
-	if a.sink != sink(a.bulk) {
-		workers = 1
-	}
-	out := make([]outcome, len(items))
-	errs := make(chan error, workers)
-	per := (len(items) + workers - 1) / workers
-	for w := 0; w < workers; w++ {
-		lo, hi := w*per, min((w+1)*per, len(items))
-		go func() {
-			if lo >= hi {
-				errs <- nil
-				return
-			}
-			res, err := a.sink.index(ctx, items[lo:hi])
-			if err == nil {
-				copy(out[lo:hi], res)
-			}
-			errs <- err
-		}()
-	}
-	var first error
-	for w := 0; w < workers; w++ {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-		}
-	}
-	return out, first
 }
 
 type deadLetter struct {

@@ -197,3 +197,23 @@ func TestBulkGivesUpOnlyWhenContextEnds(t *testing.T) {
 		t.Fatalf("item retried %d times in 300ms, want several", f.seen["id0"])
 	}
 }
+
+func TestAllSucceeded(t *testing.T) {
+	tests := []struct {
+		resp string
+		want bool
+	}{
+		{`{"errors":false,"took":3,"items":[{"index":{"status":201}}]}`, true},
+		{`{"took":3,"errors":false,"items":[{"index":{"status":201}}]}`, true},
+		{`{"took":1,"errors":true,"items":[{"index":{"status":429}}]}`, false},
+		// An item's text never counts: only what comes before the items.
+		{`{"took":1,"errors":true,"items":[{"index":{"status":400,"error":{"reason":"\"errors\":false"}}}]}`, false},
+		{`{"items":[],"errors":false}`, false}, // order unknown: read the items
+		{``, false},
+	}
+	for _, tt := range tests {
+		if got := allSucceeded([]byte(tt.resp)); got != tt.want {
+			t.Errorf("allSucceeded(%s) = %v, want %v", tt.resp, got, tt.want)
+		}
+	}
+}
