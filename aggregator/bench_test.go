@@ -15,7 +15,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/sluicelog/sluice/aggregator/pipeline"
 	"github.com/sluicelog/sluice/geoip"
+	"github.com/sluicelog/sluice/internal/config"
 	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/template"
 	"github.com/sluicelog/sluice/internal/testenv"
@@ -104,9 +106,26 @@ func benchGeoIP(b *testing.B) *geoip.Enricher {
 	return geo
 }
 
+const benchPipelines = `
+pipelines:
+  nginx:
+    - name: drop-health-checks
+      drop:
+        if: {or: [{equals: {url.original: /healthz}}, {prefix: {user_agent.original: kube-probe/}}]}
+    - name: no-cookies
+      remove_fields: [nginx.http_cookie]
+    - name: tag-slow
+      add_fields: {labels.slow: "true"}
+      if: {gt: {nginx.request_time: 1}}
+  service:
+    - name: drop-trace
+      drop: {if: {equals: {log.level: trace}}}
+`
+
 // BenchmarkDocument measures what the aggregator does per record before
-// the bulk request: decode the Kafka record, parse, enrich, name the index
-// and encode the document (a null sink). One goroutine: docs/s per core.
+// the bulk request: decode the Kafka record, parse, enrich, filter (a few
+// typical pipeline rules), name the index, compute the id and encode the
+// document (a null sink). One goroutine: docs/s per core.
 func BenchmarkDocument(b *testing.B) {
 	geo := benchGeoIP(b)
 	for _, kind := range []string{"nginx", "service"} {
@@ -117,6 +136,18 @@ func BenchmarkDocument(b *testing.B) {
 				b.Fatal(err)
 			}
 			idx, err := template.Parse(DefaultIndex)
+			if err != nil {
+				b.Fatal(err)
+			}
+			// Typical filtering: the demo's kind of rules, none of which
+			// drops these lines, so every document is encoded.
+			var cfg struct {
+				Pipelines pipeline.Config `yaml:"pipelines"`
+			}
+			if err := config.Decode([]byte(benchPipelines), &cfg, func(string) (string, bool) { return "", false }); err != nil {
+				b.Fatal(err)
+			}
+			pipes, err := newPipelines(cfg.Pipelines, idx, prometheus.NewRegistry())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -139,7 +170,11 @@ func BenchmarkDocument(b *testing.B) {
 				}
 				doc, _ := ps.document(&ev)
 				geo.Enrich(doc)
+				if keep, _ := pipes.apply(&ev, doc); !keep {
+					b.Fatal("dropped")
+				}
 				_ = indexName(idx, &ev, doc)
+				_ = ev.DocID()
 				buf, err = appendDocument(buf[:0], doc)
 				if err != nil {
 					b.Fatal(err)

@@ -1,6 +1,7 @@
 package aggregator
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -116,6 +117,23 @@ func appendFloat(buf []byte, f float64) ([]byte, error) {
 
 const hexDigits = "0123456789abcdef"
 
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// hasZeroByte reports whether any byte of x is 0.
+func hasZeroByte(x uint64) bool { return (x-ones)&^x&highs != 0 }
+
+// plainWord reports whether the eight bytes in x are all plain: ASCII, not
+// a control character, a quote or a backslash.
+func plainWord(x uint64) bool {
+	return x&highs == 0 && // ASCII
+		(x-0x20*ones)&highs == 0 && // no byte below 0x20 (no borrow, as all are < 0x80)
+		!hasZeroByte(x^('"'*ones)) &&
+		!hasZeroByte(x^('\\'*ones))
+}
+
 // plain holds the bytes a JSON string holds as they are: printable ASCII
 // other than the quote and the backslash.
 var plain = func() (t [256]bool) {
@@ -130,6 +148,13 @@ func appendString(buf []byte, s string) []byte {
 	buf = append(buf, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Eight plain bytes at a time: the common case.
+		for i+8 <= len(s) && plainWord(binary.LittleEndian.Uint64([]byte(s[i:i+8]))) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if plain[c] {
 			i++

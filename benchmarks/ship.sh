@@ -56,6 +56,9 @@ kafka:
   brokers: ["127.0.0.1:9092"]
   topic: bench-sluice-$run
   partitions: 6
+${BENCH_BATCH_BYTES:+  batch_bytes: $BENCH_BATCH_BYTES}
+${BENCH_PRODUCERS:+  producers: $BENCH_PRODUCERS}
+${BENCH_PARTITIONING:+  partitioning: $BENCH_PARTITIONING}
 http:
   listen: 127.0.0.1:9699
 log:

@@ -89,6 +89,17 @@ type KafkaConfig struct {
 	// missing topic (defaults 6 and -1, the broker's default).
 	Partitions        int32 `yaml:"partitions"`
 	ReplicationFactor int16 `yaml:"replication_factor"`
+	// Partitioning: file (the default) keeps each file's lines in one
+	// partition, in order (the record key is the file id); spread fills one
+	// partition's batch after another, as Kafka's own producer does for
+	// records without a key, so that a busy file uses every partition and,
+	// with several producers, every core. Documents do not depend on it:
+	// their ids and @timestamp come from each line.
+	Partitioning string `yaml:"partitioning"`
+	// Producers is how many Kafka clients produce in parallel (default 1);
+	// each compresses its batches on its own core. Under file partitioning
+	// a file's lines all go through one of them.
+	Producers int `yaml:"producers"`
 	// Compression: zstd (default), lz4, snappy, gzip or none.
 	Compression string `yaml:"compression"`
 	// Linger is how long a batch waits for more records (default 5ms).
@@ -104,6 +115,12 @@ const (
 	DefaultBroker = "127.0.0.1:9092"
 	DefaultListen = "127.0.0.1:9600"
 	DefaultTopic  = "logs-{type}"
+)
+
+// Values of kafka.partitioning.
+const (
+	PartitionFile   = "file"
+	PartitionSpread = "spread"
 )
 
 // SetDefaults fills unset values.
@@ -129,6 +146,12 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Kafka.Compression == "" {
 		c.Kafka.Compression = "zstd"
+	}
+	if c.Kafka.Producers == 0 {
+		c.Kafka.Producers = 1
+	}
+	if c.Kafka.Partitioning == "" {
+		c.Kafka.Partitioning = PartitionFile
 	}
 	if c.Kafka.Linger == 0 {
 		c.Kafka.Linger = 5 * time.Millisecond
@@ -204,6 +227,12 @@ func (c *Config) Validate() error {
 	}
 	if _, err := compressionCodec(c.Kafka.Compression); err != nil {
 		return config.Errorf("kafka.compression", "%v", err)
+	}
+	if c.Kafka.Producers < 1 || c.Kafka.Producers > 64 {
+		return config.Errorf("kafka.producers", "must be between 1 and 64, got %d", c.Kafka.Producers)
+	}
+	if c.Kafka.Partitioning != PartitionFile && c.Kafka.Partitioning != PartitionSpread {
+		return config.Errorf("kafka.partitioning", "%q is not a partitioning; use spread (batches over every partition) or file (a file's lines in one partition, in order)", c.Kafka.Partitioning)
 	}
 	if c.Kafka.Linger < 0 {
 		return config.Errorf("kafka.linger", "must not be negative")

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -18,8 +20,13 @@ import (
 // holds, so a slow or unreachable Kafka stops the readers and the files stay
 // the buffer.
 type producer struct {
-	cfg     KafkaConfig
+	cfg KafkaConfig
+	// clients produce in parallel: a client builds and compresses its
+	// requests to a broker in one goroutine, which one core cannot keep up
+	// with. client is clients[0], also used for admin and health.
+	clients []*kgo.Client
 	client  *kgo.Client
+	next    atomic.Uint64 // records published, for spreading over clients
 	admin   *kadm.Client
 	log     *zap.Logger
 	metrics *metrics
@@ -56,22 +63,53 @@ func newProducer(cfg KafkaConfig, log *zap.Logger, m *metrics) (*producer, error
 	if err != nil {
 		return nil, err
 	}
-	client, err := kgo.NewClient(append(security,
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.RequiredAcks(kgo.AllISRAcks()), // with idempotence, the franz-go default
-		kgo.ProducerBatchCompression(codec),
-		kgo.ProducerLinger(cfg.Linger),
-		kgo.ProducerBatchMaxBytes(cfg.BatchBytes),
-		kgo.RecordDeliveryTimeout(0), // unlimited retries (the default): the budget bounds memory
-		kgo.RetryBackoffFn(backoff),
-	)...)
-	if err != nil {
-		return nil, fmt.Errorf("kafka client: %w", err)
+	partitioner := kgo.StickyKeyPartitioner(nil) // by key: the file id
+	if cfg.Partitioning == PartitionSpread {
+		partitioner = kgo.StickyPartitioner() // a batch at a time, keys ignored
 	}
-	return &producer{
-		cfg: cfg, client: client, admin: kadm.NewClient(client), log: log, metrics: m,
-		topics: map[string]bool{},
-	}, nil
+	p := &producer{cfg: cfg, log: log, metrics: m, topics: map[string]bool{}}
+	for range cfg.Producers {
+		client, err := kgo.NewClient(append(security,
+			kgo.SeedBrokers(cfg.Brokers...),
+			kgo.RecordPartitioner(partitioner),
+			kgo.RequiredAcks(kgo.AllISRAcks()), // with idempotence, the franz-go default
+			kgo.ProducerBatchCompression(codec),
+			kgo.ProducerLinger(cfg.Linger),
+			kgo.ProducerBatchMaxBytes(cfg.BatchBytes),
+			kgo.RecordDeliveryTimeout(0), // unlimited retries (the default): the budget bounds memory
+			kgo.RetryBackoffFn(backoff),
+		)...)
+		if err != nil {
+			for _, c := range p.clients {
+				c.Close()
+			}
+			return nil, fmt.Errorf("kafka client: %w", err)
+		}
+		p.clients = append(p.clients, client)
+	}
+	p.client = p.clients[0]
+	p.admin = kadm.NewClient(p.client)
+	return p, nil
+}
+
+// spreadRun is how many consecutive records go to one client under spread
+// partitioning: about one batch, so that batches stay large.
+const spreadRun = 1024
+
+// clientFor picks the client that produces rec: under file partitioning
+// always the same for a file (its key), so that its lines stay in order;
+// else the next client every spreadRun records.
+func (p *producer) clientFor(rec *kgo.Record) *kgo.Client {
+	n := uint64(len(p.clients))
+	if n == 1 {
+		return p.client
+	}
+	if p.cfg.Partitioning == PartitionFile {
+		h := fnv.New64a()
+		h.Write(rec.Key)
+		return p.clients[h.Sum64()%n]
+	}
+	return p.clients[(p.next.Add(1)/spreadRun)%n]
 }
 
 // backoff grows from 100ms to 5s with the number of tries.
@@ -140,6 +178,7 @@ func (p *producer) createTopic(ctx context.Context, topic string) error {
 // or until the producer closes, in which case acked is never called and the
 // registry keeps the line unread.
 func (p *producer) Publish(_ context.Context, rec *kgo.Record, acked func()) error {
+	client := p.clientFor(rec)
 	start := time.Now()
 	var promise func(*kgo.Record, error)
 	tries := 0
@@ -159,21 +198,28 @@ func (p *producer) Publish(_ context.Context, rec *kgo.Record, acked func()) err
 		p.log.Warn("kafka did not accept a record; producing it again", zap.String("topic", r.Topic), zap.Error(err))
 		tries++
 		time.AfterFunc(backoff(tries), func() {
-			p.client.Produce(context.Background(), &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers}, promise)
+			client.Produce(context.Background(), &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers}, promise)
 		})
 	}
-	p.client.Produce(context.Background(), rec, promise)
+	client.Produce(context.Background(), rec, promise)
 	return nil
 }
 
 // Close waits up to ctx's deadline for in-flight records, then closes.
 func (p *producer) Close(ctx context.Context) error {
-	err := p.client.Flush(ctx)
+	errs := make([]error, len(p.clients))
+	var wg sync.WaitGroup
+	for i, c := range p.clients {
+		wg.Go(func() { errs[i] = c.Flush(ctx) })
+	}
+	wg.Wait()
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
-	p.client.Close()
-	if err != nil {
+	for _, c := range p.clients {
+		c.Close()
+	}
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("flushing records to kafka: %w", err)
 	}
 	return nil
