@@ -21,12 +21,15 @@ test: build tools up
 	$(GO) test $(TEST_FLAGS) ./...
 
 ## tools: Debian packages the tests run besides Go, Java and Maven: nginx
-## (the TLS proxy in front of Elasticsearch) and openssl (stack.sh's test
-## CA). Installed with apt-get when missing and running as root.
+## (the TLS proxy in front of Elasticsearch), openssl (stack.sh's test CA),
+## podman and runc (the container image test). Installed with apt-get when
+## missing and running as root.
 tools:
 	@missing=""; \
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	command -v podman >/dev/null 2>&1 || missing="$$missing podman"; \
+	command -v runc >/dev/null 2>&1 || missing="$$missing runc"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "tools: installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing; \

@@ -45,7 +45,7 @@ type KafkaConfig struct {
 	// DeadLetterTopic receives records Elasticsearch rejects for good,
 	// with the reason in headers (default sluice-dead-letter).
 	DeadLetterTopic string `yaml:"dead_letter_topic"`
-	// MaxPollRecords bounds the records processed per round (default 20000).
+	// MaxPollRecords bounds the records processed per round (default 5000): memory against fewer commits.
 	MaxPollRecords int `yaml:"max_poll_records"`
 	// SessionTimeout is how long the group waits for a silent member before
 	// giving its partitions to the others (default 45s).
@@ -120,7 +120,7 @@ func (c *Config) SetDefaults() {
 		c.Kafka.DeadLetterTopic = DefaultDeadLetter
 	}
 	if c.Kafka.MaxPollRecords == 0 {
-		c.Kafka.MaxPollRecords = 20000
+		c.Kafka.MaxPollRecords = 5000
 	}
 	if c.Kafka.SessionTimeout == 0 {
 		c.Kafka.SessionTimeout = 45 * time.Second

@@ -94,7 +94,7 @@ kafka:
   group: bench-$run
   topics: [bench-agg-$run-service, bench-agg-$run-nginx]
   dead_letter_topic: bench-agg-$run-dead
-  max_poll_records: ${BENCH_MAX_POLL:-20000}
+  max_poll_records: ${BENCH_MAX_POLL:-5000}
 elasticsearch:
   addresses: ["$es"]
   index: bench-$run-{type}-{service}-{environment}
