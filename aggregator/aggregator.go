@@ -30,6 +30,7 @@ import (
 	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/telemetry"
 	"github.com/sluicelog/sluice/internal/template"
+	"github.com/sluicelog/sluice/parser"
 )
 
 // Headers added to dead-lettered records.
@@ -254,6 +255,11 @@ func (a *Aggregator) ensureTopic(ctx context.Context, topic string) error {
 // dead-letter topic.
 func (a *Aggregator) process(ctx context.Context, records []*kgo.Record) error {
 	items := make([]item, 0, len(records))
+	defer func() {
+		for k := range items {
+			recycle(items[k].doc)
+		}
+	}()
 	events := make([]event.Event, len(records))
 	var dead []deadLetter
 	// Documents go to Elasticsearch in chunks as they are built: a chunk is
@@ -270,7 +276,8 @@ func (a *Aggregator) process(ctx context.Context, records []*kgo.Record) error {
 			continue
 		}
 		events[i] = ev
-		doc, parsed := a.parsers.document(&ev)
+		doc := docPool.Get().(parser.Doc)
+		parsed := a.parsers.fill(&ev, doc)
 		if !parsed {
 			a.metrics.parseFailures.WithLabelValues(ev.Type).Inc()
 		}
@@ -278,10 +285,12 @@ func (a *Aggregator) process(ctx context.Context, records []*kgo.Record) error {
 			a.geo.Enrich(doc)
 		}
 		if keep, _ := a.pipes.apply(&ev, doc); !keep {
+			recycle(doc)
 			continue // not indexed; its offset is committed with the batch
 		}
 		src, err := appendDocument(make([]byte, 0, len(ev.Line)*2+512), doc)
 		if err != nil {
+			recycle(doc)
 			dead = append(dead, deadLetter{rec: rec, reason: "encoding document: " + err.Error()})
 			continue
 		}

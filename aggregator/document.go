@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sluicelog/sluice/internal/event"
@@ -37,7 +38,29 @@ var fieldAliases = map[string]string{
 // cannot read is still indexed: raw, with error.message set. parsed is false
 // in that case.
 func (p *parsers) document(ev *event.Event) (doc parser.Doc, parsed bool) {
-	doc = make(parser.Doc, 40) // an nginx document with GeoIP has about 32 fields
+	doc = newDoc()
+	return doc, p.fill(ev, doc)
+}
+
+// newDoc makes an empty document with room for an nginx document with GeoIP
+// (about 32 fields).
+func newDoc() parser.Doc { return make(parser.Doc, 40) }
+
+// docPool recycles documents between batches: building a document's map is
+// a good part of the garbage per record.
+var docPool = sync.Pool{New: func() any { return newDoc() }}
+
+// recycle clears doc and keeps it for reuse; nothing may use it afterwards.
+func recycle(doc parser.Doc) {
+	if doc != nil {
+		clear(doc)
+		docPool.Put(doc)
+	}
+}
+
+// fill builds the Elasticsearch document for ev into the empty doc, and
+// reports whether the line parsed.
+func (p *parsers) fill(ev *event.Event, doc parser.Doc) (parsed bool) {
 	var err error
 	switch ev.Type {
 	case "service":
@@ -81,7 +104,7 @@ func (p *parsers) document(ev *event.Event) (doc parser.Doc, parsed bool) {
 	if len(ev.Flags) > 0 {
 		doc["tags"] = ev.Flags
 	}
-	return doc, err == nil
+	return err == nil
 }
 
 // indexLookup resolves template fields for index names: the event's own
