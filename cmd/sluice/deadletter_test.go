@@ -75,12 +75,6 @@ func TestReplay(t *testing.T) {
 	if n := p.stack.Count(t, p.indexPattern); n != 0 {
 		t.Fatalf("%d documents left after deleting the indices", n)
 	}
-	var out strings.Builder
-	if code := run([]string{"replay", "-c", p.aggCfg, "-topic", p.prefix + "-service"}, &out, &out); code != 0 {
-		t.Fatalf("sluice replay exited %d: %s", code, out.String())
-	}
-	if !strings.Contains(out.String(), "replayed 500 records") {
-		t.Fatalf("sluice replay said %q", out.String())
-	}
+	replayTopic(t, p.aggCfg, p.prefix+"-service", 500)
 	assertExactly(t, p, 500)
 }
