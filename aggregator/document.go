@@ -11,8 +11,22 @@ import (
 )
 
 // parsers turns an event's raw line into a document, by document type.
+// Not safe for concurrent use.
 type parsers struct {
 	nginx *parser.Nginx
+
+	// The read time of the last event and its text: the lines of one read
+	// burst share it.
+	lastRead    time.Time
+	lastCreated any
+}
+
+// created returns t as the document's event.created.
+func (p *parsers) created(t time.Time) any {
+	if p.lastCreated == nil || !t.Equal(p.lastRead) {
+		p.lastRead, p.lastCreated = t, t.UTC().Format(time.RFC3339Nano)
+	}
+	return p.lastCreated
 }
 
 func newParsers(cfg ParsersConfig) (*parsers, error) {
@@ -97,7 +111,7 @@ func (p *parsers) fill(ev *event.Event, doc parser.Doc) (parsed bool) {
 		doc["stream"] = ev.Stream
 	}
 	doc["event.dataset"] = ev.Type
-	doc["event.created"] = ev.ReadTime.UTC().Format(time.RFC3339Nano)
+	doc["event.created"] = p.created(ev.ReadTime)
 	doc["host.name"] = ev.Node
 	doc["log.file.path"] = ev.Path
 	doc["log.offset"] = ev.Offset
@@ -139,5 +153,9 @@ func docTime(doc parser.Doc) time.Time {
 
 // indexName renders the index for a document.
 func indexName(t *template.Template, ev *event.Event, doc parser.Doc) string {
-	return template.IndexName(t.Render(indexLookup(ev, doc), docTime(doc), template.IndexValue))
+	var at time.Time
+	if t.HasDate() {
+		at = docTime(doc)
+	}
+	return template.IndexName(t.Render(indexLookup(ev, doc), at, template.IndexValue))
 }
