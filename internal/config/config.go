@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -76,6 +77,9 @@ func Decode(data []byte, out any, lookup func(string) (string, bool)) error {
 		return &Error{Msg: "the configuration file is empty"}
 	}
 	if err := expandNode(root.Content[0], "", lookup); err != nil {
+		return err
+	}
+	if err := checkNumbers(root.Content[0], reflect.TypeOf(out), ""); err != nil {
 		return err
 	}
 	var buf bytes.Buffer
