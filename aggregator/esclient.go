@@ -3,7 +3,6 @@ package aggregator
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -110,15 +109,9 @@ func checkES(ctx context.Context, es *elasticsearch.Client, log *zap.Logger) err
 // explainESError wraps err with what to fix when it is a TLS problem, and
 // returns nil for other errors.
 func explainESError(err error) error {
-	var (
-		unknownCA x509.UnknownAuthorityError
-		hostname  x509.HostnameError
-		invalid   x509.CertificateInvalidError
-		verify    *tls.CertificateVerificationError
-		header    tls.RecordHeaderError
-	)
+	var header tls.RecordHeaderError
 	switch {
-	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verify):
+	case tlsconfig.Untrusted(err):
 		return fmt.Errorf("elasticsearch TLS: the server's certificate is not trusted; check elasticsearch.tls.ca_file and server_name: %w", err)
 	case errors.As(err, &header), strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		return fmt.Errorf("elasticsearch TLS: the server does not speak HTTPS on this port; write http:// or fix the port: %w", err)

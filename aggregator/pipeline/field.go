@@ -28,21 +28,8 @@ func (f field) get(m map[string]any) (any, bool) {
 // getNested looks name up inside nested objects: "a.b.c" in {"a": {"b.c": v}}
 // or {"a.b": {"c": v}} or {"a": {"b": {"c": v}}}.
 func getNested(m map[string]any, name string) (any, bool) {
-	for i := 0; i < len(name); i++ {
-		if name[i] != '.' {
-			continue
-		}
-		sub, ok := m[name[:i]].(map[string]any)
-		if !ok {
-			continue
-		}
-		rest := name[i+1:]
-		if v, ok := sub[rest]; ok {
-			return v, true
-		}
-		if v, ok := getNested(sub, rest); ok {
-			return v, true
-		}
+	if parent, leaf := nestedParent(m, name); parent != nil {
+		return parent[leaf], true
 	}
 	return nil, false
 }

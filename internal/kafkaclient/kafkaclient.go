@@ -10,7 +10,6 @@ package kafkaclient
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -184,17 +183,13 @@ func (c *Config) Check(ctx context.Context, cl *kgo.Client, log *zap.Logger) err
 // misconfiguration that retrying cannot cure, and nil otherwise.
 func (c *Config) Explain(err error) error {
 	var (
-		unknownCA x509.UnknownAuthorityError
-		hostname  x509.HostnameError
-		invalid   x509.CertificateInvalidError
-		verify    *tls.CertificateVerificationError
-		header    tls.RecordHeaderError
-		alert     tls.AlertError
-		eof       *kgo.ErrFirstReadEOF
-		opErr     *net.OpError
+		header tls.RecordHeaderError
+		alert  tls.AlertError
+		eof    *kgo.ErrFirstReadEOF
+		opErr  *net.OpError
 	)
 	switch {
-	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verify):
+	case tlsconfig.Untrusted(err):
 		return fmt.Errorf("kafka TLS: the broker's certificate is not trusted; check kafka.tls.ca_file and kafka.tls.server_name: %w", err)
 	case errors.As(err, &header):
 		return fmt.Errorf("kafka TLS: the broker did not answer with TLS; is this a plaintext or SASL_PLAINTEXT listener? %w", err)

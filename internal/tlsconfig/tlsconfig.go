@@ -94,3 +94,16 @@ func loadCA(path string) (*x509.CertPool, error) {
 
 // InsecureWarning is what callers log when InsecureSkipVerify is on.
 const InsecureWarning = "TLS certificate verification is OFF (insecure_skip_verify): anyone between Sluice and the server can read and change the traffic; use ca_file instead"
+
+// Untrusted reports whether err is the client refusing the server's
+// certificate: an unknown authority, a wrong host name or an invalid
+// certificate.
+func Untrusted(err error) bool {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		verify    *tls.CertificateVerificationError
+	)
+	return errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) || errors.As(err, &verify)
+}
