@@ -26,10 +26,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
-	"github.com/sluicelog/sluice/geoip"
 	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/telemetry"
-	"github.com/sluicelog/sluice/internal/template"
 	"github.com/sluicelog/sluice/parser"
 )
 
@@ -43,16 +41,14 @@ const (
 
 // Aggregator consumes Sluice events from Kafka into Elasticsearch.
 type Aggregator struct {
+	builder // parsers, index template, pipelines, GeoIP
+
 	cfg     Config
 	log     *zap.Logger
 	metrics *metrics
-	parsers *parsers
-	index   *template.Template
 	client  *kgo.Client
 	es      *elasticsearch.Client
 	bulk    *bulkIndexer
-	geo     *geoip.Enricher // nil without a database
-	pipes   *pipelines
 	decoder event.Decoder // used by the processing loop only
 	lag     *lagTracker
 	// sink receives the documents: bulk (Elasticsearch) unless a Processor
@@ -106,31 +102,17 @@ func newAggregator(cfg Config, reg prometheus.Registerer, log *zap.Logger, consu
 // index template, Elasticsearch client and GeoIP, without a Kafka client.
 // cfg is validated.
 func newPipeline(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggregator, error) {
-	ps, err := newParsers(cfg.Parsers)
-	if err != nil {
-		return nil, err
-	}
-	idx, err := template.Parse(cfg.Elasticsearch.Index)
-	if err != nil {
-		return nil, fmt.Errorf("elasticsearch.index: %w", err)
-	}
 	es, err := newESClient(cfg.Elasticsearch, log)
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch client: %w", err)
 	}
 	m := newMetrics(reg)
-	pipes, err := newPipelines(cfg.Pipelines, idx, reg)
+	b, err := newBuilder(cfg, reg, log)
 	if err != nil {
 		return nil, err
 	}
-	var geo *geoip.Enricher
-	if cfg.GeoIP.Enabled() {
-		if geo, err = geoip.Open(cfg.GeoIP, reg, log); err != nil {
-			return nil, err
-		}
-	}
 	a := &Aggregator{
-		cfg: cfg, log: log, metrics: m, parsers: ps, index: idx, es: es, geo: geo, pipes: pipes,
+		builder: b, cfg: cfg, log: log, metrics: m, es: es,
 		lag: newLagTracker(m),
 		bulk: &bulkIndexer{es: es, action: cfg.Elasticsearch.Action, maxBytes: cfg.Elasticsearch.BulkBytes,
 			retryMax: cfg.Elasticsearch.RetryMax, log: log, metrics: m},
@@ -277,14 +259,11 @@ func (a *Aggregator) process(ctx context.Context, records []*kgo.Record) error {
 		}
 		events[i] = ev
 		doc := docPool.Get().(parser.Doc)
-		parsed := a.parsers.fill(&ev, doc)
+		parsed, keep, _ := a.build(&ev, doc)
 		if !parsed {
 			a.metrics.parseFailures.WithLabelValues(ev.Type).Inc()
 		}
-		if a.geo != nil {
-			a.geo.Enrich(doc)
-		}
-		if keep, _ := a.pipes.apply(&ev, doc); !keep {
+		if !keep {
 			recycle(doc)
 			continue // not indexed; its offset is committed with the batch
 		}

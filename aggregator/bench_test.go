@@ -212,7 +212,8 @@ func BenchmarkEncode(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		doc, _ := ps.document(&ev)
+		doc := newDoc()
+		ps.fill(&ev, doc)
 		geo.Enrich(doc)
 		docs = append(docs, doc)
 		src, err := appendDocument(nil, doc)

@@ -48,14 +48,6 @@ var fieldAliases = map[string]string{
 	"customer":    "organization.name",
 }
 
-// document builds the Elasticsearch document for ev. A line its parser
-// cannot read is still indexed: raw, with error.message set. parsed is false
-// in that case.
-func (p *parsers) document(ev *event.Event) (doc parser.Doc, parsed bool) {
-	doc = newDoc()
-	return doc, p.fill(ev, doc)
-}
-
 // newDoc makes an empty document with room for an nginx document with GeoIP
 // (about 32 fields).
 func newDoc() parser.Doc { return make(parser.Doc, 40) }
@@ -73,7 +65,8 @@ func recycle(doc parser.Doc) {
 }
 
 // fill builds the Elasticsearch document for ev into the empty doc, and
-// reports whether the line parsed.
+// reports whether the line parsed. A line its parser cannot read is still
+// indexed: raw, with error.message set.
 func (p *parsers) fill(ev *event.Event, doc parser.Doc) (parsed bool) {
 	var err error
 	switch ev.Type {

@@ -55,7 +55,8 @@ pipelines:
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ev := event.Event{Type: "service", Node: "n", Path: "/p", ReadTime: time.Unix(0, 0), Fields: shared, Line: []byte(tt.line)}
-			doc, _ := p.document(&ev)
+			doc := newDoc()
+			p.fill(&ev, doc)
 			keep, by := ps.apply(&ev, doc)
 			if by != tt.droppedBy || keep != (tt.droppedBy == "") {
 				t.Fatalf("apply = %v, %q; want dropped by %q", keep, by, tt.droppedBy)

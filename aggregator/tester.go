@@ -1,14 +1,10 @@
 package aggregator
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/sluicelog/sluice/geoip"
 	"github.com/sluicelog/sluice/internal/event"
-	"github.com/sluicelog/sluice/internal/template"
 	"github.com/sluicelog/sluice/parser"
 )
 
@@ -16,10 +12,7 @@ import (
 // (when configured), pipeline, index name — without Kafka or
 // Elasticsearch. It backs `sluice test`.
 type Tester struct {
-	parsers *parsers
-	geo     *geoip.Enricher
-	pipes   *pipelines
-	index   *template.Template
+	builder
 }
 
 // Result is what the aggregator would do with one event.
@@ -39,35 +32,17 @@ func NewTester(cfg Config) (*Tester, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	ps, err := newParsers(cfg.Parsers)
+	b, err := newBuilder(cfg, prometheus.NewRegistry(), zap.NewNop())
 	if err != nil {
 		return nil, err
 	}
-	idx, err := template.Parse(cfg.Elasticsearch.Index)
-	if err != nil {
-		return nil, fmt.Errorf("elasticsearch.index: %w", err)
-	}
-	reg := prometheus.NewRegistry()
-	pipes, err := newPipelines(cfg.Pipelines, idx, reg)
-	if err != nil {
-		return nil, err
-	}
-	t := &Tester{parsers: ps, pipes: pipes, index: idx}
-	if cfg.GeoIP.Enabled() {
-		if t.geo, err = geoip.Open(cfg.GeoIP, reg, zap.NewNop()); err != nil {
-			return nil, err
-		}
-	}
-	return t, nil
+	return &Tester{builder: b}, nil
 }
 
 // Document runs ev through the aggregator's document building.
 func (t *Tester) Document(ev event.Event) Result {
-	doc, _ := t.parsers.document(&ev)
-	if t.geo != nil {
-		t.geo.Enrich(doc)
-	}
-	if keep, by := t.pipes.apply(&ev, doc); !keep {
+	doc := newDoc()
+	if _, keep, by := t.build(&ev, doc); !keep {
 		return Result{DroppedBy: by}
 	}
 	return Result{Doc: doc, Index: indexName(t.index, &ev, doc)}

@@ -1,0 +1,59 @@
+package aggregator
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/sluicelog/sluice/geoip"
+	"github.com/sluicelog/sluice/internal/event"
+	"github.com/sluicelog/sluice/internal/template"
+	"github.com/sluicelog/sluice/parser"
+)
+
+// builder turns events into documents and index names, the same way for the
+// aggregator and for `sluice test`: the type's parser, GeoIP, the type's
+// pipeline, the index template.
+type builder struct {
+	parsers *parsers
+	index   *template.Template
+	pipes   *pipelines
+	geo     *geoip.Enricher // nil without a database
+}
+
+// newBuilder prepares a builder for a validated cfg; its pipeline and GeoIP
+// metrics go to reg.
+func newBuilder(cfg Config, reg prometheus.Registerer, log *zap.Logger) (builder, error) {
+	ps, err := newParsers(cfg.Parsers)
+	if err != nil {
+		return builder{}, err
+	}
+	idx, err := template.Parse(cfg.Elasticsearch.Index)
+	if err != nil {
+		return builder{}, fmt.Errorf("elasticsearch.index: %w", err)
+	}
+	pipes, err := newPipelines(cfg.Pipelines, idx, reg)
+	if err != nil {
+		return builder{}, err
+	}
+	b := builder{parsers: ps, index: idx, pipes: pipes}
+	if cfg.GeoIP.Enabled() {
+		if b.geo, err = geoip.Open(cfg.GeoIP, reg, log); err != nil {
+			return builder{}, err
+		}
+	}
+	return b, nil
+}
+
+// build fills the empty doc from ev. parsed reports whether the type's
+// parser read the line (if not, doc holds it raw and flagged); keep is false
+// when the pipeline step droppedBy dropped the document.
+func (b *builder) build(ev *event.Event, doc parser.Doc) (parsed, keep bool, droppedBy string) {
+	parsed = b.parsers.fill(ev, doc)
+	if b.geo != nil {
+		b.geo.Enrich(doc)
+	}
+	keep, droppedBy = b.pipes.apply(ev, doc)
+	return parsed, keep, droppedBy
+}
