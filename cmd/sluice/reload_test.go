@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -56,19 +55,12 @@ http:
 	time.Sleep(time.Second)
 
 	writeFile(t, p.shipperCfg, shipperConfig(checkoutGlob, billingGlob))
-	_ = ship.cmd.Process.Signal(syscall.SIGHUP)
-	waitMetric(t, shipListen, `sluice_config_reload_total{result="success"}`, 1)
-	aggValid, err := os.ReadFile(aggCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, aggCfg, strings.Replace(string(aggValid), "retry_max: 1s", "retry_max: 1s\n  bulk_bytes: 1048576\n  workers: 2", 1))
-	_ = agg.cmd.Process.Signal(syscall.SIGHUP)
-	waitMetric(t, aggListen, `sluice_config_reload_total{result="success"}`, 1)
+	ship.reload(t, shipListen, "success", 1)
+	editConfig(t, aggCfg, "retry_max: 1s", "retry_max: 1s\n  bulk_bytes: 1048576\n  workers: 2")
+	agg.reload(t, aggListen, "success", 1)
 
 	writeFile(t, p.shipperCfg, strings.Replace(shipperConfig(checkoutGlob, billingGlob), "scan_interval: 200ms", "scan_interval: often", 1))
-	_ = ship.cmd.Process.Signal(syscall.SIGHUP)
-	waitMetric(t, shipListen, `sluice_config_reload_total{result="failure"}`, 1)
+	ship.reload(t, shipListen, "failure", 1)
 	<-done
 
 	want := total + billing
@@ -88,4 +80,12 @@ http:
 	assertExactly(t, p, want)
 	ship.stop()
 	agg.stop()
+}
+
+// reload sends SIGHUP and waits until the process, serving metrics on
+// listen, has counted n reloads with result (success or failure).
+func (p *proc) reload(t *testing.T, listen, result string, n int) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGHUP)
+	waitMetric(t, listen, `sluice_config_reload_total{result="`+result+`"}`, float64(n))
 }

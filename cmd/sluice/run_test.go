@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -303,17 +302,11 @@ func TestRunReload(t *testing.T) {
 
 	writeRunConfig(t, cfgPath, dir, listen, fmt.Sprintf("output:\n  file: {path: %s}", second),
 		filepath.Join(dir, "app", "*.log"), filepath.Join(dir, "other", "*.log"))
-	_ = run.cmd.Process.Signal(syscall.SIGHUP)
-	waitMetric(t, listen, `sluice_config_reload_total{result="success"}`, 1)
+	run.reload(t, listen, "success", 1)
 
 	// An invalid configuration is rejected; the running one keeps going.
-	valid, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, cfgPath, strings.Replace(string(valid), "scan_interval: 200ms", "scan_interval: often", 1))
-	_ = run.cmd.Process.Signal(syscall.SIGHUP)
-	waitMetric(t, listen, `sluice_config_reload_total{result="failure"}`, 1)
+	editConfig(t, cfgPath, "scan_interval: 200ms", "scan_interval: often")
+	run.reload(t, listen, "failure", 1)
 	if got := metric(t, listen, "sluice_config_last_reload_success"); got != 0 {
 		t.Errorf("sluice_config_last_reload_success = %v after a rejected reload, want 0", got)
 	}
@@ -322,8 +315,7 @@ func TestRunReload(t *testing.T) {
 	// be created) is counted as failed, and the previous one starts again.
 	writeRunConfig(t, cfgPath, dir, listen, "output:\n  file: {path: /proc/sluice-cannot-create/docs.ndjson}",
 		filepath.Join(dir, "app", "*.log"), filepath.Join(dir, "other", "*.log"))
-	_ = run.cmd.Process.Signal(syscall.SIGHUP)
-	waitMetric(t, listen, `sluice_config_reload_total{result="failure"}`, 2)
+	run.reload(t, listen, "failure", 2)
 	<-done // lines written after the rejected reloads arrive too
 
 	docs := waitDocs(t, total+500, 2*time.Minute, first, second)
