@@ -231,11 +231,14 @@ func TestEndToEnd(t *testing.T) {
 	}
 	total := 602
 
+	listen := freeAddr(t)
+	aggCfg := p.aggregatorConfig(t, p.stack.Elasticsearch, listen)
 	ship := startSluice(t, "ship", "-c", p.shipperCfg)
-	agg := startSluice(t, "aggregate", "-c", p.aggCfg)
+	agg := startSluice(t, "aggregate", "-c", aggCfg)
 	if got := p.stack.WaitCount(t, p.indexPattern, total, 2*time.Minute); got != total {
 		t.Fatalf("indexed %d documents, want %d", got, total)
 	}
+	assertCaughtUp(t, listen, total)
 	for index, n := range want {
 		if got := p.stack.Count(t, index); got != n {
 			t.Errorf("index %s holds %d documents, want %d", index, got, n)
@@ -258,6 +261,26 @@ func TestEndToEnd(t *testing.T) {
 	}
 	ship.stop()
 	agg.stop()
+}
+
+// assertCaughtUp waits until the aggregator serving metrics on listen has
+// committed records offsets in all (one offset per record, as each
+// partition starts at 0) and reports no consumer lag on any partition.
+func assertCaughtUp(t *testing.T, listen string, records int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		committed, partitions := metricSum(t, listen, "sluice_aggregator_committed_offset")
+		lag, lagged := metricSum(t, listen, "sluice_aggregator_consumer_lag_records")
+		if committed == float64(records) && lag == 0 && lagged == partitions && partitions > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("committed offsets sum to %v over %d partitions, lag %v over %d; want %d records committed, no lag",
+				committed, partitions, lag, lagged, records)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // assertRawFlagged checks that a line that is not JSON was indexed raw with

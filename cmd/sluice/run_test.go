@@ -261,6 +261,29 @@ func metric(t *testing.T, addr, series string) float64 {
 	return -1
 }
 
+// metricSum fetches /metrics from addr and returns the sum of the samples
+// of metric name, whatever their labels, and how many there are.
+func metricSum(t *testing.T, addr, name string) (sum float64, n int) {
+	t.Helper()
+	res, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	for _, l := range strings.Split(string(body), "\n") {
+		series, value, ok := strings.Cut(l, " ")
+		if !ok || (series != name && !strings.HasPrefix(series, name+"{")) {
+			continue
+		}
+		var v float64
+		fmt.Sscan(value, &v)
+		sum += v
+		n++
+	}
+	return sum, n
+}
+
 // waitMetric waits until series has value want.
 func waitMetric(t *testing.T, addr, series string, want float64) {
 	t.Helper()
