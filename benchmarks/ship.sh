@@ -58,6 +58,7 @@ kafka:
   partitions: 6
 ${BENCH_BATCH_BYTES:+  batch_bytes: $BENCH_BATCH_BYTES}
 ${BENCH_PRODUCERS:+  producers: $BENCH_PRODUCERS}
+${BENCH_LINGER:+  linger: $BENCH_LINGER}
 ${BENCH_PARTITIONING:+  partitioning: $BENCH_PARTITIONING}
 http:
   listen: 127.0.0.1:9699

@@ -104,7 +104,10 @@ type KafkaConfig struct {
 	Compression string `yaml:"compression"`
 	// Linger is how long a batch waits for more records (default 5ms).
 	Linger time.Duration `yaml:"linger"`
-	// BatchBytes is the largest record batch (default 1 MiB + line limit).
+	// BatchBytes is the largest record batch (default max_line_bytes plus
+	// 64 KiB, room for one cut line and its headers, and at least 1 MiB). Smaller batches
+	// pipeline better: while one is on the wire the next is compressed, and
+	// the producer holds less memory.
 	BatchBytes int32 `yaml:"batch_bytes"`
 	// Security is kafka.tls and kafka.sasl.
 	Security kafkaclient.Config `yaml:",inline"`
@@ -178,7 +181,7 @@ func (c *Config) SetDefaults() {
 		c.MaxInFlightBytes = 4 << 20
 	}
 	if c.Kafka.BatchBytes == 0 {
-		c.Kafka.BatchBytes = int32(1<<20 + c.MaxLineBytes)
+		c.Kafka.BatchBytes = int32(max(1<<20, c.MaxLineBytes+64<<10))
 	}
 	if c.UnterminatedLineAfter == 0 {
 		c.UnterminatedLineAfter = 5 * time.Second
