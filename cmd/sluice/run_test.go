@@ -241,9 +241,8 @@ func TestRunToElasticsearch(t *testing.T) {
 	run.stop()
 }
 
-// metric fetches /metrics from addr and returns the value of the sample
-// whose line starts with series (name and labels), or -1.
-func metric(t *testing.T, addr, series string) float64 {
+// scrape fetches /metrics from addr and returns its lines.
+func scrape(t *testing.T, addr string) []string {
 	t.Helper()
 	res, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -251,7 +250,14 @@ func metric(t *testing.T, addr, series string) float64 {
 	}
 	defer res.Body.Close()
 	body, _ := io.ReadAll(res.Body)
-	for _, l := range strings.Split(string(body), "\n") {
+	return strings.Split(string(body), "\n")
+}
+
+// metric fetches /metrics from addr and returns the value of the sample
+// whose line starts with series (name and labels), or -1.
+func metric(t *testing.T, addr, series string) float64 {
+	t.Helper()
+	for _, l := range scrape(t, addr) {
 		if rest, ok := strings.CutPrefix(l, series+" "); ok {
 			var v float64
 			fmt.Sscan(rest, &v)
@@ -265,13 +271,7 @@ func metric(t *testing.T, addr, series string) float64 {
 // of metric name, whatever their labels, and how many there are.
 func metricSum(t *testing.T, addr, name string) (sum float64, n int) {
 	t.Helper()
-	res, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatalf("metrics: %v", err)
-	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
-	for _, l := range strings.Split(string(body), "\n") {
+	for _, l := range scrape(t, addr) {
 		series, value, ok := strings.Cut(l, " ")
 		if !ok || (series != name && !strings.HasPrefix(series, name+"{")) {
 			continue
