@@ -501,8 +501,12 @@ func tarFiles(name string) ([]string, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return regularFiles(tar.NewReader(f))
+}
+
+// regularFiles lists the regular files tr holds, as absolute paths.
+func regularFiles(tr *tar.Reader) ([]string, error) {
 	var files []string
-	tr := tar.NewReader(f)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -538,19 +542,11 @@ func dockerArchiveFiles(name string) ([]string, error) {
 		if h.Typeflag != tar.TypeReg || !strings.HasSuffix(h.Name, ".tar") {
 			continue
 		}
-		layer := tar.NewReader(tr)
-		for {
-			lh, err := layer.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return nil, err
-			}
-			if lh.Typeflag == tar.TypeReg {
-				files = append(files, path.Clean("/"+lh.Name))
-			}
+		layer, err := regularFiles(tar.NewReader(tr))
+		if err != nil {
+			return nil, err
 		}
+		files = append(files, layer...)
 	}
 }
 
