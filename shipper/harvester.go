@@ -35,6 +35,7 @@ type harvester struct {
 	cri      *criAssembler // set for inputs of format cri
 	enc      *event.Encoder
 	encPath  *string // the path enc was built for
+	burst    *burst  // the open burst, if any
 	counters typeCounters
 	gen      *generation
 	reader   *lineReader
@@ -110,6 +111,7 @@ const readBurst = 4096
 func (h *harvester) readAvailable(ctx context.Context) (bool, error) {
 	n := 0
 	now := time.Now() // one read time per burst: reading the clock per line is measurable
+	defer h.closeBurst()
 	for n < readBurst {
 		if ctx.Err() != nil {
 			return false, nil
@@ -137,11 +139,17 @@ func (h *harvester) readAvailable(ctx context.Context) (bool, error) {
 	return n > 0, nil
 }
 
-// ship produces one line.
+// ship produces one line, as part of the open burst.
 func (h *harvester) ship(ctx context.Context, l line, flags []string, now time.Time) error {
-	size := int64(len(l.Data))
-	if err := h.sh.budget.acquire(ctx, size); err != nil {
-		return err
+	reserved := int64(len(l.Data)) + recordOverhead
+	budget := h.sh.budget
+	if !budget.tryAcquire(reserved) {
+		// The open burst holds budget that only comes back once it is
+		// closed: close it before waiting for budget.
+		h.closeBurst()
+		if err := budget.acquire(ctx, reserved); err != nil {
+			return err
+		}
 	}
 	if l.Truncated {
 		flags = append(flags, event.FlagTruncated)
@@ -163,27 +171,32 @@ func (h *harvester) ship(ctx context.Context, l line, flags []string, now time.T
 	if p := h.path.Load(); h.enc == nil || p != h.encPath {
 		h.enc, h.encPath = event.NewEncoder(h.topic, &ev, h.fieldsHeader), p
 	}
-	c := &h.counters
-	c.linesRead.Inc()
-	lineBytes := float64(l.End - l.Start)
-	c.bytesRead.Add(lineBytes)
-	gen := h.gen
-	seq := gen.acks.sent(l.End)
-	err := h.sh.publisher.Publish(ctx, h.enc.Record(&ev), func() {
-		h.sh.budget.release(size)
-		c.linesAcked.Inc()
-		c.bytesAcked.Add(lineBytes)
-		if off, moved := gen.acks.ack(seq); moved {
-			h.sh.registry.advance(gen.id, off)
-		}
-	})
-	if err != nil {
+	if h.burst == nil {
+		h.burst = h.openBurst(now)
+	}
+	b := h.burst
+	lines, lineBytes, end, held := b.lines, b.lineBytes, b.end, b.reserved
+	b.add(l.Start, l.End, reserved) // before publishing: the ack may come at once
+	if err := h.sh.publisher.Publish(ctx, h.enc.Record(&ev), b.acked); err != nil {
 		// Not taken (ctx done): the line stays unacknowledged, and the
 		// registry never moves past it.
-		h.sh.budget.release(size)
+		b.pending.Add(-1)
+		b.lines, b.lineBytes, b.end, b.reserved = lines, lineBytes, end, held
+		budget.release(reserved)
 		return err
 	}
+	if b.reserved >= budget.max/4 {
+		h.closeBurst() // so that the budget comes back in steps
+	}
 	return nil
+}
+
+// closeBurst closes the open burst, if any.
+func (h *harvester) closeBurst() {
+	if h.burst != nil {
+		h.burst.close()
+		h.burst = nil
+	}
 }
 
 // idle runs when no complete line is available: it detects truncation,
@@ -235,7 +248,9 @@ func (h *harvester) flushUnterminated(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
-	if err := h.ship(ctx, l, append(l.Flags, event.FlagUnterminated), time.Now()); err != nil {
+	err := h.ship(ctx, l, append(l.Flags, event.FlagUnterminated), time.Now())
+	h.closeBurst()
+	if err != nil {
 		return err
 	}
 	h.lastData = time.Now()

@@ -31,7 +31,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		truncations:        prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_truncations_total", Help: "Files seen truncated (copytruncate or truncation in place)."}),
 		truncatedBytesLost: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_truncated_lost_bytes_total", Help: "Bytes seen in a file but truncated away before they could be read."}),
 		lagBytes:           prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_shipper_lag_bytes", Help: "Sum over open files of file size minus acknowledged offset."}),
-		produceLatency:     prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_shipper_produce_latency_seconds", Help: "Time from handing a record to the producer to Kafka's acknowledgement.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		produceLatency:     prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_shipper_produce_latency_seconds", Help: "Time from reading a burst of lines of a file to the acknowledgement of its last line.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 		produceErrors:      prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_produce_errors_total", Help: "Records Kafka failed to accept; they are produced again."}),
 		registryWrite:      prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_shipper_registry_write_seconds", Help: "Duration of registry writes.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 12)}),
 		registryFailures:   prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_registry_write_failures_total", Help: "Failed registry writes."}),

@@ -179,30 +179,37 @@ func (p *producer) createTopic(ctx context.Context, topic string) error {
 // registry keeps the line unread.
 func (p *producer) Publish(_ context.Context, rec *kgo.Record, acked func()) error {
 	client := p.clientFor(rec)
-	start := time.Now()
-	var promise func(*kgo.Record, error)
-	tries := 0
-	promise = func(r *kgo.Record, err error) {
+	client.Produce(context.Background(), rec, func(r *kgo.Record, err error) {
 		if err == nil {
-			p.metrics.produceLatency.Observe(time.Since(start).Seconds())
 			acked()
 			return
 		}
-		p.mu.Lock()
-		closed := p.closed
-		p.mu.Unlock()
-		if closed || errors.Is(err, kgo.ErrClientClosed) {
-			return
-		}
-		p.metrics.produceErrors.Inc()
-		p.log.Warn("kafka did not accept a record; producing it again", zap.String("topic", r.Topic), zap.Error(err))
-		tries++
-		time.AfterFunc(backoff(tries), func() {
-			client.Produce(context.Background(), &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers}, promise)
-		})
-	}
-	client.Produce(context.Background(), rec, promise)
+		p.retry(client, r, acked, err, 1)
+	})
 	return nil
+}
+
+// retry produces a record Kafka did not accept again, after a backoff,
+// until it is acknowledged or the producer closes.
+func (p *producer) retry(client *kgo.Client, r *kgo.Record, acked func(), err error, tries int) {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed || errors.Is(err, kgo.ErrClientClosed) {
+		return
+	}
+	p.metrics.produceErrors.Inc()
+	p.log.Warn("kafka did not accept a record; producing it again", zap.String("topic", r.Topic), zap.Error(err))
+	time.AfterFunc(backoff(tries), func() {
+		again := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp}
+		client.Produce(context.Background(), again, func(r *kgo.Record, err error) {
+			if err == nil {
+				acked()
+				return
+			}
+			p.retry(client, r, acked, err, tries+1)
+		})
+	})
 }
 
 // Close waits up to ctx's deadline for in-flight records, then closes.

@@ -110,26 +110,35 @@ const recordOverhead = 512
 // budget bounds the bytes read but not yet acknowledged: acquire blocks
 // while it is spent, so a slow destination stops the readers.
 type budget struct {
+	max     int64
 	sem     *semaphore.Weighted
 	metrics *metrics
 }
 
 func newBudget(max int64, m *metrics) *budget {
-	return &budget{sem: semaphore.NewWeighted(max), metrics: m}
+	return &budget{max: max, sem: semaphore.NewWeighted(max), metrics: m}
 }
 
-// acquire reserves room for a line of size bytes, waiting while the budget
-// is spent.
-func (b *budget) acquire(ctx context.Context, size int64) error {
-	if err := b.sem.Acquire(ctx, size+recordOverhead); err != nil {
+// tryAcquire reserves n bytes if they are free now.
+func (b *budget) tryAcquire(n int64) bool {
+	if !b.sem.TryAcquire(n) {
+		return false
+	}
+	b.metrics.inFlightBytes.Add(float64(n))
+	return true
+}
+
+// acquire reserves n bytes, waiting while the budget is spent.
+func (b *budget) acquire(ctx context.Context, n int64) error {
+	if err := b.sem.Acquire(ctx, n); err != nil {
 		return err
 	}
-	b.metrics.inFlightBytes.Add(float64(size + recordOverhead))
+	b.metrics.inFlightBytes.Add(float64(n))
 	return nil
 }
 
-// release returns what acquire reserved for a line of size bytes.
-func (b *budget) release(size int64) {
-	b.sem.Release(size + recordOverhead)
-	b.metrics.inFlightBytes.Sub(float64(size + recordOverhead))
+// release returns n reserved bytes.
+func (b *budget) release(n int64) {
+	b.sem.Release(n)
+	b.metrics.inFlightBytes.Sub(float64(n))
 }

@@ -134,12 +134,19 @@ type Encoder struct {
 	key    []byte
 	static []kgo.RecordHeader
 	// arena holds the bytes of many records (values and header values),
-	// so that a record costs a few allocations rather than one per part.
-	arena []byte
+	// and recs and headers their records and header lists, so that a
+	// record costs a fraction of an allocation rather than several.
+	arena   []byte
+	recs    []kgo.Record
+	headers []kgo.RecordHeader
 }
 
-// arenaSize is the size of one block of record bytes.
-const arenaSize = 256 << 10
+const (
+	// arenaSize is the size of one block of record bytes.
+	arenaSize = 256 << 10
+	// recsPerBlock is how many records (and their headers) one block holds.
+	recsPerBlock = 64
+)
 
 // NewEncoder returns an encoder for lines like e (its type, node, path,
 // file id and fields) to topic.
@@ -158,11 +165,30 @@ func NewEncoder(topic string, e *Event, fieldsHeader []byte) *Encoder {
 }
 
 // Record builds the record of e, which must share the encoder's file. The
-// record gets its own copy of e.Line. An Encoder is not safe for concurrent
-// use.
+// record gets its own copy of e.Line; its timestamp is the read time. An
+// Encoder is not safe for concurrent use.
 func (enc *Encoder) Record(e *Event) *kgo.Record {
-	h := make([]kgo.RecordHeader, len(enc.static), len(enc.static)+5)
-	copy(h, enc.static)
+	if len(enc.recs) == 0 {
+		enc.recs = make([]kgo.Record, recsPerBlock)
+	}
+	n := len(enc.static) + 2
+	if len(e.Flags) > 0 {
+		n++
+	}
+	if e.Stream != "" {
+		n++
+	}
+	if !e.LogTime.IsZero() {
+		n++
+	}
+	if len(enc.headers) < n {
+		enc.headers = make([]kgo.RecordHeader, recsPerBlock*n)
+	}
+	r := &enc.recs[0]
+	enc.recs = enc.recs[1:]
+	h := enc.headers[:0:n]
+	enc.headers = enc.headers[n:]
+	h = append(h, enc.static...)
 	value := enc.alloc(len(e.Line))
 	copy(value, e.Line)
 	h = append(h,
@@ -178,7 +204,8 @@ func (enc *Encoder) Record(e *Event) *kgo.Record {
 	if !e.LogTime.IsZero() {
 		h = append(h, kgo.RecordHeader{Key: HeaderLogTime, Value: enc.appendInt(e.LogTime.UnixNano())})
 	}
-	return &kgo.Record{Topic: enc.topic, Key: enc.key, Value: value, Headers: h}
+	*r = kgo.Record{Topic: enc.topic, Key: enc.key, Value: value, Headers: h, Timestamp: e.ReadTime}
+	return r
 }
 
 // alloc returns n bytes from the arena, capped so that appending to them
