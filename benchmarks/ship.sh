@@ -5,6 +5,10 @@
 # run, and prints wall time, CPU seconds and peak RSS side by side.
 #
 #   benchmarks/ship.sh [SIZE_MIB]       (make bench runs it)
+#
+# BENCH_ROUNDS (default 3) runs kcat and sluice that many times, one after
+# the other, and reports each round's ratio and their median: the machine's
+# speed drifts, so a ratio is taken within a round.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib=${1:-${BENCH_SHIP_MIB:-1024}}
@@ -23,6 +27,7 @@ fi
 lines=$(wc -l <"$file")
 bytes=$(stat -c %s "$file")
 run=$(date +%s)
+rounds=${BENCH_ROUNDS:-3}
 
 # measure NAME CMD...: runs CMD under GNU time, appends "name wall cpu rss".
 measure() {
@@ -35,26 +40,33 @@ measure() {
 }
 
 # kcat: one record per line, zstd, acks=all, idempotent, like sluice.
-deploy/local/stack.sh topic "bench-kcat-$run" 6
-measure kcat kcat -P -b 127.0.0.1:9092 -t "bench-kcat-$run" -z zstd -X enable.idempotence=true \
-  -X acks=all -X linger.ms=5 -X batch.size=1048576 -l "$file"
+kcat_run() {
+  local round=$1
+  deploy/local/stack.sh topic "bench-kcat-$run-$round" 6
+  measure kcat kcat -P -b 127.0.0.1:9092 -t "bench-kcat-$run-$round" -z zstd -X enable.idempotence=true \
+    -X acks=all -X linger.ms=5 -X batch.size=1048576 -l "$file"
+}
 
 # kcat into one partition: the ordering sluice keeps (all of a file's lines
 # in one partition, keyed by the file).
 deploy/local/stack.sh topic "bench-kcat1-$run" 6
 measure kcat-1p kcat -P -b 127.0.0.1:9092 -t "bench-kcat1-$run" -p 0 -z zstd -X enable.idempotence=true \
   -X acks=all -X linger.ms=5 -X batch.size=1048576 -l "$file"
+deploy/local/stack.sh topic-delete "bench-kcat1-$run"
 
-# sluice: runs until every line is acknowledged, then SIGTERM.
-cat >"$out/ship.yaml" <<YAML
+# sluice: runs until every line is acknowledged, then SIGTERM; a fresh
+# registry and topic each round.
+sluice_config() {
+  local round=$1
+  cat >"$out/ship.yaml" <<YAML
 node: bench
-registry: $PWD/$out/registry-$run
+registry: $PWD/$out/registry-$run-$round
 inputs:
   - type: service
     paths: ["$PWD/$file"]
 kafka:
   brokers: ["127.0.0.1:9092"]
-  topic: bench-sluice-$run
+  topic: bench-sluice-$run-$round
   partitions: 6
 ${BENCH_BATCH_BYTES:+  batch_bytes: $BENCH_BATCH_BYTES}
 ${BENCH_PRODUCERS:+  producers: $BENCH_PRODUCERS}
@@ -66,6 +78,7 @@ log:
   level: warn
 max_in_flight_bytes: ${BENCH_IN_FLIGHT:-4194304}
 YAML
+}
 sluice_run() {
   bin/sluice ship -c "$out/ship.yaml" &
   local pid=$!
@@ -77,5 +90,22 @@ sluice_run() {
 }
 export -f sluice_run
 export out lines
-measure sluice bash -c sluice_run
-echo "bench: $lines lines, $((bytes / 1048576)) MiB; results in $out/ship-$run.txt"
+
+ratios=()
+for round in $(seq "$rounds"); do
+  echo "round $round" | tee -a "$out/ship-$run.txt"
+  kcat_run "$round"
+  read -r kcat_wall _ <"$out/kcat.time"
+  sluice_config "$round"
+  measure sluice bash -c sluice_run
+  read -r sluice_wall _ <"$out/sluice.time"
+  ratio=$(echo "scale=3; $sluice_wall / $kcat_wall" | bc)
+  ratios+=("$ratio")
+  echo "sluice / kcat = ${ratio}x" | tee -a "$out/ship-$run.txt"
+  # Free the broker's disk for the next round.
+  deploy/local/stack.sh topic-delete "bench-kcat-$run-$round"
+  deploy/local/stack.sh topic-delete "bench-sluice-$run-$round"
+  rm -rf "$out/registry-$run-$round"
+done
+median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}')
+echo "bench: $lines lines, $((bytes / 1048576)) MiB; sluice / kcat per round: ${ratios[*]}; median ${median}x; results in $out/ship-$run.txt" | tee -a "$out/ship-$run.txt"

@@ -11,6 +11,7 @@
 #   stack.sh kafka-stop | kafka-start | es-stop | es-start
 #   stack.sh logs kafka|es
 #   stack.sh topic NAME [PARTITIONS]   create a topic (default 6 partitions)
+#   stack.sh topic-delete NAME         delete a topic (if it exists)
 #
 # Environment: SLUICE_LOCAL (<repo>/.local), STACK_TIMEOUT (180 s to become
 # healthy), KAFKA_VERSION, KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT
@@ -408,6 +409,10 @@ case "${1:-}" in
       --if-not-exists --topic "${2:?usage: stack.sh topic NAME [PARTITIONS]}" --partitions "${3:-6}" \
       --replication-factor 1 --config max.message.bytes=8388608 >/dev/null
     ;;
+  topic-delete)
+    kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --delete \
+      --if-exists --topic "${2:?usage: stack.sh topic-delete NAME}" >/dev/null
+    ;;
   logs)
     case "${2:-}" in
       kafka) tail -n 100 "$KLOG" ;;
@@ -415,5 +420,5 @@ case "${1:-}" in
       *) die "usage: stack.sh logs kafka|es" ;;
     esac
     ;;
-  *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
