@@ -3,6 +3,7 @@ package event
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,5 +55,47 @@ func TestDocIDIsDeterministicAndDistinct(t *testing.T) {
 	}
 	if len(a) != 20 {
 		t.Fatalf("id %q has %d characters", a, len(a))
+	}
+}
+
+// TestEncoderRecordsDoNotShareMemory builds many records with one encoder
+// (records, header lists and bytes come from shared blocks), with and
+// without the optional headers, then checks each still decodes to its own
+// event and that appending to one record's headers leaves the next alone.
+func TestEncoderRecordsDoNotShareMemory(t *testing.T) {
+	base := Event{Type: "service", Node: "n1", Path: "/var/log/a.log", FileID: "f-1",
+		ReadTime: time.Unix(0, 1764064800123456789), Fields: map[string]string{"service": "checkout"}}
+	enc := NewEncoder("logs-service", &base, EncodeFields(base.Fields))
+	var want []Event
+	var recs []*kgo.Record
+	for i := range 500 {
+		ev := base
+		ev.Offset = int64(i * 100)
+		ev.Line = []byte(strings.Repeat("x", i%97))
+		if i%3 == 0 {
+			ev.Flags = []string{FlagTruncated}
+		}
+		if i%5 == 0 {
+			ev.Stream, ev.LogTime = "stderr", time.Unix(0, int64(i))
+		}
+		want = append(want, ev)
+		recs = append(recs, enc.Record(&ev))
+	}
+	for i, rec := range recs {
+		if !rec.Timestamp.Equal(base.ReadTime) {
+			t.Fatalf("record %d: timestamp %v, want the read time", i, rec.Timestamp)
+		}
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: "extra", Value: []byte("x")})
+		rec.Value = append(rec.Value, '!')
+		got, err := Decode(rec)
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		w := want[i]
+		w.Line = append(w.Line, '!')
+		if got.Offset != w.Offset || string(got.Line) != string(w.Line) || got.Stream != w.Stream ||
+			!got.LogTime.Equal(w.LogTime) || !reflect.DeepEqual(got.Flags, w.Flags) {
+			t.Fatalf("record %d decodes to %+v, want %+v", i, got, w)
+		}
 	}
 }
