@@ -83,6 +83,11 @@ sluice_run() {
   bin/sluice ship -c "$out/ship.yaml" &
   local pid=$!
   until curl -s 127.0.0.1:9699/metrics 2>/dev/null | awk -v n="$lines" '/^sluice_shipper_lines_acked_total/ && $2 >= n {ok=1} END {exit !ok}'; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      wait "$pid"
+      echo "bench: sluice ship exited before shipping every line" >&2
+      return 1
+    fi
     sleep 0.2
   done
   kill -TERM "$pid"

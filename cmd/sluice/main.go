@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"syscall"
 	"time"
@@ -139,6 +140,20 @@ func startCPUProfile(path string) (func(), error) {
 		return nil, fmt.Errorf("SLUICE_CPUPROFILE: %w", err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// startTrace writes an execution trace to path until the returned function
+// is called; for benchmarks (SLUICE_TRACE).
+func startTrace(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("SLUICE_TRACE: %w", err)
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("SLUICE_TRACE: %w", err)
+	}
+	return func() { trace.Stop(); f.Close() }, nil
 }
 
 func versionString() string {

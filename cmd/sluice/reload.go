@@ -91,6 +91,13 @@ func serve(path string, load loader) error {
 		}
 		defer stopProfile()
 	}
+	if path := os.Getenv("SLUICE_TRACE"); path != "" {
+		stopTrace, err := startTrace(path)
+		if err != nil {
+			return err
+		}
+		defer stopTrace()
+	}
 	reg := telemetry.NewRegistry()
 	metrics := newReloadMetrics(reg)
 	pipelineReg := telemetry.Replacing(reg)
