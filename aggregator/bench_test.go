@@ -154,6 +154,7 @@ func BenchmarkDocument(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			names := newIndexNames(idx)
 			var size int64
 			for _, rec := range recs {
 				size += int64(len(rec.Value))
@@ -177,7 +178,7 @@ func BenchmarkDocument(b *testing.B) {
 				if keep, _ := pipes.apply(&ev, doc); !keep {
 					b.Fatal("dropped")
 				}
-				_ = indexName(idx, &ev, doc)
+				_ = names.name(&ev, doc)
 				_ = ev.DocID()
 				buf, err = appendDocument(buf[:0], doc)
 				if err != nil {

@@ -45,7 +45,7 @@ func (t *Tester) Document(ev event.Event) Result {
 	if _, keep, by := t.build(&ev, doc); !keep {
 		return Result{DroppedBy: by}
 	}
-	return Result{Doc: doc, Index: indexName(t.index, &ev, doc)}
+	return Result{Doc: doc, Index: t.names.name(&ev, doc)}
 }
 
 // Close releases the GeoIP databases.
