@@ -1,7 +1,8 @@
 // Package parser turns raw log lines into Elasticsearch documents that use
 // Elastic Common Schema (ECS) field names. Parsers are pure functions over
-// bytes: no I/O, no logging, no state beyond what CompileNginx compiles, so
-// they are safe for concurrent use.
+// bytes: no I/O, no logging, no state beyond what CompileNginx compiles
+// (and a memo of the last time an Nginx parser read, which never changes a
+// result), so they are safe for concurrent use.
 //
 // Documents are flat maps keyed by dotted ECS names ("source.ip");
 // Elasticsearch expands the dots into objects. Timestamps are written to

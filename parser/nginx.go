@@ -3,6 +3,7 @@ package parser
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -20,6 +21,9 @@ type Nginx struct {
 	// members maps the member names of a JSON log_format to the fields of
 	// the variables that are their values.
 	members map[string]field
+
+	// lastTime is the last time value read (see setTime).
+	lastTime atomic.Pointer[stamp]
 }
 
 // nginxVar is a variable and the literal text that follows it, up to the
@@ -126,7 +130,7 @@ func (p *Nginx) Parse(line []byte, doc Doc) error {
 			return err
 		}
 		if val := s[pos:end]; val != "" && val != "-" {
-			if err := v.field.set(doc, nginxValue(val, valid)); err != nil {
+			if err := p.set(v.field, doc, nginxValue(val, valid)); err != nil {
 				return fmt.Errorf("%w: $%s: %w", ErrNoMatch, v.name, err)
 			}
 		}
@@ -216,7 +220,7 @@ func (p *Nginx) setMember(r *jsonReader, name string, doc Doc) error {
 	if !ok {
 		f = nginxField(name)
 	}
-	if err := f.set(doc, v); err != nil {
+	if err := p.set(f, doc, v); err != nil {
 		return fmt.Errorf("%w: %q: %w", ErrNoMatch, clip(name), err)
 	}
 	return nil

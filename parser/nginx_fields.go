@@ -80,8 +80,8 @@ func nginxField(name string) field {
 	return field{kindString, "nginx." + name}
 }
 
-// set stores v, a present value ("-" and "" are not), in d.
-func (f field) set(d Doc, v string) error {
+// set stores v, a present value ("-" and "" are not), of field f in d.
+func (p *Nginx) set(f field, d Doc, v string) error {
 	switch f.kind {
 	case kindString:
 		d[f.key] = v
@@ -94,7 +94,7 @@ func (f field) set(d Doc, v string) error {
 	case kindAddress:
 		setAddress(d, v)
 	case kindTimeLocal, kindTimeISO, kindMsec:
-		return f.setTime(d, v)
+		return p.setTime(f.kind, d, v)
 	case kindRequest:
 		setRequest(d, v)
 	case kindProtocol:
@@ -113,10 +113,38 @@ func (f field) set(d Doc, v string) error {
 	return nil
 }
 
-func (f field) setTime(d Doc, v string) error {
+// stamp is a time variable's value and the @timestamp it gives, ready to
+// be stored in a document.
+type stamp struct {
+	kind fieldKind
+	raw  string
+	ts   any // string
+}
+
+// setTime sets @timestamp from a time variable of kind. Consecutive lines
+// mostly share their time ($time_local has whole seconds), so the last
+// value read is remembered and reused as it is.
+func (p *Nginx) setTime(kind fieldKind, d Doc, v string) error {
+	if last := p.lastTime.Load(); last != nil && last.kind == kind && last.raw == v {
+		d["@timestamp"] = last.ts
+		return nil
+	}
+	ts, err := timestamp(kind, v)
+	if err != nil {
+		return err
+	}
+	// raw is copied: v is part of the line, which it would keep alive.
+	last := &stamp{kind: kind, raw: strings.Clone(v), ts: ts}
+	p.lastTime.Store(last)
+	d["@timestamp"] = last.ts
+	return nil
+}
+
+// timestamp reads v, the value of a time variable of kind, as @timestamp.
+func timestamp(kind fieldKind, v string) (string, error) {
 	var t time.Time
 	var ok bool
-	switch f.kind {
+	switch kind {
 	case kindTimeLocal:
 		t, ok = parseTimeLocal(v)
 	case kindTimeISO:
@@ -125,10 +153,9 @@ func (f field) setTime(d Doc, v string) error {
 		t, ok = parseEpoch(v)
 	}
 	if !ok {
-		return errors.New("not a time: " + strconv.Quote(clip(v)))
+		return "", errors.New("not a time: " + strconv.Quote(clip(v)))
 	}
-	d["@timestamp"] = formatTime(t)
-	return nil
+	return formatTime(t), nil
 }
 
 // setAddress sets source.address, and source.ip if v is an IP address

@@ -2,9 +2,11 @@ package parser
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -230,4 +232,74 @@ func TestNginxJSONFormat(t *testing.T) {
 			t.Errorf("member %q maps to %+v, want $%s", member, p.members[member], variable)
 		}
 	}
+}
+
+// TestNginxTimeMemo parses lines whose times repeat, change, fail and come
+// from different variables with one parser, and checks each document
+// against a fresh parser's, which remembers no earlier time.
+func TestNginxTimeMemo(t *testing.T) {
+	formats := []struct {
+		format string
+		lines  []string
+	}{
+		{DefaultNginxFormat, []string{
+			`1.2.3.4 - - [25/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-" 0.1 0.1 "-"`,
+			`1.2.3.4 - - [25/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-" 0.1 0.1 "-"`,
+			`1.2.3.4 - - [25/Nov/2026:10:00:00 +0100] "GET / HTTP/1.1" 200 1 "-" "-" 0.1 0.1 "-"`,
+			`1.2.3.4 - - [25/Nov/2026:10:00:01 +0100] "GET / HTTP/1.1" 200 1 "-" "-" 0.1 0.1 "-"`,
+			`1.2.3.4 - - [31/Nov/2026:10:00:01 +0100] "GET / HTTP/1.1" 200 1 "-" "-" 0.1 0.1 "-"`,
+			`1.2.3.4 - - [25/Nov/2026:10:00:01 +0100] "GET / HTTP/1.1" 200 1 "-" "-" 0.1 0.1 "-"`,
+			// JSON lines: the same text as another time variable.
+			`{"time_local":"25/Nov/2026:10:00:01 +0100"}`,
+			`{"msec":"1764064800.123"}`,
+			`{"time_iso8601":"1764064800.123"}`,
+			`{"msec":"1764064800.123"}`,
+			`{"msec":"1764064800.124"}`,
+			`{"time_iso8601":"2026-11-25T10:00:00+01:00"}`,
+			`{"time_iso8601":"2026-11-25T10:00:00+01:00"}`,
+			`{"time_local":"2026-11-25T10:00:00+01:00"}`,
+		}},
+		{`$msec $status`, []string{"1764064800.123 200", "1764064800.123 201", "1764064800 200", "1764064800000 200", "x 200"}},
+	}
+	for _, f := range formats {
+		p, err := CompileNginx(f.format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range f.lines {
+			fresh, _ := CompileNginx(f.format)
+			got, want := Doc{}, Doc{}
+			gotErr, wantErr := p.Parse([]byte(line), got), fresh.Parse([]byte(line), want)
+			if !reflect.DeepEqual(got, want) || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+				t.Errorf("%q line %d %s:\n got %v, %v\nwant %v, %v", f.format, i, line, got, gotErr, want, wantErr)
+			}
+		}
+	}
+}
+
+// TestNginxConcurrentTimes parses lines with different times from several
+// goroutines with one parser (run with -race).
+func TestNginxConcurrentTimes(t *testing.T) {
+	p, err := CompileNginx(`[$time_local]`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 500 {
+				sec := (g + i) % 60
+				doc := Doc{}
+				if err := p.Parse(fmt.Appendf(nil, "[25/Nov/2026:10:00:%02d +0000]", sec), doc); err != nil {
+					t.Error(err)
+					return
+				}
+				if want := fmt.Sprintf("2026-11-25T10:00:%02d.000Z", sec); doc["@timestamp"] != want {
+					t.Errorf("@timestamp %v, want %s", doc["@timestamp"], want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
