@@ -98,6 +98,9 @@ func appendValue(buf []byte, v any) ([]byte, error) {
 
 // appendFloat writes f as encoding/json does.
 func appendFloat(buf []byte, f float64) ([]byte, error) {
+	if b, ok := appendMillis(buf, f); ok {
+		return b, nil
+	}
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return buf, fmt.Errorf("unsupported value %v", f)
 	}
@@ -113,6 +116,44 @@ func appendFloat(buf []byte, f float64) ([]byte, error) {
 		}
 	}
 	return buf, nil
+}
+
+// maxMillis bounds the numbers appendMillis writes: below it a float64's
+// spacing is well under 0.001, so no decimal with fewer digits than n/1000
+// can round to the same float64.
+const maxMillis = 1e12
+
+// appendMillis writes f as encoding/json does if f is n/1000 for an integer
+// n, as nginx's times (0.123) and most measured values are, without
+// strconv's search for the shortest representation: the decimal n/1000,
+// trailing zeros dropped, is that shortest representation, since f is the
+// float64 nearest to it and no other decimal of as few digits is within
+// f's spacing. ok is false for other numbers, 0 (which may be -0) and
+// numbers of maxMillis or more.
+func appendMillis(buf []byte, f float64) ([]byte, bool) {
+	if !(f > -maxMillis && f < maxMillis) || f == 0 {
+		return buf, false
+	}
+	n := math.Round(f * 1000)
+	if n/1000 != f { // n/1000 is the float64 nearest to the decimal n/1000
+		return buf, false
+	}
+	m := int64(n)
+	if m < 0 {
+		buf = append(buf, '-')
+		m = -m
+	}
+	buf = strconv.AppendInt(buf, m/1000, 10)
+	frac := m % 1000
+	if frac == 0 {
+		return buf, true
+	}
+	digits := [4]byte{'.', byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
+	end := 4
+	for digits[end-1] == '0' {
+		end--
+	}
+	return append(buf, digits[:end]...), true
 }
 
 const hexDigits = "0123456789abcdef"
@@ -145,9 +186,34 @@ var plain = func() (t [256]bool) {
 
 // appendString writes s as a JSON string.
 func appendString(buf []byte, s string) []byte {
+	// Most strings are plain throughout: checked eight bytes at a time,
+	// the tail as the last eight bytes when there are that many, and
+	// copied whole.
+	i := 0
+	for i+8 <= len(s) && plainWord(binary.LittleEndian.Uint64([]byte(s[i:i+8]))) {
+		i += 8
+	}
+	if i < len(s) && i+8 > len(s) {
+		if len(s) >= 8 && plainWord(binary.LittleEndian.Uint64([]byte(s[len(s)-8:]))) {
+			i = len(s)
+		}
+		for i < len(s) && plain[s[i]] {
+			i++
+		}
+	}
+	if i == len(s) {
+		buf = append(buf, '"')
+		buf = append(buf, s...)
+		return append(buf, '"')
+	}
+	return appendEscaped(buf, s, i)
+}
+
+// appendEscaped writes s as a JSON string; its first i bytes are plain.
+func appendEscaped(buf []byte, s string, i int) []byte {
 	buf = append(buf, '"')
 	start := 0
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		// Eight plain bytes at a time: the common case.
 		for i+8 <= len(s) && plainWord(binary.LittleEndian.Uint64([]byte(s[i:i+8]))) {
 			i += 8

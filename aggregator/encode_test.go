@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/sluicelog/sluice/parser"
@@ -91,4 +93,77 @@ func FuzzAppendDocument(f *testing.F) {
 		}
 		assertSameJSON(t, got, stdEncode(t, doc))
 	})
+}
+
+// TestAppendFloatMatchesEncodingJSON compares appendFloat with
+// encoding/json byte for byte, on numbers appendMillis writes (n/1000) and
+// on numbers it leaves to strconv.
+func TestAppendFloatMatchesEncodingJSON(t *testing.T) {
+	values := []float64{
+		0, math.Copysign(0, -1), 1, -1, 0.1, 0.001, -0.001, 0.0005, 0.0015, 0.999, 1.5, 3.0, 12.5, 0.253,
+		123456789.125, 999999999999.999, -999999999999.999, 1e12, 1e12 - 0.5, 1e12 + 0.5, 4.5e15, 1e21, 1e-6, 1e-7,
+		math.MaxFloat64, math.SmallestNonzeroFloat64, 0.1 + 0.2, 1.0 / 3, math.Pi, 51.5142, -0.1278,
+		math.Nextafter(0.123, 1), math.Nextafter(0.123, 0), math.Nextafter(1e12, 0),
+	}
+	for n := int64(-3000); n <= 3000; n++ {
+		values = append(values, float64(n)/1000, float64(n)/100, float64(n)/10)
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 100000 {
+		values = append(values,
+			float64(r.Int64N(2e15)-1e15)/1000, // n/1000 up to maxMillis
+			r.Float64()*math.Pow(10, float64(r.IntN(30)-10)),
+			math.Float64frombits(r.Uint64()),
+		)
+	}
+	for _, f := range values {
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			continue
+		}
+		want, err := json.Marshal(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendFloat(nil, f)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("appendFloat(%v) = %s, %v; want %s", f, got, err, want)
+		}
+	}
+}
+
+func FuzzAppendFloat(f *testing.F) {
+	f.Add(0.123, int64(123))
+	f.Add(-1e12+0.001, int64(-999999999999999))
+	f.Add(1e21, int64(1))
+	f.Fuzz(func(t *testing.T, x float64, millis int64) {
+		for _, v := range []float64{x, float64(millis) / 1000} {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				continue
+			}
+			want, _ := json.Marshal(v)
+			if got, err := appendFloat(nil, v); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("appendFloat(%v) = %s, %v; want %s", v, got, err, want)
+			}
+		}
+	})
+}
+
+// TestAppendStringMatchesEncodingJSON compares appendString with
+// encoding/json byte for byte on strings of every length up to 40 with one
+// byte that needs escaping (or none) at every position.
+func TestAppendStringMatchesEncodingJSON(t *testing.T) {
+	for n := 0; n <= 40; n++ {
+		base := strings.Repeat("abcdefgh", 5)[:n]
+		cases := []string{base}
+		for i := 0; i < n; i++ {
+			for _, c := range []string{`"`, `\`, "\n", "\x00", "\x7f", "\xff", "é", "\u2028"} {
+				cases = append(cases, base[:i]+c+base[i+1:])
+			}
+		}
+		for _, s := range cases {
+			if got, want := appendString(nil, s), stdEncode(t, s); !bytes.Equal(got, want) {
+				t.Errorf("appendString(%q) = %s, want %s", s, got, want)
+			}
+		}
+	}
 }
