@@ -134,7 +134,9 @@ func fillFromGeoIP2(c *geoip2.City, r *Result) {
 }
 
 // BenchmarkEnrich measures enriching a document whose client is cached,
-// the common case.
+// the common case: the client as source.ip, and as the first
+// X-Forwarded-For entry of a request through a proxy (which adds
+// client.ip).
 func BenchmarkEnrich(b *testing.B) {
 	path, real := benchCity(b)
 	addrs := benchAddrs(real)
@@ -148,13 +150,31 @@ func BenchmarkEnrich(b *testing.B) {
 		ips[i] = a.String()
 		e.Lookup(a)
 	}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		doc := docs[i%len(docs)]
-		clear(doc)
-		doc["source.ip"] = ips[i%len(ips)]
-		e.Enrich(doc)
-		i++
+	b.Run("source", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			doc := docs[i%len(docs)]
+			clear(doc)
+			doc["source.ip"] = ips[i%len(ips)]
+			e.Enrich(doc)
+			i++
+		}
+	})
+	xff := make([][]string, len(ips))
+	for i, ip := range ips {
+		xff[i] = []string{ip, "10.0.0.7"}
 	}
+	b.Run("forwarded", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			doc := docs[i%len(docs)]
+			clear(doc)
+			doc["source.ip"] = "10.0.0.7"
+			doc["nginx.x_forwarded_for"] = xff[i%len(xff)]
+			e.Enrich(doc)
+			i++
+		}
+	})
 }

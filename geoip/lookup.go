@@ -77,7 +77,11 @@ func (e *Enricher) Enrich(doc map[string]any) bool {
 		return false
 	}
 	if s, ok := parseAddr(src); !ok || s != addr {
-		doc[clientIPField] = addr.String()
+		if r.boxed != nil {
+			doc[clientIPField] = r.boxed.addr
+		} else {
+			doc[clientIPField] = addr.String()
+		}
 	}
 	r.addTo(doc, e.keys)
 	return true
@@ -119,7 +123,7 @@ func (g *generation) find(addr netip.Addr) (*Result, error) {
 		return nil, nil
 	}
 	out := r
-	out.box()
+	out.box(addr)
 	return &out, nil
 }
 

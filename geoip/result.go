@@ -1,5 +1,7 @@
 package geoip
 
+import "net/netip"
+
 // Result is what the databases know about an address. Empty strings and a
 // zero ASNumber mean unknown.
 type Result struct {
@@ -85,20 +87,30 @@ func keysFor(prefix string) *fieldKeys {
 	return &k
 }
 
-// boxedFields are a Result's values as interfaces: nil where empty. The
-// location map is not kept, as documents may be changed downstream: each
-// document gets its own, from the shared boxed coordinates.
+// boxedFields are a Result's values as interfaces, those of the fields
+// with values only. The location map is not kept, as documents may be
+// changed downstream: each document gets its own, from the shared boxed
+// coordinates.
 type boxedFields struct {
-	values   [numFields]any
+	fields   []boxedField
 	lat, lon any
+	// addr is the address looked up, as client.ip holds it.
+	addr any
 }
 
-// box prepares r for repeated use by AddTo; r must not change afterwards.
-func (r *Result) box() {
-	b := &boxedFields{}
-	for i := range b.values {
-		if i != fieldLocation {
-			b.values[i] = r.value(i)
+// boxedField is a field with a value, and that value.
+type boxedField struct {
+	i int
+	v any
+}
+
+// box prepares r, the result for addr, for repeated use by AddTo; r must
+// not change afterwards.
+func (r *Result) box(addr netip.Addr) {
+	b := &boxedFields{addr: addr.String()}
+	for i := range numFields {
+		if v := r.value(i); v != nil {
+			b.fields = append(b.fields, boxedField{i, v})
 		}
 	}
 	if r.HasLocation {
@@ -160,14 +172,18 @@ func (r Result) AddTo(doc map[string]any, prefix string) {
 }
 
 func (r *Result) addTo(doc map[string]any, keys *fieldKeys) {
-	for i := range numFields {
-		var v any
-		if r.boxed != nil && i != fieldLocation {
-			v = r.boxed.values[i]
-		} else {
-			v = r.value(i)
+	if r.boxed != nil {
+		for _, f := range r.boxed.fields {
+			if f.i == fieldLocation {
+				doc[keys[f.i]] = r.value(f.i) // a map of its own
+			} else {
+				doc[keys[f.i]] = f.v
+			}
 		}
-		if v != nil {
+		return
+	}
+	for i := range numFields {
+		if v := r.value(i); v != nil {
 			doc[keys[i]] = v
 		}
 	}
