@@ -1,6 +1,7 @@
 package aggregator
 
 import (
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +20,75 @@ type parsers struct {
 	// burst share it.
 	lastRead    time.Time
 	lastCreated any
+
+	// The document values of the last event's type, node and path: the
+	// lines of a file share them (the decoder shares the strings).
+	typ, node, path boxed
+	// fields holds the document fields of each event fields map seen (the
+	// decoder shares one map between the lines of a file), by the map's
+	// address; last is the last one used.
+	fields map[uintptr]*docFields
+	last   *docFields
+}
+
+// maxDocFields bounds parsers.fields: past it, it starts over.
+const maxDocFields = 4096
+
+// docFields are an event fields map as document keys (ECS names) and
+// values. Holding the map keeps its address from being reused for another
+// while it is cached.
+type docFields struct {
+	of   map[string]string
+	list []docField
+}
+
+// boxed is a string and the same string as a document value.
+type boxed struct {
+	s string
+	v any
+}
+
+// value returns s as a document value, reusing b's if it is the same.
+func (b *boxed) value(s string) any {
+	if b.v == nil || b.s != s {
+		b.s, b.v = s, s
+	}
+	return b.v
+}
+
+// docField is a document key and value.
+type docField struct {
+	key string
+	v   any
+}
+
+// docFields returns an event's fields as document keys and values. Events'
+// fields maps are never modified, so a map's fields are computed once.
+func (p *parsers) docFields(fields map[string]string) []docField {
+	addr := reflect.ValueOf(fields).Pointer()
+	if p.last != nil && reflect.ValueOf(p.last.of).Pointer() == addr {
+		return p.last.list
+	}
+	f, ok := p.fields[addr]
+	if !ok {
+		f = &docFields{of: fields, list: make([]docField, 0, len(fields))}
+		for k, v := range fields {
+			key, ok := fieldAliases[k]
+			if !ok {
+				key = k
+				if !strings.Contains(k, ".") { // dotted names are already ECS
+					key = "labels." + k
+				}
+			}
+			f.list = append(f.list, docField{key, v})
+		}
+		if p.fields == nil || len(p.fields) >= maxDocFields {
+			p.fields = make(map[uintptr]*docFields)
+		}
+		p.fields[addr] = f
+	}
+	p.last = f
+	return f.list
 }
 
 // created returns t as the document's event.created.
@@ -81,16 +151,11 @@ func (p *parsers) fill(ev *event.Event, doc parser.Doc) (parsed bool) {
 		clear(doc)
 		parser.Fallback(ev.Line, err, doc)
 	}
-	for k, v := range ev.Fields {
-		key, ok := fieldAliases[k]
-		if !ok {
-			key = k
-			if !strings.Contains(k, ".") { // dotted names are already ECS
-				key = "labels." + k
+	if len(ev.Fields) > 0 {
+		for _, f := range p.docFields(ev.Fields) {
+			if _, set := doc[f.key]; !set {
+				doc[f.key] = f.v
 			}
-		}
-		if _, set := doc[key]; !set {
-			doc[key] = v
 		}
 	}
 	if _, ok := doc["@timestamp"]; !ok {
@@ -103,10 +168,10 @@ func (p *parsers) fill(ev *event.Event, doc parser.Doc) (parsed bool) {
 	if ev.Stream != "" {
 		doc["stream"] = ev.Stream
 	}
-	doc["event.dataset"] = ev.Type
+	doc["event.dataset"] = p.typ.value(ev.Type)
 	doc["event.created"] = p.created(ev.ReadTime)
-	doc["host.name"] = ev.Node
-	doc["log.file.path"] = ev.Path
+	doc["host.name"] = p.node.value(ev.Node)
+	doc["log.file.path"] = p.path.value(ev.Path)
 	doc["log.offset"] = ev.Offset
 	if len(ev.Flags) > 0 {
 		doc["tags"] = ev.Flags
