@@ -84,13 +84,17 @@ func nginxField(name string) field {
 func (p *Nginx) set(f field, d Doc, v string) error {
 	switch f.kind {
 	case kindString:
-		d[f.key] = v
+		if f.key == "http.request.method" {
+			d[f.key] = methodValue(v)
+		} else {
+			d[f.key] = v
+		}
 	case kindInt:
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
 			return errors.New("not an integer: " + strconv.Quote(clip(v)))
 		}
-		d[f.key] = n
+		d[f.key] = intValue(n)
 	case kindAddress:
 		setAddress(d, v)
 	case kindTimeLocal, kindTimeISO, kindMsec:
@@ -98,7 +102,7 @@ func (p *Nginx) set(f field, d Doc, v string) error {
 	case kindRequest:
 		setRequest(d, v)
 	case kindProtocol:
-		d["http.version"] = strings.TrimPrefix(v, "HTTP/")
+		d["http.version"] = versionValue(strings.TrimPrefix(v, "HTTP/"))
 	case kindServerName:
 		if _, ok := d["url.domain"]; !ok {
 			d["url.domain"] = v
@@ -183,9 +187,9 @@ func setRequest(d Doc, v string) {
 		d["url.original"] = v
 		return
 	}
-	d["http.request.method"] = method
+	d["http.request.method"] = methodValue(method)
 	if i := strings.LastIndexByte(rest, ' '); i >= 0 && strings.HasPrefix(rest[i+1:], "HTTP/") {
-		d["http.version"] = rest[i+1+len("HTTP/"):]
+		d["http.version"] = versionValue(rest[i+1+len("HTTP/"):])
 		rest = rest[:i]
 	}
 	if rest != "" {
@@ -280,4 +284,77 @@ func setForwardedFor(d Doc, v string) {
 	if len(list) > 0 {
 		d["nginx.x_forwarded_for"] = list
 	}
+}
+
+// Values most lines share, as document values. A constant stored in an
+// interface needs no allocation; any other value is stored as it is.
+
+// methodValue returns a request method as a document value.
+func methodValue(m string) any {
+	switch m {
+	case "GET":
+		return "GET"
+	case "POST":
+		return "POST"
+	case "HEAD":
+		return "HEAD"
+	case "PUT":
+		return "PUT"
+	case "DELETE":
+		return "DELETE"
+	case "OPTIONS":
+		return "OPTIONS"
+	case "PATCH":
+		return "PATCH"
+	}
+	return m
+}
+
+// versionValue returns an HTTP version as a document value.
+func versionValue(v string) any {
+	switch v {
+	case "1.1":
+		return "1.1"
+	case "2.0":
+		return "2.0"
+	case "1.0":
+		return "1.0"
+	case "3.0":
+		return "3.0"
+	}
+	return v
+}
+
+// intValue returns n as a document value. Go stores 0 to 255 in
+// interfaces without allocating; common status codes are constants.
+func intValue(n int64) any {
+	switch n {
+	case 301:
+		return int64(301)
+	case 302:
+		return int64(302)
+	case 304:
+		return int64(304)
+	case 400:
+		return int64(400)
+	case 401:
+		return int64(401)
+	case 403:
+		return int64(403)
+	case 404:
+		return int64(404)
+	case 429:
+		return int64(429)
+	case 499:
+		return int64(499)
+	case 500:
+		return int64(500)
+	case 502:
+		return int64(502)
+	case 503:
+		return int64(503)
+	case 504:
+		return int64(504)
+	}
+	return n
 }

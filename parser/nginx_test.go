@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -302,4 +303,32 @@ func TestNginxConcurrentTimes(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestSharedValues checks that the values stored without allocating are
+// the values given, of the same type, and that they do not allocate.
+func TestSharedValues(t *testing.T) {
+	for _, m := range []string{"GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "get", "PROPFIND", ""} {
+		if got := methodValue(m); got != any(m) {
+			t.Errorf("methodValue(%q) = %#v", m, got)
+		}
+	}
+	for _, v := range []string{"1.1", "2.0", "1.0", "3.0", "2", "0.9", ""} {
+		if got := versionValue(v); got != any(v) {
+			t.Errorf("versionValue(%q) = %#v", v, got)
+		}
+	}
+	for n := int64(-1000); n <= 1000; n++ {
+		if got := intValue(n); got != any(n) {
+			t.Errorf("intValue(%d) = %#v", n, got)
+		}
+	}
+	d := Doc{}
+	line := strings.Fields("GET 1.1 404")
+	status, _ := strconv.ParseInt(line[2], 10, 64)
+	if n := testing.AllocsPerRun(100, func() {
+		d["m"], d["v"], d["s"] = methodValue(line[0]), versionValue(line[1]), intValue(status)
+	}); n != 0 {
+		t.Errorf("%v allocations storing shared values", n)
+	}
 }
