@@ -98,7 +98,7 @@ func appendValue(buf []byte, v any) ([]byte, error) {
 
 // appendFloat writes f as encoding/json does.
 func appendFloat(buf []byte, f float64) ([]byte, error) {
-	if b, ok := appendMillis(buf, f); ok {
+	if b, ok := appendDecimal(buf, f); ok {
 		return b, nil
 	}
 	if math.IsNaN(f) || math.IsInf(f, 0) {
@@ -118,24 +118,28 @@ func appendFloat(buf []byte, f float64) ([]byte, error) {
 	return buf, nil
 }
 
-// maxMillis bounds the numbers appendMillis writes: below it a float64's
-// spacing is well under 0.001, so no decimal with fewer digits than n/1000
-// can round to the same float64.
-const maxMillis = 1e12
+// Numbers appendDecimal writes: n/decimalScale for an integer n, below
+// maxDecimal, where a float64's spacing (at most 2^-23) is well under
+// 1/decimalScale.
+const (
+	decimalDigits = 6
+	decimalScale  = 1e6
+	maxDecimal    = 1e9
+)
 
-// appendMillis writes f as encoding/json does if f is n/1000 for an integer
-// n, as nginx's times (0.123) and most measured values are, without
-// strconv's search for the shortest representation: the decimal n/1000,
-// trailing zeros dropped, is that shortest representation, since f is the
-// float64 nearest to it and no other decimal of as few digits is within
-// f's spacing. ok is false for other numbers, 0 (which may be -0) and
-// numbers of maxMillis or more.
-func appendMillis(buf []byte, f float64) ([]byte, bool) {
-	if !(f > -maxMillis && f < maxMillis) || f == 0 {
+// appendDecimal writes f as encoding/json does if f is n/1e6 for an
+// integer n, as nginx's times (0.123), coordinates (51.5142) and most
+// measured values are, without strconv's search for the shortest
+// representation: the decimal n/1e6, trailing zeros dropped, is that
+// shortest representation, since f is the float64 nearest to it and no
+// other decimal of as few digits is within f's spacing. ok is false for
+// other numbers, 0 (which may be -0) and numbers of maxDecimal or more.
+func appendDecimal(buf []byte, f float64) ([]byte, bool) {
+	if !(f > -maxDecimal && f < maxDecimal) || f == 0 {
 		return buf, false
 	}
-	n := math.Round(f * 1000)
-	if n/1000 != f { // n/1000 is the float64 nearest to the decimal n/1000
+	n := math.Round(f * decimalScale)
+	if n/decimalScale != f { // n/1e6 is the float64 nearest to the decimal n/1e6
 		return buf, false
 	}
 	m := int64(n)
@@ -143,13 +147,18 @@ func appendMillis(buf []byte, f float64) ([]byte, bool) {
 		buf = append(buf, '-')
 		m = -m
 	}
-	buf = strconv.AppendInt(buf, m/1000, 10)
-	frac := m % 1000
+	buf = strconv.AppendInt(buf, m/decimalScale, 10)
+	frac := m % decimalScale
 	if frac == 0 {
 		return buf, true
 	}
-	digits := [4]byte{'.', byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
-	end := 4
+	var digits [1 + decimalDigits]byte
+	digits[0] = '.'
+	for i := decimalDigits; i > 0; i-- {
+		digits[i] = byte('0' + frac%10)
+		frac /= 10
+	}
+	end := len(digits)
 	for digits[end-1] == '0' {
 		end--
 	}

@@ -96,22 +96,25 @@ func FuzzAppendDocument(f *testing.F) {
 }
 
 // TestAppendFloatMatchesEncodingJSON compares appendFloat with
-// encoding/json byte for byte, on numbers appendMillis writes (n/1000) and
+// encoding/json byte for byte, on numbers appendDecimal writes (n/1e6) and
 // on numbers it leaves to strconv.
 func TestAppendFloatMatchesEncodingJSON(t *testing.T) {
 	values := []float64{
 		0, math.Copysign(0, -1), 1, -1, 0.1, 0.001, -0.001, 0.0005, 0.0015, 0.999, 1.5, 3.0, 12.5, 0.253,
-		123456789.125, 999999999999.999, -999999999999.999, 1e12, 1e12 - 0.5, 1e12 + 0.5, 4.5e15, 1e21, 1e-6, 1e-7,
-		math.MaxFloat64, math.SmallestNonzeroFloat64, 0.1 + 0.2, 1.0 / 3, math.Pi, 51.5142, -0.1278,
-		math.Nextafter(0.123, 1), math.Nextafter(0.123, 0), math.Nextafter(1e12, 0),
+		1e-6, -1e-6, 1.5e-6, 1e-7, 0.000001, 0.999999, 123456789.125, 999999999.999999, -999999999.999999,
+		1e9, 1e9 - 0.5, 1e9 + 0.5, 1e12, 4.5e15, 1e21, math.MaxFloat64, math.SmallestNonzeroFloat64,
+		0.1 + 0.2, 1.0 / 3, math.Pi, 51.5142, -0.1278, 37.751, -97.822,
+		math.Nextafter(0.123, 1), math.Nextafter(0.123, 0), math.Nextafter(1e9, 0), math.Nextafter(1e-6, 0),
 	}
 	for n := int64(-3000); n <= 3000; n++ {
-		values = append(values, float64(n)/1000, float64(n)/100, float64(n)/10)
+		values = append(values, float64(n)/1e6, float64(n)/1e4, float64(n)/1000, float64(n)/100, float64(n)/10)
 	}
 	r := rand.New(rand.NewPCG(5, 6))
 	for range 100000 {
 		values = append(values,
-			float64(r.Int64N(2e15)-1e15)/1000, // n/1000 up to maxMillis
+			float64(r.Int64N(2e15)-1e15)/1e6, // n/1e6 up to maxDecimal
+			float64(r.Int64N(2e15)-1e15)/1000,
+			float64(r.Int64N(2e9)-1e9)/1e4, // coordinates
 			r.Float64()*math.Pow(10, float64(r.IntN(30)-10)),
 			math.Float64frombits(r.Uint64()),
 		)
@@ -133,10 +136,10 @@ func TestAppendFloatMatchesEncodingJSON(t *testing.T) {
 
 func FuzzAppendFloat(f *testing.F) {
 	f.Add(0.123, int64(123))
-	f.Add(-1e12+0.001, int64(-999999999999999))
+	f.Add(-1e9+1e-6, int64(-999999999999999))
 	f.Add(1e21, int64(1))
-	f.Fuzz(func(t *testing.T, x float64, millis int64) {
-		for _, v := range []float64{x, float64(millis) / 1000} {
+	f.Fuzz(func(t *testing.T, x float64, n int64) {
+		for _, v := range []float64{x, float64(n) / 1e6, float64(n) / 1000} {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
 				continue
 			}
@@ -165,5 +168,22 @@ func TestAppendStringMatchesEncodingJSON(t *testing.T) {
 				t.Errorf("appendString(%q) = %s, want %s", s, got, want)
 			}
 		}
+	}
+}
+
+// BenchmarkAppendFloat writes the kinds of numbers documents hold: nginx
+// times and coordinates (the decimal fast path) and a number with more
+// digits (strconv).
+func BenchmarkAppendFloat(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		f    float64
+	}{{"time", 0.123}, {"coordinate", -97.822}, {"long", 1.0 / 3}} {
+		b.Run(bc.name, func(b *testing.B) {
+			var buf []byte
+			for b.Loop() {
+				buf, _ = appendFloat(buf[:0], bc.f)
+			}
+		})
 	}
 }
