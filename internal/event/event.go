@@ -265,13 +265,13 @@ func (d *Decoder) Decode(r *kgo.Record) (Event, error) {
 		case HeaderFile:
 			e.FileID, haveFile = d.intern(h.Value), true
 		case HeaderOffset:
-			off, err := strconv.ParseInt(string(h.Value), 10, 64)
+			off, err := parseInt(h.Value)
 			if err != nil {
 				return e, fmt.Errorf("%w: header %s: %v", ErrMalformed, HeaderOffset, err)
 			}
 			e.Offset, haveOffset = off, true
 		case HeaderTime:
-			ns, err := strconv.ParseInt(string(h.Value), 10, 64)
+			ns, err := parseInt(h.Value)
 			if err != nil {
 				return e, fmt.Errorf("%w: header %s: %v", ErrMalformed, HeaderTime, err)
 			}
@@ -285,7 +285,7 @@ func (d *Decoder) Decode(r *kgo.Record) (Event, error) {
 		case HeaderStream:
 			e.Stream = d.intern(h.Value)
 		case HeaderLogTime:
-			ns, err := strconv.ParseInt(string(h.Value), 10, 64)
+			ns, err := parseInt(h.Value)
 			if err != nil {
 				return e, fmt.Errorf("%w: header %s: %v", ErrMalformed, HeaderLogTime, err)
 			}
@@ -300,6 +300,23 @@ func (d *Decoder) Decode(r *kgo.Record) (Event, error) {
 		return e, fmt.Errorf("%w: missing %s, %s or %s header", ErrMalformed, HeaderType, HeaderFile, HeaderOffset)
 	}
 	return e, nil
+}
+
+// parseInt reads a decimal integer as strconv.ParseInt(string(b), 10, 64)
+// does: plain digits of up to 18 directly, anything else (signs, longer
+// numbers, errors) by strconv.
+func parseInt(b []byte) (int64, error) {
+	if len(b) == 0 || len(b) > 18 {
+		return strconv.ParseInt(string(b), 10, 64)
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return strconv.ParseInt(string(b), 10, 64)
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, nil
 }
 
 // DocID returns the deterministic Elasticsearch document id of the line at

@@ -2,7 +2,9 @@ package event
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
 
@@ -54,5 +56,55 @@ func TestDocIDIsDeterministicAndDistinct(t *testing.T) {
 	}
 	if len(a) != 20 {
 		t.Fatalf("id %q has %d characters", a, len(a))
+	}
+}
+
+// TestParseInt compares parseInt with strconv.ParseInt, errors included.
+func TestParseInt(t *testing.T) {
+	inputs := []string{"", "0", "7", "4242", "1764064800123456789", "999999999999999999", "9223372036854775807",
+		"9223372036854775808", "-1", "+5", "-9223372036854775808", "12a", " 1", "1 ", "0x10", "1_000", "٣", "00012"}
+	for n := int64(1); n > 0 && n < 1e18; n *= 7 {
+		inputs = append(inputs, strconv.FormatInt(n, 10), strconv.FormatInt(n-1, 10))
+	}
+	for _, in := range inputs {
+		got, gotErr := parseInt([]byte(in))
+		want, wantErr := strconv.ParseInt(in, 10, 64)
+		if got != want || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+			t.Errorf("parseInt(%q) = %d, %v; want %d, %v", in, got, gotErr, want, wantErr)
+		}
+	}
+}
+
+func FuzzParseInt(f *testing.F) {
+	f.Add("1764064800123456789")
+	f.Add("-12")
+	f.Fuzz(func(t *testing.T, in string) {
+		got, gotErr := parseInt([]byte(in))
+		want, wantErr := strconv.ParseInt(in, 10, 64)
+		if got != want || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+			t.Fatalf("parseInt(%q) = %d, %v; want %d, %v", in, got, gotErr, want, wantErr)
+		}
+	})
+}
+
+// BenchmarkDecode decodes the records of one file, as the aggregator does.
+func BenchmarkDecode(b *testing.B) {
+	ev := Event{Type: "nginx", Node: "node-1", Path: "/var/log/app/prod/acme/checkout/app.log", FileID: "2049-1234567-1764064800000000000",
+		ReadTime: time.Unix(0, 1764064800123456789), Fields: map[string]string{"service": "edge", "environment": "prod"}}
+	enc := NewEncoder("logs-nginx", &ev, EncodeFields(ev.Fields))
+	recs := make([]*kgo.Record, 1024)
+	for i := range recs {
+		ev.Offset += 300
+		ev.Line = []byte("a line")
+		recs[i] = enc.Record(&ev)
+	}
+	b.ReportAllocs()
+	var d Decoder
+	i := 0
+	for b.Loop() {
+		if _, err := d.Decode(recs[i%len(recs)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
 	}
 }
