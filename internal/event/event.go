@@ -218,6 +218,18 @@ const maxInterned = 4096
 type Decoder struct {
 	strings map[string]string
 	fields  map[string]map[string]string
+	// The last record's type, node, path and file id: consecutive records
+	// mostly come from one file.
+	last struct{ typ, node, path, file string }
+}
+
+// internLast returns b as a string, shared with earlier calls; *last is the
+// value of the same header in the last record, and becomes this one.
+func (d *Decoder) internLast(b []byte, last *string) string {
+	if string(b) != *last {
+		*last = d.intern(b)
+	}
+	return *last
 }
 
 // intern returns b as a string, shared with earlier calls.
@@ -257,13 +269,13 @@ func (d *Decoder) Decode(r *kgo.Record) (Event, error) {
 	for _, h := range r.Headers {
 		switch h.Key {
 		case HeaderType:
-			e.Type = d.intern(h.Value)
+			e.Type = d.internLast(h.Value, &d.last.typ)
 		case HeaderNode:
-			e.Node = d.intern(h.Value)
+			e.Node = d.internLast(h.Value, &d.last.node)
 		case HeaderPath:
-			e.Path = d.intern(h.Value)
+			e.Path = d.internLast(h.Value, &d.last.path)
 		case HeaderFile:
-			e.FileID, haveFile = d.intern(h.Value), true
+			e.FileID, haveFile = d.internLast(h.Value, &d.last.file), true
 		case HeaderOffset:
 			off, err := parseInt(h.Value)
 			if err != nil {

@@ -108,3 +108,34 @@ func BenchmarkDecode(b *testing.B) {
 		i++
 	}
 }
+
+// TestDecoderInterleavedFiles decodes records of several files, in runs
+// and interleaved, with one decoder, which shares their strings.
+func TestDecoderInterleavedFiles(t *testing.T) {
+	var events []Event
+	var recs []*kgo.Record
+	for i := range 3 {
+		ev := Event{Type: []string{"nginx", "service", "nginx"}[i], Node: fmt.Sprint("n", i%2), Path: fmt.Sprint("/var/log/", i, ".log"),
+			FileID: fmt.Sprint("f-", i), ReadTime: time.Unix(0, int64(i)), Fields: map[string]string{"service": fmt.Sprint("s", i)}}
+		enc := NewEncoder("t", &ev, EncodeFields(ev.Fields))
+		for j := range 3 {
+			ev.Offset, ev.Line = int64(j), []byte(fmt.Sprint("line ", i, j))
+			events = append(events, ev)
+			recs = append(recs, enc.Record(&ev))
+		}
+	}
+	var d Decoder
+	for _, order := range [][]int{{0, 1, 2, 3, 4, 5, 6, 7, 8}, {0, 3, 6, 1, 4, 7, 2, 5, 8}, {8, 0, 0, 5, 5, 1}} {
+		for _, k := range order {
+			got, err := d.Decode(recs[k])
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := events[k]
+			if got.Type != want.Type || got.Node != want.Node || got.Path != want.Path || got.FileID != want.FileID ||
+				got.Offset != want.Offset || !reflect.DeepEqual(got.Fields, want.Fields) || string(got.Line) != string(want.Line) {
+				t.Errorf("record %d: got %+v, want %+v", k, got, want)
+			}
+		}
+	}
+}
