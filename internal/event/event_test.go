@@ -1,10 +1,14 @@
 package event
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,5 +141,52 @@ func TestDecoderInterleavedFiles(t *testing.T) {
 				t.Errorf("record %d: got %+v, want %+v", k, got, want)
 			}
 		}
+	}
+}
+
+// referenceDocID is DocID as first written; ids must never change.
+func referenceDocID(node, fileID string, offset int64) string {
+	h := sha256.New()
+	h.Write([]byte(node))
+	h.Write([]byte{0})
+	h.Write([]byte(fileID))
+	var off [8]byte
+	binary.BigEndian.PutUint64(off[:], uint64(offset))
+	h.Write(off[:])
+	var sum [sha256.Size]byte
+	return base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0])[:15])
+}
+
+// TestDocIDStable pins ids and compares DocID with the reference, also for
+// names too long for its stack buffer.
+func TestDocIDStable(t *testing.T) {
+	pinned := []struct {
+		node, file string
+		offset     int64
+		id         string
+	}{
+		{"node-1", "2049-1234567-1764064800000000000", 4242, "LLVdYzLbJKSuJ5fXqtKE"},
+	}
+	for _, p := range pinned {
+		if got := DocID(p.node, p.file, p.offset); got != p.id {
+			t.Errorf("DocID(%q, %q, %d) = %s, want %s", p.node, p.file, p.offset, got, p.id)
+		}
+	}
+	long := strings.Repeat("n", 200)
+	for _, node := range []string{"", "n", "node-1", long} {
+		for _, file := range []string{"", "f", "2049-1234567-1764064800000000000", long} {
+			for _, off := range []int64{0, 1, 4242, -1, 1 << 62} {
+				if got, want := DocID(node, file, off), referenceDocID(node, file, off); got != want {
+					t.Errorf("DocID(%q, %q, %d) = %s, want %s", node, file, off, got, want)
+				}
+			}
+		}
+	}
+}
+
+func BenchmarkDocID(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = DocID("node-1", "2049-1234567-1764064800000000000", 4242)
 	}
 }
