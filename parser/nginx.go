@@ -122,6 +122,9 @@ func (p *Nginx) Parse(line []byte, doc Doc) error {
 		return fmt.Errorf("%w: expected %q at the start", ErrNoMatch, p.lead)
 	}
 	valid := utf8.ValidString(s)
+	// Values are taken as they are unless the line has escapes or invalid
+	// UTF-8, which most lines do not.
+	plain := valid && !strings.Contains(s, `\x`)
 	pos := len(p.lead)
 	last := len(p.vars) - 1
 	for i, v := range p.vars {
@@ -130,7 +133,10 @@ func (p *Nginx) Parse(line []byte, doc Doc) error {
 			return err
 		}
 		if val := s[pos:end]; val != "" && val != "-" {
-			if err := p.set(v.field, doc, nginxValue(val, valid)); err != nil {
+			if !plain {
+				val = nginxValue(val, valid)
+			}
+			if err := p.set(v.field, doc, val); err != nil {
 				return fmt.Errorf("%w: $%s: %w", ErrNoMatch, v.name, err)
 			}
 		}
