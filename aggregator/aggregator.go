@@ -258,7 +258,7 @@ func (a *Aggregator) process(ctx context.Context, records []*kgo.Record) error {
 			continue
 		}
 		events[i] = ev
-		doc := docPool.Get().(parser.Doc)
+		doc := docPool.Get().(*parser.Doc)
 		parsed, keep, _ := a.build(&ev, doc)
 		if !parsed {
 			a.metrics.parseFailures.WithLabelValues(ev.Type).Inc()

@@ -50,7 +50,7 @@ func newBuilder(cfg Config, reg prometheus.Registerer, log *zap.Logger) (builder
 // build fills the empty doc from ev. parsed reports whether the type's
 // parser read the line (if not, doc holds it raw and flagged); keep is false
 // when the pipeline step droppedBy dropped the document.
-func (b *builder) build(ev *event.Event, doc parser.Doc) (parsed, keep bool, droppedBy string) {
+func (b *builder) build(ev *event.Event, doc *parser.Doc) (parsed, keep bool, droppedBy string) {
 	parsed = b.parsers.fill(ev, doc)
 	if b.geo != nil {
 		b.geo.Enrich(doc)

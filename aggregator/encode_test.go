@@ -48,21 +48,21 @@ func assertSameJSON(t testing.TB, got, want []byte) {
 func TestAppendDocumentMatchesEncodingJSON(t *testing.T) {
 	tests := []struct {
 		name string
-		doc  parser.Doc
+		doc  map[string]any
 	}{
-		{"empty", parser.Doc{}},
-		{"escapes exactly", parser.Doc{"m": "q\" b\\ \n\r\t\a\b\f\x00 <&> \u2028\u2029 é \xff"}},
-		{"scalars", parser.Doc{"s": "x", "i": int64(-42), "n": 7, "f": 0.25, "t": true, "no": false, "nil": nil}},
-		{"floats", parser.Doc{"a": 1e21, "b": 1e-7, "c": 123456789.125, "d": 0.0, "e": -1e-6, "f": 3.0}},
-		{"escapes", parser.Doc{"m": "quote \" backslash \\ nl \n cr \r tab \t bell \a nul \x00 <html> & \u2028 \u2029 é 日本"}},
-		{"invalid utf8", parser.Doc{"m": "a\xffb\xc3(c", "\xfekey": "v"}},
-		{"lists", parser.Doc{"xff": []string{"1.2.3.4", "10.0.0.1"}, "times": []float64{0.1, 0.25}, "any": []any{"a", int64(1), 1.5, nil, map[string]any{"z": 1, "a": "b"}}}},
-		{"nested", parser.Doc{"source.geo.location": map[string]any{"lat": 51.5, "lon": -0.12}, "deep": map[string]any{"b": map[string]any{"c": []any{}}}}},
-		{"fallback", parser.Doc{"strs": map[string]string{"k": "v"}, "u": uint8(3)}},
+		{"empty", map[string]any{}},
+		{"escapes exactly", map[string]any{"m": "q\" b\\ \n\r\t\a\b\f\x00 <&> \u2028\u2029 é \xff"}},
+		{"scalars", map[string]any{"s": "x", "i": int64(-42), "n": 7, "f": 0.25, "t": true, "no": false, "nil": nil}},
+		{"floats", map[string]any{"a": 1e21, "b": 1e-7, "c": 123456789.125, "d": 0.0, "e": -1e-6, "f": 3.0}},
+		{"escapes", map[string]any{"m": "quote \" backslash \\ nl \n cr \r tab \t bell \a nul \x00 <html> & \u2028 \u2029 é 日本"}},
+		{"invalid utf8", map[string]any{"m": "a\xffb\xc3(c", "\xfekey": "v"}},
+		{"lists", map[string]any{"xff": []string{"1.2.3.4", "10.0.0.1"}, "times": []float64{0.1, 0.25}, "any": []any{"a", int64(1), 1.5, nil, map[string]any{"z": 1, "a": "b"}}}},
+		{"nested", map[string]any{"source.geo.location": map[string]any{"lat": 51.5, "lon": -0.12}, "deep": map[string]any{"b": map[string]any{"c": []any{}}}}},
+		{"fallback", map[string]any{"strs": map[string]string{"k": "v"}, "u": uint8(3)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := appendDocument(nil, tt.doc)
+			got, err := appendDocument(nil, parser.DocOf(tt.doc))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -73,7 +73,7 @@ func TestAppendDocumentMatchesEncodingJSON(t *testing.T) {
 
 func TestAppendDocumentRejectsNaN(t *testing.T) {
 	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
-		if _, err := appendDocument(nil, parser.Doc{"x": f}); err == nil {
+		if _, err := appendDocument(nil, parser.DocOf(map[string]any{"x": f})); err == nil {
 			t.Errorf("%v: no error", f)
 		}
 	}
@@ -86,8 +86,8 @@ func FuzzAppendDocument(f *testing.F) {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return
 		}
-		doc := parser.Doc{k: v, "i": i, "x": x, "l": []any{v, k}, "m": map[string]any{v: k}}
-		got, err := appendDocument(nil, doc)
+		doc := map[string]any{k: v, "i": i, "x": x, "l": []any{v, k}, "m": map[string]any{v: k}}
+		got, err := appendDocument(nil, parser.DocOf(doc))
 		if err != nil {
 			t.Fatal(err)
 		}

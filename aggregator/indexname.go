@@ -34,7 +34,7 @@ func newIndexNames(t *template.Template) *indexNames {
 }
 
 // name returns the index of doc, built from ev.
-func (n *indexNames) name(ev *event.Event, doc parser.Doc) string {
+func (n *indexNames) name(ev *event.Event, doc *parser.Doc) string {
 	if n.cache == nil {
 		return indexName(n.t, ev, doc)
 	}

@@ -25,24 +25,24 @@ func TestIndexNamesMatchIndexName(t *testing.T) {
 	events := []struct {
 		name string
 		ev   event.Event
-		doc  parser.Doc
+		doc  map[string]any
 	}{
-		{"event fields", event.Event{Type: "nginx", Node: "n1", Path: "/a", Fields: fields("service", "edge", "environment", "prod")}, parser.Doc{}},
-		{"same values, another map", event.Event{Type: "nginx", Node: "n2", Path: "/b", Fields: fields("service", "edge", "environment", "prod")}, parser.Doc{}},
-		{"other type", event.Event{Type: "service", Node: "n1", Path: "/a", Fields: fields("service", "edge", "environment", "prod")}, parser.Doc{}},
+		{"event fields", event.Event{Type: "nginx", Node: "n1", Path: "/a", Fields: fields("service", "edge", "environment", "prod")}, map[string]any{}},
+		{"same values, another map", event.Event{Type: "nginx", Node: "n2", Path: "/b", Fields: fields("service", "edge", "environment", "prod")}, map[string]any{}},
+		{"other type", event.Event{Type: "service", Node: "n1", Path: "/a", Fields: fields("service", "edge", "environment", "prod")}, map[string]any{}},
 		{"from the document", event.Event{Type: "service", Node: "n1", Path: "/a", Fields: fields("environment", "prod")},
-			parser.Doc{"service.name": "checkout"}},
+			map[string]any{"service.name": "checkout"}},
 		{"from another document", event.Event{Type: "service", Node: "n1", Path: "/a", Fields: fields("environment", "prod")},
-			parser.Doc{"service.name": "billing"}},
+			map[string]any{"service.name": "billing"}},
 		{"empty field reads the document", event.Event{Type: "service", Node: "n1", Path: "/a", Fields: fields("service", "", "environment", "prod")},
-			parser.Doc{"service.name": "cart"}},
-		{"missing everywhere", event.Event{Type: "service", Node: "n1", Path: "/a"}, parser.Doc{}},
-		{"hostile values", event.Event{Type: "Nginx", Node: "n1", Path: "/a", Fields: fields("service", "..Edge*,x", "environment", "-Prod")}, parser.Doc{}},
+			map[string]any{"service.name": "cart"}},
+		{"missing everywhere", event.Event{Type: "service", Node: "n1", Path: "/a"}, map[string]any{}},
+		{"hostile values", event.Event{Type: "Nginx", Node: "n1", Path: "/a", Fields: fields("service", "..Edge*,x", "environment", "-Prod")}, map[string]any{}},
 		// Values whose concatenations are equal must not share a name.
-		{"ab+c", event.Event{Type: "t", Fields: fields("service", "ab", "environment", "c")}, parser.Doc{}},
-		{"a+bc", event.Event{Type: "t", Fields: fields("service", "a", "environment", "bc")}, parser.Doc{}},
-		{"node and path", event.Event{Type: "t", Node: "node-7", Path: "/var/log/x.log", Fields: fields("service", "s")}, parser.Doc{}},
-		{"other node and path", event.Event{Type: "t", Node: "node-8", Path: "/var/log/y.log", Fields: fields("service", "s")}, parser.Doc{}},
+		{"ab+c", event.Event{Type: "t", Fields: fields("service", "ab", "environment", "c")}, map[string]any{}},
+		{"a+bc", event.Event{Type: "t", Fields: fields("service", "a", "environment", "bc")}, map[string]any{}},
+		{"node and path", event.Event{Type: "t", Node: "node-7", Path: "/var/log/x.log", Fields: fields("service", "s")}, map[string]any{}},
+		{"other node and path", event.Event{Type: "t", Node: "node-8", Path: "/var/log/y.log", Fields: fields("service", "s")}, map[string]any{}},
 	}
 	for _, tmpl := range []string{DefaultIndex, "logs-{type}-{service}-{environment}-{+2006.01.02}", "{node}.{path}-{service}", "static-index"} {
 		idx, err := template.Parse(tmpl)
@@ -53,10 +53,8 @@ func TestIndexNamesMatchIndexName(t *testing.T) {
 		for round := range 3 { // the second and third rounds hit the cache
 			for _, e := range events {
 				ev := e.ev
-				doc := parser.Doc{"@timestamp": at.Format(time.RFC3339Nano)}
-				for k, v := range e.doc {
-					doc[k] = v
-				}
+				doc := parser.DocOf(e.doc)
+				doc.Set("@timestamp", at.Format(time.RFC3339Nano))
 				want := indexName(idx, &ev, doc)
 				if got := names.name(&ev, doc); got != want {
 					t.Errorf("%s, %s, round %d: name %q, want %q", tmpl, e.name, round, got, want)
@@ -73,7 +71,7 @@ func TestIndexNamesBounded(t *testing.T) {
 	names := newIndexNames(idx)
 	for i := range 3 * maxIndexNames {
 		ev := event.Event{Type: "nginx", Fields: map[string]string{"service": fmt.Sprint("s", i%(2*maxIndexNames)), "environment": "prod"}}
-		if got, want := names.name(&ev, parser.Doc{}), indexName(idx, &ev, parser.Doc{}); got != want {
+		if got, want := names.name(&ev, &parser.Doc{}), indexName(idx, &ev, &parser.Doc{}); got != want {
 			t.Fatalf("event %d: name %q, want %q", i, got, want)
 		}
 		if len(names.cache) > maxIndexNames {
@@ -86,7 +84,7 @@ func TestIndexNamesBounded(t *testing.T) {
 func BenchmarkIndexName(b *testing.B) {
 	idx, _ := template.Parse(DefaultIndex)
 	ev := event.Event{Type: "nginx", Node: "node-1", Path: "/var/log/app.log", Fields: map[string]string{"service": "edge", "environment": "prod"}}
-	doc := parser.Doc{}
+	doc := &parser.Doc{}
 	b.Run("render", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

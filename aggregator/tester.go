@@ -18,7 +18,7 @@ type Tester struct {
 // Result is what the aggregator would do with one event.
 type Result struct {
 	// Doc is the document that would be indexed; nil when dropped.
-	Doc parser.Doc
+	Doc *parser.Doc
 	// Index is the index it would be indexed into.
 	Index string
 	// DroppedBy names the pipeline step that dropped the document.

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	geoip2 "github.com/oschwald/geoip2-golang/v2"
+
+	"github.com/sluicelog/sluice/parser"
 )
 
 // benchCity returns the City database to benchmark: the real one when
@@ -141,9 +143,9 @@ func BenchmarkEnrich(b *testing.B) {
 	path, real := benchCity(b)
 	addrs := benchAddrs(real)
 	e, _ := open(b, Config{City: path})
-	docs := make([]map[string]any, 64)
+	docs := make([]*parser.Doc, 64)
 	for i := range docs {
-		docs[i] = map[string]any{}
+		docs[i] = parser.NewDoc(40)
 	}
 	ips := make([]string, len(addrs))
 	for i, a := range addrs {
@@ -155,8 +157,8 @@ func BenchmarkEnrich(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			doc := docs[i%len(docs)]
-			clear(doc)
-			doc["source.ip"] = ips[i%len(ips)]
+			doc.Reset()
+			doc.Set("source.ip", ips[i%len(ips)])
 			e.Enrich(doc)
 			i++
 		}
@@ -170,9 +172,9 @@ func BenchmarkEnrich(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			doc := docs[i%len(docs)]
-			clear(doc)
-			doc["source.ip"] = "10.0.0.7"
-			doc["nginx.x_forwarded_for"] = xff[i%len(xff)]
+			doc.Reset()
+			doc.Set("source.ip", "10.0.0.7")
+			doc.Set("nginx.x_forwarded_for", xff[i%len(xff)])
 			e.Enrich(doc)
 			i++
 		}

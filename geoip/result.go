@@ -1,6 +1,10 @@
 package geoip
 
-import "net/netip"
+import (
+	"net/netip"
+
+	"github.com/sluicelog/sluice/parser"
+)
 
 // Result is what the databases know about an address. Empty strings and a
 // zero ASNumber mean unknown.
@@ -167,24 +171,24 @@ func (r *Result) value(i int) any {
 // "source", source.geo.city_name, source.as.number and so on. Only fields
 // with values are written; source.geo.location is a map[string]any with
 // float64 "lat" and "lon", source.as.number an int64, the rest strings.
-func (r Result) AddTo(doc map[string]any, prefix string) {
+func (r Result) AddTo(doc *parser.Doc, prefix string) {
 	r.addTo(doc, keysFor(prefix))
 }
 
-func (r *Result) addTo(doc map[string]any, keys *fieldKeys) {
+func (r *Result) addTo(doc *parser.Doc, keys *fieldKeys) {
 	if r.boxed != nil {
 		for _, f := range r.boxed.fields {
 			if f.i == fieldLocation {
-				doc[keys[f.i]] = r.value(f.i) // a map of its own
+				doc.Set(keys[f.i], r.value(f.i)) // a map of its own
 			} else {
-				doc[keys[f.i]] = f.v
+				doc.Set(keys[f.i], f.v)
 			}
 		}
 		return
 	}
 	for i := range numFields {
 		if v := r.value(i); v != nil {
-			doc[keys[i]] = v
+			doc.Set(keys[i], v)
 		}
 	}
 }

@@ -110,7 +110,7 @@ func clip(s string) string {
 // line; if it is not JSON, the error wraps ErrNotJSON. Otherwise errors wrap
 // ErrNoMatch and say where the line does not fit the format or which value
 // cannot be read.
-func (p *Nginx) Parse(line []byte, doc Doc) error {
+func (p *Nginx) Parse(line []byte, doc *Doc) error {
 	for len(line) > 0 && (line[len(line)-1] == '\n' || line[len(line)-1] == '\r') {
 		line = line[:len(line)-1]
 	}
@@ -190,7 +190,7 @@ func nginxValue(v string, valid bool) string {
 
 // parseJSON parses an escape=json line: a JSON object whose members are
 // mapped as the package documentation says.
-func (p *Nginx) parseJSON(line []byte, doc Doc) error {
+func (p *Nginx) parseJSON(line []byte, doc *Doc) error {
 	r, err := objectReader(line)
 	if err != nil {
 		return err
@@ -209,13 +209,13 @@ func (p *Nginx) parseJSON(line []byte, doc Doc) error {
 }
 
 // setMember reads the value of member name into doc.
-func (p *Nginx) setMember(r *jsonReader, name string, doc Doc) error {
+func (p *Nginx) setMember(r *jsonReader, name string, doc *Doc) error {
 	switch r.next() {
 	case 'n':
 		r.literal("null")
 		return nil
 	case '{', '[':
-		doc["nginx."+name] = r.value()
+		doc.Set("nginx."+name, r.value())
 		return nil
 	}
 	v := r.scalar()

@@ -81,20 +81,20 @@ func nginxField(name string) field {
 }
 
 // set stores v, a present value ("-" and "" are not), of field f in d.
-func (p *Nginx) set(f field, d Doc, v string) error {
+func (p *Nginx) set(f field, d *Doc, v string) error {
 	switch f.kind {
 	case kindString:
 		if f.key == "http.request.method" {
-			d[f.key] = methodValue(v)
+			d.Set(f.key, methodValue(v))
 		} else {
-			d[f.key] = v
+			d.Set(f.key, v)
 		}
 	case kindInt:
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
 			return errors.New("not an integer: " + strconv.Quote(clip(v)))
 		}
-		d[f.key] = intValue(n)
+		d.Set(f.key, intValue(n))
 	case kindAddress:
 		setAddress(d, v)
 	case kindTimeLocal, kindTimeISO, kindMsec:
@@ -102,10 +102,10 @@ func (p *Nginx) set(f field, d Doc, v string) error {
 	case kindRequest:
 		setRequest(d, v)
 	case kindProtocol:
-		d["http.version"] = versionValue(strings.TrimPrefix(v, "HTTP/"))
+		d.Set("http.version", versionValue(strings.TrimPrefix(v, "HTTP/")))
 	case kindServerName:
-		if _, ok := d["url.domain"]; !ok {
-			d["url.domain"] = v
+		if !d.Has("url.domain") {
+			d.Set("url.domain", v)
 		}
 	case kindRequestTime:
 		return setRequestTime(d, v)
@@ -128,9 +128,9 @@ type stamp struct {
 // setTime sets @timestamp from a time variable of kind. Consecutive lines
 // mostly share their time ($time_local has whole seconds), so the last
 // value read is remembered and reused as it is.
-func (p *Nginx) setTime(kind fieldKind, d Doc, v string) error {
+func (p *Nginx) setTime(kind fieldKind, d *Doc, v string) error {
 	if last := p.lastTime.Load(); last != nil && last.kind == kind && last.raw == v {
-		d["@timestamp"] = last.ts
+		d.Set("@timestamp", last.ts)
 		return nil
 	}
 	ts, err := timestamp(kind, v)
@@ -140,7 +140,7 @@ func (p *Nginx) setTime(kind fieldKind, d Doc, v string) error {
 	// raw is copied: v is part of the line, which it would keep alive.
 	last := &stamp{kind: kind, raw: strings.Clone(v), ts: ts}
 	p.lastTime.Store(last)
-	d["@timestamp"] = last.ts
+	d.Set("@timestamp", last.ts)
 	return nil
 }
 
@@ -165,57 +165,57 @@ func timestamp(kind fieldKind, v string) (string, error) {
 // setAddress sets source.address, and source.ip if v is an IP address
 // ($remote_addr is "unix:" for connections over a Unix socket), without
 // the zone of an IPv6 address, which Elasticsearch does not take.
-func setAddress(d Doc, v string) {
+func setAddress(d *Doc, v string) {
 	var a any = v
-	d["source.address"] = a
+	d.Set("source.address", a)
 	ip, err := netip.ParseAddr(v)
 	switch {
 	case err != nil:
 	case ip.Zone() != "":
-		d["source.ip"] = v[:strings.IndexByte(v, '%')]
+		d.Set("source.ip", v[:strings.IndexByte(v, '%')])
 	default:
-		d["source.ip"] = a
+		d.Set("source.ip", a)
 	}
 }
 
 // setRequest splits a request line, "GET /path HTTP/1.1". A request line
 // nginx could not parse (bytes sent to the wrong port) goes whole to
 // url.original.
-func setRequest(d Doc, v string) {
+func setRequest(d *Doc, v string) {
 	method, rest, ok := strings.Cut(v, " ")
 	if !ok {
-		d["url.original"] = v
+		d.Set("url.original", v)
 		return
 	}
-	d["http.request.method"] = methodValue(method)
+	d.Set("http.request.method", methodValue(method))
 	if i := strings.LastIndexByte(rest, ' '); i >= 0 && strings.HasPrefix(rest[i+1:], "HTTP/") {
-		d["http.version"] = versionValue(rest[i+1+len("HTTP/"):])
+		d.Set("http.version", versionValue(rest[i+1+len("HTTP/"):]))
 		rest = rest[:i]
 	}
 	if rest != "" {
-		d["url.original"] = rest
+		d.Set("url.original", rest)
 	}
 }
 
-func setRequestTime(d Doc, v string) error {
+func setRequestTime(d *Doc, v string) error {
 	ns, ok := parseSeconds(v)
 	if !ok {
 		return errors.New("not a number of seconds: " + strconv.Quote(clip(v)))
 	}
-	d["nginx.request_time"] = float64(ns) / 1e9
-	d["event.duration"] = ns
+	d.Set("nginx.request_time", float64(ns)/1e9)
+	d.Set("event.duration", ns)
 	return nil
 }
 
 // setUpstreamTime reads $upstream_response_time: one time per upstream
 // tried, separated by ", " or " : ", "-" for one not reached.
-func setUpstreamTime(d Doc, v string) error {
+func setUpstreamTime(d *Doc, v string) error {
 	if !strings.ContainsAny(v, ",:") {
 		ns, ok := parseSeconds(v)
 		if !ok {
 			return errors.New("not a number of seconds: " + strconv.Quote(clip(v)))
 		}
-		d["nginx.upstream_response_time"] = float64(ns) / 1e9
+		d.Set("nginx.upstream_response_time", float64(ns)/1e9)
 		return nil
 	}
 	var times []float64
@@ -232,10 +232,10 @@ func setUpstreamTime(d Doc, v string) error {
 		total += ns
 	}
 	if len(times) > 0 {
-		d["nginx.upstream_response_time"] = float64(total) / 1e9
+		d.Set("nginx.upstream_response_time", float64(total)/1e9)
 	}
 	if len(times) > 1 {
-		d["nginx.upstream_response_times"] = times
+		d.Set("nginx.upstream_response_times", times)
 	}
 	return nil
 }
@@ -274,7 +274,7 @@ func parseSeconds(s string) (int64, bool) {
 }
 
 // setForwardedFor splits $http_x_forwarded_for at commas.
-func setForwardedFor(d Doc, v string) {
+func setForwardedFor(d *Doc, v string) {
 	list := make([]string, 0, strings.Count(v, ",")+1)
 	for item := range strings.SplitSeq(v, ",") {
 		if item = strings.TrimSpace(item); item != "" {
@@ -282,7 +282,7 @@ func setForwardedFor(d Doc, v string) {
 		}
 	}
 	if len(list) > 0 {
-		d["nginx.x_forwarded_for"] = list
+		d.Set("nginx.x_forwarded_for", list)
 	}
 }
 
