@@ -167,3 +167,56 @@ func FuzzDoc(f *testing.F) {
 		}
 	})
 }
+
+// benchKeys are the fields of an nginx document with GeoIP, as the
+// aggregator builds it.
+var benchKeys = []string{"source.address", "source.ip", "@timestamp", "http.request.method", "url.original", "http.version",
+	"http.response.status_code", "http.response.body.bytes", "http.request.referrer", "user_agent.original",
+	"nginx.request_time", "event.duration", "nginx.upstream_response_time", "nginx.x_forwarded_for",
+	"service.name", "service.environment", "event.dataset", "event.created", "host.name", "log.file.path", "log.offset",
+	"client.ip", "source.geo.location", "source.geo.country_iso_code", "source.geo.country_name", "source.geo.region_name",
+	"source.geo.region_iso_code", "source.geo.city_name", "source.geo.continent_name", "source.geo.continent_code",
+	"source.geo.postal_code", "source.geo.timezone"}
+
+// BenchmarkDoc builds, reads, walks and resets a document the size of an
+// nginx document, and the same with a map.
+func BenchmarkDoc(b *testing.B) {
+	lookups := []string{"source.ip", "nginx.x_forwarded_for", "url.original", "user_agent.original", "nginx.http_cookie", "nginx", "@timestamp", "service.name"}
+	var v any = "value"
+	b.Run("Doc", func(b *testing.B) {
+		d := NewDoc(40)
+		n := 0
+		for b.Loop() {
+			for _, k := range benchKeys {
+				d.Set(k, v)
+			}
+			for _, k := range lookups {
+				if d.Has(k) {
+					n++
+				}
+			}
+			for _, f := range d.Fields() {
+				n += len(f.Key)
+			}
+			d.Reset()
+		}
+	})
+	b.Run("map", func(b *testing.B) {
+		m := make(map[string]any, 40)
+		n := 0
+		for b.Loop() {
+			for _, k := range benchKeys {
+				m[k] = v
+			}
+			for _, k := range lookups {
+				if _, ok := m[k]; ok {
+					n++
+				}
+			}
+			for k := range m {
+				n += len(k)
+			}
+			clear(m)
+		}
+	})
+}
