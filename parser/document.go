@@ -13,7 +13,7 @@ import (
 // ECS names in dotted form ("source.ip"), with values of the types the
 // package documentation lists. Setting a field that is there replaces its
 // value. Fields are kept in the order they were first set, except that
-// deleting one moves the last field into its place; the order means
+// deleting one may move the last field into its place; the order means
 // nothing to Elasticsearch.
 //
 // A Doc is a slice of fields with a hash index, not a map: building,
