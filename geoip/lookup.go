@@ -126,9 +126,7 @@ func (g *generation) find(addr netip.Addr) (*Result, error) {
 	if r.empty() {
 		return nil, nil
 	}
-	out := r
-	out.box(addr)
-	return &out, nil
+	return cached(r, addr), nil
 }
 
 // city fills r with what the City database d knows about addr.

@@ -108,10 +108,22 @@ type boxedField struct {
 	v any
 }
 
-// box prepares r, the result for addr, for repeated use by AddTo; r must
-// not change afterwards.
-func (r *Result) box(addr netip.Addr) {
-	b := &boxedFields{addr: addr.String()}
+// cachedResult is a Result as the cache keeps it, with its boxed values in
+// the same allocation: enriching a document reads one block of memory
+// instead of following pointers across the heap.
+type cachedResult struct {
+	r      Result
+	boxed  boxedFields
+	fields [numFields]boxedField // boxed.fields
+}
+
+// cached returns a copy of r, the result for addr, prepared for repeated
+// use by AddTo; it must not change.
+func cached(r Result, addr netip.Addr) *Result {
+	c := &cachedResult{r: r}
+	b := &c.boxed
+	b.addr = addr.String()
+	b.fields = c.fields[:0]
 	for i := range numFields {
 		if v := r.value(i); v != nil {
 			b.fields = append(b.fields, boxedField{i, v})
@@ -120,7 +132,8 @@ func (r *Result) box(addr netip.Addr) {
 	if r.HasLocation {
 		b.lat, b.lon = r.Lat, r.Lon
 	}
-	r.boxed = b
+	c.r.boxed = b
+	return &c.r
 }
 
 // value returns field i as a document value, nil when empty.
