@@ -152,14 +152,14 @@ func FuzzAppendFloat(f *testing.F) {
 }
 
 // TestAppendStringMatchesEncodingJSON compares appendString with
-// encoding/json byte for byte on strings of every length up to 40 with one
+// encoding/json byte for byte on strings of every length up to 72 with one
 // byte that needs escaping (or none) at every position.
 func TestAppendStringMatchesEncodingJSON(t *testing.T) {
-	for n := 0; n <= 40; n++ {
-		base := strings.Repeat("abcdefgh", 5)[:n]
+	for n := 0; n <= 72; n++ {
+		base := strings.Repeat("abcdefgh", 9)[:n]
 		cases := []string{base}
 		for i := 0; i < n; i++ {
-			for _, c := range []string{`"`, `\`, "\n", "\x00", "\x7f", "\xff", "é", "\u2028"} {
+			for _, c := range []string{`"`, `\`, "\n", "\x00", "\x1f", " ", "~", "\x7f", "\x80", "\xff", "é", "\u2028"} {
 				cases = append(cases, base[:i]+c+base[i+1:])
 			}
 		}
