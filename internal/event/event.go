@@ -27,6 +27,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -315,20 +316,23 @@ func (d *Decoder) Decode(r *kgo.Record) (Event, error) {
 }
 
 // parseInt reads a decimal integer as strconv.ParseInt(string(b), 10, 64)
-// does: plain digits of up to 18 directly, anything else (signs, longer
-// numbers, errors) by strconv.
+// does: plain digits of up to 19 (Unix nanoseconds have 19) directly,
+// anything else (signs, longer or larger numbers, errors) by strconv.
 func parseInt(b []byte) (int64, error) {
-	if len(b) == 0 || len(b) > 18 {
+	if len(b) == 0 || len(b) > 19 {
 		return strconv.ParseInt(string(b), 10, 64)
 	}
-	var n int64
+	var n uint64 // 19 digits fit
 	for _, c := range b {
 		if c < '0' || c > '9' {
 			return strconv.ParseInt(string(b), 10, 64)
 		}
-		n = n*10 + int64(c-'0')
+		n = n*10 + uint64(c-'0')
 	}
-	return n, nil
+	if n > math.MaxInt64 {
+		return strconv.ParseInt(string(b), 10, 64)
+	}
+	return int64(n), nil
 }
 
 // DocID returns the deterministic Elasticsearch document id of the line at

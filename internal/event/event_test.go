@@ -66,7 +66,7 @@ func TestDocIDIsDeterministicAndDistinct(t *testing.T) {
 // TestParseInt compares parseInt with strconv.ParseInt, errors included.
 func TestParseInt(t *testing.T) {
 	inputs := []string{"", "0", "7", "4242", "1764064800123456789", "999999999999999999", "9223372036854775807",
-		"9223372036854775808", "-1", "+5", "-9223372036854775808", "12a", " 1", "1 ", "0x10", "1_000", "٣", "00012"}
+		"9223372036854775808", "9999999999999999999", "10000000000000000000", "18446744073709551616", "-1", "+5", "-9223372036854775808", "12a", " 1", "1 ", "0x10", "1_000", "٣", "00012"}
 	for n := int64(1); n > 0 && n < 1e18; n *= 7 {
 		inputs = append(inputs, strconv.FormatInt(n, 10), strconv.FormatInt(n-1, 10))
 	}
