@@ -22,12 +22,11 @@ import (
 // ready to use. A Doc is not safe for concurrent use.
 type Doc struct {
 	fields []Field
-	// index finds fields by key once there are more than linearFields
-	// (before that, comparing keys in turn is faster than hashing). It is
-	// open addressing with linear probing: each used slot holds a field's
-	// position plus one, 0 marks a free slot. Its length is a power of two
-	// at least twice the number of fields. Unused while indexed is false,
-	// but kept for reuse after Reset.
+	// index finds fields by key once there have been more than
+	// linearFields (before that, comparing keys in turn is faster than
+	// hashing). It is open addressing with linear probing: each used slot
+	// holds a field's position plus one, 0 marks a free slot. Its length
+	// is a power of two at least twice the number of fields.
 	index   []int32
 	indexed bool
 	seed    maphash.Seed // random per Doc: crafted keys cannot collide on purpose
@@ -146,11 +145,16 @@ func (d *Doc) Delete(key string) bool {
 	return true
 }
 
-// Reset removes every field, keeping the memory for reuse.
+// Reset removes every field, keeping the memory for reuse. A document
+// that was indexed stays indexed: reused documents mostly grow as large as
+// before, and hashing from the first field saves indexing the first ones
+// twice.
 func (d *Doc) Reset() {
 	clear(d.fields)
 	d.fields = d.fields[:0]
-	d.indexed = false
+	if d.indexed {
+		clear(d.index)
+	}
 }
 
 // Clone returns a copy of d. Values are shared, not copied.
