@@ -276,10 +276,15 @@ func parseSeconds(s string) (int64, bool) {
 // setForwardedFor splits $http_x_forwarded_for at commas.
 func setForwardedFor(d *Doc, v string) {
 	list := make([]string, 0, strings.Count(v, ",")+1)
-	for item := range strings.SplitSeq(v, ",") {
+	for {
+		item, rest, more := strings.Cut(v, ",")
 		if item = strings.TrimSpace(item); item != "" {
 			list = append(list, item)
 		}
+		if !more {
+			break
+		}
+		v = rest
 	}
 	if len(list) > 0 {
 		d.Set("nginx.x_forwarded_for", list)
