@@ -258,7 +258,7 @@ func (a *Aggregator) process(ctx context.Context, records []*kgo.Record) error {
 			continue
 		}
 		events[i] = ev
-		doc := docPool.Get().(parser.Doc)
+		doc := docPool.Get().(*parser.Doc)
 		parsed, keep, _ := a.build(&ev, doc)
 		if !parsed {
 			a.metrics.parseFailures.WithLabelValues(ev.Type).Inc()
@@ -273,7 +273,7 @@ func (a *Aggregator) process(ctx context.Context, records []*kgo.Record) error {
 			dead = append(dead, deadLetter{rec: rec, reason: "encoding document: " + err.Error()})
 			continue
 		}
-		items = append(items, item{index: indexName(a.index, &ev, doc), id: ev.DocID(), source: src, doc: doc, rec: i})
+		items = append(items, item{index: a.names.name(&ev, doc), id: ev.DocID(), source: src, doc: doc, rec: i})
 		chunkBytes += len(src) + 128
 		if chunkBytes >= a.cfg.Elasticsearch.BulkBytes || len(items)-chunkStart >= perChunk {
 			chunks.submit(chunkStart, items[chunkStart:])

@@ -154,6 +154,7 @@ func BenchmarkDocument(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			names := newIndexNames(idx)
 			var size int64
 			for _, rec := range recs {
 				size += int64(len(rec.Value))
@@ -171,13 +172,13 @@ func BenchmarkDocument(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				doc := docPool.Get().(parser.Doc)
+				doc := docPool.Get().(*parser.Doc)
 				ps.fill(&ev, doc)
 				geo.Enrich(doc)
 				if keep, _ := pipes.apply(&ev, doc); !keep {
 					b.Fatal("dropped")
 				}
-				_ = indexName(idx, &ev, doc)
+				_ = names.name(&ev, doc)
 				_ = ev.DocID()
 				buf, err = appendDocument(buf[:0], doc)
 				if err != nil {
@@ -205,7 +206,8 @@ func BenchmarkEncode(b *testing.B) {
 		b.Fatal(err)
 	}
 	var dec event.Decoder
-	var docs []map[string]any
+	var docs []*parser.Doc
+	var asMaps []map[string]any // for encoding/json
 	var items []item
 	for _, rec := range benchRecords("nginx", 1000) {
 		ev, err := dec.Decode(rec)
@@ -216,6 +218,7 @@ func BenchmarkEncode(b *testing.B) {
 		ps.fill(&ev, doc)
 		geo.Enrich(doc)
 		docs = append(docs, doc)
+		asMaps = append(asMaps, doc.Map())
 		src, err := appendDocument(nil, doc)
 		if err != nil {
 			b.Fatal(err)
@@ -235,7 +238,7 @@ func BenchmarkEncode(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {
-			_, _ = json.Marshal(docs[i%len(docs)])
+			_, _ = json.Marshal(asMaps[i%len(asMaps)])
 			i++
 		}
 	})

@@ -18,6 +18,7 @@ import (
 type builder struct {
 	parsers *parsers
 	index   *template.Template
+	names   *indexNames // index names from index
 	pipes   *pipelines
 	geo     *geoip.Enricher // nil without a database
 }
@@ -37,7 +38,7 @@ func newBuilder(cfg Config, reg prometheus.Registerer, log *zap.Logger) (builder
 	if err != nil {
 		return builder{}, err
 	}
-	b := builder{parsers: ps, index: idx, pipes: pipes}
+	b := builder{parsers: ps, index: idx, names: newIndexNames(idx), pipes: pipes}
 	if cfg.GeoIP.Enabled() {
 		if b.geo, err = geoip.Open(cfg.GeoIP, reg, log); err != nil {
 			return builder{}, err
@@ -49,7 +50,7 @@ func newBuilder(cfg Config, reg prometheus.Registerer, log *zap.Logger) (builder
 // build fills the empty doc from ev. parsed reports whether the type's
 // parser read the line (if not, doc holds it raw and flagged); keep is false
 // when the pipeline step droppedBy dropped the document.
-func (b *builder) build(ev *event.Event, doc parser.Doc) (parsed, keep bool, droppedBy string) {
+func (b *builder) build(ev *event.Event, doc *parser.Doc) (parsed, keep bool, droppedBy string) {
 	parsed = b.parsers.fill(ev, doc)
 	if b.geo != nil {
 		b.geo.Enrich(doc)

@@ -22,7 +22,7 @@ type item struct {
 	index  string
 	id     string
 	source []byte // the document, JSON
-	doc    parser.Doc
+	doc    *parser.Doc
 	// rec is the position of the Kafka record the document came from.
 	rec int
 }

@@ -17,8 +17,8 @@ var bracketed = regexp.MustCompile(`\[([^\]\s]+)\]`)
 // moveAside returns a copy of doc with the field named in reason moved to
 // labels.moved_<field> as a string, tagged mapping_conflict. ok is false
 // when the reason names no field of the document.
-func moveAside(doc parser.Doc, reason string) (parser.Doc, bool) {
-	out := maps.Clone(doc)
+func moveAside(doc *parser.Doc, reason string) (*parser.Doc, bool) {
+	out := doc.Clone()
 	var field string
 	var v any
 	found := false
@@ -36,27 +36,49 @@ func moveAside(doc parser.Doc, reason string) (parser.Doc, bool) {
 		b, _ := json.Marshal(v) // decoded from JSON, so it encodes
 		s = string(b)
 	}
-	out["labels.moved_"+strings.ReplaceAll(field, ".", "_")] = s
-	tags, _ := out["tags"].([]string)
-	out["tags"] = append(append([]string(nil), tags...), "mapping_conflict")
+	out.Set("labels.moved_"+strings.ReplaceAll(field, ".", "_"), s)
+	t, _ := out.Get("tags")
+	tags, _ := t.([]string)
+	out.Set("tags", append(append([]string(nil), tags...), "mapping_conflict"))
 	return out, true
 }
 
 // take removes field from doc, looking for it as a flat dotted key or as a
 // path into nested objects (which it copies before changing).
-func take(doc map[string]any, field string) (any, bool) {
-	if v, ok := doc[field]; ok {
-		delete(doc, field)
+func take(doc *parser.Doc, field string) (any, bool) {
+	if v, ok := doc.Get(field); ok {
+		doc.Delete(field)
 		return v, true
 	}
 	for i := strings.IndexByte(field, '.'); i > 0; i = nextDot(field, i) {
-		inner, ok := doc[field[:i]].(map[string]any)
+		v, _ := doc.Get(field[:i])
+		inner, ok := v.(map[string]any)
 		if !ok {
 			continue
 		}
 		inner = maps.Clone(inner)
-		if v, ok := take(inner, field[i+1:]); ok {
-			doc[field[:i]] = inner
+		if v, ok := takeNested(inner, field[i+1:]); ok {
+			doc.Set(field[:i], inner)
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+// takeNested is take inside a nested object m.
+func takeNested(m map[string]any, field string) (any, bool) {
+	if v, ok := m[field]; ok {
+		delete(m, field)
+		return v, true
+	}
+	for i := strings.IndexByte(field, '.'); i > 0; i = nextDot(field, i) {
+		inner, ok := m[field[:i]].(map[string]any)
+		if !ok {
+			continue
+		}
+		inner = maps.Clone(inner)
+		if v, ok := takeNested(inner, field[i+1:]); ok {
+			m[field[:i]] = inner
 			return v, true
 		}
 	}

@@ -1,6 +1,7 @@
 package aggregator
 
 import (
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +20,75 @@ type parsers struct {
 	// burst share it.
 	lastRead    time.Time
 	lastCreated any
+
+	// The document values of the last event's type, node and path: the
+	// lines of a file share them (the decoder shares the strings).
+	typ, node, path boxed
+	// fields holds the document fields of each event fields map seen (the
+	// decoder shares one map between the lines of a file), by the map's
+	// address; last is the last one used.
+	fields map[uintptr]*docFields
+	last   *docFields
+}
+
+// maxDocFields bounds parsers.fields: past it, it starts over.
+const maxDocFields = 4096
+
+// docFields are an event fields map as document keys (ECS names) and
+// values. Holding the map keeps its address from being reused for another
+// while it is cached.
+type docFields struct {
+	of   map[string]string
+	list []docField
+}
+
+// boxed is a string and the same string as a document value.
+type boxed struct {
+	s string
+	v any
+}
+
+// value returns s as a document value, reusing b's if it is the same.
+func (b *boxed) value(s string) any {
+	if b.v == nil || b.s != s {
+		b.s, b.v = s, s
+	}
+	return b.v
+}
+
+// docField is a document key and value.
+type docField struct {
+	key string
+	v   any
+}
+
+// docFields returns an event's fields as document keys and values. Events'
+// fields maps are never modified, so a map's fields are computed once.
+func (p *parsers) docFields(fields map[string]string) []docField {
+	addr := reflect.ValueOf(fields).Pointer()
+	if p.last != nil && reflect.ValueOf(p.last.of).Pointer() == addr {
+		return p.last.list
+	}
+	f, ok := p.fields[addr]
+	if !ok {
+		f = &docFields{of: fields, list: make([]docField, 0, len(fields))}
+		for k, v := range fields {
+			key, ok := fieldAliases[k]
+			if !ok {
+				key = k
+				if !strings.Contains(k, ".") { // dotted names are already ECS
+					key = "labels." + k
+				}
+			}
+			f.list = append(f.list, docField{key, v})
+		}
+		if p.fields == nil || len(p.fields) >= maxDocFields {
+			p.fields = make(map[uintptr]*docFields)
+		}
+		p.fields[addr] = f
+	}
+	p.last = f
+	return f.list
 }
 
 // created returns t as the document's event.created.
@@ -50,16 +120,16 @@ var fieldAliases = map[string]string{
 
 // newDoc makes an empty document with room for an nginx document with GeoIP
 // (about 32 fields).
-func newDoc() parser.Doc { return make(parser.Doc, 40) }
+func newDoc() *parser.Doc { return parser.NewDoc(40) }
 
-// docPool recycles documents between batches: building a document's map is
-// a good part of the garbage per record.
+// docPool recycles documents between batches: building a document is a
+// good part of the garbage per record.
 var docPool = sync.Pool{New: func() any { return newDoc() }}
 
 // recycle clears doc and keeps it for reuse; nothing may use it afterwards.
-func recycle(doc parser.Doc) {
+func recycle(doc *parser.Doc) {
 	if doc != nil {
-		clear(doc)
+		doc.Reset()
 		docPool.Put(doc)
 	}
 }
@@ -67,7 +137,7 @@ func recycle(doc parser.Doc) {
 // fill builds the Elasticsearch document for ev into the empty doc, and
 // reports whether the line parsed. A line its parser cannot read is still
 // indexed: raw, with error.message set.
-func (p *parsers) fill(ev *event.Event, doc parser.Doc) (parsed bool) {
+func (p *parsers) fill(ev *event.Event, doc *parser.Doc) (parsed bool) {
 	var err error
 	switch ev.Type {
 	case "service":
@@ -75,48 +145,43 @@ func (p *parsers) fill(ev *event.Event, doc parser.Doc) (parsed bool) {
 	case "nginx":
 		err = p.nginx.Parse(ev.Line, doc)
 	default:
-		doc["message"] = string(ev.Line)
+		doc.Set("message", string(ev.Line))
 	}
 	if err != nil {
-		clear(doc)
+		doc.Reset()
 		parser.Fallback(ev.Line, err, doc)
 	}
-	for k, v := range ev.Fields {
-		key, ok := fieldAliases[k]
-		if !ok {
-			key = k
-			if !strings.Contains(k, ".") { // dotted names are already ECS
-				key = "labels." + k
+	if len(ev.Fields) > 0 {
+		for _, f := range p.docFields(ev.Fields) {
+			if !doc.Has(f.key) {
+				doc.Set(f.key, f.v)
 			}
 		}
-		if _, set := doc[key]; !set {
-			doc[key] = v
-		}
 	}
-	if _, ok := doc["@timestamp"]; !ok {
+	if !doc.Has("@timestamp") {
 		at := ev.LogTime // the container runtime's time, else the read time
 		if at.IsZero() {
 			at = ev.ReadTime
 		}
-		doc["@timestamp"] = at.UTC().Format(time.RFC3339Nano)
+		doc.Set("@timestamp", at.UTC().Format(time.RFC3339Nano))
 	}
 	if ev.Stream != "" {
-		doc["stream"] = ev.Stream
+		doc.Set("stream", ev.Stream)
 	}
-	doc["event.dataset"] = ev.Type
-	doc["event.created"] = p.created(ev.ReadTime)
-	doc["host.name"] = ev.Node
-	doc["log.file.path"] = ev.Path
-	doc["log.offset"] = ev.Offset
+	doc.Set("event.dataset", p.typ.value(ev.Type))
+	doc.Set("event.created", p.created(ev.ReadTime))
+	doc.Set("host.name", p.node.value(ev.Node))
+	doc.Set("log.file.path", p.path.value(ev.Path))
+	doc.Set("log.offset", ev.Offset)
 	if len(ev.Flags) > 0 {
-		doc["tags"] = ev.Flags
+		doc.Set("tags", ev.Flags)
 	}
 	return err == nil
 }
 
 // indexLookup resolves template fields for index names: the event's own
 // fields first, then the document's ECS fields.
-func indexLookup(ev *event.Event, doc parser.Doc) func(string) (string, bool) {
+func indexLookup(ev *event.Event, doc *parser.Doc) func(string) (string, bool) {
 	return func(name string) (string, bool) {
 		if v, ok := ev.Field(name); ok && v != "" {
 			return v, true
@@ -125,8 +190,9 @@ func indexLookup(ev *event.Event, doc parser.Doc) func(string) (string, bool) {
 		if alias, ok := fieldAliases[name]; ok {
 			key = alias
 		}
-		if v, ok := doc[key].(string); ok {
-			return v, true
+		v, _ := doc.Get(key)
+		if s, ok := v.(string); ok {
+			return s, true
 		}
 		return "", false
 	}
@@ -135,8 +201,9 @@ func indexLookup(ev *event.Event, doc parser.Doc) func(string) (string, bool) {
 // docTime is the event's own time, for date-suffixed index names: the
 // document's @timestamp, never the time of indexing, so that a re-delivered
 // line lands in the same index.
-func docTime(doc parser.Doc) time.Time {
-	if s, ok := doc["@timestamp"].(string); ok {
+func docTime(doc *parser.Doc) time.Time {
+	v, _ := doc.Get("@timestamp")
+	if s, ok := v.(string); ok {
 		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 			return t
 		}
@@ -145,7 +212,7 @@ func docTime(doc parser.Doc) time.Time {
 }
 
 // indexName renders the index for a document.
-func indexName(t *template.Template, ev *event.Event, doc parser.Doc) string {
+func indexName(t *template.Template, ev *event.Event, doc *parser.Doc) string {
 	var at time.Time
 	if t.HasDate() {
 		at = docTime(doc)

@@ -12,15 +12,27 @@ import (
 )
 
 // appendDocument appends doc to buf as a JSON object, as encoding/json
-// would write it except that keys are in map order, not sorted, and without
-// HTML escaping (Elasticsearch needs neither), but several times faster:
-// documents hold
+// would write it except that keys are in the document's order (nested
+// objects: map order), not sorted, and without HTML escaping
+// (Elasticsearch needs neither), but several times faster: documents hold
 // only the types the parsers and enrichers produce, and those are written
 // without reflection. Other types fall back to encoding/json. Invalid UTF-8
 // is replaced by U+FFFD; NaN and infinities are an error, as in
 // encoding/json.
-func appendDocument(buf []byte, doc parser.Doc) ([]byte, error) {
-	return appendObject(buf, doc)
+func appendDocument(buf []byte, doc *parser.Doc) ([]byte, error) {
+	buf = append(buf, '{')
+	for i, f := range doc.Fields() {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendString(buf, f.Key)
+		buf = append(buf, ':')
+		var err error
+		if buf, err = appendValue(buf, f.Value); err != nil {
+			return buf, fmt.Errorf("field %s: %w", f.Key, err)
+		}
+	}
+	return append(buf, '}'), nil
 }
 
 func appendObject(buf []byte, m map[string]any) ([]byte, error) {
@@ -98,6 +110,9 @@ func appendValue(buf []byte, v any) ([]byte, error) {
 
 // appendFloat writes f as encoding/json does.
 func appendFloat(buf []byte, f float64) ([]byte, error) {
+	if b, ok := appendDecimal(buf, f); ok {
+		return b, nil
+	}
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return buf, fmt.Errorf("unsupported value %v", f)
 	}
@@ -113,6 +128,53 @@ func appendFloat(buf []byte, f float64) ([]byte, error) {
 		}
 	}
 	return buf, nil
+}
+
+// Numbers appendDecimal writes: n/decimalScale for an integer n, below
+// maxDecimal, where a float64's spacing (at most 2^-23) is well under
+// 1/decimalScale.
+const (
+	decimalDigits = 6
+	decimalScale  = 1e6
+	maxDecimal    = 1e9
+)
+
+// appendDecimal writes f as encoding/json does if f is n/1e6 for an
+// integer n, as nginx's times (0.123), coordinates (51.5142) and most
+// measured values are, without strconv's search for the shortest
+// representation: the decimal n/1e6, trailing zeros dropped, is that
+// shortest representation, since f is the float64 nearest to it and no
+// other decimal of as few digits is within f's spacing. ok is false for
+// other numbers, 0 (which may be -0) and numbers of maxDecimal or more.
+func appendDecimal(buf []byte, f float64) ([]byte, bool) {
+	if !(f > -maxDecimal && f < maxDecimal) || f == 0 {
+		return buf, false
+	}
+	n := math.Round(f * decimalScale)
+	if n/decimalScale != f { // n/1e6 is the float64 nearest to the decimal n/1e6
+		return buf, false
+	}
+	m := int64(n)
+	if m < 0 {
+		buf = append(buf, '-')
+		m = -m
+	}
+	buf = strconv.AppendInt(buf, m/decimalScale, 10)
+	frac := m % decimalScale
+	if frac == 0 {
+		return buf, true
+	}
+	var digits [1 + decimalDigits]byte
+	digits[0] = '.'
+	for i := decimalDigits; i > 0; i-- {
+		digits[i] = byte('0' + frac%10)
+		frac /= 10
+	}
+	end := len(digits)
+	for digits[end-1] == '0' {
+		end--
+	}
+	return append(buf, digits[:end]...), true
 }
 
 const hexDigits = "0123456789abcdef"
@@ -145,9 +207,34 @@ var plain = func() (t [256]bool) {
 
 // appendString writes s as a JSON string.
 func appendString(buf []byte, s string) []byte {
+	// Most strings are plain throughout: checked eight bytes at a time,
+	// the tail as the last eight bytes when there are that many, and
+	// copied whole.
+	i := 0
+	for i+8 <= len(s) && plainWord(binary.LittleEndian.Uint64([]byte(s[i:i+8]))) {
+		i += 8
+	}
+	if i < len(s) && i+8 > len(s) {
+		if len(s) >= 8 && plainWord(binary.LittleEndian.Uint64([]byte(s[len(s)-8:]))) {
+			i = len(s)
+		}
+		for i < len(s) && plain[s[i]] {
+			i++
+		}
+	}
+	if i == len(s) {
+		buf = append(buf, '"')
+		buf = append(buf, s...)
+		return append(buf, '"')
+	}
+	return appendEscaped(buf, s, i)
+}
+
+// appendEscaped writes s as a JSON string; its first i bytes are plain.
+func appendEscaped(buf []byte, s string, i int) []byte {
 	buf = append(buf, '"')
 	start := 0
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		// Eight plain bytes at a time: the common case.
 		for i+8 <= len(s) && plainWord(binary.LittleEndian.Uint64([]byte(s[i:i+8]))) {
 			i += 8

@@ -64,14 +64,15 @@ func newPipelines(cfg pipeline.Config, index *template.Template, reg prometheus.
 // in the document (set service.name) takes the place of the event's own
 // field (from the shipper's path or static fields), so that the document is
 // routed by its new value.
-func (ps *pipelines) apply(ev *event.Event, doc parser.Doc) (keep bool, droppedBy string) {
+func (ps *pipelines) apply(ev *event.Event, doc *parser.Doc) (keep bool, droppedBy string) {
 	tp := ps.byType[ev.Type]
 	if tp == nil {
 		return true, ""
 	}
 	var before [4]string
 	for i, r := range tp.routed[:min(len(tp.routed), len(before))] {
-		before[i], _ = doc[r.key].(string)
+		v, _ := doc.Get(r.key)
+		before[i], _ = v.(string)
 	}
 	keep, droppedBy = tp.p.Apply(doc)
 	if !keep {
@@ -79,7 +80,8 @@ func (ps *pipelines) apply(ev *event.Event, doc parser.Doc) (keep bool, droppedB
 		return false, droppedBy
 	}
 	for i, r := range tp.routed {
-		after, _ := doc[r.key].(string)
+		v, _ := doc.Get(r.key)
+		after, _ := v.(string)
 		if i < len(before) && after == before[i] {
 			continue
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/sluicelog/sluice/internal/config"
 	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/template"
+	"github.com/sluicelog/sluice/parser"
 )
 
 func testPipelines(t *testing.T, yaml string) *pipelines {
@@ -80,7 +81,7 @@ pipelines:
 func TestNoPipelineForType(t *testing.T) {
 	ps := testPipelines(t, "pipelines:\n  nginx:\n    - {name: all, drop: {if: {exists: message}}}\n")
 	ev := event.Event{Type: "service"}
-	if keep, _ := ps.apply(&ev, map[string]any{"message": "m"}); !keep {
+	if keep, _ := ps.apply(&ev, parser.DocOf(map[string]any{"message": "m"})); !keep {
 		t.Fatal("a service document went through the nginx pipeline")
 	}
 }

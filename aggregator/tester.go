@@ -18,7 +18,7 @@ type Tester struct {
 // Result is what the aggregator would do with one event.
 type Result struct {
 	// Doc is the document that would be indexed; nil when dropped.
-	Doc parser.Doc
+	Doc *parser.Doc
 	// Index is the index it would be indexed into.
 	Index string
 	// DroppedBy names the pipeline step that dropped the document.
@@ -45,7 +45,7 @@ func (t *Tester) Document(ev event.Event) Result {
 	if _, keep, by := t.build(&ev, doc); !keep {
 		return Result{DroppedBy: by}
 	}
-	return Result{Doc: doc, Index: indexName(t.index, &ev, doc)}
+	return Result{Doc: doc, Index: t.names.name(&ev, doc)}
 }
 
 // Close releases the GeoIP databases.

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	geoip2 "github.com/oschwald/geoip2-golang/v2"
+
+	"github.com/sluicelog/sluice/parser"
 )
 
 // benchCity returns the City database to benchmark: the real one when
@@ -134,27 +136,47 @@ func fillFromGeoIP2(c *geoip2.City, r *Result) {
 }
 
 // BenchmarkEnrich measures enriching a document whose client is cached,
-// the common case.
+// the common case: the client as source.ip, and as the first
+// X-Forwarded-For entry of a request through a proxy (which adds
+// client.ip).
 func BenchmarkEnrich(b *testing.B) {
 	path, real := benchCity(b)
 	addrs := benchAddrs(real)
 	e, _ := open(b, Config{City: path})
-	docs := make([]map[string]any, 64)
+	docs := make([]*parser.Doc, 64)
 	for i := range docs {
-		docs[i] = map[string]any{}
+		docs[i] = parser.NewDoc(40)
 	}
 	ips := make([]string, len(addrs))
 	for i, a := range addrs {
 		ips[i] = a.String()
 		e.Lookup(a)
 	}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		doc := docs[i%len(docs)]
-		clear(doc)
-		doc["source.ip"] = ips[i%len(ips)]
-		e.Enrich(doc)
-		i++
+	b.Run("source", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			doc := docs[i%len(docs)]
+			doc.Reset()
+			doc.Set("source.ip", ips[i%len(ips)])
+			e.Enrich(doc)
+			i++
+		}
+	})
+	xff := make([][]string, len(ips))
+	for i, ip := range ips {
+		xff[i] = []string{ip, "10.0.0.7"}
 	}
+	b.Run("forwarded", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			doc := docs[i%len(docs)]
+			doc.Reset()
+			doc.Set("source.ip", "10.0.0.7")
+			doc.Set("nginx.x_forwarded_for", xff[i%len(xff)])
+			e.Enrich(doc)
+			i++
+		}
+	})
 }

@@ -27,6 +27,12 @@ import (
 // the whole chain in nginx.x_forwarded_for.
 func ClientIP(sourceIP string, xff []string, trusted []netip.Prefix) (netip.Addr, bool) {
 	for _, entry := range xff {
+		if strings.IndexByte(entry, ',') < 0 { // one address: the common case
+			if a, ok := parseAddr(entry); ok && !contains(trusted, a) {
+				return a, true
+			}
+			continue
+		}
 		for part := range strings.SplitSeq(entry, ",") {
 			a, ok := parseAddr(part)
 			if ok && !contains(trusted, a) {

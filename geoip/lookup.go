@@ -7,6 +7,8 @@ import (
 
 	"github.com/oschwald/maxminddb-golang/v2/mmdbdata"
 	"go.uber.org/zap"
+
+	"github.com/sluicelog/sluice/parser"
 )
 
 // Document fields Enrich reads.
@@ -66,9 +68,11 @@ func (e *Enricher) lookup(addr netip.Addr) *Result {
 // X-Forwarded-For, it is also written to client.ip. A document with
 // neither field is left alone and not counted in the metrics. Safe for
 // concurrent use with distinct documents.
-func (e *Enricher) Enrich(doc map[string]any) bool {
-	src, _ := doc[sourceIPField].(string)
-	addr, ok := ClientIP(src, forwardedFor(doc[xffField]), e.trusted)
+func (e *Enricher) Enrich(doc *parser.Doc) bool {
+	v, _ := doc.Get(sourceIPField)
+	src, _ := v.(string)
+	xff, _ := doc.Get(xffField)
+	addr, ok := ClientIP(src, forwardedFor(xff), e.trusted)
 	if !ok {
 		return false
 	}
@@ -77,7 +81,11 @@ func (e *Enricher) Enrich(doc map[string]any) bool {
 		return false
 	}
 	if s, ok := parseAddr(src); !ok || s != addr {
-		doc[clientIPField] = addr.String()
+		if r.boxed != nil {
+			doc.Set(clientIPField, r.boxed.addr)
+		} else {
+			doc.Set(clientIPField, addr.String())
+		}
 	}
 	r.addTo(doc, e.keys)
 	return true
@@ -118,9 +126,7 @@ func (g *generation) find(addr netip.Addr) (*Result, error) {
 	if r.empty() {
 		return nil, nil
 	}
-	out := r
-	out.box()
-	return &out, nil
+	return cached(r, addr), nil
 }
 
 // city fills r with what the City database d knows about addr.

@@ -10,6 +10,8 @@ import (
 
 	"github.com/maxmind/mmdbwriter/mmdbtype"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sluicelog/sluice/parser"
 )
 
 // london is what the test databases hold for 81.2.69.0/24.
@@ -163,14 +165,14 @@ func TestEnrich(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			doc := maps.Clone(tt.doc)
+			doc := parser.DocOf(tt.doc)
 			added := e.Enrich(doc)
 			if added != (tt.added != nil) {
 				t.Errorf("Enrich = %v", added)
 			}
 			want := with(tt.doc, tt.added)
-			if !reflect.DeepEqual(doc, want) {
-				t.Errorf("document\n got %v\nwant %v", doc, want)
+			if got := doc.Map(); !reflect.DeepEqual(got, want) {
+				t.Errorf("document\n got %v\nwant %v", got, want)
 			}
 		})
 	}
@@ -179,18 +181,20 @@ func TestEnrich(t *testing.T) {
 func TestEnrichDocumentsDoNotShareLocation(t *testing.T) {
 	city, _ := testDBs(t)
 	e, _ := open(t, Config{City: city})
-	a, b := map[string]any{"source.ip": "81.2.69.1"}, map[string]any{"source.ip": "81.2.69.1"}
+	a, b := parser.DocOf(map[string]any{"source.ip": "81.2.69.1"}), parser.DocOf(map[string]any{"source.ip": "81.2.69.1"})
 	e.Enrich(a)
 	e.Enrich(b)
-	a["source.geo.location"].(map[string]any)["lat"] = 1.0
-	if got := b["source.geo.location"].(map[string]any)["lat"]; got != 51.5142 {
+	la, _ := a.Get("source.geo.location")
+	la.(map[string]any)["lat"] = 1.0
+	lb, _ := b.Get("source.geo.location")
+	if got := lb.(map[string]any)["lat"]; got != 51.5142 {
 		t.Errorf("changing one document's location changed another's: lat = %v", got)
 	}
 }
 
 func TestAddTo(t *testing.T) {
 	r := Result{CityName: "Paris", CountryISOCode: "FR", Lat: 48.86, Lon: 2.35, HasLocation: true, ASNumber: 3215}
-	doc := map[string]any{}
+	doc := &parser.Doc{}
 	r.AddTo(doc, "destination")
 	want := map[string]any{
 		"destination.geo.city_name":        "Paris",
@@ -198,17 +202,18 @@ func TestAddTo(t *testing.T) {
 		"destination.geo.location":         map[string]any{"lat": 48.86, "lon": 2.35},
 		"destination.as.number":            int64(3215),
 	}
-	if !reflect.DeepEqual(doc, want) {
-		t.Errorf("AddTo = %v, want %v", doc, want)
+	if got := doc.Map(); !reflect.DeepEqual(got, want) {
+		t.Errorf("AddTo = %v, want %v", got, want)
 	}
 
 	// A looked-up Result (with boxed values) writes the same.
 	city, asn := testDBs(t)
 	e, _ := open(t, Config{City: city, ASN: asn})
 	looked, _ := e.Lookup(netip.MustParseAddr("81.2.69.1"))
-	fromLookup, byHand := map[string]any{}, map[string]any{}
-	looked.AddTo(fromLookup, "source")
-	withoutBoxed(looked).AddTo(byHand, "source")
+	fromLookupDoc, byHandDoc := &parser.Doc{}, &parser.Doc{}
+	looked.AddTo(fromLookupDoc, "source")
+	withoutBoxed(looked).AddTo(byHandDoc, "source")
+	fromLookup, byHand := fromLookupDoc.Map(), byHandDoc.Map()
 	if !reflect.DeepEqual(fromLookup, byHand) || len(byHand) != numFields {
 		t.Errorf("AddTo of a looked-up result = %v, by hand %v", fromLookup, byHand)
 	}
@@ -231,7 +236,7 @@ func TestClosedEnricher(t *testing.T) {
 	if r, ok := e.Lookup(netip.MustParseAddr("81.2.69.1")); ok {
 		t.Errorf("Lookup after Close = %+v", r)
 	}
-	if doc := (map[string]any{"source.ip": "81.2.69.1"}); e.Enrich(doc) || len(doc) != 1 {
+	if doc := parser.DocOf(map[string]any{"source.ip": "81.2.69.1"}); e.Enrich(doc) || doc.Len() != 1 {
 		t.Errorf("Enrich after Close changed %v", doc)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"os"
 	"testing"
+
+	"github.com/sluicelog/sluice/parser"
 )
 
 // realCityEnv names the real GeoLite2 City database, as fetched by
@@ -43,8 +45,8 @@ func TestRealDatabase(t *testing.T) {
 	if r.CountryName != "United States" || !r.HasLocation || r.TimeZone == "" {
 		t.Errorf("8.8.8.8 = %+v, want the United States with a location and time zone", r)
 	}
-	doc := map[string]any{"source.ip": "10.0.0.7", "nginx.x_forwarded_for": []string{"81.2.69.142", "10.0.0.7"}}
-	if !e.Enrich(doc) || doc["source.geo.country_iso_code"] != "GB" || doc["source.geo.region_iso_code"] != "GB-ENG" {
+	doc := parser.DocOf(map[string]any{"source.ip": "10.0.0.7", "nginx.x_forwarded_for": []string{"81.2.69.142", "10.0.0.7"}})
+	if !e.Enrich(doc) || doc.Map()["source.geo.country_iso_code"] != "GB" || doc.Map()["source.geo.region_iso_code"] != "GB-ENG" {
 		t.Errorf("enriched = %v", doc)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sluicelog/sluice/parser"
 )
 
 var londonAddr = netip.MustParseAddr("81.2.69.142")
@@ -210,7 +212,7 @@ func TestReloadUnderLoad(t *testing.T) {
 					t.Errorf("worker %d: Lookup(%s) = %+v, %v", w, addr, r, ok)
 					return
 				}
-				doc := map[string]any{"source.ip": addr.String()}
+				doc := parser.DocOf(map[string]any{"source.ip": addr.String()})
 				if !e.Enrich(doc) {
 					t.Errorf("worker %d: Enrich(%s) added nothing", w, addr)
 					return

@@ -11,13 +11,13 @@ const benchServiceLine = `{"@timestamp":"2026-11-25T10:00:00.123Z","level":"info
 
 const benchCRILine = `2026-11-25T10:00:00.123456789Z stdout F {"level":"info","msg":"order placed","order_id":"A-1029384"}`
 
-func benchmarkParse(b *testing.B, parse func([]byte, Doc) error, line string) {
+func benchmarkParse(b *testing.B, parse func([]byte, *Doc) error, line string) {
 	in := []byte(line)
 	b.SetBytes(int64(len(in)))
 	b.ReportAllocs()
-	doc := make(Doc, 24)
+	doc := NewDoc(24)
 	for b.Loop() {
-		clear(doc)
+		doc.Reset()
 		if err := parse(in, doc); err != nil {
 			b.Fatal(err)
 		}

@@ -1,11 +1,14 @@
 // Package parser turns raw log lines into Elasticsearch documents that use
 // Elastic Common Schema (ECS) field names. Parsers are pure functions over
-// bytes: no I/O, no logging, no state beyond what CompileNginx compiles, so
-// they are safe for concurrent use.
+// bytes: no I/O, no logging, no state beyond what CompileNginx compiles
+// (and a memo of the last time an Nginx parser read, which never changes a
+// result), so they are safe for concurrent use.
 //
-// Documents are flat maps keyed by dotted ECS names ("source.ip");
-// Elasticsearch expands the dots into objects. Timestamps are written to
-// @timestamp as RFC 3339 strings in UTC with milliseconds
+// Documents (Doc) are flat: fields keyed by dotted ECS names ("source.ip"),
+// which Elasticsearch expands into objects. Values are string, float64,
+// int64, bool, []string, []float64, []any, map[string]any (nested objects
+// of service JSON, and source.geo.location) or nil. Timestamps are written
+// to @timestamp as RFC 3339 strings in UTC with milliseconds
 // ("2026-11-25T10:00:00.123Z"). Strings in documents are valid UTF-8: each
 // invalid byte is replaced by U+FFFD, as encoding/json does.
 //
@@ -131,11 +134,6 @@ import (
 	"unicode/utf8"
 )
 
-// Doc is one Elasticsearch document under construction; keys are ECS field
-// names in dotted form ("source.ip"); values are string, float64, int64,
-// bool, []string, []float64, []any, map[string]any or nil.
-type Doc map[string]any
-
 // Errors the parsers wrap, for errors.Is.
 var (
 	ErrNotJSON   = errors.New("not JSON")
@@ -148,10 +146,10 @@ var (
 // message is the raw line (each invalid UTF-8 byte replaced by U+FFFD),
 // error.message says why, error.type is "parse". It leaves other fields in
 // doc alone; callers normally clear what the failed parser left first.
-func Fallback(line []byte, err error, doc Doc) {
-	doc["message"] = validUTF8(string(line))
-	doc["error.message"] = err.Error()
-	doc["error.type"] = "parse"
+func Fallback(line []byte, err error, doc *Doc) {
+	doc.Set("message", validUTF8(string(line)))
+	doc.Set("error.message", err.Error())
+	doc.Set("error.type", "parse")
 }
 
 // validUTF8 replaces each byte of s that is not part of a valid UTF-8

@@ -29,12 +29,12 @@ func addGoldenSeeds(f *testing.F, dir string) {
 }
 
 // parseOrFallback parses line and checks the document either way.
-func parseOrFallback(t *testing.T, parse func([]byte, Doc) error, line []byte) (Doc, error) {
-	doc := Doc{}
+func parseOrFallback(t *testing.T, parse func([]byte, *Doc) error, line []byte) (*Doc, error) {
+	doc := &Doc{}
 	err := parse(line, doc)
 	checkDoc(t, doc)
 	if err != nil {
-		clear(doc)
+		doc.Reset()
 		Fallback(line, err, doc)
 		checkDoc(t, doc)
 	}
@@ -61,8 +61,8 @@ func FuzzParseService(f *testing.F) {
 			t.Fatalf("%q:\n got %#v\nwant %#v", line, got, want)
 		}
 		for k, v := range want.(map[string]any) {
-			if !wellKnown(k) && !reflect.DeepEqual(doc[k], v) {
-				t.Fatalf("%q: member %q is %#v, want %#v", line, k, doc[k], v)
+			if got, _ := doc.Get(k); !wellKnown(k) && !reflect.DeepEqual(got, v) {
+				t.Fatalf("%q: member %q is %#v, want %#v", line, k, got, v)
 			}
 		}
 	})
@@ -111,8 +111,8 @@ func FuzzNginx(f *testing.F) {
 		if err != nil {
 			t.Fatalf("%q: %v", line, err)
 		}
-		if want := a.doc(); !reflect.DeepEqual(doc, want) {
-			t.Fatalf("%q:\n got %#v\nwant %#v", line, doc, want)
+		if got, want := doc.Map(), a.doc(); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q:\n got %#v\nwant %#v", line, got, want)
 		}
 	})
 }
@@ -161,7 +161,7 @@ func FuzzNginxJSON(f *testing.F) {
 			if _, mapped := p.members[k]; mapped || nginxField(k).key != "nginx."+k || writtenByKnown(k) {
 				continue
 			}
-			if got, ok := doc["nginx."+k]; want != "" && got != want || want == "" && ok {
+			if got, ok := doc.Get("nginx." + k); want != "" && got != want || want == "" && ok {
 				t.Fatalf("%q: nginx.%s = %#v, want %q", line, k, got, want)
 			}
 		}
@@ -262,8 +262,8 @@ func FuzzCompileNginx(f *testing.F) {
 			return
 		}
 		doc, err := parseOrFallback(t, p.Parse, []byte(rendered))
-		if err != nil || !reflect.DeepEqual(doc, want) {
-			t.Fatalf("format %q, line %q: got %#v, %v; want %#v", format, rendered, doc, err, want)
+		if err != nil || !reflect.DeepEqual(doc.Map(), want) {
+			t.Fatalf("format %q, line %q: got %#v, %v; want %#v", format, rendered, doc.Map(), err, want)
 		}
 	})
 }
@@ -271,7 +271,7 @@ func FuzzCompileNginx(f *testing.F) {
 // renderPlain renders a line for p whose values are runs of a letter that
 // no literal holds, and the document it must parse to. ok is false if some
 // variable does not store its text as it is, or no such letter exists.
-func renderPlain(p *Nginx) (line string, want Doc, ok bool) {
+func renderPlain(p *Nginx) (line string, want fields, ok bool) {
 	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	literals := p.lead
 	for _, v := range p.vars {
@@ -285,7 +285,7 @@ func renderPlain(p *Nginx) (line string, want Doc, ok bool) {
 		return "", nil, false
 	}
 	var b strings.Builder
-	want = Doc{}
+	want = fields{}
 	b.WriteString(p.lead)
 	for n, v := range p.vars {
 		value := strings.Repeat(letters[i:i+1], n+1)

@@ -23,20 +23,20 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // the fallback document.
 type goldenCase struct {
 	Case  string `json:"case"`
-	Doc   Doc    `json:"doc"`
+	Doc   *Doc   `json:"doc"`
 	Error string `json:"error,omitempty"`
 }
 
 // goldenParsers are the parsers the golden directories are for.
-func goldenParsers(t *testing.T) map[string]func([]byte, Doc) error {
-	compile := func(format string) func([]byte, Doc) error {
+func goldenParsers(t *testing.T) map[string]func([]byte, *Doc) error {
+	compile := func(format string) func([]byte, *Doc) error {
 		p, err := CompileNginx(format)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return p.Parse
 	}
-	return map[string]func([]byte, Doc) error{
+	return map[string]func([]byte, *Doc) error{
 		"service":        ParseService,
 		"nginx":          compile(DefaultNginxFormat),
 		"nginx_combined": compile(FormatCombined),
@@ -57,15 +57,15 @@ const testJSONFormat = `{"time":"$time_iso8601","ip":"$remote_addr","user":"$rem
 	`"xff":"$http_x_forwarded_for","vhost":"$host","rid":"$request_id","pair":"$scheme://$host"}`
 
 // criDoc renders a CRI line as a document, for the golden files.
-func criDoc(line []byte, doc Doc) error {
+func criDoc(line []byte, doc *Doc) error {
 	c, err := ParseCRI(line)
 	if err != nil {
 		return err
 	}
-	doc["time"] = c.Time.Format("2006-01-02T15:04:05.999999999Z07:00")
-	doc["stream"] = c.Stream
-	doc["partial"] = c.Partial
-	doc["log"] = validUTF8(string(c.Log))
+	doc.Set("time", c.Time.Format("2006-01-02T15:04:05.999999999Z07:00"))
+	doc.Set("stream", c.Stream)
+	doc.Set("partial", c.Partial)
+	doc.Set("log", validUTF8(string(c.Log)))
 	return nil
 }
 
@@ -84,7 +84,7 @@ func TestGolden(t *testing.T) {
 }
 
 // checkGolden parses the cases of file and compares with its golden file.
-func checkGolden(t *testing.T, file string, parse func([]byte, Doc) error) {
+func checkGolden(t *testing.T, file string, parse func([]byte, *Doc) error) {
 	in, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +120,7 @@ func checkGolden(t *testing.T, file string, parse func([]byte, Doc) error) {
 }
 
 // parseCases parses each case of a .log file.
-func parseCases(in []byte, parse func([]byte, Doc) error) []goldenCase {
+func parseCases(in []byte, parse func([]byte, *Doc) error) []goldenCase {
 	var cases []goldenCase
 	name := ""
 	lines := bytes.Split(bytes.TrimSuffix(in, []byte("\n")), []byte("\n"))
@@ -132,9 +132,9 @@ func parseCases(in []byte, parse func([]byte, Doc) error) []goldenCase {
 		if name == "" {
 			name = "line " + strconv.Itoa(i+1)
 		}
-		c := goldenCase{Case: name, Doc: Doc{}}
+		c := goldenCase{Case: name, Doc: &Doc{}}
 		if err := parse(line, c.Doc); err != nil {
-			clear(c.Doc)
+			c.Doc.Reset()
 			Fallback(line, err, c.Doc)
 			c.Error = err.Error()
 		}

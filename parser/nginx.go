@@ -3,6 +3,7 @@ package parser
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -20,6 +21,9 @@ type Nginx struct {
 	// members maps the member names of a JSON log_format to the fields of
 	// the variables that are their values.
 	members map[string]field
+
+	// lastTime is the last time value read (see setTime).
+	lastTime atomic.Pointer[stamp]
 }
 
 // nginxVar is a variable and the literal text that follows it, up to the
@@ -106,7 +110,7 @@ func clip(s string) string {
 // line; if it is not JSON, the error wraps ErrNotJSON. Otherwise errors wrap
 // ErrNoMatch and say where the line does not fit the format or which value
 // cannot be read.
-func (p *Nginx) Parse(line []byte, doc Doc) error {
+func (p *Nginx) Parse(line []byte, doc *Doc) error {
 	for len(line) > 0 && (line[len(line)-1] == '\n' || line[len(line)-1] == '\r') {
 		line = line[:len(line)-1]
 	}
@@ -118,6 +122,9 @@ func (p *Nginx) Parse(line []byte, doc Doc) error {
 		return fmt.Errorf("%w: expected %q at the start", ErrNoMatch, p.lead)
 	}
 	valid := utf8.ValidString(s)
+	// Values are taken as they are unless the line has escapes or invalid
+	// UTF-8, which most lines do not.
+	plain := valid && !strings.Contains(s, `\x`)
 	pos := len(p.lead)
 	last := len(p.vars) - 1
 	for i, v := range p.vars {
@@ -126,7 +133,10 @@ func (p *Nginx) Parse(line []byte, doc Doc) error {
 			return err
 		}
 		if val := s[pos:end]; val != "" && val != "-" {
-			if err := v.field.set(doc, nginxValue(val, valid)); err != nil {
+			if !plain {
+				val = nginxValue(val, valid)
+			}
+			if err := p.set(v.field, doc, val); err != nil {
 				return fmt.Errorf("%w: $%s: %w", ErrNoMatch, v.name, err)
 			}
 		}
@@ -180,7 +190,7 @@ func nginxValue(v string, valid bool) string {
 
 // parseJSON parses an escape=json line: a JSON object whose members are
 // mapped as the package documentation says.
-func (p *Nginx) parseJSON(line []byte, doc Doc) error {
+func (p *Nginx) parseJSON(line []byte, doc *Doc) error {
 	r, err := objectReader(line)
 	if err != nil {
 		return err
@@ -199,13 +209,13 @@ func (p *Nginx) parseJSON(line []byte, doc Doc) error {
 }
 
 // setMember reads the value of member name into doc.
-func (p *Nginx) setMember(r *jsonReader, name string, doc Doc) error {
+func (p *Nginx) setMember(r *jsonReader, name string, doc *Doc) error {
 	switch r.next() {
 	case 'n':
 		r.literal("null")
 		return nil
 	case '{', '[':
-		doc["nginx."+name] = r.value()
+		doc.Set("nginx."+name, r.value())
 		return nil
 	}
 	v := r.scalar()
@@ -216,7 +226,7 @@ func (p *Nginx) setMember(r *jsonReader, name string, doc Doc) error {
 	if !ok {
 		f = nginxField(name)
 	}
-	if err := f.set(doc, v); err != nil {
+	if err := p.set(f, doc, v); err != nil {
 		return fmt.Errorf("%w: %q: %w", ErrNoMatch, clip(name), err)
 	}
 	return nil

@@ -80,28 +80,32 @@ func nginxField(name string) field {
 	return field{kindString, "nginx." + name}
 }
 
-// set stores v, a present value ("-" and "" are not), in d.
-func (f field) set(d Doc, v string) error {
+// set stores v, a present value ("-" and "" are not), of field f in d.
+func (p *Nginx) set(f field, d *Doc, v string) error {
 	switch f.kind {
 	case kindString:
-		d[f.key] = v
+		if f.key == "http.request.method" {
+			d.Set(f.key, methodValue(v))
+		} else {
+			d.Set(f.key, v)
+		}
 	case kindInt:
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
 			return errors.New("not an integer: " + strconv.Quote(clip(v)))
 		}
-		d[f.key] = n
+		d.Set(f.key, intValue(n))
 	case kindAddress:
 		setAddress(d, v)
 	case kindTimeLocal, kindTimeISO, kindMsec:
-		return f.setTime(d, v)
+		return p.setTime(f.kind, d, v)
 	case kindRequest:
 		setRequest(d, v)
 	case kindProtocol:
-		d["http.version"] = strings.TrimPrefix(v, "HTTP/")
+		d.Set("http.version", versionValue(strings.TrimPrefix(v, "HTTP/")))
 	case kindServerName:
-		if _, ok := d["url.domain"]; !ok {
-			d["url.domain"] = v
+		if !d.Has("url.domain") {
+			d.Set("url.domain", v)
 		}
 	case kindRequestTime:
 		return setRequestTime(d, v)
@@ -113,10 +117,38 @@ func (f field) set(d Doc, v string) error {
 	return nil
 }
 
-func (f field) setTime(d Doc, v string) error {
+// stamp is a time variable's value and the @timestamp it gives, ready to
+// be stored in a document.
+type stamp struct {
+	kind fieldKind
+	raw  string
+	ts   any // string
+}
+
+// setTime sets @timestamp from a time variable of kind. Consecutive lines
+// mostly share their time ($time_local has whole seconds), so the last
+// value read is remembered and reused as it is.
+func (p *Nginx) setTime(kind fieldKind, d *Doc, v string) error {
+	if last := p.lastTime.Load(); last != nil && last.kind == kind && last.raw == v {
+		d.Set("@timestamp", last.ts)
+		return nil
+	}
+	ts, err := timestamp(kind, v)
+	if err != nil {
+		return err
+	}
+	// raw is copied: v is part of the line, which it would keep alive.
+	last := &stamp{kind: kind, raw: strings.Clone(v), ts: ts}
+	p.lastTime.Store(last)
+	d.Set("@timestamp", last.ts)
+	return nil
+}
+
+// timestamp reads v, the value of a time variable of kind, as @timestamp.
+func timestamp(kind fieldKind, v string) (string, error) {
 	var t time.Time
 	var ok bool
-	switch f.kind {
+	switch kind {
 	case kindTimeLocal:
 		t, ok = parseTimeLocal(v)
 	case kindTimeISO:
@@ -125,66 +157,65 @@ func (f field) setTime(d Doc, v string) error {
 		t, ok = parseEpoch(v)
 	}
 	if !ok {
-		return errors.New("not a time: " + strconv.Quote(clip(v)))
+		return "", errors.New("not a time: " + strconv.Quote(clip(v)))
 	}
-	d["@timestamp"] = formatTime(t)
-	return nil
+	return formatTime(t), nil
 }
 
 // setAddress sets source.address, and source.ip if v is an IP address
 // ($remote_addr is "unix:" for connections over a Unix socket), without
 // the zone of an IPv6 address, which Elasticsearch does not take.
-func setAddress(d Doc, v string) {
+func setAddress(d *Doc, v string) {
 	var a any = v
-	d["source.address"] = a
+	d.Set("source.address", a)
 	ip, err := netip.ParseAddr(v)
 	switch {
 	case err != nil:
 	case ip.Zone() != "":
-		d["source.ip"] = v[:strings.IndexByte(v, '%')]
+		d.Set("source.ip", v[:strings.IndexByte(v, '%')])
 	default:
-		d["source.ip"] = a
+		d.Set("source.ip", a)
 	}
 }
 
 // setRequest splits a request line, "GET /path HTTP/1.1". A request line
 // nginx could not parse (bytes sent to the wrong port) goes whole to
 // url.original.
-func setRequest(d Doc, v string) {
+func setRequest(d *Doc, v string) {
 	method, rest, ok := strings.Cut(v, " ")
 	if !ok {
-		d["url.original"] = v
+		d.Set("url.original", v)
 		return
 	}
-	d["http.request.method"] = method
+	d.Set("http.request.method", methodValue(method))
 	if i := strings.LastIndexByte(rest, ' '); i >= 0 && strings.HasPrefix(rest[i+1:], "HTTP/") {
-		d["http.version"] = rest[i+1+len("HTTP/"):]
+		d.Set("http.version", versionValue(rest[i+1+len("HTTP/"):]))
 		rest = rest[:i]
 	}
 	if rest != "" {
-		d["url.original"] = rest
+		d.Set("url.original", rest)
 	}
 }
 
-func setRequestTime(d Doc, v string) error {
+func setRequestTime(d *Doc, v string) error {
 	ns, ok := parseSeconds(v)
 	if !ok {
 		return errors.New("not a number of seconds: " + strconv.Quote(clip(v)))
 	}
-	d["nginx.request_time"] = float64(ns) / 1e9
-	d["event.duration"] = ns
+	d.Set("nginx.request_time", float64(ns)/1e9)
+	d.Set("event.duration", ns)
 	return nil
 }
 
 // setUpstreamTime reads $upstream_response_time: one time per upstream
 // tried, separated by ", " or " : ", "-" for one not reached.
-func setUpstreamTime(d Doc, v string) error {
+func setUpstreamTime(d *Doc, v string) error {
 	if !strings.ContainsAny(v, ",:") {
 		ns, ok := parseSeconds(v)
 		if !ok {
 			return errors.New("not a number of seconds: " + strconv.Quote(clip(v)))
 		}
-		d["nginx.upstream_response_time"] = float64(ns) / 1e9
+		d.Set("nginx.upstream_response_time", float64(ns)/1e9)
 		return nil
 	}
 	var times []float64
@@ -201,10 +232,10 @@ func setUpstreamTime(d Doc, v string) error {
 		total += ns
 	}
 	if len(times) > 0 {
-		d["nginx.upstream_response_time"] = float64(total) / 1e9
+		d.Set("nginx.upstream_response_time", float64(total)/1e9)
 	}
 	if len(times) > 1 {
-		d["nginx.upstream_response_times"] = times
+		d.Set("nginx.upstream_response_times", times)
 	}
 	return nil
 }
@@ -243,14 +274,92 @@ func parseSeconds(s string) (int64, bool) {
 }
 
 // setForwardedFor splits $http_x_forwarded_for at commas.
-func setForwardedFor(d Doc, v string) {
+func setForwardedFor(d *Doc, v string) {
 	list := make([]string, 0, strings.Count(v, ",")+1)
-	for item := range strings.SplitSeq(v, ",") {
+	for {
+		item, rest, more := strings.Cut(v, ",")
 		if item = strings.TrimSpace(item); item != "" {
 			list = append(list, item)
 		}
+		if !more {
+			break
+		}
+		v = rest
 	}
 	if len(list) > 0 {
-		d["nginx.x_forwarded_for"] = list
+		d.Set("nginx.x_forwarded_for", list)
 	}
+}
+
+// Values most lines share, as document values. A constant stored in an
+// interface needs no allocation; any other value is stored as it is.
+
+// methodValue returns a request method as a document value.
+func methodValue(m string) any {
+	switch m {
+	case "GET":
+		return "GET"
+	case "POST":
+		return "POST"
+	case "HEAD":
+		return "HEAD"
+	case "PUT":
+		return "PUT"
+	case "DELETE":
+		return "DELETE"
+	case "OPTIONS":
+		return "OPTIONS"
+	case "PATCH":
+		return "PATCH"
+	}
+	return m
+}
+
+// versionValue returns an HTTP version as a document value.
+func versionValue(v string) any {
+	switch v {
+	case "1.1":
+		return "1.1"
+	case "2.0":
+		return "2.0"
+	case "1.0":
+		return "1.0"
+	case "3.0":
+		return "3.0"
+	}
+	return v
+}
+
+// intValue returns n as a document value. Go stores 0 to 255 in
+// interfaces without allocating; common status codes are constants.
+func intValue(n int64) any {
+	switch n {
+	case 301:
+		return int64(301)
+	case 302:
+		return int64(302)
+	case 304:
+		return int64(304)
+	case 400:
+		return int64(400)
+	case 401:
+		return int64(401)
+	case 403:
+		return int64(403)
+	case 404:
+		return int64(404)
+	case 429:
+		return int64(429)
+	case 499:
+		return int64(499)
+	case 500:
+		return int64(500)
+	case 502:
+		return int64(502)
+	case 503:
+		return int64(503)
+	case 504:
+		return int64(504)
+	}
+	return n
 }

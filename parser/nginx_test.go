@@ -2,9 +2,12 @@ package parser
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -65,57 +68,57 @@ func TestJSONMemberName(t *testing.T) {
 func TestNginxFields(t *testing.T) {
 	tests := []struct {
 		name, value string
-		want        Doc
+		want        fields
 	}{
-		{"remote_addr", "81.2.69.142", Doc{"source.ip": "81.2.69.142", "source.address": "81.2.69.142"}},
-		{"remote_addr", "::ffff:1.2.3.4", Doc{"source.ip": "::ffff:1.2.3.4", "source.address": "::ffff:1.2.3.4"}},
-		{"remote_addr", "unix:", Doc{"source.address": "unix:"}},
-		{"remote_user", "bob smith", Doc{"user.name": "bob smith"}},
-		{"time_local", "29/Feb/2028:23:59:59 -1200", Doc{"@timestamp": "2028-03-01T11:59:59.000Z"}},
-		{"time_iso8601", "2026-11-25T10:00:00+05:30", Doc{"@timestamp": "2026-11-25T04:30:00.000Z"}},
-		{"msec", "1764064800.123", Doc{"@timestamp": "2025-11-25T10:00:00.123Z"}},
-		{"request", "GET /a?b=c HTTP/1.1", Doc{"http.request.method": "GET", "url.original": "/a?b=c", "http.version": "1.1"}},
-		{"request", "PRI * HTTP/2.0", Doc{"http.request.method": "PRI", "url.original": "*", "http.version": "2.0"}},
-		{"request", "GARBAGE", Doc{"url.original": "GARBAGE"}},
-		{"request", "GET /a HTTPS", Doc{"http.request.method": "GET", "url.original": "/a HTTPS"}},
-		{"request_method", "DELETE", Doc{"http.request.method": "DELETE"}},
-		{"request_uri", "/a?b", Doc{"url.original": "/a?b"}},
-		{"uri", "/a", Doc{"url.path": "/a"}},
-		{"server_protocol", "HTTP/1.0", Doc{"http.version": "1.0"}},
-		{"status", "499", Doc{"http.response.status_code": int64(499)}},
-		{"body_bytes_sent", "0", Doc{"http.response.body.bytes": int64(0)}},
-		{"bytes_sent", "1048576", Doc{"http.response.bytes": int64(1048576)}},
-		{"request_length", "77", Doc{"http.request.bytes": int64(77)}},
-		{"http_referer", "https://a/", Doc{"http.request.referrer": "https://a/"}},
-		{"http_user_agent", `a \x22b\x22`, Doc{"user_agent.original": `a "b"`}},
-		{"host", "shop.example", Doc{"url.domain": "shop.example"}},
-		{"http_host", "shop.example:8080", Doc{"url.domain": "shop.example:8080"}},
-		{"server_name", "_", Doc{"url.domain": "_"}},
-		{"request_time", "0.253", Doc{"nginx.request_time": 0.253, "event.duration": int64(253_000_000)}},
-		{"request_time", "3", Doc{"nginx.request_time": 3.0, "event.duration": int64(3_000_000_000)}},
-		{"upstream_response_time", "0.004", Doc{"nginx.upstream_response_time": 0.004}},
-		{"upstream_response_time", "0.1, 0.2 : 0.3", Doc{"nginx.upstream_response_time": 0.6, "nginx.upstream_response_times": []float64{0.1, 0.2, 0.3}}},
-		{"upstream_response_time", "-, 0.2", Doc{"nginx.upstream_response_time": 0.2}},
-		{"upstream_addr", "10.0.0.1:80, 10.0.0.2:80", Doc{"nginx.upstream_addr": "10.0.0.1:80, 10.0.0.2:80"}},
-		{"http_x_forwarded_for", " 203.0.113.9 ,10.0.0.1", Doc{"nginx.x_forwarded_for": []string{"203.0.113.9", "10.0.0.1"}}},
-		{"http_x_forwarded_for", ", ,", Doc{}},
-		{"request_id", "abc", Doc{"nginx.request_id": "abc"}},
-		{"ssl_protocol", "TLSv1.3", Doc{"nginx.ssl_protocol": "TLSv1.3"}},
-		{"status", "-", Doc{}},
-		{"http_user_agent", "", Doc{}},
+		{"remote_addr", "81.2.69.142", fields{"source.ip": "81.2.69.142", "source.address": "81.2.69.142"}},
+		{"remote_addr", "::ffff:1.2.3.4", fields{"source.ip": "::ffff:1.2.3.4", "source.address": "::ffff:1.2.3.4"}},
+		{"remote_addr", "unix:", fields{"source.address": "unix:"}},
+		{"remote_user", "bob smith", fields{"user.name": "bob smith"}},
+		{"time_local", "29/Feb/2028:23:59:59 -1200", fields{"@timestamp": "2028-03-01T11:59:59.000Z"}},
+		{"time_iso8601", "2026-11-25T10:00:00+05:30", fields{"@timestamp": "2026-11-25T04:30:00.000Z"}},
+		{"msec", "1764064800.123", fields{"@timestamp": "2025-11-25T10:00:00.123Z"}},
+		{"request", "GET /a?b=c HTTP/1.1", fields{"http.request.method": "GET", "url.original": "/a?b=c", "http.version": "1.1"}},
+		{"request", "PRI * HTTP/2.0", fields{"http.request.method": "PRI", "url.original": "*", "http.version": "2.0"}},
+		{"request", "GARBAGE", fields{"url.original": "GARBAGE"}},
+		{"request", "GET /a HTTPS", fields{"http.request.method": "GET", "url.original": "/a HTTPS"}},
+		{"request_method", "DELETE", fields{"http.request.method": "DELETE"}},
+		{"request_uri", "/a?b", fields{"url.original": "/a?b"}},
+		{"uri", "/a", fields{"url.path": "/a"}},
+		{"server_protocol", "HTTP/1.0", fields{"http.version": "1.0"}},
+		{"status", "499", fields{"http.response.status_code": int64(499)}},
+		{"body_bytes_sent", "0", fields{"http.response.body.bytes": int64(0)}},
+		{"bytes_sent", "1048576", fields{"http.response.bytes": int64(1048576)}},
+		{"request_length", "77", fields{"http.request.bytes": int64(77)}},
+		{"http_referer", "https://a/", fields{"http.request.referrer": "https://a/"}},
+		{"http_user_agent", `a \x22b\x22`, fields{"user_agent.original": `a "b"`}},
+		{"host", "shop.example", fields{"url.domain": "shop.example"}},
+		{"http_host", "shop.example:8080", fields{"url.domain": "shop.example:8080"}},
+		{"server_name", "_", fields{"url.domain": "_"}},
+		{"request_time", "0.253", fields{"nginx.request_time": 0.253, "event.duration": int64(253_000_000)}},
+		{"request_time", "3", fields{"nginx.request_time": 3.0, "event.duration": int64(3_000_000_000)}},
+		{"upstream_response_time", "0.004", fields{"nginx.upstream_response_time": 0.004}},
+		{"upstream_response_time", "0.1, 0.2 : 0.3", fields{"nginx.upstream_response_time": 0.6, "nginx.upstream_response_times": []float64{0.1, 0.2, 0.3}}},
+		{"upstream_response_time", "-, 0.2", fields{"nginx.upstream_response_time": 0.2}},
+		{"upstream_addr", "10.0.0.1:80, 10.0.0.2:80", fields{"nginx.upstream_addr": "10.0.0.1:80, 10.0.0.2:80"}},
+		{"http_x_forwarded_for", " 203.0.113.9 ,10.0.0.1", fields{"nginx.x_forwarded_for": []string{"203.0.113.9", "10.0.0.1"}}},
+		{"http_x_forwarded_for", ", ,", fields{}},
+		{"request_id", "abc", fields{"nginx.request_id": "abc"}},
+		{"ssl_protocol", "TLSv1.3", fields{"nginx.ssl_protocol": "TLSv1.3"}},
+		{"status", "-", fields{}},
+		{"http_user_agent", "", fields{}},
 	}
 	for _, tt := range tests {
 		p, err := CompileNginx("<$" + tt.name + ">")
 		if err != nil {
 			t.Fatal(err)
 		}
-		doc := Doc{}
+		doc := &Doc{}
 		if err := p.Parse([]byte("<"+tt.value+">"), doc); err != nil {
 			t.Errorf("$%s %q: %v", tt.name, tt.value, err)
 			continue
 		}
-		if !reflect.DeepEqual(doc, tt.want) {
-			t.Errorf("$%s %q:\n got %#v\nwant %#v", tt.name, tt.value, doc, tt.want)
+		if got := doc.Map(); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("$%s %q:\n got %#v\nwant %#v", tt.name, tt.value, got, tt.want)
 		}
 	}
 }
@@ -143,7 +146,7 @@ func TestNginxFieldErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := p.Parse([]byte("<"+tt.value+">"), Doc{}); !errors.Is(err, ErrNoMatch) {
+		if err := p.Parse([]byte("<"+tt.value+">"), &Doc{}); !errors.Is(err, ErrNoMatch) {
 			t.Errorf("$%s %q: %v, want ErrNoMatch", tt.name, tt.value, err)
 		}
 	}
@@ -200,12 +203,12 @@ func TestNginxRoundTrip(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			a := base
 			change(&a)
-			doc := Doc{}
+			doc := &Doc{}
 			if err := p.Parse([]byte(a.line()), doc); err != nil {
 				t.Fatal(err)
 			}
-			if want := a.doc(); !reflect.DeepEqual(doc, want) {
-				t.Errorf("line %.200q\n got %#v\nwant %#v", a.line(), doc, want)
+			if got, want := doc.Map(), a.doc(); !reflect.DeepEqual(got, want) {
+				t.Errorf("line %.200q\n got %#v\nwant %#v", a.line(), got, want)
 			}
 		})
 	}
@@ -229,5 +232,105 @@ func TestNginxJSONFormat(t *testing.T) {
 		if p.members[member] != nginxField(variable) {
 			t.Errorf("member %q maps to %+v, want $%s", member, p.members[member], variable)
 		}
+	}
+}
+
+// TestNginxTimeMemo parses lines whose times repeat, change, fail and come
+// from different variables with one parser, and checks each document
+// against a fresh parser's, which remembers no earlier time.
+func TestNginxTimeMemo(t *testing.T) {
+	formats := []struct {
+		format string
+		lines  []string
+	}{
+		{DefaultNginxFormat, []string{
+			`1.2.3.4 - - [25/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-" 0.1 0.1 "-"`,
+			`1.2.3.4 - - [25/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "-" 0.1 0.1 "-"`,
+			`1.2.3.4 - - [25/Nov/2026:10:00:00 +0100] "GET / HTTP/1.1" 200 1 "-" "-" 0.1 0.1 "-"`,
+			`1.2.3.4 - - [25/Nov/2026:10:00:01 +0100] "GET / HTTP/1.1" 200 1 "-" "-" 0.1 0.1 "-"`,
+			`1.2.3.4 - - [31/Nov/2026:10:00:01 +0100] "GET / HTTP/1.1" 200 1 "-" "-" 0.1 0.1 "-"`,
+			`1.2.3.4 - - [25/Nov/2026:10:00:01 +0100] "GET / HTTP/1.1" 200 1 "-" "-" 0.1 0.1 "-"`,
+			// JSON lines: the same text as another time variable.
+			`{"time_local":"25/Nov/2026:10:00:01 +0100"}`,
+			`{"msec":"1764064800.123"}`,
+			`{"time_iso8601":"1764064800.123"}`,
+			`{"msec":"1764064800.123"}`,
+			`{"msec":"1764064800.124"}`,
+			`{"time_iso8601":"2026-11-25T10:00:00+01:00"}`,
+			`{"time_iso8601":"2026-11-25T10:00:00+01:00"}`,
+			`{"time_local":"2026-11-25T10:00:00+01:00"}`,
+		}},
+		{`$msec $status`, []string{"1764064800.123 200", "1764064800.123 201", "1764064800 200", "1764064800000 200", "x 200"}},
+	}
+	for _, f := range formats {
+		p, err := CompileNginx(f.format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range f.lines {
+			fresh, _ := CompileNginx(f.format)
+			got, want := &Doc{}, &Doc{}
+			gotErr, wantErr := p.Parse([]byte(line), got), fresh.Parse([]byte(line), want)
+			if !reflect.DeepEqual(got.Map(), want.Map()) || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+				t.Errorf("%q line %d %s:\n got %v, %v\nwant %v, %v", f.format, i, line, got, gotErr, want, wantErr)
+			}
+		}
+	}
+}
+
+// TestNginxConcurrentTimes parses lines with different times from several
+// goroutines with one parser (run with -race).
+func TestNginxConcurrentTimes(t *testing.T) {
+	p, err := CompileNginx(`[$time_local]`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 500 {
+				sec := (g + i) % 60
+				doc := &Doc{}
+				if err := p.Parse(fmt.Appendf(nil, "[25/Nov/2026:10:00:%02d +0000]", sec), doc); err != nil {
+					t.Error(err)
+					return
+				}
+				if got, _ := doc.Get("@timestamp"); got != fmt.Sprintf("2026-11-25T10:00:%02d.000Z", sec) {
+					t.Errorf("@timestamp %v, want second %d", got, sec)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestSharedValues checks that the values stored without allocating are
+// the values given, of the same type, and that they do not allocate.
+func TestSharedValues(t *testing.T) {
+	for _, m := range []string{"GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "get", "PROPFIND", ""} {
+		if got := methodValue(m); got != any(m) {
+			t.Errorf("methodValue(%q) = %#v", m, got)
+		}
+	}
+	for _, v := range []string{"1.1", "2.0", "1.0", "3.0", "2", "0.9", ""} {
+		if got := versionValue(v); got != any(v) {
+			t.Errorf("versionValue(%q) = %#v", v, got)
+		}
+	}
+	for n := int64(-1000); n <= 1000; n++ {
+		if got := intValue(n); got != any(n) {
+			t.Errorf("intValue(%d) = %#v", n, got)
+		}
+	}
+	d := &Doc{}
+	line := strings.Fields("GET 1.1 404")
+	status, _ := strconv.ParseInt(line[2], 10, 64)
+	if n := testing.AllocsPerRun(100, func() {
+		d.Set("m", methodValue(line[0]))
+		d.Set("v", versionValue(line[1]))
+		d.Set("s", intValue(status))
+	}); n != 0 {
+		t.Errorf("%v allocations storing shared values", n)
 	}
 }

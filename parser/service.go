@@ -11,12 +11,12 @@ import (
 // (normally empty): its members under their own names, well-known ones moved
 // to ECS fields (see the package documentation). A line that is not JSON returns an error
 // wrapping ErrNotJSON; JSON that is not an object, ErrNotObject.
-func ParseService(line []byte, doc Doc) error {
+func ParseService(line []byte, doc *Doc) error {
 	r, err := objectReader(line)
 	if err != nil {
 		return err
 	}
-	r.members(func(name string) { doc[name] = r.value() })
+	r.members(func(name string) { doc.Set(name, r.value()) })
 	if err := r.finish(line); err != nil {
 		return err
 	}
@@ -40,19 +40,20 @@ func ParseService(line []byte, doc Doc) error {
 
 // setServiceTime sets @timestamp from the first timestamp member that can be
 // read, which it removes.
-func setServiceTime(doc Doc) {
-	if v, ok := doc["@timestamp"]; ok {
+func setServiceTime(doc *Doc) {
+	if v, ok := doc.Get("@timestamp"); ok {
 		if t, ok := parseTimestamp(v); ok {
-			doc["@timestamp"] = formatTime(t)
+			doc.Set("@timestamp", formatTime(t))
 			return
 		}
-		delete(doc, "@timestamp")
-		doc["_@timestamp"] = v
+		doc.Delete("@timestamp")
+		doc.Set("_@timestamp", v)
 	}
 	for _, name := range [...]string{"timestamp", "time", "ts"} {
-		if t, ok := parseTimestamp(doc[name]); ok {
-			delete(doc, name)
-			doc["@timestamp"] = formatTime(t)
+		v, _ := doc.Get(name)
+		if t, ok := parseTimestamp(v); ok {
+			doc.Delete(name)
+			doc.Set("@timestamp", formatTime(t))
 			return
 		}
 	}
@@ -76,22 +77,22 @@ func parseTimestamp(v any) (time.Time, bool) {
 
 // setAlias moves the first of the members from that doc has, and that holds
 // a value field can take, to field. Null members are dropped on the way.
-func setAlias(doc Doc, field string, from []string) {
+func setAlias(doc *Doc, field string, from []string) {
 	for _, name := range from {
-		v, ok := doc[name]
+		v, ok := doc.Get(name)
 		if !ok {
 			continue
 		}
 		if v == nil {
-			delete(doc, name)
+			doc.Delete(name)
 			continue
 		}
 		val, ok := aliasValue(field, v)
 		if !ok {
 			continue
 		}
-		delete(doc, name)
-		doc[field] = val
+		doc.Delete(name)
+		doc.Set(field, val)
 		return
 	}
 }

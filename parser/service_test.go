@@ -28,7 +28,7 @@ func TestParseServiceErrors(t *testing.T) {
 		{"\xff", ErrNotJSON},
 	}
 	for _, tt := range tests {
-		if err := ParseService([]byte(tt.line), Doc{}); !errors.Is(err, tt.want) {
+		if err := ParseService([]byte(tt.line), &Doc{}); !errors.Is(err, tt.want) {
 			t.Errorf("ParseService(%q) = %v, want %v", tt.line, err, tt.want)
 		}
 	}
@@ -37,28 +37,28 @@ func TestParseServiceErrors(t *testing.T) {
 func TestParseService(t *testing.T) {
 	tests := []struct {
 		name, line string
-		want       Doc
+		want       fields
 	}{
 		{"aliases", `{"msg":"m","lvl":"WARN","service":"s","env":"e","customer":"c"}`,
-			Doc{"message": "m", "log.level": "warn", "service.name": "s", "service.environment": "e", "organization.name": "c"}},
-		{"losing alias stays", `{"severity":"x","level":"y"}`, Doc{"log.level": "y", "severity": "x"}},
-		{"object alias stays", `{"env":{"PATH":"/bin"}}`, Doc{"env": map[string]any{"PATH": "/bin"}}},
-		{"array message", `{"msg":[1,"<a>"]}`, Doc{"message": `[1,"<a>"]`}},
-		{"bunyan fatal", `{"level":60}`, Doc{"log.level": "fatal"}},
-		{"float level", `{"level":30.5}`, Doc{"log.level": "30.5"}},
-		{"null alias dropped", `{"service":null}`, Doc{}},
-		{"time consumed", `{"time":"2026-11-25T10:00:00Z","x":1}`, Doc{"@timestamp": "2026-11-25T10:00:00.000Z", "x": int64(1)}},
+			fields{"message": "m", "log.level": "warn", "service.name": "s", "service.environment": "e", "organization.name": "c"}},
+		{"losing alias stays", `{"severity":"x","level":"y"}`, fields{"log.level": "y", "severity": "x"}},
+		{"object alias stays", `{"env":{"PATH":"/bin"}}`, fields{"env": map[string]any{"PATH": "/bin"}}},
+		{"array message", `{"msg":[1,"<a>"]}`, fields{"message": `[1,"<a>"]`}},
+		{"bunyan fatal", `{"level":60}`, fields{"log.level": "fatal"}},
+		{"float level", `{"level":30.5}`, fields{"log.level": "30.5"}},
+		{"null alias dropped", `{"service":null}`, fields{}},
+		{"time consumed", `{"time":"2026-11-25T10:00:00Z","x":1}`, fields{"@timestamp": "2026-11-25T10:00:00.000Z", "x": int64(1)}},
 		{"numbers", `{"i":-12,"f":1.5,"e":2E2,"big":123456789012345678901}`,
-			Doc{"i": int64(-12), "f": 1.5, "e": 200.0, "big": 123456789012345678901.0}},
+			fields{"i": int64(-12), "f": 1.5, "e": 200.0, "big": 123456789012345678901.0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			doc := Doc{}
+			doc := &Doc{}
 			if err := ParseService([]byte(tt.line), doc); err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(doc, tt.want) {
-				t.Errorf("got  %#v\nwant %#v", doc, tt.want)
+			if got := doc.Map(); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got  %#v\nwant %#v", got, tt.want)
 			}
 		})
 	}
@@ -67,12 +67,12 @@ func TestParseService(t *testing.T) {
 func TestParseServiceLongLine(t *testing.T) {
 	msg := strings.Repeat("long message é ", 1<<16) // 1 MiB
 	line, _ := json.Marshal(map[string]any{"msg": msg, "level": "info"})
-	doc := Doc{}
+	doc := &Doc{}
 	if err := ParseService(line, doc); err != nil {
 		t.Fatal(err)
 	}
-	if doc["message"] != msg {
-		t.Errorf("message of %d bytes came back as %d bytes", len(msg), len(doc["message"].(string)))
+	if got, _ := doc.Get("message"); got != msg {
+		t.Errorf("message of %d bytes came back as %d bytes", len(msg), len(got.(string)))
 	}
 }
 
@@ -129,11 +129,11 @@ func TestFormatTime(t *testing.T) {
 }
 
 func TestFallback(t *testing.T) {
-	doc := Doc{}
+	doc := &Doc{}
 	Fallback([]byte("bad \xff\xfe line"), ErrNotJSON, doc)
-	want := Doc{"message": "bad \uFFFD\uFFFD line", "error.message": "not JSON", "error.type": "parse"}
-	if !reflect.DeepEqual(doc, want) {
-		t.Errorf("got %#v, want %#v", doc, want)
+	want := fields{"message": "bad \uFFFD\uFFFD line", "error.message": "not JSON", "error.type": "parse"}
+	if got := doc.Map(); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %#v, want %#v", got, want)
 	}
 }
 

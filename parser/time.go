@@ -7,11 +7,48 @@ import (
 	"time"
 )
 
+// timestampLayout is the layout of @timestamp: RFC 3339 in UTC with
+// milliseconds.
+const timestampLayout = "2006-01-02T15:04:05.000Z"
+
 // formatTime writes t as @timestamp holds it: RFC 3339 in UTC with
 // milliseconds.
 func formatTime(t time.Time) string {
 	var buf [32]byte
-	return string(t.UTC().AppendFormat(buf[:0], "2006-01-02T15:04:05.000Z"))
+	return string(appendTimestamp(buf[:0], t))
+}
+
+// appendTimestamp appends t in timestampLayout, as t.UTC().AppendFormat
+// does (fractions truncated, not rounded), but without interpreting the
+// layout: years 0 to 9999, all that the parsers read but epoch numbers
+// (those fall back to AppendFormat), are written directly.
+func appendTimestamp(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, timestampLayout)
+	}
+	hour, minute, sec := t.Clock()
+	ms := t.Nanosecond() / 1e6
+	var s [len(timestampLayout)]byte
+	put2 := func(i, v int) { s[i], s[i+1] = byte('0'+v/10), byte('0'+v%10) }
+	put2(0, year/100)
+	put2(2, year%100)
+	s[4] = '-'
+	put2(5, int(month))
+	s[7] = '-'
+	put2(8, day)
+	s[10] = 'T'
+	put2(11, hour)
+	s[13] = ':'
+	put2(14, minute)
+	s[16] = ':'
+	put2(17, sec)
+	s[19] = '.'
+	s[20] = byte('0' + ms/100)
+	put2(21, ms%100)
+	s[23] = 'Z'
+	return append(b, s[:]...)
 }
 
 // parseDateTime reads "2006-01-02T15:04:05" with an optional fraction (after

@@ -6,16 +6,17 @@ import (
 	"strings"
 
 	"github.com/sluicelog/sluice/internal/config"
+	"github.com/sluicelog/sluice/parser"
 )
 
 // matcher is a compiled condition.
 type matcher interface {
-	match(doc map[string]any) bool
+	match(doc *parser.Doc) bool
 }
 
 type allOf []matcher
 
-func (a allOf) match(doc map[string]any) bool {
+func (a allOf) match(doc *parser.Doc) bool {
 	for _, m := range a {
 		if !m.match(doc) {
 			return false
@@ -26,7 +27,7 @@ func (a allOf) match(doc map[string]any) bool {
 
 type anyOf []matcher
 
-func (a anyOf) match(doc map[string]any) bool {
+func (a anyOf) match(doc *parser.Doc) bool {
 	for _, m := range a {
 		if m.match(doc) {
 			return true
@@ -37,7 +38,7 @@ func (a anyOf) match(doc map[string]any) bool {
 
 type notOf struct{ m matcher }
 
-func (n notOf) match(doc map[string]any) bool { return !n.m.match(doc) }
+func (n notOf) match(doc *parser.Doc) bool { return !n.m.match(doc) }
 
 // equalsAny matches a field equal to any of its values (equals, in).
 type equalsAny struct {
@@ -45,7 +46,7 @@ type equalsAny struct {
 	want []scalar
 }
 
-func (e *equalsAny) match(doc map[string]any) bool {
+func (e *equalsAny) match(doc *parser.Doc) bool {
 	v, ok := e.f.get(doc)
 	if !ok {
 		return false
@@ -63,7 +64,7 @@ type hasPrefix struct {
 	prefix string
 }
 
-func (p *hasPrefix) match(doc map[string]any) bool {
+func (p *hasPrefix) match(doc *parser.Doc) bool {
 	v, ok := p.f.get(doc)
 	return ok && eachText(v, func(s string) bool { return strings.HasPrefix(s, p.prefix) })
 }
@@ -73,14 +74,14 @@ type matchesRegex struct {
 	re *regexp.Regexp
 }
 
-func (r *matchesRegex) match(doc map[string]any) bool {
+func (r *matchesRegex) match(doc *parser.Doc) bool {
 	v, ok := r.f.get(doc)
 	return ok && eachText(v, r.re.MatchString)
 }
 
 type exists struct{ f field }
 
-func (e *exists) match(doc map[string]any) bool {
+func (e *exists) match(doc *parser.Doc) bool {
 	_, ok := e.f.get(doc)
 	return ok
 }
@@ -92,7 +93,7 @@ type compare struct {
 	sign int
 }
 
-func (c *compare) match(doc map[string]any) bool {
+func (c *compare) match(doc *parser.Doc) bool {
 	v, ok := c.f.get(doc)
 	return ok && eachNumber(v, func(n number) bool { return n.cmp(c.n) == c.sign })
 }

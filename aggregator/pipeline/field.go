@@ -1,6 +1,10 @@
 package pipeline
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/sluicelog/sluice/parser"
+)
 
 // field is a compiled field name: a flat dotted key, with nested objects
 // as the fallback.
@@ -13,52 +17,66 @@ func newField(name string) field {
 	return field{name: name, nested: strings.IndexByte(name, '.') > 0}
 }
 
-// get returns the field's value; nil values count as missing.
-func (f field) get(m map[string]any) (any, bool) {
-	if v, ok := m[f.name]; ok {
+// get returns the field's value; nil values count as missing. A dotted
+// name is also looked up inside nested objects: "a.b.c" in
+// {"a": {"b.c": v}} or {"a.b": {"c": v}} or {"a": {"b": {"c": v}}}.
+func (f field) get(doc *parser.Doc) (any, bool) {
+	if v, ok := doc.Get(f.name); ok {
 		return v, v != nil
 	}
 	if !f.nested {
 		return nil, false
 	}
-	v, ok := getNested(m, f.name)
-	return v, ok && v != nil
-}
-
-// getNested looks name up inside nested objects: "a.b.c" in {"a": {"b.c": v}}
-// or {"a.b": {"c": v}} or {"a": {"b": {"c": v}}}.
-func getNested(m map[string]any, name string) (any, bool) {
-	if parent, leaf := nestedParent(m, name); parent != nil {
-		return parent[leaf], true
+	if parent, leaf := docNestedParent(doc, f.name); parent != nil {
+		v := parent[leaf]
+		return v, v != nil
 	}
 	return nil, false
 }
 
 // del removes the field, flat or nested.
-func (f field) del(m map[string]any) {
-	if _, ok := m[f.name]; ok {
-		delete(m, f.name)
+func (f field) del(doc *parser.Doc) {
+	if doc.Delete(f.name) || !f.nested {
 		return
 	}
-	if f.nested {
-		if parent, leaf := nestedParent(m, f.name); parent != nil {
-			delete(parent, leaf)
-		}
+	if parent, leaf := docNestedParent(doc, f.name); parent != nil {
+		delete(parent, leaf)
 	}
 }
 
 // set writes the field: where it already is when it is inside a nested
 // object, else as a flat key.
-func (f field) set(m map[string]any, v any) {
-	if f.nested {
-		if _, ok := m[f.name]; !ok {
-			if parent, leaf := nestedParent(m, f.name); parent != nil {
-				parent[leaf] = v
-				return
-			}
+func (f field) set(doc *parser.Doc, v any) {
+	if f.nested && !doc.Has(f.name) {
+		if parent, leaf := docNestedParent(doc, f.name); parent != nil {
+			parent[leaf] = v
+			return
 		}
 	}
-	m[f.name] = v
+	doc.Set(f.name, v)
+}
+
+// docNestedParent finds the object nested in doc that holds name, and the
+// key of name in it.
+func docNestedParent(doc *parser.Doc, name string) (map[string]any, string) {
+	for i := 0; i < len(name); i++ {
+		if name[i] != '.' {
+			continue
+		}
+		v, _ := doc.Get(name[:i])
+		sub, ok := v.(map[string]any)
+		if !ok {
+			continue
+		}
+		rest := name[i+1:]
+		if _, ok := sub[rest]; ok {
+			return sub, rest
+		}
+		if p, leaf := nestedParent(sub, rest); p != nil {
+			return p, leaf
+		}
+	}
+	return nil, ""
 }
 
 // nestedParent finds the nested object that holds name, and the key of name

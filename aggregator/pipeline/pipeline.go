@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/sluicelog/sluice/internal/config"
+	"github.com/sluicelog/sluice/parser"
 )
 
 // Pipeline is the compiled pipeline of one document type. It is safe for
@@ -24,7 +25,7 @@ type step struct {
 
 // Apply runs the steps over doc, changing it in place. keep is false when
 // a drop step matched; droppedBy is then that step's name.
-func (p *Pipeline) Apply(doc map[string]any) (keep bool, droppedBy string) {
+func (p *Pipeline) Apply(doc *parser.Doc) (keep bool, droppedBy string) {
 	for i := range p.steps {
 		s := &p.steps[i]
 		if s.when != nil && !s.when.match(doc) {

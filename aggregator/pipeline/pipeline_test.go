@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sluicelog/sluice/internal/config"
+	"github.com/sluicelog/sluice/parser"
 )
 
 // compileYAML decodes a `pipelines:` section the way the aggregator's
@@ -134,7 +135,7 @@ func TestConditions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := mustPipeline(t, "    - name: d\n      drop: {if: "+tt.cond+"}\n")
-			keep, by := p.Apply(doc())
+			keep, by := p.Apply(parser.DocOf(doc()))
 			if got := !keep; got != tt.want {
 				t.Errorf("condition %s matched = %v, want %v", tt.cond, got, tt.want)
 			}
@@ -230,12 +231,13 @@ func TestSteps(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := mustPipeline(t, "    - name: s\n      "+tt.steps+"\n")
-			keep, _ := p.Apply(tt.in)
+			doc := parser.DocOf(tt.in)
+			keep, _ := p.Apply(doc)
 			if !keep {
 				t.Fatal("document dropped")
 			}
-			if !reflect.DeepEqual(tt.in, tt.want) {
-				got, _ := json.Marshal(tt.in)
+			if !reflect.DeepEqual(doc.Map(), tt.want) {
+				got, _ := json.Marshal(doc)
 				want, _ := json.Marshal(tt.want)
 				t.Errorf("got  %s\nwant %s", got, want)
 			}
@@ -253,19 +255,19 @@ func TestStepsRunInOrderAndDropStops(t *testing.T) {
     - name: never-reached
       add_fields: {labels.after: x}
 `)
-	doc := nginxDoc()
+	doc := parser.DocOf(nginxDoc())
 	if keep, by := p.Apply(doc); keep || by != "drop-probes" {
 		t.Fatalf("Apply = %v, %q; want dropped by drop-probes", keep, by)
 	}
-	if _, ok := doc["labels.after"]; ok {
+	if doc.Has("labels.after") {
 		t.Error("a step after the drop ran")
 	}
-	doc = nginxDoc()
-	doc["user_agent.original"] = "curl/8"
+	doc = parser.DocOf(nginxDoc())
+	doc.Set("user_agent.original", "curl/8")
 	if keep, by := p.Apply(doc); !keep || by != "" {
 		t.Fatalf("Apply = %v, %q; want kept", keep, by)
 	}
-	if doc["labels.after"] != "x" {
+	if after, _ := doc.Get("labels.after"); after != "x" {
 		t.Error("the last step did not run on a kept document")
 	}
 	if got, want := p.Steps(), []string{"tag-probe", "drop-probes", "never-reached"}; !reflect.DeepEqual(got, want) {
@@ -289,8 +291,9 @@ func TestDropWithStepLevelIf(t *testing.T) {
 		method, url string
 		by          string
 	}{{"GET", "/healthz", "drop-both"}, {"POST", "/healthz", ""}, {"GET", "/gone", "drop-step-if"}, {"GET", "/api", ""}} {
-		doc := nginxDoc()
-		doc["http.request.method"], doc["url.original"] = tt.method, tt.url
+		doc := parser.DocOf(nginxDoc())
+		doc.Set("http.request.method", tt.method)
+		doc.Set("url.original", tt.url)
 		if _, by := p.Apply(doc); by != tt.by {
 			t.Errorf("%s %s dropped by %q, want %q", tt.method, tt.url, by, tt.by)
 		}
@@ -495,9 +498,9 @@ pipelines:
 	base["user_agent.original"] = "Mozilla/5.0 (X11; Linux x86_64)"
 	base["http.response.status_code"] = int64(503)
 	base["nginx.request_time"] = 1.5
-	docs := make([]map[string]any, 1024)
+	docs := make([]*parser.Doc, 1024)
 	for i := range docs {
-		docs[i] = make(map[string]any, len(base)+2)
+		docs[i] = parser.NewDoc(len(base) + 2)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -505,9 +508,9 @@ pipelines:
 		if i%len(docs) == 0 {
 			b.StopTimer()
 			for _, d := range docs {
-				clear(d)
+				d.Reset()
 				for k, v := range base {
-					d[k] = v
+					d.Set(k, v)
 				}
 			}
 			b.StartTimer()

@@ -5,45 +5,57 @@ import (
 	"time"
 
 	"github.com/sluicelog/sluice/internal/template"
+	"github.com/sluicelog/sluice/parser"
 )
 
 // action is a compiled step that changes a document.
 type action interface {
-	apply(doc map[string]any)
+	apply(doc *parser.Doc)
 }
 
 // keepFields removes every field its patterns do not select.
 type keepFields struct{ patterns []pattern }
 
-func (k *keepFields) apply(doc map[string]any) { keepIn(doc, k.patterns, true) }
+func (k *keepFields) apply(doc *parser.Doc) {
+	var drop []string
+	for _, f := range doc.Fields() {
+		if f.Key != "@timestamp" && !keeps(f.Key, f.Value, k.patterns) {
+			drop = append(drop, f.Key)
+		}
+	}
+	for _, key := range drop {
+		doc.Delete(key)
+	}
+}
 
-// keepIn removes from m every key no pattern selects, descending into
-// nested objects that a pattern reaches into.
-func keepIn(m map[string]any, patterns []pattern, top bool) {
-outer:
+// keepIn removes from m every key no pattern selects.
+func keepIn(m map[string]any, patterns []pattern) {
 	for key, v := range m {
-		if top && key == "@timestamp" {
-			continue
-		}
-		var inner []pattern
-		for i := range patterns {
-			if patterns[i].covers(key) {
-				continue outer
-			}
-			if p, ok := patterns[i].within(key); ok {
-				inner = append(inner, p)
-			}
-		}
-		sub, isObject := v.(map[string]any)
-		if inner == nil || !isObject {
-			delete(m, key)
-			continue
-		}
-		keepIn(sub, inner, false)
-		if len(sub) == 0 {
+		if !keeps(key, v, patterns) {
 			delete(m, key)
 		}
 	}
+}
+
+// keeps reports whether key, holding v, stays: a pattern selects it, or it
+// is a nested object that a pattern reaches into, trimmed by keepIn to
+// what the patterns select, and not left empty.
+func keeps(key string, v any, patterns []pattern) bool {
+	var inner []pattern
+	for i := range patterns {
+		if patterns[i].covers(key) {
+			return true
+		}
+		if p, ok := patterns[i].within(key); ok {
+			inner = append(inner, p)
+		}
+	}
+	sub, isObject := v.(map[string]any)
+	if inner == nil || !isObject {
+		return false
+	}
+	keepIn(sub, inner)
+	return len(sub) > 0
 }
 
 // removeFields removes the fields its patterns select.
@@ -52,38 +64,50 @@ type removeFields struct {
 	prefixes []pattern // "x.*"
 }
 
-func (r *removeFields) apply(doc map[string]any) {
+func (r *removeFields) apply(doc *parser.Doc) {
 	for _, f := range r.exact {
 		f.del(doc)
 	}
-	if len(r.prefixes) > 0 {
-		removeIn(doc, r.prefixes)
+	if len(r.prefixes) == 0 {
+		return
+	}
+	var drop []string
+	for _, f := range doc.Fields() {
+		if removes(f.Key, f.Value, r.prefixes) {
+			drop = append(drop, f.Key)
+		}
+	}
+	for _, key := range drop {
+		doc.Delete(key)
 	}
 }
 
-// removeIn removes from m every key a prefix pattern covers, descending
-// into nested objects a pattern reaches into.
+// removeIn removes from m every key a prefix pattern covers.
 func removeIn(m map[string]any, patterns []pattern) {
 	for key, v := range m {
-		var inner []pattern
-		removed := false
-		for i := range patterns {
-			if patterns[i].covers(key) {
-				delete(m, key)
-				removed = true
-				break
-			}
-			if p, ok := patterns[i].within(key); ok {
-				inner = append(inner, p)
-			}
-		}
-		if removed || inner == nil {
-			continue
-		}
-		if sub, ok := v.(map[string]any); ok {
-			removeIn(sub, inner)
+		if removes(key, v, patterns) {
+			delete(m, key)
 		}
 	}
+}
+
+// removes reports whether a pattern covers key, holding v; if not and v is
+// a nested object that a pattern reaches into, removeIn removes from it
+// what the patterns cover.
+func removes(key string, v any, patterns []pattern) bool {
+	var inner []pattern
+	for i := range patterns {
+		if patterns[i].covers(key) {
+			return true
+		}
+		if p, ok := patterns[i].within(key); ok {
+			inner = append(inner, p)
+		}
+	}
+	if sub, ok := v.(map[string]any); ok && inner != nil {
+		removeIn(sub, inner)
+	}
+	return false
 }
 
 type renameField struct{ from, to field }
@@ -91,7 +115,7 @@ type renameField struct{ from, to field }
 // renameFields moves fields, in the order of their source names.
 type renameFields []renameField
 
-func (r renameFields) apply(doc map[string]any) {
+func (r renameFields) apply(doc *parser.Doc) {
 	for _, rf := range r {
 		v, ok := rf.from.get(doc)
 		if !ok {
@@ -108,7 +132,7 @@ type value struct {
 	tmpl     *template.Template // set for a string with {field} references
 }
 
-func (v *value) render(doc map[string]any) any {
+func (v *value) render(doc *parser.Doc) any {
 	if v.tmpl == nil {
 		return v.constant
 	}
@@ -128,8 +152,9 @@ func (v *value) render(doc map[string]any) any {
 func keepValue(s string) string { return s }
 
 // docTime is the document's @timestamp.
-func docTime(doc map[string]any) time.Time {
-	if s, ok := doc["@timestamp"].(string); ok {
+func docTime(doc *parser.Doc) time.Time {
+	v, _ := doc.Get("@timestamp")
+	if s, ok := v.(string); ok {
 		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 			return t
 		}
@@ -145,7 +170,7 @@ type setField struct {
 // setFields sets fields to values, in the order of their names.
 type setFields []setField
 
-func (s setFields) apply(doc map[string]any) {
+func (s setFields) apply(doc *parser.Doc) {
 	for i := range s {
 		s[i].f.set(doc, s[i].v.render(doc))
 	}

@@ -195,16 +195,18 @@ func TestSetupInstallsTemplateAndDashboards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc := parser.Doc{}
+	doc := &parser.Doc{}
 	line := `81.2.69.142 - - [25/Nov/2026:10:00:00 +0000] "GET /api/v1/orders?id=1 HTTP/1.1" 200 1234 "-" "curl/8.5.0" 0.012 0.010 "-"`
 	if err := nginx.Parse([]byte(line), doc); err != nil {
 		t.Fatal(err)
 	}
-	doc["message"] = line
-	doc["service.name"], doc["service.environment"], doc["organization.name"] = "edge", "prod", "acme"
-	doc["log.level"] = "info"
-	doc["source.geo.location"] = map[string]any{"lat": 51.5142, "lon": -0.0931}
-	doc["labels.team"] = "payments"
+	doc.Set("message", line)
+	doc.Set("service.name", "edge")
+	doc.Set("service.environment", "prod")
+	doc.Set("organization.name", "acme")
+	doc.Set("log.level", "info")
+	doc.Set("source.geo.location", map[string]any{"lat": 51.5142, "lon": -0.0931})
+	doc.Set("labels.team", "payments")
 	body, _ := json.Marshal(doc)
 	index := name + "-nginx-edge-prod"
 	if code := s.ES(t, http.MethodPut, "/"+index+"/_doc/1?refresh=true", bytes.NewReader(body), nil); code != http.StatusCreated {

@@ -430,18 +430,18 @@ func producedFields(t *testing.T) map[string]any {
 		t.Fatal(err)
 	}
 	docs := map[string]any{"event.dataset": "nginx"}
-	nginxDoc := parser.Doc{}
+	nginxDoc := &parser.Doc{}
 	line := `81.2.69.142 - - [25/Nov/2026:10:00:00 +0000] "GET /api/v1/orders?id=1 HTTP/1.1" 503 1234 "-" "curl/8.5.0" 0.012 0.010 "-"`
 	if err := nginx.Parse([]byte(line), nginxDoc); err != nil {
 		t.Fatal(err)
 	}
 	geoip.Result{Lat: 51.5142, Lon: -0.0931, HasLocation: true, CountryISOCode: "GB"}.AddTo(nginxDoc, "source")
-	serviceDoc := parser.Doc{}
+	serviceDoc := &parser.Doc{}
 	if err := parser.ParseService([]byte(`{"ts":"2026-11-25T10:00:00Z","level":"ERROR","service":"checkout","env":"prod","msg":"payment failed"}`), serviceDoc); err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []parser.Doc{nginxDoc, serviceDoc} {
-		for k, v := range d {
+	for _, d := range []*parser.Doc{nginxDoc, serviceDoc} {
+		for k, v := range d.All() {
 			docs[k] = v
 		}
 	}
