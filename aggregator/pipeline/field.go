@@ -59,34 +59,27 @@ func (f field) set(doc *parser.Doc, v any) {
 // docNestedParent finds the object nested in doc that holds name, and the
 // key of name in it.
 func docNestedParent(doc *parser.Doc, name string) (map[string]any, string) {
-	for i := 0; i < len(name); i++ {
-		if name[i] != '.' {
-			continue
-		}
-		v, _ := doc.Get(name[:i])
-		sub, ok := v.(map[string]any)
-		if !ok {
-			continue
-		}
-		rest := name[i+1:]
-		if _, ok := sub[rest]; ok {
-			return sub, rest
-		}
-		if p, leaf := nestedParent(sub, rest); p != nil {
-			return p, leaf
-		}
-	}
-	return nil, ""
+	return parentOf(doc.Get, name)
 }
 
 // nestedParent finds the nested object that holds name, and the key of name
 // in it.
 func nestedParent(m map[string]any, name string) (map[string]any, string) {
+	return parentOf(func(key string) (any, bool) {
+		v, ok := m[key]
+		return v, ok
+	}, name)
+}
+
+// parentOf finds, under the fields that get looks up, the nested object
+// that holds name, and the key of name in it.
+func parentOf(get func(string) (any, bool), name string) (map[string]any, string) {
 	for i := 0; i < len(name); i++ {
 		if name[i] != '.' {
 			continue
 		}
-		sub, ok := m[name[:i]].(map[string]any)
+		v, _ := get(name[:i])
+		sub, ok := v.(map[string]any)
 		if !ok {
 			continue
 		}
