@@ -131,29 +131,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 // startCPUProfile writes a CPU profile to path until the returned function
 // is called; for benchmarks (SLUICE_CPUPROFILE).
 func startCPUProfile(path string) (func(), error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("SLUICE_CPUPROFILE: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("SLUICE_CPUPROFILE: %w", err)
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	return startRecording("SLUICE_CPUPROFILE", path, pprof.StartCPUProfile, pprof.StopCPUProfile)
 }
 
 // startTrace writes an execution trace to path until the returned function
 // is called; for benchmarks (SLUICE_TRACE).
 func startTrace(path string) (func(), error) {
+	return startRecording("SLUICE_TRACE", path, trace.Start, trace.Stop)
+}
+
+// startRecording creates path and runs start on it; the returned function
+// stops and closes. name (the environment variable) prefixes errors.
+func startRecording(name, path string, start func(io.Writer) error, stop func()) (func(), error) {
 	f, err := os.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("SLUICE_TRACE: %w", err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if err := trace.Start(f); err != nil {
+	if err := start(f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("SLUICE_TRACE: %w", err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return func() { trace.Stop(); f.Close() }, nil
+	return func() { stop(); f.Close() }, nil
 }
 
 func versionString() string {
