@@ -17,15 +17,36 @@ type action interface {
 type keepFields struct{ patterns []pattern }
 
 func (k *keepFields) apply(doc *parser.Doc) {
-	var drop []string
+	deleteWhere(doc, func(key string, v any) bool {
+		return key != "@timestamp" && !keeps(key, v, k.patterns)
+	})
+}
+
+// deleteWhere deletes the fields of doc for which drop is true.
+func deleteWhere(doc *parser.Doc, drop func(key string, v any) bool) {
+	var keys []string
 	for _, f := range doc.Fields() {
-		if f.Key != "@timestamp" && !keeps(f.Key, f.Value, k.patterns) {
-			drop = append(drop, f.Key)
+		if drop(f.Key, f.Value) {
+			keys = append(keys, f.Key)
 		}
 	}
-	for _, key := range drop {
+	for _, key := range keys {
 		doc.Delete(key)
 	}
+}
+
+// match reports whether a pattern covers key, and otherwise the patterns
+// that reach into key, relative to it.
+func match(key string, patterns []pattern) (covered bool, inner []pattern) {
+	for i := range patterns {
+		if patterns[i].covers(key) {
+			return true, nil
+		}
+		if p, ok := patterns[i].within(key); ok {
+			inner = append(inner, p)
+		}
+	}
+	return false, inner
 }
 
 // keepIn removes from m every key no pattern selects.
@@ -41,14 +62,9 @@ func keepIn(m map[string]any, patterns []pattern) {
 // is a nested object that a pattern reaches into, trimmed by keepIn to
 // what the patterns select, and not left empty.
 func keeps(key string, v any, patterns []pattern) bool {
-	var inner []pattern
-	for i := range patterns {
-		if patterns[i].covers(key) {
-			return true
-		}
-		if p, ok := patterns[i].within(key); ok {
-			inner = append(inner, p)
-		}
+	covered, inner := match(key, patterns)
+	if covered {
+		return true
 	}
 	sub, isObject := v.(map[string]any)
 	if inner == nil || !isObject {
@@ -71,15 +87,7 @@ func (r *removeFields) apply(doc *parser.Doc) {
 	if len(r.prefixes) == 0 {
 		return
 	}
-	var drop []string
-	for _, f := range doc.Fields() {
-		if removes(f.Key, f.Value, r.prefixes) {
-			drop = append(drop, f.Key)
-		}
-	}
-	for _, key := range drop {
-		doc.Delete(key)
-	}
+	deleteWhere(doc, func(key string, v any) bool { return removes(key, v, r.prefixes) })
 }
 
 // removeIn removes from m every key a prefix pattern covers.
@@ -95,14 +103,9 @@ func removeIn(m map[string]any, patterns []pattern) {
 // a nested object that a pattern reaches into, removeIn removes from it
 // what the patterns cover.
 func removes(key string, v any, patterns []pattern) bool {
-	var inner []pattern
-	for i := range patterns {
-		if patterns[i].covers(key) {
-			return true
-		}
-		if p, ok := patterns[i].within(key); ok {
-			inner = append(inner, p)
-		}
+	covered, inner := match(key, patterns)
+	if covered {
+		return true
 	}
 	if sub, ok := v.(map[string]any); ok && inner != nil {
 		removeIn(sub, inner)
