@@ -3,12 +3,14 @@
 // Elasticsearch.
 //
 // Data flows one way: poll a batch of records, decode each into an event,
-// parse it into a document, route it to its index, and bulk-index the
-// batch. Acknowledgements flow back: a batch's offsets are committed only
-// once every one of its documents is acknowledged by Elasticsearch or
-// written to the dead-letter topic. Rebalances wait while a batch is in
-// flight, so a partition is never handed over with uncommitted work that
-// this member would then also commit.
+// parse it into a document, route it to its index, and bulk-index it in
+// requests of up to bulk_bytes, which keep the configured number of
+// requests in flight across polls (see flow). Acknowledgements flow back:
+// a batch's offsets are committed only once every one of its documents,
+// and every earlier batch's, is acknowledged by Elasticsearch or written
+// to the dead-letter topic. A rebalance first waits for everything in
+// flight to be committed, so a partition is never handed over with
+// uncommitted work that this member would then also commit.
 package aggregator
 
 import (
@@ -28,7 +30,6 @@ import (
 
 	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/telemetry"
-	"github.com/sluicelog/sluice/parser"
 )
 
 // Headers added to dead-lettered records.
@@ -54,22 +55,37 @@ type Aggregator struct {
 	// sink receives the documents: bulk (Elasticsearch) unless a Processor
 	// was given another.
 	sink sink
+	// sinkWorkers is how many chunks are delivered at once: the
+	// configured workers for Elasticsearch, 1 for a sink that must keep
+	// the documents' order.
+	sinkWorkers int
 	// deadFile receives dead letters instead of the dead-letter topic when
 	// there is no Kafka (sluice run).
 	deadFile *DeadLetterFile
+	// rebalance is signalled when a rebalance waits for the poll loop to
+	// allow it; nil without a consumer group.
+	rebalance chan struct{}
 }
 
 // New validates cfg and prepares an aggregator; Run starts it.
 func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggregator, error) {
 	cfg.SetDefaults()
-	return newAggregator(cfg, reg, log,
+	rebalance := make(chan struct{}, 1)
+	a, err := newAggregator(cfg, reg, log,
 		kgo.ConsumerGroup(cfg.Kafka.Group),
 		kgo.ConsumeTopics(cfg.Kafka.Topics...),
 		kgo.DisableAutoCommit(),
 		kgo.SessionTimeout(cfg.Kafka.SessionTimeout),
+		// See consume for how rebalances and work in flight meet.
 		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { notify(rebalance) }),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	)
+	if err != nil {
+		return nil, err
+	}
+	a.rebalance = rebalance
+	return a, nil
 }
 
 // newAggregator builds an aggregator whose Kafka client consumes as
@@ -118,6 +134,7 @@ func newPipeline(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggre
 			retryMax: cfg.Elasticsearch.RetryMax, log: log, metrics: m},
 	}
 	a.sink = a.bulk
+	a.sinkWorkers = cfg.Elasticsearch.Workers
 	return a, nil
 }
 
@@ -155,32 +172,122 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	if err := a.prepare(ctx); err != nil {
 		return err
 	}
-	for {
-		fetches := a.client.PollRecords(ctx, a.cfg.Kafka.MaxPollRecords)
+	return a.consume(ctx, a.client)
+}
+
+// consumer is the part of the Kafka client the poll loop uses.
+type consumer interface {
+	PollRecords(ctx context.Context, maxPollRecords int) kgo.Fetches
+	CommitRecords(ctx context.Context, records ...*kgo.Record) error
+	AllowRebalance()
+}
+
+// consume is the poll loop: it polls batches into a flow, which keeps
+// bulk requests in flight across polls and commits behind them, until ctx
+// is done (nil) or the flow fails.
+//
+// Rebalances: the client blocks rebalances from the first poll that
+// returns records until AllowRebalance (BlockRebalanceOnPoll), so every
+// commit is for partitions this member still owns. AllowRebalance is
+// called only when the flow holds no uncommitted batch: when the loop is
+// idle (nothing buffered, everything committed), and when a rebalance is
+// waiting. franz-go says so through OnPartitionsCallbackBlocked (a.rebalance),
+// and the loop then stops polling, delivers and commits what is in flight
+// (drain) and allows it; a blocking poll is cut short for that. A drain
+// takes as long as delivering the budget of records, seconds with
+// Elasticsearch up, well within the rebalance timeout; under sustained
+// load it is the only time the pipeline empties. After AllowRebalance the
+// next poll waits for the rebalance, and returns no record of a partition
+// that was revoked. Dropping BlockRebalanceOnPoll for OnPartitionsRevoked
+// would need the same drain inside the callback, plus locking against the
+// poll loop for records polled just before the revoke: this keeps franz-go
+// doing that part.
+func (a *Aggregator) consume(ctx context.Context, c consumer) error {
+	f := a.newFlow(ctx, func(ctx context.Context, latest []*kgo.Record) error { return a.commit(ctx, c, latest) })
+	defer f.stop()
+	ended := func(err error) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		fetches.EachError(func(topic string, p int32, err error) {
-			a.log.Warn("fetch error", zap.String("topic", topic), zap.Int32("partition", p), zap.Error(err))
-		})
-		records := fetches.Records()
-		a.lag.fetched(fetches)
-		if len(records) > 0 {
-			if err := a.process(ctx, records); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
-			}
-			if err := a.commit(ctx, records); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
+		return err
+	}
+	rebalance := false
+	for {
+		select {
+		case <-a.rebalance:
+			rebalance = true
+		default:
+		}
+		if !rebalance {
+			var err error
+			if rebalance, err = f.waitRoom(a.rebalance); err != nil {
+				return ended(err)
 			}
 		}
-		a.client.AllowRebalance()
+		if rebalance {
+			if err := f.drain(); err != nil {
+				return ended(err)
+			}
+			c.AllowRebalance()
+			rebalance = false
+		}
+		// What is buffered now; with nothing, the chunk being filled goes
+		// out before waiting for more.
+		fetches := c.PollRecords(nil, a.cfg.Kafka.MaxPollRecords)
+		if fetches.NumRecords() == 0 {
+			a.polled(fetches)
+			if err := f.flush(); err != nil {
+				return ended(err)
+			}
+			if f.idle() {
+				c.AllowRebalance()
+			}
+			fetches, rebalance = a.pollWait(f.ctx, c)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if f.ctx.Err() != nil {
+				return ended(f.failure())
+			}
+		}
+		if records := a.polled(fetches); len(records) > 0 {
+			if err := f.add(records); err != nil {
+				return ended(err)
+			}
+		}
 	}
+}
+
+// polled logs a poll's fetch errors, notes its high watermarks and returns
+// its records.
+func (a *Aggregator) polled(fetches kgo.Fetches) []*kgo.Record {
+	fetches.EachError(func(topic string, p int32, err error) {
+		if errors.Is(err, context.Canceled) {
+			return // the poll was cut short, for a rebalance or the end
+		}
+		a.log.Warn("fetch error", zap.String("topic", topic), zap.Int32("partition", p), zap.Error(err))
+	})
+	a.lag.fetched(fetches)
+	return fetches.Records()
+}
+
+// pollWait polls, waiting for records until ctx ends or a rebalance is
+// signalled; rebalanceWanted reports the latter.
+func (a *Aggregator) pollWait(ctx context.Context, c consumer) (_ kgo.Fetches, rebalanceWanted bool) {
+	pctx, cancel := context.WithCancel(ctx)
+	signalled := make(chan bool, 1)
+	go func() {
+		select {
+		case <-a.rebalance:
+			cancel()
+			signalled <- true
+		case <-pctx.Done():
+			signalled <- false
+		}
+	}()
+	fetches := c.PollRecords(pctx, a.cfg.Kafka.MaxPollRecords)
+	cancel()
+	return fetches, <-signalled
 }
 
 // prepare fails on TLS or authentication settings Kafka or Elasticsearch
@@ -234,72 +341,40 @@ func (a *Aggregator) ensureTopic(ctx context.Context, topic string) error {
 }
 
 // process delivers every record of a batch to Elasticsearch or the
-// dead-letter topic.
+// dead-letter topic, and returns once all are handled; it commits nothing.
 func (a *Aggregator) process(ctx context.Context, records []*kgo.Record) error {
-	items := make([]item, 0, len(records))
-	defer func() {
-		for k := range items {
-			recycle(items[k].doc)
-		}
-	}()
-	events := make([]event.Event, len(records))
-	var dead []deadLetter
-	// Documents go to Elasticsearch in chunks as they are built: a chunk is
-	// full at bulk_bytes, or at its share of the batch over the workers.
-	chunks := a.newChunkIndexer(ctx)
-	perChunk := max(1, (len(records)+a.cfg.Elasticsearch.Workers-1)/a.cfg.Elasticsearch.Workers)
-	chunkStart, chunkBytes := 0, 0
-	for i, rec := range records {
-		a.metrics.consumed.WithLabelValues(rec.Topic).Inc()
-		ev, err := a.decoder.Decode(rec)
-		if err != nil {
-			a.metrics.malformed.Inc()
-			dead = append(dead, deadLetter{rec: rec, status: 0, reason: err.Error()})
-			continue
-		}
-		events[i] = ev
-		doc := docPool.Get().(*parser.Doc)
-		parsed, keep, _ := a.build(&ev, doc)
-		if !parsed {
-			a.metrics.parseFailures.WithLabelValues(ev.Type).Inc()
-		}
-		if !keep {
-			recycle(doc)
-			continue // not indexed; its offset is committed with the batch
-		}
-		src, err := appendDocument(make([]byte, 0, len(ev.Line)*2+512), doc)
-		if err != nil {
-			recycle(doc)
-			dead = append(dead, deadLetter{rec: rec, reason: "encoding document: " + err.Error()})
-			continue
-		}
-		items = append(items, item{index: a.names.name(&ev, doc), id: ev.DocID(), source: src, doc: doc, rec: i})
-		chunkBytes += len(src) + 128
-		if chunkBytes >= a.cfg.Elasticsearch.BulkBytes || len(items)-chunkStart >= perChunk {
-			chunks.submit(chunkStart, items[chunkStart:])
-			chunkStart, chunkBytes = len(items), 0
-		}
-	}
-	chunks.submit(chunkStart, items[chunkStart:])
-	outcomes, err := chunks.wait(len(items))
-	if err != nil {
+	f := a.newFlow(ctx, nil)
+	defer f.stop()
+	if err := f.add(records); err != nil {
 		return err
 	}
-	if err := a.retryConflicts(ctx, items, outcomes); err != nil {
+	return f.drain()
+}
+
+// finish handles a batch whose documents all have an outcome: conflict
+// retries, end-to-end latency, dead letters.
+func (a *Aggregator) finish(ctx context.Context, b *batch) error {
+	defer func() {
+		for k := range b.items {
+			recycle(b.items[k].doc)
+		}
+	}()
+	if err := a.retryConflicts(ctx, b.items, b.outcomes); err != nil {
 		return err
 	}
 	now := time.Now()
-	for k, o := range outcomes {
-		it := items[k]
+	dead := b.dead
+	for k, o := range b.outcomes {
+		it := b.items[k]
 		if o.delivered {
-			if rt := events[it.rec].ReadTime; !rt.IsZero() {
-				a.metrics.endToEnd.Observe(now.Sub(rt).Seconds())
+			if !it.read.IsZero() {
+				a.metrics.endToEnd.Observe(now.Sub(it.read).Seconds())
 			}
 			continue
 		}
 		a.log.Warn("elasticsearch rejected a document; sending it to the dead-letter topic",
 			zap.String("index", it.index), zap.String("id", it.id), zap.Int("status", o.status), zap.String("reason", o.reason))
-		dead = append(dead, deadLetter{rec: records[it.rec], status: o.status, reason: o.reason, index: it.index})
+		dead = append(dead, deadLetter{rec: b.records[it.rec], status: o.status, reason: o.reason, index: it.index})
 	}
 	return a.deadLetter(ctx, dead)
 }
@@ -390,10 +465,11 @@ func (a *Aggregator) deadLetter(ctx context.Context, dead []deadLetter) error {
 	})
 }
 
-// commit commits the batch's offsets, which are all delivered.
-func (a *Aggregator) commit(ctx context.Context, records []*kgo.Record) error {
+// commit commits the offsets of records, which are delivered, as every
+// record before them.
+func (a *Aggregator) commit(ctx context.Context, c consumer, records []*kgo.Record) error {
 	return retry(ctx, a.log, "committing offsets", func() error {
-		if err := a.client.CommitRecords(ctx, records...); err != nil {
+		if err := c.CommitRecords(ctx, records...); err != nil {
 			return err
 		}
 		a.lag.committed(records)

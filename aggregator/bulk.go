@@ -25,6 +25,8 @@ type item struct {
 	doc    *parser.Doc
 	// rec is the position of the Kafka record the document came from.
 	rec int
+	// read is when the shipper read the line (zero if unknown).
+	read time.Time
 }
 
 // outcome is what became of an item.
@@ -105,7 +107,7 @@ func (b *bulkIndexer) chunks(items []item, todo []int) [][]int {
 	var cur []int
 	size := 0
 	for _, i := range todo {
-		n := len(items[i].source) + len(items[i].index) + len(items[i].id) + 64
+		n := bulkSize(&items[i])
 		if len(cur) > 0 && size+n > b.maxBytes {
 			out = append(out, cur)
 			cur, size = nil, 0
@@ -147,10 +149,12 @@ func (b *bulkIndexer) send(ctx context.Context, items []item, chunk []int, out [
 		body.WriteByte('\n')
 	}
 	start := time.Now()
+	b.metrics.bulkInFlight.Inc()
 	// Only what the outcomes need comes back: a bulk response otherwise
 	// repeats every item's index, id, version and shards.
 	res, err := b.es.Bulk(bytes.NewReader(body.Bytes()), b.es.Bulk.WithContext(ctx),
 		b.es.Bulk.WithFilterPath("took", "errors", "items.*.status", "items.*.error.type", "items.*.error.reason"))
+	b.metrics.bulkInFlight.Dec()
 	b.metrics.bulkLatency.Observe(time.Since(start).Seconds())
 	if err != nil {
 		b.metrics.bulkRequests.WithLabelValues("error").Inc()

@@ -1,84 +1,92 @@
 package aggregator
 
-import (
-	"context"
-	"sync"
-)
-
-// chunkIndexer sends a batch's documents to the sink chunk by chunk while
-// the rest of the batch is still being parsed, with at most the configured
-// number of requests in flight: Elasticsearch indexes one chunk while the
-// next is prepared, instead of waiting for the whole batch. For a sink
-// other than Elasticsearch one chunk is in flight at a time, which keeps
-// the batch's order.
-type chunkIndexer struct {
-	ctx   context.Context
-	sink  sink
-	slots chan struct{}
-	wg    sync.WaitGroup
-
-	mu     sync.Mutex
-	chunks []indexedChunk
-	err    error
+// A chunk is one call to the sink: documents in poll order, up to
+// bulk_bytes, possibly from several batches. Chunks are filled across poll
+// boundaries so that each bulk request is as large as the data queued
+// allows, instead of a batch's share per worker: with one poll of 5000
+// records about one 5 MiB request, a chunk per batch and worker made
+// requests a quarter of that size.
+type chunk struct {
+	items []item
+	size  int    // bulkSize of the items
+	spans []span // whose items these are, in order
 }
 
-type indexedChunk struct {
-	lo       int // position of the chunk's first item in the batch
-	outcomes []outcome
+// span says that the next hi-lo items of a chunk are b.items[lo:hi].
+type span struct {
+	b      *batch
+	lo, hi int
 }
 
-func (a *Aggregator) newChunkIndexer(ctx context.Context) *chunkIndexer {
-	workers := a.cfg.Elasticsearch.Workers
-	if a.sink != sink(a.bulk) {
-		workers = 1
-	}
-	return &chunkIndexer{ctx: ctx, sink: a.sink, slots: make(chan struct{}, workers)}
-}
-
-// submit starts indexing items, the batch's items from position lo,
-// waiting while every worker is busy.
-func (c *chunkIndexer) submit(lo int, items []item) {
-	if len(items) == 0 {
-		return
-	}
-	select {
-	case c.slots <- struct{}{}:
-	case <-c.ctx.Done():
-		c.fail(c.ctx.Err())
-		return
-	}
-	c.wg.Add(1)
-	go func() {
-		defer func() { <-c.slots; c.wg.Done() }()
-		res, err := c.sink.index(c.ctx, items)
-		if err != nil {
-			c.fail(err)
-			return
+// put adds the batch's item k to the chunk being filled, first sending
+// that chunk when the item would take it over bulk_bytes. Poll loop only.
+func (f *flow) put(b *batch, k int) error {
+	n := bulkSize(&b.items[k])
+	if len(f.cur.items) > 0 && f.cur.size+n > f.a.cfg.Elasticsearch.BulkBytes {
+		if err := f.flush(); err != nil {
+			return err
 		}
-		c.mu.Lock()
-		c.chunks = append(c.chunks, indexedChunk{lo: lo, outcomes: res})
-		c.mu.Unlock()
-	}()
+	}
+	f.cur.items = append(f.cur.items, b.items[k])
+	f.cur.size += n
+	if last := len(f.cur.spans) - 1; last >= 0 && f.cur.spans[last].b == b && f.cur.spans[last].hi == k {
+		f.cur.spans[last].hi++
+	} else {
+		f.cur.spans = append(f.cur.spans, span{b: b, lo: k, hi: k + 1})
+	}
+	return nil
 }
 
-func (c *chunkIndexer) fail(err error) {
-	c.mu.Lock()
-	if c.err == nil {
-		c.err = err
+// flush sends the chunk being filled, full or not, waiting while every
+// worker is busy. Whatever the poll loop is about to wait for (room for
+// another batch, a poll with nothing buffered, the end of the work in
+// flight) may depend on this chunk's delivery, so it flushes first. Poll
+// loop only.
+func (f *flow) flush() error {
+	if len(f.cur.items) == 0 {
+		return nil
 	}
-	c.mu.Unlock()
+	ch := f.cur
+	f.cur = chunk{items: make([]item, 0, len(ch.items))}
+	select {
+	case f.slots <- struct{}{}:
+	case <-f.ctx.Done():
+		return f.failure()
+	}
+	f.wg.Add(1)
+	go f.index(ch)
+	return nil
 }
 
-// wait returns the outcomes of the n items submitted, in batch order, once
-// every chunk is done.
-func (c *chunkIndexer) wait(n int) ([]outcome, error) {
-	c.wg.Wait()
-	if c.err != nil {
-		return nil, c.err
+// index delivers a chunk and hands each outcome to its batch. A delivered
+// document is recycled at once: only rejected ones are needed later, for
+// the conflict retry.
+func (f *flow) index(ch chunk) {
+	defer func() { <-f.slots; f.wg.Done() }()
+	res, err := f.a.sink.index(f.ctx, ch.items)
+	if err != nil {
+		f.fail(err)
+		return
 	}
-	out := make([]outcome, n)
-	for _, ch := range c.chunks {
-		copy(out[ch.lo:], ch.outcomes)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := 0
+	for _, s := range ch.spans {
+		for k := s.lo; k < s.hi; k++ {
+			s.b.outcomes[k] = res[i]
+			if res[i].delivered {
+				recycle(s.b.items[k].doc)
+				s.b.items[k].doc = nil
+			}
+			i++
+		}
+		s.b.pending -= s.hi - s.lo
+		s.b.checkDelivered()
 	}
-	return out, nil
+}
+
+// bulkSize is what an item adds to a bulk request, as the bulk indexer
+// counts it, so that a chunk of bulk_bytes is sent as one request.
+func bulkSize(it *item) int {
+	return len(it.source) + len(it.index) + len(it.id) + 64
 }

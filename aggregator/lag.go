@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -9,10 +10,11 @@ import (
 
 // lagTracker keeps, per partition, the high watermark seen at the last fetch
 // and the committed offset, and publishes the committed offset and the
-// consumer lag (their difference) as metrics. Used by the processing loop
-// only.
+// consumer lag (their difference) as metrics. The poll loop reports
+// fetches and the flow's finisher commits, so it locks.
 type lagTracker struct {
 	m          *metrics
+	mu         sync.Mutex
 	partitions map[topicPartition]*partitionLag
 }
 
@@ -47,6 +49,8 @@ func (t *lagTracker) get(topic string, partition int32) *partitionLag {
 
 // fetched records the partitions' high watermarks.
 func (t *lagTracker) fetched(fetches kgo.Fetches) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	fetches.EachPartition(func(f kgo.FetchTopicPartition) {
 		if f.Err != nil || f.HighWatermark < 0 {
 			return
@@ -72,6 +76,8 @@ func (t *lagTracker) committed(records []*kgo.Record) {
 			last[tp] = next
 		}
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	for tp, next := range last {
 		p := t.get(tp.topic, tp.partition)
 		p.committed = next

@@ -7,6 +7,7 @@ type metrics struct {
 	parseFailures   *prometheus.CounterVec
 	bulkRequests    *prometheus.CounterVec
 	bulkLatency     prometheus.Histogram
+	bulkInFlight    prometheus.Gauge
 	indexed         prometheus.Counter
 	itemErrors      *prometheus.CounterVec
 	retries         prometheus.Counter
@@ -24,6 +25,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		parseFailures:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_aggregator_parse_failures_total", Help: "Lines indexed raw because their parser could not read them, by document type."}, []string{"type"}),
 		bulkRequests:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_aggregator_bulk_requests_total", Help: "Bulk requests sent to Elasticsearch, by HTTP status (error: no response)."}, []string{"status"}),
 		bulkLatency:     prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_aggregator_bulk_latency_seconds", Help: "Duration of bulk requests.", Buckets: prometheus.ExponentialBuckets(0.002, 2, 14)}),
+		bulkInFlight:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_aggregator_bulk_in_flight", Help: "Bulk requests sent to Elasticsearch and not answered yet."}),
 		indexed:         prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_documents_indexed_total", Help: "Documents Elasticsearch accepted."}),
 		itemErrors:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_aggregator_item_errors_total", Help: "Bulk items that did not succeed at once, by status (409 counts as delivered)."}, []string{"status"}),
 		retries:         prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_retries_total", Help: "Items sent again after a 429, 5xx or failed request."}),
@@ -34,7 +36,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		malformed:       prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_malformed_records_total", Help: "Records that were not Sluice events; sent to the dead-letter topic."}),
 		conflictRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_mapping_conflict_retries_total", Help: "Documents sent again with a conflicting field moved aside."}),
 	}
-	reg.MustRegister(m.consumed, m.parseFailures, m.bulkRequests, m.bulkLatency, m.indexed, m.itemErrors, m.retries,
+	reg.MustRegister(m.consumed, m.parseFailures, m.bulkRequests, m.bulkLatency, m.bulkInFlight, m.indexed, m.itemErrors, m.retries,
 		m.deadLettered, m.committed, m.lag, m.endToEnd, m.malformed, m.conflictRetries)
 	return m
 }

@@ -44,6 +44,7 @@ func NewProcessor(cfg Config, opts ProcessorOptions, reg prometheus.Registerer, 
 	}
 	if opts.Sink != nil {
 		a.sink = opts.Sink
+		a.sinkWorkers = 1 // documents are written in order
 	}
 	a.deadFile = opts.DeadLetters
 	return &Processor{a: a}, nil
