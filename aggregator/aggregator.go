@@ -55,6 +55,11 @@ type Aggregator struct {
 	// sink receives the documents: bulk (Elasticsearch) unless a Processor
 	// was given another.
 	sink sink
+	// budget bounds the bytes of uncommitted records: the poll loop waits
+	// above it. (workers+2) x bulk_bytes: every worker's request, the one
+	// being filled, and one more of records whose documents are delivered
+	// and whose commit waits for an earlier batch.
+	budget int
 	// sinkWorkers is how many chunks are delivered at once: the
 	// configured workers for Elasticsearch, 1 for a sink that must keep
 	// the documents' order.
@@ -135,6 +140,7 @@ func newPipeline(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggre
 	}
 	a.sink = a.bulk
 	a.sinkWorkers = cfg.Elasticsearch.Workers
+	a.budget = (cfg.Elasticsearch.Workers + 2) * cfg.Elasticsearch.BulkBytes
 	return a, nil
 }
 

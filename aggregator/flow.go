@@ -82,7 +82,7 @@ func (a *Aggregator) newFlow(ctx context.Context, commit func(context.Context, [
 	ctx, cancel := context.WithCancel(ctx)
 	f := &flow{
 		a: a, commit: commit,
-		budget: (a.sinkWorkers + 2) * a.cfg.Elasticsearch.BulkBytes,
+		budget: a.budget,
 		ctx:    ctx, cancel: cancel,
 		slots:  make(chan struct{}, a.sinkWorkers),
 		queued: make(chan struct{}, 1), freed: make(chan struct{}, 1),
