@@ -51,8 +51,9 @@ type testSink struct {
 }
 
 type sinkCall struct {
-	items   []item
-	release chan error // nil: delivered; else the call fails
+	items    []item
+	release  chan error    // nil: delivered; else the call fails
+	returned chan struct{} // closed once delivered
 }
 
 func newTestSink(auto bool) *testSink {
@@ -70,7 +71,7 @@ func (s *testSink) index(ctx context.Context, items []item) ([]outcome, error) {
 		s.mu.Unlock()
 	}()
 	if !s.auto {
-		c := &sinkCall{items: items, release: make(chan error, 1)}
+		c := &sinkCall{items: items, release: make(chan error, 1), returned: make(chan struct{})}
 		s.calls <- c
 		select {
 		case err := <-c.release:
@@ -80,6 +81,7 @@ func (s *testSink) index(ctx context.Context, items []item) ([]outcome, error) {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+		defer close(c.returned)
 	}
 	out := make([]outcome, len(items))
 	s.mu.Lock()
@@ -120,6 +122,7 @@ type testConsumer struct {
 	// onPoll, when set, is called after batch i was handed out.
 	onPoll  func(i int)
 	commits chan int64 // each commit's next offset
+	allowed chan int   // next at each AllowRebalance
 
 	mu             sync.Mutex
 	next           int   // batch to hand out next
@@ -130,7 +133,7 @@ type testConsumer struct {
 }
 
 func newTestConsumer(t *testing.T, sink *testSink, batches [][]*kgo.Record) *testConsumer {
-	return &testConsumer{t: t, sink: sink, batches: batches, commits: make(chan int64, 1000)}
+	return &testConsumer{t: t, sink: sink, batches: batches, commits: make(chan int64, 1000), allowed: make(chan int, 1000)}
 }
 
 func (c *testConsumer) outstanding() int {
@@ -197,6 +200,7 @@ func (c *testConsumer) AllowRebalance() {
 		c.t.Errorf("AllowRebalance with offsets %d to %d uncommitted", c.committed, c.handed)
 	}
 	c.allowedAt = append(c.allowedAt, c.next)
+	c.allowed <- c.next
 }
 
 // waitCommitted waits for a commit up to next.
@@ -323,8 +327,8 @@ func TestFlowCommitsInPollOrder(t *testing.T) {
 	// The consumer would flag one; this also waits for batch 1's outcome
 	// to be seen before releasing batch 0, which a commit of batch 1
 	// alone would then show.
-	for !s.isDelivered(1) || !s.isDelivered(3) {
-		time.Sleep(time.Millisecond)
+	for i := 3; i >= 1; i-- {
+		<-held[i].returned
 	}
 	select {
 	case n := <-c.commits:
@@ -436,14 +440,10 @@ func TestFlowRebalanceInterruptsIdlePoll(t *testing.T) {
 	notify(a.rebalance)
 	call.release <- nil
 	c.waitCommitted(t, 3)
-	for {
-		c.mu.Lock()
-		n := len(c.allowedAt)
-		c.mu.Unlock()
-		if n > 0 {
-			break
-		}
-		time.Sleep(time.Millisecond)
+	select {
+	case <-c.allowed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the rebalance was not allowed after the work in flight was committed")
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
