@@ -360,11 +360,6 @@ func (a *Aggregator) process(ctx context.Context, records []*kgo.Record) error {
 // finish handles a batch whose documents all have an outcome: conflict
 // retries, end-to-end latency, dead letters.
 func (a *Aggregator) finish(ctx context.Context, b *batch) error {
-	defer func() {
-		for k := range b.items {
-			recycle(b.items[k].doc)
-		}
-	}()
 	if err := a.retryConflicts(ctx, b.items, b.outcomes); err != nil {
 		return err
 	}
@@ -396,7 +391,11 @@ func (a *Aggregator) retryConflicts(ctx context.Context, items []item, outcomes 
 		if o.delivered || o.status != http.StatusBadRequest {
 			continue
 		}
-		doc, ok := moveAside(items[k].doc, o.reason)
+		doc, err := docOfJSON(items[k].source)
+		if err != nil {
+			continue // not from appendDocument; cannot happen
+		}
+		doc, ok := moveAside(doc, o.reason)
 		if !ok {
 			continue
 		}
@@ -405,7 +404,7 @@ func (a *Aggregator) retryConflicts(ctx context.Context, items []item, outcomes 
 			continue
 		}
 		it := items[k]
-		it.source, it.doc = src, doc
+		it.source = src
 		retry = append(retry, it)
 		pos = append(pos, k)
 	}

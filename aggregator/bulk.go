@@ -13,16 +13,13 @@ import (
 
 	"github.com/elastic/go-elasticsearch/v8"
 	"go.uber.org/zap"
-
-	"github.com/sluicelog/sluice/parser"
 )
 
 // item is one document on its way to Elasticsearch.
 type item struct {
 	index  string
 	id     string
-	source []byte // the document, JSON
-	doc    *parser.Doc
+	source []byte // the document, JSON; nil once delivered
 	// rec is the position of the Kafka record the document came from.
 	rec int
 	// read is when the shipper read the line (zero if unknown).

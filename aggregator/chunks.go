@@ -59,8 +59,8 @@ func (f *flow) flush() error {
 }
 
 // index delivers a chunk and hands each outcome to its batch. A delivered
-// document is recycled at once: only rejected ones are needed later, for
-// the conflict retry.
+// document's bytes are let go at once: only rejected ones are needed
+// later, for the conflict retry.
 func (f *flow) index(ch chunk) {
 	defer func() { <-f.slots; f.wg.Done() }()
 	res, err := f.a.sink.index(f.ctx, ch.items)
@@ -75,8 +75,7 @@ func (f *flow) index(ch chunk) {
 		for k := s.lo; k < s.hi; k++ {
 			s.b.outcomes[k] = res[i]
 			if res[i].delivered {
-				recycle(s.b.items[k].doc)
-				s.b.items[k].doc = nil
+				s.b.items[k].source = nil // only rejected ones are needed later
 			}
 			i++
 		}

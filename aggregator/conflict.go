@@ -1,7 +1,9 @@
 package aggregator
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"regexp"
 	"strings"
@@ -37,9 +39,19 @@ func moveAside(doc *parser.Doc, reason string) (*parser.Doc, bool) {
 		s = string(b)
 	}
 	out.Set("labels.moved_"+strings.ReplaceAll(field, ".", "_"), s)
+	var tags []string
 	t, _ := out.Get("tags")
-	tags, _ := t.([]string)
-	out.Set("tags", append(append([]string(nil), tags...), "mapping_conflict"))
+	switch t := t.(type) {
+	case []string:
+		tags = append(tags, t...)
+	case []any: // rebuilt from JSON
+		for _, e := range t {
+			if s, ok := e.(string); ok {
+				tags = append(tags, s)
+			}
+		}
+	}
+	out.Set("tags", append(tags, "mapping_conflict"))
 	return out, true
 }
 
@@ -91,4 +103,28 @@ func nextDot(s string, i int) int {
 		return -1
 	}
 	return i + 1 + j
+}
+
+// docOfJSON rebuilds a document from its JSON (appendDocument's output),
+// fields in their order, numbers exactly as written.
+func docOfJSON(src []byte) (*parser.Doc, error) {
+	dec := json.NewDecoder(bytes.NewReader(src))
+	dec.UseNumber()
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, fmt.Errorf("document is not a JSON object: %v", err)
+	}
+	doc := parser.NewDoc(16)
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, _ := t.(string) // object keys are strings
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		doc.Set(key, v)
+	}
+	return doc, nil
 }

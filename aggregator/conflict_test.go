@@ -1,6 +1,7 @@
 package aggregator
 
 import (
+	"encoding/json"
 	"reflect"
 	"testing"
 
@@ -39,4 +40,59 @@ func TestMoveAside(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The conflict retry rebuilds a document from its JSON: moving a field
+// aside there must give what moving it aside in the original gives.
+func TestMoveAsideOfRebuiltDocument(t *testing.T) {
+	docs := []map[string]any{
+		{"error": "boom", "message": "m", "n": int64(12345678901234567), "f": 0.25},
+		{"http": map[string]any{"status": "ok", "x": int64(1)}, "tags": []string{"truncated", "geoip_miss"}, "xff": []string{"1.2.3.4", "10.0.0.1"}},
+		{"source.geo.location": map[string]any{"lat": 52.37, "lon": 4.89}, "user": map[string]any{"id": int64(7)}, "ok": true, "none": nil},
+	}
+	reasons := []string{
+		"object mapping for [error] tried to parse field [error] as object, but found a concrete value",
+		"failed to parse field [http.status] of type [long]",
+		"failed to parse field [user] of type [keyword]",
+	}
+	for i, m := range docs {
+		orig := parser.DocOf(m)
+		src, err := appendDocument(nil, orig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rebuilt, err := docOfJSON(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, _ := appendDocument(nil, rebuilt)
+		if !jsonEqual(t, src, again) {
+			t.Fatalf("doc %d: rebuilt as %s, want %s", i, again, src)
+		}
+		want, ok1 := moveAside(orig, reasons[i])
+		got, ok2 := moveAside(rebuilt, reasons[i])
+		if !ok1 || !ok2 {
+			t.Fatalf("doc %d: moved aside %v in the original, %v rebuilt", i, ok1, ok2)
+		}
+		wantJSON, _ := appendDocument(nil, want)
+		gotJSON, _ := appendDocument(nil, got)
+		if !jsonEqual(t, wantJSON, gotJSON) {
+			t.Errorf("doc %d: retry of the rebuilt document\n%s\nwant\n%s", i, gotJSON, wantJSON)
+		}
+	}
+	if _, err := docOfJSON([]byte(`["not", "an", "object"]`)); err == nil {
+		t.Error("docOfJSON took an array")
+	}
+}
+
+func jsonEqual(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var x, y any
+	if err := json.Unmarshal(a, &x); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &y); err != nil {
+		t.Fatal(err)
+	}
+	return reflect.DeepEqual(x, y)
 }

@@ -171,7 +171,10 @@ func (f *flow) add(records []*kgo.Record) error {
 			b.dead = append(b.dead, deadLetter{rec: rec, reason: "encoding document: " + err.Error()})
 			continue
 		}
-		b.items[b.n] = item{index: a.names.name(&ev, doc), id: ev.DocID(), source: src, doc: doc, rec: i, read: ev.ReadTime}
+		// The document is done with once encoded: a conflict retry rebuilds
+		// it from its JSON, so in-flight work holds only the bytes.
+		b.items[b.n] = item{index: a.names.name(&ev, doc), id: ev.DocID(), source: src, rec: i, read: ev.ReadTime}
+		recycle(doc)
 		b.n++
 		if err := f.put(b, b.n-1); err != nil {
 			return err
