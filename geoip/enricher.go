@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -114,9 +115,10 @@ func loadGeneration(cfg Config) (*generation, error) {
 	return g, nil
 }
 
-// loadDatabase reads the database at path into memory. Reading rather than
-// memory-mapping makes swapping databases under concurrent lookups safe
-// (see the package documentation).
+// loadDatabase reads the database at path into memory outside the Go heap
+// (offHeap). Reading rather than memory-mapping the file makes swapping
+// databases under concurrent lookups safe, and a file rewritten in place
+// harmless (see the package documentation).
 func loadDatabase(name, path string) (*database, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -127,7 +129,25 @@ func loadDatabase(name, path string) (*database, error) {
 	if err != nil {
 		return nil, fmt.Errorf("geoip.%s: %w", name, err)
 	}
-	data := make([]byte, fi.Size())
+	data, free, err := offHeap(int(fi.Size()))
+	if err != nil {
+		return nil, fmt.Errorf("geoip.%s: %w", name, err)
+	}
+	d, err := openDatabase(name, path, f, fi, data)
+	if err != nil {
+		free()
+		return nil, err
+	}
+	// The memory goes back once no lookup can reach the database: a
+	// replaced one is dropped by the enricher, and lookups keep it alive
+	// while they decode (runtime.KeepAlive in city and asn). Decoded values
+	// are copies, never views of the memory.
+	runtime.AddCleanup(d, func(free func()) { free() }, free)
+	return d, nil
+}
+
+// openDatabase reads f into data and opens it.
+func openDatabase(name, path string, f *os.File, fi os.FileInfo, data []byte) (*database, error) {
 	if _, err := io.ReadFull(f, data); err != nil {
 		return nil, fmt.Errorf("geoip.%s: reading %s: %w", name, path, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"runtime"
 
 	"github.com/oschwald/maxminddb-golang/v2/mmdbdata"
 	"go.uber.org/zap"
@@ -136,7 +137,9 @@ func (d *database) city(addr netip.Addr, r *Result) error {
 	}
 	var rec cityRecord
 	rec.Location.Latitude, rec.Location.Longitude = math.NaN(), math.NaN()
-	if err := d.reader.Lookup(addr).Decode(&rec); err != nil {
+	err := d.reader.Lookup(addr).Decode(&rec)
+	runtime.KeepAlive(d) // its memory is freed when d is unreachable
+	if err != nil {
 		return fmt.Errorf("city database: %w", err)
 	}
 	rec.fill(r)
@@ -149,7 +152,9 @@ func (d *database) asn(addr netip.Addr, r *Result) error {
 		return nil
 	}
 	var rec asnRecord
-	if err := d.reader.Lookup(addr).Decode(&rec); err != nil {
+	err := d.reader.Lookup(addr).Decode(&rec)
+	runtime.KeepAlive(d)
+	if err != nil {
 		return fmt.Errorf("asn database: %w", err)
 	}
 	r.ASNumber, r.ASOrganization = int64(rec.Number), rec.Organization
