@@ -7,6 +7,8 @@
 # the very same documents (dumped from Elasticsearch, so identical) as
 # pre-built NDJSON bulk bodies of the aggregator's size, posted to _bulk with
 # curl, as many requests in flight as the aggregator has workers.
+# BENCH_ROUNDS (default 3) runs the two that many times, one after the
+# other, and prints each round's ratio and their median.
 #
 #   benchmarks/aggregate.sh [LINES]       (make bench runs it)
 set -euo pipefail
@@ -88,10 +90,11 @@ export es run lines workers
 # 2. The aggregator, from a fresh consumer group, until Elasticsearch holds
 # every document (polled with _count; the 1 s refresh interval is on both
 # sides).
-cat >"$dir/aggregate.yaml" <<YAML
+agg_config() {
+  cat >"$dir/aggregate.yaml" <<YAML
 kafka:
   brokers: ["127.0.0.1:9092"]
-  group: bench-$run
+  group: bench-$run-$round
   topics: [bench-agg-$run-service, bench-agg-$run-nginx]
   dead_letter_topic: bench-agg-$run-dead
   max_poll_records: ${BENCH_MAX_POLL:-5000}
@@ -108,6 +111,7 @@ http:
 log:
   level: warn
 YAML
+}
 agg_run() {
   bin/sluice aggregate -c "$dir/aggregate.yaml" &
   local pid=$!
@@ -117,12 +121,19 @@ agg_run() {
 }
 export -f agg_run
 export dir
-measure aggregator bash -c agg_run
+bulk_run() {
+  ls "$dir"/bulk/*.ndjson | xargs -P "$workers" -I{} curl -s -o /dev/null -H 'Content-Type: application/x-ndjson' \
+    --data-binary @{} "$es/_bulk"
+  wait_all
+}
+export -f bulk_run
 
-# 3. The same documents as pre-built bulk bodies, into empty indices.
-echo "bench: dumping the documents for the plain bulk load (not measured)"
-mkdir -p "$dir/bulk"
-python3 - "$es" "bench-$run-*" "$dir/bulk" "$bulk_bytes" <<'PY'
+# dump_bulk: the run's documents, dumped from Elasticsearch (so identical to
+# what the aggregator indexed), as NDJSON bulk bodies of bulk_bytes.
+dump_bulk() {
+  echo "bench: dumping the documents for the plain bulk load (not measured)"
+  mkdir -p "$dir/bulk"
+  python3 - "$es" "bench-$run-*" "$dir/bulk" "$bulk_bytes" <<'PY'
 import json, sys, urllib.request
 es, pattern, dest, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 def call(method, path, body=None):
@@ -148,15 +159,32 @@ while page["hits"]["hits"]:
 f.close()
 print(f"bench: {n} documents in {part} bulk bodies", file=sys.stderr)
 PY
-curl -s -X DELETE "$es/bench-$run-*" >/dev/null
-bulk_run() {
-  ls "$dir"/bulk/*.ndjson | xargs -P "$workers" -I{} curl -s -o /dev/null -H 'Content-Type: application/x-ndjson' \
-    --data-binary @{} "$es/_bulk"
-  wait_all
 }
-export -f bulk_run
-measure curl-bulk bash -c bulk_run
 
-curl -s -X DELETE "$es/bench-$run-*" >/dev/null
+# 3. Rounds: the aggregator from a fresh consumer group, then the same
+# documents as pre-built bulk bodies posted with curl, each into empty
+# indices; the ratio is taken within each round (the machine's speed drifts
+# within minutes), then the median. The bulk bodies are dumped from
+# Elasticsearch after the first aggregator run (not measured).
+rounds=${BENCH_ROUNDS:-3}
+ratios=()
+for round in $(seq "$rounds"); do
+  echo "round $round" | tee -a "$out/aggregate-$run.txt"
+  agg_config
+  measure aggregator bash -c agg_run
+  read -r agg_wall _ <"$dir/aggregator.time"
+  if [ "$round" = 1 ]; then
+    dump_bulk
+  fi
+  curl -s -X DELETE "$es/bench-$run-*" >/dev/null
+  measure curl-bulk bash -c bulk_run
+  read -r curl_wall _ <"$dir/curl-bulk.time"
+  curl -s -X DELETE "$es/bench-$run-*" >/dev/null
+  ratio=$(echo "scale=3; $agg_wall / $curl_wall" | bc)
+  ratios+=("$ratio")
+  echo "aggregator / curl bulk = ${ratio}x" | tee -a "$out/aggregate-$run.txt"
+done
+median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
 curl -s -X DELETE "$es/_index_template/bench-$run" >/dev/null
-echo "bench: $lines lines ($((bytes / 1048576)) MiB); results in $out/aggregate-$run.txt"
+echo "bench: $lines lines ($((bytes / 1048576)) MiB); aggregator / curl bulk per round: ${ratios[*]}; median ${median}x; results in $out/aggregate-$run.txt" |
+  tee -a "$out/aggregate-$run.txt"
