@@ -172,7 +172,7 @@ func (p *parsers) fill(ev *event.Event, doc *parser.Doc) (parsed bool) {
 	doc.Set("event.created", p.created(ev.ReadTime))
 	doc.Set("host.name", p.node.value(ev.Node))
 	doc.Set("log.file.path", p.path.value(ev.Path))
-	doc.Set("log.offset", ev.Offset)
+	doc.Set("log.offset", doc.IntValue(ev.Offset))
 	if len(ev.Flags) > 0 {
 		doc.Set("tags", ev.Flags)
 	}

@@ -30,6 +30,9 @@ type Doc struct {
 	index   []int32
 	indexed bool
 	seed    maphash.Seed // random per Doc: crafted keys cannot collide on purpose
+	// values holds values stored by StringValue, IntValue and so on; nil
+	// until one is.
+	values *values
 }
 
 // Field is a field of a Doc.
@@ -152,6 +155,7 @@ func (d *Doc) Delete(key string) bool {
 func (d *Doc) Reset() {
 	clear(d.fields)
 	d.fields = d.fields[:0]
+	d.values = nil // the values may outlive the document
 	if d.indexed {
 		clear(d.index)
 	}

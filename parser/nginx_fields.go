@@ -85,16 +85,16 @@ func (p *Nginx) set(f field, d *Doc, v string) error {
 	switch f.kind {
 	case kindString:
 		if f.key == "http.request.method" {
-			d.Set(f.key, methodValue(v))
+			d.Set(f.key, methodValue(d, v))
 		} else {
-			d.Set(f.key, v)
+			d.Set(f.key, d.StringValue(v))
 		}
 	case kindInt:
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
 			return errors.New("not an integer: " + strconv.Quote(clip(v)))
 		}
-		d.Set(f.key, intValue(n))
+		d.Set(f.key, intValue(d, n))
 	case kindAddress:
 		setAddress(d, v)
 	case kindTimeLocal, kindTimeISO, kindMsec:
@@ -102,7 +102,7 @@ func (p *Nginx) set(f field, d *Doc, v string) error {
 	case kindRequest:
 		setRequest(d, v)
 	case kindProtocol:
-		d.Set("http.version", versionValue(strings.TrimPrefix(v, "HTTP/")))
+		d.Set("http.version", versionValue(d, strings.TrimPrefix(v, "HTTP/")))
 	case kindServerName:
 		if !d.Has("url.domain") {
 			d.Set("url.domain", v)
@@ -166,13 +166,13 @@ func timestamp(kind fieldKind, v string) (string, error) {
 // ($remote_addr is "unix:" for connections over a Unix socket), without
 // the zone of an IPv6 address, which Elasticsearch does not take.
 func setAddress(d *Doc, v string) {
-	var a any = v
+	a := d.StringValue(v)
 	d.Set("source.address", a)
 	ip, err := netip.ParseAddr(v)
 	switch {
 	case err != nil:
 	case ip.Zone() != "":
-		d.Set("source.ip", v[:strings.IndexByte(v, '%')])
+		d.Set("source.ip", d.StringValue(v[:strings.IndexByte(v, '%')]))
 	default:
 		d.Set("source.ip", a)
 	}
@@ -184,16 +184,16 @@ func setAddress(d *Doc, v string) {
 func setRequest(d *Doc, v string) {
 	method, rest, ok := strings.Cut(v, " ")
 	if !ok {
-		d.Set("url.original", v)
+		d.Set("url.original", d.StringValue(v))
 		return
 	}
-	d.Set("http.request.method", methodValue(method))
+	d.Set("http.request.method", methodValue(d, method))
 	if i := strings.LastIndexByte(rest, ' '); i >= 0 && strings.HasPrefix(rest[i+1:], "HTTP/") {
-		d.Set("http.version", versionValue(rest[i+1+len("HTTP/"):]))
+		d.Set("http.version", versionValue(d, rest[i+1+len("HTTP/"):]))
 		rest = rest[:i]
 	}
 	if rest != "" {
-		d.Set("url.original", rest)
+		d.Set("url.original", d.StringValue(rest))
 	}
 }
 
@@ -202,8 +202,8 @@ func setRequestTime(d *Doc, v string) error {
 	if !ok {
 		return errors.New("not a number of seconds: " + strconv.Quote(clip(v)))
 	}
-	d.Set("nginx.request_time", float64(ns)/1e9)
-	d.Set("event.duration", ns)
+	d.Set("nginx.request_time", d.FloatValue(float64(ns)/1e9))
+	d.Set("event.duration", d.IntValue(ns))
 	return nil
 }
 
@@ -215,7 +215,7 @@ func setUpstreamTime(d *Doc, v string) error {
 		if !ok {
 			return errors.New("not a number of seconds: " + strconv.Quote(clip(v)))
 		}
-		d.Set("nginx.upstream_response_time", float64(ns)/1e9)
+		d.Set("nginx.upstream_response_time", d.FloatValue(float64(ns)/1e9))
 		return nil
 	}
 	var times []float64
@@ -232,7 +232,7 @@ func setUpstreamTime(d *Doc, v string) error {
 		total += ns
 	}
 	if len(times) > 0 {
-		d.Set("nginx.upstream_response_time", float64(total)/1e9)
+		d.Set("nginx.upstream_response_time", d.FloatValue(float64(total)/1e9))
 	}
 	if len(times) > 1 {
 		d.Set("nginx.upstream_response_times", times)
@@ -275,18 +275,7 @@ func parseSeconds(s string) (int64, bool) {
 
 // setForwardedFor splits $http_x_forwarded_for at commas.
 func setForwardedFor(d *Doc, v string) {
-	list := make([]string, 0, strings.Count(v, ",")+1)
-	for {
-		item, rest, more := strings.Cut(v, ",")
-		if item = strings.TrimSpace(item); item != "" {
-			list = append(list, item)
-		}
-		if !more {
-			break
-		}
-		v = rest
-	}
-	if len(list) > 0 {
+	if list := d.listValue(v); list != nil {
 		d.Set("nginx.x_forwarded_for", list)
 	}
 }
@@ -295,7 +284,7 @@ func setForwardedFor(d *Doc, v string) {
 // interface needs no allocation; any other value is stored as it is.
 
 // methodValue returns a request method as a document value.
-func methodValue(m string) any {
+func methodValue(d *Doc, m string) any {
 	switch m {
 	case "GET":
 		return "GET"
@@ -312,11 +301,11 @@ func methodValue(m string) any {
 	case "PATCH":
 		return "PATCH"
 	}
-	return m
+	return d.StringValue(m)
 }
 
 // versionValue returns an HTTP version as a document value.
-func versionValue(v string) any {
+func versionValue(d *Doc, v string) any {
 	switch v {
 	case "1.1":
 		return "1.1"
@@ -327,12 +316,12 @@ func versionValue(v string) any {
 	case "3.0":
 		return "3.0"
 	}
-	return v
+	return d.StringValue(v)
 }
 
 // intValue returns n as a document value. Go stores 0 to 255 in
 // interfaces without allocating; common status codes are constants.
-func intValue(n int64) any {
+func intValue(d *Doc, n int64) any {
 	switch n {
 	case 301:
 		return int64(301)
@@ -361,5 +350,8 @@ func intValue(n int64) any {
 	case 504:
 		return int64(504)
 	}
-	return n
+	if n >= 0 && n < 256 {
+		return n // no allocation
+	}
+	return d.IntValue(n)
 }
