@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"maps"
 	"strings"
 
 	"github.com/sluicelog/sluice/parser"
@@ -39,7 +40,7 @@ func (f field) del(doc *parser.Doc) {
 	if doc.Delete(f.name) || !f.nested {
 		return
 	}
-	if parent, leaf := docNestedParent(doc, f.name); parent != nil {
+	if parent, leaf := ownNestedParent(doc, f.name); parent != nil {
 		delete(parent, leaf)
 	}
 }
@@ -48,12 +49,56 @@ func (f field) del(doc *parser.Doc) {
 // object, else as a flat key.
 func (f field) set(doc *parser.Doc, v any) {
 	if f.nested && !doc.Has(f.name) {
-		if parent, leaf := docNestedParent(doc, f.name); parent != nil {
+		if parent, leaf := ownNestedParent(doc, f.name); parent != nil {
 			parent[leaf] = v
 			return
 		}
 	}
 	doc.Set(f.name, v)
+}
+
+// Nested objects are never changed in place: a document's values may be
+// shared with other documents (GeoIP locations come from the GeoIP cache,
+// constant values of add_fields from the configuration). A step that
+// changes one copies it, and the objects it is nested in, into the
+// document first.
+
+// ownNestedParent is docNestedParent for a change: the objects on the way
+// to name are copies that the document holds instead of the originals.
+func ownNestedParent(doc *parser.Doc, name string) (map[string]any, string) {
+	return ownParentOf(doc.Get, doc.Set, name)
+}
+
+// ownParentOf is parentOf for a change: each object on the way is copied
+// and the copy put in its place with put.
+func ownParentOf(get func(string) (any, bool), put func(string, any), name string) (map[string]any, string) {
+	for i := 0; i < len(name); i++ {
+		if name[i] != '.' {
+			continue
+		}
+		v, _ := get(name[:i])
+		sub, ok := v.(map[string]any)
+		if !ok {
+			continue
+		}
+		rest := name[i+1:]
+		_, here := sub[rest]
+		if !here {
+			if p, _ := nestedParent(sub, rest); p == nil {
+				continue
+			}
+		}
+		sub = maps.Clone(sub)
+		put(name[:i], sub)
+		if here {
+			return sub, rest
+		}
+		return ownParentOf(func(key string) (any, bool) {
+			v, ok := sub[key]
+			return v, ok
+		}, func(key string, v any) { sub[key] = v }, rest)
+	}
+	return nil, ""
 }
 
 // docNestedParent finds the object nested in doc that holds name, and the
