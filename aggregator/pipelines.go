@@ -25,7 +25,10 @@ type typePipeline struct {
 
 // routedField is an index template field ({service}) and the document field
 // it is read from (service.name).
-type routedField struct{ name, key string }
+type routedField struct {
+	name string
+	key  parser.Key
+}
 
 // newPipelines compiles cfg.Pipelines; index is the index name template.
 func newPipelines(cfg pipeline.Config, index *template.Template, reg prometheus.Registerer) (*pipelines, error) {
@@ -50,7 +53,7 @@ func newPipelines(cfg pipeline.Config, index *template.Template, reg prometheus.
 			}
 			for _, w := range p.Writes() {
 				if w == key {
-					tp.routed = append(tp.routed, routedField{name: name, key: key})
+					tp.routed = append(tp.routed, routedField{name: name, key: parser.NewKey(key)})
 				}
 			}
 		}
@@ -71,7 +74,7 @@ func (ps *pipelines) apply(ev *event.Event, doc *parser.Doc) (keep bool, dropped
 	}
 	var before [4]string
 	for i, r := range tp.routed[:min(len(tp.routed), len(before))] {
-		v, _ := doc.Get(r.key)
+		v, _ := doc.GetKey(r.key)
 		before[i], _ = v.(string)
 	}
 	keep, droppedBy = tp.p.Apply(doc)
@@ -80,7 +83,7 @@ func (ps *pipelines) apply(ev *event.Event, doc *parser.Doc) (keep bool, dropped
 		return false, droppedBy
 	}
 	for i, r := range tp.routed {
-		v, _ := doc.Get(r.key)
+		v, _ := doc.GetKey(r.key)
 		after, _ := v.(string)
 		if i < len(before) && after == before[i] {
 			continue

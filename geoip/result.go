@@ -81,12 +81,12 @@ func fieldName(i int) string {
 }
 
 // fieldKeys are the document keys of the fields under one prefix.
-type fieldKeys [numFields]string
+type fieldKeys [numFields]parser.Key
 
 func keysFor(prefix string) *fieldKeys {
 	var k fieldKeys
 	for i := range k {
-		k[i] = prefix + "." + fieldName(i)
+		k[i] = parser.NewKey(prefix + "." + fieldName(i))
 	}
 	return &k
 }
@@ -186,13 +186,13 @@ func (r Result) AddTo(doc *parser.Doc, prefix string) {
 func (r *Result) addTo(doc *parser.Doc, keys *fieldKeys) {
 	if r.boxed != nil {
 		for _, f := range r.boxed.fields {
-			doc.Set(keys[f.i], f.v) // the location map too, shared
+			doc.SetKey(keys[f.i], f.v) // the location map too, shared
 		}
 		return
 	}
 	for i := range numFields {
 		if v := r.value(i); v != nil {
-			doc.Set(keys[i], v)
+			doc.SetKey(keys[i], v)
 		}
 	}
 }

@@ -11,18 +11,19 @@ import (
 // as the fallback.
 type field struct {
 	name   string
-	nested bool // the name has a dot, so it may live in a nested object
+	key    parser.Key // name's
+	nested bool       // the name has a dot, so it may live in a nested object
 }
 
 func newField(name string) field {
-	return field{name: name, nested: strings.IndexByte(name, '.') > 0}
+	return field{name: name, key: parser.NewKey(name), nested: strings.IndexByte(name, '.') > 0}
 }
 
 // get returns the field's value; nil values count as missing. A dotted
 // name is also looked up inside nested objects: "a.b.c" in
 // {"a": {"b.c": v}} or {"a.b": {"c": v}} or {"a": {"b": {"c": v}}}.
 func (f field) get(doc *parser.Doc) (any, bool) {
-	if v, ok := doc.Get(f.name); ok {
+	if v, ok := doc.GetKey(f.key); ok {
 		return v, v != nil
 	}
 	if !f.nested {
@@ -37,7 +38,7 @@ func (f field) get(doc *parser.Doc) (any, bool) {
 
 // del removes the field, flat or nested.
 func (f field) del(doc *parser.Doc) {
-	if doc.Delete(f.name) || !f.nested {
+	if doc.DeleteKey(f.key) || !f.nested {
 		return
 	}
 	if parent, leaf := ownNestedParent(doc, f.name); parent != nil {
@@ -48,13 +49,13 @@ func (f field) del(doc *parser.Doc) {
 // set writes the field: where it already is when it is inside a nested
 // object, else as a flat key.
 func (f field) set(doc *parser.Doc, v any) {
-	if f.nested && !doc.Has(f.name) {
+	if f.nested && !doc.HasKey(f.key) {
 		if parent, leaf := ownNestedParent(doc, f.name); parent != nil {
 			parent[leaf] = v
 			return
 		}
 	}
-	doc.Set(f.name, v)
+	doc.SetKey(f.key, v)
 }
 
 // Nested objects are never changed in place: a document's values may be
