@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/template"
@@ -153,7 +154,10 @@ func (p *parsers) fill(ev *event.Event, doc *parser.Doc) (parsed bool) {
 	case "service":
 		err = parser.ParseService(ev.Line, doc)
 	case "nginx":
-		err = p.nginx.Parse(ev.Line, doc)
+		// In place: the document's values may be parts of the record's
+		// value, which nothing changes, and the document is done with
+		// before the record is.
+		err = p.nginx.ParseString(unsafe.String(unsafe.SliceData(ev.Line), len(ev.Line)), doc)
 	default:
 		doc.Set("message", string(ev.Line))
 	}

@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"maps"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -91,8 +92,8 @@ func (ps *pipelines) apply(ev *event.Event, doc *parser.Doc) (keep bool, dropped
 		if _, ok := ev.Fields[r.name]; !ok {
 			continue // the index name is read from the document already
 		}
-		fields := maps.Clone(ev.Fields) // shared between events: never modified
-		fields[r.name] = after
+		fields := maps.Clone(ev.Fields)       // shared between events: never modified
+		fields[r.name] = strings.Clone(after) // not a part of the record: the map may be kept (docFields)
 		ev.Fields = fields
 	}
 	return true, ""
