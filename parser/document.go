@@ -152,10 +152,25 @@ func (d *Doc) setLinear(key string, v any) {
 			return
 		}
 	}
-	d.fields = append(d.fields, Field{Key: key, Value: v})
+	d.add(key, v, 0)
 	if len(d.fields) > linearFields {
 		d.reindex()
 	}
+}
+
+// add appends a field. Its members are stored one by one: appending a
+// Field built on the stack copies it with wide loads that wait for the
+// narrow stores that built it (no store forwarding), a stall as long as the
+// rest of Set.
+func (d *Doc) add(key string, v any, hash uint64) {
+	n := len(d.fields)
+	if n < cap(d.fields) {
+		d.fields = d.fields[:n+1]
+	} else {
+		d.fields = append(d.fields, Field{})
+	}
+	f := &d.fields[n]
+	f.Key, f.Value, f.hash = key, v, hash
 }
 
 func (d *Doc) setIndexed(k Key, v any) {
@@ -164,7 +179,7 @@ func (d *Doc) setIndexed(k Key, v any) {
 		d.fields[d.index[slot]-1].Value = v
 		return
 	}
-	d.fields = append(d.fields, Field{Key: k.name, Value: v, hash: k.hash})
+	d.add(k.name, v, k.hash)
 	if 2*len(d.fields) > len(d.index) {
 		d.reindex()
 		return
