@@ -21,12 +21,20 @@ import (
 // encoding/json.
 func appendDocument(buf []byte, doc *parser.Doc) ([]byte, error) {
 	buf = append(buf, '{')
-	for i, f := range doc.Fields() {
+	fields := doc.Fields()
+	for i := range fields {
+		f := &fields[i]
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendString(buf, f.Key)
-		buf = append(buf, ':')
+		if f.PlainKey() { // most keys: no need to look for escapes
+			buf = append(buf, '"')
+			buf = append(buf, f.Key...)
+			buf = append(buf, '"', ':')
+		} else {
+			buf = appendString(buf, f.Key)
+			buf = append(buf, ':')
+		}
 		var err error
 		if buf, err = appendValue(buf, f.Value); err != nil {
 			return buf, fmt.Errorf("field %s: %w", f.Key, err)

@@ -38,8 +38,13 @@ type Doc struct {
 type Field struct {
 	Key   string
 	Value any
-	hash  uint64 // of Key, set while the Doc is indexed
+	hash  uint64 // of Key (see Key), set while the Doc is indexed
 }
+
+// PlainKey reports that the key is known to be written in JSON as it is,
+// between quotes: printable ASCII without quotes or backslashes. False
+// means unknown.
+func (f *Field) PlainKey() bool { return f.hash&plainBit != 0 }
 
 // seed is the seed of the keys' hashes: random, so that crafted keys
 // cannot collide on purpose.
@@ -53,13 +58,35 @@ type Key struct {
 	hash uint64
 }
 
+// The top bit of a Key's hash marks a plain key (see Field.PlainKey); it
+// is left out when hashes are compared, so that a key hashed by hashOf
+// matches.
+const plainBit = 1 << 63
+
 // NewKey returns the Key of name.
-func NewKey(name string) Key { return Key{name, hashOf(name)} }
+func NewKey(name string) Key {
+	h := hashOf(name)
+	if plainJSON(name) {
+		h |= plainBit
+	}
+	return Key{name, h}
+}
+
+// plainJSON reports whether s is printable ASCII without quotes or
+// backslashes.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
 
 // String returns the key's name.
 func (k Key) String() string { return k.name }
 
-func hashOf(key string) uint64 { return maphash.String(seed, key) }
+func hashOf(key string) uint64 { return maphash.String(seed, key) &^ plainBit }
 
 // linearFields is the number of fields up to which a Doc finds a field by
 // comparing keys in turn.
@@ -314,7 +341,7 @@ func (d *Doc) slot(k Key) (int, bool) {
 		if p == 0 {
 			return s, false
 		}
-		if f := &d.fields[p-1]; f.hash == k.hash && f.Key == k.name {
+		if f := &d.fields[p-1]; (f.hash^k.hash)&^plainBit == 0 && f.Key == k.name {
 			return s, true
 		}
 	}

@@ -50,3 +50,21 @@ func TestDocValuesAllocs(t *testing.T) {
 		t.Errorf("%v allocations", n)
 	}
 }
+
+func TestPlainKey(t *testing.T) {
+	for key, plain := range map[string]bool{"source.geo.city_name": true, "@timestamp": true, `a"b`: false, `a\b`: false, "é": false, "a\nb": false, "": true} {
+		d := NewDoc(0)
+		for i := range 10 { // indexed from the ninth field
+			d.Set(fmt.Sprint("k", i), i)
+		}
+		d.SetKey(NewKey(key), 1)
+		d.Set(key, 2) // replaced, still found through either hash
+		if v, _ := d.GetKey(NewKey(key)); v != 2 || d.Len() != 11 {
+			t.Errorf("%q: %v, %d fields", key, v, d.Len())
+		}
+		f := d.Fields()[10]
+		if f.PlainKey() != plain {
+			t.Errorf("%q: PlainKey() = %v", key, f.PlainKey())
+		}
+	}
+}
