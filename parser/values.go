@@ -66,10 +66,11 @@ func (d *Doc) StringValue(s string) any {
 	return box(stringType, unsafe.Pointer(p))
 }
 
-// IntValue returns n as a value of d, as StringValue does.
+// IntValue returns n as a value of d, as StringValue does, but only in a
+// block made already by StringValue: a number is not worth one on its own.
 func (d *Doc) IntValue(n int64) any {
-	b := d.vals()
-	if int(b.nw) == len(b.words) {
+	b := d.values
+	if b == nil || int(b.nw) == len(b.words) {
 		return n
 	}
 	p := &b.words[b.nw]
@@ -78,10 +79,10 @@ func (d *Doc) IntValue(n int64) any {
 	return box(int64Type, unsafe.Pointer(p))
 }
 
-// FloatValue returns f as a value of d, as StringValue does.
+// FloatValue returns f as a value of d, as IntValue does.
 func (d *Doc) FloatValue(f float64) any {
-	b := d.vals()
-	if int(b.nw) == len(b.words) {
+	b := d.values
+	if b == nil || int(b.nw) == len(b.words) {
 		return f
 	}
 	p := &b.words[b.nw]
