@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/template"
@@ -58,7 +59,7 @@ func (b *boxed) value(s string) any {
 
 // docField is a document key and value.
 type docField struct {
-	key string
+	key parser.Key
 	v   any
 }
 
@@ -80,7 +81,7 @@ func (p *parsers) docFields(fields map[string]string) []docField {
 					key = "labels." + k
 				}
 			}
-			f.list = append(f.list, docField{key, v})
+			f.list = append(f.list, docField{parser.NewKey(key), v})
 		}
 		if p.fields == nil || len(p.fields) >= maxDocFields {
 			p.fields = make(map[uintptr]*docFields)
@@ -134,6 +135,16 @@ func recycle(doc *parser.Doc) {
 	}
 }
 
+// Keys of the fields fill sets.
+var (
+	keyTimestamp    = parser.NewKey("@timestamp")
+	keyEventDataset = parser.NewKey("event.dataset")
+	keyEventCreated = parser.NewKey("event.created")
+	keyHostName     = parser.NewKey("host.name")
+	keyLogFilePath  = parser.NewKey("log.file.path")
+	keyLogOffset    = parser.NewKey("log.offset")
+)
+
 // fill builds the Elasticsearch document for ev into the empty doc, and
 // reports whether the line parsed. A line its parser cannot read is still
 // indexed: raw, with error.message set.
@@ -143,7 +154,10 @@ func (p *parsers) fill(ev *event.Event, doc *parser.Doc) (parsed bool) {
 	case "service":
 		err = parser.ParseService(ev.Line, doc)
 	case "nginx":
-		err = p.nginx.Parse(ev.Line, doc)
+		// In place: the document's values may be parts of the record's
+		// value, which nothing changes, and the document is done with
+		// before the record is.
+		err = p.nginx.ParseString(unsafe.String(unsafe.SliceData(ev.Line), len(ev.Line)), doc)
 	default:
 		doc.Set("message", string(ev.Line))
 	}
@@ -153,26 +167,26 @@ func (p *parsers) fill(ev *event.Event, doc *parser.Doc) (parsed bool) {
 	}
 	if len(ev.Fields) > 0 {
 		for _, f := range p.docFields(ev.Fields) {
-			if !doc.Has(f.key) {
-				doc.Set(f.key, f.v)
+			if !doc.HasKey(f.key) {
+				doc.SetKey(f.key, f.v)
 			}
 		}
 	}
-	if !doc.Has("@timestamp") {
+	if !doc.HasKey(keyTimestamp) {
 		at := ev.LogTime // the container runtime's time, else the read time
 		if at.IsZero() {
 			at = ev.ReadTime
 		}
-		doc.Set("@timestamp", at.UTC().Format(time.RFC3339Nano))
+		doc.SetKey(keyTimestamp, at.UTC().Format(time.RFC3339Nano))
 	}
 	if ev.Stream != "" {
 		doc.Set("stream", ev.Stream)
 	}
-	doc.Set("event.dataset", p.typ.value(ev.Type))
-	doc.Set("event.created", p.created(ev.ReadTime))
-	doc.Set("host.name", p.node.value(ev.Node))
-	doc.Set("log.file.path", p.path.value(ev.Path))
-	doc.Set("log.offset", ev.Offset)
+	doc.SetKey(keyEventDataset, p.typ.value(ev.Type))
+	doc.SetKey(keyEventCreated, p.created(ev.ReadTime))
+	doc.SetKey(keyHostName, p.node.value(ev.Node))
+	doc.SetKey(keyLogFilePath, p.path.value(ev.Path))
+	doc.SetKey(keyLogOffset, doc.IntValue(ev.Offset))
 	if len(ev.Flags) > 0 {
 		doc.Set("tags", ev.Flags)
 	}

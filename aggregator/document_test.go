@@ -76,7 +76,7 @@ func TestDocFieldsBounded(t *testing.T) {
 	for i := range 2*maxDocFields + 10 {
 		m := map[string]string{"service": fmt.Sprint("s", i)}
 		got := p.docFields(m)
-		if len(got) != 1 || got[0].key != "service.name" || got[0].v != fmt.Sprint("s", i) {
+		if len(got) != 1 || got[0].key.String() != "service.name" || got[0].v != fmt.Sprint("s", i) {
 			t.Fatalf("map %d: %v", i, got)
 		}
 		if len(p.fields) > maxDocFields {

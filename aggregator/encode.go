@@ -21,12 +21,20 @@ import (
 // encoding/json.
 func appendDocument(buf []byte, doc *parser.Doc) ([]byte, error) {
 	buf = append(buf, '{')
-	for i, f := range doc.Fields() {
+	fields := doc.Fields()
+	for i := range fields {
+		f := &fields[i]
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendString(buf, f.Key)
-		buf = append(buf, ':')
+		if f.PlainKey() { // most keys: no need to look for escapes
+			buf = append(buf, '"')
+			buf = append(buf, f.Key...)
+			buf = append(buf, '"', ':')
+		} else {
+			buf = appendString(buf, f.Key)
+			buf = append(buf, ':')
+		}
 		var err error
 		if buf, err = appendValue(buf, f.Value); err != nil {
 			return buf, fmt.Errorf("field %s: %w", f.Key, err)
@@ -36,6 +44,15 @@ func appendDocument(buf []byte, doc *parser.Doc) ([]byte, error) {
 }
 
 func appendObject(buf []byte, m map[string]any) ([]byte, error) {
+	if len(m) == 2 {
+		// A geo point, in every nginx document with GeoIP: two lookups
+		// are much cheaper than walking a map.
+		if lat, ok := m["lat"]; ok {
+			if lon, ok := m["lon"]; ok {
+				return appendPoint(buf, lat, lon)
+			}
+		}
+	}
 	buf = append(buf, '{')
 	first := true
 	for k, v := range m {
@@ -49,6 +66,20 @@ func appendObject(buf []byte, m map[string]any) ([]byte, error) {
 		if buf, err = appendValue(buf, v); err != nil {
 			return buf, fmt.Errorf("field %s: %w", k, err)
 		}
+	}
+	return append(buf, '}'), nil
+}
+
+// appendPoint writes {"lat":lat,"lon":lon}.
+func appendPoint(buf []byte, lat, lon any) ([]byte, error) {
+	buf = append(buf, `{"lat":`...)
+	var err error
+	if buf, err = appendValue(buf, lat); err != nil {
+		return buf, fmt.Errorf("field lat: %w", err)
+	}
+	buf = append(buf, `,"lon":`...)
+	if buf, err = appendValue(buf, lon); err != nil {
+		return buf, fmt.Errorf("field lon: %w", err)
 	}
 	return append(buf, '}'), nil
 }

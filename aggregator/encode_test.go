@@ -58,6 +58,7 @@ func TestAppendDocumentMatchesEncodingJSON(t *testing.T) {
 		{"invalid utf8", map[string]any{"m": "a\xffb\xc3(c", "\xfekey": "v"}},
 		{"lists", map[string]any{"xff": []string{"1.2.3.4", "10.0.0.1"}, "times": []float64{0.1, 0.25}, "any": []any{"a", int64(1), 1.5, nil, map[string]any{"z": 1, "a": "b"}}}},
 		{"nested", map[string]any{"source.geo.location": map[string]any{"lat": 51.5, "lon": -0.12}, "deep": map[string]any{"b": map[string]any{"c": []any{}}}}},
+		{"points", map[string]any{"p": map[string]any{"lat": "a\"", "lon": nil}, "q": map[string]any{"lat": 1.0, "lo": int64(2)}, "r": map[string]any{"lat": 1.0}}},
 		{"fallback", map[string]any{"strs": map[string]string{"k": "v"}, "u": uint8(3)}},
 	}
 	for _, tt := range tests {

@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"maps"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -25,7 +26,10 @@ type typePipeline struct {
 
 // routedField is an index template field ({service}) and the document field
 // it is read from (service.name).
-type routedField struct{ name, key string }
+type routedField struct {
+	name string
+	key  parser.Key
+}
 
 // newPipelines compiles cfg.Pipelines; index is the index name template.
 func newPipelines(cfg pipeline.Config, index *template.Template, reg prometheus.Registerer) (*pipelines, error) {
@@ -50,7 +54,7 @@ func newPipelines(cfg pipeline.Config, index *template.Template, reg prometheus.
 			}
 			for _, w := range p.Writes() {
 				if w == key {
-					tp.routed = append(tp.routed, routedField{name: name, key: key})
+					tp.routed = append(tp.routed, routedField{name: name, key: parser.NewKey(key)})
 				}
 			}
 		}
@@ -71,7 +75,7 @@ func (ps *pipelines) apply(ev *event.Event, doc *parser.Doc) (keep bool, dropped
 	}
 	var before [4]string
 	for i, r := range tp.routed[:min(len(tp.routed), len(before))] {
-		v, _ := doc.Get(r.key)
+		v, _ := doc.GetKey(r.key)
 		before[i], _ = v.(string)
 	}
 	keep, droppedBy = tp.p.Apply(doc)
@@ -80,7 +84,7 @@ func (ps *pipelines) apply(ev *event.Event, doc *parser.Doc) (keep bool, dropped
 		return false, droppedBy
 	}
 	for i, r := range tp.routed {
-		v, _ := doc.Get(r.key)
+		v, _ := doc.GetKey(r.key)
 		after, _ := v.(string)
 		if i < len(before) && after == before[i] {
 			continue
@@ -88,8 +92,8 @@ func (ps *pipelines) apply(ev *event.Event, doc *parser.Doc) (keep bool, dropped
 		if _, ok := ev.Fields[r.name]; !ok {
 			continue // the index name is read from the document already
 		}
-		fields := maps.Clone(ev.Fields) // shared between events: never modified
-		fields[r.name] = after
+		fields := maps.Clone(ev.Fields)       // shared between events: never modified
+		fields[r.name] = strings.Clone(after) // not a part of the record: the map may be kept (docFields)
 		ev.Fields = fields
 	}
 	return true, ""

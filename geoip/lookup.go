@@ -13,10 +13,10 @@ import (
 )
 
 // Document fields Enrich reads.
-const (
-	sourceIPField = "source.ip"
-	xffField      = "nginx.x_forwarded_for"
-	clientIPField = "client.ip"
+var (
+	sourceIPField = parser.NewKey("source.ip")
+	xffField      = parser.NewKey("nginx.x_forwarded_for")
+	clientIPField = parser.NewKey("client.ip")
 )
 
 // Lookup returns what the databases know about addr, and whether they know
@@ -70,9 +70,9 @@ func (e *Enricher) lookup(addr netip.Addr) *Result {
 // neither field is left alone and not counted in the metrics. Safe for
 // concurrent use with distinct documents.
 func (e *Enricher) Enrich(doc *parser.Doc) bool {
-	v, _ := doc.Get(sourceIPField)
+	v, _ := doc.GetKey(sourceIPField)
 	src, _ := v.(string)
-	xff, _ := doc.Get(xffField)
+	xff, _ := doc.GetKey(xffField)
 	addr, ok := ClientIP(src, forwardedFor(xff), e.trusted)
 	if !ok {
 		return false
@@ -83,9 +83,9 @@ func (e *Enricher) Enrich(doc *parser.Doc) bool {
 	}
 	if s, ok := parseAddr(src); !ok || s != addr {
 		if r.boxed != nil {
-			doc.Set(clientIPField, r.boxed.addr)
+			doc.SetKey(clientIPField, r.boxed.addr)
 		} else {
-			doc.Set(clientIPField, addr.String())
+			doc.SetKey(clientIPField, addr.String())
 		}
 	}
 	r.addTo(doc, e.keys)

@@ -11,6 +11,8 @@ import (
 	"github.com/maxmind/mmdbwriter/mmdbtype"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/sluicelog/sluice/aggregator/pipeline"
+	"github.com/sluicelog/sluice/internal/config"
 	"github.com/sluicelog/sluice/parser"
 )
 
@@ -178,17 +180,60 @@ func TestEnrich(t *testing.T) {
 	}
 }
 
-func TestEnrichDocumentsDoNotShareLocation(t *testing.T) {
+// TestEnrichSharedLocationSurvivesPipelines checks that the location map
+// documents share through the cache is left alone by the pipeline steps
+// that change nested fields: each document gets its changes, the cache
+// keeps the location it had.
+func TestEnrichSharedLocationSurvivesPipelines(t *testing.T) {
 	city, _ := testDBs(t)
 	e, _ := open(t, Config{City: city})
-	a, b := parser.DocOf(map[string]any{"source.ip": "81.2.69.1"}), parser.DocOf(map[string]any{"source.ip": "81.2.69.1"})
-	e.Enrich(a)
-	e.Enrich(b)
-	la, _ := a.Get("source.geo.location")
-	la.(map[string]any)["lat"] = 1.0
-	lb, _ := b.Get("source.geo.location")
-	if got := lb.(map[string]any)["lat"]; got != 51.5142 {
-		t.Errorf("changing one document's location changed another's: lat = %v", got)
+	var cfg struct {
+		Pipelines pipeline.Config `yaml:"pipelines"`
+	}
+	src := `
+pipelines:
+  t:
+    - name: rename
+      rename: {source.geo.location.lat: labels.lat}
+    - name: delete
+      remove_fields: [source.geo.location.lon]
+    - name: set
+      set: {field: source.geo.location.lat, value: 1}
+`
+	if err := config.Decode([]byte(src), &cfg, func(string) (string, bool) { return "", false }); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Pipelines.SetDefaults()
+	ps, err := cfg.Pipelines.Compile("pipelines")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"lat": 51.5142, "lon": -0.0931}
+	for i := range 3 { // the first lookup fills the cache, the others read it
+		doc := parser.DocOf(map[string]any{"source.ip": "81.2.69.1"})
+		e.Enrich(doc)
+		loc, _ := doc.Get("source.geo.location")
+		if !reflect.DeepEqual(loc, want) {
+			t.Fatalf("lookup %d: location %v, want %v", i, loc, want)
+		}
+		ps["t"].Apply(doc)
+		if got, _ := doc.Get("labels.lat"); got != 51.5142 {
+			t.Errorf("lookup %d: labels.lat = %v", i, got)
+		}
+		if got, _ := doc.Get("source.geo.location"); !reflect.DeepEqual(got, map[string]any{}) {
+			t.Errorf("lookup %d: source.geo.location = %v after the pipeline", i, got)
+		}
+		if got, _ := doc.Get("source.geo.location.lat"); got != int64(1) { // no longer in the object: set flat
+			t.Errorf("lookup %d: source.geo.location.lat = %v after the pipeline", i, got)
+		}
+		if !reflect.DeepEqual(loc, want) {
+			t.Fatalf("lookup %d: the pipeline changed the shared location: %v", i, loc)
+		}
+	}
+	doc := parser.DocOf(map[string]any{"source.ip": "81.2.69.1"})
+	e.Enrich(doc)
+	if loc, _ := doc.Get("source.geo.location"); !reflect.DeepEqual(loc, want) {
+		t.Errorf("cached location %v, want %v", loc, want)
 	}
 }
 

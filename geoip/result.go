@@ -81,23 +81,22 @@ func fieldName(i int) string {
 }
 
 // fieldKeys are the document keys of the fields under one prefix.
-type fieldKeys [numFields]string
+type fieldKeys [numFields]parser.Key
 
 func keysFor(prefix string) *fieldKeys {
 	var k fieldKeys
 	for i := range k {
-		k[i] = prefix + "." + fieldName(i)
+		k[i] = parser.NewKey(prefix + "." + fieldName(i))
 	}
 	return &k
 }
 
 // boxedFields are a Result's values as interfaces, those of the fields
-// with values only. The location map is not kept, as documents may be
-// changed downstream: each document gets its own, from the shared boxed
-// coordinates.
+// with values only. The location map is shared by every document enriched
+// from the cache: nothing changes a document's nested objects in place
+// (pipeline steps copy them first, as does the conflict retry).
 type boxedFields struct {
-	fields   []boxedField
-	lat, lon any
+	fields []boxedField
 	// addr is the address looked up, as client.ip holds it.
 	addr any
 }
@@ -129,9 +128,6 @@ func cached(r Result, addr netip.Addr) *Result {
 			b.fields = append(b.fields, boxedField{i, v})
 		}
 	}
-	if r.HasLocation {
-		b.lat, b.lon = r.Lat, r.Lon
-	}
 	c.r.boxed = b
 	return &c.r
 }
@@ -143,9 +139,6 @@ func (r *Result) value(i int) any {
 	case fieldLocation:
 		if !r.HasLocation {
 			return nil
-		}
-		if r.boxed != nil {
-			return map[string]any{"lat": r.boxed.lat, "lon": r.boxed.lon}
 		}
 		return map[string]any{"lat": r.Lat, "lon": r.Lon}
 	case fieldASNumber:
@@ -184,6 +177,8 @@ func (r *Result) value(i int) any {
 // "source", source.geo.city_name, source.as.number and so on. Only fields
 // with values are written; source.geo.location is a map[string]any with
 // float64 "lat" and "lon", source.as.number an int64, the rest strings.
+// The documents enriched from one cached result share its location map,
+// which nothing may change in place.
 func (r Result) AddTo(doc *parser.Doc, prefix string) {
 	r.addTo(doc, keysFor(prefix))
 }
@@ -191,17 +186,13 @@ func (r Result) AddTo(doc *parser.Doc, prefix string) {
 func (r *Result) addTo(doc *parser.Doc, keys *fieldKeys) {
 	if r.boxed != nil {
 		for _, f := range r.boxed.fields {
-			if f.i == fieldLocation {
-				doc.Set(keys[f.i], r.value(f.i)) // a map of its own
-			} else {
-				doc.Set(keys[f.i], f.v)
-			}
+			doc.SetKey(keys[f.i], f.v) // the location map too, shared
 		}
 		return
 	}
 	for i := range numFields {
 		if v := r.value(i); v != nil {
-			doc.Set(keys[i], v)
+			doc.SetKey(keys[i], v)
 		}
 	}
 }

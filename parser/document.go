@@ -29,14 +29,64 @@ type Doc struct {
 	// is a power of two at least twice the number of fields.
 	index   []int32
 	indexed bool
-	seed    maphash.Seed // random per Doc: crafted keys cannot collide on purpose
+	// values holds values stored by StringValue, IntValue and so on; nil
+	// until one is.
+	values *values
 }
 
 // Field is a field of a Doc.
 type Field struct {
 	Key   string
 	Value any
+	hash  uint64 // of Key (see Key), set while the Doc is indexed
 }
+
+// PlainKey reports that the key is known to be written in JSON as it is,
+// between quotes: printable ASCII without quotes or backslashes. False
+// means unknown.
+func (f *Field) PlainKey() bool { return f.hash&plainBit != 0 }
+
+// seed is the seed of the keys' hashes: random, so that crafted keys
+// cannot collide on purpose.
+var seed = maphash.MakeSeed()
+
+// Key is a document key with its hash: setting or getting a field by Key
+// does not hash the key again, which the keys a program uses for every
+// document are worth.
+type Key struct {
+	name string
+	hash uint64
+}
+
+// The top bit of a Key's hash marks a plain key (see Field.PlainKey); it
+// is left out when hashes are compared, so that a key hashed by hashOf
+// matches.
+const plainBit = 1 << 63
+
+// NewKey returns the Key of name.
+func NewKey(name string) Key {
+	h := hashOf(name)
+	if plainJSON(name) {
+		h |= plainBit
+	}
+	return Key{name, h}
+}
+
+// plainJSON reports whether s is printable ASCII without quotes or
+// backslashes.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// String returns the key's name.
+func (k Key) String() string { return k.name }
+
+func hashOf(key string) uint64 { return maphash.String(seed, key) &^ plainBit }
 
 // linearFields is the number of fields up to which a Doc finds a field by
 // comparing keys in turn.
@@ -77,36 +127,86 @@ func (d *Doc) All() iter.Seq2[string, any] {
 
 // Get returns the value of the field key and whether there is one.
 func (d *Doc) Get(key string) (any, bool) {
-	if i := d.find(key); i >= 0 {
+	if !d.indexed {
+		return d.getKey(Key{name: key})
+	}
+	return d.getKey(NewKey(key))
+}
+
+// GetKey is Get with a Key.
+func (d *Doc) GetKey(k Key) (any, bool) { return d.getKey(k) }
+
+func (d *Doc) getKey(k Key) (any, bool) {
+	if i := d.find(k); i >= 0 {
 		return d.fields[i].Value, true
 	}
 	return nil, false
 }
 
 // Has reports whether there is a field key.
-func (d *Doc) Has(key string) bool { return d.find(key) >= 0 }
+func (d *Doc) Has(key string) bool {
+	if !d.indexed {
+		return d.find(Key{name: key}) >= 0
+	}
+	return d.find(NewKey(key)) >= 0
+}
+
+// HasKey is Has with a Key.
+func (d *Doc) HasKey(k Key) bool { return d.find(k) >= 0 }
 
 // Set sets the field key to v.
 func (d *Doc) Set(key string, v any) {
 	if !d.indexed {
-		for i := range d.fields {
-			if d.fields[i].Key == key {
-				d.fields[i].Value = v
-				return
-			}
-		}
-		d.fields = append(d.fields, Field{key, v})
-		if len(d.fields) > linearFields {
-			d.reindex()
-		}
+		d.setLinear(key, v)
 		return
 	}
-	slot, found := d.slot(key)
+	d.setIndexed(NewKey(key), v)
+}
+
+// SetKey is Set with a Key.
+func (d *Doc) SetKey(k Key, v any) {
+	if !d.indexed {
+		d.setLinear(k.name, v)
+		return
+	}
+	d.setIndexed(k, v)
+}
+
+func (d *Doc) setLinear(key string, v any) {
+	for i := range d.fields {
+		if d.fields[i].Key == key {
+			d.fields[i].Value = v
+			return
+		}
+	}
+	d.add(key, v, 0)
+	if len(d.fields) > linearFields {
+		d.reindex()
+	}
+}
+
+// add appends a field. Its members are stored one by one: appending a
+// Field built on the stack copies it with wide loads that wait for the
+// narrow stores that built it (no store forwarding), a stall as long as the
+// rest of Set.
+func (d *Doc) add(key string, v any, hash uint64) {
+	n := len(d.fields)
+	if n < cap(d.fields) {
+		d.fields = d.fields[:n+1]
+	} else {
+		d.fields = append(d.fields, Field{})
+	}
+	f := &d.fields[n]
+	f.Key, f.Value, f.hash = key, v, hash
+}
+
+func (d *Doc) setIndexed(k Key, v any) {
+	slot, found := d.slot(k)
 	if found {
 		d.fields[d.index[slot]-1].Value = v
 		return
 	}
-	d.fields = append(d.fields, Field{key, v})
+	d.add(k.name, v, k.hash)
 	if 2*len(d.fields) > len(d.index) {
 		d.reindex()
 		return
@@ -116,6 +216,17 @@ func (d *Doc) Set(key string, v any) {
 
 // Delete removes the field key and reports whether there was one.
 func (d *Doc) Delete(key string) bool {
+	if !d.indexed {
+		return d.delete(Key{name: key})
+	}
+	return d.delete(NewKey(key))
+}
+
+// DeleteKey is Delete with a Key.
+func (d *Doc) DeleteKey(k Key) bool { return d.delete(k) }
+
+func (d *Doc) delete(k Key) bool {
+	key := k.name
 	last := len(d.fields) - 1
 	if !d.indexed {
 		for i := range d.fields {
@@ -128,7 +239,7 @@ func (d *Doc) Delete(key string) bool {
 		}
 		return false
 	}
-	slot, found := d.slot(key)
+	slot, found := d.slot(k)
 	if !found {
 		return false
 	}
@@ -136,7 +247,7 @@ func (d *Doc) Delete(key string) bool {
 	d.unindex(slot)
 	if i != last {
 		// The last field takes the deleted one's place.
-		moved, _ := d.slot(d.fields[last].Key)
+		moved, _ := d.slot(Key{d.fields[last].Key, d.fields[last].hash})
 		d.index[moved] = int32(i + 1)
 		d.fields[i] = d.fields[last]
 	}
@@ -152,6 +263,7 @@ func (d *Doc) Delete(key string) bool {
 func (d *Doc) Reset() {
 	clear(d.fields)
 	d.fields = d.fields[:0]
+	d.values = nil // the values may outlive the document
 	if d.indexed {
 		clear(d.index)
 	}
@@ -197,38 +309,39 @@ func (d *Doc) String() string {
 	return string(b)
 }
 
-// find returns the position of the field key, or -1.
-func (d *Doc) find(key string) int {
+// find returns the position of the field k, or -1. k's hash is needed
+// only if d is indexed.
+func (d *Doc) find(k Key) int {
 	if !d.indexed {
 		for i := range d.fields {
-			if d.fields[i].Key == key {
+			if d.fields[i].Key == k.name {
 				return i
 			}
 		}
 		return -1
 	}
-	slot, found := d.slot(key)
+	slot, found := d.slot(k)
 	if !found {
 		return -1
 	}
 	return int(d.index[slot] - 1)
 }
 
-// home is the index slot where the search for key starts.
-func (d *Doc) home(key string) int {
-	return int(maphash.String(d.seed, key) & uint64(len(d.index)-1))
+// home is the index slot where the search for a key of hash h starts.
+func (d *Doc) home(h uint64) int {
+	return int(h & uint64(len(d.index)-1))
 }
 
-// slot returns the index slot of the field key and true, or the free slot
+// slot returns the index slot of the field k and true, or the free slot
 // where it would go and false.
-func (d *Doc) slot(key string) (int, bool) {
+func (d *Doc) slot(k Key) (int, bool) {
 	mask := len(d.index) - 1
-	for s := d.home(key); ; s = (s + 1) & mask {
+	for s := d.home(k.hash); ; s = (s + 1) & mask {
 		p := d.index[s]
 		if p == 0 {
 			return s, false
 		}
-		if d.fields[p-1].Key == key {
+		if f := &d.fields[p-1]; (f.hash^k.hash)&^plainBit == 0 && f.Key == k.name {
 			return s, true
 		}
 	}
@@ -239,7 +352,7 @@ func (d *Doc) slot(key string) (int, bool) {
 func (d *Doc) unindex(s int) {
 	mask := len(d.index) - 1
 	for next := (s + 1) & mask; d.index[next] != 0; next = (next + 1) & mask {
-		home := d.home(d.fields[d.index[next]-1].Key)
+		home := d.home(d.fields[d.index[next]-1].hash)
 		// The entry at next may move to s unless its home lies cyclically
 		// in (s, next].
 		if (next > s && (home <= s || home > next)) || (next < s && home <= s && home > next) {
@@ -264,13 +377,15 @@ func (d *Doc) reindex() {
 	} else {
 		d.index = make([]int32, size)
 	}
-	if d.seed == (maphash.Seed{}) {
-		d.seed = maphash.MakeSeed()
+	if !d.indexed {
+		for i := range d.fields {
+			d.fields[i].hash = hashOf(d.fields[i].Key)
+		}
+		d.indexed = true
 	}
-	d.indexed = true
 	mask := size - 1
 	for i := range d.fields {
-		s := d.home(d.fields[i].Key)
+		s := d.home(d.fields[i].hash)
 		for d.index[s] != 0 {
 			s = (s + 1) & mask
 		}

@@ -21,6 +21,10 @@ func checkAgainst(t *testing.T, d *Doc, want map[string]any, keys []string) {
 		if ok != wok || !reflect.DeepEqual(v, w) || d.Has(k) != wok {
 			t.Fatalf("Get(%q) = %v, %v; want %v, %v", k, v, ok, w, wok)
 		}
+		key := NewKey(k)
+		if v, ok := d.GetKey(key); ok != wok || !reflect.DeepEqual(v, w) || d.HasKey(key) != wok {
+			t.Fatalf("GetKey(%q) = %v, %v; want %v, %v", k, v, ok, w, wok)
+		}
 	}
 	seen := map[string]bool{}
 	for k := range d.All() {
@@ -149,16 +153,20 @@ func FuzzDoc(f *testing.F) {
 		want := map[string]any{}
 		for i, op := range ops {
 			k := keys[int(op&0x7f)%len(keys)]
+			byKey := i%3 == 1 // Key and string operations mixed
 			switch {
 			case op == 0xff:
 				d.Reset()
 				clear(want)
 			case op&0x80 != 0:
 				_, had := want[k]
-				if d.Delete(k) != had {
+				if byKey && d.DeleteKey(NewKey(k)) != had || !byKey && d.Delete(k) != had {
 					t.Fatalf("Delete(%q) = %v, want %v", k, !had, had)
 				}
 				delete(want, k)
+			case byKey:
+				d.SetKey(NewKey(k), i)
+				want[k] = i
 			default:
 				d.Set(k, i)
 				want[k] = i

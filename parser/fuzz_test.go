@@ -158,7 +158,7 @@ func FuzzNginxJSON(f *testing.F) {
 			return
 		}
 		for k, want := range genericMembers(t, line) {
-			if _, mapped := p.members[k]; mapped || nginxField(k).key != "nginx."+k || writtenByKnown(k) {
+			if _, mapped := p.members[k]; mapped || nginxField(k).key.String() != "nginx."+k || writtenByKnown(k) {
 				continue
 			}
 			if got, ok := doc.Get("nginx." + k); want != "" && got != want || want == "" && ok {
@@ -289,7 +289,7 @@ func renderPlain(p *Nginx) (line string, want fields, ok bool) {
 	b.WriteString(p.lead)
 	for n, v := range p.vars {
 		value := strings.Repeat(letters[i:i+1], n+1)
-		want[v.field.key] = value
+		want[v.field.key.String()] = value
 		b.WriteString(value)
 		b.WriteString(v.after)
 	}

@@ -83,6 +83,29 @@ func TestGolden(t *testing.T) {
 	}
 }
 
+// TestGoldenParseString checks the nginx golden files with ParseString.
+func TestGoldenParseString(t *testing.T) {
+	if *update {
+		t.Skip("-update writes the golden files with Parse")
+	}
+	for dir, format := range map[string]string{"nginx": DefaultNginxFormat, "nginx_combined": FormatCombined,
+		"nginx_custom": testCustomFormat, "nginx_json": testJSONFormat} {
+		p, err := CompileNginx(format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, err := filepath.Glob(filepath.Join("..", "testdata", "parser", dir, "*.log"))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("no golden cases for %s: %v", dir, err)
+		}
+		for _, file := range files {
+			t.Run(dir+"/"+strings.TrimSuffix(filepath.Base(file), ".log"), func(t *testing.T) {
+				checkGolden(t, file, func(line []byte, doc *Doc) error { return p.ParseString(string(line), doc) })
+			})
+		}
+	}
+}
+
 // checkGolden parses the cases of file and compares with its golden file.
 func checkGolden(t *testing.T, file string, parse func([]byte, *Doc) error) {
 	in, err := os.ReadFile(file)

@@ -117,7 +117,24 @@ func (p *Nginx) Parse(line []byte, doc *Doc) error {
 	if len(line) > 0 && line[0] == '{' {
 		return p.parseJSON(line, doc)
 	}
-	s := string(line)
+	return p.parseText(string(line), doc)
+}
+
+// ParseString is Parse for a line held in a string. The document's values
+// may be parts of line, which saves copying it: the aggregator parses
+// Kafka records' values in place, as they never change.
+func (p *Nginx) ParseString(line string, doc *Doc) error {
+	for len(line) > 0 && (line[len(line)-1] == '\n' || line[len(line)-1] == '\r') {
+		line = line[:len(line)-1]
+	}
+	if len(line) > 0 && line[0] == '{' {
+		return p.parseJSON([]byte(line), doc)
+	}
+	return p.parseText(line, doc)
+}
+
+// parseText parses a line of the log_format, without its line end.
+func (p *Nginx) parseText(s string, doc *Doc) error {
 	if !strings.HasPrefix(s, p.lead) {
 		return fmt.Errorf("%w: expected %q at the start", ErrNoMatch, p.lead)
 	}

@@ -11,7 +11,7 @@ import (
 // field is what an nginx variable's value is stored as.
 type field struct {
 	kind fieldKind
-	key  string // the document key, for kindString and kindInt
+	key  Key // the document key, for kindString and kindInt
 }
 
 type fieldKind uint8
@@ -31,13 +31,29 @@ const (
 	kindForwardedFor                  // nginx.x_forwarded_for
 )
 
+// Keys of the fields the parser sets.
+var (
+	keyEventDuration              = NewKey("event.duration")
+	keyHTTPRequestMethod          = NewKey("http.request.method")
+	keyHTTPVersion                = NewKey("http.version")
+	keyNginxRequestTime           = NewKey("nginx.request_time")
+	keyNginxUpstreamResponseTime  = NewKey("nginx.upstream_response_time")
+	keyNginxUpstreamResponseTimes = NewKey("nginx.upstream_response_times")
+	keyNginxXForwardedFor         = NewKey("nginx.x_forwarded_for")
+	keySourceAddress              = NewKey("source.address")
+	keySourceIP                   = NewKey("source.ip")
+	keyTimestamp                  = NewKey("@timestamp")
+	keyURLDomain                  = NewKey("url.domain")
+	keyURLOriginal                = NewKey("url.original")
+)
+
 // nginxField is the field of the nginx variable name.
 func nginxField(name string) field {
 	switch name {
 	case "remote_addr":
 		return field{kind: kindAddress}
 	case "remote_user":
-		return field{kindString, "user.name"}
+		return field{kindString, NewKey("user.name")}
 	case "time_local":
 		return field{kind: kindTimeLocal}
 	case "time_iso8601":
@@ -47,27 +63,27 @@ func nginxField(name string) field {
 	case "request":
 		return field{kind: kindRequest}
 	case "request_method":
-		return field{kindString, "http.request.method"}
+		return field{kindString, NewKey("http.request.method")}
 	case "request_uri":
-		return field{kindString, "url.original"}
+		return field{kindString, NewKey("url.original")}
 	case "uri":
-		return field{kindString, "url.path"}
+		return field{kindString, NewKey("url.path")}
 	case "server_protocol":
 		return field{kind: kindProtocol}
 	case "status":
-		return field{kindInt, "http.response.status_code"}
+		return field{kindInt, NewKey("http.response.status_code")}
 	case "body_bytes_sent":
-		return field{kindInt, "http.response.body.bytes"}
+		return field{kindInt, NewKey("http.response.body.bytes")}
 	case "bytes_sent":
-		return field{kindInt, "http.response.bytes"}
+		return field{kindInt, NewKey("http.response.bytes")}
 	case "request_length":
-		return field{kindInt, "http.request.bytes"}
+		return field{kindInt, NewKey("http.request.bytes")}
 	case "http_referer":
-		return field{kindString, "http.request.referrer"}
+		return field{kindString, NewKey("http.request.referrer")}
 	case "http_user_agent":
-		return field{kindString, "user_agent.original"}
+		return field{kindString, NewKey("user_agent.original")}
 	case "host", "http_host":
-		return field{kindString, "url.domain"}
+		return field{kindString, NewKey("url.domain")}
 	case "server_name":
 		return field{kind: kindServerName}
 	case "request_time":
@@ -77,24 +93,24 @@ func nginxField(name string) field {
 	case "http_x_forwarded_for":
 		return field{kind: kindForwardedFor}
 	}
-	return field{kindString, "nginx." + name}
+	return field{kindString, NewKey("nginx." + name)}
 }
 
 // set stores v, a present value ("-" and "" are not), of field f in d.
 func (p *Nginx) set(f field, d *Doc, v string) error {
 	switch f.kind {
 	case kindString:
-		if f.key == "http.request.method" {
-			d.Set(f.key, methodValue(v))
+		if f.key == keyHTTPRequestMethod {
+			d.SetKey(f.key, methodValue(d, v))
 		} else {
-			d.Set(f.key, v)
+			d.SetKey(f.key, d.StringValue(v))
 		}
 	case kindInt:
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
 			return errors.New("not an integer: " + strconv.Quote(clip(v)))
 		}
-		d.Set(f.key, intValue(n))
+		d.SetKey(f.key, intValue(d, n))
 	case kindAddress:
 		setAddress(d, v)
 	case kindTimeLocal, kindTimeISO, kindMsec:
@@ -102,10 +118,10 @@ func (p *Nginx) set(f field, d *Doc, v string) error {
 	case kindRequest:
 		setRequest(d, v)
 	case kindProtocol:
-		d.Set("http.version", versionValue(strings.TrimPrefix(v, "HTTP/")))
+		d.SetKey(keyHTTPVersion, versionValue(d, strings.TrimPrefix(v, "HTTP/")))
 	case kindServerName:
-		if !d.Has("url.domain") {
-			d.Set("url.domain", v)
+		if !d.HasKey(keyURLDomain) {
+			d.SetKey(keyURLDomain, d.StringValue(v))
 		}
 	case kindRequestTime:
 		return setRequestTime(d, v)
@@ -130,7 +146,7 @@ type stamp struct {
 // value read is remembered and reused as it is.
 func (p *Nginx) setTime(kind fieldKind, d *Doc, v string) error {
 	if last := p.lastTime.Load(); last != nil && last.kind == kind && last.raw == v {
-		d.Set("@timestamp", last.ts)
+		d.SetKey(keyTimestamp, last.ts)
 		return nil
 	}
 	ts, err := timestamp(kind, v)
@@ -140,7 +156,7 @@ func (p *Nginx) setTime(kind fieldKind, d *Doc, v string) error {
 	// raw is copied: v is part of the line, which it would keep alive.
 	last := &stamp{kind: kind, raw: strings.Clone(v), ts: ts}
 	p.lastTime.Store(last)
-	d.Set("@timestamp", last.ts)
+	d.SetKey(keyTimestamp, last.ts)
 	return nil
 }
 
@@ -166,15 +182,15 @@ func timestamp(kind fieldKind, v string) (string, error) {
 // ($remote_addr is "unix:" for connections over a Unix socket), without
 // the zone of an IPv6 address, which Elasticsearch does not take.
 func setAddress(d *Doc, v string) {
-	var a any = v
-	d.Set("source.address", a)
+	a := d.StringValue(v)
+	d.SetKey(keySourceAddress, a)
 	ip, err := netip.ParseAddr(v)
 	switch {
 	case err != nil:
 	case ip.Zone() != "":
-		d.Set("source.ip", v[:strings.IndexByte(v, '%')])
+		d.SetKey(keySourceIP, d.StringValue(v[:strings.IndexByte(v, '%')]))
 	default:
-		d.Set("source.ip", a)
+		d.SetKey(keySourceIP, a)
 	}
 }
 
@@ -184,16 +200,16 @@ func setAddress(d *Doc, v string) {
 func setRequest(d *Doc, v string) {
 	method, rest, ok := strings.Cut(v, " ")
 	if !ok {
-		d.Set("url.original", v)
+		d.SetKey(keyURLOriginal, d.StringValue(v))
 		return
 	}
-	d.Set("http.request.method", methodValue(method))
+	d.SetKey(keyHTTPRequestMethod, methodValue(d, method))
 	if i := strings.LastIndexByte(rest, ' '); i >= 0 && strings.HasPrefix(rest[i+1:], "HTTP/") {
-		d.Set("http.version", versionValue(rest[i+1+len("HTTP/"):]))
+		d.SetKey(keyHTTPVersion, versionValue(d, rest[i+1+len("HTTP/"):]))
 		rest = rest[:i]
 	}
 	if rest != "" {
-		d.Set("url.original", rest)
+		d.SetKey(keyURLOriginal, d.StringValue(rest))
 	}
 }
 
@@ -202,8 +218,8 @@ func setRequestTime(d *Doc, v string) error {
 	if !ok {
 		return errors.New("not a number of seconds: " + strconv.Quote(clip(v)))
 	}
-	d.Set("nginx.request_time", float64(ns)/1e9)
-	d.Set("event.duration", ns)
+	d.SetKey(keyNginxRequestTime, d.FloatValue(float64(ns)/1e9))
+	d.SetKey(keyEventDuration, d.IntValue(ns))
 	return nil
 }
 
@@ -215,7 +231,7 @@ func setUpstreamTime(d *Doc, v string) error {
 		if !ok {
 			return errors.New("not a number of seconds: " + strconv.Quote(clip(v)))
 		}
-		d.Set("nginx.upstream_response_time", float64(ns)/1e9)
+		d.SetKey(keyNginxUpstreamResponseTime, d.FloatValue(float64(ns)/1e9))
 		return nil
 	}
 	var times []float64
@@ -232,10 +248,10 @@ func setUpstreamTime(d *Doc, v string) error {
 		total += ns
 	}
 	if len(times) > 0 {
-		d.Set("nginx.upstream_response_time", float64(total)/1e9)
+		d.SetKey(keyNginxUpstreamResponseTime, d.FloatValue(float64(total)/1e9))
 	}
 	if len(times) > 1 {
-		d.Set("nginx.upstream_response_times", times)
+		d.SetKey(keyNginxUpstreamResponseTimes, times)
 	}
 	return nil
 }
@@ -275,19 +291,8 @@ func parseSeconds(s string) (int64, bool) {
 
 // setForwardedFor splits $http_x_forwarded_for at commas.
 func setForwardedFor(d *Doc, v string) {
-	list := make([]string, 0, strings.Count(v, ",")+1)
-	for {
-		item, rest, more := strings.Cut(v, ",")
-		if item = strings.TrimSpace(item); item != "" {
-			list = append(list, item)
-		}
-		if !more {
-			break
-		}
-		v = rest
-	}
-	if len(list) > 0 {
-		d.Set("nginx.x_forwarded_for", list)
+	if list := d.listValue(v); list != nil {
+		d.SetKey(keyNginxXForwardedFor, list)
 	}
 }
 
@@ -295,7 +300,7 @@ func setForwardedFor(d *Doc, v string) {
 // interface needs no allocation; any other value is stored as it is.
 
 // methodValue returns a request method as a document value.
-func methodValue(m string) any {
+func methodValue(d *Doc, m string) any {
 	switch m {
 	case "GET":
 		return "GET"
@@ -312,11 +317,11 @@ func methodValue(m string) any {
 	case "PATCH":
 		return "PATCH"
 	}
-	return m
+	return d.StringValue(m)
 }
 
 // versionValue returns an HTTP version as a document value.
-func versionValue(v string) any {
+func versionValue(d *Doc, v string) any {
 	switch v {
 	case "1.1":
 		return "1.1"
@@ -327,12 +332,12 @@ func versionValue(v string) any {
 	case "3.0":
 		return "3.0"
 	}
-	return v
+	return d.StringValue(v)
 }
 
 // intValue returns n as a document value. Go stores 0 to 255 in
 // interfaces without allocating; common status codes are constants.
-func intValue(n int64) any {
+func intValue(d *Doc, n int64) any {
 	switch n {
 	case 301:
 		return int64(301)
@@ -361,5 +366,8 @@ func intValue(n int64) any {
 	case 504:
 		return int64(504)
 	}
-	return n
+	if n >= 0 && n < 256 {
+		return n // no allocation
+	}
+	return d.IntValue(n)
 }

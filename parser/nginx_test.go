@@ -309,17 +309,17 @@ func TestNginxConcurrentTimes(t *testing.T) {
 // the values given, of the same type, and that they do not allocate.
 func TestSharedValues(t *testing.T) {
 	for _, m := range []string{"GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "get", "PROPFIND", ""} {
-		if got := methodValue(m); got != any(m) {
+		if got := methodValue(&Doc{}, m); got != any(m) {
 			t.Errorf("methodValue(%q) = %#v", m, got)
 		}
 	}
 	for _, v := range []string{"1.1", "2.0", "1.0", "3.0", "2", "0.9", ""} {
-		if got := versionValue(v); got != any(v) {
+		if got := versionValue(&Doc{}, v); got != any(v) {
 			t.Errorf("versionValue(%q) = %#v", v, got)
 		}
 	}
 	for n := int64(-1000); n <= 1000; n++ {
-		if got := intValue(n); got != any(n) {
+		if got := intValue(&Doc{}, n); got != any(n) {
 			t.Errorf("intValue(%d) = %#v", n, got)
 		}
 	}
@@ -327,9 +327,9 @@ func TestSharedValues(t *testing.T) {
 	line := strings.Fields("GET 1.1 404")
 	status, _ := strconv.ParseInt(line[2], 10, 64)
 	if n := testing.AllocsPerRun(100, func() {
-		d.Set("m", methodValue(line[0]))
-		d.Set("v", versionValue(line[1]))
-		d.Set("s", intValue(status))
+		d.Set("m", methodValue(d, line[0]))
+		d.Set("v", versionValue(d, line[1]))
+		d.Set("s", intValue(d, status))
 	}); n != 0 {
 		t.Errorf("%v allocations storing shared values", n)
 	}

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"maps"
 	"strings"
 
 	"github.com/sluicelog/sluice/parser"
@@ -10,18 +11,19 @@ import (
 // as the fallback.
 type field struct {
 	name   string
-	nested bool // the name has a dot, so it may live in a nested object
+	key    parser.Key // name's
+	nested bool       // the name has a dot, so it may live in a nested object
 }
 
 func newField(name string) field {
-	return field{name: name, nested: strings.IndexByte(name, '.') > 0}
+	return field{name: name, key: parser.NewKey(name), nested: strings.IndexByte(name, '.') > 0}
 }
 
 // get returns the field's value; nil values count as missing. A dotted
 // name is also looked up inside nested objects: "a.b.c" in
 // {"a": {"b.c": v}} or {"a.b": {"c": v}} or {"a": {"b": {"c": v}}}.
 func (f field) get(doc *parser.Doc) (any, bool) {
-	if v, ok := doc.Get(f.name); ok {
+	if v, ok := doc.GetKey(f.key); ok {
 		return v, v != nil
 	}
 	if !f.nested {
@@ -36,10 +38,10 @@ func (f field) get(doc *parser.Doc) (any, bool) {
 
 // del removes the field, flat or nested.
 func (f field) del(doc *parser.Doc) {
-	if doc.Delete(f.name) || !f.nested {
+	if doc.DeleteKey(f.key) || !f.nested {
 		return
 	}
-	if parent, leaf := docNestedParent(doc, f.name); parent != nil {
+	if parent, leaf := ownNestedParent(doc, f.name); parent != nil {
 		delete(parent, leaf)
 	}
 }
@@ -47,13 +49,57 @@ func (f field) del(doc *parser.Doc) {
 // set writes the field: where it already is when it is inside a nested
 // object, else as a flat key.
 func (f field) set(doc *parser.Doc, v any) {
-	if f.nested && !doc.Has(f.name) {
-		if parent, leaf := docNestedParent(doc, f.name); parent != nil {
+	if f.nested && !doc.HasKey(f.key) {
+		if parent, leaf := ownNestedParent(doc, f.name); parent != nil {
 			parent[leaf] = v
 			return
 		}
 	}
-	doc.Set(f.name, v)
+	doc.SetKey(f.key, v)
+}
+
+// Nested objects are never changed in place: a document's values may be
+// shared with other documents (GeoIP locations come from the GeoIP cache,
+// constant values of add_fields from the configuration). A step that
+// changes one copies it, and the objects it is nested in, into the
+// document first.
+
+// ownNestedParent is docNestedParent for a change: the objects on the way
+// to name are copies that the document holds instead of the originals.
+func ownNestedParent(doc *parser.Doc, name string) (map[string]any, string) {
+	return ownParentOf(doc.Get, doc.Set, name)
+}
+
+// ownParentOf is parentOf for a change: each object on the way is copied
+// and the copy put in its place with put.
+func ownParentOf(get func(string) (any, bool), put func(string, any), name string) (map[string]any, string) {
+	for i := 0; i < len(name); i++ {
+		if name[i] != '.' {
+			continue
+		}
+		v, _ := get(name[:i])
+		sub, ok := v.(map[string]any)
+		if !ok {
+			continue
+		}
+		rest := name[i+1:]
+		_, here := sub[rest]
+		if !here {
+			if p, _ := nestedParent(sub, rest); p == nil {
+				continue
+			}
+		}
+		sub = maps.Clone(sub)
+		put(name[:i], sub)
+		if here {
+			return sub, rest
+		}
+		return ownParentOf(func(key string) (any, bool) {
+			v, ok := sub[key]
+			return v, ok
+		}, func(key string, v any) { sub[key] = v }, rest)
+	}
+	return nil, ""
 }
 
 // docNestedParent finds the object nested in doc that holds name, and the

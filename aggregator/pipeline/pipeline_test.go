@@ -231,10 +231,14 @@ func TestSteps(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := mustPipeline(t, "    - name: s\n      "+tt.steps+"\n")
-			doc := parser.DocOf(tt.in)
+			before := deepCopy(tt.in)
+			doc := parser.DocOf(tt.in) // sharing tt.in's nested objects
 			keep, _ := p.Apply(doc)
 			if !keep {
 				t.Fatal("document dropped")
+			}
+			if !reflect.DeepEqual(tt.in, before) {
+				t.Errorf("nested objects changed in place: %v, was %v", tt.in, before)
 			}
 			if !reflect.DeepEqual(doc.Map(), tt.want) {
 				got, _ := json.Marshal(doc)
@@ -243,6 +247,18 @@ func TestSteps(t *testing.T) {
 			}
 		})
 	}
+}
+
+// deepCopy copies m and the objects nested in it.
+func deepCopy(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		if sub, ok := v.(map[string]any); ok {
+			v = deepCopy(sub)
+		}
+		out[k] = v
+	}
+	return out
 }
 
 func TestStepsRunInOrderAndDropStops(t *testing.T) {

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"maps"
 	"strings"
 	"time"
 
@@ -17,18 +18,32 @@ type action interface {
 type keepFields struct{ patterns []pattern }
 
 func (k *keepFields) apply(doc *parser.Doc) {
-	deleteWhere(doc, func(key string, v any) bool {
-		return key != "@timestamp" && !keeps(key, v, k.patterns)
+	deleteWhere(doc, func(key string, v any) (bool, any, bool) {
+		if key == "@timestamp" {
+			return false, nil, false
+		}
+		keep, trimmed, copied := keeps(key, v, k.patterns)
+		return !keep, trimmed, copied
 	})
 }
 
-// deleteWhere deletes the fields of doc for which drop is true.
-func deleteWhere(doc *parser.Doc, drop func(key string, v any) bool) {
+// deleteWhere deletes the fields of doc for which drop is true, and
+// replaces the value of those it gives a replacement (nested objects
+// trimmed, as copies: see ownNestedParent).
+func deleteWhere(doc *parser.Doc, drop func(key string, v any) (drop bool, replacement any, replace bool)) {
 	var keys []string
+	var replaced []parser.Field
 	for _, f := range doc.Fields() {
-		if drop(f.Key, f.Value) {
+		d, v, replace := drop(f.Key, f.Value)
+		switch {
+		case d:
 			keys = append(keys, f.Key)
+		case replace:
+			replaced = append(replaced, parser.Field{Key: f.Key, Value: v})
 		}
+	}
+	for _, f := range replaced {
+		doc.Set(f.Key, f.Value)
 	}
 	for _, key := range keys {
 		doc.Delete(key)
@@ -49,29 +64,36 @@ func match(key string, patterns []pattern) (covered bool, inner []pattern) {
 	return false, inner
 }
 
-// keepIn removes from m every key no pattern selects.
+// keepIn removes from m, which is the caller's own, every key no pattern
+// selects.
 func keepIn(m map[string]any, patterns []pattern) {
 	for key, v := range m {
-		if !keeps(key, v, patterns) {
+		keep, trimmed, copied := keeps(key, v, patterns)
+		switch {
+		case !keep:
 			delete(m, key)
+		case copied:
+			m[key] = trimmed
 		}
 	}
 }
 
 // keeps reports whether key, holding v, stays: a pattern selects it, or it
 // is a nested object that a pattern reaches into, trimmed by keepIn to
-// what the patterns select, and not left empty.
-func keeps(key string, v any, patterns []pattern) bool {
+// what the patterns select, and not left empty. The trimmed object is a
+// copy, returned with copied set.
+func keeps(key string, v any, patterns []pattern) (keep bool, trimmed any, copied bool) {
 	covered, inner := match(key, patterns)
 	if covered {
-		return true
+		return true, v, false
 	}
 	sub, isObject := v.(map[string]any)
 	if inner == nil || !isObject {
-		return false
+		return false, v, false
 	}
+	sub = maps.Clone(sub)
 	keepIn(sub, inner)
-	return len(sub) > 0
+	return len(sub) > 0, sub, true
 }
 
 // removeFields removes the fields its patterns select.
@@ -87,30 +109,37 @@ func (r *removeFields) apply(doc *parser.Doc) {
 	if len(r.prefixes) == 0 {
 		return
 	}
-	deleteWhere(doc, func(key string, v any) bool { return removes(key, v, r.prefixes) })
+	deleteWhere(doc, func(key string, v any) (bool, any, bool) { return removes(key, v, r.prefixes) })
 }
 
-// removeIn removes from m every key a prefix pattern covers.
+// removeIn removes from m, which is the caller's own, every key a prefix
+// pattern covers.
 func removeIn(m map[string]any, patterns []pattern) {
 	for key, v := range m {
-		if removes(key, v, patterns) {
+		remove, trimmed, copied := removes(key, v, patterns)
+		switch {
+		case remove:
 			delete(m, key)
+		case copied:
+			m[key] = trimmed
 		}
 	}
 }
 
 // removes reports whether a pattern covers key, holding v; if not and v is
-// a nested object that a pattern reaches into, removeIn removes from it
-// what the patterns cover.
-func removes(key string, v any, patterns []pattern) bool {
+// a nested object that a pattern reaches into, it returns a copy of it
+// with copied set, from which removeIn removed what the patterns cover.
+func removes(key string, v any, patterns []pattern) (remove bool, trimmed any, copied bool) {
 	covered, inner := match(key, patterns)
 	if covered {
-		return true
+		return true, nil, false
 	}
 	if sub, ok := v.(map[string]any); ok && inner != nil {
+		sub = maps.Clone(sub)
 		removeIn(sub, inner)
+		return false, sub, true
 	}
-	return false
+	return false, v, false
 }
 
 type renameField struct{ from, to field }
