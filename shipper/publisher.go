@@ -139,6 +139,9 @@ func (b *budget) acquire(ctx context.Context, n int64) error {
 
 // release returns n reserved bytes.
 func (b *budget) release(n int64) {
-	b.sem.Release(n)
+	// The gauge goes down before the bytes are free to take: the other way
+	// round, another reader's acquire could add to it first, and it would
+	// show more in flight than the budget allows.
 	b.metrics.inFlightBytes.Sub(float64(n))
+	b.sem.Release(n)
 }
