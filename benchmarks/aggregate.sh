@@ -64,6 +64,8 @@ until curl -s 127.0.0.1:9698/metrics 2>/dev/null |
 done
 kill -TERM "$ship"
 wait "$ship"
+# The pre-load's writes reach the disk now, not during the first round.
+sync
 
 # measure NAME CMD...: runs CMD under GNU time, prints and appends
 # "name wall cpu rss docs/s".
