@@ -66,29 +66,38 @@ func (d *Doc) StringValue(s string) any {
 	return box(stringType, unsafe.Pointer(p))
 }
 
-// IntValue returns n as a value of d, as StringValue does, but only in a
-// block made already by StringValue: a number is not worth one on its own.
-func (d *Doc) IntValue(n int64) any {
+// word returns the next free word of d's block of values, or nil when
+// there is no block (a number is not worth one on its own: only
+// StringValue makes it) or no free word left.
+func (d *Doc) word() unsafe.Pointer {
 	b := d.values
 	if b == nil || int(b.nw) == len(b.words) {
-		return n
+		return nil
 	}
 	p := &b.words[b.nw]
-	*p = uint64(n)
 	b.nw++
-	return box(int64Type, unsafe.Pointer(p))
+	return unsafe.Pointer(p)
+}
+
+// IntValue returns n as a value of d, as StringValue does, but only in a
+// block made already by StringValue.
+func (d *Doc) IntValue(n int64) any {
+	p := d.word()
+	if p == nil {
+		return n
+	}
+	*(*int64)(p) = n
+	return box(int64Type, p)
 }
 
 // FloatValue returns f as a value of d, as IntValue does.
 func (d *Doc) FloatValue(f float64) any {
-	b := d.values
-	if b == nil || int(b.nw) == len(b.words) {
+	p := d.word()
+	if p == nil {
 		return f
 	}
-	p := &b.words[b.nw]
-	*(*float64)(unsafe.Pointer(p)) = f
-	b.nw++
-	return box(float64Type, unsafe.Pointer(p))
+	*(*float64)(p) = f
+	return box(float64Type, p)
 }
 
 // listValue returns the items of v, split at commas and trimmed, empty

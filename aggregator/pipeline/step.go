@@ -67,13 +67,22 @@ func match(key string, patterns []pattern) (covered bool, inner []pattern) {
 // keepIn removes from m, which is the caller's own, every key no pattern
 // selects.
 func keepIn(m map[string]any, patterns []pattern) {
-	for key, v := range m {
+	deleteWhereIn(m, func(key string, v any) (bool, any, bool) {
 		keep, trimmed, copied := keeps(key, v, patterns)
+		return !keep, trimmed, copied
+	})
+}
+
+// deleteWhereIn is deleteWhere for m, a nested object that is the
+// caller's own.
+func deleteWhereIn(m map[string]any, drop func(key string, v any) (drop bool, replacement any, replace bool)) {
+	for key, v := range m {
+		d, r, replace := drop(key, v)
 		switch {
-		case !keep:
+		case d:
 			delete(m, key)
-		case copied:
-			m[key] = trimmed
+		case replace:
+			m[key] = r
 		}
 	}
 }
@@ -115,15 +124,7 @@ func (r *removeFields) apply(doc *parser.Doc) {
 // removeIn removes from m, which is the caller's own, every key a prefix
 // pattern covers.
 func removeIn(m map[string]any, patterns []pattern) {
-	for key, v := range m {
-		remove, trimmed, copied := removes(key, v, patterns)
-		switch {
-		case remove:
-			delete(m, key)
-		case copied:
-			m[key] = trimmed
-		}
-	}
+	deleteWhereIn(m, func(key string, v any) (bool, any, bool) { return removes(key, v, patterns) })
 }
 
 // removes reports whether a pattern covers key, holding v; if not and v is
