@@ -3,6 +3,8 @@ package shipper
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/sluicelog/sluice/internal/event"
 )
 
 // burst is the lines of one file generation read in one go. Its lines are
@@ -26,11 +28,16 @@ type burst struct {
 	lineBytes int64 // file bytes the lines cover
 	reserved  int64 // budget held
 	seq       uint64
+	// blocks are the encoder blocks the lines were built in, held until
+	// every line is acknowledged.
+	blocks    []*event.Block
+	blocksBuf [4]*event.Block
 }
 
 func (h *harvester) openBurst(now time.Time) *burst {
 	b := &burst{h: h, gen: h.gen, start: now}
 	b.acked = b.ackOne
+	b.blocks = b.blocksBuf[:0]
 	b.pending.Store(1)
 	return b
 }
@@ -43,6 +50,16 @@ func (b *burst) add(start, end, reserved int64) {
 	b.lineBytes += end - start
 	b.end = end
 	b.reserved += reserved
+}
+
+// hold keeps blk, the block a line of the burst was built in, until the
+// burst is acknowledged.
+func (b *burst) hold(blk *event.Block) {
+	if n := len(b.blocks); n > 0 && b.blocks[n-1] == blk {
+		return
+	}
+	blk.Hold()
+	b.blocks = append(b.blocks, blk)
 }
 
 // close ends the burst: no line is added after it. The harvester closes
@@ -60,7 +77,15 @@ func (b *burst) close() {
 // ackOne takes one acknowledgement (or the close); the last one completes
 // the burst.
 func (b *burst) ackOne() {
-	if b.pending.Add(-1) != 0 || b.lines == 0 {
+	if b.pending.Add(-1) != 0 {
+		return
+	}
+	// Kafka is done with the records: their blocks can be used again.
+	for i, blk := range b.blocks {
+		blk.Release()
+		b.blocks[i] = nil
+	}
+	if b.lines == 0 {
 		return
 	}
 	sh := b.h.sh

@@ -22,9 +22,30 @@ import (
 // retries.
 type shufflingPublisher struct {
 	mu      sync.Mutex
-	held    []func()
+	held    []heldRecord
 	values  map[string]int
 	maxHeld int
+	// changed counts records whose value or headers changed between
+	// Publish and their acknowledgement: memory used again too early.
+	changed int
+}
+
+// heldRecord is a record waiting for its acknowledgement, and a copy of
+// what it held when published.
+type heldRecord struct {
+	rec   *kgo.Record
+	was   string
+	acked func()
+}
+
+// recordText is a record's value and headers, for comparing.
+func recordText(rec *kgo.Record) string {
+	var b strings.Builder
+	b.Write(rec.Value)
+	for _, h := range rec.Headers {
+		fmt.Fprintf(&b, "|%s=%s", h.Key, h.Value)
+	}
+	return b.String()
 }
 
 func (p *shufflingPublisher) Prepare(context.Context, string) error { return nil }
@@ -33,7 +54,7 @@ func (p *shufflingPublisher) Publish(_ context.Context, rec *kgo.Record, acked f
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.values[string(rec.Value)]++
-	p.held = append(p.held, acked)
+	p.held = append(p.held, heldRecord{rec: rec, was: recordText(rec), acked: acked})
 	p.maxHeld = max(p.maxHeld, len(p.held))
 	return nil
 }
@@ -44,10 +65,15 @@ func (p *shufflingPublisher) ackSome(r *rand.Rand, n int) {
 	r.Shuffle(len(p.held), func(i, j int) { p.held[i], p.held[j] = p.held[j], p.held[i] })
 	n = min(n, len(p.held))
 	acks := p.held[:n]
-	p.held = append([]func(){}, p.held[n:]...)
+	p.held = append([]heldRecord{}, p.held[n:]...)
+	for _, h := range acks {
+		if recordText(h.rec) != h.was {
+			p.changed++
+		}
+	}
 	p.mu.Unlock()
-	for _, ack := range acks {
-		ack()
+	for _, h := range acks {
+		h.acked()
 	}
 }
 
@@ -55,9 +81,25 @@ func (p *shufflingPublisher) ackSome(r *rand.Rand, n int) {
 // that holds only a few lines, with acknowledgements arriving late and out
 // of order: every line is published once, the shipper never stalls (bursts
 // give their budget back even when every file waits for budget), the
-// in-flight bytes stay within the budget, and each file's registry offset
-// ends at its end.
+// in-flight bytes stay within the budget, no record changes before it is
+// acknowledged (the memory records are built in is used again only after),
+// and each file's registry offset ends at its end.
 func TestBurstsUnderTightBudget(t *testing.T) {
+	shipWithLateAcks(t, 8192+4*recordOverhead)
+}
+
+// TestRecordsIntactUntilAcknowledged is the same with a budget of many
+// lines, so that many records wait for their acknowledgement while their
+// file's reading goes on into new blocks: no record changes before it is
+// acknowledged.
+func TestRecordsIntactUntilAcknowledged(t *testing.T) {
+	shipWithLateAcks(t, 1<<20)
+}
+
+// shipWithLateAcks ships 12 files through a shufflingPublisher under a
+// budget of inFlight bytes and checks what TestBurstsUnderTightBudget
+// names.
+func shipWithLateAcks(t *testing.T, inFlight int64) {
 	dir := t.TempDir()
 	const files, lines = 12, 2000
 	var paths []string
@@ -77,7 +119,7 @@ func TestBurstsUnderTightBudget(t *testing.T) {
 		Inputs:           []InputConfig{{Type: "service", Paths: []string{filepath.Join(dir, "*.log")}}},
 		ScanInterval:     10 * time.Millisecond,
 		MaxLineBytes:     4096,
-		MaxInFlightBytes: 8192 + 4*recordOverhead,
+		MaxInFlightBytes: inFlight,
 	}
 	pub := &shufflingPublisher{values: map[string]int{}}
 	reg := prometheus.NewRegistry()
@@ -115,6 +157,9 @@ func TestBurstsUnderTightBudget(t *testing.T) {
 		if n != 1 {
 			t.Fatalf("line %s published %d times", v, n)
 		}
+	}
+	if pub.changed > 0 {
+		t.Errorf("%d records changed before they were acknowledged", pub.changed)
 	}
 	if peak > float64(cfg.MaxInFlightBytes) {
 		t.Errorf("in-flight bytes peaked at %v, over the budget of %d", peak, cfg.MaxInFlightBytes)

@@ -86,6 +86,9 @@ func (h *harvester) run(ctx context.Context) error {
 			poll = minPoll
 			continue
 		}
+		if h.enc != nil {
+			h.enc.Idle() // its block can serve other files meanwhile
+		}
 		release, err := h.idle(ctx)
 		if err != nil || release {
 			return err
@@ -169,7 +172,8 @@ func (h *harvester) ship(ctx context.Context, l line, flags []string, now time.T
 		Line:     l.Data, // copied by the encoder
 	}
 	if p := h.path.Load(); h.enc == nil || p != h.encPath {
-		h.enc, h.encPath = event.NewEncoder(h.topic, &ev, h.fieldsHeader), p
+		h.dropEncoder()
+		h.enc, h.encPath = event.NewPooledEncoder(h.topic, &ev, h.fieldsHeader, h.sh.blocks), p
 	}
 	if h.burst == nil {
 		h.burst = h.openBurst(now)
@@ -177,7 +181,9 @@ func (h *harvester) ship(ctx context.Context, l line, flags []string, now time.T
 	b := h.burst
 	lines, lineBytes, end, held := b.lines, b.lineBytes, b.end, b.reserved
 	b.add(l.Start, l.End, reserved) // before publishing: the ack may come at once
-	if err := h.sh.publisher.Publish(ctx, h.enc.Record(&ev), b.acked); err != nil {
+	rec := h.enc.Record(&ev)
+	b.hold(h.enc.Block())
+	if err := h.sh.publisher.Publish(ctx, rec, b.acked); err != nil {
 		// Not taken (ctx done): the line stays unacknowledged, and the
 		// registry never moves past it.
 		b.pending.Add(-1)
@@ -189,6 +195,14 @@ func (h *harvester) ship(ctx context.Context, l line, flags []string, now time.T
 		h.closeBurst() // so that the budget comes back in steps
 	}
 	return nil
+}
+
+// dropEncoder lets go of the encoder and its block, if any.
+func (h *harvester) dropEncoder() {
+	if h.enc != nil {
+		h.enc.Idle()
+		h.enc = nil
+	}
 }
 
 // closeBurst closes the open burst, if any.
@@ -285,7 +299,7 @@ func (h *harvester) restartGeneration(size int64) error {
 		return err
 	}
 	h.sh.registry.remove(old)
-	h.enc = nil // the file id changed
+	h.dropEncoder() // the file id changed
 	h.reader.reset(0)
 	h.lastSize = 0
 	return nil

@@ -22,6 +22,8 @@ type Publisher interface {
 	// acknowledged it, at most once, from any goroutine. It may block while
 	// the destination is full, until ctx ends; an error means rec was not
 	// taken and acked will not be called.
+	// Once acked is called, rec's memory is used for other records: the
+	// destination must be done with rec and its bytes by then.
 	Publish(ctx context.Context, rec *kgo.Record, acked func()) error
 	// Close waits up to ctx's deadline for published records to be
 	// acknowledged, then releases the destination. Records not

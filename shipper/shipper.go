@@ -36,6 +36,7 @@ type Shipper struct {
 	publisher Publisher
 	producer  *producer // nil with another publisher
 	budget    *budget
+	blocks    *event.BlockPool // where harvesters build records
 	topic     *template.Template
 	inputs    []*input
 
@@ -71,6 +72,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 		o(s)
 	}
 	s.budget = newBudget(cfg.MaxInFlightBytes, s.metrics)
+	s.blocks = event.NewBlockPool()
 	for _, in := range cfg.Inputs {
 		ci := &input{cfg: in}
 		if in.PathFields != "" {

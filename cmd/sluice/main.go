@@ -134,6 +134,21 @@ func startCPUProfile(path string) (func(), error) {
 	return startRecording("SLUICE_CPUPROFILE", path, pprof.StartCPUProfile, pprof.StopCPUProfile)
 }
 
+// writeAllocProfile writes the allocations made since the start to path;
+// for benchmarks (SLUICE_MEMPROFILE, written at exit).
+func writeAllocProfile(path string, log *zap.Logger) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		log.Error("SLUICE_MEMPROFILE: writing the allocation profile", zap.String("path", path), zap.Error(err))
+	}
+}
+
 // startTrace writes an execution trace to path until the returned function
 // is called; for benchmarks (SLUICE_TRACE).
 func startTrace(path string) (func(), error) {

@@ -91,6 +91,9 @@ func serve(path string, load loader) error {
 		}
 		defer stopProfile()
 	}
+	if path := os.Getenv("SLUICE_MEMPROFILE"); path != "" {
+		defer writeAllocProfile(path, log)
+	}
 	if path := os.Getenv("SLUICE_TRACE"); path != "" {
 		stopTrace, err := startTrace(path)
 		if err != nil {

@@ -124,34 +124,36 @@ func EncodeFields(fields map[string]string) []byte {
 
 // Record builds the Kafka record for e. fieldsHeader is EncodeFields(e.Fields).
 func (e *Event) Record(topic string, fieldsHeader []byte) *kgo.Record {
-	return NewEncoder(topic, e, fieldsHeader).Record(e)
+	enc := NewEncoder(topic, e, fieldsHeader)
+	enc.oneShot = true
+	return enc.Record(e)
 }
 
 // Encoder builds the records of one file's lines. The headers that are the
 // same for every line (version, type, node, path, file, fields) are encoded
-// once; the key is the file id.
+// once; the key is the file id. Records are built in Blocks (see Block),
+// from a BlockPool when the encoder has one. An Encoder is not safe for
+// concurrent use.
 type Encoder struct {
 	topic  string
 	key    []byte
 	static []kgo.RecordHeader
-	// arena holds the bytes of many records (values and header values),
-	// and recs and headers their records and header lists, so that a
-	// record costs a fraction of an allocation rather than several.
-	arena   []byte
-	recs    []kgo.Record
-	headers []kgo.RecordHeader
+	pool   *BlockPool // nil: blocks are not recycled
+	cur    *Block     // the block records are built in; held by the encoder
+	next   int        // the class of the next block
+	// oneShot sizes the block for one record (Event.Record).
+	oneShot bool
 }
 
-const (
-	// arenaSize is the size of one block of record bytes.
-	arenaSize = 256 << 10
-	// recsPerBlock is how many records (and their headers) one block holds.
-	recsPerBlock = 64
-)
-
 // NewEncoder returns an encoder for lines like e (its type, node, path,
-// file id and fields) to topic.
+// file id and fields) to topic, whose blocks are not recycled.
 func NewEncoder(topic string, e *Event, fieldsHeader []byte) *Encoder {
+	return NewPooledEncoder(topic, e, fieldsHeader, nil)
+}
+
+// NewPooledEncoder is NewEncoder with blocks from pool. Whoever keeps the
+// records it builds holds their blocks (Block) until done with them.
+func NewPooledEncoder(topic string, e *Event, fieldsHeader []byte, pool *BlockPool) *Encoder {
 	static := []kgo.RecordHeader{
 		{Key: HeaderVersion, Value: []byte(Version)},
 		{Key: HeaderType, Value: []byte(e.Type)},
@@ -162,70 +164,123 @@ func NewEncoder(topic string, e *Event, fieldsHeader []byte) *Encoder {
 	if len(fieldsHeader) > 0 {
 		static = append(static, kgo.RecordHeader{Key: HeaderFields, Value: fieldsHeader})
 	}
-	return &Encoder{topic: topic, key: []byte(e.FileID), static: static}
+	return &Encoder{topic: topic, key: []byte(e.FileID), static: static, pool: pool}
 }
 
-// Record builds the record of e, which must share the encoder's file. The
-// record gets its own copy of e.Line; its timestamp is the read time. An
-// Encoder is not safe for concurrent use.
+// maxIntLen is the longest decimal int64.
+const maxIntLen = 20
+
+// Record builds the record of e, which must share the encoder's file, in
+// the current block (Block). The record gets its own copy of e.Line; its
+// timestamp is the read time.
 func (enc *Encoder) Record(e *Event) *kgo.Record {
-	if len(enc.recs) == 0 {
-		enc.recs = make([]kgo.Record, recsPerBlock)
-	}
 	n := len(enc.static) + 2
+	arena := 2 * maxIntLen
 	if len(e.Flags) > 0 {
 		n++
+		arena += len(e.Flags) - 1
+		for _, f := range e.Flags {
+			arena += len(f)
+		}
 	}
 	if e.Stream != "" {
 		n++
+		arena += len(e.Stream)
 	}
 	if !e.LogTime.IsZero() {
 		n++
+		arena += maxIntLen
 	}
-	if len(enc.headers) < n {
-		enc.headers = make([]kgo.RecordHeader, recsPerBlock*n)
+	inArena := len(e.Line) <= maxArenaValue
+	if inArena {
+		arena += len(e.Line)
 	}
-	r := &enc.recs[0]
-	enc.recs = enc.recs[1:]
-	h := enc.headers[:0:n]
-	enc.headers = enc.headers[n:]
+	if enc.cur == nil || !enc.cur.fits(arena, n) {
+		enc.roll(arena, n)
+	}
+	b := enc.cur
+	r, h := b.record(n)
 	h = append(h, enc.static...)
-	value := enc.alloc(len(e.Line))
+	var value []byte
+	if inArena {
+		value = b.alloc(len(e.Line))
+	} else {
+		value = make([]byte, len(e.Line))
+	}
 	copy(value, e.Line)
 	h = append(h,
-		kgo.RecordHeader{Key: HeaderOffset, Value: enc.appendInt(e.Offset)},
-		kgo.RecordHeader{Key: HeaderTime, Value: enc.appendInt(e.ReadTime.UnixNano())},
+		kgo.RecordHeader{Key: HeaderOffset, Value: b.appendInt(e.Offset)},
+		kgo.RecordHeader{Key: HeaderTime, Value: b.appendInt(e.ReadTime.UnixNano())},
 	)
 	if len(e.Flags) > 0 {
-		h = append(h, kgo.RecordHeader{Key: HeaderFlags, Value: []byte(strings.Join(e.Flags, ","))})
+		start := len(b.arena)
+		for i, f := range e.Flags {
+			if i > 0 {
+				b.arena = append(b.arena, ',')
+			}
+			b.arena = append(b.arena, f...)
+		}
+		h = append(h, kgo.RecordHeader{Key: HeaderFlags, Value: b.arena[start:len(b.arena):len(b.arena)]})
 	}
 	if e.Stream != "" {
-		h = append(h, kgo.RecordHeader{Key: HeaderStream, Value: []byte(e.Stream)})
+		v := b.alloc(len(e.Stream))
+		copy(v, e.Stream)
+		h = append(h, kgo.RecordHeader{Key: HeaderStream, Value: v})
 	}
 	if !e.LogTime.IsZero() {
-		h = append(h, kgo.RecordHeader{Key: HeaderLogTime, Value: enc.appendInt(e.LogTime.UnixNano())})
+		h = append(h, kgo.RecordHeader{Key: HeaderLogTime, Value: b.appendInt(e.LogTime.UnixNano())})
 	}
 	*r = kgo.Record{Topic: enc.topic, Key: enc.key, Value: value, Headers: h, Timestamp: e.ReadTime}
 	return r
 }
 
-// alloc returns n bytes from the arena, capped so that appending to them
-// cannot overwrite what follows.
-func (enc *Encoder) alloc(n int) []byte {
-	if cap(enc.arena)-len(enc.arena) < n {
-		enc.arena = make([]byte, 0, max(arenaSize, n))
+// roll replaces the current block by one with room for a record of arena
+// bytes and headers header slots; each block is a class larger than the
+// last, up to the largest.
+func (enc *Encoder) roll(arena, headers int) {
+	if enc.cur != nil {
+		enc.cur.Release()
 	}
-	start := len(enc.arena)
-	enc.arena = enc.arena[:start+n]
-	return enc.arena[start : start+n : start+n]
+	k := enc.next
+	for k < len(classRecords)-1 && arenaBytes(k) < arena {
+		k++
+	}
+	enc.next = min(k+1, len(classRecords)-1)
+	if enc.oneShot {
+		b := &Block{arena: make([]byte, 0, arena), recs: make([]kgo.Record, 1), headers: make([]kgo.RecordHeader, headers)}
+		b.refs.Store(1)
+		enc.cur = b
+		return
+	}
+	b := enc.pool.get(k)
+	if !b.fits(arena, headers) { // only a block of the largest class can be too small
+		b.Release()
+		b = newBlock(k, arena, headers)
+		b.refs.Store(1)
+	}
+	enc.cur = b
 }
 
-func (enc *Encoder) appendInt(v int64) []byte {
-	var buf [20]byte
-	b := strconv.AppendInt(buf[:0], v, 10)
-	out := enc.alloc(len(b))
-	copy(out, b)
-	return out
+// Block returns the block the last record was built in (nil before the
+// first record).
+func (enc *Encoder) Block() *Block { return enc.cur }
+
+// Idle drops the encoder's hold on its block, for a file with nothing more
+// to read for now: once its records are acknowledged, the block can serve
+// another file. The next record starts a small block.
+func (enc *Encoder) Idle() {
+	if enc.cur != nil {
+		enc.cur.Release()
+		enc.cur = nil
+	}
+	enc.next = 0
+}
+
+// appendInt writes v in decimal to the arena, which must have room.
+func (b *Block) appendInt(v int64) []byte {
+	start := len(b.arena)
+	b.arena = strconv.AppendInt(b.arena, v, 10)
+	return b.arena[start:len(b.arena):len(b.arena)]
 }
 
 // Decode reads an Event back from a record produced by Record. A consumer
