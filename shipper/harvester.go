@@ -86,9 +86,12 @@ func (h *harvester) run(ctx context.Context) error {
 			poll = minPoll
 			continue
 		}
+		// Nothing to read now: the encoder's block and the read buffer
+		// can serve other files meanwhile.
 		if h.enc != nil {
-			h.enc.Idle() // its block can serve other files meanwhile
+			h.enc.Idle()
 		}
+		h.reader.idle()
 		release, err := h.idle(ctx)
 		if err != nil || release {
 			return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 )
 
@@ -29,22 +30,50 @@ type line struct {
 type lineReader struct {
 	src io.ReaderAt
 	max int
+	// bufs lends the read buffer (nil: the reader makes its own); size is
+	// the buffer's size before a long line grows it.
+	bufs *readBuffers
+	size int
 
-	buf        []byte
-	start, end int   // unconsumed bytes are buf[start:end]
-	offset     int64 // file offset of buf[start]
+	buf        []byte // nil while idle
+	start, end int    // unconsumed bytes are buf[start:end]
+	offset     int64  // file offset of buf[start]
 	// cut holds the first max bytes of an overlong line while the rest of
 	// it is skipped; cutStart is that line's offset.
 	cut, cutBuf []byte
 	cutStart    int64
 }
 
-func newLineReader(src io.ReaderAt, offset int64, maxLine int) *lineReader {
-	size := 64 << 10
-	if maxLine+1 > size {
-		size = maxLine + 1
+// readBufferSize is a reader's buffer: a line longer than it grows the
+// buffer up to max_line_bytes, until the file has nothing to read.
+const readBufferSize = 64 << 10
+
+// readBuffers lends readers their buffers, so that only files with
+// something to read hold one. Safe for concurrent use.
+type readBuffers struct{ pool sync.Pool }
+
+func newReadBuffers() *readBuffers {
+	return &readBuffers{pool: sync.Pool{New: func() any { return new([readBufferSize]byte) }}}
+}
+
+// newLineReader reads src from offset, cutting lines at maxLine bytes, with
+// buffers from bufs (nil: its own).
+func newLineReader(src io.ReaderAt, offset int64, maxLine int, bufs *readBuffers) *lineReader {
+	return &lineReader{src: src, max: maxLine, bufs: bufs, size: readBufferSize, offset: offset}
+}
+
+// idle lets go of the read buffer (and of a long line's) while nothing is
+// buffered: a file with nothing to read holds none. The next read takes a
+// buffer again.
+func (r *lineReader) idle() {
+	if r.pending() {
+		return
 	}
-	return &lineReader{src: src, max: maxLine, buf: make([]byte, size), offset: offset}
+	r.cutBuf = nil
+	if r.bufs != nil && len(r.buf) == readBufferSize {
+		r.bufs.pool.Put((*[readBufferSize]byte)(r.buf))
+	}
+	r.buf, r.start, r.end = nil, 0, 0
 }
 
 // pending reports whether bytes were read that are not yet part of a
@@ -76,7 +105,7 @@ func (r *lineReader) next() (l line, ok bool, err error) {
 		}
 		if r.cut != nil {
 			r.consume(r.end - r.start)
-		} else if r.end-r.start >= r.max {
+		} else if r.end-r.start > r.max { // no newline within max+1 bytes
 			r.cut = append(r.cutBuf[:0], r.buf[r.start:r.start+r.max]...)
 			r.cutBuf = r.cut
 			r.cutStart = r.offset
@@ -123,13 +152,30 @@ func (r *lineReader) consume(n int) {
 // fill reads more bytes after the buffered ones. It returns 0 and a nil
 // error at the end of the file.
 func (r *lineReader) fill() (int, error) {
+	if r.buf == nil {
+		if r.bufs != nil && r.size == readBufferSize {
+			r.buf = r.bufs.pool.Get().(*[readBufferSize]byte)[:]
+		} else {
+			r.buf = make([]byte, r.size)
+		}
+	}
 	if r.start > 0 && r.end == len(r.buf) {
 		copy(r.buf, r.buf[r.start:r.end])
 		r.end -= r.start
 		r.start = 0
 	}
 	if r.end == len(r.buf) {
-		return 0, fmt.Errorf("line buffer full at offset %d", r.offset)
+		// A line longer than the buffer and not over the limit: grow
+		// (next cuts a line once max bytes are buffered).
+		if len(r.buf) > r.max {
+			return 0, fmt.Errorf("line buffer full at offset %d", r.offset)
+		}
+		grown := make([]byte, min(2*len(r.buf), r.max+1))
+		copy(grown, r.buf[:r.end])
+		if r.bufs != nil && len(r.buf) == readBufferSize {
+			r.bufs.pool.Put((*[readBufferSize]byte)(r.buf))
+		}
+		r.buf = grown
 	}
 	n, err := r.src.ReadAt(r.buf[r.end:], r.readPosition())
 	r.end += n

@@ -6,20 +6,46 @@ import (
 	"testing"
 )
 
+// readAll reads every line of data with a reader cutting at max bytes.
 func readAll(t testing.TB, data string, max int) []line {
+	return readGrowing(t, data, max, readBufferSize, len(data))
+}
+
+// growingFile is a file being written: reads see only its first n bytes.
+type growingFile struct {
+	data string
+	n    int
+}
+
+func (f *growingFile) ReadAt(p []byte, off int64) (int, error) {
+	return strings.NewReader(f.data[:f.n]).ReadAt(p, off)
+}
+
+// readGrowing reads data as it is written chunk bytes at a time, with a
+// reader whose buffer starts at size bytes and that goes idle (letting go
+// of its buffer) each time it has read everything written so far; then it
+// flushes the unterminated tail.
+func readGrowing(t testing.TB, data string, max, size, chunk int) []line {
 	t.Helper()
-	r := newLineReader(strings.NewReader(data), 0, max)
+	f := &growingFile{data: data, n: min(chunk, len(data))}
+	r := newLineReader(f, 0, max, nil)
+	r.size = size
 	var out []line
 	for {
 		l, ok, err := r.next()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !ok {
+		if ok {
+			l.Data = append([]byte(nil), l.Data...)
+			out = append(out, l)
+			continue
+		}
+		r.idle()
+		if f.n == len(data) {
 			break
 		}
-		l.Data = append([]byte(nil), l.Data...)
-		out = append(out, l)
+		f.n = min(f.n+chunk, len(data))
 	}
 	if l, ok := r.flushPartial(); ok {
 		l.Data = append([]byte(nil), l.Data...)
@@ -48,31 +74,47 @@ func TestLineReader(t *testing.T) {
 		{"exactly max", strings.Repeat("y", 1024) + "\n", 1024, []line{{Data: []byte(strings.Repeat("y", 1024)), End: 1025}}},
 		{"cut unterminated", long, 1024, []line{{Data: []byte(long[:1024]), End: 3000, Truncated: true}}},
 	}
+	// Each case is read at once with the usual buffer, and as it is
+	// written a few bytes at a time by a reader whose buffer starts tiny,
+	// grows for long lines and is let go of whenever all is read.
+	reads := []struct {
+		name        string
+		size, chunk int
+	}{
+		{"whole", readBufferSize, 1 << 30},
+		{"written in 3-byte pieces, 4-byte buffer", 4, 3},
+		{"written byte by byte, 1-byte buffer", 1, 1},
+	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := readAll(t, tt.in, tt.max)
-			if len(got) != len(tt.want) {
-				t.Fatalf("got %d lines, want %d: %+v", len(got), len(tt.want), got)
-			}
-			for i := range got {
-				g, w := got[i], tt.want[i]
-				if !bytes.Equal(g.Data, w.Data) || g.Start != w.Start || g.End != w.End || g.Truncated != w.Truncated {
-					t.Errorf("line %d: got {%q %d %d %v}, want {%q %d %d %v}", i, g.Data, g.Start, g.End, g.Truncated, w.Data, w.Start, w.End, w.Truncated)
+		for _, rd := range reads {
+			t.Run(tt.name+"/"+rd.name, func(t *testing.T) {
+				got := readGrowing(t, tt.in, tt.max, rd.size, rd.chunk)
+				if len(got) != len(tt.want) {
+					t.Fatalf("got %d lines, want %d: %+v", len(got), len(tt.want), got)
 				}
-			}
-		})
+				for i := range got {
+					g, w := got[i], tt.want[i]
+					if !bytes.Equal(g.Data, w.Data) || g.Start != w.Start || g.End != w.End || g.Truncated != w.Truncated {
+						t.Errorf("line %d: got {%q %d %d %v}, want {%q %d %d %v}", i, g.Data, g.Start, g.End, g.Truncated, w.Data, w.Start, w.End, w.Truncated)
+					}
+				}
+			})
+		}
 	}
 }
 
-// FuzzLineReader checks that lines tile the input exactly: each line starts
+// FuzzLineReader checks that lines tile the input exactly, however it is
+// written and whatever the reader's buffer size: each line starts
 // where the previous ended, the last ends at the input's end, and a line's
 // data is the input's bytes at its offsets (up to the limit).
 func FuzzLineReader(f *testing.F) {
-	f.Add([]byte("a\nb\r\n\nccc"), 8)
-	f.Add([]byte(strings.Repeat("z", 100)+"\nq"), 16)
-	f.Fuzz(func(t *testing.T, data []byte, max int) {
+	f.Add([]byte("a\nb\r\n\nccc"), 8, uint8(3), uint8(4))
+	f.Add([]byte(strings.Repeat("z", 100)+"\nq"), 16, uint8(7), uint8(1))
+	f.Fuzz(func(t *testing.T, data []byte, max int, chunk, size uint8) {
 		max = 1 + (max&0xff+0xff)%256
-		lines := readAll(t, string(data), max)
+		// Written chunk bytes at a time, read with a buffer of size bytes
+		// that grows for long lines and is let go of when all is read.
+		lines := readGrowing(t, string(data), max, 1+int(size), 1+int(chunk))
 		var pos int64
 		for i, l := range lines {
 			if l.Start != pos {
@@ -105,7 +147,7 @@ func BenchmarkLineReader(b *testing.B) {
 	b.ReportAllocs()
 	src := strings.NewReader(data)
 	for b.Loop() {
-		r := newLineReader(src, 0, 1<<20)
+		r := newLineReader(src, 0, 1<<20, nil)
 		n := 0
 		for {
 			_, ok, err := r.next()

@@ -37,6 +37,7 @@ type Shipper struct {
 	producer  *producer // nil with another publisher
 	budget    *budget
 	blocks    *event.BlockPool // where harvesters build records
+	readBufs  *readBuffers     // harvesters' read buffers
 	topic     *template.Template
 	inputs    []*input
 
@@ -73,6 +74,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 	}
 	s.budget = newBudget(cfg.MaxInFlightBytes, s.metrics)
 	s.blocks = event.NewBlockPool()
+	s.readBufs = newReadBuffers()
 	for _, in := range cfg.Inputs {
 		ci := &input{cfg: in}
 		if in.PathFields != "" {
@@ -274,7 +276,7 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 	if entry != nil && fi.Size() >= entry.Offset {
 		h.gen = &generation{id: entry.ID, fp: entry.Fingerprint, acks: newAckTracker(entry.Offset)}
 		h.genp.Store(h.gen)
-		h.reader = newLineReader(f, entry.Offset, s.cfg.MaxLineBytes)
+		h.reader = newLineReader(f, entry.Offset, s.cfg.MaxLineBytes, s.readBufs)
 		if entry.Path != path {
 			s.registry.update(entry.ID, func(e *registryEntry) { e.Path = path })
 		}
@@ -290,7 +292,7 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 			f.Close()
 			return err
 		}
-		h.reader = newLineReader(f, start, s.cfg.MaxLineBytes)
+		h.reader = newLineReader(f, start, s.cfg.MaxLineBytes, s.readBufs)
 	}
 	if in.cfg.Format == FormatCRI {
 		h.cri = &criAssembler{max: s.cfg.MaxLineBytes}

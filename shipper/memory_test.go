@@ -1,0 +1,73 @@
+package shipper
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+)
+
+// TestQuietFilesHoldLittleMemory opens many files that each got a few lines
+// and then nothing, as a node's container logs mostly are, with the default
+// max_line_bytes (1 MiB): once their lines are shipped, each open file
+// holds a few KiB of heap, not a read buffer sized for the longest line nor
+// a block of records.
+func TestQuietFilesHoldLittleMemory(t *testing.T) {
+	dir := t.TempDir()
+	const files = 300
+	for f := range files {
+		line := fmt.Sprintf(`{"file":%d,"msg":"%s"}`+"\n", f, strings.Repeat("x", 200))
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("app-%03d.log", f)), []byte(strings.Repeat(line, 3)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := Config{
+		Node: "test", Registry: filepath.Join(dir, "registry"),
+		Inputs:       []InputConfig{{Type: "service", Paths: []string{filepath.Join(dir, "*.log")}}},
+		ScanInterval: 50 * time.Millisecond,
+	}
+	pub := &nullPublisher{}
+	before := liveHeap()
+	sh, err := New(cfg, prometheus.NewRegistry(), zap.NewNop(), WithPublisher(pub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for pub.n.Load() < 3*files || testutil.ToFloat64(sh.metrics.filesOpen) < files {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d lines shipped, %v files open", pub.n.Load(), 3*files, testutil.ToFloat64(sh.metrics.filesOpen))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // every harvester finds nothing more to read
+	perFile := (liveHeap() - before) / files
+	t.Logf("%d open files hold %d KiB of heap each", files, perFile>>10)
+	if perFile > 32<<10 {
+		t.Errorf("each quiet open file holds %d KiB of heap, want under 32 KiB", perFile>>10)
+	}
+}
+
+// liveHeap is the heap in use after a collection.
+func liveHeap() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
