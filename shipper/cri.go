@@ -65,6 +65,13 @@ func (a *criAssembler) flush() (line, bool) {
 	return l, true
 }
 
+// idle lets go of a long line's buffer while no line is pending.
+func (a *criAssembler) idle() {
+	if a.pending == nil && cap(a.buf) > readBufferSize {
+		a.buf = nil
+	}
+}
+
 func (a *criAssembler) take() line {
 	l := *a.pending
 	l.Data = a.buf

@@ -92,6 +92,9 @@ func (h *harvester) run(ctx context.Context) error {
 			h.enc.Idle()
 		}
 		h.reader.idle()
+		if h.cri != nil {
+			h.cri.idle()
+		}
 		release, err := h.idle(ctx)
 		if err != nil || release {
 			return err
