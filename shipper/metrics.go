@@ -24,7 +24,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		bytesRead:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_shipper_read_bytes_total", Help: "Bytes read from files, by input type."}, []string{"type"}),
 		linesAcked:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_shipper_lines_acked_total", Help: "Lines acknowledged by Kafka, by input type."}, []string{"type"}),
 		bytesAcked:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_shipper_acked_bytes_total", Help: "Bytes of lines acknowledged by Kafka, by input type."}, []string{"type"}),
-		linesCut:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_shipper_lines_truncated_total", Help: "Lines cut at max_line_bytes, by input type."}, []string{"type"}),
+		linesCut:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_shipper_lines_truncated_total", Help: "Lines cut at max_line_bytes or to fit their topic's max.message.bytes, by input type."}, []string{"type"}),
 		filesOpen:          prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_shipper_files_open", Help: "Files currently open for reading."}),
 		filesDiscovered:    prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_files_discovered_total", Help: "Files (generations) started."}),
 		rotations:          prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_rotations_total", Help: "Files seen renamed or removed while being read."}),

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
+
+	"github.com/sluicelog/sluice/internal/event"
 )
 
 // producer is the Kafka Publisher: it hands records to Kafka and reports
@@ -31,8 +36,10 @@ type producer struct {
 	log     *zap.Logger
 	metrics *metrics
 
-	mu     sync.Mutex
-	topics map[string]bool
+	mu sync.Mutex
+	// topics are the prepared topics and their record batch limit: the
+	// smaller of kafka.batch_bytes and the topic's max.message.bytes.
+	topics map[string]int32
 	closed bool
 }
 
@@ -67,7 +74,7 @@ func newProducer(cfg KafkaConfig, log *zap.Logger, m *metrics) (*producer, error
 	if cfg.Partitioning == PartitionSpread {
 		partitioner = kgo.StickyPartitioner() // a batch at a time, keys ignored
 	}
-	p := &producer{cfg: cfg, log: log, metrics: m, topics: map[string]bool{}}
+	p := &producer{cfg: cfg, log: log, metrics: m, topics: map[string]int32{}}
 	for range cfg.Producers {
 		client, err := kgo.NewClient(append(security,
 			kgo.SeedBrokers(cfg.Brokers...),
@@ -75,7 +82,7 @@ func newProducer(cfg KafkaConfig, log *zap.Logger, m *metrics) (*producer, error
 			kgo.RequiredAcks(kgo.AllISRAcks()), // with idempotence, the franz-go default
 			kgo.ProducerBatchCompression(codec),
 			kgo.ProducerLinger(cfg.Linger),
-			kgo.ProducerBatchMaxBytes(cfg.BatchBytes),
+			kgo.ProducerBatchMaxBytesFn(p.batchLimit),
 			kgo.RecordDeliveryTimeout(0), // unlimited retries (the default): the budget bounds memory
 			kgo.RetryBackoffFn(backoff),
 		)...)
@@ -128,10 +135,10 @@ func (p *producer) check(ctx context.Context) error {
 func (p *producer) ping(ctx context.Context) error { return p.client.Ping(ctx) }
 
 // Prepare creates topic if it does not exist, retrying until Kafka answers
-// or ctx is done.
+// or ctx is done, and learns the largest record batch it accepts.
 func (p *producer) Prepare(ctx context.Context, topic string) error {
 	p.mu.Lock()
-	known := p.topics[topic]
+	_, known := p.topics[topic]
 	p.mu.Unlock()
 	if known {
 		return nil
@@ -139,8 +146,9 @@ func (p *producer) Prepare(ctx context.Context, topic string) error {
 	for tries := 0; ; tries++ {
 		err := p.createTopic(ctx, topic)
 		if err == nil {
+			limit := p.topicLimit(ctx, topic)
 			p.mu.Lock()
-			p.topics[topic] = true
+			p.topics[topic] = limit
 			p.mu.Unlock()
 			return nil
 		}
@@ -151,6 +159,57 @@ func (p *producer) Prepare(ctx context.Context, topic string) error {
 		case <-time.After(backoff(tries)):
 		}
 	}
+}
+
+// batchLimit is the largest record batch franz-go builds for topic.
+func (p *producer) batchLimit(topic string) int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if limit, ok := p.topics[topic]; ok {
+		return limit
+	}
+	return p.cfg.BatchBytes
+}
+
+// minBatchLimit is the smallest batch limit franz-go accepts.
+const minBatchLimit = 512
+
+// topicLimit reads the topic's max.message.bytes: a topic made before the
+// shipper (by an operator, with Kafka's default of 1 MiB) may accept less
+// than kafka.batch_bytes. Batches are then kept under its limit, and a line
+// whose record alone is over it is cut to fit (see cutToFit). Without
+// permission to read the topic's configuration, kafka.batch_bytes is used.
+func (p *producer) topicLimit(ctx context.Context, topic string) int32 {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	configs, err := p.admin.DescribeTopicConfigs(ctx, topic)
+	var rc kadm.ResourceConfig
+	if err == nil {
+		rc, err = configs.On(topic, nil)
+	}
+	if err == nil {
+		err = rc.Err
+	}
+	if err != nil {
+		p.log.Warn("cannot read the topic's max.message.bytes; batches are kept under kafka.batch_bytes",
+			zap.String("topic", topic), zap.Error(err))
+		return p.cfg.BatchBytes
+	}
+	for _, c := range rc.Configs {
+		if c.Key != "max.message.bytes" || c.Value == nil {
+			continue
+		}
+		v, err := strconv.ParseInt(*c.Value, 10, 32)
+		if err != nil || v >= int64(p.cfg.BatchBytes) {
+			break
+		}
+		limit := max(int32(v), minBatchLimit)
+		p.log.Warn("the topic accepts smaller record batches than kafka.batch_bytes: batches are kept under its max.message.bytes, "+
+			"and lines whose record is over it are cut to fit and flagged truncated; raise the topic's max.message.bytes to kafka.batch_bytes to ship lines up to max_line_bytes whole",
+			zap.String("topic", topic), zap.Int32("max.message.bytes", limit), zap.Int32("kafka.batch_bytes", p.cfg.BatchBytes))
+		return limit
+	}
+	return p.cfg.BatchBytes
 }
 
 func (p *producer) createTopic(ctx context.Context, topic string) error {
@@ -184,9 +243,82 @@ func (p *producer) Publish(_ context.Context, rec *kgo.Record, acked func()) err
 			acked()
 			return
 		}
-		p.retry(client, r, acked, err, 1)
+		p.failed(client, r, acked, err, 1)
 	})
 	return nil
+}
+
+// failed handles a record Kafka did not accept: one too large for its
+// topic is cut to fit and produced again at once; any other is produced
+// again after a backoff.
+func (p *producer) failed(client *kgo.Client, r *kgo.Record, acked func(), err error, tries int) {
+	if errors.Is(err, kerr.MessageTooLarge) {
+		if cut, ok := p.cutToFit(r); ok {
+			p.produce(client, cut, acked, tries)
+			return
+		}
+	}
+	p.retry(client, r, acked, err, tries)
+}
+
+// produce produces r, handling a failure like Publish.
+func (p *producer) produce(client *kgo.Client, r *kgo.Record, acked func(), tries int) {
+	client.Produce(context.Background(), r, func(r *kgo.Record, err error) {
+		if err == nil {
+			acked()
+			return
+		}
+		p.failed(client, r, acked, err, tries+1)
+	})
+}
+
+// recordSlack is what a record batch of one record takes beyond the
+// record's key, value and headers, with room to spare.
+const recordSlack = 1 << 10
+
+// cutToFit returns r with its value cut so that it fits its topic's batch
+// limit, flagged truncated; ok is false if r is not over the limit (a
+// whole batch was refused, not the record: it is produced again as it is).
+func (p *producer) cutToFit(r *kgo.Record) (*kgo.Record, bool) {
+	limit := int(p.batchLimit(r.Topic))
+	other := len(r.Key) + recordSlack
+	for _, h := range r.Headers {
+		other += len(h.Key) + len(h.Value) + len(event.FlagTruncated) + 1
+	}
+	fit := limit - other
+	if fit >= len(r.Value) || fit < 0 {
+		return nil, false
+	}
+	headers := make([]kgo.RecordHeader, 0, len(r.Headers)+1)
+	flagged, wasCut := false, false
+	var typ, path, offset string
+	for _, h := range r.Headers {
+		switch h.Key {
+		case event.HeaderFlags:
+			flagged = true
+			wasCut = slices.Contains(strings.Split(string(h.Value), ","), event.FlagTruncated)
+			if !wasCut {
+				h.Value = append(append(append([]byte(nil), h.Value...), ','), event.FlagTruncated...)
+			}
+		case event.HeaderType:
+			typ = string(h.Value)
+		case event.HeaderPath:
+			path = string(h.Value)
+		case event.HeaderOffset:
+			offset = string(h.Value)
+		}
+		headers = append(headers, h)
+	}
+	if !flagged {
+		headers = append(headers, kgo.RecordHeader{Key: event.HeaderFlags, Value: []byte(event.FlagTruncated)})
+	}
+	if !wasCut { // a line cut at max_line_bytes is counted already
+		p.metrics.linesCut.WithLabelValues(typ).Inc()
+	}
+	p.log.Warn("line too large for the topic's max.message.bytes; cut to fit and flagged truncated",
+		zap.String("topic", r.Topic), zap.String("path", path), zap.String("offset", offset),
+		zap.Int("bytes", len(r.Value)), zap.Int("cut_to", fit))
+	return &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value[:fit], Headers: headers, Timestamp: r.Timestamp}, true
 }
 
 // retry produces a record Kafka did not accept again, after a backoff,
@@ -202,13 +334,7 @@ func (p *producer) retry(client *kgo.Client, r *kgo.Record, acked func(), err er
 	p.log.Warn("kafka did not accept a record; producing it again", zap.String("topic", r.Topic), zap.Error(err))
 	time.AfterFunc(backoff(tries), func() {
 		again := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp}
-		client.Produce(context.Background(), again, func(r *kgo.Record, err error) {
-			if err == nil {
-				acked()
-				return
-			}
-			p.retry(client, r, acked, err, tries+1)
-		})
+		p.produce(client, again, acked, tries)
 	})
 }
 
