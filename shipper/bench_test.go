@@ -89,7 +89,7 @@ func BenchmarkProduce(b *testing.B) {
 	cfg := Config{Kafka: KafkaConfig{Brokers: []string{stack.Broker}, Topic: testenv.Name(b, "produce"), Partitions: 1}}
 	cfg.SetDefaults()
 	log := zap.NewNop()
-	p, err := newProducer(cfg.Kafka, log, newMetrics(prometheus.NewRegistry()))
+	p, err := newProducer(cfg.Kafka, 4<<20, log, newMetrics(prometheus.NewRegistry()))
 	if err != nil {
 		b.Fatal(err)
 	}

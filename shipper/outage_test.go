@@ -2,11 +2,14 @@ package shipper
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap/zaptest"
 )
 
 // TestKafkaOutage cuts the shipper off Kafka (through a TCP proxy) while
@@ -61,4 +64,58 @@ func TestKafkaOutage(t *testing.T) {
 
 	proxy.Restore()
 	h.assertIDs(h.records(total, 2*time.Minute), "o", total)
+}
+
+// TestShutdownDuringKafkaOutage stops the shipper (as SIGTERM does) while
+// Kafka is unreachable and a large budget (128 MiB) holds more records than
+// franz-go buffers by default: it stops within shutdown_timeout and writes
+// its registry, and after a restart with Kafka back every line arrives.
+func TestShutdownDuringKafkaOutage(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.MaxInFlightBytes = 128 << 20
+		c.ShutdownTimeout = 2 * time.Second
+	})
+	proxy, addr := h.stack.KafkaProxy(t)
+	h.cfg.Kafka.Brokers = []string{addr}
+	sh, err := New(h.cfg, prometheus.NewRegistry(), zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(ctx) }()
+	writeLines(t, h.path("app.log"), "s", 0, 2000)
+	h.records(2000, 30*time.Second)
+
+	proxy.Cut()
+	const total = 100000 // more records than franz-go's default cap of 10,000
+	writeLines(t, h.path("app.log"), "s", 2000, total)
+	read := sh.metrics.linesRead.WithLabelValues("service")
+	deadline := time.Now().Add(30 * time.Second)
+	for testutil.ToFloat64(read) < total {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("read %v of %d lines while Kafka is unreachable", testutil.ToFloat64(read), total)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		// Records still unacknowledged at the deadline are reported; the
+		// registry keeps their lines unread.
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Run: %v", err)
+		}
+		t.Logf("stopped %v after the signal (shutdown_timeout %v): %v", time.Since(start).Round(time.Millisecond), h.cfg.ShutdownTimeout, err)
+	case <-time.After(h.cfg.ShutdownTimeout + 8*time.Second):
+		proxy.Restore() // let it finish before the test ends
+		<-done
+		t.Fatalf("still running %v after the signal with shutdown_timeout %v", h.cfg.ShutdownTimeout+8*time.Second, h.cfg.ShutdownTimeout)
+	}
+
+	proxy.Restore()
+	h.start()
+	h.assertIDs(h.records(total, 2*time.Minute), "s", total)
 }

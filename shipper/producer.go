@@ -61,7 +61,11 @@ func compressionCodec(name string) (kgo.CompressionCodec, error) {
 	return kgo.CompressionCodec{}, fmt.Errorf("%q is not a codec; use zstd, lz4, snappy, gzip or none", name)
 }
 
-func newProducer(cfg KafkaConfig, log *zap.Logger, m *metrics) (*producer, error) {
+// newProducer makes the Kafka producer. maxInFlight is the shipper's
+// budget (max_in_flight_bytes): it bounds the records franz-go buffers, so
+// franz-go's own cap on buffered records, which would block Produce without
+// regard for shutdown, is set above what the budget allows.
+func newProducer(cfg KafkaConfig, maxInFlight int64, log *zap.Logger, m *metrics) (*producer, error) {
 	codec, err := compressionCodec(cfg.Compression)
 	if err != nil {
 		return nil, err
@@ -84,6 +88,7 @@ func newProducer(cfg KafkaConfig, log *zap.Logger, m *metrics) (*producer, error
 			kgo.ProducerLinger(cfg.Linger),
 			kgo.ProducerBatchMaxBytesFn(p.batchLimit),
 			kgo.RecordDeliveryTimeout(0), // unlimited retries (the default): the budget bounds memory
+			kgo.MaxBufferedRecords(int(maxInFlight/recordOverhead)+1024),
 			kgo.RetryBackoffFn(backoff),
 		)...)
 		if err != nil {

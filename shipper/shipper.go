@@ -91,7 +91,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 	}
 	s.registry = reg2
 	if s.publisher == nil {
-		if s.producer, err = newProducer(cfg.Kafka, log, s.metrics); err != nil {
+		if s.producer, err = newProducer(cfg.Kafka, cfg.MaxInFlightBytes, log, s.metrics); err != nil {
 			return nil, err
 		}
 		s.publisher = s.producer
