@@ -41,6 +41,10 @@ type harvester struct {
 	reader   *lineReader
 	lastSize int64
 	lastData time.Time
+	// grownTo is the read position when the harvester last found it
+	// changed, at grew.
+	grownTo int64
+	grew    time.Time
 }
 
 // generation is one content generation of a file: a new one starts when the
@@ -78,6 +82,13 @@ func (h *harvester) run(ctx context.Context) error {
 	const minPoll = 25 * time.Millisecond
 	poll := minPoll
 	for {
+		// Before reading on: a file truncated or rewritten in place since
+		// the last look, even one that grew past the offset read, starts
+		// again from 0, rather than its new bytes being read from the old
+		// offset under the old identity.
+		if _, err := h.checkReplaced(); err != nil {
+			return err
+		}
 		progressed, err := h.readAvailable(ctx)
 		if err != nil {
 			return err
@@ -223,15 +234,9 @@ func (h *harvester) closeBurst() {
 // ships a long-unterminated final line, extends a short fingerprint, and
 // decides whether a file that is gone can be released.
 func (h *harvester) idle(ctx context.Context) (release bool, err error) {
-	fi, err := h.f.Stat()
-	if err != nil {
-		return false, fmt.Errorf("stat %s: %w", h.currentPath(), err)
-	}
-	size := fi.Size()
-	if truncated, err := h.truncated(size); err != nil {
+	size, err := h.checkReplaced()
+	if err != nil || size < 0 {
 		return false, err
-	} else if truncated {
-		return false, h.restartGeneration(size)
 	}
 	h.lastSize = size
 	h.size.Store(size)
@@ -241,7 +246,13 @@ func (h *harvester) idle(ctx context.Context) (release bool, err error) {
 			h.sh.registry.update(h.gen.id, func(e *registryEntry) { e.Fingerprint = fp })
 		}
 	}
-	if time.Since(h.lastData) >= h.sh.cfg.UnterminatedLineAfter {
+	// An unterminated tail waits unterminated_line_after from when it
+	// last grew, not from the last whole line: a line written in two
+	// pieces after a quiet spell is not split.
+	if pos := h.reader.readPosition(); pos != h.grownTo {
+		h.grownTo, h.grew = pos, time.Now()
+	}
+	if time.Since(h.grew) >= h.sh.cfg.UnterminatedLineAfter {
 		if err := h.flushUnterminated(ctx); err != nil {
 			return false, nil
 		}
@@ -253,6 +264,22 @@ func (h *harvester) idle(ctx context.Context) (release bool, err error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// checkReplaced starts the file again from offset 0 as a new generation if
+// it was truncated or rewritten in place (its first bytes changed). It
+// returns the file's size, or -1 if it started again.
+func (h *harvester) checkReplaced() (int64, error) {
+	fi, err := h.f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("stat %s: %w", h.currentPath(), err)
+	}
+	size := fi.Size()
+	truncated, err := h.truncated(size)
+	if err != nil || !truncated {
+		return size, err
+	}
+	return -1, h.restartGeneration(size)
 }
 
 // flushUnterminated ships a final line that waited long enough for its

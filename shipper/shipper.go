@@ -264,7 +264,7 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 		wake: make(chan struct{}, 1), counters: s.metrics.forType(in.cfg.Type)}
 	h.path.Store(&path)
 	h.lastSeen.Store(now.UnixNano())
-	h.lastData = now
+	h.lastData, h.grew = now, now
 	probe := event.Event{Type: in.cfg.Type, Node: s.cfg.Node, Path: path, Fields: fields}
 	h.topic = template.TopicName(s.topic.Render(probe.Field, now, template.TopicValue))
 
