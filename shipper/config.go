@@ -42,11 +42,16 @@ type Config struct {
 	// (renamed away or deleted) is kept open after its last data, so that
 	// late writes are read; then its handle is released (default 30s).
 	CloseRemovedAfter time.Duration `yaml:"close_removed_after"`
-	// CleanAfter is how long the registry remembers a file that is gone
-	// (default 24h).
+	// CloseInactive is how long a file read and acknowledged to its end
+	// stays open without new data; then its handle is released, and it is
+	// opened again when it changes (default 5m). While files wait for
+	// max_open_files, files at their end give up their handle at once.
+	CloseInactive time.Duration `yaml:"close_inactive"`
+	// CleanAfter is how long the registry remembers a file the globs no
+	// longer find (default 24h).
 	CleanAfter time.Duration `yaml:"clean_after"`
 	// MaxOpenFiles caps the files read at once (default 1024); further
-	// files wait until others are released.
+	// files wait until others are released, longest-waiting first.
 	MaxOpenFiles int `yaml:"max_open_files"`
 	// IgnoreOlder skips the existing content of files not written for this
 	// long when they are first discovered (default 0: read everything).
@@ -189,6 +194,9 @@ func (c *Config) SetDefaults() {
 	if c.CloseRemovedAfter == 0 {
 		c.CloseRemovedAfter = 30 * time.Second
 	}
+	if c.CloseInactive == 0 {
+		c.CloseInactive = 5 * time.Minute
+	}
 	if c.CleanAfter == 0 {
 		c.CleanAfter = 24 * time.Hour
 	}
@@ -259,7 +267,7 @@ func (c *Config) Validate() error {
 		return config.Errorf("max_in_flight_bytes", "must be at least twice max_line_bytes (%d)", c.MaxLineBytes)
 	}
 	for key, d := range map[string]time.Duration{"scan_interval": c.ScanInterval, "registry_flush": c.RegistryFlush, "shutdown_timeout": c.ShutdownTimeout,
-		"unterminated_line_after": c.UnterminatedLineAfter, "close_removed_after": c.CloseRemovedAfter, "clean_after": c.CleanAfter} {
+		"unterminated_line_after": c.UnterminatedLineAfter, "close_removed_after": c.CloseRemovedAfter, "close_inactive": c.CloseInactive, "clean_after": c.CleanAfter} {
 		if d <= 0 {
 			return config.Errorf(key, "must be a positive duration such as 1s")
 		}

@@ -27,9 +27,11 @@ type harvester struct {
 
 	path     atomic.Pointer[string]
 	lastSeen atomic.Int64 // unix nanos of the last scan that found the file
-	wake     chan struct{}
-	size     atomic.Int64               // last size seen, for the lag metric
-	genp     atomic.Pointer[generation] // gen, for the lag metric
+	// goneNoticed is set once a scan did not find the file any more.
+	goneNoticed atomic.Bool
+	wake        chan struct{}
+	size        atomic.Int64               // last size seen, for the lag metric
+	genp        atomic.Pointer[generation] // gen, for the lag metric
 
 	// Owned by the run goroutine.
 	cri      *criAssembler // set for inputs of format cri
@@ -65,6 +67,7 @@ func (h *harvester) seen(path string, now time.Time) {
 		h.sh.metrics.rotations.Inc()
 	}
 	h.lastSeen.Store(now.UnixNano())
+	h.goneNoticed.Store(false)
 }
 
 // notify wakes the harvester early (new data or a scan).
@@ -258,10 +261,25 @@ func (h *harvester) idle(ctx context.Context) (release bool, err error) {
 		}
 	}
 	gone := time.Since(time.Unix(0, h.lastSeen.Load()))
-	atEnd := !h.reader.pending() && h.reader.readPosition() >= size
+	atEnd := !h.reader.pending() && h.reader.readPosition() >= size && (h.cri == nil || h.cri.pending == nil)
 	if gone >= h.sh.cfg.CloseRemovedAfter && atEnd && time.Since(h.lastData) >= h.sh.cfg.CloseRemovedAfter {
 		h.log.Info("releasing file no longer found by the inputs' globs", zap.Int64("offset", h.reader.position()))
 		return true, nil
+	}
+	// A file read and acknowledged to its end gives up its handle after
+	// close_inactive, or at once while other files wait for a slot; the
+	// scan opens it again when it changes.
+	if atEnd && h.gen.acks.offset() >= h.reader.position() {
+		waiting := h.sh.waiting.Load() > 0
+		if waiting || time.Since(h.grew) >= h.sh.cfg.CloseInactive {
+			// Its entry says when it was last read to its end, so that
+			// the scan leaves it closed until it changes.
+			h.sh.registry.update(h.gen.id, func(e *registryEntry) { e.Updated = time.Now() })
+			h.log.Info("releasing inactive file", zap.Int64("offset", h.reader.position()),
+				zap.Bool("files_waiting", waiting), zap.Duration("inactive", time.Since(h.grew).Round(time.Millisecond)))
+			h.sh.requestScan()
+			return true, nil
+		}
 	}
 	return false, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap/zaptest"
 
@@ -188,5 +189,124 @@ func TestLineWrittenInTwoPiecesAfterQuiet(t *testing.T) {
 			t.Logf("shipped %q, flags %v", ev.Line, ev.Flags)
 		}
 		t.Fatalf("the line written in two pieces was not shipped whole")
+	}
+}
+
+// TestMaxOpenFilesTakesTurns reads three files through one open-file slot:
+// a file read to its end gives the slot up while others wait, so every line
+// of every file is shipped, and none waits at the end.
+func TestMaxOpenFilesTakesTurns(t *testing.T) {
+	l := newLifecycle(t, func(c *Config) { c.MaxOpenFiles = 1 })
+	for _, name := range []string{"a", "b", "c"} {
+		writeLines(t, l.path(name+".log"), name, 0, 10)
+	}
+	l.start()
+	got := l.pub.waitFor(t, 30, 15*time.Second)
+	seen := map[string]int{}
+	for _, ev := range got {
+		seen[idOf(string(ev.Line))]++
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		for i := range 10 {
+			if n := seen[fmt.Sprintf("%s%d", name, i)]; n != 1 {
+				t.Errorf("line %s%d shipped %d times", name, i, n)
+			}
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(l.sh.metrics.filesWaiting) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("sluice_shipper_files_waiting = %v after every line was shipped", testutil.ToFloat64(l.sh.metrics.filesWaiting))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestInactiveFileReleasedAndReopened: a file read to its end is released
+// after close_inactive, is not opened again while unchanged, and is opened
+// again from its offset once written to.
+func TestInactiveFileReleasedAndReopened(t *testing.T) {
+	l := newLifecycle(t, func(c *Config) { c.CloseInactive = 300 * time.Millisecond })
+	writeLines(t, l.path("app.log"), "r", 0, 5)
+	l.start()
+	l.pub.waitFor(t, 5, 10*time.Second)
+	waitUntil(t, "the inactive file to be released", func() bool { return l.sh.openFiles() == 0 })
+	time.Sleep(500 * time.Millisecond) // several scans
+	if n := l.sh.openFiles(); n != 0 {
+		t.Fatalf("%d files open again while unchanged", n)
+	}
+	writeLines(t, l.path("app.log"), "r", 5, 10)
+	got := l.pub.waitFor(t, 10, 10*time.Second)
+	time.Sleep(200 * time.Millisecond)
+	got = l.pub.shipped()
+	if len(got) != 10 {
+		t.Fatalf("%d lines shipped, want 10 (the reopened file read from its offset)", len(got))
+	}
+	for i, ev := range got {
+		if id := idOf(string(ev.Line)); id != fmt.Sprintf("r%d", i) {
+			t.Fatalf("line %d is %s", i, id)
+		}
+	}
+}
+
+// TestCleanAfterCountsFromGone: a file still matched by the globs keeps its
+// registry entry however long it is quiet (nothing is shipped again after a
+// restart), and a deleted file's entry is forgotten after clean_after.
+func TestCleanAfterCountsFromGone(t *testing.T) {
+	l := newLifecycle(t, func(c *Config) {
+		c.CloseInactive = 100 * time.Millisecond
+		c.CleanAfter = 300 * time.Millisecond
+	})
+	writeLines(t, l.path("kept.log"), "k", 0, 5)
+	writeLines(t, l.path("deleted.log"), "d", 0, 5)
+	l.start()
+	l.pub.waitFor(t, 10, 10*time.Second)
+	waitUntil(t, "both files to be released", func() bool { return l.sh.openFiles() == 0 })
+	if err := os.Remove(l.path("deleted.log")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // over three times clean_after
+	paths := map[string]bool{}
+	for _, e := range l.sh.registry.snapshot() {
+		paths[filepath.Base(e.Path)] = true
+	}
+	if !paths["kept.log"] || paths["deleted.log"] {
+		t.Fatalf("registry holds %v; want kept.log (still there) and not deleted.log (gone longer than clean_after)", paths)
+	}
+	l.stop()
+	l.start()
+	time.Sleep(500 * time.Millisecond)
+	if n := len(l.pub.shipped()); n != 10 {
+		t.Fatalf("%d lines shipped after the restart, want the 10 of before: kept.log was read again", n)
+	}
+}
+
+// TestRenameOutOfGlobCounted renames the file being read to a name the glob
+// does not match (app.log to app.log.1 with *.log), as logrotate does: the
+// rotation is counted and logged, the old file is read to its end and the
+// new app.log from its start.
+func TestRenameOutOfGlobCounted(t *testing.T) {
+	l := newLifecycle(t, nil)
+	writeLines(t, l.path("app.log"), "o", 0, 10)
+	l.start()
+	l.pub.waitFor(t, 10, 10*time.Second)
+	if err := os.Rename(l.path("app.log"), l.path("app.log.1")); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, l.path("app.log.1"), "o", 10, 20) // late writes to the old file
+	writeLines(t, l.path("app.log"), "o", 20, 30)
+	l.pub.waitFor(t, 30, 10*time.Second)
+	waitUntil(t, "the rotation to be counted", func() bool { return testutil.ToFloat64(l.sh.metrics.rotations) == 1 })
+}
+
+// waitUntil polls cond for up to 10 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -10,7 +10,8 @@ type metrics struct {
 	filesDiscovered        prometheus.Counter
 	rotations, truncations prometheus.Counter
 	truncatedBytesLost     prometheus.Counter
-	lagBytes               prometheus.Gauge
+	lagBytes, lagMaxBytes  prometheus.Gauge
+	filesWaiting           prometheus.Gauge
 	produceLatency         prometheus.Histogram
 	produceErrors          prometheus.Counter
 	registryWrite          prometheus.Histogram
@@ -30,7 +31,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		rotations:          prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_rotations_total", Help: "Files seen renamed or removed while being read."}),
 		truncations:        prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_truncations_total", Help: "Files seen truncated (copytruncate or truncation in place)."}),
 		truncatedBytesLost: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_truncated_lost_bytes_total", Help: "Bytes seen in a file but truncated away before they could be read."}),
-		lagBytes:           prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_shipper_lag_bytes", Help: "Sum over open files of file size minus acknowledged offset."}),
+		lagBytes:           prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_shipper_lag_bytes", Help: "Sum over open and waiting files of file size minus acknowledged offset."}),
+		lagMaxBytes:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_shipper_lag_max_bytes", Help: "Largest file size minus acknowledged offset of one open file."}),
+		filesWaiting:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_shipper_files_waiting", Help: "Files with something to read that wait for max_open_files."}),
 		produceLatency:     prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_shipper_produce_latency_seconds", Help: "Time from reading a burst of lines of a file to the acknowledgement of its last line.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 		produceErrors:      prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_produce_errors_total", Help: "Records Kafka failed to accept; they are produced again."}),
 		registryWrite:      prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_shipper_registry_write_seconds", Help: "Duration of registry writes.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 12)}),
@@ -38,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		inFlightBytes:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_shipper_in_flight_bytes", Help: "Bytes read and not yet acknowledged by Kafka."}),
 	}
 	reg.MustRegister(m.linesRead, m.bytesRead, m.linesAcked, m.bytesAcked, m.linesCut, m.filesOpen, m.filesDiscovered,
-		m.rotations, m.truncations, m.truncatedBytesLost, m.lagBytes, m.produceLatency, m.produceErrors,
+		m.rotations, m.truncations, m.truncatedBytesLost, m.lagBytes, m.lagMaxBytes, m.filesWaiting, m.produceLatency, m.produceErrors,
 		m.registryWrite, m.registryFailures, m.inFlightBytes)
 	return m
 }

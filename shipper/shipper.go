@@ -15,7 +15,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,7 +49,18 @@ type Shipper struct {
 	mu         sync.Mutex
 	harvesters map[devIno]*harvester
 	byPath     map[string]*harvester
-	wg         sync.WaitGroup
+	// found is when a scan last found the file of each registry entry
+	// (by id); clean_after counts from it.
+	found map[string]time.Time
+	// waitingSince is when each file waiting for max_open_files started
+	// waiting; the longest-waiting are opened first.
+	waitingSince map[devIno]time.Time
+	wg           sync.WaitGroup
+
+	// waiting is how many files the last scan left waiting for
+	// max_open_files, and waitingLag their unread bytes.
+	waiting, waitingLag atomic.Int64
+	lastWaitWarning     time.Time // owned by the scan loop
 }
 
 // input is one configured input, compiled.
@@ -90,6 +103,11 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 		log.Warn("registry recovered", zap.String("dir", cfg.Registry), zap.Error(recovered))
 	}
 	s.registry = reg2
+	s.found, s.waitingSince = map[string]time.Time{}, map[devIno]time.Time{}
+	now := time.Now()
+	for _, e := range reg2.snapshot() {
+		s.found[e.ID] = now // clean_after counts from the start at the earliest
+	}
 	if s.publisher == nil {
 		if s.producer, err = newProducer(cfg.Kafka, cfg.MaxInFlightBytes, log, s.metrics); err != nil {
 			return nil, err
@@ -174,10 +192,22 @@ func (s *Shipper) written(path string) {
 }
 
 // scan discovers files matching the inputs' globs and starts a harvester
-// for each one not already being read.
+// for each one not already being read that has something to read: a file
+// read and acknowledged to its end (by its registry entry) and unchanged
+// since is left closed. Files over max_open_files wait, longest-waiting
+// first.
 func (s *Shipper) scan(ctx context.Context) {
 	now := time.Now()
+	known := s.registry.byDevIno()
 	claimed := map[devIno]bool{}
+	type candidate struct {
+		in    *input
+		path  string
+		di    devIno
+		since time.Time
+		lag   int64
+	}
+	var candidates []candidate
 	for _, in := range s.inputs {
 		paths := in.matches(s.log)
 		s.watcher.watchDirs(paths)
@@ -193,25 +223,90 @@ func (s *Shipper) scan(ctx context.Context) {
 			}
 			claimed[di] = true
 			s.mu.Lock()
+			for _, e := range known[di] {
+				s.found[e.ID] = now
+			}
 			h := s.harvesters[di]
+			if h != nil {
+				s.byPath[path] = h
+			}
 			s.mu.Unlock()
 			if h != nil {
 				h.seen(path, now)
-				s.mu.Lock()
-				s.byPath[path] = h
-				s.mu.Unlock()
 				h.notify()
 				continue
 			}
-			if s.openFiles() >= s.cfg.MaxOpenFiles {
-				s.log.Warn("max_open_files reached; file waits for another to be released", zap.String("path", path))
-				continue
+			lag := fi.Size()
+			if e := latest(known[di]); e != nil {
+				if fi.Size() == e.Offset && !fi.ModTime().After(e.Updated) {
+					continue // read to its end and unchanged since: nothing to open it for
+				}
+				lag = max(fi.Size()-e.Offset, 0)
 			}
-			if err := s.startHarvester(ctx, in, path, di, now); err != nil {
-				s.log.Warn("cannot start reading file", zap.String("path", path), zap.Error(err))
+			s.mu.Lock()
+			since, ok := s.waitingSince[di]
+			if !ok {
+				since = now
 			}
+			s.mu.Unlock()
+			candidates = append(candidates, candidate{in: in, path: path, di: di, since: since, lag: lag})
 		}
 	}
+	slices.SortStableFunc(candidates, func(a, b candidate) int { return a.since.Compare(b.since) })
+	waiting := map[devIno]time.Time{}
+	var waitingLag int64
+	for _, c := range candidates {
+		if s.openFiles() >= s.cfg.MaxOpenFiles {
+			waiting[c.di] = c.since
+			waitingLag += c.lag
+			continue
+		}
+		if err := s.startHarvester(ctx, c.in, c.path, c.di, now); err != nil {
+			s.log.Warn("cannot start reading file", zap.String("path", c.path), zap.Error(err))
+		}
+	}
+	s.mu.Lock()
+	s.waitingSince = waiting
+	s.mu.Unlock()
+	s.waiting.Store(int64(len(waiting)))
+	s.waitingLag.Store(waitingLag)
+	s.metrics.filesWaiting.Set(float64(len(waiting)))
+	if len(waiting) > 0 && now.Sub(s.lastWaitWarning) >= time.Minute {
+		s.lastWaitWarning = now
+		s.log.Warn("max_open_files reached: files wait for others to be released; files at their end are released at once while any wait",
+			zap.Int("waiting", len(waiting)), zap.Int("max_open_files", s.cfg.MaxOpenFiles))
+	}
+	s.markGone(now)
+}
+
+// markGone logs and counts, once, each file being read that this scan no
+// longer found by the globs: renamed out of them or deleted. It is read to
+// its end and released after close_removed_after.
+func (s *Shipper) markGone(now time.Time) {
+	s.mu.Lock()
+	var gone []*harvester
+	for _, h := range s.harvesters {
+		if h.lastSeen.Load() < now.UnixNano() && !h.goneNoticed.Swap(true) {
+			gone = append(gone, h)
+		}
+	}
+	s.mu.Unlock()
+	for _, h := range gone {
+		s.metrics.rotations.Inc()
+		h.log.Info("file no longer found by the globs (renamed away or deleted); reading it to its end",
+			zap.String("path", h.currentPath()), zap.Int64("offset", h.reader.position()))
+	}
+}
+
+// latest returns the most recently updated of entries, or nil.
+func latest(entries []registryEntry) *registryEntry {
+	var out *registryEntry
+	for i := range entries {
+		if out == nil || entries[i].Updated.After(out.Updated) {
+			out = &entries[i]
+		}
+	}
+	return out
 }
 
 // matches returns the paths the input's globs find, minus exclusions.
@@ -345,6 +440,13 @@ func (s *Shipper) newGeneration(h *harvester, offset int64) error {
 	}
 	gen := &generation{id: newFileID(h.di, time.Now()), fp: fp, acks: newAckTracker(offset)}
 	s.registry.put(registryEntry{ID: gen.id, Path: h.currentPath(), Type: h.input.cfg.Type, DevIno: h.di, Fingerprint: fp, Offset: offset})
+	// Earlier generations on the same inode are content that is gone
+	// (truncated, or a deleted file whose inode was reused).
+	for _, e := range s.registry.byDevIno()[h.di] {
+		if e.ID != gen.id {
+			s.registry.remove(e.ID)
+		}
+	}
 	if err := s.writeRegistry(); err != nil {
 		return err
 	}
@@ -382,29 +484,44 @@ func (s *Shipper) writeRegistry() error {
 	return err
 }
 
-// cleanRegistry forgets files that no harvester has and that have not
-// changed for CleanAfter.
+// cleanRegistry forgets files that no harvester has and that no scan has
+// found for CleanAfter.
 func (s *Shipper) cleanRegistry() {
+	now := time.Now()
 	s.mu.Lock()
 	live := map[string]bool{}
 	for _, h := range s.harvesters {
 		live[h.genp.Load().id] = true
 	}
-	s.mu.Unlock()
+	var forget []registryEntry
 	for _, e := range s.registry.snapshot() {
-		if !live[e.ID] && time.Since(e.Updated) > s.cfg.CleanAfter {
-			s.registry.remove(e.ID)
-			s.log.Info("forgetting file gone for a while", zap.String("path", e.Path), zap.String("file_id", e.ID))
+		found, ok := s.found[e.ID]
+		if !ok {
+			s.found[e.ID] = now // new since the last scan
+			continue
 		}
+		if !live[e.ID] && now.Sub(found) > s.cfg.CleanAfter {
+			forget = append(forget, e)
+			delete(s.found, e.ID)
+		}
+	}
+	s.mu.Unlock()
+	for _, e := range forget {
+		s.registry.remove(e.ID)
+		s.log.Info("forgetting file not found for clean_after", zap.String("path", e.Path), zap.String("file_id", e.ID),
+			zap.Duration("clean_after", s.cfg.CleanAfter))
 	}
 }
 
 func (s *Shipper) updateLag() {
 	s.mu.Lock()
-	var total int64
+	total, most := s.waitingLag.Load(), int64(0)
 	for _, h := range s.harvesters {
-		total += h.lag()
+		lag := h.lag()
+		total += lag
+		most = max(most, lag)
 	}
 	s.mu.Unlock()
 	s.metrics.lagBytes.Set(float64(total))
+	s.metrics.lagMaxBytes.Set(float64(most))
 }
