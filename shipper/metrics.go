@@ -16,6 +16,7 @@ type metrics struct {
 	produceErrors          prometheus.Counter
 	registryWrite          prometheus.Histogram
 	registryFailures       prometheus.Counter
+	registryRecoveries     prometheus.Counter
 	inFlightBytes          prometheus.Gauge
 }
 
@@ -38,11 +39,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		produceErrors:      prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_produce_errors_total", Help: "Records Kafka failed to accept; they are produced again."}),
 		registryWrite:      prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_shipper_registry_write_seconds", Help: "Duration of registry writes.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 12)}),
 		registryFailures:   prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_registry_write_failures_total", Help: "Failed registry writes."}),
+		registryRecoveries: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_registry_recoveries_total", Help: "Registries loaded from the backup copy because the main file was missing, torn or corrupt."}),
 		inFlightBytes:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_shipper_in_flight_bytes", Help: "Bytes read and not yet acknowledged by Kafka."}),
 	}
 	reg.MustRegister(m.linesRead, m.bytesRead, m.linesAcked, m.bytesAcked, m.linesCut, m.filesOpen, m.filesDiscovered,
 		m.rotations, m.truncations, m.truncatedBytesLost, m.lagBytes, m.lagMaxBytes, m.filesWaiting, m.produceLatency, m.produceErrors,
-		m.registryWrite, m.registryFailures, m.inFlightBytes)
+		m.registryWrite, m.registryFailures, m.registryRecoveries, m.inFlightBytes)
 	return m
 }
 

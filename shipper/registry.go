@@ -43,6 +43,18 @@ const (
 type registry struct {
 	dir string
 
+	// writeMu serialises flushes from snapshot to rename. flushLoop and
+	// newGeneration flush concurrently; without it an older snapshot could
+	// be renamed in after a newer one, losing entries while dirty is
+	// already false. It is held across disk I/O, so it is never taken with
+	// mu held; puts and advances only wait for mu.
+	writeMu sync.Mutex
+	// mainGood is whether the main file loaded fine or was written by this
+	// registry, so that it may become the backup. After a recovery it is
+	// the corrupt file, and the backup must stay the copy that loaded.
+	// Guarded by writeMu.
+	mainGood bool
+
 	mu      sync.Mutex
 	entries map[string]*registryEntry
 	dirty   bool
@@ -58,6 +70,7 @@ func openRegistry(dir string) (r *registry, recovered error, err error) {
 	entries, errMain := readRegistryFile(filepath.Join(dir, registryName))
 	if errMain == nil {
 		r.load(entries)
+		r.mainGood = true
 		return r, nil, nil
 	}
 	if errors.Is(errMain, os.ErrNotExist) {
@@ -200,30 +213,26 @@ func (r *registry) snapshot() []registryEntry {
 	return out
 }
 
-// flush writes the registry if it changed since the last write.
+// flush writes the registry if it changed since the last write. When it
+// returns nil, everything put before the call is on disk.
 func (r *registry) flush() error {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	// Copy under mu and encode after, so puts and acknowledgements do not
+	// wait for encoding. dirty is cleared here, not after the write: a
+	// change made during the write marks it again for the next flush.
 	r.mu.Lock()
 	if !r.dirty {
 		r.mu.Unlock()
 		return nil
 	}
-	f := registryFile{Version: 1, Written: time.Now().UTC()}
+	snap := make([]registryEntry, 0, len(r.entries))
 	for _, e := range r.entries {
-		raw, err := json.Marshal(e)
-		if err != nil {
-			r.mu.Unlock()
-			return fmt.Errorf("encoding registry entry: %w", err)
-		}
-		f.Entries = append(f.Entries, raw)
+		snap = append(snap, *e)
 	}
 	r.dirty = false
 	r.mu.Unlock()
-	f.Checksum = entriesChecksum(f.Entries)
-	data, err := json.Marshal(f)
-	if err != nil {
-		return fmt.Errorf("encoding registry: %w", err)
-	}
-	if err := r.writeAtomic(data); err != nil {
+	if err := r.write(snap); err != nil {
 		r.mu.Lock()
 		r.dirty = true
 		r.mu.Unlock()
@@ -232,10 +241,27 @@ func (r *registry) flush() error {
 	return nil
 }
 
+func (r *registry) write(snap []registryEntry) error {
+	f := registryFile{Version: 1, Written: time.Now().UTC(), Entries: make([]json.RawMessage, 0, len(snap))}
+	for i := range snap {
+		raw, err := json.Marshal(&snap[i])
+		if err != nil {
+			return fmt.Errorf("encoding registry entry: %w", err)
+		}
+		f.Entries = append(f.Entries, raw)
+	}
+	f.Checksum = entriesChecksum(f.Entries)
+	data, err := json.Marshal(f)
+	if err != nil {
+		return fmt.Errorf("encoding registry: %w", err)
+	}
+	return r.writeAtomic(data)
+}
+
 // writeAtomic replaces the registry file with data: the current file becomes
-// the backup, the new one is written to a temporary file, synced, renamed
-// into place and the directory synced, so a crash leaves either the old or
-// the new registry whole.
+// the backup if it is good, the new one is written to a temporary file,
+// synced, renamed into place and the directory synced, so a crash leaves
+// either the old or the new registry whole. The caller holds writeMu.
 func (r *registry) writeAtomic(data []byte) error {
 	main := filepath.Join(r.dir, registryName)
 	tmp, err := os.CreateTemp(r.dir, registryName+".tmp*")
@@ -254,14 +280,15 @@ func (r *registry) writeAtomic(data []byte) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("closing registry: %w", err)
 	}
-	if err := os.Link(main, filepath.Join(r.dir, registryBackup+".new")); err == nil {
-		if err := os.Rename(filepath.Join(r.dir, registryBackup+".new"), filepath.Join(r.dir, registryBackup)); err != nil {
-			return fmt.Errorf("keeping registry backup: %w", err)
+	if r.mainGood {
+		if err := r.keepBackup(main); err != nil {
+			return err
 		}
 	}
 	if err := os.Rename(tmp.Name(), main); err != nil {
 		return fmt.Errorf("replacing registry: %w", err)
 	}
+	r.mainGood = true
 	d, err := os.Open(r.dir)
 	if err != nil {
 		return fmt.Errorf("syncing registry directory: %w", err)
@@ -271,4 +298,50 @@ func (r *registry) writeAtomic(data []byte) error {
 		return fmt.Errorf("syncing registry directory: %w", err)
 	}
 	return nil
+}
+
+// keepBackup makes the current main file the backup: a hard link under a
+// temporary name renamed over the backup, so the backup is replaced whole.
+func (r *registry) keepBackup(main string) error {
+	link := filepath.Join(r.dir, registryBackup+".new")
+	// A link left by a crash between link and rename would make Link fail
+	// with EEXIST on every write from then on.
+	if err := os.Remove(link); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("keeping registry backup: %w", err)
+	}
+	if err := os.Link(main, link); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			// Removed from outside since it was loaded or written: keep
+			// the backup there is rather than fail every write.
+			return nil
+		}
+		// A filesystem without hard links: copy instead.
+		if err := copyFileSynced(main, link); err != nil {
+			return fmt.Errorf("keeping registry backup: %w", err)
+		}
+	}
+	if err := os.Rename(link, filepath.Join(r.dir, registryBackup)); err != nil {
+		return fmt.Errorf("keeping registry backup: %w", err)
+	}
+	return nil
+}
+
+// copyFileSynced copies src to a new file dst and syncs it.
+func copyFileSynced(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

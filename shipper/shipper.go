@@ -101,6 +101,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 	}
 	if recovered != nil {
 		log.Warn("registry recovered", zap.String("dir", cfg.Registry), zap.Error(recovered))
+		s.metrics.registryRecoveries.Inc()
 	}
 	s.registry = reg2
 	s.found, s.waitingSince = map[string]time.Time{}, map[devIno]time.Time{}
