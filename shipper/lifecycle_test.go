@@ -310,3 +310,33 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestRenamedWhileStopped: lines written to app.log after the shipper
+// stopped, then app.log renamed to app.log.1 (outside the *.log glob) and a
+// new app.log started, as logrotate does while the shipper is down: after
+// the restart the old file is read to its end from its offset, and the new
+// one from its start.
+func TestRenamedWhileStopped(t *testing.T) {
+	l := newLifecycle(t, nil)
+	writeLines(t, l.path("app.log"), "w", 0, 10)
+	l.start()
+	l.pub.waitFor(t, 10, 10*time.Second)
+	l.stop()
+	writeLines(t, l.path("app.log"), "w", 10, 20)
+	if err := os.Rename(l.path("app.log"), l.path("app.log.1")); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, l.path("app.log"), "w", 20, 30)
+	l.start()
+	l.pub.waitFor(t, 30, 10*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	seen := map[string]int{}
+	for _, ev := range l.pub.shipped() {
+		seen[idOf(string(ev.Line))]++
+	}
+	for i := range 30 {
+		if n := seen[fmt.Sprintf("w%d", i)]; n != 1 {
+			t.Errorf("line w%d shipped %d times", i, n)
+		}
+	}
+}

@@ -151,7 +151,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 	}()
 
 	go s.watcher.run(readCtx, s.written, s.requestScan)
-	s.scan(readCtx)
+	s.resumeRenamed(readCtx, s.scan(readCtx))
 	ticker := time.NewTicker(s.cfg.ScanInterval)
 	defer ticker.Stop()
 loop:
@@ -197,7 +197,8 @@ func (s *Shipper) written(path string) {
 // read and acknowledged to its end (by its registry entry) and unchanged
 // since is left closed. Files over max_open_files wait, longest-waiting
 // first.
-func (s *Shipper) scan(ctx context.Context) {
+// It returns where the files it found live.
+func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 	now := time.Now()
 	known := s.registry.byDevIno()
 	claimed := map[devIno]bool{}
@@ -278,6 +279,83 @@ func (s *Shipper) scan(ctx context.Context) {
 			zap.Int("waiting", len(waiting)), zap.Int("max_open_files", s.cfg.MaxOpenFiles))
 	}
 	s.markGone(now)
+	return claimed
+}
+
+// resumeRenamed reads to their end the files renamed out of the globs while
+// the shipper was stopped (app.log to app.log.1 with *.log), found by their
+// registry entry in the directory they were in: their lines written before
+// the rename are not lost. found is where the first scan found files.
+func (s *Shipper) resumeRenamed(ctx context.Context, found map[devIno]bool) {
+	now := time.Now()
+	dirs := map[string]map[devIno]string{}
+	for _, e := range s.registry.snapshot() {
+		if found[e.DevIno] {
+			continue
+		}
+		dir := filepath.Dir(e.Path)
+		files, ok := dirs[dir]
+		if !ok {
+			files = filesByDevIno(dir)
+			dirs[dir] = files
+		}
+		path, ok := files[e.DevIno]
+		in := s.inputFor(e)
+		if !ok || in == nil {
+			continue
+		}
+		fi, err := os.Stat(path)
+		if err != nil || fi.Size() <= e.Offset || s.openFiles() >= s.cfg.MaxOpenFiles {
+			continue
+		}
+		s.log.Info("reading to its end a file renamed while the shipper was stopped",
+			zap.String("from", e.Path), zap.String("to", path), zap.Int64("offset", e.Offset), zap.Int64("size", fi.Size()))
+		if err := s.startHarvester(ctx, in, path, e.DevIno, now); err != nil {
+			s.log.Warn("cannot start reading file", zap.String("path", path), zap.Error(err))
+		}
+	}
+}
+
+// filesByDevIno lists the regular files in dir by where they live.
+func filesByDevIno(dir string) map[devIno]string {
+	out := map[devIno]string{}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return out
+	}
+	for _, de := range entries {
+		if !de.Type().IsRegular() {
+			continue
+		}
+		fi, err := de.Info()
+		if err != nil {
+			continue
+		}
+		if di, ok := statDevIno(fi); ok {
+			out[di] = filepath.Join(dir, de.Name())
+		}
+	}
+	return out
+}
+
+// inputFor returns the input an entry's file was read by: of its type, with
+// a glob in its directory if there is one.
+func (s *Shipper) inputFor(e registryEntry) *input {
+	var typed *input
+	for _, in := range s.inputs {
+		if in.cfg.Type != e.Type {
+			continue
+		}
+		for _, g := range in.cfg.Paths {
+			if filepath.Dir(g) == filepath.Dir(e.Path) {
+				return in
+			}
+		}
+		if typed == nil {
+			typed = in
+		}
+	}
+	return typed
 }
 
 // markGone logs and counts, once, each file being read that this scan no
