@@ -272,9 +272,13 @@ func (h *harvester) idle(ctx context.Context) (release bool, err error) {
 	if atEnd && h.gen.acks.offset() >= h.reader.position() {
 		waiting := h.sh.waiting.Load() > 0
 		if waiting || time.Since(h.grew) >= h.sh.cfg.CloseInactive {
-			// Its entry says when it was last read to its end, so that
-			// the scan leaves it closed until it changes.
-			h.sh.registry.update(h.gen.id, func(e *registryEntry) { e.Updated = time.Now() })
+			// Its entry keeps the file's modification time, so that the
+			// scan leaves it closed until it changes.
+			var mtime time.Time
+			if fi, err := h.f.Stat(); err == nil && fi.Size() == h.reader.position() {
+				mtime = fi.ModTime()
+			}
+			h.sh.registry.update(h.gen.id, func(e *registryEntry) { e.ReleasedModTime = mtime })
 			h.log.Info("releasing inactive file", zap.Int64("offset", h.reader.position()),
 				zap.Bool("files_waiting", waiting), zap.Duration("inactive", time.Since(h.grew).Round(time.Millisecond)))
 			h.sh.requestScan()

@@ -21,6 +21,10 @@ type registryEntry struct {
 	// Offset is the end of the last line Kafka acknowledged, in order.
 	Offset  int64     `json:"offset"`
 	Updated time.Time `json:"updated"`
+	// ReleasedModTime is the file's modification time when it was
+	// released at its end (close_inactive): the scan leaves it closed while
+	// its size is Offset and its modification time this.
+	ReleasedModTime time.Time `json:"released_mod_time,omitzero"`
 }
 
 // registryFile is the on-disk form; Checksum covers Entries so that a torn

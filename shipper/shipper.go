@@ -189,6 +189,16 @@ func (s *Shipper) written(path string) {
 	s.mu.Unlock()
 	if h != nil {
 		h.notify()
+		return
+	}
+	// A file released by close_inactive, or new: the scan opens it now
+	// rather than at the next scan_interval. Only for paths an input
+	// matches, so that busy files outside the globs cause no scans.
+	for _, in := range s.inputs {
+		if in.match(path) {
+			s.requestScan()
+			return
+		}
 	}
 }
 
@@ -240,8 +250,8 @@ func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 			}
 			lag := fi.Size()
 			if e := latest(known[di]); e != nil {
-				if fi.Size() == e.Offset && !fi.ModTime().After(e.Updated) {
-					continue // read to its end and unchanged since: nothing to open it for
+				if fi.Size() == e.Offset && !e.ReleasedModTime.IsZero() && fi.ModTime().Equal(e.ReleasedModTime) {
+					continue // released at its end and unchanged since: nothing to open it for
 				}
 				lag = max(fi.Size()-e.Offset, 0)
 			}
@@ -304,8 +314,17 @@ func (s *Shipper) resumeRenamed(ctx context.Context, found map[devIno]bool) {
 		if !ok || in == nil {
 			continue
 		}
+		s.mu.Lock()
+		open := s.harvesters[e.DevIno] != nil
+		s.mu.Unlock()
 		fi, err := os.Stat(path)
-		if err != nil || fi.Size() <= e.Offset || s.openFiles() >= s.cfg.MaxOpenFiles {
+		if open || err != nil || fi.Size() <= e.Offset || s.openFiles() >= s.cfg.MaxOpenFiles {
+			continue
+		}
+		// Only the same content: a file that got the inode of a deleted
+		// one (a compressed rotation, say) is not this entry's, and a file
+		// outside the globs is never read from its start.
+		if e.Fingerprint.Len == 0 || !s.sameContent(path, e) {
 			continue
 		}
 		s.log.Info("reading to its end a file renamed while the shipper was stopped",
@@ -314,6 +333,18 @@ func (s *Shipper) resumeRenamed(ctx context.Context, found map[devIno]bool) {
 			s.log.Warn("cannot start reading file", zap.String("path", path), zap.Error(err))
 		}
 	}
+}
+
+// sameContent reports whether the file at path starts with the bytes e was
+// fingerprinted by.
+func (s *Shipper) sameContent(path string, e registryEntry) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	ok, err := e.Fingerprint.matches(f)
+	return err == nil && ok
 }
 
 // filesByDevIno lists the regular files in dir by where they live.
@@ -373,7 +404,7 @@ func (s *Shipper) markGone(now time.Time) {
 	for _, h := range gone {
 		s.metrics.rotations.Inc()
 		h.log.Info("file no longer found by the globs (renamed away or deleted); reading it to its end",
-			zap.String("path", h.currentPath()), zap.Int64("offset", h.reader.position()))
+			zap.String("path", h.currentPath()), zap.Int64("acked_offset", h.genp.Load().acks.offset()))
 	}
 }
 
@@ -386,6 +417,21 @@ func latest(entries []registryEntry) *registryEntry {
 		}
 	}
 	return out
+}
+
+// match reports whether path is one the input's globs find.
+func (in *input) match(path string) bool {
+	for _, ex := range in.cfg.Exclude {
+		if ok, _ := filepath.Match(ex, path); ok {
+			return false
+		}
+	}
+	for _, g := range in.cfg.Paths {
+		if ok, _ := filepath.Match(g, path); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // matches returns the paths the input's globs find, minus exclusions.
@@ -573,7 +619,17 @@ func (s *Shipper) cleanRegistry() {
 		live[h.genp.Load().id] = true
 	}
 	var forget []registryEntry
-	for _, e := range s.registry.snapshot() {
+	entries := s.registry.snapshot()
+	ids := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		ids[e.ID] = true
+	}
+	for id := range s.found {
+		if !ids[id] { // forgotten, or replaced by a new generation
+			delete(s.found, id)
+		}
+	}
+	for _, e := range entries {
 		found, ok := s.found[e.ID]
 		if !ok {
 			s.found[e.ID] = now // new since the last scan
