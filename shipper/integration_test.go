@@ -42,16 +42,8 @@ func newHarness(t *testing.T, adjust func(*Config)) *harness {
 	stack := testenv.Start(t)
 	dir := t.TempDir()
 	h := &harness{t: t, stack: stack, dir: dir, topic: testenv.Name(t, "ship")}
-	h.cfg = Config{
-		Node:                  "test-node",
-		Registry:              filepath.Join(dir, "registry"),
-		Inputs:                []InputConfig{{Type: "service", Paths: []string{filepath.Join(dir, "logs", "*.log")}}},
-		Kafka:                 KafkaConfig{Brokers: []string{stack.Broker}, Topic: h.topic, Partitions: 1},
-		ScanInterval:          100 * time.Millisecond,
-		RegistryFlush:         100 * time.Millisecond,
-		CloseRemovedAfter:     500 * time.Millisecond,
-		UnterminatedLineAfter: 500 * time.Millisecond,
-	}
+	h.cfg = testConfig(dir)
+	h.cfg.Kafka = KafkaConfig{Brokers: []string{stack.Broker}, Topic: h.topic, Partitions: 1}
 	if adjust != nil {
 		adjust(&h.cfg)
 	}
@@ -59,6 +51,20 @@ func newHarness(t *testing.T, adjust func(*Config)) *harness {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// testConfig is the shipper configuration of the tests: dir/logs/*.log,
+// registry in dir, short intervals.
+func testConfig(dir string) Config {
+	return Config{
+		Node:                  "test-node",
+		Registry:              filepath.Join(dir, "registry"),
+		Inputs:                []InputConfig{{Type: "service", Paths: []string{filepath.Join(dir, "logs", "*.log")}}},
+		ScanInterval:          100 * time.Millisecond,
+		RegistryFlush:         100 * time.Millisecond,
+		CloseRemovedAfter:     500 * time.Millisecond,
+		UnterminatedLineAfter: 500 * time.Millisecond,
+	}
 }
 
 func (h *harness) path(name string) string { return filepath.Join(h.dir, "logs", name) }

@@ -79,14 +79,7 @@ func newLifecycle(t *testing.T, adjust func(*Config)) *lifecycle {
 		t.Fatal(err)
 	}
 	l := &lifecycle{t: t, dir: dir, pub: &collectingPublisher{}}
-	l.cfg = Config{
-		Node: "test", Registry: filepath.Join(dir, "registry"),
-		Inputs:                []InputConfig{{Type: "service", Paths: []string{filepath.Join(dir, "logs", "*.log")}}},
-		ScanInterval:          100 * time.Millisecond,
-		RegistryFlush:         100 * time.Millisecond,
-		CloseRemovedAfter:     500 * time.Millisecond,
-		UnterminatedLineAfter: 500 * time.Millisecond,
-	}
+	l.cfg = testConfig(dir)
 	if adjust != nil {
 		adjust(&l.cfg)
 	}

@@ -242,14 +242,7 @@ func (p *producer) createTopic(ctx context.Context, topic string) error {
 // or until the producer closes, in which case acked is never called and the
 // registry keeps the line unread.
 func (p *producer) Publish(_ context.Context, rec *kgo.Record, acked func()) error {
-	client := p.clientFor(rec)
-	client.Produce(context.Background(), rec, func(r *kgo.Record, err error) {
-		if err == nil {
-			acked()
-			return
-		}
-		p.failed(client, r, acked, err, 1)
-	})
+	p.produce(p.clientFor(rec), rec, acked, 0)
 	return nil
 }
 
@@ -266,7 +259,7 @@ func (p *producer) failed(client *kgo.Client, r *kgo.Record, acked func(), err e
 	p.retry(client, r, acked, err, tries)
 }
 
-// produce produces r, handling a failure like Publish.
+// produce produces r, the tries-th time; a failure goes to failed.
 func (p *producer) produce(client *kgo.Client, r *kgo.Record, acked func(), tries int) {
 	client.Produce(context.Background(), r, func(r *kgo.Record, err error) {
 		if err == nil {

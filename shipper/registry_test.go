@@ -35,41 +35,54 @@ func TestRegistryRoundTrip(t *testing.T) {
 	}
 }
 
-func TestRegistryRecoversFromBackup(t *testing.T) {
-	tests := []struct {
-		name    string
-		corrupt func(path string) error
-	}{
-		{"torn write", func(p string) error {
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(p, data[:len(data)/2], 0o600)
-		}},
-		{"flipped byte", func(p string) error {
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			i := len(data) - 20
-			data[i] ^= 0x01
-			return os.WriteFile(p, data, 0o600)
-		}},
-		{"missing", os.Remove},
+// registryCorruptions are the ways a registry file goes bad.
+var registryCorruptions = []struct {
+	name    string
+	corrupt func(path string) error
+}{
+	{"torn write", func(p string) error {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(p, data[:len(data)/2], 0o600)
+	}},
+	{"flipped byte", func(p string) error {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		i := len(data) - 20
+		data[i] ^= 0x01
+		return os.WriteFile(p, data, 0o600)
+	}},
+	{"garbage", func(p string) error { return os.WriteFile(p, []byte("{garbage"), 0o600) }},
+	{"missing", os.Remove},
+}
+
+// writeTwice writes a registry in dir holding file "a" at offset 5, then
+// at 9: the first write, at 5, becomes the backup.
+func writeTwice(t *testing.T, dir string) {
+	t.Helper()
+	r, _, err := openRegistry(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
+	r.put(registryEntry{ID: "a", Offset: 5})
+	if err := r.flush(); err != nil {
+		t.Fatal(err)
+	}
+	r.advance("a", 9)
+	if err := r.flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRegistryRecoversFromBackup(t *testing.T) {
+	for _, tt := range registryCorruptions {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			r, _, _ := openRegistry(dir)
-			r.put(registryEntry{ID: "a", Offset: 5})
-			if err := r.flush(); err != nil {
-				t.Fatal(err)
-			}
-			r.advance("a", 9) // second write: the first becomes the backup
-			if err := r.flush(); err != nil {
-				t.Fatal(err)
-			}
+			writeTwice(t, dir)
 			if err := tt.corrupt(filepath.Join(dir, registryName)); err != nil {
 				t.Fatal(err)
 			}
@@ -163,33 +176,11 @@ func TestRegistryConcurrentFlushKeepsEntries(t *testing.T) {
 // After a recovery the main file is the corrupt one: the next flush must not
 // make it the backup, or a second corruption would leave nothing to recover.
 func TestRegistryRecoveryKeepsGoodBackup(t *testing.T) {
-	tests := []struct {
-		name    string
-		corrupt func(path string) error
-	}{
-		{"torn write", func(p string) error {
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(p, data[:len(data)/2], 0o600)
-		}},
-		{"garbage", func(p string) error { return os.WriteFile(p, []byte("{garbage"), 0o600) }},
-		{"missing", os.Remove},
-	}
-	for _, tt := range tests {
+	for _, tt := range registryCorruptions {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			main := filepath.Join(dir, registryName)
-			r, _, _ := openRegistry(dir)
-			r.put(registryEntry{ID: "a", Offset: 5})
-			if err := r.flush(); err != nil {
-				t.Fatal(err)
-			}
-			r.advance("a", 9) // the first write becomes the backup
-			if err := r.flush(); err != nil {
-				t.Fatal(err)
-			}
+			writeTwice(t, dir)
 			if err := tt.corrupt(main); err != nil {
 				t.Fatal(err)
 			}

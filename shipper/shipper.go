@@ -421,13 +421,21 @@ func latest(entries []registryEntry) *registryEntry {
 
 // match reports whether path is one the input's globs find.
 func (in *input) match(path string) bool {
-	for _, ex := range in.cfg.Exclude {
-		if ok, _ := filepath.Match(ex, path); ok {
-			return false
-		}
+	if in.excluded(path) {
+		return false
 	}
 	for _, g := range in.cfg.Paths {
 		if ok, _ := filepath.Match(g, path); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// excluded reports whether an exclude glob matches path.
+func (in *input) excluded(path string) bool {
+	for _, ex := range in.cfg.Exclude {
+		if ok, _ := filepath.Match(ex, path); ok {
 			return true
 		}
 	}
@@ -443,14 +451,10 @@ func (in *input) matches(log *zap.Logger) []string {
 			log.Warn("bad glob", zap.String("glob", g), zap.Error(err))
 			continue
 		}
-	next:
 		for _, p := range paths {
-			for _, ex := range in.cfg.Exclude {
-				if ok, _ := filepath.Match(ex, p); ok {
-					continue next
-				}
+			if !in.excluded(p) {
+				out = append(out, p)
 			}
-			out = append(out, p)
 		}
 	}
 	return out
