@@ -89,7 +89,8 @@ func (h *harvester) run(ctx context.Context) error {
 		// the last look, even one that grew past the offset read, starts
 		// again from 0, rather than its new bytes being read from the old
 		// offset under the old identity.
-		if _, err := h.checkReplaced(); err != nil {
+		size, err := h.checkReplaced()
+		if err != nil {
 			return err
 		}
 		progressed, err := h.readAvailable(ctx)
@@ -109,7 +110,10 @@ func (h *harvester) run(ctx context.Context) error {
 		if h.cri != nil {
 			h.cri.idle()
 		}
-		release, err := h.idle(ctx)
+		if size < 0 {
+			continue // started again from 0
+		}
+		release, err := h.idle(ctx, size)
 		if err != nil || release {
 			return err
 		}
@@ -233,14 +237,11 @@ func (h *harvester) closeBurst() {
 	}
 }
 
-// idle runs when no complete line is available: it detects truncation,
-// ships a long-unterminated final line, extends a short fingerprint, and
-// decides whether a file that is gone can be released.
-func (h *harvester) idle(ctx context.Context) (release bool, err error) {
-	size, err := h.checkReplaced()
-	if err != nil || size < 0 {
-		return false, err
-	}
+// idle runs when no complete line is available, with the file's size as
+// checked for truncation before the read: it ships a long-unterminated
+// final line, extends a short fingerprint, and decides whether the file is
+// released (gone from the globs, or inactive).
+func (h *harvester) idle(ctx context.Context, size int64) (release bool, err error) {
 	h.lastSize = size
 	h.size.Store(size)
 	if h.gen.fp.Len < fingerprintSize && size > h.gen.fp.Len {
