@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v8"
@@ -29,6 +30,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluicelog/sluice/internal/event"
+	"github.com/sluicelog/sluice/internal/kafkaclient"
 	"github.com/sluicelog/sluice/internal/telemetry"
 )
 
@@ -48,10 +50,14 @@ type Aggregator struct {
 	log     *zap.Logger
 	metrics *metrics
 	client  *kgo.Client
-	es      *elasticsearch.Client
-	bulk    *bulkIndexer
-	decoder event.Decoder // used by the processing loop only
-	lag     *lagTracker
+	// deadLetterLimit is the largest record batch the dead-letter topic
+	// takes: deadLetterMaxBytes, or its max.message.bytes if made smaller
+	// beforehand.
+	deadLetterLimit *atomic.Int32
+	es              *elasticsearch.Client
+	bulk            *bulkIndexer
+	decoder         event.Decoder // used by the processing loop only
+	lag             *lagTracker
 	// sink receives the documents: bulk (Elasticsearch) unless a Processor
 	// was given another.
 	sink sink
@@ -103,9 +109,14 @@ func newAggregator(cfg Config, reg prometheus.Registerer, log *zap.Logger, consu
 	if err != nil {
 		return nil, err
 	}
+	deadLetterLimit := new(atomic.Int32)
+	deadLetterLimit.Store(deadLetterMaxBytes)
 	client, err := kgo.NewClient(append(append(security,
 		kgo.SeedBrokers(cfg.Kafka.Brokers...),
 		kgo.FetchMaxBytes(2<<20), // compressed: ten times that in records, held until polled
+		// The aggregator produces dead letters only; learnt in prepare,
+		// before the first.
+		kgo.ProducerBatchMaxBytesFn(func(string) int32 { return deadLetterLimit.Load() }),
 	), consume...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
@@ -116,6 +127,7 @@ func newAggregator(cfg Config, reg prometheus.Registerer, log *zap.Logger, consu
 		return nil, err
 	}
 	a.client = client
+	a.deadLetterLimit = deadLetterLimit
 	return a, nil
 }
 
@@ -336,14 +348,32 @@ func retry(ctx context.Context, log *zap.Logger, what string, fn func() error) e
 func (a *Aggregator) ensureTopic(ctx context.Context, topic string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	resp, err := kadm.NewClient(a.client).CreateTopic(ctx, 1, -1, nil, topic)
+	maxMessage := strconv.Itoa(deadLetterMaxBytes)
+	resp, err := kadm.NewClient(a.client).CreateTopic(ctx, 1, -1, map[string]*string{"max.message.bytes": &maxMessage}, topic)
 	if err == nil {
 		err = resp.Err
 	}
 	if errors.Is(err, kerr.TopicAlreadyExists) {
+		a.learnDeadLetterLimit(ctx, topic)
 		return nil
 	}
 	return err
+}
+
+// learnDeadLetterLimit reads the max.message.bytes of a dead-letter topic
+// made beforehand: batches are kept under it, and a dead letter alone over
+// it is cut to fit (cutToFit).
+func (a *Aggregator) learnDeadLetterLimit(ctx context.Context, topic string) {
+	v, err := kafkaclient.MaxMessageBytes(ctx, kadm.NewClient(a.client), topic)
+	if err != nil {
+		a.log.Warn("cannot read the dead-letter topic's max.message.bytes", zap.String("topic", topic), zap.Error(err))
+		return
+	}
+	if v < deadLetterMaxBytes {
+		a.deadLetterLimit.Store(max(v, 512))
+		a.log.Warn("the dead-letter topic accepts records of at most max.message.bytes: larger dead letters are cut to fit and flagged truncated",
+			zap.String("topic", topic), zap.Int32("max.message.bytes", v))
+	}
 }
 
 // process delivers every record of a batch to Elasticsearch or the
@@ -462,12 +492,41 @@ func (a *Aggregator) deadLetter(ctx context.Context, dead []deadLetter) error {
 		recs[i] = &kgo.Record{Topic: a.cfg.Kafka.DeadLetterTopic, Key: d.rec.Key, Value: d.rec.Value, Headers: h}
 	}
 	return retry(ctx, a.log, "writing to the dead-letter topic", func() error {
-		if err := a.client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-			return err
+		var again []*kgo.Record
+		var errs []error
+		for _, res := range a.client.ProduceSync(ctx, recs...) {
+			if res.Err == nil {
+				a.metrics.deadLettered.Inc()
+				continue
+			}
+			r := res.Record
+			if errors.Is(res.Err, kerr.MessageTooLarge) {
+				r = a.cutToFit(r)
+			}
+			again = append(again, r)
+			errs = append(errs, res.Err)
 		}
-		a.metrics.deadLettered.Add(float64(len(recs)))
-		return nil
+		recs = again // only what failed is produced again
+		return errors.Join(errs...)
 	})
+}
+
+// deadLetterMaxBytes is the largest record batch the aggregator produces,
+// and the max.message.bytes of the dead-letter topic it creates: a record
+// of the largest line a shipper sends, with its headers and the dead-letter
+// ones, fits.
+const deadLetterMaxBytes = 16 << 20
+
+// cutToFit returns r with its value cut to fit the dead-letter topic's
+// limit, flagged truncated, for a record alone over it.
+func (a *Aggregator) cutToFit(r *kgo.Record) *kgo.Record {
+	cut, _, ok := event.CutToFit(r, int(a.deadLetterLimit.Load()))
+	if !ok {
+		return r // its batch, not it, was too large: produced again as it is
+	}
+	a.log.Warn("dead letter too large for the dead-letter topic's max.message.bytes; cut to fit and flagged truncated",
+		zap.String("topic", r.Topic), zap.Int("bytes", len(r.Value)), zap.Int("cut_to", len(cut.Value)))
+	return cut
 }
 
 // commit commits the offsets of records, which are delivered, as every

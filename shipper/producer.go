@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluicelog/sluice/internal/event"
+	"github.com/sluicelog/sluice/internal/kafkaclient"
 )
 
 // producer is the Kafka Publisher: it hands records to Kafka and reports
@@ -187,34 +185,20 @@ const minBatchLimit = 512
 func (p *producer) topicLimit(ctx context.Context, topic string) int32 {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	configs, err := p.admin.DescribeTopicConfigs(ctx, topic)
-	var rc kadm.ResourceConfig
-	if err == nil {
-		rc, err = configs.On(topic, nil)
-	}
-	if err == nil {
-		err = rc.Err
-	}
+	v, err := kafkaclient.MaxMessageBytes(ctx, p.admin, topic)
 	if err != nil {
 		p.log.Warn("cannot read the topic's max.message.bytes; batches are kept under kafka.batch_bytes",
 			zap.String("topic", topic), zap.Error(err))
 		return p.cfg.BatchBytes
 	}
-	for _, c := range rc.Configs {
-		if c.Key != "max.message.bytes" || c.Value == nil {
-			continue
-		}
-		v, err := strconv.ParseInt(*c.Value, 10, 32)
-		if err != nil || v >= int64(p.cfg.BatchBytes) {
-			break
-		}
-		limit := max(int32(v), minBatchLimit)
-		p.log.Warn("the topic accepts smaller record batches than kafka.batch_bytes: batches are kept under its max.message.bytes, "+
-			"and lines whose record is over it are cut to fit and flagged truncated; raise the topic's max.message.bytes to kafka.batch_bytes to ship lines up to max_line_bytes whole",
-			zap.String("topic", topic), zap.Int32("max.message.bytes", limit), zap.Int32("kafka.batch_bytes", p.cfg.BatchBytes))
-		return limit
+	if v >= p.cfg.BatchBytes {
+		return p.cfg.BatchBytes
 	}
-	return p.cfg.BatchBytes
+	limit := max(v, minBatchLimit)
+	p.log.Warn("the topic accepts smaller record batches than kafka.batch_bytes: batches are kept under its max.message.bytes, "+
+		"and lines whose record is over it are cut to fit and flagged truncated; raise the topic's max.message.bytes to kafka.batch_bytes to ship lines up to max_line_bytes whole",
+		zap.String("topic", topic), zap.Int32("max.message.bytes", limit), zap.Int32("kafka.batch_bytes", p.cfg.BatchBytes))
+	return limit
 }
 
 func (p *producer) createTopic(ctx context.Context, topic string) error {
@@ -270,34 +254,15 @@ func (p *producer) produce(client *kgo.Client, r *kgo.Record, acked func(), trie
 	})
 }
 
-// recordSlack is what a record batch of one record takes beyond the
-// record's key, value and headers, with room to spare.
-const recordSlack = 1 << 10
-
-// cutToFit returns r with its value cut so that it fits its topic's batch
-// limit, flagged truncated; ok is false if r is not over the limit (a
-// whole batch was refused, not the record: it is produced again as it is).
 func (p *producer) cutToFit(r *kgo.Record) (*kgo.Record, bool) {
 	limit := int(p.batchLimit(r.Topic))
-	other := len(r.Key) + recordSlack
-	for _, h := range r.Headers {
-		other += len(h.Key) + len(h.Value) + len(event.FlagTruncated) + 1
-	}
-	fit := limit - other
-	if fit >= len(r.Value) || fit < 0 {
+	cut, wasCut, ok := event.CutToFit(r, limit)
+	if !ok {
 		return nil, false
 	}
-	headers := make([]kgo.RecordHeader, 0, len(r.Headers)+1)
-	flagged, wasCut := false, false
 	var typ, path, offset string
 	for _, h := range r.Headers {
 		switch h.Key {
-		case event.HeaderFlags:
-			flagged = true
-			wasCut = slices.Contains(strings.Split(string(h.Value), ","), event.FlagTruncated)
-			if !wasCut {
-				h.Value = append(append(append([]byte(nil), h.Value...), ','), event.FlagTruncated...)
-			}
 		case event.HeaderType:
 			typ = string(h.Value)
 		case event.HeaderPath:
@@ -305,18 +270,14 @@ func (p *producer) cutToFit(r *kgo.Record) (*kgo.Record, bool) {
 		case event.HeaderOffset:
 			offset = string(h.Value)
 		}
-		headers = append(headers, h)
-	}
-	if !flagged {
-		headers = append(headers, kgo.RecordHeader{Key: event.HeaderFlags, Value: []byte(event.FlagTruncated)})
 	}
 	if !wasCut { // a line cut at max_line_bytes is counted already
 		p.metrics.linesCut.WithLabelValues(typ).Inc()
 	}
 	p.log.Warn("line too large for the topic's max.message.bytes; cut to fit and flagged truncated",
 		zap.String("topic", r.Topic), zap.String("path", path), zap.String("offset", offset),
-		zap.Int("bytes", len(r.Value)), zap.Int("cut_to", fit))
-	return &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value[:fit], Headers: headers, Timestamp: r.Timestamp}, true
+		zap.Int("bytes", len(r.Value)), zap.Int("cut_to", len(cut.Value)))
+	return cut, true
 }
 
 // retry produces a record Kafka did not accept again, after a backoff,

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -281,6 +282,49 @@ func (b *Block) appendInt(v int64) []byte {
 	start := len(b.arena)
 	b.arena = strconv.AppendInt(b.arena, v, 10)
 	return b.arena[start:len(b.arena):len(b.arena)]
+}
+
+// recordSlack is what a record batch of one record takes beyond the
+// record's key, value and headers, with room to spare.
+const recordSlack = 1 << 10
+
+// CutToFit returns a copy of r whose value is cut so that a batch of it
+// alone is at most limit bytes, flagged truncated (had: it was already);
+// ok is false if r fits as it is.
+func CutToFit(r *kgo.Record, limit int) (cut *kgo.Record, had, ok bool) {
+	other := len(r.Key) + recordSlack + len(HeaderFlags) + len(FlagTruncated) + 1
+	for _, h := range r.Headers {
+		other += len(h.Key) + len(h.Value)
+	}
+	fit := max(limit-other, 0)
+	if fit >= len(r.Value) {
+		return nil, false, false
+	}
+	headers, had := WithFlag(r.Headers, FlagTruncated)
+	return &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value[:fit], Headers: headers, Timestamp: r.Timestamp}, had, true
+}
+
+// WithFlag returns a copy of headers whose sluice.flags header holds flag,
+// added to it (or as a new header) if missing; had reports it was there.
+// headers itself is not changed.
+func WithFlag(headers []kgo.RecordHeader, flag string) (out []kgo.RecordHeader, had bool) {
+	out = make([]kgo.RecordHeader, 0, len(headers)+1)
+	found := false
+	for _, h := range headers {
+		if h.Key == HeaderFlags {
+			found = true
+			if slices.Contains(strings.Split(string(h.Value), ","), flag) {
+				had = true
+			} else {
+				h.Value = append(append(append([]byte(nil), h.Value...), ','), flag...)
+			}
+		}
+		out = append(out, h)
+	}
+	if !found {
+		out = append(out, kgo.RecordHeader{Key: HeaderFlags, Value: []byte(flag)})
+	}
+	return out, had
 }
 
 // Decode reads an Event back from a record produced by Record. A consumer

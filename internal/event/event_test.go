@@ -232,3 +232,41 @@ func BenchmarkDocID(b *testing.B) {
 		_ = DocID("node-1", "2049-1234567-1764064800000000000", 4242)
 	}
 }
+
+// TestWithFlag adds a flag to a record's headers: to an existing flags
+// header, as a new one, or not at all when it is there; the headers given
+// are never changed.
+func TestWithFlag(t *testing.T) {
+	tests := []struct {
+		name      string
+		flags     string // "" for no flags header
+		wantFlags string
+		wantHad   bool
+	}{
+		{"no flags header", "", "truncated", false},
+		{"other flags", "unterminated", "unterminated,truncated", false},
+		{"already there", "unterminated,truncated", "unterminated,truncated", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := []kgo.RecordHeader{{Key: HeaderType, Value: []byte("service")}}
+			if tt.flags != "" {
+				in = append(in, kgo.RecordHeader{Key: HeaderFlags, Value: []byte(tt.flags)})
+			}
+			before := fmt.Sprint(in)
+			out, had := WithFlag(in, FlagTruncated)
+			var flags string
+			for _, h := range out {
+				if h.Key == HeaderFlags {
+					flags = string(h.Value)
+				}
+			}
+			if flags != tt.wantFlags || had != tt.wantHad || string(out[0].Value) != "service" {
+				t.Errorf("flags %q had %v, want %q %v (headers %v)", flags, had, tt.wantFlags, tt.wantHad, out)
+			}
+			if fmt.Sprint(in) != before {
+				t.Errorf("the given headers changed: %v, were %v", in, before)
+			}
+		})
+	}
+}
