@@ -491,24 +491,24 @@ func (a *Aggregator) deadLetter(ctx context.Context, dead []deadLetter) error {
 		)
 		recs[i] = &kgo.Record{Topic: a.cfg.Kafka.DeadLetterTopic, Key: d.rec.Key, Value: d.rec.Value, Headers: h}
 	}
-	return retry(ctx, a.log, "writing to the dead-letter topic", func() error {
-		var again []*kgo.Record
-		var errs []error
-		for _, res := range a.client.ProduceSync(ctx, recs...) {
-			if res.Err == nil {
-				a.metrics.deadLettered.Inc()
-				continue
+	// One at a time: dead letters are few, and a record alone is what a
+	// topic's limit can refuse (a batch of several could be refused for
+	// their sum when the limit could not be read).
+	for _, rec := range recs {
+		err := retry(ctx, a.log, "writing to the dead-letter topic", func() error {
+			err := a.client.ProduceSync(ctx, rec).FirstErr()
+			for errors.Is(err, kerr.MessageTooLarge) && len(rec.Value) > 0 {
+				rec = a.cutToFit(rec) // shorter each time
+				err = a.client.ProduceSync(ctx, rec).FirstErr()
 			}
-			r := res.Record
-			if errors.Is(res.Err, kerr.MessageTooLarge) {
-				r = a.cutToFit(r)
-			}
-			again = append(again, r)
-			errs = append(errs, res.Err)
+			return err
+		})
+		if err != nil {
+			return err
 		}
-		recs = again // only what failed is produced again
-		return errors.Join(errs...)
-	})
+		a.metrics.deadLettered.Inc()
+	}
+	return nil
 }
 
 // deadLetterMaxBytes is the largest record batch the aggregator produces,
@@ -517,12 +517,14 @@ func (a *Aggregator) deadLetter(ctx context.Context, dead []deadLetter) error {
 // ones, fits.
 const deadLetterMaxBytes = 16 << 20
 
-// cutToFit returns r with its value cut to fit the dead-letter topic's
-// limit, flagged truncated, for a record alone over it.
+// cutToFit returns r, which Kafka refused as too large, with its value cut
+// to fit the dead-letter topic's limit, or in half if by that limit it
+// fits (the limit could not be read), flagged truncated.
 func (a *Aggregator) cutToFit(r *kgo.Record) *kgo.Record {
 	cut, _, ok := event.CutToFit(r, int(a.deadLetterLimit.Load()))
 	if !ok {
-		return r // its batch, not it, was too large: produced again as it is
+		headers, _ := event.WithFlag(r.Headers, event.FlagTruncated)
+		cut = &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value[:len(r.Value)/2], Headers: headers, Timestamp: r.Timestamp}
 	}
 	a.log.Warn("dead letter too large for the dead-letter topic's max.message.bytes; cut to fit and flagged truncated",
 		zap.String("topic", r.Topic), zap.Int("bytes", len(r.Value)), zap.Int("cut_to", len(cut.Value)))
