@@ -135,19 +135,13 @@ func TestRewrittenInPlaceBeforeRead(t *testing.T) {
 	got := l.pub.waitFor(t, 400, 10*time.Second)
 	time.Sleep(300 * time.Millisecond) // anything more would come now
 	got = l.pub.shipped()
-	seen := map[string]int{}
 	for _, ev := range got {
 		line := string(ev.Line)
 		if !strings.HasPrefix(line, "line id=") && !strings.HasPrefix(line, "other content id=") {
 			t.Errorf("fragment shipped: %q at offset %d", line, ev.Offset)
 		}
-		seen[idOf(line)]++
 	}
-	for i := range 400 {
-		if n := seen[fmt.Sprintf("t%d", i)]; n != 1 {
-			t.Errorf("line t%d shipped %d times", i, n)
-		}
-	}
+	assertOnce(t, got, "t", 400)
 	if len(got) != 400 {
 		t.Errorf("%d lines shipped, want 400", len(got))
 	}
@@ -195,16 +189,8 @@ func TestMaxOpenFilesTakesTurns(t *testing.T) {
 	}
 	l.start()
 	got := l.pub.waitFor(t, 30, 15*time.Second)
-	seen := map[string]int{}
-	for _, ev := range got {
-		seen[idOf(string(ev.Line))]++
-	}
 	for _, name := range []string{"a", "b", "c"} {
-		for i := range 10 {
-			if n := seen[fmt.Sprintf("%s%d", name, i)]; n != 1 {
-				t.Errorf("line %s%d shipped %d times", name, i, n)
-			}
-		}
+		assertOnce(t, got, name, 10)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for testutil.ToFloat64(l.sh.metrics.filesWaiting) != 0 {
@@ -292,6 +278,21 @@ func TestRenameOutOfGlobCounted(t *testing.T) {
 	waitUntil(t, "the rotation to be counted", func() bool { return testutil.ToFloat64(l.sh.metrics.rotations) == 1 })
 }
 
+// assertOnce checks that each line with id prefix0 .. prefix(n-1) was
+// shipped exactly once.
+func assertOnce(t *testing.T, events []event.Event, prefix string, n int) {
+	t.Helper()
+	seen := map[string]int{}
+	for _, ev := range events {
+		seen[idOf(string(ev.Line))]++
+	}
+	for i := range n {
+		if c := seen[fmt.Sprintf("%s%d", prefix, i)]; c != 1 {
+			t.Errorf("line %s%d shipped %d times", prefix, i, c)
+		}
+	}
+}
+
 // waitUntil polls cond for up to 10 s.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -323,15 +324,7 @@ func TestRenamedWhileStopped(t *testing.T) {
 	l.start()
 	l.pub.waitFor(t, 30, 10*time.Second)
 	time.Sleep(300 * time.Millisecond)
-	seen := map[string]int{}
-	for _, ev := range l.pub.shipped() {
-		seen[idOf(string(ev.Line))]++
-	}
-	for i := range 30 {
-		if n := seen[fmt.Sprintf("w%d", i)]; n != 1 {
-			t.Errorf("line w%d shipped %d times", i, n)
-		}
-	}
+	assertOnce(t, l.pub.shipped(), "w", 30)
 }
 
 // TestResumeIgnoresReusedInode deletes app.log while the shipper is

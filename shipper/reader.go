@@ -56,6 +56,23 @@ func newReadBuffers() *readBuffers {
 	return &readBuffers{pool: sync.Pool{New: func() any { return new([readBufferSize]byte) }}}
 }
 
+// get returns a buffer of size bytes: from the pool for the usual size,
+// else (or with no pool) made for the caller.
+func (p *readBuffers) get(size int) []byte {
+	if p == nil || size != readBufferSize {
+		return make([]byte, size)
+	}
+	return p.pool.Get().(*[readBufferSize]byte)[:]
+}
+
+// put gives buf back to the pool if it has the usual size; the caller
+// does not use it afterwards.
+func (p *readBuffers) put(buf []byte) {
+	if p != nil && len(buf) == readBufferSize {
+		p.pool.Put((*[readBufferSize]byte)(buf))
+	}
+}
+
 // newLineReader reads src from offset, cutting lines at maxLine bytes, with
 // buffers from bufs (nil: its own).
 func newLineReader(src io.ReaderAt, offset int64, maxLine int, bufs *readBuffers) *lineReader {
@@ -70,9 +87,7 @@ func (r *lineReader) idle() {
 		return
 	}
 	r.cutBuf = nil
-	if r.bufs != nil && len(r.buf) == readBufferSize {
-		r.bufs.pool.Put((*[readBufferSize]byte)(r.buf))
-	}
+	r.bufs.put(r.buf)
 	r.buf, r.start, r.end = nil, 0, 0
 }
 
@@ -153,11 +168,7 @@ func (r *lineReader) consume(n int) {
 // error at the end of the file.
 func (r *lineReader) fill() (int, error) {
 	if r.buf == nil {
-		if r.bufs != nil && r.size == readBufferSize {
-			r.buf = r.bufs.pool.Get().(*[readBufferSize]byte)[:]
-		} else {
-			r.buf = make([]byte, r.size)
-		}
+		r.buf = r.bufs.get(r.size)
 	}
 	if r.start > 0 && r.end == len(r.buf) {
 		copy(r.buf, r.buf[r.start:r.end])
@@ -172,9 +183,7 @@ func (r *lineReader) fill() (int, error) {
 		}
 		grown := make([]byte, min(2*len(r.buf), r.max+1))
 		copy(grown, r.buf[:r.end])
-		if r.bufs != nil && len(r.buf) == readBufferSize {
-			r.bufs.pool.Put((*[readBufferSize]byte)(r.buf))
-		}
+		r.bufs.put(r.buf)
 		r.buf = grown
 	}
 	n, err := r.src.ReadAt(r.buf[r.end:], r.readPosition())
