@@ -72,6 +72,9 @@ type ElasticsearchConfig struct {
 	APIKeyFile string       `yaml:"api_key_file"`
 	// TLS is for https:// addresses: the CA to trust, a client certificate.
 	TLS tlsconfig.Config `yaml:"tls"`
+	// AllowPlaintext lets credentials go to http:// addresses, where
+	// anyone on the path reads them: refused unless asked for.
+	AllowPlaintext bool `yaml:"allow_plaintext"`
 	// Action is index (default) or create (for data streams; a 409 on the
 	// deterministic id then means already delivered).
 	Action string `yaml:"action"`
@@ -212,6 +215,14 @@ func (c *Config) Validate() error {
 	}
 	if es.Username != "" && !password.IsSet() {
 		return config.Errorf("elasticsearch.password", "is required with a username; set password (e.g. \"${ELASTICSEARCH_PASSWORD}\") or password_file")
+	}
+	if (password.IsSet() || apiKey.IsSet()) && !es.AllowPlaintext {
+		for i, a := range es.Addresses {
+			if strings.HasPrefix(a, "http://") {
+				return config.Errorf(config.Index("elasticsearch.addresses", i), "%q is plain HTTP, which would send the credentials unencrypted; "+
+					"write https:// (with elasticsearch.tls.ca_file for a private CA), or set elasticsearch.allow_plaintext: true on a network you trust", redactURL(a))
+			}
+		}
 	}
 	if es.BulkBytes < 64<<10 {
 		return config.Errorf("elasticsearch.bulk_bytes", "must be at least 65536, got %d", es.BulkBytes)

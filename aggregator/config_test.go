@@ -34,9 +34,21 @@ elasticsearch:
   username: sluice
   password_file: ` + pwFile + `
   tls: {ca_file: ` + ca.CertFile + `, cert_file: ` + cert + `, key_file: ` + key + `}`, ""},
-		{"api key from a file", `
+		{"api key from a file over http, allowed", `
 elasticsearch:
-  api_key_file: ` + pwFile, ""},
+  api_key_file: ` + pwFile + `
+  allow_plaintext: true`, ""},
+		{"api key over http", `
+elasticsearch:
+  addresses: ["https://es-0:9200", "http://es-1:9200"]
+  api_key_file: ` + pwFile, `elasticsearch.addresses[1]: "http://es-1:9200" is plain HTTP, which would send the credentials unencrypted`},
+		{"password over http", `
+elasticsearch:
+  username: u
+  password: pw-inline`, `elasticsearch.addresses[0]: "http://127.0.0.1:9200" is plain HTTP, which would send the credentials unencrypted`},
+		{"kafka sasl without tls", `
+kafka:
+  sasl: {mechanism: PLAIN, username: u, password: pw-inline}`, "kafka.tls.enabled: is false while SASL is on"},
 		{"kafka sasl and tls", `
 kafka:
   tls: {enabled: true, ca_file: ` + ca.CertFile + `}
@@ -58,6 +70,7 @@ elasticsearch:
   password_file: ` + pwFile, "elasticsearch.username: is required with a password"},
 		{"username without password", `
 elasticsearch:
+  addresses: ["https://es:9200"]
   username: u`, "elasticsearch.password: is required with a username"},
 		{"tls with an http address", `
 elasticsearch:

@@ -173,7 +173,8 @@ brokers: ["%s"]
 sasl:
 	mechanism: PLAIN
 	username: %s
-	password_file: %s`, s.kafka.SASLPlaintext, s.kafka.PlainUser, s.plainPasswordFile)},
+	password_file: %s
+	allow_plaintext: true`, s.kafka.SASLPlaintext, s.kafka.PlainUser, s.plainPasswordFile)},
 		{"scram512", fmt.Sprintf(`
 brokers: ["%s"]
 tls:
@@ -290,7 +291,8 @@ brokers: ["%s"]
 sasl:
 	mechanism: PLAIN
 	username: %s
-	password_file: %s`, s.kafka.SASLPlaintext, s.kafka.PlainUser, wrongPasswordFile)},
+	password_file: %s
+	allow_plaintext: true`, s.kafka.SASLPlaintext, s.kafka.PlainUser, wrongPasswordFile)},
 		{name: "elasticsearch, wrong password", cmd: "aggregate", kafka: kafkaOK, want: "HTTP 401", es: fmt.Sprintf(`
 addresses: ["%s"]
 username: %s
@@ -315,13 +317,15 @@ password_file: %s`, s.nginx.BasicURL, s.esUser, s.esPasswordFile)},
 		{name: "elasticsearch, http:// to the TLS port", cmd: "aggregate", kafka: kafkaOK, want: "a plain HTTP request was sent to an HTTPS port", es: fmt.Sprintf(`
 addresses: ["http://%s"]
 username: %s
-password_file: %s`, s.nginx.Plain, s.esUser, s.esPasswordFile)},
+password_file: %s
+allow_plaintext: true`, s.nginx.Plain, s.esUser, s.esPasswordFile)},
 		{name: "replay, wrong SCRAM password", cmd: "replay", es: esOK, want: "SASL authentication failed", kafka: fmt.Sprintf(`
 brokers: ["%s"]
 sasl:
 	mechanism: SCRAM-SHA-256
 	username: %s
-	password_file: %s`, s.kafka.SASLPlaintext, s.scramUser, wrongPasswordFile)},
+	password_file: %s
+	allow_plaintext: true`, s.kafka.SASLPlaintext, s.scramUser, wrongPasswordFile)},
 		{name: "elasticsearch, https:// to a plain port", cmd: "aggregate", kafka: kafkaOK, want: "does not speak HTTPS", es: fmt.Sprintf(`
 addresses: ["%s"]
 tls:
@@ -406,8 +410,12 @@ func TestCheckNeverPrintsSecrets(t *testing.T) {
 		{"valid, every kind of secret", agg("username: u\npassword_file: "+pwFile+"\ntls:\n  ca_file: "+ca.CertFile,
 			"sasl:\n  mechanism: scram-sha-512\n  username: u\n  password: ${SLUICE_TEST_SECRET}\ntls:\n  enabled: true\n  ca_file: "+ca.CertFile),
 			"valid aggregator configuration"},
-		{"valid, api key inline", agg("api_key: "+inline, "sasl:\n  mechanism: PLAIN\n  username: u\n  password_file: "+pwFile),
+		{"valid, api key inline", agg("api_key: "+inline, "sasl:\n  mechanism: PLAIN\n  username: u\n  password_file: "+pwFile+"\n  allow_plaintext: true"),
 			"valid aggregator configuration"},
+		{"sasl without tls", agg("", "sasl:\n  mechanism: PLAIN\n  username: u\n  password: "+inline),
+			"kafka.tls.enabled: is false while SASL is on"},
+		{"credentials over http", "kafka:\n  brokers: [\"127.0.0.1:9092\"]\nelasticsearch:\n  addresses: [\"http://127.0.0.1:9200\"]\n  api_key: " + inline + "\n",
+			`elasticsearch.addresses[0]: "http://127.0.0.1:9200" is plain HTTP, which would send the credentials unencrypted`},
 		{"password and password_file", agg("username: u\npassword: "+inline+"\npassword_file: "+pwFile, ""),
 			"elasticsearch.password_file: both the value and its _file are set"},
 		{"api key and username", agg("username: u\npassword: ${SLUICE_TEST_SECRET}\napi_key: "+inline, ""),

@@ -44,6 +44,10 @@ type SASLConfig struct {
 	// connection, so a rotated Kubernetes Secret is picked up).
 	Password     secret.Value `yaml:"password"`
 	PasswordFile string       `yaml:"password_file"`
+	// AllowPlaintext lets SASL run without TLS (a SASL_PLAINTEXT
+	// listener), which sends the password and every record in clear text:
+	// refused unless asked for.
+	AllowPlaintext bool `yaml:"allow_plaintext"`
 }
 
 // SASL mechanisms.
@@ -89,6 +93,10 @@ func (c *Config) Validate(key string) error {
 	}
 	if !pw.IsSet() {
 		return config.Errorf(config.Join(saslKey, "password"), "is required with mechanism %s; set password (e.g. \"${KAFKA_PASSWORD}\") or password_file", s.Mechanism)
+	}
+	if !c.TLS.Enabled && !s.AllowPlaintext {
+		return config.Errorf(config.Join(config.Join(key, "tls"), "enabled"), "is false while SASL is on: the password and every record would cross the network unencrypted; "+
+			"use a SASL_SSL listener with %s.tls.enabled: true, or set %s.allow_plaintext: true for a SASL_PLAINTEXT listener on a network you trust", key, saslKey)
 	}
 	return nil
 }

@@ -47,8 +47,10 @@ func TestValidate(t *testing.T) {
 			want: "kafka.tls.cert_file: cert_file and key_file go together"},
 		{name: "key does not match", cfg: Config{TLS: tlsOn("", cert, notPEM)},
 			want: "kafka.tls.cert_file: cannot load the client certificate and key"},
-		{name: "plain with password", cfg: Config{SASL: SASLConfig{Mechanism: "plain", Username: "u", Password: "pw-inline"}}},
-		{name: "scram with password file", cfg: Config{SASL: SASLConfig{Mechanism: "SCRAM-SHA-512", Username: "u", PasswordFile: pwFile}}},
+		{name: "plain with password over tls", cfg: Config{TLS: tlsOn(ca.CertFile, "", ""), SASL: SASLConfig{Mechanism: "plain", Username: "u", Password: "pw-inline"}}},
+		{name: "scram with password file, plaintext allowed", cfg: Config{SASL: SASLConfig{Mechanism: "SCRAM-SHA-512", Username: "u", PasswordFile: pwFile, AllowPlaintext: true}}},
+		{name: "sasl without tls", cfg: Config{SASL: SASLConfig{Mechanism: "SCRAM-SHA-512", Username: "u", Password: "pw-inline"}},
+			want: "kafka.tls.enabled: is false while SASL is on: the password and every record would cross the network unencrypted; use a SASL_SSL listener"},
 		{name: "unknown mechanism", cfg: Config{SASL: SASLConfig{Mechanism: "GSSAPI", Username: "u", Password: "pw-inline"}},
 			want: `kafka.sasl.mechanism: "GSSAPI" is not supported; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512`},
 		{name: "password without mechanism", cfg: Config{SASL: SASLConfig{Username: "u", Password: "pw-inline"}},
@@ -143,6 +145,12 @@ func TestCheckAgainstSecuredKafka(t *testing.T) {
 	sasl := func(mech, user string, pw secret.Value) SASLConfig {
 		return SASLConfig{Mechanism: mech, Username: user, Password: pw}
 	}
+	// To the SASL_PLAINTEXT listener, which Validate refuses unless allowed.
+	saslPlain := func(mech, user string, pw secret.Value) SASLConfig {
+		c := sasl(mech, user, pw)
+		c.AllowPlaintext = true
+		return c
+	}
 	for _, tc := range []struct {
 		name string
 		addr string
@@ -166,11 +174,11 @@ func TestCheckAgainstSecuredKafka(t *testing.T) {
 		{name: "sasl_ssl scram-sha-512, wrong CA", addr: k.SASLSSL,
 			cfg:  Config{TLS: tlsOn(wrongCA.CertFile, "", ""), SASL: sasl(MechanismSCRAMSHA512, scramUser, scramPassword)},
 			want: "x509: certificate signed by unknown authority"},
-		{name: "sasl_plaintext scram-sha-512", addr: k.SASLPlaintext, cfg: Config{SASL: sasl(MechanismSCRAMSHA512, scramUser, scramPassword)}},
+		{name: "sasl_plaintext scram-sha-512", addr: k.SASLPlaintext, cfg: Config{SASL: saslPlain(MechanismSCRAMSHA512, scramUser, scramPassword)}},
 		{name: "sasl_plaintext scram-sha-512, wrong password", addr: k.SASLPlaintext,
-			cfg: Config{SASL: sasl(MechanismSCRAMSHA512, scramUser, "wrong-pw-2")}, want: "SASL authentication failed"},
+			cfg: Config{SASL: saslPlain(MechanismSCRAMSHA512, scramUser, "wrong-pw-2")}, want: "SASL authentication failed"},
 		{name: "sasl_plaintext scram, unknown user", addr: k.SASLPlaintext,
-			cfg: Config{SASL: sasl(MechanismSCRAMSHA256, "nobody-"+scramUser, "wrong-pw-3")}, want: "SASL authentication failed"},
+			cfg: Config{SASL: saslPlain(MechanismSCRAMSHA256, "nobody-"+scramUser, "wrong-pw-3")}, want: "SASL authentication failed"},
 		{name: "no sasl to the sasl listener", addr: k.SASLPlaintext, cfg: Config{}, want: "is SASL missing?"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
