@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -26,6 +27,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -41,6 +43,9 @@ import (
 
 	"github.com/sluicelog/sluice/aggregator"
 	"github.com/sluicelog/sluice/internal/config"
+	"github.com/sluicelog/sluice/internal/kafkaclient"
+	"github.com/sluicelog/sluice/internal/secret"
+	"github.com/sluicelog/sluice/internal/testenv"
 	"github.com/sluicelog/sluice/shipper"
 )
 
@@ -104,6 +109,8 @@ func newObject(apiVersion, kind string) (any, error) {
 		return &rbacv1.ClusterRole{}, nil
 	case "rbac.authorization.k8s.io/v1/ClusterRoleBinding":
 		return &rbacv1.ClusterRoleBinding{}, nil
+	case "networking.k8s.io/v1/NetworkPolicy":
+		return &networkingv1.NetworkPolicy{}, nil
 	case "monitoring.coreos.com/v1/ServiceMonitor":
 		return &serviceMonitor{}, nil
 	case "kustomize.config.k8s.io/v1beta1/Kustomization":
@@ -288,8 +295,6 @@ func all[T any](r *rendered) []T {
 }
 
 var baseKinds = []string{
-	"ClusterRole//sluice-shipper",
-	"ClusterRoleBinding//sluice-shipper",
 	"ConfigMap/sluice/sluice-aggregator",
 	"ConfigMap/sluice/sluice-endpoints",
 	"ConfigMap/sluice/sluice-shipper",
@@ -297,6 +302,7 @@ var baseKinds = []string{
 	"Deployment/sluice/sluice-aggregator",
 	"HorizontalPodAutoscaler/sluice/sluice-aggregator",
 	"Namespace//sluice",
+	"NetworkPolicy/sluice/sluice-metrics",
 	"PodDisruptionBudget/sluice/sluice-aggregator",
 	"Service/sluice/sluice-aggregator",
 	"Service/sluice/sluice-shipper",
@@ -423,16 +429,11 @@ func TestShipperDaemonSet(t *testing.T) {
 	}
 	checkSeccomp(t, pod, c)
 
-	// RBAC: the DaemonSet's ServiceAccount is bound to a read-only role.
+	// Its own ServiceAccount, which mounts no token (see TestNoKubernetesCredentials).
 	if pod.ServiceAccountName != "sluice-shipper" {
 		t.Errorf("serviceAccountName = %q", pod.ServiceAccountName)
 	}
 	find[*corev1.ServiceAccount](t, r, pod.ServiceAccountName)
-	crb := find[*rbacv1.ClusterRoleBinding](t, r, "sluice-shipper")
-	if crb.RoleRef.Kind != "ClusterRole" || crb.RoleRef.Name != "sluice-shipper" || len(crb.Subjects) != 1 ||
-		crb.Subjects[0].Kind != "ServiceAccount" || crb.Subjects[0].Name != pod.ServiceAccountName || crb.Subjects[0].Namespace != ds.Namespace {
-		t.Errorf("ClusterRoleBinding = %+v", crb)
-	}
 
 	checkService(t, r, "sluice-shipper", ds.Spec.Template.Labels, c)
 }
@@ -448,29 +449,99 @@ func TestShipperPartitionsCoverAggregatorReplicas(t *testing.T) {
 	}
 }
 
-func TestClusterRoleIsReadOnly(t *testing.T) {
+// TestNoKubernetesCredentials: nothing Sluice runs calls the Kubernetes
+// API, so no pod holds a service account token and no role grants anything.
+func TestNoKubernetesCredentials(t *testing.T) {
 	r := render(t, "base")
-	roles := all[*rbacv1.ClusterRole](r)
-	if len(roles) != 1 {
-		t.Fatalf("want one ClusterRole, found %d", len(roles))
-	}
-	for _, rule := range roles[0].Rules {
-		for _, verb := range rule.Verbs {
-			if verb != "get" && verb != "list" && verb != "watch" {
-				t.Errorf("ClusterRole %s allows verb %q", roles[0].Name, verb)
-			}
-		}
-		for _, res := range rule.Resources {
-			if res != "pods" && res != "nodes" {
-				t.Errorf("ClusterRole %s grants resource %q", roles[0].Name, res)
-			}
-		}
-		if !slices.Equal(rule.APIGroups, []string{""}) || len(rule.NonResourceURLs) > 0 || len(rule.ResourceNames) > 0 {
-			t.Errorf("ClusterRole %s rule %+v goes beyond core pods and nodes", roles[0].Name, rule)
+	for _, o := range r.objs {
+		switch o.(type) {
+		case *rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding, *rbacv1.Role, *rbacv1.RoleBinding:
+			t.Errorf("%T %s: nothing uses the Kubernetes API; grant nothing", o, o.(metav1.Object).GetName())
 		}
 	}
-	if n := len(all[*rbacv1.ClusterRoleBinding](r)); n != 1 {
-		t.Errorf("want one ClusterRoleBinding, found %d", n)
+	for _, sa := range all[*corev1.ServiceAccount](r) {
+		if sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
+			t.Errorf("ServiceAccount %s mounts its token into pods by default", sa.Name)
+		}
+	}
+	job := render(t, "setup")
+	pods := map[string]*corev1.PodSpec{
+		"DaemonSet sluice-shipper":     &find[*appsv1.DaemonSet](t, r, "sluice-shipper").Spec.Template.Spec,
+		"Deployment sluice-aggregator": &find[*appsv1.Deployment](t, r, "sluice-aggregator").Spec.Template.Spec,
+		"Job sluice-setup":             &find[*batchv1.Job](t, job, "sluice-setup").Spec.Template.Spec,
+	}
+	for name, pod := range pods {
+		if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
+			t.Errorf("%s: automountServiceAccountToken must be false", name)
+		}
+	}
+}
+
+// TestTransportsAreEncrypted: the example configurations reach Kafka over
+// SASL_SSL and Elasticsearch over HTTPS with a CA file, both from mounted
+// Secrets, never credentials in the clear.
+func TestTransportsAreEncrypted(t *testing.T) {
+	r := render(t, "base")
+	ds := find[*appsv1.DaemonSet](t, r, "sluice-shipper")
+	ship := loadConfig[shipper.Config](t, r, &ds.Spec.Template.Spec, onlyContainer(t, &ds.Spec.Template.Spec))
+	ship.SetDefaults()
+	d := find[*appsv1.Deployment](t, r, "sluice-aggregator")
+	agg := loadConfig[aggregator.Config](t, r, &d.Spec.Template.Spec, onlyContainer(t, &d.Spec.Template.Spec))
+	agg.SetDefaults()
+	for name, k := range map[string]kafkaclient.Config{"shipper": ship.Kafka.Security, "aggregator": agg.Kafka.Security} {
+		if !k.TLS.Enabled || k.TLS.CAFile == "" || k.SASL.Mechanism != kafkaclient.MechanismSCRAMSHA512 || k.SASL.PasswordFile == "" || k.SASL.AllowPlaintext {
+			t.Errorf("%s kafka = %+v, want SASL_SSL: tls with a CA file, SCRAM-SHA-512 with a password file", name, k)
+		}
+		pw, err := secret.Resolve(k.SASL.Password, k.SASL.PasswordFile)
+		if err != nil || pw.Reveal() != "secret:sluice-kafka/password" {
+			t.Errorf("%s kafka password = %v (%v), want the key password of Secret sluice-kafka", name, pw, err)
+		}
+	}
+	es := agg.Elasticsearch
+	for i, a := range es.Addresses {
+		if !strings.HasPrefix(a, "https://") {
+			t.Errorf("elasticsearch.addresses[%d] = %s, want https://", i, a)
+		}
+	}
+	if es.TLS.CAFile == "" || es.AllowPlaintext {
+		t.Errorf("elasticsearch tls = %+v, allow_plaintext %v: want a CA file and no plaintext", es.TLS, es.AllowPlaintext)
+	}
+}
+
+// TestNetworkPolicyAdmitsOnlyMetrics: the NetworkPolicy selects every
+// Sluice pod and opens exactly their metrics ports.
+func TestNetworkPolicyAdmitsOnlyMetrics(t *testing.T) {
+	r := render(t, "base")
+	np := find[*networkingv1.NetworkPolicy](t, r, "sluice-metrics")
+	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) || len(np.Spec.Ingress) != 1 {
+		t.Fatalf("policy types %v, %d ingress rules: want one Ingress rule", np.Spec.PolicyTypes, len(np.Spec.Ingress))
+	}
+	open := map[int]bool{}
+	for _, p := range np.Spec.Ingress[0].Ports {
+		open[p.Port.IntValue()] = true
+	}
+	if len(np.Spec.Ingress[0].From) == 0 {
+		t.Error("the ingress rule admits every source")
+	}
+	pods := map[string]*corev1.PodTemplateSpec{
+		"sluice-shipper":    &find[*appsv1.DaemonSet](t, r, "sluice-shipper").Spec.Template,
+		"sluice-aggregator": &find[*appsv1.Deployment](t, r, "sluice-aggregator").Spec.Template,
+	}
+	want := map[int]bool{}
+	for name, tpl := range pods {
+		if !sel.Matches(labels.Set(tpl.Labels)) {
+			t.Errorf("NetworkPolicy does not select %s's pods", name)
+		}
+		for _, cp := range tpl.Spec.Containers[0].Ports {
+			want[int(cp.ContainerPort)] = true
+		}
+	}
+	if !maps.Equal(open, want) {
+		t.Errorf("NetworkPolicy opens ports %v, want the metrics ports %v", open, want)
 	}
 }
 
@@ -487,10 +558,11 @@ func TestAggregatorDeployment(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("aggregator config: %v", err)
 	}
-	if cfg.Elasticsearch.Username != "secret:sluice-elasticsearch/username" ||
-		cfg.Elasticsearch.Password != "secret:sluice-elasticsearch/password" {
-		t.Errorf("elasticsearch credentials = %q / %q, want them from Secret sluice-elasticsearch keys username and password",
-			cfg.Elasticsearch.Username, cfg.Elasticsearch.Password)
+	pw, err := secret.Resolve(cfg.Elasticsearch.Password, cfg.Elasticsearch.PasswordFile)
+	if cfg.Elasticsearch.Username != "secret:sluice-elasticsearch/username" || err != nil ||
+		pw.Reveal() != "secret:sluice-elasticsearch/password" {
+		t.Errorf("elasticsearch credentials = %q / %v (%v), want them from Secret sluice-elasticsearch keys username and password",
+			cfg.Elasticsearch.Username, pw, err)
 	}
 	if cfg.GeoIP.Enabled() {
 		t.Error("geoip is enabled without a database mounted")
@@ -635,6 +707,7 @@ func loadConfig[T any](t *testing.T, r *rendered, pod *corev1.PodSpec, c *corev1
 	if !ok {
 		t.Fatalf("ConfigMap %s has no key %s", cm.Name, key)
 	}
+	data = standInSecrets(t, pod, c, data)
 	env := containerEnv(t, r, c)
 	lookup := func(name string) (string, bool) {
 		v, ok := env[name]
@@ -645,6 +718,46 @@ func loadConfig[T any](t *testing.T, r *rendered, pod *corev1.PodSpec, c *corev1
 		t.Fatalf("ConfigMap %s key %s: %v", cm.Name, key, err)
 	}
 	return &cfg
+}
+
+// standInSecrets writes, for each Secret volume the container mounts, a
+// file per item it projects (a test CA for *.crt, "secret:NAME/KEY"
+// otherwise) under a temporary directory, and returns data with the mount
+// paths pointed there, so that Validate reads files as the pod would.
+func standInSecrets(t *testing.T, pod *corev1.PodSpec, c *corev1.Container, data string) string {
+	t.Helper()
+	dir := t.TempDir()
+	var ca *testenv.CA
+	for _, m := range c.VolumeMounts {
+		v := volume(pod, m.Name)
+		if v == nil || v.Secret == nil {
+			continue
+		}
+		if len(v.Secret.Items) == 0 {
+			t.Fatalf("Secret volume %s lists no items: name the keys the configuration reads", v.Name)
+		}
+		root := filepath.Join(dir, m.Name)
+		for _, it := range v.Secret.Items {
+			content := []byte("secret:" + v.Secret.SecretName + "/" + it.Key + "\n")
+			if strings.HasSuffix(it.Path, ".crt") {
+				if ca == nil {
+					ca = testenv.NewCA(t, dir, "stand-in-ca")
+				}
+				var err error
+				if content, err = os.ReadFile(ca.CertFile); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(root, it.Path)), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, it.Path), content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		data = strings.ReplaceAll(data, strings.TrimRight(m.MountPath, "/")+"/", root+"/")
+	}
+	return data
 }
 
 // containerEnv resolves a container's environment as far as the manifests
