@@ -197,8 +197,12 @@ func (c *Config) Validate() error {
 	if err := es.TLS.Validate("elasticsearch.tls"); err != nil {
 		return err
 	}
-	if _, err := template.Parse(es.Index); err != nil {
+	index, err := template.Parse(es.Index)
+	if err != nil {
 		return config.Errorf("elasticsearch.index", "%v", err)
+	}
+	if err := checkTemplateFields("elasticsearch.index", index); err != nil {
+		return err
 	}
 	if es.Action != "index" && es.Action != "create" {
 		return config.Errorf("elasticsearch.action", "%q must be index or create", es.Action)
@@ -232,6 +236,12 @@ func (c *Config) Validate() error {
 	}
 	if es.RetryMax <= 0 {
 		return config.Errorf("elasticsearch.retry_max", "must be a positive duration such as 30s")
+	}
+	if err := c.HTTP.Validate("http"); err != nil {
+		return err
+	}
+	if err := c.Log.Validate("log"); err != nil {
+		return err
 	}
 	if err := c.GeoIP.Validate("geoip"); err != nil {
 		return err

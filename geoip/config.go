@@ -7,6 +7,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/oschwald/maxminddb-golang/v2"
+
 	"github.com/sluicelog/sluice/internal/config"
 )
 
@@ -75,8 +77,11 @@ func (c *Config) Validate(key string) error {
 	if !c.Enabled() {
 		return nil
 	}
-	for _, db := range []struct{ name, path string }{{"city", c.City}, {"asn", c.ASN}} {
+	for _, db := range []struct{ name, path string }{{cityDB, c.City}, {asnDB, c.ASN}} {
 		if err := checkFile(config.Join(key, db.name), db.path); err != nil {
+			return err
+		}
+		if err := checkDatabase(config.Join(key, db.name), db.name, db.path); err != nil {
 			return err
 		}
 	}
@@ -106,6 +111,23 @@ func checkFile(key, path string) error {
 		return config.Errorf(key, "cannot read %s: %v", path, err)
 	case fi.IsDir():
 		return config.Errorf(key, "%s is a directory; give the path of the .mmdb file", path)
+	}
+	return nil
+}
+
+// checkDatabase opens a database file to check that it is a MaxMind
+// database of the kind its key asks for, as the aggregator does at start.
+func checkDatabase(key, name, path string) error {
+	if path == "" {
+		return nil
+	}
+	r, err := maxminddb.Open(path)
+	if err != nil {
+		return config.Errorf(key, "%s is not a MaxMind database: %v", path, err)
+	}
+	defer r.Close()
+	if err := checkType(name, r.Metadata.DatabaseType); err != nil {
+		return config.Errorf(key, "%s: %v", path, err)
 	}
 	return nil
 }

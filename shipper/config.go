@@ -1,8 +1,11 @@
 package shipper
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -227,8 +230,20 @@ func (c *Config) Validate() error {
 			return config.Errorf(config.Index("kafka.brokers", i), "%q has no port; write host:port, e.g. kafka:9092", b)
 		}
 	}
-	if _, err := template.Parse(c.Kafka.Topic); err != nil {
+	topic, err := template.Parse(c.Kafka.Topic)
+	if err != nil {
 		return config.Errorf("kafka.topic", "%v", err)
+	}
+	// A field an input's events do not have renders as "unknown": its
+	// lines would go to a topic no aggregator reads.
+	for i := range c.Inputs {
+		known := c.Inputs[i].fieldNames()
+		for _, f := range topic.Fields() {
+			if !slices.Contains(known, f) {
+				return config.Errorf("kafka.topic", "{%s} is not a field of inputs[%d]'s lines, whose topic would be named with %q%s; they have: %s",
+					f, i, template.Missing, config.DidYouMean(f, known), strings.Join(known, ", "))
+			}
+		}
 	}
 	if c.Kafka.Partitions < 1 {
 		return config.Errorf("kafka.partitions", "must be at least 1, got %d", c.Kafka.Partitions)
@@ -266,6 +281,12 @@ func (c *Config) Validate() error {
 	if c.MaxInFlightBytes < int64(c.MaxLineBytes)*2 {
 		return config.Errorf("max_in_flight_bytes", "must be at least twice max_line_bytes (%d)", c.MaxLineBytes)
 	}
+	if err := c.HTTP.Validate("http"); err != nil {
+		return err
+	}
+	if err := c.Log.Validate("log"); err != nil {
+		return err
+	}
 	for key, d := range map[string]time.Duration{"scan_interval": c.ScanInterval, "registry_flush": c.RegistryFlush, "shutdown_timeout": c.ShutdownTimeout,
 		"unterminated_line_after": c.UnterminatedLineAfter, "close_removed_after": c.CloseRemovedAfter, "close_inactive": c.CloseInactive, "clean_after": c.CleanAfter} {
 		if d <= 0 {
@@ -282,16 +303,23 @@ func (in *InputConfig) validate(key string) error {
 	if template.IndexValue(in.Type) != in.Type {
 		return config.Errorf(config.Join(key, "type"), "%q must be lower case letters, digits, '-' or '_'", in.Type)
 	}
+	if n, ok := config.Nearest(in.Type, KnownTypes); ok {
+		return config.Errorf(config.Join(key, "type"), "%q is not a document type Sluice parses; did you mean %s? (types other than %s are indexed as raw text)",
+			in.Type, n, strings.Join(KnownTypes, ", "))
+	}
 	if len(in.Paths) == 0 {
 		return config.Errorf(config.Join(key, "paths"), "is required: list globs of files to tail")
 	}
 	for j, p := range in.Paths {
-		if _, err := filepath.Match(p, ""); err != nil || !filepath.IsAbs(p) {
+		if !filepath.IsAbs(p) {
 			return config.Errorf(config.Index(config.Join(key, "paths"), j), "%q must be an absolute path glob such as /var/log/app/*.log", p)
+		}
+		if err := checkGlob(p); err != nil {
+			return config.Errorf(config.Index(config.Join(key, "paths"), j), "%q is not a valid glob: %v", p, err)
 		}
 	}
 	for j, p := range in.Exclude {
-		if _, err := filepath.Match(p, ""); err != nil {
+		if err := checkGlob(p); err != nil {
 			return config.Errorf(config.Index(config.Join(key, "exclude"), j), "%q is not a valid glob: %v", p, err)
 		}
 	}
@@ -304,4 +332,31 @@ func (in *InputConfig) validate(key string) error {
 		}
 	}
 	return nil
+}
+
+// checkGlob says what is wrong with a malformed glob, where filepath.Match
+// only says that something is.
+func checkGlob(glob string) error {
+	if _, err := filepath.Match(glob, ""); err == nil {
+		return nil
+	}
+	for i := 0; i < len(glob); i++ {
+		switch glob[i] {
+		case '\\':
+			i++
+			if i >= len(glob) {
+				return errors.New("it ends with a lone \\")
+			}
+		case '[':
+			end := strings.IndexByte(glob[i+1:], ']')
+			if end < 0 {
+				return fmt.Errorf("the [ at byte %d is never closed; write \\[ for a literal [", i+1)
+			}
+			if end == 0 || (end == 1 && glob[i+1] == '^') {
+				return fmt.Errorf("the character class at byte %d is empty", i+1)
+			}
+			i += end + 1
+		}
+	}
+	return errors.New("malformed character class (a range like [z-a], or a - at an odd place)")
 }

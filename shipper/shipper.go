@@ -134,6 +134,9 @@ func (s *Shipper) Run(ctx context.Context) error {
 			zap.Bool("tls", s.cfg.Kafka.Security.TLS.Enabled), zap.String("sasl", s.cfg.Kafka.Security.SASL.Mechanism))
 	}
 	s.log.Info("shipper starting", fields...)
+	for _, o := range s.cfg.Overlaps() {
+		s.log.Warn("a file is matched by two inputs", zap.String("overlap", o))
+	}
 	// Fail at start on TLS or SASL settings Kafka refuses, before reading
 	// anything: retrying those would only hide them.
 	if s.producer != nil {

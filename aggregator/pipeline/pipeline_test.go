@@ -324,12 +324,12 @@ func TestConfigErrors(t *testing.T) {
 pipelines:
   nginx:
     - name: a
-      dorp: {if: {exists: x}}`, "pipelines.nginx[0].dorp: unknown key; check its spelling and the configuration reference in README.md"},
+      dorp: {if: {exists: x}}`, "pipelines.nginx[0].dorp: unknown key; did you mean drop?"},
 		{"unknown condition", `
 pipelines:
   nginx:
     - name: a
-      drop: {if: {equal: {x: 1}}}`, "pipelines.nginx[0].drop.if.equal: unknown key; check its spelling and the configuration reference in README.md"},
+      drop: {if: {equal: {x: 1}}}`, "pipelines.nginx[0].drop.if.equal: unknown key; did you mean equals?"},
 		{"missing name", `
 pipelines:
   nginx:

@@ -92,6 +92,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(rest); err != nil {
 		return 2
 	}
+	args = fs.Args()
+	if cmd == "check" && *path == "" && len(args) > 0 {
+		*path, args = args[0], args[1:] // sluice check FILE, as -c FILE
+	}
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "sluice %s: unexpected argument %q; the configuration file is given with -c FILE\n", cmd, args[0])
+		return 2
+	}
 	if *path == "" {
 		fmt.Fprintf(stderr, "sluice %s: -c FILE is required\n", cmd)
 		return 2
@@ -100,7 +108,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "check":
 		var kind string
-		kind, err = check(*path)
+		var warnings []string
+		kind, warnings, err = check(*path)
+		for _, w := range warnings {
+			fmt.Fprintf(stderr, "sluice check: %s: warning: %s\n", *path, w)
+		}
 		if err == nil {
 			fmt.Fprintf(stdout, "%s: valid %s configuration\n", *path, kind)
 		}
@@ -183,33 +195,36 @@ func versionString() string {
 	return version
 }
 
-// check loads a config as whichever role its keys say it is for.
-func check(path string) (string, error) {
+// check loads a config as whichever role its keys say it is for, and
+// returns what is valid but likely wrong as warnings.
+func check(path string) (kind string, warnings []string, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	keys, err := config.Keys(data)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	if slices.Contains(keys, "output") || slices.Contains(keys, "queue") || slices.Contains(keys, "dead_letter_file") {
-		_, err := loadRun(path)
-		return "run", err
-	}
-	if slices.Contains(keys, "inputs") || slices.Contains(keys, "registry") {
-		if slices.Contains(keys, "elasticsearch") {
-			_, err := loadRun(path)
-			return "run", err
+	has := func(k string) bool { return slices.Contains(keys, k) }
+	switch {
+	case has("output") || has("queue") || has("dead_letter_file") || (has("inputs") || has("registry")) && has("elasticsearch"):
+		cfg, err := loadRun(path)
+		if err != nil {
+			return "run", nil, err
 		}
-		_, err := loadShipper(path)
-		return "shipper", err
-	}
-	if slices.Contains(keys, "elasticsearch") {
+		return "run", cfg.Config.Overlaps(), nil
+	case has("inputs") || has("registry"):
+		cfg, err := loadShipper(path)
+		if err != nil {
+			return "shipper", nil, err
+		}
+		return "shipper", cfg.Overlaps(), nil
+	case has("elasticsearch"):
 		_, err := loadAggregator(path)
-		return "aggregator", err
+		return "aggregator", nil, err
 	}
-	return "", errors.New("neither a shipper config (it has inputs and registry), an aggregator config (it has elasticsearch) nor a run config (it has inputs, registry and output)")
+	return "", nil, errors.New("neither a shipper config (it has inputs and registry), an aggregator config (it has elasticsearch) nor a run config (it has inputs, registry and output)")
 }
 
 func loadRun(path string) (runner.Config, error) {

@@ -67,7 +67,7 @@ func Load(path string, out any) error {
 func Decode(data []byte, out any, lookup func(string) (string, bool)) error {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		msg := "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")
+		msg := "invalid YAML: " + yamlSyntaxError(err)
 		if bytes.Contains(data, []byte("${")) {
 			msg += `; inside [ ] or { } a ${VAR} must be quoted, e.g. ["${VAR}"]`
 		}
@@ -95,10 +95,11 @@ func Decode(data []byte, out any, lookup func(string) (string, bool)) error {
 	dec.KnownFields(true)
 	if err := dec.Decode(out); err != nil {
 		var again yaml.Node
+		keys := keysByType(reflect.TypeOf(out), map[string][]string{})
 		if yaml.Unmarshal(encoded, &again) != nil || len(again.Content) == 0 {
-			return describeDecodeError(err, root.Content[0])
+			return describeDecodeError(err, root.Content[0], keys)
 		}
-		return describeDecodeError(err, again.Content[0])
+		return describeDecodeError(err, again.Content[0], keys)
 	}
 	return nil
 }
@@ -108,13 +109,28 @@ func Decode(data []byte, out any, lookup func(string) (string, bool)) error {
 func Keys(data []byte) ([]string, error) {
 	var m map[string]yaml.Node
 	if err := yaml.Unmarshal(data, &m); err != nil {
-		return nil, &Error{Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+		return nil, &Error{Msg: "invalid YAML: " + yamlSyntaxError(err)}
 	}
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
 	return keys, nil
+}
+
+// yamlParserError matches the errors of yaml.v3's parser (as opposed to
+// its scanner), which it reports at the 0-based line of the construct that
+// is left open: "line 4" for a list opened on the file's fifth line.
+var yamlParserError = regexp.MustCompile(`^yaml: line (\d+): (did not find expected (?:key|node content|'-' indicator|',' or '\]'|',' or '\}'|<document start>))$`)
+
+// yamlSyntaxError describes a YAML syntax error with the file's own line
+// numbers.
+func yamlSyntaxError(err error) string {
+	if m := yamlParserError.FindStringSubmatch(err.Error()); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return fmt.Sprintf("line %d: %s (the mapping or list that is not closed starts on line %d)", line+1, m[2], line+1)
+	}
+	return strings.TrimPrefix(err.Error(), "yaml: ")
 }
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
@@ -176,9 +192,45 @@ var (
 	badValue     = regexp.MustCompile(`line (\d+): cannot unmarshal !!(\w+) ` + "`" + `?([^` + "`" + `]*)` + "`" + `? into (\S+)`)
 )
 
+// keysByType maps the name of each struct type reachable from t, as yaml's
+// errors name it (shipper.InputConfig), to its keys, so that an unknown key
+// can be answered with the nearest known one.
+func keysByType(t reflect.Type, out map[string][]string) map[string][]string {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return out
+	}
+	if _, seen := out[t.String()]; seen {
+		return out
+	}
+	var keys []string
+	out[t.String()] = nil
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" || (!f.IsExported() && !f.Anonymous) {
+			continue
+		}
+		if strings.Contains(opts, "inline") || (f.Anonymous && name == "") {
+			inner := keysByType(f.Type, out)
+			keys = append(keys, inner[f.Type.String()]...)
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		keys = append(keys, name)
+		keysByType(f.Type, out)
+	}
+	out[t.String()] = keys
+	return out
+}
+
 // describeDecodeError turns yaml's type errors into messages that name the
-// key path.
-func describeDecodeError(err error, root *yaml.Node) error {
+// key path, and the nearest known key for an unknown one.
+func describeDecodeError(err error, root *yaml.Node, keys map[string][]string) error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
 		return &Error{Msg: err.Error()}
@@ -187,8 +239,11 @@ func describeDecodeError(err error, root *yaml.Node) error {
 	for _, e := range te.Errors {
 		if m := unknownField.FindStringSubmatch(e); m != nil {
 			line, _ := strconv.Atoi(m[1])
-			msgs = append(msgs, fmt.Sprintf("%s: unknown key; check its spelling and the configuration reference in README.md",
-				Join(keyAtLine(root, "", line, m[2]), m[2])))
+			hint := "; check its spelling and the configuration reference in README.md"
+			if n, ok := Nearest(m[2], keys[m[3]]); ok {
+				hint = "; did you mean " + n + "?"
+			}
+			msgs = append(msgs, fmt.Sprintf("%s: unknown key%s", Join(keyAtLine(root, "", line, m[2]), m[2]), hint))
 			continue
 		}
 		if m := badValue.FindStringSubmatch(e); m != nil {

@@ -46,6 +46,9 @@ func TestDecodeErrorsNameTheKey(t *testing.T) {
 	}{
 		{"unset variable", "name: ${MISSING}\n", nil, []string{"name:", "MISSING", "${MISSING:-value}"}},
 		{"unknown key", "nested:\n  flg: true\n", nil, []string{"nested.flg", "unknown key"}},
+		{"misspelt key", "nme: x\n", nil, []string{"nme: unknown key; did you mean name?"}},
+		{"unclosed flow list, at the file's line", "name: x\n# c\nbrokers: [a,\n  b\ncount: 1\n", nil, []string{"invalid YAML: line 3: did not find expected ',' or ']'"}},
+		{"unknown key, nothing near", "nested:\n  colour: red\n", nil, []string{"nested.colour: unknown key; check its spelling"}},
 		{"unknown key in a one-line flow mapping", "name: x\nnested: {flg: true}\n", nil, []string{"nested.flg: unknown key"}},
 		{"unknown key after comments and blank lines", "# comment\n\n\nname: x\n# more\n\nnested:\n  # why\n\n  flg: true\n", nil, []string{"nested.flg: unknown key"}},
 		{"bad number", "count: many\n", nil, []string{"count", `"many"`, "whole number"}},
