@@ -14,6 +14,7 @@ import (
 	"runtime/pprof"
 	"runtime/trace"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -68,28 +69,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "sluice", versionString())
 		return 0
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		if len(rest) == 0 {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+		if _, ok := commands[rest[0]]; !ok || len(rest) > 1 {
+			fmt.Fprintf(stderr, "sluice help: unknown command %q\n\n%s", strings.Join(rest, " "), usage)
+			return 2
+		}
+		fs, _ := newFlags(rest[0], stderr)
+		printHelp(stdout, rest[0], fs)
 		return 0
 	case "ship", "aggregate", "run", "check", "replay", "test", "setup":
 	default:
 		fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
-	fs := flag.NewFlagSet("sluice "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("c", "", "configuration file (YAML)")
-	var replay replayFlags
-	if cmd == "replay" {
-		fs.StringVar(&replay.topic, "topic", "", "topic to replay (required)")
-		fs.StringVar(&replay.from, "from", "", "replay records from this time (RFC 3339)")
-		fs.StringVar(&replay.to, "to", "", "replay records up to this time (RFC 3339)")
-	}
-	var tests testFlags
-	if cmd == "test" {
-		fs.StringVar(&tests.dir, "dir", "", "directory of test cases (default: the config's tests key, else pipeline-tests next to the config)")
-		fs.BoolVar(&tests.update, "update", false, "rewrite the expected documents from what the pipeline builds")
-	}
+	fs, f := newFlags(cmd, stderr)
+	path, replay, tests := &f.path, f.replay, f.tests
 	if err := fs.Parse(rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printHelp(stdout, cmd, fs)
+			return 0
+		}
+		fmt.Fprintf(stderr, "see 'sluice help %s'\n", cmd)
 		return 2
 	}
 	args = fs.Args()

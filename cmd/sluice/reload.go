@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -122,6 +123,11 @@ func serve(path string, load loader) error {
 			c.AddChecks(srv)
 			next, err := runUntilReload(gctx, c, hup, path, load, cur, log, metrics)
 			if next == nil {
+				if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+					// SIGTERM while waiting for a server at start (say,
+					// installing the index template): a stop asked for.
+					return nil
+				}
 				return err
 			}
 			if err != nil {

@@ -44,6 +44,9 @@ func NewLogger(level string) (*zap.Logger, error) {
 	cfg.EncoderConfig.TimeKey = "@timestamp"
 	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	cfg.Sampling = nil
+	// Errors are sentences that say what happened and what to do; a Go
+	// stack trace under each would only bury them.
+	cfg.DisableStacktrace = true
 	return cfg.Build()
 }
 

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// command is what `sluice help CMD` and `sluice CMD --help` say of a
+// command, besides its flags.
+type command struct {
+	synopsis string // the command line
+	about    string // what it does, a paragraph
+	example  string
+}
+
+var commands = map[string]command{
+	"ship": {"sluice ship -c FILE",
+		"Tails the files of the configured inputs and produces every line to Kafka. File offsets are kept in a registry that moves only once Kafka has acknowledged the lines, so restarts, rotation and Kafka outages lose nothing. Serves /metrics, /healthz and /readyz on http.listen; reloads FILE on SIGHUP; SIGTERM delivers what is in flight and exits 0.",
+		"sluice ship -c /etc/sluice/shipper.yaml"},
+	"aggregate": {"sluice aggregate -c FILE",
+		"Consumes the shippers' topics as a member of a consumer group, parses each line by its document type and bulk-indexes the documents into Elasticsearch. Offsets are committed only once Elasticsearch acknowledged the documents; rejected ones go to the dead-letter topic. Reloads FILE on SIGHUP.",
+		"sluice aggregate -c /etc/sluice/aggregator.yaml"},
+	"run": {"sluice run -c FILE",
+		"Ship and aggregate in one process, without Kafka: lines go through an in-process queue to Elasticsearch, an NDJSON file or standard output.",
+		"sluice run -c deploy/local/run.yaml"},
+	"check": {"sluice check [-c] FILE",
+		"Validates a shipper, aggregator or run configuration without starting anything: unknown keys, bad values, placeholders that would render \"unknown\", misspelt document types, unreadable certificates and GeoIP databases. Exit 0 when valid (warnings go to standard error), 1 with the key and the fix when not.",
+		"sluice check /etc/sluice/shipper.yaml"},
+	"setup": {"sluice setup -c FILE",
+		"Installs the index template in Elasticsearch and, with kibana.url set, imports the dashboards into Kibana, using an aggregator configuration.",
+		"sluice setup -c /etc/sluice/aggregator.yaml"},
+	"replay": {"sluice replay -c FILE -topic TOPIC [-from TIME] [-to TIME]",
+		"Sends a topic's records through the aggregator's pipeline again: the dead-letter topic after a mapping fix, or a time range of a source topic. Reads to the topic's end as it is when the replay starts, commits nothing; document ids make it idempotent.",
+		"sluice replay -c aggregator.yaml -topic sluice-dead-letter -from 2026-11-25T10:00:00Z"},
+	"test": {"sluice test -c FILE [-dir DIR] [-update]",
+		"Runs sample lines through the aggregator's parsers, GeoIP and pipelines (no Kafka or Elasticsearch) and compares the documents with the expected ones; exit 1 with a diff when they differ.",
+		"sluice test -c aggregator.yaml -dir pipeline-tests"},
+}
+
+// cmdFlags are the values of a command's flags.
+type cmdFlags struct {
+	path   string
+	replay replayFlags
+	tests  testFlags
+}
+
+// newFlags returns the flag set of cmd; parse errors are written to
+// stderr, help is not (printHelp writes it to standard output).
+func newFlags(cmd string, stderr io.Writer) (*flag.FlagSet, *cmdFlags) {
+	f := &cmdFlags{}
+	fs := flag.NewFlagSet("sluice "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {}
+	fs.StringVar(&f.path, "c", "", "configuration file (YAML)")
+	switch cmd {
+	case "replay":
+		fs.StringVar(&f.replay.topic, "topic", "", "topic to replay (required)")
+		fs.StringVar(&f.replay.from, "from", "", "replay records from this time (RFC 3339)")
+		fs.StringVar(&f.replay.to, "to", "", "replay records up to this time (RFC 3339)")
+	case "test":
+		fs.StringVar(&f.tests.dir, "dir", "", "directory of test cases (default: the config's tests key, else pipeline-tests next to the config)")
+		fs.BoolVar(&f.tests.update, "update", false, "rewrite the expected documents from what the pipeline builds")
+	}
+	return fs, f
+}
+
+// printHelp writes a command's synopsis, description, flags and example.
+func printHelp(w io.Writer, cmd string, fs *flag.FlagSet) {
+	c := commands[cmd]
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n\nFlags:\n", c.synopsis, wrap(c.about, 78))
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fmt.Fprintf(w, "\nExample:\n  %s\n", c.example)
+}
+
+// wrap breaks text into lines of at most width bytes at spaces.
+func wrap(text string, width int) string {
+	var b strings.Builder
+	line := 0
+	for i, word := range strings.Fields(text) {
+		if i > 0 && line+1+len(word) > width {
+			b.WriteByte('\n')
+			line = 0
+		} else if i > 0 {
+			b.WriteByte(' ')
+			line++
+		}
+		b.WriteString(word)
+		line += len(word)
+	}
+	return b.String()
+}
