@@ -13,6 +13,7 @@ import (
 	"github.com/sluicelog/sluice/internal/telemetry"
 	"github.com/sluicelog/sluice/internal/template"
 	"github.com/sluicelog/sluice/internal/tlsconfig"
+	"github.com/sluicelog/sluice/parser"
 )
 
 // Config is the configuration of `sluice aggregate`.
@@ -92,6 +93,10 @@ type ElasticsearchConfig struct {
 type ParsersConfig struct {
 	// NginxFormat is the nginx log_format of nginx access logs.
 	NginxFormat string `yaml:"nginx_format"`
+	// DecodeJSONFields are the service members whose string value, if it
+	// holds a JSON object, is decoded into the document (default [log],
+	// Docker's json-file member; [] decodes none).
+	DecodeJSONFields []string `yaml:"decode_json_fields"`
 }
 
 // Defaults for local use.
@@ -115,6 +120,9 @@ func (c *Config) SetDefaults() {
 	}
 	if len(c.Kafka.Topics) == 0 {
 		c.Kafka.Topics = []string{"logs-service", "logs-nginx"}
+	}
+	if c.Parsers.DecodeJSONFields == nil {
+		c.Parsers.DecodeJSONFields = parser.DefaultDecodeJSON
 	}
 	if c.Kafka.DeadLetterTopic == "" {
 		c.Kafka.DeadLetterTopic = DefaultDeadLetter
@@ -227,6 +235,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Kibana.Validate("kibana"); err != nil {
 		return err
+	}
+	for i, name := range c.Parsers.DecodeJSONFields {
+		if strings.TrimSpace(name) == "" {
+			return config.Errorf("parsers.decode_json_fields", "entry %d is empty: name a member such as log, or remove it", i)
+		}
 	}
 	if _, err := newParsers(c.Parsers); err != nil {
 		return config.Errorf("parsers.nginx_format", "%v", err)

@@ -74,6 +74,9 @@ elasticsearch:
 		{"kafka sasl without mechanism", `
 kafka:
   sasl: {username: u, password: pw-inline}`, "kafka.sasl.mechanism: is required with a username or password"},
+		{"decode_json_fields with an empty name", `
+parsers:
+  decode_json_fields: [log, ""]`, "parsers.decode_json_fields: entry 1 is empty"},
 		{"unknown tls key", `
 kafka:
   tls:

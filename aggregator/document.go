@@ -15,7 +15,8 @@ import (
 // parsers turns an event's raw line into a document, by document type.
 // Not safe for concurrent use.
 type parsers struct {
-	nginx *parser.Nginx
+	nginx   *parser.Nginx
+	service parser.Service
 
 	// The read time of the last event and its text: the lines of one read
 	// burst share it.
@@ -109,7 +110,11 @@ func newParsers(cfg ParsersConfig) (*parsers, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &parsers{nginx: n}, nil
+	decode := cfg.DecodeJSONFields
+	if decode == nil {
+		decode = parser.DefaultDecodeJSON
+	}
+	return &parsers{nginx: n, service: parser.Service{DecodeJSON: decode}}, nil
 }
 
 // fieldAliases maps the shipper's static and path fields to ECS names.
@@ -152,7 +157,7 @@ func (p *parsers) fill(ev *event.Event, doc *parser.Doc) (parsed bool) {
 	var err error
 	switch ev.Type {
 	case "service":
-		err = parser.ParseService(ev.Line, doc)
+		err = p.service.Parse(ev.Line, doc)
 	case "nginx":
 		// In place: the document's values may be parts of the record's
 		// value, which nothing changes, and the document is done with
