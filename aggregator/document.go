@@ -170,11 +170,13 @@ func (p *parsers) fill(ev *event.Event, doc *parser.Doc) (parsed bool) {
 		doc.Reset()
 		parser.Fallback(ev.Line, err, doc)
 	}
+	// The shipper's fields say who sent the line: they win over what the
+	// line says (see overrule).
+	var fields []docField
 	if len(ev.Fields) > 0 {
-		for _, f := range p.docFields(ev.Fields) {
-			if !doc.HasKey(f.key) {
-				doc.SetKey(f.key, f.v)
-			}
+		fields = p.docFields(ev.Fields)
+		for _, f := range fields {
+			overrule(doc, f.key, f.v)
 		}
 	}
 	if !doc.HasKey(keyTimestamp) {
@@ -187,11 +189,14 @@ func (p *parsers) fill(ev *event.Event, doc *parser.Doc) (parsed bool) {
 	if ev.Stream != "" {
 		doc.Set("stream", ev.Stream)
 	}
-	doc.SetKey(keyEventDataset, p.typ.value(ev.Type))
+	overrule(doc, keyEventDataset, p.typ.value(ev.Type))
 	doc.SetKey(keyEventCreated, p.created(ev.ReadTime))
-	doc.SetKey(keyHostName, p.node.value(ev.Node))
-	doc.SetKey(keyLogFilePath, p.path.value(ev.Path))
-	doc.SetKey(keyLogOffset, doc.IntValue(ev.Offset))
+	overrule(doc, keyHostName, p.node.value(ev.Node))
+	overrule(doc, keyLogFilePath, p.path.value(ev.Path))
+	offset := doc.IntValue(ev.Offset)
+	doc.SetKey(keyLogOffset, offset)
+	overruleNested(doc, fields, [...]docField{{keyEventDataset, p.typ.v}, {keyHostName, p.node.v},
+		{keyLogFilePath, p.path.v}, {keyLogOffset, offset}})
 	if len(ev.Flags) > 0 {
 		doc.Set("tags", ev.Flags)
 	}
