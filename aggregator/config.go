@@ -1,6 +1,7 @@
 package aggregator
 
 import (
+	"net/url"
 	"strings"
 	"time"
 
@@ -135,7 +136,7 @@ func (c *Config) SetDefaults() {
 	}
 	c.Kafka.Security.SetDefaults()
 	es := &c.Elasticsearch
-	es.Addresses = config.SplitList(es.Addresses)
+	es.Addresses = config.SplitURLs(es.Addresses)
 	if len(es.Addresses) == 0 {
 		es.Addresses = []string{DefaultElasticsearch}
 	}
@@ -192,8 +193,8 @@ func (c *Config) Validate() error {
 	}
 	es := c.Elasticsearch
 	for i, a := range es.Addresses {
-		if !strings.HasPrefix(a, "http://") && !strings.HasPrefix(a, "https://") {
-			return config.Errorf(config.Index("elasticsearch.addresses", i), "%q must be a URL such as http://127.0.0.1:9200", redactURL(a))
+		if u, err := url.Parse(a); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return config.Errorf(config.Index("elasticsearch.addresses", i), "%q must be a URL such as http://127.0.0.1:9200 (a password's special characters percent-encoded)", redactURL(a))
 		}
 		if strings.HasPrefix(a, "http://") && (es.TLS.Enabled || es.TLS.Configured()) {
 			return config.Errorf(config.Index("elasticsearch.addresses", i), "%q is plain HTTP while elasticsearch.tls is set; write https://", redactURL(a))
