@@ -18,12 +18,19 @@ import (
 // finished while another stream's line, begun before it, still waits for
 // its final piece may not move the registry past that line's first piece
 // (line.Resume), or a restart would lose it.
+//
+// Docker's json-file logs (format docker) are assembled the same way: an
+// entry whose log does not end in a newline is a partial piece.
 type criAssembler struct {
-	max    int
-	stdout stream
-	stderr stream
-	read   int64 // end of the last raw line taken
-	out    []line
+	max int
+	// parse reads one raw line (parser.ParseCRI when nil), and invalid
+	// flags a line it rejects (event.FlagInvalidCRI when empty).
+	parse   func([]byte) (parser.CRI, error)
+	invalid string
+	stdout  stream
+	stderr  stream
+	read    int64 // end of the last raw line taken
+	out     []line
 }
 
 // stream is the pieces of one stream's line joined so far.
@@ -39,11 +46,15 @@ type stream struct {
 func (a *criAssembler) add(raw line) []line {
 	a.out = a.out[:0]
 	a.read = raw.End
-	c, err := parser.ParseCRI(raw.Data)
+	parse, invalid := a.parse, a.invalid
+	if parse == nil {
+		parse, invalid = parser.ParseCRI, event.FlagInvalidCRI
+	}
+	c, err := parse(raw.Data)
 	if err != nil {
-		// Not CRI: ship it as it is. Pieces pending in either stream stay
-		// pending: their final piece may still come.
-		raw.Flags = append(raw.Flags, event.FlagInvalidCRI)
+		// Not in the format: ship it as it is. Pieces pending in either
+		// stream stay pending: their final piece may still come.
+		raw.Flags = append(raw.Flags, invalid)
 		return a.emit(raw)
 	}
 	s := &a.stdout
@@ -68,6 +79,18 @@ func (a *criAssembler) add(raw line) []line {
 		return nil
 	}
 	return a.emit(s.take())
+}
+
+// newContainerAssembler returns the assembler of an input's format, or nil
+// for plain files.
+func newContainerAssembler(format string, max int) *criAssembler {
+	switch format {
+	case FormatCRI:
+		return &criAssembler{max: max}
+	case FormatDocker:
+		return &criAssembler{max: max, parse: parser.ParseDocker, invalid: event.FlagInvalidDocker}
+	}
+	return nil
 }
 
 // flush returns the pending pieces of lines whose final piece never came,

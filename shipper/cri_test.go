@@ -1,6 +1,7 @@
 package shipper
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"strings"
@@ -133,6 +134,48 @@ func TestCRIAssemblerInterleaved(t *testing.T) {
 	ls := a.flush()
 	if len(ls) != 2 || string(ls[0].Data) != "ac" || string(ls[1].Data) != "b" || ls[0].Resume != pos+32 || ls[1].Resume != pos+96 {
 		t.Fatalf("flush = %+v", ls)
+	}
+}
+
+// TestDockerAssemblerInterleaved: Docker json-file entries, long stdout
+// lines split into entries without a newline with stderr lines between
+// them, come out whole per stream; a line that is not an entry is flagged.
+func TestDockerAssemblerInterleaved(t *testing.T) {
+	a := newContainerAssembler(FormatDocker, 1<<20)
+	entry := func(stream, log string) string {
+		b, _ := json.Marshal(map[string]string{"log": log, "stream": stream, "time": "2026-11-25T10:00:00Z"})
+		return string(b)
+	}
+	var pos int64
+	var got []string
+	feed := func(s string) {
+		l := line{Data: []byte(s), Start: pos, End: pos + int64(len(s)) + 1}
+		pos = l.End
+		for _, c := range a.add(l) {
+			got = append(got, c.Stream+":"+string(c.Data)+fmt.Sprint(c.Flags))
+		}
+	}
+	for i := range 200 {
+		long := fmt.Sprintf("line-%03d-", i) + strings.Repeat("d", 2000)
+		feed(entry("stdout", long[:700]))
+		feed(entry("stderr", fmt.Sprintf("err-%03d\n", i)))
+		feed(entry("stdout", long[700:1400]))
+		feed(entry("stdout", long[1400:]+"\n"))
+	}
+	feed("not json")
+	if len(got) != 401 {
+		t.Fatalf("got %d lines, want 401", len(got))
+	}
+	for i := range 200 {
+		if want := fmt.Sprintf("stderr:err-%03d[]", i); got[2*i] != want {
+			t.Fatalf("line %d = %.40q, want %q", 2*i, got[2*i], want)
+		}
+		if want := "stdout:" + fmt.Sprintf("line-%03d-", i) + strings.Repeat("d", 2000) + "[]"; got[2*i+1] != want {
+			t.Fatalf("line %d = %.40q...", 2*i+1, got[2*i+1])
+		}
+	}
+	if got[400] != ":not json["+event.FlagInvalidDocker+"]" {
+		t.Errorf("last line = %q", got[400])
 	}
 }
 
