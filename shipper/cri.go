@@ -128,6 +128,12 @@ func (a *criAssembler) emit(l line) []line {
 	return a.out
 }
 
+// reset drops the pending pieces, for a file read again from the start:
+// their offsets are of content that is gone.
+func (a *criAssembler) reset() {
+	a.stdout.pending, a.stderr.pending, a.read = false, false, 0
+}
+
 // pending reports whether pieces of a line wait for their final piece.
 func (a *criAssembler) pending() bool { return a.stdout.pending || a.stderr.pending }
 

@@ -135,6 +135,14 @@ func TestCRIAssemblerInterleaved(t *testing.T) {
 	if len(ls) != 2 || string(ls[0].Data) != "ac" || string(ls[1].Data) != "b" || ls[0].Resume != pos+32 || ls[1].Resume != pos+96 {
 		t.Fatalf("flush = %+v", ls)
 	}
+
+	// A truncated file starts again: its old pieces join nothing new.
+	a.add(line{Data: []byte("2026-11-25T10:00:01Z stdout P old"), Start: pos + 96, End: pos + 128})
+	a.reset()
+	ls = a.add(line{Data: []byte("2026-11-25T10:00:02Z stdout F new"), Start: 0, End: 34})
+	if len(ls) != 1 || string(ls[0].Data) != "new" || ls[0].Start != 0 || ls[0].Resume != 34 {
+		t.Fatalf("after reset: %+v", ls)
+	}
 }
 
 // TestDockerAssemblerInterleaved: Docker json-file entries, long stdout

@@ -367,6 +367,9 @@ func (h *harvester) restartGeneration(size int64) error {
 	h.sh.registry.remove(old)
 	h.dropEncoder() // the file id changed
 	h.reader.reset(0)
+	if h.cri != nil {
+		h.cri.reset() // pieces of the old content, like the reader's partial line
+	}
 	h.lastSize = 0
 	return nil
 }
