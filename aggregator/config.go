@@ -1,6 +1,7 @@
 package aggregator
 
 import (
+	"net/url"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/sluicelog/sluice/internal/telemetry"
 	"github.com/sluicelog/sluice/internal/template"
 	"github.com/sluicelog/sluice/internal/tlsconfig"
+	"github.com/sluicelog/sluice/parser"
 )
 
 // Config is the configuration of `sluice aggregate`.
@@ -95,6 +97,10 @@ type ElasticsearchConfig struct {
 type ParsersConfig struct {
 	// NginxFormat is the nginx log_format of nginx access logs.
 	NginxFormat string `yaml:"nginx_format"`
+	// DecodeJSONFields are the service members whose string value, if it
+	// holds a JSON object, is decoded into the document (default [log],
+	// Docker's json-file member; [] decodes none).
+	DecodeJSONFields []string `yaml:"decode_json_fields"`
 }
 
 // Defaults for local use.
@@ -119,6 +125,9 @@ func (c *Config) SetDefaults() {
 	if len(c.Kafka.Topics) == 0 {
 		c.Kafka.Topics = []string{"logs-service", "logs-nginx"}
 	}
+	if c.Parsers.DecodeJSONFields == nil {
+		c.Parsers.DecodeJSONFields = parser.DefaultDecodeJSON
+	}
 	if c.Kafka.DeadLetterTopic == "" {
 		c.Kafka.DeadLetterTopic = DefaultDeadLetter
 	}
@@ -130,7 +139,7 @@ func (c *Config) SetDefaults() {
 	}
 	c.Kafka.Security.SetDefaults()
 	es := &c.Elasticsearch
-	es.Addresses = config.SplitList(es.Addresses)
+	es.Addresses = config.SplitURLs(es.Addresses)
 	if len(es.Addresses) == 0 {
 		es.Addresses = []string{DefaultElasticsearch}
 	}
@@ -187,8 +196,8 @@ func (c *Config) Validate() error {
 	}
 	es := c.Elasticsearch
 	for i, a := range es.Addresses {
-		if !strings.HasPrefix(a, "http://") && !strings.HasPrefix(a, "https://") {
-			return config.Errorf(config.Index("elasticsearch.addresses", i), "%q must be a URL such as http://127.0.0.1:9200", redactURL(a))
+		if u, err := url.Parse(a); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return config.Errorf(config.Index("elasticsearch.addresses", i), "%q must be a URL such as http://127.0.0.1:9200 (a password's special characters percent-encoded)", redactURL(a))
 		}
 		if strings.HasPrefix(a, "http://") && (es.TLS.Enabled || es.TLS.Configured()) {
 			return config.Errorf(config.Index("elasticsearch.addresses", i), "%q is plain HTTP while elasticsearch.tls is set; write https://", redactURL(a))
@@ -248,6 +257,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Kibana.Validate("kibana"); err != nil {
 		return err
+	}
+	for i, name := range c.Parsers.DecodeJSONFields {
+		if strings.TrimSpace(name) == "" {
+			return config.Errorf("parsers.decode_json_fields", "entry %d is empty: name a member such as log, or remove it", i)
+		}
 	}
 	if _, err := newParsers(c.Parsers); err != nil {
 		return config.Errorf("parsers.nginx_format", "%v", err)

@@ -87,6 +87,15 @@ elasticsearch:
 		{"kafka sasl without mechanism", `
 kafka:
   sasl: {username: u, password: pw-inline}`, "kafka.sasl.mechanism: is required with a username or password"},
+		{"address that does not parse", `
+elasticsearch:
+  addresses: ["http://u:pw-inline@es:92 00"]`, `elasticsearch.addresses[0]: "http://xxxxx@es:92 00" must be a URL`},
+		{"address with a bad escape in its password", `
+elasticsearch:
+  addresses: ["https://u:pw-inline%zz@es:9200"]`, `elasticsearch.addresses[0]: "https://xxxxx@es:9200" must be a URL`},
+		{"decode_json_fields with an empty name", `
+parsers:
+  decode_json_fields: [log, ""]`, "parsers.decode_json_fields: entry 1 is empty"},
 		{"unknown tls key", `
 kafka:
   tls:
@@ -113,5 +122,28 @@ kafka:
 				t.Fatalf("the error prints a secret: %v", err)
 			}
 		})
+	}
+}
+
+// TestAddressesKeepPasswordsWhole: a comma in an address's password does not
+// split the address list (and so print the rest of the password as an
+// address); a comma before another URL does.
+func TestAddressesKeepPasswordsWhole(t *testing.T) {
+	var cfg Config
+	env := func(name string) (string, bool) {
+		return "https://u:pw-inline,rest@es-0:9200,http://es-1:9200", name == "ES_URLS"
+	}
+	if err := config.Decode([]byte(`elasticsearch: {addresses: ["${ES_URLS}"]}`), &cfg, env); err != nil {
+		t.Fatal(err)
+	}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if got := cfg.Elasticsearch.Addresses; len(got) != 2 || got[0] != "https://u:pw-inline,rest@es-0:9200" || got[1] != "http://es-1:9200" {
+		t.Fatalf("addresses = %q", got)
+	}
+	if got := strings.Join(redactURLs(cfg.Elasticsearch.Addresses), " "); strings.Contains(got, "pw-inline") || strings.Contains(got, "rest") {
+		t.Fatalf("logged addresses %q print the password", got)
 	}
 }

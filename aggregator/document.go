@@ -15,7 +15,8 @@ import (
 // parsers turns an event's raw line into a document, by document type.
 // Not safe for concurrent use.
 type parsers struct {
-	nginx *parser.Nginx
+	nginx   *parser.Nginx
+	service parser.Service
 
 	// The read time of the last event and its text: the lines of one read
 	// burst share it.
@@ -109,7 +110,11 @@ func newParsers(cfg ParsersConfig) (*parsers, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &parsers{nginx: n}, nil
+	decode := cfg.DecodeJSONFields
+	if decode == nil {
+		decode = parser.DefaultDecodeJSON
+	}
+	return &parsers{nginx: n, service: parser.Service{DecodeJSON: decode}}, nil
 }
 
 // fieldAliases maps the shipper's static and path fields to ECS names.
@@ -152,7 +157,7 @@ func (p *parsers) fill(ev *event.Event, doc *parser.Doc) (parsed bool) {
 	var err error
 	switch ev.Type {
 	case "service":
-		err = parser.ParseService(ev.Line, doc)
+		err = p.service.Parse(ev.Line, doc)
 	case "nginx":
 		// In place: the document's values may be parts of the record's
 		// value, which nothing changes, and the document is done with
@@ -165,11 +170,13 @@ func (p *parsers) fill(ev *event.Event, doc *parser.Doc) (parsed bool) {
 		doc.Reset()
 		parser.Fallback(ev.Line, err, doc)
 	}
+	// The shipper's fields say who sent the line: they win over what the
+	// line says (see overrule).
+	var fields []docField
 	if len(ev.Fields) > 0 {
-		for _, f := range p.docFields(ev.Fields) {
-			if !doc.HasKey(f.key) {
-				doc.SetKey(f.key, f.v)
-			}
+		fields = p.docFields(ev.Fields)
+		for _, f := range fields {
+			overrule(doc, f.key, f.v)
 		}
 	}
 	if !doc.HasKey(keyTimestamp) {
@@ -182,11 +189,14 @@ func (p *parsers) fill(ev *event.Event, doc *parser.Doc) (parsed bool) {
 	if ev.Stream != "" {
 		doc.Set("stream", ev.Stream)
 	}
-	doc.SetKey(keyEventDataset, p.typ.value(ev.Type))
+	overrule(doc, keyEventDataset, p.typ.value(ev.Type))
 	doc.SetKey(keyEventCreated, p.created(ev.ReadTime))
-	doc.SetKey(keyHostName, p.node.value(ev.Node))
-	doc.SetKey(keyLogFilePath, p.path.value(ev.Path))
-	doc.SetKey(keyLogOffset, doc.IntValue(ev.Offset))
+	overrule(doc, keyHostName, p.node.value(ev.Node))
+	overrule(doc, keyLogFilePath, p.path.value(ev.Path))
+	offset := doc.IntValue(ev.Offset)
+	doc.SetKey(keyLogOffset, offset)
+	overruleNested(doc, fields, [...]docField{{keyEventDataset, p.typ.v}, {keyHostName, p.node.v},
+		{keyLogFilePath, p.path.v}, {keyLogOffset, offset}})
 	if len(ev.Flags) > 0 {
 		doc.Set("tags", ev.Flags)
 	}

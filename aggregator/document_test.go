@@ -29,9 +29,10 @@ func referenceFill(t *testing.T, ev *event.Event, doc *parser.Doc) {
 				key = "labels." + k
 			}
 		}
-		if !doc.Has(key) {
-			doc.Set(key, v)
+		if old, ok := doc.Get(key); ok && old != v {
+			doc.Set("labels.claimed_"+strings.ReplaceAll(key, ".", "_"), old)
 		}
+		doc.Set(key, v)
 	}
 }
 
@@ -81,6 +82,72 @@ func TestDocFieldsBounded(t *testing.T) {
 		}
 		if len(p.fields) > maxDocFields {
 			t.Fatalf("%d fields maps remembered, more than %d", len(p.fields), maxDocFields)
+		}
+	}
+}
+
+// TestFillDecodesWrappedJSON: a Docker json-file line's log member holding
+// the service's JSON is decoded into the document, by default; the list is
+// configurable and may be empty.
+func TestFillDecodesWrappedJSON(t *testing.T) {
+	ev := &event.Event{Type: "service", Line: []byte(`{"log":"{\"message\":\"Hello world\"}"}`)}
+	for _, c := range []struct {
+		fields []string
+		want   any
+	}{{nil, "Hello world"}, {[]string{"log"}, "Hello world"}, {[]string{}, nil}} {
+		p, err := newParsers(ParsersConfig{DecodeJSONFields: c.fields})
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc := newDoc()
+		p.fill(ev, doc)
+		if got, _ := doc.Get("message"); got != c.want || doc.Has("log") == (c.want != nil) {
+			t.Errorf("decode_json_fields %q: %v", c.fields, doc.Map())
+		}
+	}
+}
+
+// TestFillLineCannotClaimIdentity: the fields the shipper knows (from the
+// path, the node, Kubernetes, the input's static fields) win over what the
+// line says, flat or nested; the claimed values are kept only as labels.
+func TestFillLineCannotClaimIdentity(t *testing.T) {
+	p, err := newParsers(ParsersConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := map[string]string{"customer": "acme", "service": "checkout", "kubernetes.namespace": "shop"}
+	for _, c := range []struct {
+		line string
+		want map[string]any
+	}{
+		{`{"customer":"victimcorp","service":"payments","msg":"hi"}`, map[string]any{
+			"organization.name": "acme", "service.name": "checkout", "message": "hi",
+			"labels.claimed_organization_name": "victimcorp", "labels.claimed_service_name": "payments",
+		}},
+		{`{"host":{"name":"other-node","ip":"10.0.0.9"},"kubernetes":{"namespace":"kube-system"},"organization.name":"acme"}`, map[string]any{
+			"host": map[string]any{"ip": "10.0.0.9"}, "host.name": "node-1", "kubernetes": map[string]any{},
+			"kubernetes.namespace": "shop", "organization.name": "acme",
+			"labels.claimed_host_name": "other-node", "labels.claimed_kubernetes_namespace": "kube-system",
+		}},
+		{`{"host.name":"other-node","log":{"file":{"path":"/etc/passwd"}}}`, map[string]any{
+			"host.name": "node-1", "log": map[string]any{"file": map[string]any{}},
+			"labels.claimed_host_name": "other-node", "labels.claimed_log_file_path": "/etc/passwd",
+		}},
+	} {
+		ev := &event.Event{Type: "service", Node: "node-1", Path: "/var/log/app.log", Fields: fields, Line: []byte(c.line)}
+		doc := newDoc()
+		p.fill(ev, doc)
+		got := doc.Map()
+		for k, v := range c.want {
+			if !reflect.DeepEqual(got[k], v) {
+				t.Errorf("%s: %s = %#v, want %#v", c.line, k, got[k], v)
+			}
+		}
+		if v := got["log.file.path"]; v != "/var/log/app.log" {
+			t.Errorf("%s: log.file.path = %v", c.line, v)
+		}
+		if h, ok := got["host"].(map[string]any); ok && h["name"] != nil {
+			t.Errorf("%s: a second host.name %v", c.line, h["name"])
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -122,13 +121,7 @@ func explainESError(err error) error {
 }
 
 // redactURL hides the password of a URL such as https://user:pw@host:9200.
-func redactURL(addr string) string {
-	u, err := url.Parse(addr)
-	if err != nil || u.User == nil {
-		return addr
-	}
-	return u.Redacted()
-}
+func redactURL(addr string) string { return secret.RedactURL(addr) }
 
 // redactURLs is redactURL for a list, for logs.
 func redactURLs(addrs []string) []string {

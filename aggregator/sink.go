@@ -81,11 +81,14 @@ func cutTornLine(f *os.File) (int64, error) {
 // written to w.
 func NewWriterSink(w io.Writer) *Sink { return &Sink{w: w} }
 
+// openAppend opens path for appending. The documents and dead letters are
+// log lines, which may be private: what it creates, the file and its
+// directories, only its owner can read.
 func openAppend(path string) (*os.File, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("creating the directory of %s: %w", path, err)
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}

@@ -171,3 +171,34 @@ func TestFileSinkCutsATornLine(t *testing.T) {
 		})
 	}
 }
+
+// TestFilesArePrivate: the NDJSON output and the dead-letter file, and the
+// directories made for them, are readable by their owner only; a private
+// source log does not end up world-readable.
+func TestFilesArePrivate(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out", "docs.ndjson")
+	dead := filepath.Join(dir, "dead", "sub", "dead-letter.ndjson")
+	s, err := NewFileSink(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	d, err := OpenDeadLetterFile(dead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for path, want := range map[string]os.FileMode{
+		out: 0o600, filepath.Dir(out): 0o700 | os.ModeDir,
+		dead: 0o600, filepath.Dir(dead): 0o700 | os.ModeDir, filepath.Dir(filepath.Dir(dead)): 0o700 | os.ModeDir,
+	} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != want {
+			t.Errorf("%s: mode %v, want %v", path, fi.Mode(), want)
+		}
+	}
+}

@@ -1,6 +1,9 @@
 package parser
 
-import "testing"
+import (
+	"encoding/json"
+	"testing"
+)
 
 // benchNginxLine is a realistic line in DefaultNginxFormat, 290 bytes.
 const benchNginxLine = `81.2.69.142 - - [25/Nov/2026:10:00:00 +0000] "GET /api/v1/search?q=running+shoes&page=2 HTTP/1.1" 200 18231 "https://shop.example/catalog/shoes" "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36" 0.124 0.120 "203.0.113.9, 10.0.0.7"`
@@ -53,4 +56,20 @@ func BenchmarkCRI(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkParseServiceNoDecode is BenchmarkParseService without decoding
+// the log member: the cost of looking for it on a line that has none.
+func BenchmarkParseServiceNoDecode(b *testing.B) {
+	benchmarkParse(b, Service{}.Parse, benchServiceLine)
+}
+
+// BenchmarkParseServiceWrapped is a Docker json-file line whose log member
+// holds the service's JSON.
+func BenchmarkParseServiceWrapped(b *testing.B) {
+	line, err := json.Marshal(map[string]string{"log": benchServiceLine + "\n", "stream": "stdout", "time": "2026-11-25T10:00:00.123456789Z"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchmarkParse(b, ParseService, string(line))
 }

@@ -45,6 +45,11 @@
 // already is ECS), except for message, which takes it as JSON text. A null
 // member is dropped.
 //
+// Before that, members named in Service.DecodeJSON (ParseService: "log",
+// which Docker's json-file driver wraps a line in) whose value is a string
+// holding a JSON object are replaced by that object's members, which win
+// over members of the same name. Other strings stay as they are.
+//
 // Timestamps may be strings, "2006-01-02T15:04:05[.fraction]" followed by
 // "Z", "+07:00", "+0700" or nothing (UTC), with a space instead of the T
 // allowed and a comma allowed for the fraction point; or epoch numbers

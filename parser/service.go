@@ -7,11 +7,28 @@ import (
 	"time"
 )
 
-// ParseService parses a service's JSON log line, one JSON object, into doc
+// DefaultDecodeJSON are the members whose JSON text ParseService decodes:
+// Docker's json-file log member, which wraps what the service wrote.
+var DefaultDecodeJSON = []string{"log"}
+
+// Service parses service JSON lines.
+type Service struct {
+	// DecodeJSON names members that may hold a JSON object as a string
+	// (a log wrapped by a runtime or a forwarder): such an object's members
+	// replace the member, as if the line had held them itself.
+	DecodeJSON []string
+}
+
+// ParseService parses a line as Service{DecodeJSON: DefaultDecodeJSON} does.
+func ParseService(line []byte, doc *Doc) error {
+	return Service{DecodeJSON: DefaultDecodeJSON}.Parse(line, doc)
+}
+
+// Parse parses a service's JSON log line, one JSON object, into doc
 // (normally empty): its members under their own names, well-known ones moved
 // to ECS fields (see the package documentation). A line that is not JSON returns an error
 // wrapping ErrNotJSON; JSON that is not an object, ErrNotObject.
-func ParseService(line []byte, doc *Doc) error {
+func (s Service) Parse(line []byte, doc *Doc) error {
 	r, err := objectReader(line)
 	if err != nil {
 		return err
@@ -19,6 +36,9 @@ func ParseService(line []byte, doc *Doc) error {
 	r.members(func(name string) { doc.Set(name, r.value()) })
 	if err := r.finish(line); err != nil {
 		return err
+	}
+	for _, name := range s.DecodeJSON {
+		decodeJSONMember(doc, name)
 	}
 	setServiceTime(doc)
 	// ECS fields and the members they take, best first.
@@ -150,4 +170,39 @@ func pinoLevel(n int64) (string, bool) {
 		return "fatal", true
 	}
 	return "", false
+}
+
+// decodeJSONMember replaces member name, if it is a string holding a JSON
+// object, by that object's members, which take the place of members of the
+// same name (the wrapper's, such as Docker's stream and time, say less than
+// what the service wrote). Anything else stays as it is. A line without the
+// member pays one lookup.
+func decodeJSONMember(doc *Doc, name string) {
+	v, ok := doc.Get(name)
+	if !ok {
+		return
+	}
+	text, ok := v.(string)
+	if !ok {
+		return
+	}
+	r := jsonReader{s: text, valid: true} // document strings are valid UTF-8
+	r.space()
+	if r.next() != '{' {
+		return
+	}
+	type member struct {
+		name string
+		v    any
+	}
+	var members []member
+	r.members(func(name string) { members = append(members, member{name, r.value()}) })
+	r.space()
+	if r.bad || r.i != len(text) {
+		return // not JSON: the text stays
+	}
+	doc.Delete(name)
+	for _, m := range members {
+		doc.Set(m.name, m.v)
+	}
 }

@@ -215,3 +215,29 @@ func TestJSONReaderSyntax(t *testing.T) {
 		}
 	}
 }
+
+func TestServiceDecodeJSON(t *testing.T) {
+	line := []byte(`{"log":"{\"message\":\"Hello world\",\"level\":\"info\"}\n","stream":"stdout"}`)
+	doc := NewDoc(8)
+	if err := ParseService(line, doc); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := doc.Get("message"); v != "Hello world" || doc.Has("log") {
+		t.Fatalf("ParseService = %v, want message Hello world and no log", doc.Map())
+	}
+	// Other members are named by the configuration; none decodes nothing.
+	doc.Reset()
+	if err := (Service{DecodeJSON: []string{"payload"}}).Parse([]byte(`{"payload":"{\"msg\":\"inner\"}","log":"{\"a\":1}"}`), doc); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := doc.Get("message"); v != "inner" || !doc.Has("log") {
+		t.Fatalf("DecodeJSON payload = %v", doc.Map())
+	}
+	doc.Reset()
+	if err := (Service{}).Parse(line, doc); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := doc.Get("log"); v == nil || doc.Has("message") {
+		t.Fatalf("no DecodeJSON = %v", doc.Map())
+	}
+}

@@ -74,7 +74,7 @@ func (c *Config) SetDefaults() {
 	if !c.defaulted {
 		c.defaulted = true
 		c.kafkaGiven = !reflect.DeepEqual(c.Kafka, shipper.KafkaConfig{})
-		c.esGiven = len(config.SplitList(c.Elasticsearch.Addresses)) > 0
+		c.esGiven = len(config.SplitURLs(c.Elasticsearch.Addresses)) > 0
 	}
 	c.Config.SetDefaults()
 	agg := c.aggregatorConfig()

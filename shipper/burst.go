@@ -42,12 +42,12 @@ func (h *harvester) openBurst(now time.Time) *burst {
 	return b
 }
 
-// add counts a published line that covers file bytes [start, end) and holds
-// reserved bytes of the budget.
-func (b *burst) add(start, end, reserved int64) {
+// add counts a published line read from n file bytes, after which the
+// registry may move to end, and that holds reserved bytes of the budget.
+func (b *burst) add(n, end, reserved int64) {
 	b.pending.Add(1)
 	b.lines++
-	b.lineBytes += end - start
+	b.lineBytes += n
 	b.end = end
 	b.reserved += reserved
 }

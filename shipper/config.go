@@ -76,16 +76,18 @@ type InputConfig struct {
 	// PathFields turns path segments into fields, e.g.
 	// /var/log/services/{environment}/{customer}/{service}/
 	PathFields string `yaml:"path_fields"`
-	// Format is how lines are framed in the file: plain (default) or cri
+	// Format is how lines are framed in the file: plain (default), cri
 	// for Kubernetes container logs (/var/log/containers/*.log), whose
-	// runtime prefix is stripped and partial lines joined.
+	// runtime prefix is stripped and partial lines joined, or docker for
+	// Docker's json-file logs, unwrapped and joined the same way.
 	Format string `yaml:"format"`
 }
 
 // Input formats.
 const (
-	FormatPlain = "plain"
-	FormatCRI   = "cri"
+	FormatPlain  = "plain"
+	FormatCRI    = "cri"
+	FormatDocker = "docker"
 )
 
 // KafkaConfig is where and how lines are produced.
@@ -323,8 +325,8 @@ func (in *InputConfig) validate(key string) error {
 			return config.Errorf(config.Index(config.Join(key, "exclude"), j), "%q is not a valid glob: %v", p, err)
 		}
 	}
-	if in.Format != FormatPlain && in.Format != FormatCRI {
-		return config.Errorf(config.Join(key, "format"), "%q must be plain or cri", in.Format)
+	if in.Format != FormatPlain && in.Format != FormatCRI && in.Format != FormatDocker {
+		return config.Errorf(config.Join(key, "format"), "%q must be plain, cri or docker", in.Format)
 	}
 	if in.PathFields != "" {
 		if _, err := compilePathFields(in.PathFields); err != nil {

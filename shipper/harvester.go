@@ -151,9 +151,13 @@ func (h *harvester) readAvailable(ctx context.Context) (bool, error) {
 			break
 		}
 		if h.cri != nil {
-			if l, ok = h.cri.add(l); !ok {
-				continue
+			for _, c := range h.cri.add(l) {
+				if err := h.ship(ctx, c, c.Flags, now); err != nil {
+					return false, nil // ctx done: stop, the registry keeps the line
+				}
+				n++
 			}
+			continue
 		}
 		if err := h.ship(ctx, l, l.Flags, now); err != nil {
 			return false, nil // ctx done: stop, the registry keeps the line
@@ -204,7 +208,8 @@ func (h *harvester) ship(ctx context.Context, l line, flags []string, now time.T
 	}
 	b := h.burst
 	lines, lineBytes, end, held := b.lines, b.lineBytes, b.end, b.reserved
-	b.add(l.Start, l.End, reserved) // before publishing: the ack may come at once
+	n, resume := l.covered()
+	b.add(n, resume, reserved) // before publishing: the ack may come at once
 	rec := h.enc.Record(&ev)
 	b.hold(h.enc.Block())
 	if err := h.sh.publisher.Publish(ctx, rec, b.acked); err != nil {
@@ -262,7 +267,7 @@ func (h *harvester) idle(ctx context.Context, size int64) (release bool, err err
 		}
 	}
 	gone := time.Since(time.Unix(0, h.lastSeen.Load()))
-	atEnd := !h.reader.pending() && h.reader.readPosition() >= size && (h.cri == nil || h.cri.pending == nil)
+	atEnd := !h.reader.pending() && h.reader.readPosition() >= size && (h.cri == nil || !h.cri.pending())
 	if gone >= h.sh.cfg.CloseRemovedAfter && atEnd && time.Since(h.lastData) >= h.sh.cfg.CloseRemovedAfter {
 		h.log.Info("releasing file no longer found by the inputs' globs", zap.Int64("offset", h.reader.position()))
 		return true, nil
@@ -309,19 +314,24 @@ func (h *harvester) checkReplaced() (int64, error) {
 // newline (or, in a container log, for its final piece).
 func (h *harvester) flushUnterminated(ctx context.Context) error {
 	l, ok := h.reader.flushPartial()
-	if ok && h.cri != nil {
-		l, ok = h.cri.add(l)
+	lines := []line(nil)
+	if ok {
+		lines = []line{l}
 	}
-	if !ok && h.cri != nil {
-		l, ok = h.cri.flush()
+	if h.cri != nil {
+		if ok {
+			lines = append([]line(nil), h.cri.add(l)...)
+		}
+		lines = append(lines, h.cri.flush()...)
 	}
-	if !ok {
+	if len(lines) == 0 {
 		return nil
 	}
-	err := h.ship(ctx, l, append(l.Flags, event.FlagUnterminated), time.Now())
-	h.closeBurst()
-	if err != nil {
-		return err
+	defer h.closeBurst()
+	for _, l := range lines {
+		if err := h.ship(ctx, l, append(l.Flags, event.FlagUnterminated), time.Now()); err != nil {
+			return err
+		}
 	}
 	h.lastData = time.Now()
 	return nil
@@ -357,6 +367,9 @@ func (h *harvester) restartGeneration(size int64) error {
 	h.sh.registry.remove(old)
 	h.dropEncoder() // the file id changed
 	h.reader.reset(0)
+	if h.cri != nil {
+		h.cri.reset() // pieces of the old content, like the reader's partial line
+	}
 	h.lastSize = 0
 	return nil
 }

@@ -421,6 +421,63 @@ func inode(t *testing.T, path string) uint64 {
 	return fi.Sys().(*syscall.Stat_t).Ino
 }
 
+// TestCRIInterleavedAcrossRestart: a stderr line shipped and acknowledged
+// while a stdout line waits for its final piece does not move the registry
+// past that line's first piece, so that after a restart the stdout line is
+// read again from its start and arrives whole.
+func TestCRIInterleavedAcrossRestart(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Inputs[0].Format = FormatCRI
+		c.UnterminatedLineAfter = time.Minute
+	})
+	first := "2026-11-25T10:00:00Z stdout P line id=k0 part one, \n"
+	content := first + "2026-11-25T10:00:01Z stderr F line id=k1\n"
+	if err := os.WriteFile(h.path("app.log"), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	if recs := h.records(1, 30*time.Second); len(recs) != 1 {
+		t.Fatalf("got %d records, want the stderr line", len(recs))
+	}
+	time.Sleep(300 * time.Millisecond) // the ack reaches the registry
+	h.stop()
+	for _, e := range h.sh.registry.snapshot() {
+		if e.Offset != 0 {
+			t.Fatalf("registry at %d, past the stdout line still waiting at 0", e.Offset)
+		}
+	}
+	f, err := os.OpenFile(h.path("app.log"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("2026-11-25T10:00:02Z stdout F part two\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	h.start()
+	recs := h.records(3, 30*time.Second) // the stderr line again (same document id), the stdout line
+	var whole int
+	for _, r := range recs {
+		ev, _ := event.Decode(r)
+		switch string(ev.Line) {
+		case "line id=k0 part one, part two":
+			whole++
+			if ev.Offset != 0 || ev.Stream != "stdout" {
+				t.Errorf("stdout line at offset %d, stream %q", ev.Offset, ev.Stream)
+			}
+		case "line id=k1":
+			if ev.Offset != int64(len(first)) {
+				t.Errorf("stderr line at offset %d, want %d", ev.Offset, len(first))
+			}
+		default:
+			t.Errorf("unexpected record %q", ev.Line)
+		}
+	}
+	if whole != 1 {
+		t.Fatalf("stdout line arrived whole %d times, want once: %d records", whole, len(recs))
+	}
+}
+
 func TestCRIPartialLines(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.Inputs[0].Format = FormatCRI })
 	id := strings.Repeat("0f", 32)

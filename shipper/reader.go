@@ -22,6 +22,21 @@ type line struct {
 	Stream  string
 	LogTime time.Time
 	Flags   []string
+	// Set for a container line joined from pieces: Bytes is the file bytes
+	// of its pieces, and Resume the offset the registry may move to once it
+	// is acknowledged (before End while a line of the other stream, begun
+	// earlier, still waits for its final piece). Zero Bytes means a plain
+	// line: End-Start bytes, resumed at End.
+	Bytes, Resume int64
+}
+
+// covered returns the file bytes l was read from and the offset the
+// registry may move to once it is acknowledged.
+func (l *line) covered() (bytes, resume int64) {
+	if l.Bytes == 0 {
+		return l.End - l.Start, l.End
+	}
+	return l.Bytes, l.Resume
 }
 
 // lineReader splits a file into lines with positional reads, so that the

@@ -484,7 +484,7 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 	if in.pathFields != nil {
 		in.pathFields.extract(path, fields)
 	}
-	if in.cfg.Format == FormatCRI {
+	if in.cfg.Format == FormatCRI || in.cfg.Format == FormatDocker {
 		kubernetesFields(path, fields)
 	}
 	h := &harvester{sh: s, input: in, f: f, di: di, fields: fields, fieldsHeader: event.EncodeFields(fields),
@@ -521,9 +521,7 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 		}
 		h.reader = newLineReader(f, start, s.cfg.MaxLineBytes, s.readBufs)
 	}
-	if in.cfg.Format == FormatCRI {
-		h.cri = &criAssembler{max: s.cfg.MaxLineBytes}
-	}
+	h.cri = newContainerAssembler(in.cfg.Format, s.cfg.MaxLineBytes)
 	h.lastSize = fi.Size()
 	h.size.Store(fi.Size())
 	h.log = s.log.With(zap.String("path", path), zap.String("file_id", h.gen.id), zap.String("type", in.cfg.Type))

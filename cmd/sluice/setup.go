@@ -15,6 +15,7 @@ import (
 	"github.com/sluicelog/sluice/aggregator"
 	kibanaobjects "github.com/sluicelog/sluice/deploy/kibana"
 	"github.com/sluicelog/sluice/internal/kibana"
+	"github.com/sluicelog/sluice/internal/secret"
 )
 
 // setupTimeout bounds `sluice setup` as a whole: it is a one-off job that
@@ -64,7 +65,7 @@ func runSetup(ctx context.Context, cfg aggregator.Config, hc *http.Client, stdou
 		if kibana.IsUnauthorized(err) {
 			err = fmt.Errorf("%w (check kibana.username and kibana.password, or kibana.api_key)", err)
 		}
-		return fmt.Errorf("kibana %s: %w", cfg.Kibana.URL, err)
+		return fmt.Errorf("kibana %s: %w", secret.RedactURL(cfg.Kibana.URL), err)
 	}
 	printImported(stdout, res.Objects)
 	fmt.Fprintf(stdout, "kibana: dashboard at %s/app/dashboards#/view/sluice-overview\n", kibanaAppBase(cfg.Kibana))
@@ -79,7 +80,7 @@ func printImported(w io.Writer, objs []kibana.Object) {
 
 // kibanaAppBase is Kibana's URL in the configured space.
 func kibanaAppBase(c kibana.Config) string {
-	base := strings.TrimRight(c.URL, "/")
+	base := strings.TrimRight(secret.RedactURL(c.URL), "/")
 	if c.Space != "" && c.Space != "default" {
 		base += "/s/" + c.Space
 	}

@@ -332,6 +332,52 @@ func scalarKeyAtLine(n *yaml.Node, key string, line int) string {
 	return ""
 }
 
+// SplitURLs is SplitList for URLs: an entry is split only at a comma that
+// starts another URL ("http://a:9200,https://b:9200"), so that a comma in a
+// password (https://user:pa,ss@host) does not cut it in two and print the
+// rest as an address.
+func SplitURLs(list []string) []string {
+	var out []string
+	for _, e := range list {
+		for e != "" {
+			cut := len(e)
+			for i := strings.IndexByte(e, ','); i >= 0; {
+				if next := strings.TrimSpace(e[i+1:]); next == "" || startsURL(next) {
+					cut = i
+					break
+				}
+				j := strings.IndexByte(e[i+1:], ',')
+				if j < 0 {
+					break
+				}
+				i += 1 + j
+			}
+			if v := strings.TrimSpace(e[:cut]); v != "" {
+				out = append(out, v)
+			}
+			if cut == len(e) {
+				break
+			}
+			e = e[cut+1:]
+		}
+	}
+	return out
+}
+
+// startsURL says whether s starts with a scheme and "://".
+func startsURL(s string) bool {
+	i := strings.Index(s, "://")
+	if i <= 0 {
+		return false
+	}
+	for _, c := range s[:i] {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '+' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
 // SplitList splits entries that hold comma-separated values, so that a
 // list can be given as one ${VAR}: brokers: ["${KAFKA_BROKERS}"] with
 // KAFKA_BROKERS=k1:9092,k2:9092. Empty entries are dropped.

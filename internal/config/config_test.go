@@ -75,6 +75,15 @@ func TestDecodeErrorsNameTheKey(t *testing.T) {
 	}
 }
 
+// TestSplitURLs: URLs are split where another URL starts, never inside a
+// password that holds a comma.
+func TestSplitURLs(t *testing.T) {
+	got := SplitURLs([]string{"http://a:9200, https://u:pa,ss@b:9200,", "", "https://u:x,y,z@c:9200,http://d:9200"})
+	if strings.Join(got, "|") != "http://a:9200|https://u:pa,ss@b:9200|https://u:x,y,z@c:9200|http://d:9200" {
+		t.Fatalf("SplitURLs = %q", got)
+	}
+}
+
 func TestSplitList(t *testing.T) {
 	got := SplitList([]string{"k1:9092, k2:9092", "", "k3:9092"})
 	if strings.Join(got, "|") != "k1:9092|k2:9092|k3:9092" {

@@ -64,6 +64,9 @@ const (
 	// FlagInvalidCRI marks a line of a container log that was not in the
 	// CRI format; it is shipped as it is.
 	FlagInvalidCRI = "invalid_cri"
+	// FlagInvalidDocker marks a line of a Docker json-file log that was not
+	// a json-file entry; it is shipped as it is.
+	FlagInvalidDocker = "invalid_docker"
 )
 
 // ErrMalformed is returned by Decode for records that are not Sluice events.

@@ -125,11 +125,15 @@ func (c *Client) Import(ctx context.Context, filename string, ndjson []byte) (Im
 	}
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("kbn-xsrf", "sluice")
+	password, apiKey, err := c.cfg.credentials("kibana")
+	if err != nil {
+		return ImportResult{}, err
+	}
 	switch {
-	case c.cfg.APIKey != "":
-		req.Header.Set("Authorization", "ApiKey "+c.cfg.APIKey)
+	case apiKey.IsSet():
+		req.Header.Set("Authorization", "ApiKey "+apiKey.Reveal())
 	case c.cfg.Username != "":
-		req.SetBasicAuth(c.cfg.Username, c.cfg.Password)
+		req.SetBasicAuth(c.cfg.Username, password.Reveal())
 	}
 	res, err := c.http.Do(req)
 	if err != nil {

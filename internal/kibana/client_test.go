@@ -10,6 +10,8 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -65,6 +67,31 @@ const okBody = `{"success":true,"successCount":2,"successResults":[
 
 var ndjson = []byte(`{"type":"index-pattern","id":"sluice-logs","attributes":{"title":"logs-*"}}` + "\n" +
 	`{"type":"dashboard","id":"sluice-overview","attributes":{"title":"Sluice overview"}}` + "\n")
+
+// TestImportReadsSecretFiles: kibana.password_file and api_key_file are
+// sent as the credentials.
+func TestImportReadsSecretFiles(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(file, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Username: "elastic", PasswordFile: file}, "Basic " + base64.StdEncoding.EncodeToString([]byte("elastic:s3cret"))},
+		{Config{APIKeyFile: file}, "ApiKey s3cret"},
+	} {
+		srv, got := fakeKibana(t, http.StatusOK, okBody)
+		c.cfg.URL = srv.URL
+		if _, err := New(c.cfg, srv.Client()).Import(context.Background(), "sluice.ndjson", ndjson); err != nil {
+			t.Fatalf("Import: %v", err)
+		}
+		if r := got(); r.auth != c.want {
+			t.Errorf("Authorization %q, want %q", r.auth, c.want)
+		}
+	}
+}
 
 func TestImportRequest(t *testing.T) {
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("elastic:s3cret"))
@@ -192,6 +219,10 @@ func TestImportNotKibana(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pwFile, []byte("pw-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		cfg     Config
@@ -207,7 +238,15 @@ func TestConfigValidate(t *testing.T) {
 		{"not a url", Config{URL: "kibana:5601"}, "kibana.url: \"kibana:5601\" must be a URL"},
 		{"no host", Config{URL: "http://"}, "kibana.url:"},
 		{"query", Config{URL: "http://kibana:5601/?x=1"}, "kibana.url: \"http://kibana:5601/?x=1\" must not have a query"},
-		{"credentials in url", Config{URL: "http://u:p@kibana:5601"}, "kibana.url: must not hold credentials"},
+		{"credentials in url", Config{URL: "http://u:pw-secret@kibana:5601"}, `kibana.url: "http://u:xxxxx@kibana:5601" must not hold credentials`},
+		{"credentials in url with a query", Config{URL: "http://u:pw-secret@kibana:5601/?x=1"}, "kibana.url: \"http://u:xxxxx@kibana:5601/?x=1\" must not hold credentials"},
+		{"credentials in a url that does not parse", Config{URL: "http://u:pw-secret@kibana:56 01"}, "kibana.url: \"http://xxxxx@kibana:56 01\" must be a URL"},
+		{"password from a file", Config{URL: "http://kibana:5601", Username: "elastic", PasswordFile: pwFile}, ""},
+		{"api key from a file", Config{URL: "http://kibana:5601", APIKeyFile: pwFile}, ""},
+		{"password file missing", Config{URL: "http://kibana:5601", Username: "elastic", PasswordFile: pwFile + ".nope"}, "kibana.password_file: reading secret file"},
+		{"password and its file", Config{URL: "http://kibana:5601", Username: "elastic", Password: "pw-secret", PasswordFile: pwFile}, "kibana.password_file: both the value and its _file are set"},
+		{"api key file and username", Config{URL: "http://kibana:5601", Username: "u", APIKeyFile: pwFile}, "kibana.api_key: set either api_key or username/password"},
+		{"password file without url", Config{PasswordFile: pwFile}, "kibana.password_file: is set but kibana.url is not"},
 		{"both auths", Config{URL: "http://kibana:5601", APIKey: "k", Username: "u"}, "kibana.api_key: set either api_key or username/password"},
 		{"password alone", Config{URL: "http://kibana:5601", Password: "x"}, "kibana.username: is required with kibana.password"},
 		{"bad space", Config{URL: "http://kibana:5601", Space: "Ops Team"}, "kibana.space: \"Ops Team\" is not a Kibana space id"},
@@ -220,6 +259,8 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("Validate: %v, want nil", err)
 			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
 				t.Fatalf("Validate: %v, want an error containing %q", err, tt.wantErr)
+			case err != nil && strings.Contains(err.Error(), "pw-secret"):
+				t.Fatalf("Validate prints the password: %v", err)
 			}
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/sluicelog/sluice/internal/config"
+	"github.com/sluicelog/sluice/internal/secret"
 )
 
 // Config is where Kibana is and how to authenticate to it. It is optional:
@@ -18,10 +19,14 @@ type Config struct {
 	// server.basePath (http://host/kibana).
 	URL      string `yaml:"url"`
 	Username string `yaml:"username"`
-	Password string `yaml:"password"`
+	// Password, or PasswordFile: a file holding it.
+	Password     secret.Value `yaml:"password"`
+	PasswordFile string       `yaml:"password_file"`
 	// APIKey is the base64 "id:key" credential Elasticsearch returns as
-	// "encoded"; it is sent as "Authorization: ApiKey <key>".
-	APIKey string `yaml:"api_key"`
+	// "encoded"; it is sent as "Authorization: ApiKey <key>". APIKeyFile is
+	// a file holding it.
+	APIKey     secret.Value `yaml:"api_key"`
+	APIKeyFile string       `yaml:"api_key_file"`
 	// Space is the Kibana space to import into (default: the default
 	// space).
 	Space string `yaml:"space"`
@@ -38,7 +43,8 @@ var spaceID = regexp.MustCompile(`^[a-z0-9_-]+$`)
 func (c *Config) Validate(key string) error {
 	if !c.Enabled() {
 		for _, k := range []struct{ name, value string }{
-			{"username", c.Username}, {"password", c.Password}, {"api_key", c.APIKey}, {"space", c.Space},
+			{"username", c.Username}, {"password", c.Password.Reveal()}, {"password_file", c.PasswordFile},
+			{"api_key", c.APIKey.Reveal()}, {"api_key_file", c.APIKeyFile}, {"space", c.Space},
 		} {
 			if k.value != "" {
 				return config.Errorf(config.Join(key, k.name), "is set but %s is not; set %s to Kibana's address, e.g. http://kibana:5601", config.Join(key, "url"), config.Join(key, "url"))
@@ -48,24 +54,41 @@ func (c *Config) Validate(key string) error {
 	}
 	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return config.Errorf(config.Join(key, "url"), "%q must be a URL such as http://kibana:5601", c.URL)
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return config.Errorf(config.Join(key, "url"), "%q must not have a query or fragment; give Kibana's base URL, e.g. http://kibana:5601", c.URL)
+		return config.Errorf(config.Join(key, "url"), "%q must be a URL such as http://kibana:5601", secret.RedactURL(c.URL))
 	}
 	if u.User != nil {
-		return config.Errorf(config.Join(key, "url"), "must not hold credentials; set %s and %s instead", config.Join(key, "username"), config.Join(key, "password"))
+		return config.Errorf(config.Join(key, "url"), "%q must not hold credentials; set %s and %s instead",
+			secret.RedactURL(c.URL), config.Join(key, "username"), config.Join(key, "password"))
 	}
-	if c.APIKey != "" && (c.Username != "" || c.Password != "") {
+	if u.RawQuery != "" || u.Fragment != "" {
+		return config.Errorf(config.Join(key, "url"), "%q must not have a query or fragment; give Kibana's base URL, e.g. http://kibana:5601", secret.RedactURL(c.URL))
+	}
+	password, apiKey, err := c.credentials(key)
+	if err != nil {
+		return err
+	}
+	if apiKey.IsSet() && (c.Username != "" || password.IsSet()) {
 		return config.Errorf(config.Join(key, "api_key"), "set either api_key or username/password, not both")
 	}
-	if c.Password != "" && c.Username == "" {
+	if password.IsSet() && c.Username == "" {
 		return config.Errorf(config.Join(key, "username"), "is required with %s", config.Join(key, "password"))
 	}
 	if c.Space != "" && !spaceID.MatchString(c.Space) {
 		return config.Errorf(config.Join(key, "space"), "%q is not a Kibana space id; ids are lower-case letters, digits, _ and -, e.g. observability", c.Space)
 	}
 	return nil
+}
+
+// credentials returns the password and the API key, read from their files
+// when those are set; errors name the key under key.
+func (c *Config) credentials(key string) (password, apiKey secret.Value, err error) {
+	if password, err = secret.Resolve(c.Password, c.PasswordFile); err != nil {
+		return "", "", config.Errorf(config.Join(key, "password_file"), "%v", err)
+	}
+	if apiKey, err = secret.Resolve(c.APIKey, c.APIKeyFile); err != nil {
+		return "", "", config.Errorf(config.Join(key, "api_key_file"), "%v", err)
+	}
+	return password, apiKey, nil
 }
 
 // importURL is the import endpoint in the configured space.

@@ -127,7 +127,13 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("http.listen %s: %w", s.addr, err)
 	}
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	return s.serve(ctx, newLimitListener(ln, maxConns), idleTimeout)
+}
+
+// serve serves on ln until ctx is done, closing connections idle for idle.
+func (s *Server) serve(ctx context.Context, ln net.Listener, idle time.Duration) error {
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
+		WriteTimeout: writeTimeout, IdleTimeout: idle}
 	s.log.Info("serving metrics and health", zap.String("addr", ln.Addr().String()))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
