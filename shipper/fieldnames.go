@@ -29,7 +29,7 @@ func (in *InputConfig) fieldNames() []string {
 			names = append(names, seg[1:len(seg)-1])
 		}
 	}
-	if in.Format == FormatCRI {
+	if in.Format == FormatCRI || in.Format == FormatDocker {
 		names = append(names, criFieldNames...)
 	}
 	return names
