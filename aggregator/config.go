@@ -156,6 +156,7 @@ func (c *Config) SetDefaults() {
 	if c.HTTP.Listen == "" {
 		c.HTTP.Listen = DefaultListen
 	}
+	c.HTTP.SetDefaults()
 	c.GeoIP.SetDefaults()
 	c.Pipelines.SetDefaults()
 }
@@ -221,6 +222,9 @@ func (c *Config) Validate() error {
 	}
 	if es.RetryMax <= 0 {
 		return config.Errorf("elasticsearch.retry_max", "must be a positive duration such as 30s")
+	}
+	if err := c.HTTP.Validate("http"); err != nil {
+		return err
 	}
 	if err := c.GeoIP.Validate("geoip"); err != nil {
 		return err

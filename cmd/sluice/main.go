@@ -40,7 +40,7 @@ Usage:
   sluice check -c FILE       validate a shipper, aggregator or run config
   sluice setup -c FILE       install the index template in Elasticsearch and,
                              with kibana.url set, the dashboards in Kibana
-  sluice replay -c FILE -topic TOPIC [-from TIME] [-to TIME]
+  sluice replay -c FILE -topic TOPIC [-from TIME] [-to TIME] [-idle-timeout 30s]
                              send a topic's records (the dead-letter topic after
                              a mapping fix, or a time range of a source topic)
                              through the aggregator's pipeline again
@@ -83,6 +83,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs.StringVar(&replay.topic, "topic", "", "topic to replay (required)")
 		fs.StringVar(&replay.from, "from", "", "replay records from this time (RFC 3339)")
 		fs.StringVar(&replay.to, "to", "", "replay records up to this time (RFC 3339)")
+		fs.DurationVar(&replay.idle, "idle-timeout", 30*time.Second,
+			"give up when Kafka returns no record for this long before the topic's end is read (0: wait for ever)")
 	}
 	var tests testFlags
 	if cmd == "test" {
@@ -117,7 +119,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "replay":
 		var n int
 		n, err = replay.run(*path)
-		if err == nil {
+		var idle *aggregator.IdleError
+		if err == nil || errors.As(err, &idle) {
 			fmt.Fprintf(stdout, "replayed %d records from %s\n", n, replay.topic)
 		}
 	}
@@ -239,14 +242,20 @@ func loadAggregator(path string) (aggregator.Config, error) {
 	return cfg, cfg.Validate()
 }
 
-type replayFlags struct{ topic, from, to string }
+type replayFlags struct {
+	topic, from, to string
+	idle            time.Duration
+}
 
 // run replays per the flags with the aggregator config at path.
 func (f replayFlags) run(path string) (int, error) {
 	if f.topic == "" {
 		return 0, errors.New("-topic is required")
 	}
-	opts := aggregator.ReplayOptions{Topic: f.topic}
+	if f.idle < 0 {
+		return 0, errors.New("-idle-timeout must not be negative")
+	}
+	opts := aggregator.ReplayOptions{Topic: f.topic, IdleTimeout: f.idle}
 	for _, t := range []struct {
 		flag, value string
 		out         *time.Time

@@ -19,11 +19,31 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/sluicelog/sluice/internal/config"
 )
 
 // HTTPConfig is where a process serves /metrics, /healthz and /readyz.
 type HTTPConfig struct {
 	Listen string `yaml:"listen"`
+	// StallAfter is how long work may wait with no progress before
+	// /readyz fails and the stalled gauge reads 1 (default 60s).
+	StallAfter time.Duration `yaml:"stall_after"`
+}
+
+// SetDefaults fills stall_after; the listen address is each role's own.
+func (c *HTTPConfig) SetDefaults() {
+	if c.StallAfter == 0 {
+		c.StallAfter = DefaultStallAfter
+	}
+}
+
+// Validate checks stall_after; key is where the section sits ("http").
+func (c HTTPConfig) Validate(key string) error {
+	if c.StallAfter < time.Second {
+		return config.Errorf(config.Join(key, "stall_after"), "must be at least 1s (e.g. 60s), got %s", c.StallAfter)
+	}
+	return nil
 }
 
 // LogConfig sets a process's own logging.
