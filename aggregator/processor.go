@@ -79,6 +79,6 @@ func (p *Processor) Process(ctx context.Context, records []*kgo.Record) error {
 // go there.
 func (p *Processor) AddChecks(srv *telemetry.Server) {
 	if p.toElasticsearch() {
-		srv.AddCheck("elasticsearch", p.a.pingES)
+		srv.AddCheck("elasticsearch", p.a.esReady)
 	}
 }
