@@ -41,6 +41,13 @@ func eventOf(topic string, p int32, i int) *kgo.Record {
 	return r
 }
 
+// cleanES deletes, when the test ends, the indices and the index template
+// of a config made by replayConfig.
+func cleanES(t *testing.T, stack *testenv.Stack, prefix string) {
+	stack.DeleteIndices(t, prefix+"-*")
+	t.Cleanup(func() { stack.ES(t, "DELETE", "/_index_template/"+prefix, nil, nil) })
+}
+
 // replayConfig is an aggregator config against the stack, indexing into
 // indices named after prefix.
 func replayConfig(stack *testenv.Stack, es, prefix string) Config {
@@ -67,7 +74,7 @@ func TestReplayOfExpiredRecordsFinishes(t *testing.T) {
 	prefix := testenv.Name(t, "replay")
 	topic := prefix + "-src"
 	stack.CreateTopic(t, topic, 3)
-	t.Cleanup(func() { stack.DeleteIndices(t, prefix+"-*") })
+	cleanES(t, stack, prefix)
 	produceService(t, stack, topic, []int32{0, 1, 2}, 20)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -120,7 +127,7 @@ func TestReplayIdleTimeout(t *testing.T) {
 	prefix := testenv.Name(t, "replayidle")
 	topic := prefix + "-src"
 	stack.CreateTopic(t, topic, 1)
-	t.Cleanup(func() { stack.DeleteIndices(t, prefix+"-*") })
+	cleanES(t, stack, prefix)
 	tx := stack.Client(t, kgo.TransactionalID(prefix), kgo.DefaultProduceTopic(topic))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
