@@ -77,7 +77,7 @@ func TestStuckAggregatorIsVisible(t *testing.T) {
 	topic := prefix + "-src"
 	stack.CreateTopic(t, topic, 3)
 	cleanES(t, stack, prefix)
-	produceService(t, stack, topic, []int32{0, 1, 2}, records/3)
+	produceService(t, stack, topic, []int32{0, 1, 2}, 0, records/3)
 
 	es := stack.ESProxy(t)
 	es.SetDown(true)
@@ -117,10 +117,18 @@ func TestStuckAggregatorIsVisible(t *testing.T) {
 	if v, _ := sumGauge(t, reg, "sluice_aggregator_stalled"); v != 1 {
 		t.Errorf("sluice_aggregator_stalled = %v while stalled, want 1", v)
 	}
+	// The backlog grows while it is stuck: the lag follows (it used to
+	// freeze at its value of the last fetch).
+	produceService(t, stack, topic, []int32{1}, records/3, records/3+30)
+	took = eventually(t, lagInterval+5*time.Second, "the lag follows the backlog while stuck", func() bool {
+		lag, _ := sumGauge(t, reg, "sluice_aggregator_consumer_lag_records")
+		return lag == records+30
+	})
+	t.Logf("lag followed records produced while stuck within %s", took.Round(time.Millisecond))
 
 	es.SetDown(false)
-	if n := stack.WaitCount(t, prefix+"-*", records, 60*time.Second); n != records {
-		t.Fatalf("%d documents indexed after Elasticsearch came back, want %d", n, records)
+	if n := stack.WaitCount(t, prefix+"-*", records+30, 60*time.Second); n != records+30 {
+		t.Fatalf("%d documents indexed after Elasticsearch came back, want %d", n, records+30)
 	}
 	eventually(t, 15*time.Second, "ready again, lag 0, accepting", func() bool {
 		code, _ := readyz(h)

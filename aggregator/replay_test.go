@@ -15,14 +15,14 @@ import (
 	"github.com/sluicelog/sluice/internal/testenv"
 )
 
-// produceService writes n service events to each of partitions of topic
-// and waits for Kafka's acknowledgement.
-func produceService(t *testing.T, stack *testenv.Stack, topic string, partitions []int32, n int) {
+// produceService writes service events from to to (exclusive) to each of
+// partitions of topic and waits for Kafka's acknowledgement.
+func produceService(t *testing.T, stack *testenv.Stack, topic string, partitions []int32, from, to int) {
 	t.Helper()
 	cl := stack.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	var recs []*kgo.Record
 	for _, p := range partitions {
-		for i := range n {
+		for i := from; i < to; i++ {
 			recs = append(recs, eventOf(topic, p, i))
 		}
 	}
@@ -75,7 +75,7 @@ func TestReplayOfExpiredRecordsFinishes(t *testing.T) {
 	topic := prefix + "-src"
 	stack.CreateTopic(t, topic, 3)
 	cleanES(t, stack, prefix)
-	produceService(t, stack, topic, []int32{0, 1, 2}, 20)
+	produceService(t, stack, topic, []int32{0, 1, 2}, 0, 20)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
