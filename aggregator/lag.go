@@ -189,7 +189,8 @@ func (t *lagTracker) measure(ctx context.Context, adm *kadm.Client, cl *kgo.Clie
 }
 
 // assigned returns the partitions the group assigned to this member, or
-// nil while it is not a member.
+// nil while it is not a member or the group is rebalancing (a member
+// joined and not assigned yet would read as idle).
 func assigned(ctx context.Context, adm *kadm.Client, cl *kgo.Client, group string) (map[topicPartition]bool, error) {
 	member, _ := cl.GroupMetadata()
 	if member == "" {
@@ -203,6 +204,9 @@ func assigned(ctx context.Context, adm *kadm.Client, cl *kgo.Client, group strin
 		return nil, fmt.Errorf("describing group %s: %w", group, err)
 	}
 	for _, g := range described {
+		if g.State != "Stable" {
+			return nil, nil // assignments being made: not settled
+		}
 		for _, m := range g.Members {
 			if m.MemberID != member {
 				continue

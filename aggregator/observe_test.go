@@ -16,7 +16,6 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/sluicelog/sluice/internal/telemetry"
-	"github.com/sluicelog/sluice/internal/testenv"
 )
 
 // sumGauge adds the values of every series of the named metric in reg.
@@ -72,11 +71,7 @@ func TestStuckAggregatorIsVisible(t *testing.T) {
 		t.Skip("integration test needs Kafka and Elasticsearch")
 	}
 	const records = 300
-	stack := testenv.Start(t)
-	prefix := testenv.Name(t, "stuck")
-	topic := prefix + "-src"
-	stack.CreateTopic(t, topic, 3)
-	cleanES(t, stack, prefix)
+	stack, prefix, topic := sourceTopic(t, "stuck", 3)
 	produceService(t, stack, topic, []int32{0, 1, 2}, 0, records/3)
 
 	es := stack.ESProxy(t)

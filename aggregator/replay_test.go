@@ -48,6 +48,17 @@ func cleanES(t *testing.T, stack *testenv.Stack, prefix string) {
 	t.Cleanup(func() { stack.ES(t, "DELETE", "/_index_template/"+prefix, nil, nil) })
 }
 
+// sourceTopic makes a topic of partitions named after the test, with
+// the indices and template of its prefix deleted when the test ends.
+func sourceTopic(t *testing.T, kind string, partitions int32) (stack *testenv.Stack, prefix, topic string) {
+	stack = testenv.Start(t)
+	prefix = testenv.Name(t, kind)
+	topic = prefix + "-src"
+	stack.CreateTopic(t, topic, partitions)
+	cleanES(t, stack, prefix)
+	return stack, prefix, topic
+}
+
 // replayConfig is an aggregator config against the stack, indexing into
 // indices named after prefix.
 func replayConfig(stack *testenv.Stack, es, prefix string) Config {
@@ -70,11 +81,7 @@ func TestReplayOfExpiredRecordsFinishes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test needs Kafka and Elasticsearch")
 	}
-	stack := testenv.Start(t)
-	prefix := testenv.Name(t, "replay")
-	topic := prefix + "-src"
-	stack.CreateTopic(t, topic, 3)
-	cleanES(t, stack, prefix)
+	stack, prefix, topic := sourceTopic(t, "replay", 3)
 	produceService(t, stack, topic, []int32{0, 1, 2}, 0, 20)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -123,26 +130,14 @@ func TestReplayIdleTimeout(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test needs Kafka and Elasticsearch")
 	}
-	stack := testenv.Start(t)
-	prefix := testenv.Name(t, "replayidle")
-	topic := prefix + "-src"
-	stack.CreateTopic(t, topic, 1)
-	cleanES(t, stack, prefix)
-	tx := stack.Client(t, kgo.TransactionalID(prefix), kgo.DefaultProduceTopic(topic))
+	stack, prefix, topic := sourceTopic(t, "replayidle", 1)
+	var recs []*kgo.Record
+	for i := range 5 {
+		recs = append(recs, eventOf(topic, 0, i))
+	}
+	stack.ProduceTransaction(t, prefix, recs...)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := tx.BeginTransaction(); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 5 {
-		r := eventOf(topic, 0, i)
-		if err := tx.ProduceSync(ctx, r).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tx.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		t.Fatal(err)
-	}
 
 	cfg := replayConfig(stack, stack.Elasticsearch, prefix)
 	start := time.Now()

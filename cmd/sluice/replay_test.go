@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -24,23 +23,14 @@ func TestReplayIdleTimeoutFlag(t *testing.T) {
 	p := newPipeline(t)
 	topic := p.prefix + "-tx"
 	p.stack.CreateTopic(t, topic, 1)
-	tx := p.stack.Client(t, kgo.TransactionalID(topic), kgo.DefaultProduceTopic(topic))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := tx.BeginTransaction(); err != nil {
-		t.Fatal(err)
-	}
+	var recs []*kgo.Record
 	for i := range 5 {
 		ev := event.Event{Type: "service", Node: "n1", Path: "/var/log/app.log", FileID: "tx", Offset: int64(i * 100),
 			ReadTime: time.Now(), Fields: map[string]string{"service": "checkout", "environment": "prod"},
 			Line: []byte(fmt.Sprintf(`{"msg":"tx","id":"%d"}`, i))}
-		if err := tx.ProduceSync(ctx, ev.Record(topic, event.EncodeFields(ev.Fields))).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+		recs = append(recs, ev.Record(topic, event.EncodeFields(ev.Fields)))
 	}
-	if err := tx.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		t.Fatal(err)
-	}
+	p.stack.ProduceTransaction(t, topic, recs...)
 	var stdout, stderr strings.Builder
 	start := time.Now()
 	code := run([]string{"replay", "-c", p.aggCfg, "-topic", topic, "-idle-timeout", "2s"}, &stdout, &stderr)
