@@ -192,7 +192,11 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	a.log.Info("aggregator starting", zap.Strings("topics", a.cfg.Kafka.Topics), zap.String("group", a.cfg.Kafka.Group),
 		zap.Strings("elasticsearch", redactURLs(a.cfg.Elasticsearch.Addresses)), zap.String("index", a.cfg.Elasticsearch.Index),
 		zap.Bool("kafka_tls", a.cfg.Kafka.Security.TLS.Enabled), zap.String("kafka_sasl", a.cfg.Kafka.Security.SASL.Mechanism))
-	go a.observe(ctx) // before prepare, which waits while Elasticsearch is down
+	// Before prepare, which waits while Elasticsearch is down; until Run
+	// returns, which closes the client.
+	observing, stopObserving := context.WithCancel(ctx)
+	defer stopObserving()
+	go a.observe(observing)
 	if err := a.prepare(ctx); err != nil {
 		return err
 	}
