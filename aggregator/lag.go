@@ -28,6 +28,9 @@ type lagTracker struct {
 	progress   *telemetry.Progress
 	mu         sync.Mutex
 	partitions map[topicPartition]*partitionLag
+	// own is the assignment the last measurement found; nil: every
+	// partition.
+	own map[topicPartition]bool
 }
 
 type topicPartition struct {
@@ -106,13 +109,15 @@ func (t *lagTracker) committed(records []*kgo.Record) {
 // lagInterval is how often watch asks Kafka for the lag.
 const lagInterval = 10 * time.Second
 
+// lagRetry is how soon watch measures again after a failure.
+const lagRetry = time.Second
+
 // watch measures the group's lag from Kafka at once and then every
 // interval until ctx ends, whether or not the aggregator polls: the lag
-// must be right exactly when nothing moves, and from the start.
+// must be right exactly when nothing moves, and from the start. A failed
+// measurement is tried again after lagRetry, not a whole interval later.
 func (t *lagTracker) watch(ctx context.Context, cl *kgo.Client, group string, topics []string, interval time.Duration, log *zap.Logger) {
 	adm := kadm.NewClient(cl)
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
 	failing := false
 	for {
 		mctx, cancel := context.WithTimeout(ctx, interval)
@@ -122,15 +127,21 @@ func (t *lagTracker) watch(ctx context.Context, cl *kgo.Client, group string, to
 		case ctx.Err() != nil:
 			return
 		case err != nil && !failing:
-			log.Warn("cannot measure the consumer lag; the lag gauges keep their last values", zap.Error(err))
+			log.Warn("measuring the consumer lag failed; trying again every second", zap.Error(err))
 		case err == nil && failing:
 			log.Info("measuring the consumer lag again")
 		}
 		failing = err != nil
+		next := interval
+		if failing {
+			next = min(interval, lagRetry)
+		}
+		wait := time.NewTimer(next)
 		select {
 		case <-ctx.Done():
+			wait.Stop()
 			return
-		case <-tick.C:
+		case <-wait.C:
 		}
 	}
 }
@@ -153,12 +164,13 @@ func (t *lagTracker) measure(ctx context.Context, adm *kadm.Client, cl *kgo.Clie
 	if err != nil {
 		return fmt.Errorf("fetching the offsets of group %s: %w", group, err)
 	}
-	own, err := assigned(ctx, adm, cl, group)
-	if err != nil {
-		return err
-	}
+	own, ownErr := assigned(ctx, adm, cl, group)
 	var waiting int64
 	t.mu.Lock()
+	if ownErr != nil {
+		own = t.own // the lag is still worth publishing
+	}
+	t.own = own
 	ends.Each(func(end kadm.ListedOffset) {
 		if end.Err != nil || end.Offset < 0 {
 			return
@@ -185,7 +197,7 @@ func (t *lagTracker) measure(ctx context.Context, adm *kadm.Client, cl *kgo.Clie
 	})
 	t.mu.Unlock()
 	t.progress.Waiting(waiting)
-	return nil
+	return ownErr
 }
 
 // assigned returns the partitions the group assigned to this member, or

@@ -115,8 +115,12 @@ func TestStuckAggregatorIsVisible(t *testing.T) {
 	// The backlog grows while it is stuck: the lag follows (it used to
 	// freeze at its value of the last fetch).
 	produceService(t, stack, topic, []int32{1}, records/3, records/3+30)
+	var lag float64
 	took = eventually(t, lagInterval+5*time.Second, "the lag follows the backlog while stuck", func() bool {
-		lag, _ := sumGauge(t, reg, "sluice_aggregator_consumer_lag_records")
+		lag, _ = sumGauge(t, reg, "sluice_aggregator_consumer_lag_records")
+		if lag != records+30 {
+			t.Logf("lag %v", lag)
+		}
 		return lag == records+30
 	})
 	t.Logf("lag followed records produced while stuck within %s", took.Round(time.Millisecond))
