@@ -181,7 +181,9 @@ func (t *lagTracker) measure(ctx context.Context, adm *kadm.Client, cl *kgo.Clie
 		}
 		p := t.get(end.Topic, end.Partition)
 		if c, ok := commits.Lookup(end.Topic, end.Partition); ok && c.Err == nil && c.At >= 0 {
-			p.offset.Set(float64(max(c.At, p.committed)))
+			if c.At >= p.committed { // else this member committed more since
+				p.offset.Set(float64(c.At))
+			}
 			from = max(from, c.At) // below the start, records expired: the group resumes at the start
 		}
 		if from < 0 {
