@@ -73,6 +73,9 @@ type Aggregator struct {
 	// deadFile receives dead letters instead of the dead-letter topic when
 	// there is no Kafka (sluice run).
 	deadFile *DeadLetterFile
+	// esReady is pingES, asked at most once a second: for /readyz and
+	// the elasticsearch_accepting gauge.
+	esReady telemetry.Check
 	// rebalance is signalled when a rebalance waits for the poll loop to
 	// allow it; nil without a consumer group.
 	rebalance chan struct{}
@@ -146,10 +149,11 @@ func newPipeline(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggre
 	}
 	a := &Aggregator{
 		builder: b, cfg: cfg, log: log, metrics: m, es: es,
-		lag: newLagTracker(m),
+		lag: newLagTracker(m, reg, cfg.HTTP.StallAfter),
 		bulk: &bulkIndexer{es: es, action: cfg.Elasticsearch.Action, maxBytes: cfg.Elasticsearch.BulkBytes,
 			retryMax: cfg.Elasticsearch.RetryMax, log: log, metrics: m},
 	}
+	a.esReady = telemetry.Cached(time.Second, a.pingES)
 	a.sink = a.bulk
 	a.sinkWorkers = cfg.Elasticsearch.Workers
 	a.budget = (cfg.Elasticsearch.Workers + 2) * cfg.Elasticsearch.BulkBytes
@@ -158,8 +162,9 @@ func newPipeline(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggre
 
 // AddChecks registers the aggregator's readiness checks.
 func (a *Aggregator) AddChecks(srv *telemetry.Server) {
-	srv.AddCheck("kafka", func(ctx context.Context) error { return a.client.Ping(ctx) })
-	srv.AddCheck("elasticsearch", a.pingES)
+	srv.AddCheck("kafka", telemetry.Cached(time.Second, func(ctx context.Context) error { return a.client.Ping(ctx) }))
+	srv.AddCheck("elasticsearch", a.esReady)
+	srv.AddCheck("progress", a.lag.progress.Check)
 }
 
 func (a *Aggregator) pingES(ctx context.Context) error {
@@ -187,6 +192,11 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	a.log.Info("aggregator starting", zap.Strings("topics", a.cfg.Kafka.Topics), zap.String("group", a.cfg.Kafka.Group),
 		zap.Strings("elasticsearch", redactURLs(a.cfg.Elasticsearch.Addresses)), zap.String("index", a.cfg.Elasticsearch.Index),
 		zap.Bool("kafka_tls", a.cfg.Kafka.Security.TLS.Enabled), zap.String("kafka_sasl", a.cfg.Kafka.Security.SASL.Mechanism))
+	// Before prepare, which waits while Elasticsearch is down; until Run
+	// returns, which closes the client.
+	observing, stopObserving := context.WithCancel(ctx)
+	defer stopObserving()
+	go a.observe(observing)
 	if err := a.prepare(ctx); err != nil {
 		return err
 	}

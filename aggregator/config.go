@@ -168,6 +168,7 @@ func (c *Config) SetDefaults() {
 	if c.HTTP.Listen == "" {
 		c.HTTP.Listen = DefaultListen
 	}
+	c.HTTP.SetDefaults()
 	c.GeoIP.SetDefaults()
 	c.Pipelines.SetDefaults()
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicelog/sluice/internal/config"
 	"github.com/sluicelog/sluice/internal/testenv"
@@ -145,5 +146,39 @@ func TestAddressesKeepPasswordsWhole(t *testing.T) {
 	}
 	if got := strings.Join(redactURLs(cfg.Elasticsearch.Addresses), " "); strings.Contains(got, "pw-inline") || strings.Contains(got, "rest") {
 		t.Fatalf("logged addresses %q print the password", got)
+	}
+}
+
+// TestStallAfterConfig: http.stall_after defaults to 60s, is read as a
+// duration, and a value too small to mean a stall is refused by key.
+func TestStallAfterConfig(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"http:\n  stall_after: 5m\n", ""},
+		{"http:\n  stall_after: 10ms\n", "http.stall_after: must be at least 1s"},
+	} {
+		path := filepath.Join(t.TempDir(), "aggregator.yaml")
+		if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var cfg Config
+		err := config.Load(path, &cfg)
+		if err == nil {
+			cfg.SetDefaults()
+			err = cfg.Validate()
+		}
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%q: %v", tc.yaml, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+	var cfg Config
+	cfg.SetDefaults()
+	if cfg.HTTP.StallAfter != 60*time.Second {
+		t.Errorf("default stall_after = %s, want 60s", cfg.HTTP.StallAfter)
 	}
 }

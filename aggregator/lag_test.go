@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -20,7 +21,7 @@ func fetchOf(topic string, partition int32, hwm int64, offsets ...int64) kgo.Fet
 
 func TestLagTracker(t *testing.T) {
 	m := newMetrics(prometheus.NewRegistry())
-	lt := newLagTracker(m)
+	lt := newLagTracker(m, prometheus.NewRegistry(), time.Minute)
 	lag := func(p string) float64 { return testutil.ToFloat64(m.lag.WithLabelValues("logs", p)) }
 	committed := func(p string) float64 { return testutil.ToFloat64(m.committed.WithLabelValues("logs", p)) }
 

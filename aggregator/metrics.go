@@ -17,6 +17,7 @@ type metrics struct {
 	endToEnd        prometheus.Histogram
 	malformed       prometheus.Counter
 	conflictRetries prometheus.Counter
+	esAccepting     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -31,12 +32,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		retries:         prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_retries_total", Help: "Items sent again after a 429, 5xx or failed request."}),
 		deadLettered:    prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_dead_lettered_total", Help: "Records sent to the dead-letter topic."}),
 		committed:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_aggregator_committed_offset", Help: "Last committed offset, by topic and partition."}, []string{"topic", "partition"}),
-		lag:             prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_aggregator_consumer_lag_records", Help: "Records in a partition not yet committed: its high watermark at the last fetch minus the committed offset, by topic and partition."}, []string{"topic", "partition"}),
+		lag:             prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_aggregator_consumer_lag_records", Help: "Records in a partition not yet committed by the group: its end offset minus the committed offset, read from Kafka every 10s and at each fetch and commit, by topic and partition."}, []string{"topic", "partition"}),
 		endToEnd:        prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_aggregator_end_to_end_latency_seconds", Help: "Time from the shipper reading a line to Elasticsearch acknowledging its document.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 16)}),
 		malformed:       prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_malformed_records_total", Help: "Records that were not Sluice events; sent to the dead-letter topic."}),
 		conflictRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_mapping_conflict_retries_total", Help: "Documents sent again with a conflicting field moved aside."}),
 	}
 	reg.MustRegister(m.consumed, m.parseFailures, m.bulkRequests, m.bulkLatency, m.bulkInFlight, m.indexed, m.itemErrors, m.retries,
 		m.deadLettered, m.committed, m.lag, m.endToEnd, m.malformed, m.conflictRetries)
+	m.esAccepting = prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_aggregator_elasticsearch_accepting", Help: "1 while Elasticsearch accepts documents (bulk requests succeed, or it answers while idle), 0 while it does not."})
+	reg.MustRegister(m.esAccepting)
 	return m
 }

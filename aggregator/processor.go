@@ -3,6 +3,7 @@ package aggregator
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -54,11 +55,15 @@ func NewProcessor(cfg Config, opts ProcessorOptions, reg prometheus.Registerer, 
 func (p *Processor) toElasticsearch() bool { return p.a.sink == sink(p.a.bulk) }
 
 // Prepare starts the GeoIP reloader (until ctx ends) and, when documents go
-// to Elasticsearch, installs the index template, retrying until it can.
+// to Elasticsearch, the watch on its acceptance and installs the index
+// template, retrying until it can.
 func (p *Processor) Prepare(ctx context.Context) error {
 	a := p.a
 	if a.geo != nil {
 		go a.geo.Run(ctx)
+	}
+	if p.toElasticsearch() {
+		go a.watchDelivery(ctx, time.Second) // elasticsearch_accepting
 	}
 	if p.toElasticsearch() && *a.cfg.Elasticsearch.Template {
 		return retry(ctx, a.log, "installing index template", func() error {
@@ -79,6 +84,6 @@ func (p *Processor) Process(ctx context.Context, records []*kgo.Record) error {
 // go there.
 func (p *Processor) AddChecks(srv *telemetry.Server) {
 	if p.toElasticsearch() {
-		srv.AddCheck("elasticsearch", p.a.pingES)
+		srv.AddCheck("elasticsearch", p.a.esReady)
 	}
 }

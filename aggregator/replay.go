@@ -2,7 +2,10 @@ package aggregator
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +22,11 @@ type ReplayOptions struct {
 	Topic string
 	// From and To, when set, bound the records by their Kafka timestamp.
 	From, To time.Time
+	// IdleTimeout, when set, ends the replay with an *IdleError when
+	// Kafka returns no record for that long while partitions are not
+	// read to their end: records that cannot be read (expired meanwhile,
+	// transaction markers at the end) are not waited for for ever.
+	IdleTimeout time.Duration
 }
 
 // ReplayStats says what a replay did.
@@ -53,8 +61,21 @@ func Replay(ctx context.Context, cfg Config, opts ReplayOptions, log *zap.Logger
 	if err != nil {
 		return ReplayStats{}, fmt.Errorf("reading the end of %s: %w", opts.Topic, err)
 	}
+	starts, err := kadm.NewClient(a.client).ListStartOffsets(ctx, opts.Topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return ReplayStats{}, fmt.Errorf("reading the start of %s: %w", opts.Topic, err)
+	}
 	remaining := map[int32]int64{}
 	ends.Each(func(o kadm.ListedOffset) {
+		// A partition whose records all expired (retention, or
+		// DeleteRecords) has an end above 0 and nothing to read: its
+		// start is its end.
+		if s, ok := starts.Lookup(opts.Topic, o.Partition); ok && s.Offset >= o.Offset {
+			return
+		}
 		if o.Offset > 0 {
 			remaining[o.Partition] = o.Offset
 		}
@@ -75,10 +96,21 @@ func Replay(ctx context.Context, cfg Config, opts ReplayOptions, log *zap.Logger
 		})
 	}
 	var stats ReplayStats
+	read := map[int32]int64{} // next offset to read, by partition
+	var idleAt time.Time      // when to give up waiting; zero: never
+	wait := func() {
+		if opts.IdleTimeout > 0 {
+			idleAt = time.Now().Add(opts.IdleTimeout)
+		}
+	}
+	wait()
 	for len(remaining) > 0 {
-		fetches := a.client.PollRecords(ctx, a.cfg.Kafka.MaxPollRecords)
+		fetches, err := pollUntil(ctx, a.client, a.cfg.Kafka.MaxPollRecords, idleAt)
 		if ctx.Err() != nil {
 			return stats, ctx.Err()
+		}
+		if err != nil {
+			return stats, &IdleError{Topic: opts.Topic, Idle: opts.IdleTimeout, Read: read, Remaining: remaining}
 		}
 		var batch []*kgo.Record
 		fetches.EachRecord(func(r *kgo.Record) {
@@ -86,6 +118,8 @@ func Replay(ctx context.Context, cfg Config, opts ReplayOptions, log *zap.Logger
 			if !open || r.Offset >= end {
 				return
 			}
+			read[r.Partition] = r.Offset + 1
+			wait() // only records still wanted count as activity
 			if r.Offset+1 >= end {
 				delete(remaining, r.Partition)
 			}
@@ -102,6 +136,60 @@ func Replay(ctx context.Context, cfg Config, opts ReplayOptions, log *zap.Logger
 		}
 		stats.Records += len(batch)
 		log.Info("replayed", zap.Int("records", stats.Records))
+		wait() // delivering is not waiting for Kafka
 	}
 	return stats, nil
+}
+
+// IdleError says which partitions a replay did not read to their end
+// because Kafka returned nothing for IdleTimeout.
+type IdleError struct {
+	Topic     string
+	Idle      time.Duration
+	Read      map[int32]int64 // next offset read, by partition (absent: none)
+	Remaining map[int32]int64 // end offset not reached, by partition
+}
+
+func (e *IdleError) Error() string {
+	parts := make([]int32, 0, len(e.Remaining))
+	for p := range e.Remaining {
+		parts = append(parts, p)
+	}
+	slices.Sort(parts)
+	var b strings.Builder
+	fmt.Fprintf(&b, "no record from %s for %s; stopped before the end of partition", e.Topic, e.Idle)
+	if len(parts) > 1 {
+		b.WriteString("s")
+	}
+	for i, p := range parts {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		if next, ok := e.Read[p]; ok {
+			fmt.Fprintf(&b, " %d (read to offset %d of %d)", p, next, e.Remaining[p])
+		} else {
+			fmt.Fprintf(&b, " %d (nothing read; end offset %d)", p, e.Remaining[p])
+		}
+	}
+	b.WriteString(": the records left may have expired or be unreadable; run the replay again to retry")
+	return b.String()
+}
+
+// errIdle is pollUntil's answer when nothing came by its deadline.
+var errIdle = errors.New("no record within the idle timeout")
+
+// pollUntil polls until records (or fetch errors) come, ctx ends, or the
+// deadline passes (errIdle); a zero deadline waits as long as ctx.
+func pollUntil(ctx context.Context, c *kgo.Client, maxRecords int, deadline time.Time) (kgo.Fetches, error) {
+	pctx := ctx
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	fetches := c.PollRecords(pctx, maxRecords)
+	if fetches.NumRecords() == 0 && pctx.Err() != nil && ctx.Err() == nil {
+		return nil, errIdle
+	}
+	return fetches, nil
 }

@@ -173,6 +173,7 @@ func (c *Config) SetDefaults() {
 	if c.HTTP.Listen == "" {
 		c.HTTP.Listen = DefaultListen
 	}
+	c.HTTP.SetDefaults()
 	for i := range c.Inputs {
 		if c.Inputs[i].Format == "" {
 			c.Inputs[i].Format = FormatPlain

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // command is what `sluice help CMD` and `sluice CMD --help` say of a
@@ -31,7 +32,7 @@ var commands = map[string]command{
 	"setup": {"sluice setup -c FILE",
 		"Installs the index template in Elasticsearch and, with kibana.url set, imports the dashboards into Kibana, using an aggregator configuration.",
 		"sluice setup -c /etc/sluice/aggregator.yaml"},
-	"replay": {"sluice replay -c FILE -topic TOPIC [-from TIME] [-to TIME]",
+	"replay": {"sluice replay -c FILE -topic TOPIC [-from TIME] [-to TIME] [-idle-timeout D]",
 		"Sends a topic's records through the aggregator's pipeline again: the dead-letter topic after a mapping fix, or a time range of a source topic. Reads to the topic's end as it is when the replay starts, commits nothing; document ids make it idempotent.",
 		"sluice replay -c aggregator.yaml -topic sluice-dead-letter -from 2026-11-25T10:00:00Z"},
 	"test": {"sluice test -c FILE [-dir DIR] [-update]",
@@ -59,6 +60,8 @@ func newFlags(cmd string, stderr io.Writer) (*flag.FlagSet, *cmdFlags) {
 		fs.StringVar(&f.replay.topic, "topic", "", "topic to replay (required)")
 		fs.StringVar(&f.replay.from, "from", "", "replay records from this time (RFC 3339)")
 		fs.StringVar(&f.replay.to, "to", "", "replay records up to this time (RFC 3339)")
+		fs.DurationVar(&f.replay.idle, "idle-timeout", 30*time.Second,
+			"give up when Kafka returns no record for this long before the topic's end is read (0: wait for ever)")
 	case "test":
 		fs.StringVar(&f.tests.dir, "dir", "", "directory of test cases (default: the config's tests key, else pipeline-tests next to the config)")
 		fs.BoolVar(&f.tests.update, "update", false, "rewrite the expected documents from what the pipeline builds")

@@ -41,7 +41,7 @@ Usage:
   sluice check -c FILE       validate a shipper, aggregator or run config
   sluice setup -c FILE       install the index template in Elasticsearch and,
                              with kibana.url set, the dashboards in Kibana
-  sluice replay -c FILE -topic TOPIC [-from TIME] [-to TIME]
+  sluice replay -c FILE -topic TOPIC [-from TIME] [-to TIME] [-idle-timeout 30s]
                              send a topic's records (the dead-letter topic after
                              a mapping fix, or a time range of a source topic)
                              through the aggregator's pipeline again
@@ -86,7 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fs, f := newFlags(cmd, stderr)
-	path, replay, tests := &f.path, f.replay, f.tests
+	path, replay, tests := &f.path, &f.replay, &f.tests
 	if err := fs.Parse(rest); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printHelp(stdout, cmd, fs)
@@ -132,7 +132,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "replay":
 		var n int
 		n, err = replay.run(*path)
-		if err == nil {
+		var idle *aggregator.IdleError
+		if err == nil || errors.As(err, &idle) {
 			fmt.Fprintf(stdout, "replayed %d records from %s\n", n, replay.topic)
 		}
 	}
@@ -257,14 +258,20 @@ func loadAggregator(path string) (aggregator.Config, error) {
 	return cfg, cfg.Validate()
 }
 
-type replayFlags struct{ topic, from, to string }
+type replayFlags struct {
+	topic, from, to string
+	idle            time.Duration
+}
 
 // run replays per the flags with the aggregator config at path.
 func (f replayFlags) run(path string) (int, error) {
 	if f.topic == "" {
 		return 0, errors.New("-topic is required")
 	}
-	opts := aggregator.ReplayOptions{Topic: f.topic}
+	if f.idle < 0 {
+		return 0, errors.New("-idle-timeout must not be negative")
+	}
+	opts := aggregator.ReplayOptions{Topic: f.topic, IdleTimeout: f.idle}
 	for _, t := range []struct {
 		flag, value string
 		out         *time.Time

@@ -24,6 +24,16 @@ import (
 // HTTPConfig is where a process serves /metrics, /healthz and /readyz.
 type HTTPConfig struct {
 	Listen string `yaml:"listen"`
+	// StallAfter is how long work may wait with no progress before
+	// /readyz fails and the stalled gauge reads 1 (default 60s).
+	StallAfter time.Duration `yaml:"stall_after"`
+}
+
+// SetDefaults fills stall_after; the listen address is each role's own.
+func (c *HTTPConfig) SetDefaults() {
+	if c.StallAfter == 0 {
+		c.StallAfter = DefaultStallAfter
+	}
 }
 
 // LogConfig sets a process's own logging.

@@ -3,15 +3,17 @@ package telemetry
 import (
 	"net"
 	"strconv"
+	"time"
 
 	"go.uber.org/zap/zapcore"
 
 	"github.com/sluicelog/sluice/internal/config"
 )
 
-// Validate checks the listen address under key (e.g. http): host:port with
-// a port a socket can have, so that a process never fails to start on it
-// after `sluice check` passed.
+// Validate checks the section under key (e.g. http): the listen address is
+// host:port with a port a socket can have, so that a process never fails
+// to start on it after `sluice check` passed, and stall_after is a real
+// wait. Call SetDefaults first.
 func (c HTTPConfig) Validate(key string) error {
 	k := config.Join(key, "listen")
 	host, port, err := net.SplitHostPort(c.Listen)
@@ -25,6 +27,9 @@ func (c HTTPConfig) Validate(key string) error {
 		if _, err := net.LookupHost(host); err != nil {
 			return config.Errorf(k, "%q: host %s does not resolve; give an address such as 127.0.0.1 or 0.0.0.0", c.Listen, host)
 		}
+	}
+	if c.StallAfter < time.Second {
+		return config.Errorf(config.Join(key, "stall_after"), "must be at least 1s (e.g. 60s), got %s", c.StallAfter)
 	}
 	return nil
 }

@@ -17,7 +17,7 @@ func TestHTTPConfigValidate(t *testing.T) {
 		{"127.0.0.1:http-alt", `the port must be a number`},
 		{"no-such-host.invalid:9600", "host no-such-host.invalid does not resolve"},
 	} {
-		err := HTTPConfig{Listen: tc.listen}.Validate("http")
+		err := HTTPConfig{Listen: tc.listen, StallAfter: DefaultStallAfter}.Validate("http")
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("listen %q: error %v, want %q", tc.listen, err, tc.want)
 		}

@@ -1,0 +1,205 @@
+package aggregator
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/sluicelog/sluice/internal/telemetry"
+)
+
+// sumGauge adds the values of every series of the named metric in reg.
+func sumGauge(t *testing.T, reg *prometheus.Registry, name string) (float64, bool) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		var sum float64
+		for _, m := range mf.GetMetric() {
+			sum += m.GetGauge().GetValue()
+		}
+		return sum, len(mf.GetMetric()) > 0
+	}
+	return 0, false
+}
+
+// eventually polls cond every 100ms until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			t.Fatalf("not within %s: %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// readyz answers GET /readyz from h.
+func readyz(h http.Handler) (int, string) {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	body, _ := io.ReadAll(rec.Body)
+	return rec.Code, string(body)
+}
+
+// TestStuckAggregatorIsVisible starts an aggregator on a topic holding
+// records while Elasticsearch is cut: it never fetches (it waits to install
+// the index template), yet its lag gauge reads the records waiting within
+// seconds, Elasticsearch reads not accepting, and /readyz fails on the
+// progress check once the stall threshold passes. With Elasticsearch back,
+// everything is indexed and it is ready again. Before, the lag read nothing
+// until the first fetch and /readyz knew nothing of progress.
+func TestStuckAggregatorIsVisible(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test needs Kafka and Elasticsearch")
+	}
+	const records = 300
+	stack, prefix, topic := sourceTopic(t, "stuck", 3)
+	produceService(t, stack, topic, []int32{0, 1, 2}, 0, records/3)
+
+	es := stack.ESProxy(t)
+	es.SetDown(true)
+	cfg := replayConfig(stack, es.URL(), prefix)
+	cfg.Kafka.Topics = []string{topic}
+	cfg.Kafka.Group = prefix
+	cfg.HTTP.StallAfter = 2 * time.Second
+	reg := prometheus.NewRegistry()
+	a, err := New(cfg, reg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := telemetry.NewServer("", reg, zap.NewNop())
+	a.AddChecks(srv)
+	h := srv.Handler()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	took := eventually(t, 10*time.Second, "the lag gauges add up to the records waiting", func() bool {
+		lag, ok := sumGauge(t, reg, "sluice_aggregator_consumer_lag_records")
+		return ok && lag == records
+	})
+	t.Logf("lag read %d %s after start, with nothing fetched", records, took.Round(time.Millisecond))
+	eventually(t, 5*time.Second, "elasticsearch_accepting reads 0", func() bool {
+		return testutil.ToFloat64(a.metrics.esAccepting) == 0
+	})
+	took = eventually(t, 10*time.Second, "/readyz fails on the progress check", func() bool {
+		code, body := readyz(h)
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "progress: no progress for")
+	})
+	t.Logf("/readyz failed on progress %s after the lag was known", took.Round(time.Millisecond))
+	if v, _ := sumGauge(t, reg, "sluice_aggregator_stalled"); v != 1 {
+		t.Errorf("sluice_aggregator_stalled = %v while stalled, want 1", v)
+	}
+	// The backlog grows while it is stuck: the lag follows (it used to
+	// freeze at its value of the last fetch).
+	produceService(t, stack, topic, []int32{1}, records/3, records/3+30)
+	var lag float64
+	took = eventually(t, lagInterval+5*time.Second, "the lag follows the backlog while stuck", func() bool {
+		lag, _ = sumGauge(t, reg, "sluice_aggregator_consumer_lag_records")
+		if lag != records+30 {
+			t.Logf("lag %v", lag)
+		}
+		return lag == records+30
+	})
+	t.Logf("lag followed records produced while stuck within %s", took.Round(time.Millisecond))
+
+	es.SetDown(false)
+	if n := stack.WaitCount(t, prefix+"-*", records+30, 60*time.Second); n != records+30 {
+		t.Fatalf("%d documents indexed after Elasticsearch came back, want %d", n, records+30)
+	}
+	eventually(t, 15*time.Second, "ready again, lag 0, accepting", func() bool {
+		code, _ := readyz(h)
+		lag, _ := sumGauge(t, reg, "sluice_aggregator_consumer_lag_records")
+		stalled, _ := sumGauge(t, reg, "sluice_aggregator_stalled")
+		return code == http.StatusOK && lag == 0 && stalled == 0 && testutil.ToFloat64(a.metrics.esAccepting) == 1
+	})
+	if v, _ := sumGauge(t, reg, "sluice_aggregator_last_progress_timestamp_seconds"); v < float64(time.Now().Add(-time.Minute).Unix()) {
+		t.Errorf("last progress timestamp %v is not recent", v)
+	}
+}
+
+// TestWatchDeliveryFollowsBulkResults: failed bulk requests turn
+// elasticsearch_accepting to 0 within a tick, documents indexed turn it to
+// 1 and count as progress.
+func TestWatchDeliveryFollowsBulkResults(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := newMetrics(reg)
+	var pings atomic.Int32
+	a := &Aggregator{metrics: m, lag: newLagTracker(m, reg, time.Minute),
+		esReady: func(context.Context) error { pings.Add(1); return nil }}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go a.watchDelivery(ctx, 10*time.Millisecond)
+	accepting := func(want float64) func() bool {
+		return func() bool { return testutil.ToFloat64(m.esAccepting) == want }
+	}
+	eventually(t, time.Second, "accepting 1 from the first ping", accepting(1))
+	m.bulkRequests.WithLabelValues("error").Inc()
+	eventually(t, time.Second, "accepting 0 after a failed bulk request", accepting(0))
+	m.bulkRequests.WithLabelValues("200").Inc()
+	m.indexed.Add(5)
+	eventually(t, time.Second, "accepting 1 after documents indexed", accepting(1))
+	m.retries.Add(3)
+	eventually(t, time.Second, "accepting 0 after items retried with nothing indexed", accepting(0))
+	a.lag.progress.Waiting(1)
+	if stalled, _ := a.lag.progress.Stalled(); stalled {
+		t.Error("stalled right after documents were indexed")
+	}
+	if n := pings.Load(); n != 1 {
+		t.Errorf("%d pings while bulk results came every tick, want 1 (at start)", n)
+	}
+}
+
+// TestReadinessPingsElasticsearchOncePerSecond: /readyz is unauthenticated;
+// a burst of probes makes one authenticated call to Elasticsearch.
+func TestReadinessPingsElasticsearchOncePerSecond(t *testing.T) {
+	var health atomic.Int32
+	es := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/_cluster/health" {
+			health.Add(1)
+		}
+		w.Header().Set("X-Elastic-Product", "Elasticsearch")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"green"}`))
+	}))
+	defer es.Close()
+	var cfg Config
+	cfg.Elasticsearch.Addresses = []string{es.URL}
+	p, err := NewProcessor(cfg, ProcessorOptions{DeadLetters: &DeadLetterFile{}}, prometheus.NewRegistry(), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := telemetry.NewServer("", prometheus.NewRegistry(), zap.NewNop())
+	p.AddChecks(srv)
+	h := srv.Handler()
+	for range 20 {
+		if code, body := readyz(h); code != http.StatusOK {
+			t.Fatalf("/readyz = %d: %s", code, body)
+		}
+	}
+	if n := health.Load(); n != 1 {
+		t.Fatalf("20 readiness probes made %d cluster health calls, want 1", n)
+	}
+}
