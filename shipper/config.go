@@ -58,6 +58,9 @@ type Config struct {
 	IgnoreOlder time.Duration `yaml:"ignore_older"`
 	// ShutdownTimeout bounds how long a SIGTERM waits for in-flight lines.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// StallAfter is how long lines may wait to be shipped without any
+	// acknowledgement before /readyz fails (default 1m).
+	StallAfter time.Duration `yaml:"stall_after"`
 }
 
 // InputConfig is one kind of file to tail.
@@ -206,6 +209,9 @@ func (c *Config) SetDefaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
+	if c.StallAfter == 0 {
+		c.StallAfter = time.Minute
+	}
 }
 
 // Validate rejects values the shipper cannot run with. Call SetDefaults
@@ -267,7 +273,7 @@ func (c *Config) Validate() error {
 		return config.Errorf("max_in_flight_bytes", "must be at least twice max_line_bytes (%d)", c.MaxLineBytes)
 	}
 	for key, d := range map[string]time.Duration{"scan_interval": c.ScanInterval, "registry_flush": c.RegistryFlush, "shutdown_timeout": c.ShutdownTimeout,
-		"unterminated_line_after": c.UnterminatedLineAfter, "close_removed_after": c.CloseRemovedAfter, "close_inactive": c.CloseInactive, "clean_after": c.CleanAfter} {
+		"unterminated_line_after": c.UnterminatedLineAfter, "close_removed_after": c.CloseRemovedAfter, "close_inactive": c.CloseInactive, "clean_after": c.CleanAfter, "stall_after": c.StallAfter} {
 		if d <= 0 {
 			return config.Errorf(key, "must be a positive duration such as 1s")
 		}

@@ -1,0 +1,208 @@
+package shipper
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+)
+
+// The signals that show a stuck shipper within seconds, rather than when a
+// file is rotated away unread: kafkaWatch says whether Kafka takes the
+// records (franz-go retries inside, so a record's own failure may never
+// come), and stallWatch fails readiness while lines wait and none is
+// acknowledged. Both are evaluated on the shipper's signal tick (see
+// flushLoop), independently of reading.
+
+// Thresholds of kafkaWatch.
+const (
+	// notAcceptingAfterError: records wait, a request to a broker failed
+	// since the last acknowledgement, and none came for this long.
+	notAcceptingAfterError = time.Second
+	// notAcceptingAfter: records wait and none was acknowledged for this
+	// long, errors or not (a broker that answers nothing).
+	notAcceptingAfter = 10 * time.Second
+	// warnEvery spaces the warnings while Kafka does not accept.
+	warnEvery = 30 * time.Second
+)
+
+// kafkaWatch follows whether Kafka accepts the shipper's records: it is a
+// kgo hook (connection, write and read errors of every request, batches
+// written) and counts the records handed to Kafka and not acknowledged.
+type kafkaWatch struct {
+	log     *zap.Logger
+	metrics *metrics
+
+	outstanding atomic.Int64 // records published and not acknowledged
+	busySince   atomic.Int64 // unix nanos when outstanding last left 0
+	lastAck     atomic.Int64 // unix nanos of the last batch Kafka wrote
+	lastErr     atomic.Pointer[requestError]
+	lastTopic   atomic.Pointer[string]
+
+	// Owned by check.
+	accepting  bool
+	downSince  time.Time
+	lastWarned time.Time
+}
+
+// requestError is a failed request to a broker, which franz-go retries.
+type requestError struct {
+	at     time.Time
+	op     string // connect, write or read
+	broker string
+	err    error
+}
+
+func newKafkaWatch(log *zap.Logger, m *metrics) *kafkaWatch {
+	w := &kafkaWatch{log: log, metrics: m, accepting: true}
+	w.lastAck.Store(time.Now().UnixNano())
+	m.kafkaAccepting.Set(1)
+	return w
+}
+
+var (
+	_ kgo.HookBrokerConnect       = (*kafkaWatch)(nil)
+	_ kgo.HookBrokerWrite         = (*kafkaWatch)(nil)
+	_ kgo.HookBrokerRead          = (*kafkaWatch)(nil)
+	_ kgo.HookProduceBatchWritten = (*kafkaWatch)(nil)
+)
+
+// published counts a record handed to Kafka.
+func (w *kafkaWatch) published(topic string) {
+	if w.outstanding.Add(1) == 1 {
+		w.busySince.Store(time.Now().UnixNano())
+	}
+	if p := w.lastTopic.Load(); p == nil || *p != topic {
+		w.lastTopic.Store(&topic)
+	}
+}
+
+// done counts a record Kafka acknowledged.
+func (w *kafkaWatch) done() { w.outstanding.Add(-1) }
+
+// wrote notes an acknowledgement now.
+func (w *kafkaWatch) wrote() { w.lastAck.Store(time.Now().UnixNano()) }
+
+func (w *kafkaWatch) failed(op string, meta kgo.BrokerMetadata, err error) {
+	w.metrics.kafkaRequestErrors.WithLabelValues(op).Inc()
+	w.lastErr.Store(&requestError{at: time.Now(), op: op, broker: net.JoinHostPort(meta.Host, fmt.Sprint(meta.Port)), err: err})
+}
+
+func (w *kafkaWatch) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err != nil {
+		w.failed("connect", meta, err)
+	}
+}
+
+func (w *kafkaWatch) OnBrokerWrite(meta kgo.BrokerMetadata, _ int16, _ int, _, _ time.Duration, err error) {
+	if err != nil {
+		w.failed("write", meta, err)
+	}
+}
+
+func (w *kafkaWatch) OnBrokerRead(meta kgo.BrokerMetadata, _ int16, _ int, _, _ time.Duration, err error) {
+	if err != nil {
+		w.failed("read", meta, err)
+	}
+}
+
+func (w *kafkaWatch) OnProduceBatchWritten(kgo.BrokerMetadata, string, int32, kgo.ProduceBatchMetrics) {
+	w.wrote()
+}
+
+// check sets sluice_shipper_kafka_accepting and warns, at most every
+// warnEvery, while Kafka does not accept records: records wait, and none
+// was acknowledged for notAcceptingAfter, or for notAcceptingAfterError
+// with a request failed since. Called from one goroutine.
+func (w *kafkaWatch) check(now time.Time) {
+	waiting := w.outstanding.Load()
+	progress := time.Unix(0, max(w.lastAck.Load(), w.busySince.Load()))
+	quiet := now.Sub(progress)
+	lastErr := w.lastErr.Load()
+	failedSince := lastErr != nil && lastErr.at.After(progress)
+	accepting := waiting <= 0 || quiet < notAcceptingAfter && !(failedSince && quiet >= notAcceptingAfterError)
+	topic := ""
+	if p := w.lastTopic.Load(); p != nil {
+		topic = *p
+	}
+	switch {
+	case !accepting:
+		if w.accepting {
+			w.downSince = now
+		}
+		if w.accepting || now.Sub(w.lastWarned) >= warnEvery {
+			w.lastWarned = now
+			fields := []zap.Field{zap.String("topic", topic), zap.Int64("unacknowledged_records", waiting),
+				zap.Duration("since_last_ack", quiet.Round(time.Millisecond)), zap.Duration("not_accepting_for", now.Sub(w.downSince).Round(time.Second))}
+			if lastErr != nil {
+				fields = append(fields, zap.String("broker", lastErr.broker), zap.String("request", lastErr.op), zap.NamedError("broker_error", lastErr.err))
+			}
+			w.log.Warn("kafka is not accepting records: lines wait in their files, and reading stops at max_in_flight_bytes", fields...)
+		}
+	case !w.accepting:
+		w.log.Info("kafka is accepting records again", zap.String("topic", topic), zap.Duration("not_accepting_for", now.Sub(w.downSince).Round(time.Second)))
+	}
+	w.accepting = accepting
+	if accepting {
+		w.metrics.kafkaAccepting.Set(1)
+	} else {
+		w.metrics.kafkaAccepting.Set(0)
+	}
+}
+
+// stallWatch is the shipper's progress watchdog, a readiness check: it
+// fails while lines wait to be shipped (lag or bytes in flight) and none
+// was acknowledged for stall_after, whatever the cause (Kafka refusing,
+// a topic that cannot be created, a stuck publisher). It knows nothing of
+// Kafka: progress is an acknowledged burst of any Publisher.
+type stallWatch struct {
+	after   time.Duration
+	metrics *metrics
+
+	lastAck   atomic.Int64 // unix nanos of the last acknowledged burst
+	workSince atomic.Int64 // unix nanos since when work waits; 0 with none
+	waiting   atomic.Int64 // bytes waiting, as last observed
+}
+
+func newStallWatch(after time.Duration, m *metrics) *stallWatch {
+	w := &stallWatch{after: after, metrics: m}
+	w.lastAck.Store(time.Now().UnixNano())
+	return w
+}
+
+// acked notes progress: a burst of lines acknowledged.
+func (w *stallWatch) acked() { w.lastAck.Store(time.Now().UnixNano()) }
+
+// observe records the bytes waiting now (lag and in flight) and sets
+// sluice_shipper_stalled_seconds.
+func (w *stallWatch) observe(now time.Time, waiting int64) {
+	w.waiting.Store(waiting)
+	if waiting <= 0 {
+		w.workSince.Store(0)
+	} else if w.workSince.Load() == 0 {
+		w.workSince.Store(now.UnixNano())
+	}
+	w.metrics.stalledSeconds.Set(w.stalledFor(now).Seconds())
+}
+
+// stalledFor is how long work has waited without an acknowledgement.
+func (w *stallWatch) stalledFor(now time.Time) time.Duration {
+	since := w.workSince.Load()
+	if since == 0 {
+		return 0
+	}
+	return now.Sub(time.Unix(0, max(since, w.lastAck.Load())))
+}
+
+// check is the readiness check.
+func (w *stallWatch) check(context.Context) error {
+	if d := w.stalledFor(time.Now()); d >= w.after {
+		return fmt.Errorf("no line acknowledged for %v while %d bytes wait to be shipped (stall_after %v)",
+			d.Round(time.Second), w.waiting.Load(), w.after)
+	}
+	return nil
+}
