@@ -347,8 +347,10 @@ func (h *harvester) truncated(size int64) (bool, error) {
 // restartGeneration starts reading a truncated file again from offset 0 as
 // a new generation, counting what was written but never read.
 func (h *harvester) restartGeneration(size int64) error {
+	// Lost: what the file was last seen to hold past the last line shipped
+	// (a line read but not yet whole is lost too).
 	h.sizeMu.Lock()
-	lost := h.lastSize - h.reader.readPosition()
+	lost := h.lastSize - h.reader.position()
 	h.sizeMu.Unlock()
 	if lost > 0 {
 		h.sh.metrics.truncatedBytesLost.Add(float64(lost))

@@ -1,0 +1,280 @@
+package shipper
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/sluicelog/sluice/internal/event"
+	"github.com/sluicelog/sluice/internal/telemetry"
+)
+
+// TestTopicLimitLoweredAfterStart lowers the topic's max.message.bytes to
+// 4 KiB after the shipper learned it (as an operator may, and as a shipper
+// without permission to read it never knows it): a 20 KiB line, which fits
+// what the shipper knows, is refused by Kafka; it arrives cut under the new
+// limit and flagged truncated, and the lines after it arrive too (their
+// batches, over the new limit as well, are produced a record at a time),
+// rather than the line being produced again for ever.
+func TestTopicLimitLoweredAfterStart(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Kafka.Compression = "none" })
+	h.start()
+	writeLines(t, h.path("app.log"), "a", 0, 100)
+	h.records(100, 30*time.Second)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	limit := "4096"
+	resp, err := kadm.NewClient(h.stack.Client(t)).AlterTopicConfigs(ctx,
+		[]kadm.AlterConfig{{Op: kadm.SetConfig, Name: "max.message.bytes", Value: &limit}}, h.topic)
+	if err == nil {
+		_, err = resp.On(h.topic, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(h.path("app.log"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("line id=long " + strings.Repeat("x", 20000) + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	writeLines(t, h.path("app.log"), "b", 0, 100)
+
+	recs := h.records(201, 30*time.Second)
+	h.assertIDs(recs, "a", 100)
+	h.assertIDs(recs, "b", 100)
+	var long *kgo.Record
+	for _, r := range recs {
+		if idOf(string(r.Value)) == "long" {
+			long = r
+		}
+	}
+	if long == nil {
+		t.Fatal("the 20 KiB line did not arrive")
+	}
+	ev, err := event.Decode(long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ev.HasFlag(event.FlagTruncated) || len(ev.Line) >= 4096 || len(ev.Line) < 1024 {
+		t.Fatalf("the 20 KiB line arrived with %d bytes, flags %v; want cut under the topic's 4 KiB, flagged truncated", len(ev.Line), ev.Flags)
+	}
+	if got := testutil.ToFloat64(h.sh.metrics.linesCut.WithLabelValues("service")); got != 1 {
+		t.Errorf("sluice_shipper_lines_truncated_total = %v, want 1", got)
+	}
+	t.Logf("the 20 KiB line arrived with %d bytes", len(ev.Line))
+}
+
+// heldPublisher keeps the acknowledgements of what it is given until
+// released; from then on it acknowledges at once.
+type heldPublisher struct {
+	collectingPublisher
+	mu       sync.Mutex
+	held     []func()
+	released bool
+}
+
+func (p *heldPublisher) Publish(ctx context.Context, rec *kgo.Record, acked func()) error {
+	p.mu.Lock()
+	if !p.released {
+		p.held = append(p.held, acked)
+		acked = func() {}
+	}
+	p.mu.Unlock()
+	return p.collectingPublisher.Publish(ctx, rec, acked)
+}
+
+func (p *heldPublisher) release() {
+	p.mu.Lock()
+	held := p.held
+	p.held, p.released = nil, true
+	p.mu.Unlock()
+	for _, ack := range held {
+		ack()
+	}
+}
+
+// TestTruncationLossCountedWhenBehind copytruncates a file while the
+// shipper is held far behind (its publisher acknowledges nothing, so
+// reading stops at max_in_flight_bytes): the lag gauge shows the unread
+// megabytes while it is held, and once it goes on, the bytes truncated away
+// unread are counted in truncated_lost_bytes_total.
+func TestTruncationLossCountedWhenBehind(t *testing.T) {
+	l := newLifecycle(t, func(c *Config) {
+		c.MaxLineBytes = 16 << 10
+		c.MaxInFlightBytes = 64 << 10
+	})
+	pub := &heldPublisher{}
+	pub.release() // the first lines go through
+	sh, err := New(l.cfg, prometheus.NewRegistry(), zaptest.NewLogger(t), WithPublisher(pub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	writeLines(t, l.path("app.log"), "t", 0, 100)
+	pub.waitFor(t, 100, 10*time.Second)
+	time.Sleep(300 * time.Millisecond) // idle at the end of the file
+	pub.mu.Lock()
+	pub.released = false
+	pub.mu.Unlock()
+
+	writeLines(t, l.path("app.log"), "t", 100, 60000) // ~5 MB
+	fi, err := os.Stat(l.path("app.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := fi.Size()
+	waitUntil(t, "the lag gauge to show the unread bytes", func() bool {
+		return testutil.ToFloat64(sh.metrics.lagBytes) > float64(size)-float64(512<<10)
+	})
+	copyFile(t, l.path("app.log"), l.path("app.log.1"))
+	if err := os.Truncate(l.path("app.log"), 0); err != nil {
+		t.Fatal(err)
+	}
+	pub.release()
+	waitUntil(t, "the truncation to be seen", func() bool { return testutil.ToFloat64(sh.metrics.truncations) == 1 })
+	lost := testutil.ToFloat64(sh.metrics.truncatedBytesLost)
+	shipped := int64(0)
+	for _, ev := range pub.shipped() {
+		shipped += int64(len(ev.Line)) + 1
+	}
+	t.Logf("file %d bytes, %d shipped; truncated_lost_bytes_total %.0f", size, shipped, lost)
+	if want := float64(size - shipped); lost < want-1 || lost > want+1 {
+		t.Errorf("truncated_lost_bytes_total = %.0f, want the %.0f bytes never read", lost, want)
+	}
+}
+
+// TestKafkaOutageSignals cuts the shipper off Kafka while lines keep being
+// written: within seconds the lag gauge grows, sluice_shipper_kafka_accepting
+// goes to 0, a warning names the cause and /readyz fails after stall_after;
+// once Kafka is back, the signals clear and every line arrives exactly once.
+func TestKafkaOutageSignals(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.StallAfter = 3 * time.Second
+		c.MaxInFlightBytes = 256 << 10
+		c.MaxLineBytes = 64 << 10
+	})
+	proxy, addr := h.stack.KafkaProxy(t)
+	h.cfg.Kafka.Brokers = []string{addr}
+	core, logs := observer.New(zapcore.InfoLevel)
+	log := zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), core))
+	sh, err := New(h.cfg, prometheus.NewRegistry(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sh = sh
+	srv := telemetry.NewServer("127.0.0.1:0", prometheus.NewRegistry(), log)
+	sh.AddChecks(srv)
+	ready := func() int {
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		return rec.Code
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	writeLines(t, h.path("app.log"), "k", 0, 1000)
+	h.records(1000, 30*time.Second)
+	if code := ready(); code != http.StatusOK {
+		t.Fatalf("/readyz = %d before the outage", code)
+	}
+
+	proxy.Cut()
+	cut := time.Now()
+	const total = 20000
+	stop := make(chan struct{})
+	writing := make(chan struct{})
+	go func() {
+		defer close(writing)
+		for i := 1000; i < total; i += 500 {
+			writeLines(t, h.path("app.log"), "k", i, i+500)
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	var lagSeen, acceptingSeen, warnedSeen, notReadySeen time.Duration
+	var lagFirst float64 = -1
+	for time.Since(cut) < 15*time.Second && (lagSeen == 0 || acceptingSeen == 0 || warnedSeen == 0 || notReadySeen == 0) {
+		since := time.Since(cut)
+		lag := testutil.ToFloat64(sh.metrics.lagBytes)
+		if lagFirst < 0 && lag > 0 {
+			lagFirst = lag
+		} else if lagSeen == 0 && lagFirst > 0 && lag > lagFirst+(100<<10) {
+			lagSeen = since
+		}
+		if acceptingSeen == 0 && testutil.ToFloat64(sh.metrics.kafkaAccepting) == 0 {
+			acceptingSeen = since
+		}
+		if warnedSeen == 0 && logs.FilterMessageSnippet("kafka is not accepting records").Len() > 0 {
+			warnedSeen = since
+		}
+		if notReadySeen == 0 && ready() == http.StatusServiceUnavailable {
+			notReadySeen = since
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	close(stop)
+	<-writing
+	t.Logf("after the cut: lag growing %v, kafka_accepting 0 %v, warned %v, /readyz failing %v; request errors %v",
+		lagSeen, acceptingSeen, warnedSeen, notReadySeen, testutil.ToFloat64(sh.metrics.kafkaRequestErrors.WithLabelValues("connect")))
+	if lagSeen == 0 {
+		t.Error("the lag gauge did not grow while lines were written")
+	}
+	if acceptingSeen == 0 || acceptingSeen > 5*time.Second {
+		t.Errorf("sluice_shipper_kafka_accepting went to 0 after %v, want within 5s", acceptingSeen)
+	}
+	if warnedSeen == 0 {
+		t.Error("no warning that Kafka is not accepting")
+	} else if w := logs.FilterMessageSnippet("kafka is not accepting records").All()[0]; w.ContextMap()["topic"] != h.topic || w.ContextMap()["broker_error"] == nil {
+		t.Errorf("the warning does not name the topic and the broker error: %v", w.ContextMap())
+	}
+	if notReadySeen == 0 || notReadySeen > h.cfg.StallAfter+3*time.Second {
+		t.Errorf("/readyz failed after %v, want soon after stall_after %v", notReadySeen, h.cfg.StallAfter)
+	}
+
+	proxy.Restore()
+	recs := h.records(total, 2*time.Minute)
+	if dups := h.assertIDs(recs, "k", total); dups != 0 || len(recs) != total {
+		t.Errorf("%d records with %d duplicates, want %d exactly once", len(recs), dups, total)
+	}
+	waitUntil(t, "kafka_accepting 1 and /readyz passing", func() bool {
+		return testutil.ToFloat64(sh.metrics.kafkaAccepting) == 1 && ready() == http.StatusOK
+	})
+	if logs.FilterMessageSnippet("kafka is accepting records again").Len() == 0 {
+		t.Error("no notice that Kafka accepts again")
+	}
+}
