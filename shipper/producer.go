@@ -354,18 +354,28 @@ func (p *producer) sendAlone(r *kgo.Record, acked func()) {
 // needed.
 func (p *producer) loneClient() (*kgo.Client, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
+	c, closed := p.aloneClient, p.closed
+	p.mu.Unlock()
+	if closed {
 		return nil, kgo.ErrClientClosed
 	}
-	if p.aloneClient == nil {
-		c, err := kgo.NewClient(p.aloneOpts...)
-		if err != nil {
-			return nil, fmt.Errorf("kafka client: %w", err)
-		}
-		p.aloneClient = c
+	if c != nil {
+		return c, nil
 	}
-	return p.aloneClient, nil
+	// Made outside p.mu, which the batch limit it reads takes; only the
+	// drainAlone goroutine makes it.
+	c, err := kgo.NewClient(p.aloneOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		c.Close()
+		return nil, kgo.ErrClientClosed
+	}
+	p.aloneClient = c
+	return c, nil
 }
 
 func (p *producer) isClosed() bool {
