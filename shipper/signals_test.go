@@ -190,10 +190,10 @@ func TestKafkaOutageSignals(t *testing.T) {
 	h.sh = sh
 	srv := telemetry.NewServer("127.0.0.1:0", prometheus.NewRegistry(), log)
 	sh.AddChecks(srv)
-	ready := func() int {
+	ready := func() (int, string) {
 		rec := httptest.NewRecorder()
 		srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
-		return rec.Code
+		return rec.Code, rec.Body.String()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -206,24 +206,23 @@ func TestKafkaOutageSignals(t *testing.T) {
 	}()
 	writeLines(t, h.path("app.log"), "k", 0, 1000)
 	h.records(1000, 30*time.Second)
-	if code := ready(); code != http.StatusOK {
-		t.Fatalf("/readyz = %d before the outage", code)
+	if code, body := ready(); code != http.StatusOK {
+		t.Fatalf("/readyz = %d before the outage: %s", code, body)
 	}
 
+	before, err := os.Stat(h.path("app.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	proxy.Cut()
 	cut := time.Now()
 	const total = 20000
-	stop := make(chan struct{})
 	writing := make(chan struct{})
 	go func() {
 		defer close(writing)
 		for i := 1000; i < total; i += 500 {
 			writeLines(t, h.path("app.log"), "k", i, i+500)
-			select {
-			case <-stop:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}()
 	var lagSeen, acceptingSeen, warnedSeen, notReadySeen time.Duration
@@ -242,13 +241,25 @@ func TestKafkaOutageSignals(t *testing.T) {
 		if warnedSeen == 0 && logs.FilterMessageSnippet("kafka is not accepting records").Len() > 0 {
 			warnedSeen = since
 		}
-		if notReadySeen == 0 && ready() == http.StatusServiceUnavailable {
+		// The progress check alone: the kafka check (a ping) fails at once.
+		if notReadySeen == 0 && sh.stall.check(ctx) != nil {
 			notReadySeen = since
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	close(stop)
 	<-writing
+	// The gauge follows the file, not the reader, which stopped at
+	// max_in_flight_bytes.
+	after, err := os.Stat(h.path("app.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the lag gauge to show the bytes written during the outage", func() bool {
+		return testutil.ToFloat64(sh.metrics.lagBytes) >= float64(after.Size()-before.Size())
+	})
+	if code, body := ready(); code != http.StatusServiceUnavailable || !strings.Contains(body, "shipper_progress: no line acknowledged") {
+		t.Errorf("/readyz during the outage = %d %q, want 503 naming shipper_progress", code, body)
+	}
 	t.Logf("after the cut: lag growing %v, kafka_accepting 0 %v, warned %v, /readyz failing %v; request errors %v",
 		lagSeen, acceptingSeen, warnedSeen, notReadySeen, testutil.ToFloat64(sh.metrics.kafkaRequestErrors.WithLabelValues("connect")))
 	if lagSeen == 0 {
@@ -272,7 +283,8 @@ func TestKafkaOutageSignals(t *testing.T) {
 		t.Errorf("%d records with %d duplicates, want %d exactly once", len(recs), dups, total)
 	}
 	waitUntil(t, "kafka_accepting 1 and /readyz passing", func() bool {
-		return testutil.ToFloat64(sh.metrics.kafkaAccepting) == 1 && ready() == http.StatusOK
+		code, _ := ready()
+		return testutil.ToFloat64(sh.metrics.kafkaAccepting) == 1 && code == http.StatusOK
 	})
 	if logs.FilterMessageSnippet("kafka is accepting records again").Len() == 0 {
 		t.Error("no notice that Kafka accepts again")
