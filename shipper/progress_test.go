@@ -1,0 +1,109 @@
+package shipper
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// TestKafkaWatch drives kafkaWatch through an outage by its hooks: records
+// waiting with a broker error since the last acknowledgement make it not
+// accepting after 1s (a warning naming the topic and the error, once per
+// warnEvery), records waiting without any answer after 10s, and an
+// acknowledgement or nothing waiting make it accepting again.
+func TestKafkaWatch(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	m := newMetrics(prometheus.NewRegistry())
+	w := newKafkaWatch(zap.New(core), m)
+	accepting := func() float64 { return testutil.ToFloat64(m.kafkaAccepting) }
+	t0 := time.Now()
+
+	w.check(t0.Add(time.Hour)) // nothing waits: accepting however long it is quiet
+	if accepting() != 1 {
+		t.Fatal("not accepting with nothing to produce")
+	}
+	w.published("logs-service")
+	w.OnBrokerConnect(kgo.BrokerMetadata{Host: "kafka", Port: 9092}, 0, nil, errors.New("connection refused"))
+	start := time.Unix(0, w.busySince.Load())
+	w.check(start.Add(500 * time.Millisecond))
+	if accepting() != 1 {
+		t.Fatal("not accepting 0.5s after an error: a moment's retry should not flip it")
+	}
+	w.check(start.Add(1500 * time.Millisecond))
+	w.check(start.Add(2 * time.Second))
+	if accepting() != 0 {
+		t.Fatal("still accepting 1.5s after a connection error with records waiting")
+	}
+	warns := logs.FilterMessageSnippet("kafka is not accepting records")
+	if warns.Len() != 1 {
+		t.Fatalf("%d warnings, want 1 (rate-limited)", warns.Len())
+	}
+	if f := warns.All()[0].ContextMap(); f["topic"] != "logs-service" || f["broker"] != "kafka:9092" || f["broker_error"] != "connection refused" {
+		t.Errorf("warning fields %v, want the topic, broker and error", f)
+	}
+	w.check(start.Add(2*time.Second + warnEvery))
+	if n := logs.FilterMessageSnippet("kafka is not accepting records").Len(); n != 2 {
+		t.Errorf("%d warnings after warnEvery more, want 2", n)
+	}
+	if got := testutil.ToFloat64(m.kafkaRequestErrors.WithLabelValues("connect")); got != 1 {
+		t.Errorf("kafka_request_errors_total{stage=connect} = %v, want 1", got)
+	}
+
+	w.OnProduceBatchWritten(kgo.BrokerMetadata{}, "logs-service", 0, kgo.ProduceBatchMetrics{})
+	w.done()
+	w.check(time.Now())
+	if accepting() != 1 || logs.FilterMessageSnippet("accepting records again").Len() != 1 {
+		t.Fatal("not accepting again after an acknowledgement")
+	}
+
+	// No error, no answer: a hung broker.
+	w.published("logs-service")
+	busy := time.Unix(0, w.busySince.Load())
+	w.check(busy.Add(notAcceptingAfter - time.Second))
+	if accepting() != 1 {
+		t.Fatal("not accepting before notAcceptingAfter without errors")
+	}
+	w.check(busy.Add(notAcceptingAfter))
+	if accepting() != 0 {
+		t.Fatalf("accepting %v without any acknowledgement while records wait", notAcceptingAfter)
+	}
+}
+
+// TestStallWatch: readiness fails once bytes have waited stall_after
+// without an acknowledgement, not while they are acknowledged or when
+// nothing waits, and sluice_shipper_stalled_seconds shows how long.
+func TestStallWatch(t *testing.T) {
+	m := newMetrics(prometheus.NewRegistry())
+	w := newStallWatch(time.Minute, m)
+	now := time.Now()
+	w.observe(now.Add(time.Hour), 0)
+	if err := w.check(context.Background()); err != nil {
+		t.Fatalf("nothing waits, an hour without acknowledgement: %v", err)
+	}
+	w.observe(now, 1000) // work appears
+	w.observe(now.Add(30*time.Second), 2000)
+	if got := testutil.ToFloat64(m.stalledSeconds); got < 29 || got > 31 {
+		t.Errorf("stalled_seconds = %v, want 30", got)
+	}
+	w.workSince.Store(now.Add(-2 * time.Minute).UnixNano())
+	w.lastAck.Store(now.Add(-2 * time.Minute).UnixNano())
+	if err := w.check(context.Background()); err == nil {
+		t.Fatal("ready after two minutes of waiting bytes and no acknowledgement")
+	}
+	w.acked()
+	if err := w.check(context.Background()); err != nil {
+		t.Fatalf("not ready just after an acknowledgement: %v", err)
+	}
+	w.observe(time.Now(), 0)
+	if got := testutil.ToFloat64(m.stalledSeconds); got != 0 {
+		t.Errorf("stalled_seconds = %v with nothing waiting", got)
+	}
+}
