@@ -360,19 +360,7 @@ func TestTopicWithSmallerMessageLimit(t *testing.T) {
 	recs := h.records(6001, 60*time.Second)
 	h.assertIDs(recs, "a", 3000)
 	h.assertIDs(recs, "b", 3000)
-	var long *kgo.Record
-	for _, r := range recs {
-		if idOf(string(r.Value)) == "long" {
-			long = r
-		}
-	}
-	if long == nil {
-		t.Fatal("the 200 KiB line did not arrive")
-	}
-	ev, err := event.Decode(long)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ev := lineWithID(t, recs, "long")
 	if !ev.HasFlag(event.FlagTruncated) || len(ev.Line) >= 64<<10 || len(ev.Line) < 32<<10 {
 		t.Fatalf("the 200 KiB line arrived with %d bytes, flags %v; want cut under the topic's 64 KiB, flagged truncated", len(ev.Line), ev.Flags)
 	}

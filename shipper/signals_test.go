@@ -60,19 +60,7 @@ func TestTopicLimitLoweredAfterStart(t *testing.T) {
 	recs := h.records(201, 30*time.Second)
 	h.assertIDs(recs, "a", 100)
 	h.assertIDs(recs, "b", 100)
-	var long *kgo.Record
-	for _, r := range recs {
-		if idOf(string(r.Value)) == "long" {
-			long = r
-		}
-	}
-	if long == nil {
-		t.Fatal("the 20 KiB line did not arrive")
-	}
-	ev, err := event.Decode(long)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ev := lineWithID(t, recs, "long")
 	if !ev.HasFlag(event.FlagTruncated) || len(ev.Line) >= 4096 || len(ev.Line) < 1024 {
 		t.Fatalf("the 20 KiB line arrived with %d bytes, flags %v; want cut under the topic's 4 KiB, flagged truncated", len(ev.Line), ev.Flags)
 	}
@@ -80,6 +68,35 @@ func TestTopicLimitLoweredAfterStart(t *testing.T) {
 		t.Errorf("sluice_shipper_lines_truncated_total = %v, want 1", got)
 	}
 	t.Logf("the 20 KiB line arrived with %d bytes", len(ev.Line))
+}
+
+// lineWithID decodes the record of the line with id among recs.
+func lineWithID(t *testing.T, recs []*kgo.Record, id string) event.Event {
+	t.Helper()
+	for _, r := range recs {
+		if idOf(string(r.Value)) == id {
+			ev, err := event.Decode(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ev
+		}
+	}
+	t.Fatalf("line id=%s did not arrive", id)
+	return event.Event{}
+}
+
+// runShipper runs sh until the test ends.
+func runShipper(t *testing.T, sh *Shipper) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
 }
 
 // heldPublisher keeps the acknowledgements of what it is given until
@@ -127,15 +144,7 @@ func TestTruncationLossCountedWhenBehind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sh.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	runShipper(t, sh)
 	writeLines(t, l.path("app.log"), "t", 0, 100)
 	pub.waitFor(t, 100, 10*time.Second)
 	time.Sleep(300 * time.Millisecond) // idle at the end of the file
@@ -195,15 +204,7 @@ func TestKafkaOutageSignals(t *testing.T) {
 		srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 		return rec.Code, rec.Body.String()
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sh.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	runShipper(t, sh)
 	writeLines(t, h.path("app.log"), "k", 0, 1000)
 	h.records(1000, 30*time.Second)
 	if code, body := ready(); code != http.StatusOK {
@@ -242,7 +243,7 @@ func TestKafkaOutageSignals(t *testing.T) {
 			warnedSeen = since
 		}
 		// The progress check alone: the kafka check (a ping) fails at once.
-		if notReadySeen == 0 && sh.stall.check(ctx) != nil {
+		if notReadySeen == 0 && sh.stall.check(context.Background()) != nil {
 			notReadySeen = since
 		}
 		time.Sleep(100 * time.Millisecond)
