@@ -47,6 +47,11 @@ type producer struct {
 	aloneRunning bool
 	aloneClient  *kgo.Client
 	aloneOpts    []kgo.Opt
+	aloneWarned  time.Time // when produceAlone last warned
+
+	// maxMessageBytes reads a topic's max.message.bytes
+	// (kafkaclient.MaxMessageBytes; tests replace it).
+	maxMessageBytes func(context.Context, *kadm.Client, string) (int32, error)
 
 	// watch follows whether Kafka takes the records (hooks, acks).
 	watch *kafkaWatch
@@ -87,7 +92,8 @@ func newProducer(cfg KafkaConfig, maxInFlight int64, log *zap.Logger, m *metrics
 	if cfg.Partitioning == PartitionSpread {
 		partitioner = kgo.StickyPartitioner() // a batch at a time, keys ignored
 	}
-	p := &producer{cfg: cfg, log: log, metrics: m, topics: map[string]int32{}, watch: newKafkaWatch(log, m)}
+	p := &producer{cfg: cfg, log: log, metrics: m, topics: map[string]int32{}, watch: newKafkaWatch(log, m),
+		maxMessageBytes: kafkaclient.MaxMessageBytes}
 	p.aloneOpts = append(security,
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -190,6 +196,11 @@ func (p *producer) Prepare(ctx context.Context, topic string) error {
 func (p *producer) batchLimit(topic string) int32 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.batchLimit0(topic)
+}
+
+// batchLimit0 is batchLimit with p.mu held.
+func (p *producer) batchLimit0(topic string) int32 {
 	if limit, ok := p.topics[topic]; ok {
 		return limit
 	}
@@ -207,7 +218,7 @@ const minBatchLimit = 512
 func (p *producer) topicLimit(ctx context.Context, topic string) int32 {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	v, err := kafkaclient.MaxMessageBytes(ctx, p.admin, topic)
+	v, err := p.maxMessageBytes(ctx, p.admin, topic)
 	if err != nil {
 		p.log.Warn("cannot read the topic's max.message.bytes; batches are kept under kafka.batch_bytes",
 			zap.String("topic", topic), zap.Error(err))
@@ -299,6 +310,13 @@ type aloneRecord struct {
 func (p *producer) produceAlone(r *kgo.Record, acked func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if now := time.Now(); now.Sub(p.aloneWarned) >= time.Minute {
+		p.aloneWarned = now
+		p.log.Warn("kafka refused records as too large although they fit the topic's max.message.bytes as known to the shipper "+
+			"(it could not be read, or was lowered since): they are produced one at a time, and a line whose record alone is refused is cut shorter until it is taken; "+
+			"restart the shipper to learn the topic's limit, or raise it to kafka.batch_bytes",
+			zap.String("topic", r.Topic), zap.Int32("kafka.batch_bytes", p.cfg.BatchBytes), zap.Int32("known_limit", p.batchLimit0(r.Topic)))
+	}
 	again := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp}
 	p.alone = append(p.alone, aloneRecord{again, acked})
 	if !p.aloneRunning {
@@ -394,7 +412,7 @@ func (p *producer) cutShorter(r *kgo.Record) *kgo.Record {
 	}
 	headers, had := event.WithFlag(r.Headers, event.FlagTruncated)
 	cut := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value[:len(r.Value)/2], Headers: headers, Timestamp: r.Timestamp}
-	p.cutLogged(r, cut, had, "unknown or lowered since it was read: the topic refused the record alone")
+	p.cutLogged(r, cut, had, "unknown to the shipper or lowered since: the topic refused the record alone")
 	return cut
 }
 

@@ -2,6 +2,7 @@ package shipper
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -66,6 +67,55 @@ func TestTopicLimitLoweredAfterStart(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(h.sh.metrics.linesCut.WithLabelValues("service")); got != 1 {
 		t.Errorf("sluice_shipper_lines_truncated_total = %v, want 1", got)
+	}
+	t.Logf("the 20 KiB line arrived with %d bytes", len(ev.Line))
+}
+
+// TestTopicLimitUnreadable ships into a topic made beforehand with an
+// 8 KiB max.message.bytes by a shipper that cannot read it (as without
+// DescribeConfigs permission): batches of small lines, which Kafka refuses
+// as a whole, are produced again a record at a time, and a 20 KiB line is
+// cut shorter until Kafka takes it, flagged truncated; every line arrives.
+func TestTopicLimitUnreadable(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Kafka.Compression = "none" })
+	limit := "8192"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(h.stack.Client(t)).CreateTopic(ctx, 1, 1, map[string]*string{"max.message.bytes": &limit}, h.topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, h.path("app.log"), "a", 0, 300)
+	f, err := os.OpenFile(h.path("app.log"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("line id=long " + strings.Repeat("x", 20000) + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	writeLines(t, h.path("app.log"), "b", 0, 300)
+	core, logs := observer.New(zapcore.WarnLevel)
+	h.sh, err = New(h.cfg, prometheus.NewRegistry(), zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), core)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sh.producer.maxMessageBytes = func(context.Context, *kadm.Client, string) (int32, error) {
+		return 0, errors.New("TOPIC_AUTHORIZATION_FAILED")
+	}
+	runShipper(t, h.sh)
+	recs := h.records(601, 30*time.Second)
+	h.assertIDs(recs, "a", 300)
+	h.assertIDs(recs, "b", 300)
+	ev := lineWithID(t, recs, "long")
+	if !ev.HasFlag(event.FlagTruncated) || len(ev.Line) >= 8192 || len(ev.Line) < 2048 {
+		t.Fatalf("the 20 KiB line arrived with %d bytes, flags %v; want cut under the topic's 8 KiB, flagged truncated", len(ev.Line), ev.Flags)
+	}
+	if logs.FilterMessageSnippet("cut to fit").FilterField(zap.String("topic", h.topic)).Len() == 0 {
+		t.Error("no warning naming the topic that a line was cut")
 	}
 	t.Logf("the 20 KiB line arrived with %d bytes", len(ev.Line))
 }
