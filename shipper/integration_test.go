@@ -14,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap/zaptest"
 
@@ -336,25 +335,9 @@ func TestOverlongLineIsCutAndFlagged(t *testing.T) {
 // truncated, with the lines after it, rather than being refused forever.
 func TestTopicWithSmallerMessageLimit(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.Kafka.Compression = "none" })
-	limit := "65536"
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	resp, err := kadm.NewClient(h.stack.Client(t)).CreateTopic(ctx, 1, 1, map[string]*string{"max.message.bytes": &limit}, h.topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	h.createTopic(65536)
 	writeLines(t, h.path("app.log"), "a", 0, 3000)
-	f, err := os.OpenFile(h.path("app.log"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString("line id=long " + strings.Repeat("x", 200<<10) + "\n"); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	writeLongLine(t, h.path("app.log"), 200<<10)
 	writeLines(t, h.path("app.log"), "b", 0, 3000)
 	h.start()
 	recs := h.records(6001, 60*time.Second)

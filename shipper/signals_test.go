@@ -3,6 +3,7 @@ package shipper
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -43,19 +44,15 @@ func TestTopicLimitLoweredAfterStart(t *testing.T) {
 	resp, err := kadm.NewClient(h.stack.Client(t)).AlterTopicConfigs(ctx,
 		[]kadm.AlterConfig{{Op: kadm.SetConfig, Name: "max.message.bytes", Value: &limit}}, h.topic)
 	if err == nil {
-		_, err = resp.On(h.topic, nil)
+		var r kadm.AlterConfigsResponse
+		if r, err = resp.On(h.topic, nil); err == nil {
+			err = r.Err
+		}
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.OpenFile(h.path("app.log"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString("line id=long " + strings.Repeat("x", 20000) + "\n"); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	writeLongLine(t, h.path("app.log"), 20000)
 	writeLines(t, h.path("app.log"), "b", 0, 100)
 
 	recs := h.records(201, 30*time.Second)
@@ -78,27 +75,12 @@ func TestTopicLimitLoweredAfterStart(t *testing.T) {
 // cut shorter until Kafka takes it, flagged truncated; every line arrives.
 func TestTopicLimitUnreadable(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.Kafka.Compression = "none" })
-	limit := "8192"
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	resp, err := kadm.NewClient(h.stack.Client(t)).CreateTopic(ctx, 1, 1, map[string]*string{"max.message.bytes": &limit}, h.topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	h.createTopic(8192)
 	writeLines(t, h.path("app.log"), "a", 0, 300)
-	f, err := os.OpenFile(h.path("app.log"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString("line id=long " + strings.Repeat("x", 20000) + "\n"); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	writeLongLine(t, h.path("app.log"), 20000)
 	writeLines(t, h.path("app.log"), "b", 0, 300)
 	core, logs := observer.New(zapcore.WarnLevel)
+	var err error
 	h.sh, err = New(h.cfg, prometheus.NewRegistry(), zap.New(zapcore.NewTee(zaptest.NewLogger(t).Core(), core)))
 	if err != nil {
 		t.Fatal(err)
@@ -118,6 +100,35 @@ func TestTopicLimitUnreadable(t *testing.T) {
 		t.Error("no warning naming the topic that a line was cut")
 	}
 	t.Logf("the 20 KiB line arrived with %d bytes", len(ev.Line))
+}
+
+// createTopic makes the test's topic beforehand, as an operator would,
+// with a max.message.bytes of limit.
+func (h *harness) createTopic(limit int) {
+	h.t.Helper()
+	v := fmt.Sprint(limit)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(h.stack.Client(h.t)).CreateTopic(ctx, 1, 1, map[string]*string{"max.message.bytes": &v}, h.topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// writeLongLine appends the line id=long, of about n bytes, to path.
+func writeLongLine(t *testing.T, path string, n int) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("line id=long " + strings.Repeat("x", n) + "\n"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // lineWithID decodes the record of the line with id among recs.
