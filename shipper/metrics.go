@@ -45,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		registryRecoveries: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_registry_recoveries_total", Help: "Registries loaded from the backup copy because the main file was missing, torn or corrupt."}),
 		inFlightBytes:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_shipper_in_flight_bytes", Help: "Bytes read and not yet acknowledged by Kafka."}),
 		kafkaAccepting:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_shipper_kafka_accepting", Help: "1 while Kafka acknowledges the records it is given (or none wait), 0 while records wait unacknowledged with broker errors for 1s or without an acknowledgement for 10s."}),
-		kafkaRequestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_shipper_kafka_request_errors_total", Help: "Failed requests to Kafka brokers, which the Kafka client retries by itself, by stage: connect, write or read."}, []string{"stage"}),
+		kafkaRequestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_shipper_kafka_request_errors_total", Help: "Failed requests to Kafka brokers, which the Kafka client retries by itself, by stage: connect, write, read, or produce (a partition's error in a produce response)."}, []string{"stage"}),
 		stalledSeconds:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_shipper_stalled_seconds", Help: "How long lines have waited to be shipped without any acknowledgement; 0 while the shipper progresses or has nothing to ship."}),
 	}
 	reg.MustRegister(m.linesRead, m.bytesRead, m.linesAcked, m.bytesAcked, m.linesCut, m.filesOpen, m.filesDiscovered,

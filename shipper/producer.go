@@ -103,10 +103,12 @@ func newProducer(cfg KafkaConfig, maxInFlight int64, log *zap.Logger, m *metrics
 		kgo.RecordDeliveryTimeout(0),
 		kgo.RetryBackoffFn(backoff),
 		kgo.WithHooks(p.watch),
+		kgo.WithLogger(p.watch),
 	)
 	for range cfg.Producers {
 		client, err := kgo.NewClient(append(security,
 			kgo.WithHooks(p.watch),
+			kgo.WithLogger(p.watch),
 			kgo.SeedBrokers(cfg.Brokers...),
 			kgo.RecordPartitioner(partitioner),
 			kgo.RequiredAcks(kgo.AllISRAcks()), // with idempotence, the franz-go default

@@ -2,6 +2,7 @@ package shipper
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync/atomic"
@@ -32,7 +33,9 @@ const (
 
 // kafkaWatch follows whether Kafka accepts the shipper's records: it is a
 // kgo hook (connection, write and read errors of every request, batches
-// written) and counts the records handed to Kafka and not acknowledged.
+// written) and kgo logger (for the produce errors franz-go retries inside,
+// which no hook reports), and counts the records handed to Kafka and not
+// acknowledged.
 type kafkaWatch struct {
 	log     *zap.Logger
 	metrics *metrics
@@ -52,8 +55,9 @@ type kafkaWatch struct {
 // requestError is a failed request to a broker, which franz-go retries.
 type requestError struct {
 	at     time.Time
-	op     string // connect, write or read
+	op     string // connect, write, read or produce
 	broker string
+	topic  string // for produce errors
 	err    error
 }
 
@@ -69,6 +73,7 @@ var (
 	_ kgo.HookBrokerWrite         = (*kafkaWatch)(nil)
 	_ kgo.HookBrokerRead          = (*kafkaWatch)(nil)
 	_ kgo.HookProduceBatchWritten = (*kafkaWatch)(nil)
+	_ kgo.Logger                  = (*kafkaWatch)(nil)
 )
 
 // published counts a record handed to Kafka.
@@ -90,6 +95,34 @@ func (w *kafkaWatch) wrote() { w.lastAck.Store(time.Now().UnixNano()) }
 func (w *kafkaWatch) failed(op string, meta kgo.BrokerMetadata, err error) {
 	w.metrics.kafkaRequestErrors.WithLabelValues(op).Inc()
 	w.lastErr.Store(&requestError{at: time.Now(), op: op, broker: net.JoinHostPort(meta.Host, fmt.Sprint(meta.Port)), err: err})
+}
+
+// Level is the kgo.Logger's level: the produce errors are logged at info.
+func (w *kafkaWatch) Level() kgo.LogLevel { return kgo.LogLevelInfo }
+
+// Log takes franz-go's log lines about produce requests whose partitions
+// failed (a leader moving, too few in-sync replicas), which it retries and
+// reports to no hook; other lines are dropped, as without a logger.
+func (w *kafkaWatch) Log(_ kgo.LogLevel, msg string, keyvals ...any) {
+	if msg != "batch in a produce request failed" && msg != "produce partition load error, bumping error count on first stored batch" {
+		return
+	}
+	e := &requestError{at: time.Now(), op: "produce"}
+	for i := 0; i+1 < len(keyvals); i += 2 {
+		switch keyvals[i] {
+		case "broker":
+			e.broker = fmt.Sprint(keyvals[i+1])
+		case "topic":
+			e.topic = fmt.Sprint(keyvals[i+1])
+		case "err":
+			e.err, _ = keyvals[i+1].(error)
+		}
+	}
+	if e.err == nil {
+		e.err = errors.New(msg)
+	}
+	w.metrics.kafkaRequestErrors.WithLabelValues(e.op).Inc()
+	w.lastErr.Store(e)
 }
 
 func (w *kafkaWatch) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
@@ -128,6 +161,9 @@ func (w *kafkaWatch) check(now time.Time) {
 	topic := ""
 	if p := w.lastTopic.Load(); p != nil {
 		topic = *p
+	}
+	if lastErr != nil && lastErr.topic != "" {
+		topic = lastErr.topic
 	}
 	switch {
 	case !accepting:

@@ -3,11 +3,14 @@ package shipper
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -63,6 +66,22 @@ func TestKafkaWatch(t *testing.T) {
 	if accepting() != 1 || logs.FilterMessageSnippet("accepting records again").Len() != 1 {
 		t.Fatal("not accepting again after an acknowledgement")
 	}
+
+	// A partition's error in a produce response, which franz-go retries
+	// and only logs.
+	w.published("logs-service")
+	w.Log(kgo.LogLevelInfo, "batch in a produce request failed", "broker", "1", "topic", "logs-nginx", "partition", int32(0),
+		"err", kerr.NotEnoughReplicas, "err_is_retryable", true)
+	w.check(time.Unix(0, w.busySince.Load()).Add(2 * time.Second))
+	if got := testutil.ToFloat64(m.kafkaRequestErrors.WithLabelValues("produce")); got != 1 || accepting() != 0 {
+		t.Fatalf("after a produce error: request_errors_total{stage=produce} = %v, accepting %v; want 1 and 0", got, accepting())
+	}
+	if f := logs.FilterMessageSnippet("kafka is not accepting records").All()[2].ContextMap(); f["topic"] != "logs-nginx" || !strings.Contains(fmt.Sprint(f["broker_error"]), "NOT_ENOUGH_REPLICAS") {
+		t.Errorf("warning fields %v, want the topic and error of the produce response", f)
+	}
+	w.OnProduceBatchWritten(kgo.BrokerMetadata{}, "logs-service", 0, kgo.ProduceBatchMetrics{})
+	w.done()
+	w.check(time.Now())
 
 	// No error, no answer: a hung broker.
 	w.published("logs-service")
