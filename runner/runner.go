@@ -86,7 +86,10 @@ func registerQueueMetrics(reg prometheus.Registerer, q *queue.Queue) {
 
 // AddChecks registers the readiness check of Elasticsearch, when documents
 // go there.
-func (r *Runner) AddChecks(srv *telemetry.Server) { r.proc.AddChecks(srv) }
+func (r *Runner) AddChecks(srv *telemetry.Server) {
+	r.shipper.AddChecks(srv) // shipper_progress: lines waiting, none delivered
+	r.proc.AddChecks(srv)
+}
 
 // Run ships until ctx is done. Then the shipper stops reading and waits up
 // to shutdown_timeout for what it published to be delivered, while the

@@ -94,6 +94,7 @@ func (b *burst) ackOne() {
 	c.linesAcked.Add(float64(b.lines))
 	c.bytesAcked.Add(float64(b.lineBytes))
 	sh.metrics.produceLatency.Observe(time.Since(b.start).Seconds())
+	sh.stall.Advance(1)
 	if off, moved := b.gen.acks.ack(b.seq); moved {
 		sh.registry.advance(b.gen.id, off)
 	}

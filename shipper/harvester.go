@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +33,11 @@ type harvester struct {
 	wake        chan struct{}
 	size        atomic.Int64               // last size seen, for the lag metric
 	genp        atomic.Pointer[generation] // gen, for the lag metric
+	// sizeMu guards lastSize, the largest size the file was seen to have
+	// in this generation (by the harvester or the lag timer): what was
+	// written, read or not, when it is truncated.
+	sizeMu   sync.Mutex
+	lastSize int64
 
 	// Owned by the run goroutine.
 	cri      *criAssembler // set for inputs of format cri
@@ -41,7 +47,6 @@ type harvester struct {
 	counters typeCounters
 	gen      *generation
 	reader   *lineReader
-	lastSize int64
 	lastData time.Time
 	// grownTo is the read position when the harvester last found it
 	// changed, at grew.
@@ -247,8 +252,6 @@ func (h *harvester) closeBurst() {
 // final line, extends a short fingerprint, and decides whether the file is
 // released (gone from the globs, or inactive).
 func (h *harvester) idle(ctx context.Context, size int64) (release bool, err error) {
-	h.lastSize = size
-	h.size.Store(size)
 	if h.gen.fp.Len < fingerprintSize && size > h.gen.fp.Len {
 		if fp, err := readFingerprint(h.f); err == nil {
 			h.gen.fp = fp
@@ -303,6 +306,7 @@ func (h *harvester) checkReplaced() (int64, error) {
 		return 0, fmt.Errorf("stat %s: %w", h.currentPath(), err)
 	}
 	size := fi.Size()
+	h.observeSize(h.gen, size)
 	truncated, err := h.truncated(size)
 	if err != nil || !truncated {
 		return size, err
@@ -353,7 +357,11 @@ func (h *harvester) truncated(size int64) (bool, error) {
 // restartGeneration starts reading a truncated file again from offset 0 as
 // a new generation, counting what was written but never read.
 func (h *harvester) restartGeneration(size int64) error {
-	lost := h.lastSize - h.reader.readPosition()
+	// Lost: what the file was last seen to hold past the last line shipped
+	// (a line read but not yet whole is lost too).
+	h.sizeMu.Lock()
+	lost := h.lastSize - h.reader.position()
+	h.sizeMu.Unlock()
 	if lost > 0 {
 		h.sh.metrics.truncatedBytesLost.Add(float64(lost))
 	}
@@ -370,8 +378,22 @@ func (h *harvester) restartGeneration(size int64) error {
 	if h.cri != nil {
 		h.cri.reset() // pieces of the old content, like the reader's partial line
 	}
-	h.lastSize = 0
+	h.sizeMu.Lock()
+	h.lastSize = 0 // sizes seen under the old generation no longer count
+	h.sizeMu.Unlock()
 	return nil
+}
+
+// observeSize records size, the file's size seen now, for gen; a size seen
+// under a generation since replaced is dropped.
+func (h *harvester) observeSize(gen *generation, size int64) {
+	h.sizeMu.Lock()
+	defer h.sizeMu.Unlock()
+	if h.genp.Load() != gen {
+		return
+	}
+	h.size.Store(size)
+	h.lastSize = max(h.lastSize, size)
 }
 
 // lag is the file's size minus its acknowledged offset; safe to call from

@@ -14,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap/zaptest"
 
@@ -336,43 +335,15 @@ func TestOverlongLineIsCutAndFlagged(t *testing.T) {
 // truncated, with the lines after it, rather than being refused forever.
 func TestTopicWithSmallerMessageLimit(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.Kafka.Compression = "none" })
-	limit := "65536"
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	resp, err := kadm.NewClient(h.stack.Client(t)).CreateTopic(ctx, 1, 1, map[string]*string{"max.message.bytes": &limit}, h.topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	h.createTopic(65536)
 	writeLines(t, h.path("app.log"), "a", 0, 3000)
-	f, err := os.OpenFile(h.path("app.log"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString("line id=long " + strings.Repeat("x", 200<<10) + "\n"); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	writeLongLine(t, h.path("app.log"), 200<<10)
 	writeLines(t, h.path("app.log"), "b", 0, 3000)
 	h.start()
 	recs := h.records(6001, 60*time.Second)
 	h.assertIDs(recs, "a", 3000)
 	h.assertIDs(recs, "b", 3000)
-	var long *kgo.Record
-	for _, r := range recs {
-		if idOf(string(r.Value)) == "long" {
-			long = r
-		}
-	}
-	if long == nil {
-		t.Fatal("the 200 KiB line did not arrive")
-	}
-	ev, err := event.Decode(long)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ev := lineWithID(t, recs, "long")
 	if !ev.HasFlag(event.FlagTruncated) || len(ev.Line) >= 64<<10 || len(ev.Line) < 32<<10 {
 		t.Fatalf("the 200 KiB line arrived with %d bytes, flags %v; want cut under the topic's 64 KiB, flagged truncated", len(ev.Line), ev.Flags)
 	}

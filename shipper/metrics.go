@@ -18,6 +18,8 @@ type metrics struct {
 	registryFailures       prometheus.Counter
 	registryRecoveries     prometheus.Counter
 	inFlightBytes          prometheus.Gauge
+	kafkaAccepting         prometheus.Gauge
+	kafkaRequestErrors     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -41,10 +43,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		registryFailures:   prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_registry_write_failures_total", Help: "Failed registry writes."}),
 		registryRecoveries: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_registry_recoveries_total", Help: "Registries loaded from the backup copy because the main file was missing, torn or corrupt."}),
 		inFlightBytes:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_shipper_in_flight_bytes", Help: "Bytes read and not yet acknowledged by Kafka."}),
+		kafkaAccepting:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_shipper_kafka_accepting", Help: "1 while Kafka acknowledges the records it is given (or none wait), 0 while records wait unacknowledged with broker errors for 1s or without an acknowledgement for 10s."}),
+		kafkaRequestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_shipper_kafka_request_errors_total", Help: "Failed requests to Kafka brokers, which the Kafka client retries by itself, by stage: connect, write, read, or produce (a partition's error in a produce response)."}, []string{"stage"}),
 	}
 	reg.MustRegister(m.linesRead, m.bytesRead, m.linesAcked, m.bytesAcked, m.linesCut, m.filesOpen, m.filesDiscovered,
 		m.rotations, m.truncations, m.truncatedBytesLost, m.lagBytes, m.lagMaxBytes, m.filesWaiting, m.produceLatency, m.produceErrors,
-		m.registryWrite, m.registryFailures, m.registryRecoveries, m.inFlightBytes)
+		m.registryWrite, m.registryFailures, m.registryRecoveries, m.inFlightBytes, m.kafkaAccepting, m.kafkaRequestErrors)
 	return m
 }
 

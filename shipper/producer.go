@@ -39,6 +39,22 @@ type producer struct {
 	// smaller of kafka.batch_bytes and the topic's max.message.bytes.
 	topics map[string]int32
 	closed bool
+	// alone is the queue of records Kafka refused as too large although
+	// they fit the topic's known limit, produced one at a time by
+	// aloneClient (see produceAlone); aloneRunning while a goroutine
+	// drains it.
+	alone        []aloneRecord
+	aloneRunning bool
+	aloneClient  *kgo.Client
+	aloneOpts    []kgo.Opt
+	aloneWarned  time.Time // when produceAlone last warned
+
+	// maxMessageBytes reads a topic's max.message.bytes
+	// (kafkaclient.MaxMessageBytes; tests replace it).
+	maxMessageBytes func(context.Context, *kadm.Client, string) (int32, error)
+
+	// watch follows whether Kafka takes the records (hooks, acks).
+	watch *kafkaWatch
 }
 
 func compressionCodec(name string) (kgo.CompressionCodec, error) {
@@ -76,9 +92,23 @@ func newProducer(cfg KafkaConfig, maxInFlight int64, log *zap.Logger, m *metrics
 	if cfg.Partitioning == PartitionSpread {
 		partitioner = kgo.StickyPartitioner() // a batch at a time, keys ignored
 	}
-	p := &producer{cfg: cfg, log: log, metrics: m, topics: map[string]int32{}}
+	p := &producer{cfg: cfg, log: log, metrics: m, topics: map[string]int32{}, watch: newKafkaWatch(log, m),
+		maxMessageBytes: kafkaclient.MaxMessageBytes}
+	p.aloneOpts = append(security,
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchCompression(codec),
+		kgo.ProducerLinger(0),
+		kgo.ProducerBatchMaxBytesFn(p.batchLimit),
+		kgo.RecordDeliveryTimeout(0),
+		kgo.RetryBackoffFn(backoff),
+		kgo.WithHooks(p.watch),
+		kgo.WithLogger(p.watch),
+	)
 	for range cfg.Producers {
 		client, err := kgo.NewClient(append(security,
+			kgo.WithHooks(p.watch),
+			kgo.WithLogger(p.watch),
 			kgo.SeedBrokers(cfg.Brokers...),
 			kgo.RecordPartitioner(partitioner),
 			kgo.RequiredAcks(kgo.AllISRAcks()), // with idempotence, the franz-go default
@@ -168,6 +198,11 @@ func (p *producer) Prepare(ctx context.Context, topic string) error {
 func (p *producer) batchLimit(topic string) int32 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.batchLimit0(topic)
+}
+
+// batchLimit0 is batchLimit with p.mu held.
+func (p *producer) batchLimit0(topic string) int32 {
 	if limit, ok := p.topics[topic]; ok {
 		return limit
 	}
@@ -185,7 +220,7 @@ const minBatchLimit = 512
 func (p *producer) topicLimit(ctx context.Context, topic string) int32 {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	v, err := kafkaclient.MaxMessageBytes(ctx, p.admin, topic)
+	v, err := p.maxMessageBytes(ctx, p.admin, topic)
 	if err != nil {
 		p.log.Warn("cannot read the topic's max.message.bytes; batches are kept under kafka.batch_bytes",
 			zap.String("topic", topic), zap.Error(err))
@@ -226,17 +261,25 @@ func (p *producer) createTopic(ctx context.Context, topic string) error {
 // or until the producer closes, in which case acked is never called and the
 // registry keeps the line unread.
 func (p *producer) Publish(_ context.Context, rec *kgo.Record, acked func()) error {
+	p.watch.published(rec.Topic)
 	p.produce(p.clientFor(rec), rec, acked, 0)
 	return nil
 }
 
 // failed handles a record Kafka did not accept: one too large for its
-// topic is cut to fit and produced again at once; any other is produced
+// topic's known limit is cut to fit and produced again at once; one
+// Kafka refused as too large although it fits that limit (the topic's
+// max.message.bytes could not be read, or was lowered since) is produced
+// alone, and cut shorter until Kafka takes it; any other is produced
 // again after a backoff.
 func (p *producer) failed(client *kgo.Client, r *kgo.Record, acked func(), err error, tries int) {
 	if errors.Is(err, kerr.MessageTooLarge) {
 		if cut, ok := p.cutToFit(r); ok {
 			p.produce(client, cut, acked, tries)
+			return
+		}
+		if !p.isClosed() {
+			p.produceAlone(r, acked)
 			return
 		}
 	}
@@ -247,11 +290,132 @@ func (p *producer) failed(client *kgo.Client, r *kgo.Record, acked func(), err e
 func (p *producer) produce(client *kgo.Client, r *kgo.Record, acked func(), tries int) {
 	client.Produce(context.Background(), r, func(r *kgo.Record, err error) {
 		if err == nil {
+			p.watch.done()
 			acked()
 			return
 		}
 		p.failed(client, r, acked, err, tries+1)
 	})
+}
+
+// aloneRecord is a record waiting to be produced alone.
+type aloneRecord struct {
+	rec   *kgo.Record
+	acked func()
+}
+
+// produceAlone queues r, which Kafka refused as too large although it fits
+// the topic's known limit, to be produced in a batch of its own: the
+// refusal may have been for the batch it was in, or for r itself. One
+// goroutine produces the queue one record at a time, so that Kafka's
+// answer is about that record alone.
+func (p *producer) produceAlone(r *kgo.Record, acked func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if now := time.Now(); now.Sub(p.aloneWarned) >= time.Minute {
+		p.aloneWarned = now
+		p.log.Warn("kafka refused records as too large although they fit the topic's max.message.bytes as known to the shipper "+
+			"(it could not be read, or was lowered since): they are produced one at a time, and a line whose record alone is refused is cut shorter until it is taken; "+
+			"restart the shipper to learn the topic's limit, or raise it to kafka.batch_bytes",
+			zap.String("topic", r.Topic), zap.Int32("kafka.batch_bytes", p.cfg.BatchBytes), zap.Int32("known_limit", p.batchLimit0(r.Topic)))
+	}
+	again := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp}
+	p.alone = append(p.alone, aloneRecord{again, acked})
+	if !p.aloneRunning {
+		p.aloneRunning = true
+		go p.drainAlone()
+	}
+}
+
+func (p *producer) drainAlone() {
+	for {
+		p.mu.Lock()
+		if len(p.alone) == 0 || p.closed {
+			p.alone, p.aloneRunning = nil, false // on close: never acknowledged, the registry keeps the lines
+			p.mu.Unlock()
+			return
+		}
+		next := p.alone[0]
+		p.alone = p.alone[1:]
+		p.mu.Unlock()
+		p.sendAlone(next.rec, next.acked)
+	}
+}
+
+// sendAlone produces r alone until Kafka takes it: each MessageTooLarge
+// answer cuts it shorter (to the topic's known limit, else in half),
+// flagged truncated; other errors are retried after a backoff, until the
+// producer closes.
+func (p *producer) sendAlone(r *kgo.Record, acked func()) {
+	for tries := 0; ; tries++ {
+		client, err := p.loneClient()
+		if err == nil {
+			err = client.ProduceSync(context.Background(), r).FirstErr()
+		}
+		switch {
+		case err == nil:
+			p.watch.done()
+			p.watch.wrote()
+			acked()
+			return
+		case p.isClosed() || errors.Is(err, kgo.ErrClientClosed):
+			return
+		case errors.Is(err, kerr.MessageTooLarge) && len(r.Value) > 0:
+			r = p.cutShorter(r)
+			continue
+		}
+		p.metrics.produceErrors.Inc()
+		p.log.Warn("kafka did not accept a record produced alone; producing it again", zap.String("topic", r.Topic), zap.Error(err))
+		time.Sleep(backoff(tries))
+	}
+}
+
+// loneClient is the client that produces records alone, made when first
+// needed.
+func (p *producer) loneClient() (*kgo.Client, error) {
+	p.mu.Lock()
+	c, closed := p.aloneClient, p.closed
+	p.mu.Unlock()
+	if closed {
+		return nil, kgo.ErrClientClosed
+	}
+	if c != nil {
+		return c, nil
+	}
+	// Made outside p.mu, which the batch limit it reads takes; only the
+	// drainAlone goroutine makes it.
+	c, err := kgo.NewClient(p.aloneOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		c.Close()
+		return nil, kgo.ErrClientClosed
+	}
+	p.aloneClient = c
+	return c, nil
+}
+
+func (p *producer) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// cutShorter returns r, which Kafka refused as too large in a batch of its
+// own, cut to the topic's known limit, or in half when by that limit it
+// fits (the limit could not be read, or was lowered since), flagged
+// truncated.
+func (p *producer) cutShorter(r *kgo.Record) *kgo.Record {
+	if cut, ok := p.cutToFit(r); ok {
+		return cut
+	}
+	headers, had := event.WithFlag(r.Headers, event.FlagTruncated)
+	cut := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value[:len(r.Value)/2], Headers: headers, Timestamp: r.Timestamp}
+	p.cutLogged(r, cut, had, "unknown to the shipper or lowered since: the topic refused the record alone")
+	return cut
 }
 
 func (p *producer) cutToFit(r *kgo.Record) (*kgo.Record, bool) {
@@ -260,6 +424,13 @@ func (p *producer) cutToFit(r *kgo.Record) (*kgo.Record, bool) {
 	if !ok {
 		return nil, false
 	}
+	p.cutLogged(r, cut, wasCut, fmt.Sprint(limit))
+	return cut, true
+}
+
+// cutLogged counts and logs r cut to cut; had is whether r was flagged
+// truncated already (and counted).
+func (p *producer) cutLogged(r, cut *kgo.Record, had bool, limit string) {
 	var typ, path, offset string
 	for _, h := range r.Headers {
 		switch h.Key {
@@ -271,13 +442,12 @@ func (p *producer) cutToFit(r *kgo.Record) (*kgo.Record, bool) {
 			offset = string(h.Value)
 		}
 	}
-	if !wasCut { // a line cut at max_line_bytes is counted already
+	if !had { // a line cut at max_line_bytes, or cut already, is counted already
 		p.metrics.linesCut.WithLabelValues(typ).Inc()
 	}
 	p.log.Warn("line too large for the topic's max.message.bytes; cut to fit and flagged truncated",
-		zap.String("topic", r.Topic), zap.String("path", path), zap.String("offset", offset),
+		zap.String("topic", r.Topic), zap.String("max.message.bytes", limit), zap.String("path", path), zap.String("offset", offset),
 		zap.Int("bytes", len(r.Value)), zap.Int("cut_to", len(cut.Value)))
-	return cut, true
 }
 
 // retry produces a record Kafka did not accept again, after a backoff,
@@ -307,9 +477,13 @@ func (p *producer) Close(ctx context.Context) error {
 	wg.Wait()
 	p.mu.Lock()
 	p.closed = true
+	alone := p.aloneClient
 	p.mu.Unlock()
 	for _, c := range p.clients {
 		c.Close()
+	}
+	if alone != nil {
+		alone.Close()
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("flushing records to kafka: %w", err)

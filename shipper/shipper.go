@@ -38,8 +38,9 @@ type Shipper struct {
 	publisher Publisher
 	producer  *producer // nil with another publisher
 	budget    *budget
-	blocks    *event.BlockPool // where harvesters build records
-	readBufs  *readBuffers     // harvesters' read buffers
+	stall     *telemetry.Progress // readiness: lines waiting and none acknowledged
+	blocks    *event.BlockPool    // where harvesters build records
+	readBufs  *readBuffers        // harvesters' read buffers
 	topic     *template.Template
 	inputs    []*input
 
@@ -86,6 +87,8 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 		o(s)
 	}
 	s.budget = newBudget(cfg.MaxInFlightBytes, s.metrics)
+	s.stall = telemetry.NewProgress(telemetry.ProgressOptions{StallAfter: cfg.HTTP.StallAfter})
+	s.stall.Register(reg, "shipper")
 	s.blocks = event.NewBlockPool()
 	s.readBufs = newReadBuffers()
 	for _, in := range cfg.Inputs {
@@ -123,6 +126,7 @@ func (s *Shipper) AddChecks(srv *telemetry.Server) {
 	if s.producer != nil {
 		srv.AddCheck("kafka", s.producer.ping)
 	}
+	srv.AddCheck("shipper_progress", s.stall.Check)
 }
 
 // Run ships until ctx is done, then stops reading, waits up to
@@ -585,11 +589,14 @@ func (s *Shipper) newGeneration(h *harvester, offset int64) error {
 	return nil
 }
 
-// flushLoop writes the registry every RegistryFlush and updates the lag
-// gauge, until ctx is done.
+// flushLoop writes the registry every RegistryFlush, and updates the lag
+// gauges and progress signals every signalInterval (or RegistryFlush if
+// shorter), until ctx is done.
 func (s *Shipper) flushLoop(ctx context.Context) {
 	t := time.NewTicker(s.cfg.RegistryFlush)
 	defer t.Stop()
+	signals := time.NewTicker(min(s.cfg.RegistryFlush, signalInterval))
+	defer signals.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -599,10 +606,14 @@ func (s *Shipper) flushLoop(ctx context.Context) {
 				s.log.Error("writing registry", zap.Error(err))
 			}
 			s.cleanRegistry()
-			s.updateLag()
+		case now := <-signals.C:
+			s.updateLag(now)
 		}
 	}
 }
+
+// signalInterval is how often the lag and progress signals are measured.
+const signalInterval = time.Second
 
 func (s *Shipper) writeRegistry() error {
 	start := time.Now()
@@ -653,10 +664,17 @@ func (s *Shipper) cleanRegistry() {
 	}
 }
 
-func (s *Shipper) updateLag() {
-	s.mu.Lock()
+// updateLag measures the lag gauges, whether the shipper progresses and
+// whether Kafka accepts, independently of reading: each open file's size
+// is taken by fstat here (a harvester held back by the budget or an outage
+// does not look), waiting files' lag by the last scan.
+func (s *Shipper) updateLag(now time.Time) {
+	s.mu.Lock() // held while stat-ing: a harvester's file is closed only after it leaves the map
 	total, most := s.waitingLag.Load(), int64(0)
 	for _, h := range s.harvesters {
+		if fi, err := h.f.Stat(); err == nil {
+			h.observeSize(h.genp.Load(), fi.Size())
+		}
 		lag := h.lag()
 		total += lag
 		most = max(most, lag)
@@ -664,4 +682,8 @@ func (s *Shipper) updateLag() {
 	s.mu.Unlock()
 	s.metrics.lagBytes.Set(float64(total))
 	s.metrics.lagMaxBytes.Set(float64(most))
+	s.stall.Waiting(total)
+	if s.producer != nil {
+		s.producer.watch.check(now)
+	}
 }
