@@ -1,10 +1,18 @@
 package shipper
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/sluicelog/sluice/internal/event"
 )
@@ -92,4 +100,170 @@ func appendTo(t *testing.T, path, s string) {
 	if _, err := f.WriteString(s); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// runShipper runs a shipper over cfg into pub until the returned stop is
+// called; stop returns Run's error.
+func runShipper(t *testing.T, cfg Config, pub Publisher) (*Shipper, func() error) {
+	t.Helper()
+	sh, err := New(cfg, prometheus.NewRegistry(), zaptest.NewLogger(t), WithPublisher(pub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			runErr = <-done
+		})
+		return runErr
+	}
+	t.Cleanup(func() { stop() })
+	return sh, stop
+}
+
+// TestIdentitySurvivesLostRegistry: the registry cannot be written (a full
+// disk) while a new file of 5,000 lines is shipped; after a restart the
+// file is read again from its start, and every line must get the document
+// id it had, so that the index holds it once.
+func TestIdentitySurvivesLostRegistry(t *testing.T) {
+	const n = 5000
+	l := newLifecycle(t, nil)
+	writeLines(t, l.path("old.log"), "o", 0, 10)
+	_, stop := runShipper(t, l.cfg, l.pub)
+	l.pub.waitFor(t, 10, 10*time.Second)
+	if err := stop(); err != nil { // old.log is in the registry
+		t.Fatal(err)
+	}
+	_, stop = runShipper(t, l.cfg, l.pub)
+	// The disk fills: no registry write succeeds from now on (a file where
+	// the directory was fails them even for root).
+	aside := l.cfg.Registry + ".aside"
+	if err := os.Rename(l.cfg.Registry, aside); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(l.cfg.Registry, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, l.path("app.log"), "a", 0, n)
+	first := l.pub.waitFor(t, 10+n, 10*time.Second)
+	if err := stop(); err == nil {
+		t.Fatal("the registry was written on a full disk")
+	}
+	if err := os.Remove(l.cfg.Registry); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(aside, l.cfg.Registry); err != nil {
+		t.Fatal(err)
+	}
+
+	ids := map[string]string{}
+	for _, ev := range first[10:] {
+		ids[ev.DocID()] = string(ev.Line)
+	}
+	again := &collectingPublisher{}
+	_, stop = runShipper(t, l.cfg, again)
+	got := again.waitFor(t, n, 10*time.Second)
+	time.Sleep(200 * time.Millisecond) // anything more would come now
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	got = again.shipped()
+	if len(got) != n {
+		t.Fatalf("after the restart %d lines shipped, want the %d never recorded", len(got), n)
+	}
+	for _, ev := range got {
+		if line, ok := ids[ev.DocID()]; !ok || line != string(ev.Line) {
+			t.Fatalf("line at offset %d (%q) got a new document id after the restart: it would be indexed twice", ev.Offset, ev.Line)
+		}
+	}
+}
+
+// TestScanDoesNotWaitForRegistry: discovering new files writes nothing to
+// the registry, so a slow or failing disk never delays discovery (files
+// that live between two scans were lost while each new file waited for an
+// fsync).
+func TestScanDoesNotWaitForRegistry(t *testing.T) {
+	l := newLifecycle(t, func(c *Config) { c.RegistryFlush = time.Hour })
+	for i := range 20 {
+		writeLines(t, l.path(fmt.Sprintf("f%d.log", i)), fmt.Sprintf("f%d-", i), 0, 3)
+	}
+	sh, err := New(l.cfg, prometheus.NewRegistry(), zaptest.NewLogger(t), WithPublisher(l.pub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() {
+		cancel()
+		sh.wg.Wait()
+	}()
+	sh.scan(ctx)
+	l.pub.waitFor(t, 60, 10*time.Second)
+	if n := testutil.CollectAndCount(sh.metrics.registryWrite); n != 1 {
+		t.Fatalf("collected %d histograms", n)
+	}
+	var m dto.Metric
+	if err := sh.metrics.registryWrite.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if c := m.GetHistogram().GetSampleCount(); c != 0 {
+		t.Fatalf("discovering and shipping 20 new files wrote the registry %d times", c)
+	}
+}
+
+// TestFrequentTruncationCorruptsNoLine truncates a file very often, each
+// time writing new lines again past where the shipper had read (as an app
+// writing fast under a frequent copytruncate does): every line shipped must
+// be one that was written, byte for byte, never the end of one glued to the
+// start of another, and a line is shipped twice only if it was written
+// twice.
+func TestFrequentTruncationCorruptsNoLine(t *testing.T) {
+	l := newLifecycle(t, nil)
+	path := l.path("app.log")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.start()
+	waitUntil(t, "the empty file to be open", func() bool { return l.sh.openFiles() == 1 })
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	written := map[string]bool{}
+	next := 0
+	deadline := time.Now().Add(2 * time.Second)
+	for round := 0; time.Now().Before(deadline); round++ {
+		if err := f.Truncate(0); err != nil {
+			t.Fatal(err)
+		}
+		var b []byte
+		for range 1 + round%40 {
+			line := fmt.Sprintf("line id=t%d round %d", next, round)
+			written[line] = true
+			b = append(b, line...)
+			b = append(b, '\n')
+			next++
+		}
+		if _, err := f.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(round%3) * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	seen := map[string]int{}
+	for _, ev := range l.pub.shipped() {
+		line := string(ev.Line)
+		if !written[line] {
+			t.Errorf("corrupted line shipped at offset %d: %q", ev.Offset, line)
+		}
+		if seen[line]++; seen[line] == 2 {
+			t.Errorf("line shipped twice: %q", line)
+		}
+	}
+	t.Logf("%d lines written in truncated rounds, %d shipped", next, len(seen))
 }

@@ -497,10 +497,17 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 		f.Close()
 		return err
 	}
-	if entry != nil && fi.Size() >= entry.Offset {
+	if entry != nil && !entry.Pending && fi.Size() >= entry.Offset {
 		h.gen = &generation{id: entry.ID, fp: entry.Fingerprint, acks: newAckTracker(entry.Offset)}
 		h.genp.Store(h.gen)
 		h.reader = newLineReader(f, entry.Offset, s.cfg.MaxLineBytes, s.readBufs)
+		// The bytes before the offset the registry's fingerprint does not
+		// cover were read in an earlier run: as they are now is the best
+		// there is.
+		if h.reader.head, err = readHead(f, entry.Offset); err != nil {
+			f.Close()
+			return err
+		}
 		if entry.Path != path {
 			s.registry.update(entry.ID, func(e *registryEntry) { e.Path = path })
 		}
@@ -512,12 +519,13 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 		if s.cfg.IgnoreOlder > 0 && time.Since(fi.ModTime()) > s.cfg.IgnoreOlder {
 			start = fi.Size()
 		}
+		h.reader = newLineReader(f, start, s.cfg.MaxLineBytes, s.readBufs)
 		if err := s.newGeneration(h, start); err != nil {
 			f.Close()
 			return err
 		}
-		h.reader = newLineReader(f, start, s.cfg.MaxLineBytes, s.readBufs)
 	}
+	h.reader.check = h.checkRead
 	if in.cfg.Format == FormatCRI {
 		h.cri = &criAssembler{max: s.cfg.MaxLineBytes}
 	}
@@ -559,26 +567,36 @@ func (s *Shipper) openFiles() int {
 	return len(s.harvesters)
 }
 
-// newGeneration gives h a new file generation starting at offset and
-// writes it to the registry at once, so that the id its lines are sent
-// under survives a crash.
+// newGeneration gives h a new file generation starting at offset, which
+// replaces any other on its inode: those are content that is gone
+// (truncated, or a deleted file whose inode was reused). Read from 0, it is
+// named by its first line once it has one (harvester.identify); from
+// further on (ignore_older), by its first bytes now. Its id is derived
+// from the file, so nothing waits for the registry to reach the disk.
 func (s *Shipper) newGeneration(h *harvester, offset int64) error {
-	fp, err := readFingerprint(h.f)
-	if err != nil {
-		return err
-	}
-	gen := &generation{id: newFileID(h.di, time.Now()), fp: fp, acks: newAckTracker(offset)}
-	s.registry.put(registryEntry{ID: gen.id, Path: h.currentPath(), Type: h.input.cfg.Type, DevIno: h.di, Fingerprint: fp, Offset: offset})
-	// Earlier generations on the same inode are content that is gone
-	// (truncated, or a deleted file whose inode was reused).
+	var replaced []string
 	for _, e := range s.registry.byDevIno()[h.di] {
-		if e.ID != gen.id {
-			s.registry.remove(e.ID)
+		s.registry.remove(e.ID)
+		if !e.Pending {
+			replaced = append(replaced, e.ID)
 		}
 	}
-	if err := s.writeRegistry(); err != nil {
-		return err
+	if h.gen != nil && !h.gen.pending && !slices.Contains(replaced, h.gen.id) {
+		replaced = append(replaced, h.gen.id)
 	}
+	if offset > 0 {
+		head, err := readHead(h.f, offset)
+		if err != nil {
+			return err
+		}
+		h.reader.head = head
+		h.gen = &generation{pending: true, replaced: replaced}
+		h.identify(head, newAckTracker(offset))
+		return nil
+	}
+	id := pendingID(h.di)
+	gen := &generation{id: id, pending: true, replaced: replaced, acks: newAckTracker(0)}
+	s.registry.put(registryEntry{ID: id, Pending: true, Path: h.currentPath(), Type: h.input.cfg.Type, DevIno: h.di})
 	h.gen = gen
 	h.genp.Store(gen)
 	return nil
