@@ -424,6 +424,10 @@ func (h *harvester) identify(head []byte, acks *ackTracker) {
 	h.gen = gen
 	h.genp.Store(gen)
 	h.dropEncoder()
+	select {
+	case h.sh.flushSoon <- struct{}{}:
+	default:
+	}
 	if h.log != nil {
 		h.log = h.sh.log.With(zap.String("path", h.currentPath()), zap.String("file_id", id), zap.String("type", h.input.cfg.Type))
 		h.log.Debug("file identified by its first line", zap.Int("head_bytes", len(head)))

@@ -55,7 +55,14 @@ type Shipper struct {
 	// waitingSince is when each file waiting for max_open_files started
 	// waiting; the longest-waiting are opened first.
 	waitingSince map[devIno]time.Time
-	wg           sync.WaitGroup
+	// outside is the files to read that the globs may no longer find, by
+	// where they live (outside.go).
+	outside map[devIno]outsideFile
+	// flushSoon asks flushLoop for an early registry write, when a new
+	// file was named: it is then found at the next start even if it is
+	// renamed out of the globs meanwhile.
+	flushSoon chan struct{}
+	wg        sync.WaitGroup
 
 	// waiting is how many files the last scan left waiting for
 	// max_open_files, and waitingLag their unread bytes.
@@ -105,6 +112,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 	}
 	s.registry = reg2
 	s.found, s.waitingSince = map[string]time.Time{}, map[devIno]time.Time{}
+	s.outside, s.flushSoon = map[devIno]outsideFile{}, make(chan struct{}, 1)
 	now := time.Now()
 	for _, e := range reg2.snapshot() {
 		s.found[e.ID] = now // clean_after counts from the start at the earliest
@@ -150,8 +158,10 @@ func (s *Shipper) Run(ctx context.Context) error {
 		s.flushLoop(readCtx)
 	}()
 
-	go s.watcher.run(readCtx, s.written, s.requestScan)
-	s.resumeRenamed(readCtx, s.scan(readCtx))
+	watchDone := make(chan struct{})
+	go s.watcher.run(readCtx, watchDone, s.written, s.requestScan, s.renamed)
+	s.resumeRenamed()
+	s.scan(readCtx)
 	ticker := time.NewTicker(s.cfg.ScanInterval)
 	defer ticker.Stop()
 loop:
@@ -166,6 +176,7 @@ loop:
 	}
 	s.wg.Wait()
 	<-flushDone
+	<-watchDone
 	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	errFlush := s.publisher.Close(shutCtx)
@@ -206,7 +217,7 @@ func (s *Shipper) written(path string) {
 // for each one not already being read that has something to read: a file
 // read and acknowledged to its end (by its registry entry) and unchanged
 // since is left closed. Files over max_open_files wait, longest-waiting
-// first.
+// first. Files followed outside the globs (outside.go) are candidates too.
 // It returns where the files it found live.
 func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 	now := time.Now()
@@ -264,6 +275,23 @@ func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 			candidates = append(candidates, candidate{in: in, path: path, di: di, since: since, lag: lag})
 		}
 	}
+	for di, o := range s.outsideCandidates(claimed) {
+		// Opened even when read to its end: the app may still write to
+		// it, and its harvester follows it for close_removed_after.
+		lag := int64(0)
+		if fi, err := os.Stat(o.path); err == nil {
+			lag = fi.Size()
+		}
+		s.mu.Lock()
+		for _, e := range known[di] {
+			s.found[e.ID] = now
+		}
+		s.mu.Unlock()
+		if e := latest(known[di]); e != nil {
+			lag = max(lag-e.Offset, 0)
+		}
+		candidates = append(candidates, candidate{in: o.in, path: o.path, di: di, since: o.since, lag: lag})
+	}
 	slices.SortStableFunc(candidates, func(a, b candidate) int { return a.since.Compare(b.since) })
 	waiting := map[devIno]time.Time{}
 	var waitingLag int64
@@ -271,11 +299,20 @@ func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 		if s.openFiles() >= s.cfg.MaxOpenFiles {
 			waiting[c.di] = c.since
 			waitingLag += c.lag
+			// Remembered by where it lives, not by the globs: if it is
+			// renamed out of them while it waits, it is still read.
+			s.mu.Lock()
+			s.follow(c.in, c.path, c.di, c.since)
+			s.mu.Unlock()
 			continue
 		}
 		if err := s.startHarvester(ctx, c.in, c.path, c.di, now); err != nil {
 			s.log.Warn("cannot start reading file", zap.String("path", c.path), zap.Error(err))
+			continue
 		}
+		s.mu.Lock()
+		delete(s.outside, c.di)
+		s.mu.Unlock()
 	}
 	s.mu.Lock()
 	s.waitingSince = waiting
@@ -292,17 +329,17 @@ func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 	return claimed
 }
 
-// resumeRenamed reads to their end the files renamed out of the globs while
-// the shipper was stopped (app.log to app.log.1 with *.log), found by their
-// registry entry in the directory they were in: their lines written before
-// the rename are not lost. found is where the first scan found files.
-func (s *Shipper) resumeRenamed(ctx context.Context, found map[devIno]bool) {
+// resumeRenamed follows, from the start, every file of the registry that
+// still lives in the directory it was in, wherever it now is there (app.log
+// renamed to app.log.1 while the shipper was stopped): its lines written
+// before the rename and after the last registry write are not lost, nor
+// are the app's late writes to it, even if it has no unread bytes now. The
+// scan opens them (or leaves them waiting for max_open_files) with the
+// files the globs find, which it takes out of this set.
+func (s *Shipper) resumeRenamed() {
 	now := time.Now()
 	dirs := map[string]map[devIno]string{}
 	for _, e := range s.registry.snapshot() {
-		if found[e.DevIno] {
-			continue
-		}
 		dir := filepath.Dir(e.Path)
 		files, ok := dirs[dir]
 		if !ok {
@@ -314,24 +351,20 @@ func (s *Shipper) resumeRenamed(ctx context.Context, found map[devIno]bool) {
 		if !ok || in == nil {
 			continue
 		}
-		s.mu.Lock()
-		open := s.harvesters[e.DevIno] != nil
-		s.mu.Unlock()
-		fi, err := os.Stat(path)
-		if open || err != nil || fi.Size() <= e.Offset || s.openFiles() >= s.cfg.MaxOpenFiles {
-			continue
-		}
 		// Only the same content: a file that got the inode of a deleted
 		// one (a compressed rotation, say) is not this entry's, and a file
-		// outside the globs is never read from its start.
-		if e.Fingerprint.Len == 0 || !s.sameContent(path, e) {
+		// outside the globs is never read from its start unless it had no
+		// first line yet when it was last seen.
+		if (e.Fingerprint.Len == 0 && !e.Pending) || !s.sameContent(path, e) {
 			continue
 		}
-		s.log.Info("reading to its end a file renamed while the shipper was stopped",
-			zap.String("from", e.Path), zap.String("to", path), zap.Int64("offset", e.Offset), zap.Int64("size", fi.Size()))
-		if err := s.startHarvester(ctx, in, path, e.DevIno, now); err != nil {
-			s.log.Warn("cannot start reading file", zap.String("path", path), zap.Error(err))
+		if path != e.Path && !in.match(path) {
+			s.log.Info("following a file renamed while the shipper was stopped",
+				zap.String("from", e.Path), zap.String("to", path), zap.Int64("offset", e.Offset))
 		}
+		s.mu.Lock()
+		s.follow(in, path, e.DevIno, now)
+		s.mu.Unlock()
 	}
 }
 
@@ -612,12 +645,13 @@ func (s *Shipper) flushLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.writeRegistry(); err != nil {
-				s.log.Error("writing registry", zap.Error(err))
-			}
-			s.cleanRegistry()
-			s.updateLag()
+		case <-s.flushSoon:
 		}
+		if err := s.writeRegistry(); err != nil {
+			s.log.Error("writing registry", zap.Error(err))
+		}
+		s.cleanRegistry()
+		s.updateLag()
 	}
 }
 
