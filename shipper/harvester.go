@@ -49,6 +49,9 @@ type harvester struct {
 	// changed, at grew.
 	grownTo int64
 	grew    time.Time
+	// copySeen is when the file was found to be a copy of one still read
+	// (skipCopied).
+	copySeen time.Time
 }
 
 // generation is one content generation of a file: a new one starts when the
@@ -169,6 +172,13 @@ func (h *harvester) readAvailable(ctx context.Context) (bool, error) {
 		}
 		if !ok {
 			break
+		}
+		if h.gen.pending {
+			if skip, wait := h.skipCopied(); wait {
+				break
+			} else if skip {
+				continue
+			}
 		}
 		if h.cri != nil {
 			if l, ok = h.cri.add(l); !ok {
@@ -372,6 +382,8 @@ func (h *harvester) restartGeneration(size int64) error {
 	h.sh.metrics.truncations.Inc()
 	h.log.Warn("file truncated; reading it again from the start",
 		zap.Int64("read_offset", h.reader.readPosition()), zap.Int64("size", size), zap.Int64("unread_bytes_lost", max(lost, 0)))
+	// Its copy, if it was copied before the truncation, is read from here.
+	h.sh.replaced.add(readTo{fp: fingerprintOf(h.reader.head), offset: h.reader.position(), di: h.di, at: time.Now()})
 	h.reader.reset(0)
 	if err := h.sh.newGeneration(h, 0); err != nil {
 		return err
@@ -432,4 +444,35 @@ func (h *harvester) identify(head []byte, acks *ackTracker) {
 		h.log = h.sh.log.With(zap.String("path", h.currentPath()), zap.String("file_id", id), zap.String("type", h.input.cfg.Type))
 		h.log.Debug("file identified by its first line", zap.Int("head_bytes", len(head)))
 	}
+}
+
+// skipCopied runs before the first line of a new generation read from 0 is
+// shipped: if the file is a copy of one read so far (copytruncate, see
+// copies.go), it names the generation and moves the reader to where the
+// original was read to (skip). While the original is still read and not
+// truncated, it moves the reader back to 0 (wait): the harvester comes
+// back later.
+func (h *harvester) skipCopied() (skip, wait bool) {
+	fi, err := h.f.Stat()
+	if err != nil {
+		return false, false
+	}
+	off, live, ok := h.sh.copyOf(h.di, h.reader.head, fi.Size())
+	if !ok || off == 0 {
+		return false, false
+	}
+	if live {
+		if h.copySeen.IsZero() {
+			h.copySeen = time.Now()
+		}
+		if time.Since(h.copySeen) < copyWait {
+			h.reader.seek(0)
+			return false, true
+		}
+	}
+	h.reader.seek(off)
+	h.identify(h.reader.head, newAckTracker(off))
+	h.log.Info("a copy of a file read so far (copytruncate): reading it from where the original was read to",
+		zap.Int64("offset", off))
+	return true, false
 }

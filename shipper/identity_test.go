@@ -256,14 +256,17 @@ func TestFrequentTruncationCorruptsNoLine(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	seen := map[string]int{}
+	first := map[string]event.Event{}
 	for _, ev := range l.pub.shipped() {
 		line := string(ev.Line)
 		if !written[line] {
 			t.Errorf("corrupted line shipped at offset %d: %q", ev.Offset, line)
 		}
 		if seen[line]++; seen[line] == 2 {
-			t.Errorf("line shipped twice: %q", line)
+			f := first[line]
+			t.Errorf("line shipped twice: %q (file %s offset %d %v, then file %s offset %d %v)", line, f.FileID, f.Offset, f.Flags, ev.FileID, ev.Offset, ev.Flags)
 		}
+		first[line] = ev
 	}
 	t.Logf("%d lines written in truncated rounds, %d shipped", next, len(seen))
 }

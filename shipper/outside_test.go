@@ -244,3 +244,32 @@ func waitReading(t *testing.T, sh *Shipper, path string) {
 		return sh.harvesters[di] != nil
 	})
 }
+
+// TestCopytruncateCopyNotReadAgain: with a glob that matches the copies
+// copytruncate leaves (app.log*), a copy is recognised by its first bytes
+// and read only from where the original was read to: the lines the
+// original had not been read for yet are shipped from it, none twice.
+func TestCopytruncateCopyNotReadAgain(t *testing.T) {
+	l := newLifecycle(t, func(c *Config) {
+		c.Inputs[0].Paths = []string{filepath.Join(filepath.Dir(c.Inputs[0].Paths[0]), "app.log*")}
+	})
+	writeLines(t, l.path("app.log"), "c", 0, 1000)
+	_, stop := runShipper(t, l.cfg, l.pub)
+	l.pub.waitFor(t, 1000, 10*time.Second)
+	writeLines(t, l.path("app.log"), "c", 1000, 1100) // read or not before the copy
+	copyFile(t, l.path("app.log"), l.path("app.log.1"))
+	if err := os.Truncate(l.path("app.log"), 0); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, l.path("app.log"), "c", 1100, 1200)
+	l.pub.waitFor(t, 1200, 10*time.Second)
+	time.Sleep(500 * time.Millisecond) // anything more would come now
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	got := l.pub.shipped()
+	assertOnce(t, got, "c", 1200)
+	if len(got) != 1200 {
+		t.Errorf("%d lines shipped, want 1200", len(got))
+	}
+}

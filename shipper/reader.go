@@ -202,25 +202,34 @@ func (r *lineReader) fill() (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	if pos == int64(len(r.head)) && pos < fingerprintSize {
-		r.head = append(r.head, r.buf[r.end:r.end+min(n, fingerprintSize-int(pos))]...)
-	}
 	// A file truncated and written again before this read gave bytes of
-	// its new content at the old offset: checked after the read, so that
-	// they are never glued to the old content's lines.
+	// its new content at the old offset, or, read while it was being
+	// truncated and written, a mix of both: checked after the read, with
+	// the head these bytes extend, so that they are never glued to the old
+	// content's lines.
+	head := r.head
+	if pos == int64(len(head)) && pos < fingerprintSize {
+		head = append(head, r.buf[r.end:r.end+min(n, fingerprintSize-int(pos))]...)
+	}
 	if r.check != nil {
-		if err := r.check(r.head); err != nil {
+		if err := r.check(head); err != nil {
 			return 0, err
 		}
 	}
+	r.head = head
 	r.end += n
 	return n, nil
 }
 
 // reset drops buffered bytes and continues at offset (after truncation).
 func (r *lineReader) reset(offset int64) {
-	r.start, r.end, r.offset, r.cut = 0, 0, offset, nil
+	r.seek(offset)
 	r.head = r.head[:0]
+}
+
+// seek drops buffered bytes and continues at offset, keeping the head.
+func (r *lineReader) seek(offset int64) {
+	r.start, r.end, r.offset, r.cut = 0, 0, offset, nil
 }
 
 func trimCR(b []byte) []byte {

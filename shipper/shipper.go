@@ -62,7 +62,10 @@ type Shipper struct {
 	// file was named: it is then found at the next start even if it is
 	// renamed out of the globs meanwhile.
 	flushSoon chan struct{}
-	wg        sync.WaitGroup
+	// replaced is the generations truncation replaced, whose copies are
+	// recognised (copies.go).
+	replaced replacedGens
+	wg       sync.WaitGroup
 
 	// waiting is how many files the last scan left waiting for
 	// max_open_files, and waitingLag their unread bytes.
@@ -608,10 +611,12 @@ func (s *Shipper) openFiles() int {
 // from the file, so nothing waits for the registry to reach the disk.
 func (s *Shipper) newGeneration(h *harvester, offset int64) error {
 	var replaced []string
+	now := time.Now()
 	for _, e := range s.registry.byDevIno()[h.di] {
 		s.registry.remove(e.ID)
 		if !e.Pending {
 			replaced = append(replaced, e.ID)
+			s.replaced.add(readTo{fp: e.Fingerprint, offset: e.Offset, di: e.DevIno, at: now})
 		}
 	}
 	if h.gen != nil && !h.gen.pending && !slices.Contains(replaced, h.gen.id) {
