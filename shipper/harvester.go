@@ -78,7 +78,7 @@ func (h *harvester) currentPath() string { return *h.path.Load() }
 func (h *harvester) seen(path string, now time.Time) {
 	if old := h.currentPath(); old != path {
 		h.path.Store(&path)
-		h.sh.registry.update(h.gen.id, func(e *registryEntry) { e.Path = path })
+		h.sh.registry.update(h.genp.Load().id, func(e *registryEntry) { e.Path = path })
 		h.log.Info("file renamed", zap.String("from", old), zap.String("to", path))
 		h.sh.metrics.rotations.Inc()
 	}
@@ -440,9 +440,10 @@ func (h *harvester) identify(head []byte, acks *ackTracker) {
 	case h.sh.flushSoon <- struct{}{}:
 	default:
 	}
+	// h.log is read by the scan too: it keeps the id it was made with
+	// (pending for a file read from 0), and this names the file's id.
 	if h.log != nil {
-		h.log = h.sh.log.With(zap.String("path", h.currentPath()), zap.String("file_id", id), zap.String("type", h.input.cfg.Type))
-		h.log.Debug("file identified by its first line", zap.Int("head_bytes", len(head)))
+		h.log.Debug("file named by its first line", zap.String("named", id), zap.Int("head_bytes", len(head)))
 	}
 }
 
