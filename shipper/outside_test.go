@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -157,50 +158,132 @@ func (rw *rotatingWriter) close() { rw.f.Close() }
 func TestRotationAndRestartLoseNothing(t *testing.T) {
 	for _, glob := range []string{"app.log", "app.log*"} {
 		t.Run(glob, func(t *testing.T) {
-			l := newLifecycle(t, func(c *Config) {
-				c.Inputs[0].Paths = []string{filepath.Join(filepath.Dir(c.Inputs[0].Paths[0]), glob)}
-				c.ScanInterval = 200 * time.Millisecond
-			})
-			rw := newRotatingWriter(t, l.path("app.log"))
-			defer rw.close()
-			sh, stop := runShipper(t, l.cfg, l.pub)
-			// A file that lives and leaves the globs before the shipper
-			// watches its directory cannot be known: write once it does.
-			waitReading(t, sh, rw.path)
-			const rotations, perFile = 30, 50000 / 30
-			for i := range rotations {
-				rw.write(perFile)
-				if i == rotations/2 {
-					// A file that lives, leaves the globs and is never
-					// seen again while the shipper is stopped cannot be
-					// known: stop once the live one was seen.
-					waitReading(t, sh, rw.path)
-					if err := stop(); err != nil {
-						t.Fatal(err)
-					}
-					rw.write(100)
-					rw.rotate()
-					rw.write(100)
-					sh, stop = runShipper(t, l.cfg, l.pub)
-					waitReading(t, sh, rw.path)
-					continue
-				}
-				rw.rotate()
-			}
-			rw.write(perFile)
-			deadline := time.Now().Add(10 * time.Second)
-			for len(l.pub.shipped()) < len(rw.want) && time.Now().Before(deadline) {
-				time.Sleep(20 * time.Millisecond)
-			}
-			got := l.pub.shipped()
-			time.Sleep(300 * time.Millisecond) // anything more would come now
-			if err := stop(); err != nil {
-				t.Fatal(err)
-			}
-			got = l.pub.shipped()
-			assertExactly(t, got, rw.want)
+			l, rw := rotateWithRestart(t, glob, false)
+			assertExactly(t, l.pub.shipped(), rw.want)
 		})
 	}
+}
+
+// TestRotationAndCrashLoseNothing is TestRotationAndRestartLoseNothing
+// with a crash instead of a stop: the registry is as it was on disk some
+// time before. Lines after it are shipped again, each under the document
+// id it had, so that the index holds every line once.
+func TestRotationAndCrashLoseNothing(t *testing.T) {
+	for _, glob := range []string{"app.log", "app.log*"} {
+		t.Run(glob, func(t *testing.T) {
+			l, rw := rotateWithRestart(t, glob, true)
+			got := l.pub.shipped()
+			ids := map[string]string{}
+			for _, ev := range got {
+				line := string(ev.Line)
+				if !rw.want[line] {
+					t.Fatalf("shipped a line never written: %q", line)
+				}
+				if id, ok := ids[line]; ok && id != ev.DocID() {
+					t.Fatalf("%q shipped again under another document id", line)
+				}
+				ids[line] = ev.DocID()
+			}
+			if len(ids) != len(rw.want) {
+				missing := map[string]int{}
+				for line := range rw.want {
+					if _, ok := ids[line]; !ok {
+						missing[strings.Fields(line)[3]]++
+					}
+				}
+				t.Fatalf("%d of %d lines shipped; missing by file: %v", len(ids), len(rw.want), missing)
+			}
+		})
+	}
+}
+
+// rotateWithRestart writes 50,000 lines to app.log in a directory watched
+// with glob, rotating it by rename 30 times, and stops and starts the
+// shipper in the middle, with a rotation while it is stopped. With crash,
+// the registry is then put back as it was on disk before the stop, once
+// it knew the live file. It returns when every line was shipped, or 10 s.
+func rotateWithRestart(t *testing.T, glob string, crash bool) (*lifecycle, *rotatingWriter) {
+	l := newLifecycle(t, func(c *Config) {
+		c.Inputs[0].Paths = []string{filepath.Join(filepath.Dir(c.Inputs[0].Paths[0]), glob)}
+		c.ScanInterval = 200 * time.Millisecond
+	})
+	rw := newRotatingWriter(t, l.path("app.log"))
+	t.Cleanup(rw.close)
+	sh, stop := runShipper(t, l.cfg, l.pub)
+	// A file that lives and leaves the globs before the shipper watches
+	// its directory cannot be known: write once it does.
+	waitReading(t, sh, rw.path)
+	const rotations, perFile = 30, 50000 / 30
+	for i := range rotations {
+		rw.write(perFile)
+		if i != rotations/2 {
+			rw.rotate()
+			continue
+		}
+		// A file that lives, leaves the globs and is never seen again
+		// while the shipper is stopped cannot be known: stop once the
+		// live one was seen.
+		waitReading(t, sh, rw.path)
+		saved := filepath.Join(t.TempDir(), "registry")
+		if crash {
+			waitOnDisk(t, l.cfg.Registry, rw.path)
+			copyDir(t, l.cfg.Registry, saved)
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		if crash {
+			if err := os.RemoveAll(l.cfg.Registry); err != nil {
+				t.Fatal(err)
+			}
+			copyDir(t, saved, l.cfg.Registry)
+		}
+		rw.write(100)
+		rw.rotate()
+		rw.write(100)
+		sh, stop = runShipper(t, l.cfg, l.pub)
+		waitReading(t, sh, rw.path)
+	}
+	rw.write(perFile)
+	distinct := func() int {
+		seen := map[string]bool{}
+		for _, ev := range l.pub.shipped() {
+			seen[string(ev.Line)] = true
+		}
+		return len(seen)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for distinct() < len(rw.want) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // anything more would come now
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	return l, rw
+}
+
+// waitOnDisk waits until the registry written in dir knows every file in
+// the directory of path: a crash loses the files renamed out of the globs
+// that the registry did not know yet.
+func waitOnDisk(t *testing.T, dir, path string) {
+	t.Helper()
+	waitUntil(t, "the files to be in the registry on disk", func() bool {
+		entries, err := readRegistryFile(filepath.Join(dir, registryName))
+		if err != nil {
+			return false
+		}
+		known := map[devIno]bool{}
+		for _, e := range entries {
+			known[e.DevIno] = true
+		}
+		for di := range filesByDevIno(filepath.Dir(path)) {
+			if !known[di] {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // assertExactly checks that events carry each of want once, and nothing

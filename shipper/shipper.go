@@ -309,7 +309,14 @@ func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 			s.mu.Unlock()
 			continue
 		}
-		if err := s.startHarvester(ctx, c.in, c.path, c.di, now); err != nil {
+		if err := s.startHarvester(ctx, c.in, c.path, c.di, now); errors.Is(err, errMoved) || errors.Is(err, os.ErrNotExist) {
+			// Renamed since the scan found it: the next scan finds it
+			// where it lives now.
+			s.mu.Lock()
+			s.follow(c.in, c.path, c.di, c.since)
+			s.mu.Unlock()
+			continue
+		} else if err != nil {
 			s.log.Warn("cannot start reading file", zap.String("path", c.path), zap.Error(err))
 			continue
 		}
@@ -496,6 +503,9 @@ func (in *input) matches(log *zap.Logger) []string {
 	return out
 }
 
+// errMoved is a file renamed between the scan that found it and its opening.
+var errMoved = errors.New("file renamed while opening")
+
 func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di devIno, now time.Time) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -508,7 +518,7 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 	}
 	if got, ok := statDevIno(fi); !ok || got != di {
 		f.Close()
-		return fmt.Errorf("file replaced while opening")
+		return errMoved
 	}
 	fields := map[string]string{}
 	for k, v := range in.cfg.Fields {
