@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -280,4 +281,60 @@ func TestFrequentTruncationCorruptsNoLine(t *testing.T) {
 		first[line] = ev
 	}
 	t.Logf("%d lines written in truncated rounds, %d shipped", next, len(seen))
+}
+
+// TestFileIDFromFirstLine: a file is named by its first line (its first
+// fingerprintSize bytes if longer), whatever was read after it, so that
+// it gets the same id at any restart; other content gets another id.
+func TestFileIDFromFirstLine(t *testing.T) {
+	di := devIno{Dev: 1, Ino: 2}
+	first := "2026-12-06T04:00:00Z first line\n"
+	id := fileID(di, []byte(first))
+	if got := fileID(di, []byte(first+"second line\n")); got != id {
+		t.Errorf("more bytes after the first line changed the id: %s, %s", id, got)
+	}
+	for _, other := range []string{"2026-12-06T04:00:01Z first line\n", "2026-12-06T04:00:00Z first"} {
+		if fileID(di, []byte(other)) == id {
+			t.Errorf("%q has the id of %q", other, first)
+		}
+	}
+	if fileID(devIno{Dev: 1, Ino: 3}, []byte(first)) == id {
+		t.Error("another inode has the same id")
+	}
+	long := strings.Repeat("x", 3*fingerprintSize)
+	if fileID(di, []byte(long[:fingerprintSize])) != fileID(di, []byte(long)) {
+		t.Error("a first line longer than the fingerprint is not named by its first fingerprintSize bytes")
+	}
+}
+
+// TestOldFileIDKept: an entry written by an older version keeps its id:
+// the lines after its offset are shipped under it.
+func TestOldFileIDKept(t *testing.T) {
+	l := newLifecycle(t, nil)
+	writeLines(t, l.path("app.log"), "k", 0, 20)
+	f, err := os.Open(l.path("app.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := f.Stat()
+	di, _ := statDevIno(fi)
+	head, _ := readHead(f, fingerprintSize)
+	f.Close()
+	firstTen := int64(10 * len("line id=k0 some padding to make the line a realistic length for a log line\n"))
+	reg, _, err := openRegistry(l.cfg.Registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := fmt.Sprintf("%x-%x-%x", di.Dev, di.Ino, time.Now().UnixNano())
+	reg.put(registryEntry{ID: old, Path: l.path("app.log"), Type: "service", DevIno: di, Fingerprint: fingerprintOf(head), Offset: firstTen})
+	if err := reg.flush(); err != nil {
+		t.Fatal(err)
+	}
+	l.start()
+	got := l.pub.waitFor(t, 10, 10*time.Second)
+	for _, ev := range got {
+		if ev.FileID != old {
+			t.Fatalf("line at %d shipped under %s, want the entry's id %s", ev.Offset, ev.FileID, old)
+		}
+	}
 }
