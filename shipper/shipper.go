@@ -232,6 +232,8 @@ func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 		di    devIno
 		since time.Time
 		lag   int64
+		// outside is set for a file followed outside the globs.
+		outside bool
 	}
 	var candidates []candidate
 	for _, in := range s.inputs {
@@ -293,7 +295,7 @@ func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 		if e := latest(known[di]); e != nil {
 			lag = max(lag-e.Offset, 0)
 		}
-		candidates = append(candidates, candidate{in: o.in, path: o.path, di: di, since: o.since, lag: lag})
+		candidates = append(candidates, candidate{in: o.in, path: o.path, di: di, since: o.since, lag: lag, outside: true})
 	}
 	slices.SortStableFunc(candidates, func(a, b candidate) int { return a.since.Compare(b.since) })
 	waiting := map[devIno]time.Time{}
@@ -322,6 +324,10 @@ func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 		}
 		s.mu.Lock()
 		delete(s.outside, c.di)
+		if h := s.harvesters[c.di]; h != nil && c.outside && !c.in.match(c.path) {
+			// Known to be out of the globs: not a rotation this scan saw.
+			h.goneNoticed.Store(true)
+		}
 		s.mu.Unlock()
 	}
 	s.mu.Lock()
