@@ -114,9 +114,9 @@ func appendTo(t *testing.T, path, s string) {
 	}
 }
 
-// runShipper runs a shipper over cfg into pub until the returned stop is
+// startShipper runs a shipper over cfg into pub until the returned stop is
 // called; stop returns Run's error.
-func runShipper(t *testing.T, cfg Config, pub Publisher) (*Shipper, func() error) {
+func startShipper(t *testing.T, cfg Config, pub Publisher) (*Shipper, func() error) {
 	t.Helper()
 	sh, err := New(cfg, prometheus.NewRegistry(), zaptest.NewLogger(t), WithPublisher(pub))
 	if err != nil {
@@ -146,12 +146,12 @@ func TestIdentitySurvivesLostRegistry(t *testing.T) {
 	const n = 5000
 	l := newLifecycle(t, nil)
 	writeLines(t, l.path("old.log"), "o", 0, 10)
-	_, stop := runShipper(t, l.cfg, l.pub)
+	_, stop := startShipper(t, l.cfg, l.pub)
 	l.pub.waitFor(t, 10, 10*time.Second)
 	if err := stop(); err != nil { // old.log is in the registry
 		t.Fatal(err)
 	}
-	_, stop = runShipper(t, l.cfg, l.pub)
+	_, stop = startShipper(t, l.cfg, l.pub)
 	// The disk fills: no registry write succeeds from now on (a file where
 	// the directory was fails them even for root).
 	aside := l.cfg.Registry + ".aside"
@@ -178,7 +178,7 @@ func TestIdentitySurvivesLostRegistry(t *testing.T) {
 		ids[ev.DocID()] = string(ev.Line)
 	}
 	again := &collectingPublisher{}
-	_, stop = runShipper(t, l.cfg, again)
+	_, stop = startShipper(t, l.cfg, again)
 	got := again.waitFor(t, n, 10*time.Second)
 	time.Sleep(200 * time.Millisecond) // anything more would come now
 	if err := stop(); err != nil {

@@ -54,7 +54,7 @@ func TestWaitingFileRenamedOutOfGlobsIsRead(t *testing.T) {
 	l := newLifecycle(t, func(c *Config) { c.MaxOpenFiles = 1 })
 	pub := &gatedPublisher{}
 	writeLines(t, l.path("a.log"), "a", 0, 10)
-	_, stop := runShipper(t, l.cfg, pub)
+	_, stop := startShipper(t, l.cfg, pub)
 	pub.waitFor(t, 10, 10*time.Second) // a.log holds the slot: its lines are not acknowledged
 	writeLines(t, l.path("b.log"), "b", 0, 10)
 	time.Sleep(300 * time.Millisecond) // b.log waits
@@ -77,7 +77,7 @@ func TestRenamedWhileStoppedWaitsForSlot(t *testing.T) {
 	l := newLifecycle(t, func(c *Config) { c.MaxOpenFiles = 1 })
 	writeLines(t, l.path("a.log"), "a", 0, 10)
 	writeLines(t, l.path("b.log"), "b", 0, 10)
-	_, stop := runShipper(t, l.cfg, l.pub)
+	_, stop := startShipper(t, l.cfg, l.pub)
 	l.pub.waitFor(t, 20, 10*time.Second)
 	if err := stop(); err != nil {
 		t.Fatal(err)
@@ -87,7 +87,7 @@ func TestRenamedWhileStoppedWaitsForSlot(t *testing.T) {
 	if err := os.Rename(l.path("b.log"), l.path("b.log.1")); err != nil {
 		t.Fatal(err)
 	}
-	_, stop = runShipper(t, l.cfg, l.pub)
+	_, stop = startShipper(t, l.cfg, l.pub)
 	got := l.pub.waitFor(t, 40, 10*time.Second)
 	time.Sleep(200 * time.Millisecond)
 	if err := stop(); err != nil {
@@ -209,7 +209,7 @@ func rotateWithRestart(t *testing.T, glob string, crash bool) (*lifecycle, *rota
 	})
 	rw := newRotatingWriter(t, l.path("app.log"))
 	t.Cleanup(rw.close)
-	sh, stop := runShipper(t, l.cfg, l.pub)
+	sh, stop := startShipper(t, l.cfg, l.pub)
 	// A file that lives and leaves the globs before the shipper watches
 	// its directory cannot be known: write once it does.
 	waitReading(t, sh, rw.path)
@@ -241,7 +241,7 @@ func rotateWithRestart(t *testing.T, glob string, crash bool) (*lifecycle, *rota
 		rw.write(100)
 		rw.rotate()
 		rw.write(100)
-		sh, stop = runShipper(t, l.cfg, l.pub)
+		sh, stop = startShipper(t, l.cfg, l.pub)
 		waitReading(t, sh, rw.path)
 	}
 	rw.write(perFile)
@@ -337,7 +337,7 @@ func TestCopytruncateCopyNotReadAgain(t *testing.T) {
 		c.Inputs[0].Paths = []string{filepath.Join(filepath.Dir(c.Inputs[0].Paths[0]), "app.log*")}
 	})
 	writeLines(t, l.path("app.log"), "c", 0, 1000)
-	_, stop := runShipper(t, l.cfg, l.pub)
+	_, stop := startShipper(t, l.cfg, l.pub)
 	l.pub.waitFor(t, 1000, 10*time.Second)
 	writeLines(t, l.path("app.log"), "c", 1000, 1100) // read or not before the copy
 	copyFile(t, l.path("app.log"), l.path("app.log.1"))
