@@ -2,8 +2,10 @@ package shipper
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,22 +54,36 @@ type harvester struct {
 	// changed, at grew.
 	grownTo int64
 	grew    time.Time
+	// copySeen is when the file was found to be a copy of one still read
+	// (skipCopied).
+	copySeen time.Time
 }
 
 // generation is one content generation of a file: a new one starts when the
 // file is truncated.
 type generation struct {
-	id   string
-	fp   fingerprint
-	acks *ackTracker
+	id string
+	// pending is set while a generation read from offset 0 has no
+	// complete first line: id is then pendingID, under which nothing is
+	// shipped, and identify names it before its first line is.
+	pending bool
+	// replaced is the ids of the generations this one replaced on the same
+	// inode, which its own id must differ from.
+	replaced []string
+	fp       fingerprint
+	acks     *ackTracker
 }
+
+// errReplaced is a read's bytes not being the file's any more: it was
+// truncated or rewritten in place.
+var errReplaced = errors.New("file truncated or rewritten in place")
 
 func (h *harvester) currentPath() string { return *h.path.Load() }
 
 func (h *harvester) seen(path string, now time.Time) {
 	if old := h.currentPath(); old != path {
 		h.path.Store(&path)
-		h.sh.registry.update(h.gen.id, func(e *registryEntry) { e.Path = path })
+		h.sh.registry.update(h.genp.Load().id, func(e *registryEntry) { e.Path = path })
 		h.log.Info("file renamed", zap.String("from", old), zap.String("to", path))
 		h.sh.metrics.rotations.Inc()
 	}
@@ -149,11 +165,25 @@ func (h *harvester) readAvailable(ctx context.Context) (bool, error) {
 			return false, nil
 		}
 		l, ok, err := h.reader.next()
+		if errors.Is(err, errReplaced) {
+			// Starts the new generation; should the file start with
+			// what was read again by now, the read is simply retried.
+			h.closeBurst()
+			_, err := h.checkReplaced()
+			return true, err
+		}
 		if err != nil {
 			return n > 0, fmt.Errorf("reading %s: %w", h.currentPath(), err)
 		}
 		if !ok {
 			break
+		}
+		if h.gen.pending {
+			if skip, wait := h.skipCopied(); wait {
+				break
+			} else if skip {
+				continue
+			}
 		}
 		if h.cri != nil {
 			for _, c := range h.cri.add(l) {
@@ -186,6 +216,9 @@ func (h *harvester) ship(ctx context.Context, l line, flags []string, now time.T
 		if err := budget.acquire(ctx, reserved); err != nil {
 			return err
 		}
+	}
+	if h.gen.pending {
+		h.identify(h.reader.head, h.gen.acks)
 	}
 	if l.Truncated {
 		flags = append(flags, event.FlagTruncated)
@@ -252,11 +285,10 @@ func (h *harvester) closeBurst() {
 // final line, extends a short fingerprint, and decides whether the file is
 // released (gone from the globs, or inactive).
 func (h *harvester) idle(ctx context.Context, size int64) (release bool, err error) {
-	if h.gen.fp.Len < fingerprintSize && size > h.gen.fp.Len {
-		if fp, err := readFingerprint(h.f); err == nil {
-			h.gen.fp = fp
-			h.sh.registry.update(h.gen.id, func(e *registryEntry) { e.Fingerprint = fp })
-		}
+	if head := h.reader.head; !h.gen.pending && int64(len(head)) > h.gen.fp.Len {
+		fp := fingerprintOf(head)
+		h.gen.fp = fp
+		h.sh.registry.update(h.gen.id, func(e *registryEntry) { e.Fingerprint = fp })
 	}
 	// An unterminated tail waits unterminated_line_after from when it
 	// last grew, not from the last whole line: a line written in two
@@ -342,12 +374,12 @@ func (h *harvester) flushUnterminated(ctx context.Context) error {
 }
 
 // truncated reports whether the file is now shorter than what was read, or
-// no longer starts with the bytes it was fingerprinted by.
+// no longer starts with the bytes read from it.
 func (h *harvester) truncated(size int64) (bool, error) {
 	if size < h.reader.readPosition() {
 		return true, nil
 	}
-	ok, err := h.gen.fp.matches(h.f)
+	ok, err := startsWith(h.f, h.reader.head)
 	if err != nil {
 		return false, fmt.Errorf("checking %s: %w", h.currentPath(), err)
 	}
@@ -368,13 +400,13 @@ func (h *harvester) restartGeneration(size int64) error {
 	h.sh.metrics.truncations.Inc()
 	h.log.Warn("file truncated; reading it again from the start",
 		zap.Int64("read_offset", h.reader.readPosition()), zap.Int64("size", size), zap.Int64("unread_bytes_lost", max(lost, 0)))
-	old := h.gen.id
+	// Its copy, if it was copied before the truncation, is read from here.
+	h.sh.replaced.add(readTo{fp: fingerprintOf(h.reader.head), offset: h.reader.position(), di: h.di, at: time.Now()})
+	h.reader.reset(0)
 	if err := h.sh.newGeneration(h, 0); err != nil {
 		return err
 	}
-	h.sh.registry.remove(old)
 	h.dropEncoder() // the file id changed
-	h.reader.reset(0)
 	if h.cri != nil {
 		h.cri.reset() // pieces of the old content, like the reader's partial line
 	}
@@ -400,4 +432,83 @@ func (h *harvester) observeSize(gen *generation, size int64) {
 // any goroutine.
 func (h *harvester) lag() int64 {
 	return max(h.size.Load()-h.genp.Load().acks.offset(), 0)
+}
+
+// checkRead is the reader's check after every read: the file must still
+// start with the bytes read from it.
+func (h *harvester) checkRead(head []byte) error {
+	ok, err := startsWith(h.f, head)
+	if err != nil {
+		return fmt.Errorf("checking %s: %w", h.currentPath(), err)
+	}
+	if !ok {
+		return errReplaced
+	}
+	return nil
+}
+
+// identify names the generation by its first bytes, head, before its first
+// line is shipped, and records it in the registry for the next flush: the
+// id is derived from the file, so no flush needs to wait for it.
+func (h *harvester) identify(head []byte, acks *ackTracker) {
+	id := fileID(h.di, head)
+	var replaced []string
+	if h.gen != nil {
+		replaced = h.gen.replaced
+	}
+	if slices.Contains(replaced, id) {
+		// New content whose first line repeats the old one's (a
+		// copytruncate of a file with a constant header): the same id
+		// would make its lines overwrite the old ones in the index.
+		id = fmt.Sprintf("%s-%x", id, time.Now().UnixNano())
+	}
+	fp := fingerprintOf(head)
+	gen := &generation{id: id, fp: fp, acks: acks}
+	if h.gen != nil && h.gen.pending {
+		h.sh.registry.remove(h.gen.id)
+	}
+	h.sh.registry.put(registryEntry{ID: id, Path: h.currentPath(), Type: h.input.cfg.Type, DevIno: h.di, Fingerprint: fp, Offset: acks.offset()})
+	h.gen = gen
+	h.genp.Store(gen)
+	h.dropEncoder()
+	select {
+	case h.sh.flushSoon <- struct{}{}:
+	default:
+	}
+	// h.log is read by the scan too: it keeps the id it was made with
+	// (pending for a file read from 0), and this names the file's id.
+	if h.log != nil {
+		h.log.Debug("file named by its first line", zap.String("named", id), zap.Int("head_bytes", len(head)))
+	}
+}
+
+// skipCopied runs before the first line of a new generation read from 0 is
+// shipped: if the file is a copy of one read so far (copytruncate, see
+// copies.go), it names the generation and moves the reader to where the
+// original was read to (skip). While the original is still read and not
+// truncated, it moves the reader back to 0 (wait): the harvester comes
+// back later.
+func (h *harvester) skipCopied() (skip, wait bool) {
+	fi, err := h.f.Stat()
+	if err != nil {
+		return false, false
+	}
+	off, live, ok := h.sh.copyOf(h.di, h.reader.head, fi.Size())
+	if !ok || off == 0 {
+		return false, false
+	}
+	if live {
+		if h.copySeen.IsZero() {
+			h.copySeen = time.Now()
+		}
+		if time.Since(h.copySeen) < copyWait {
+			h.reader.seek(0)
+			return false, true
+		}
+	}
+	h.reader.seek(off)
+	h.identify(h.reader.head, newAckTracker(off))
+	h.log.Info("a copy of a file read so far (copytruncate): reading it from where the original was read to",
+		zap.Int64("offset", off))
+	return true, false
 }

@@ -1,13 +1,13 @@
 package shipper
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"syscall"
-	"time"
 )
 
 // fingerprintSize is how many leading bytes of a file identify its content.
@@ -37,14 +37,14 @@ type fingerprint struct {
 	Hash string `json:"hash"`
 }
 
-// readFingerprint hashes the first min(size, fingerprintSize) bytes of f.
-func readFingerprint(f *os.File) (fingerprint, error) {
-	buf := make([]byte, fingerprintSize)
-	n, err := f.ReadAt(buf, 0)
+// readHead returns the first min(size, n) bytes of f.
+func readHead(f *os.File, n int64) ([]byte, error) {
+	buf := make([]byte, min(n, fingerprintSize))
+	got, err := f.ReadAt(buf, 0)
 	if err != nil && err != io.EOF {
-		return fingerprint{}, fmt.Errorf("reading fingerprint: %w", err)
+		return nil, fmt.Errorf("reading fingerprint: %w", err)
 	}
-	return fingerprintOf(buf[:n]), nil
+	return buf[:got], nil
 }
 
 func fingerprintOf(b []byte) fingerprint {
@@ -65,10 +65,43 @@ func (fp fingerprint) matches(f *os.File) (bool, error) {
 	return int64(n) == fp.Len && fingerprintOf(buf).Hash == fp.Hash, nil
 }
 
-// newFileID names one generation of a file: where it lives, and when Sluice
-// first saw this content there. A copytruncate or an inode reused for a new
-// file starts a new generation, so the document ids of the new lines never
-// collide with those of the old ones.
-func newFileID(di devIno, now time.Time) string {
-	return fmt.Sprintf("%x-%x-%x", di.Dev, di.Ino, now.UnixNano())
+// startsWith reports whether f still starts with head.
+func startsWith(f *os.File, head []byte) (bool, error) {
+	if len(head) == 0 {
+		return true, nil
+	}
+	buf := make([]byte, len(head))
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && err != io.EOF {
+		return false, fmt.Errorf("reading fingerprint: %w", err)
+	}
+	return n == len(head) && bytes.Equal(buf, head), nil
+}
+
+// fileID names one generation of a file: where it lives and its first line
+// (its first fingerprintSize bytes if the line is longer). It is derived
+// from the file alone, so that the same bytes of the same file get the same
+// document ids after any restart, whether or not the registry entry reached
+// the disk. head is the file's first bytes as read; a head without a
+// newline shorter than fingerprintSize is a first line shipped
+// unterminated, the one case where a restart that lost the entry names the
+// file anew. A copytruncate or a reused inode gives new content, whose
+// first line differs (log lines carry a time); a new generation whose id
+// would still equal the one it replaces gets a suffix (harvester.identify).
+//
+// Ids of entries written before (<dev>-<inode>-<first seen, unix ns>) are
+// kept as they are: only new generations are named this way.
+func fileID(di devIno, head []byte) string {
+	head = head[:min(len(head), fingerprintSize)]
+	if i := bytes.IndexByte(head, '\n'); i >= 0 {
+		head = head[:i+1]
+	}
+	sum := sha256.Sum256(head)
+	return fmt.Sprintf("%x-%x-h%s", di.Dev, di.Ino, hex.EncodeToString(sum[:8]))
+}
+
+// pendingID is the registry key of a generation read from offset 0 that
+// has no complete first line yet, so no id: nothing of it was shipped.
+func pendingID(di devIno) string {
+	return fmt.Sprintf("%x-%x-pending", di.Dev, di.Ino)
 }

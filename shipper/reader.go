@@ -57,6 +57,14 @@ type lineReader struct {
 	// it is skipped; cutStart is that line's offset.
 	cut, cutBuf []byte
 	cutStart    int64
+	// head is the file's first bytes, up to fingerprintSize: given when
+	// reading starts past them, and extended by the bytes read while they
+	// follow on. They are the file's identity as read, not as the file is
+	// now, which may be new content after a truncation.
+	head []byte
+	// check, if set, is called after every read, before its bytes are
+	// used: it fails if the file is no longer the one read so far.
+	check func(head []byte) error
 }
 
 // readBufferSize is a reader's buffer: a line longer than it grows the
@@ -201,16 +209,41 @@ func (r *lineReader) fill() (int, error) {
 		r.bufs.put(r.buf)
 		r.buf = grown
 	}
-	n, err := r.src.ReadAt(r.buf[r.end:], r.readPosition())
-	r.end += n
+	pos := r.readPosition()
+	n, err := r.src.ReadAt(r.buf[r.end:], pos)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return n, fmt.Errorf("reading at offset %d: %w", r.readPosition(), err)
+		return 0, fmt.Errorf("reading at offset %d: %w", pos, err)
 	}
+	if n == 0 {
+		return 0, nil
+	}
+	// A file truncated and written again before this read gave bytes of
+	// its new content at the old offset, or, read while it was being
+	// truncated and written, a mix of both: checked after the read, with
+	// the head these bytes extend, so that they are never glued to the old
+	// content's lines.
+	head := r.head
+	if pos == int64(len(head)) && pos < fingerprintSize {
+		head = append(head, r.buf[r.end:r.end+min(n, fingerprintSize-int(pos))]...)
+	}
+	if r.check != nil {
+		if err := r.check(head); err != nil {
+			return 0, err
+		}
+	}
+	r.head = head
+	r.end += n
 	return n, nil
 }
 
 // reset drops buffered bytes and continues at offset (after truncation).
 func (r *lineReader) reset(offset int64) {
+	r.seek(offset)
+	r.head = r.head[:0]
+}
+
+// seek drops buffered bytes and continues at offset, keeping the head.
+func (r *lineReader) seek(offset int64) {
 	r.start, r.end, r.offset, r.cut = 0, 0, offset, nil
 }
 

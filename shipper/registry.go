@@ -25,6 +25,10 @@ type registryEntry struct {
 	// released at its end (close_inactive): the scan leaves it closed while
 	// its size is Offset and its modification time this.
 	ReleasedModTime time.Time `json:"released_mod_time,omitzero"`
+	// Pending marks the entry of a file read from offset 0 that has no
+	// complete first line yet, so no id (pendingID): nothing of it was
+	// shipped.
+	Pending bool `json:"pending,omitempty"`
 }
 
 // registryFile is the on-disk form; Checksum covers Entries so that a torn
@@ -48,7 +52,7 @@ type registry struct {
 	dir string
 
 	// writeMu serialises flushes from snapshot to rename. flushLoop and
-	// newGeneration flush concurrently; without it an older snapshot could
+	// the shutdown may flush concurrently; without it an older snapshot could
 	// be renamed in after a newer one, losing entries while dirty is
 	// already false. It is held across disk I/O, so it is never taken with
 	// mu held; puts and advances only wait for mu.

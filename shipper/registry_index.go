@@ -10,3 +10,15 @@ func (r *registry) byDevIno() map[devIno][]registryEntry {
 	}
 	return out
 }
+
+// hasDevIno reports whether an entry is of the file at di.
+func (r *registry) hasDevIno(di devIno) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.entries {
+		if e.DevIno == di {
+			return true
+		}
+	}
+	return false
+}

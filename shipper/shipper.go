@@ -56,7 +56,17 @@ type Shipper struct {
 	// waitingSince is when each file waiting for max_open_files started
 	// waiting; the longest-waiting are opened first.
 	waitingSince map[devIno]time.Time
-	wg           sync.WaitGroup
+	// outside is the files to read that the globs may no longer find, by
+	// where they live (outside.go).
+	outside map[devIno]outsideFile
+	// flushSoon asks flushLoop for an early registry write, when a new
+	// file was named: it is then found at the next start even if it is
+	// renamed out of the globs meanwhile.
+	flushSoon chan struct{}
+	// replaced is the generations truncation replaced, whose copies are
+	// recognised (copies.go).
+	replaced replacedGens
+	wg       sync.WaitGroup
 
 	// waiting is how many files the last scan left waiting for
 	// max_open_files, and waitingLag their unread bytes.
@@ -108,6 +118,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 	}
 	s.registry = reg2
 	s.found, s.waitingSince = map[string]time.Time{}, map[devIno]time.Time{}
+	s.outside, s.flushSoon = map[devIno]outsideFile{}, make(chan struct{}, 1)
 	now := time.Now()
 	for _, e := range reg2.snapshot() {
 		s.found[e.ID] = now // clean_after counts from the start at the earliest
@@ -157,8 +168,10 @@ func (s *Shipper) Run(ctx context.Context) error {
 		s.flushLoop(readCtx)
 	}()
 
-	go s.watcher.run(readCtx, s.written, s.requestScan)
-	s.resumeRenamed(readCtx, s.scan(readCtx))
+	watchDone := make(chan struct{})
+	go s.watcher.run(readCtx, watchDone, s.written, s.requestScan, s.renamed)
+	s.resumeRenamed()
+	s.scan(readCtx)
 	ticker := time.NewTicker(s.cfg.ScanInterval)
 	defer ticker.Stop()
 loop:
@@ -173,6 +186,7 @@ loop:
 	}
 	s.wg.Wait()
 	<-flushDone
+	<-watchDone
 	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	errFlush := s.publisher.Close(shutCtx)
@@ -213,7 +227,7 @@ func (s *Shipper) written(path string) {
 // for each one not already being read that has something to read: a file
 // read and acknowledged to its end (by its registry entry) and unchanged
 // since is left closed. Files over max_open_files wait, longest-waiting
-// first.
+// first. Files followed outside the globs (outside.go) are candidates too.
 // It returns where the files it found live.
 func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 	now := time.Now()
@@ -225,6 +239,8 @@ func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 		di    devIno
 		since time.Time
 		lag   int64
+		// outside is set for a file followed outside the globs.
+		outside bool
 	}
 	var candidates []candidate
 	for _, in := range s.inputs {
@@ -271,6 +287,23 @@ func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 			candidates = append(candidates, candidate{in: in, path: path, di: di, since: since, lag: lag})
 		}
 	}
+	for di, o := range s.outsideCandidates(claimed) {
+		// Opened even when read to its end: the app may still write to
+		// it, and its harvester follows it for close_removed_after.
+		lag := int64(0)
+		if fi, err := os.Stat(o.path); err == nil {
+			lag = fi.Size()
+		}
+		s.mu.Lock()
+		for _, e := range known[di] {
+			s.found[e.ID] = now
+		}
+		s.mu.Unlock()
+		if e := latest(known[di]); e != nil {
+			lag = max(lag-e.Offset, 0)
+		}
+		candidates = append(candidates, candidate{in: o.in, path: o.path, di: di, since: o.since, lag: lag, outside: true})
+	}
 	slices.SortStableFunc(candidates, func(a, b candidate) int { return a.since.Compare(b.since) })
 	waiting := map[devIno]time.Time{}
 	var waitingLag int64
@@ -278,11 +311,31 @@ func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 		if s.openFiles() >= s.cfg.MaxOpenFiles {
 			waiting[c.di] = c.since
 			waitingLag += c.lag
+			// Remembered by where it lives, not by the globs: if it is
+			// renamed out of them while it waits, it is still read.
+			s.mu.Lock()
+			s.follow(c.in, c.path, c.di, c.since)
+			s.mu.Unlock()
 			continue
 		}
-		if err := s.startHarvester(ctx, c.in, c.path, c.di, now); err != nil {
+		if err := s.startHarvester(ctx, c.in, c.path, c.di, now); errors.Is(err, errMoved) || errors.Is(err, os.ErrNotExist) {
+			// Renamed since the scan found it: the next scan finds it
+			// where it lives now.
+			s.mu.Lock()
+			s.follow(c.in, c.path, c.di, c.since)
+			s.mu.Unlock()
+			continue
+		} else if err != nil {
 			s.log.Warn("cannot start reading file", zap.String("path", c.path), zap.Error(err))
+			continue
 		}
+		s.mu.Lock()
+		delete(s.outside, c.di)
+		if h := s.harvesters[c.di]; h != nil && c.outside && !c.in.match(c.path) {
+			// Known to be out of the globs: not a rotation this scan saw.
+			h.goneNoticed.Store(true)
+		}
+		s.mu.Unlock()
 	}
 	s.mu.Lock()
 	s.waitingSince = waiting
@@ -299,17 +352,17 @@ func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 	return claimed
 }
 
-// resumeRenamed reads to their end the files renamed out of the globs while
-// the shipper was stopped (app.log to app.log.1 with *.log), found by their
-// registry entry in the directory they were in: their lines written before
-// the rename are not lost. found is where the first scan found files.
-func (s *Shipper) resumeRenamed(ctx context.Context, found map[devIno]bool) {
+// resumeRenamed follows, from the start, every file of the registry that
+// still lives in the directory it was in, wherever it now is there (app.log
+// renamed to app.log.1 while the shipper was stopped): its lines written
+// before the rename and after the last registry write are not lost, nor
+// are the app's late writes to it, even if it has no unread bytes now. The
+// scan opens them (or leaves them waiting for max_open_files) with the
+// files the globs find, which it takes out of this set.
+func (s *Shipper) resumeRenamed() {
 	now := time.Now()
 	dirs := map[string]map[devIno]string{}
 	for _, e := range s.registry.snapshot() {
-		if found[e.DevIno] {
-			continue
-		}
 		dir := filepath.Dir(e.Path)
 		files, ok := dirs[dir]
 		if !ok {
@@ -321,24 +374,20 @@ func (s *Shipper) resumeRenamed(ctx context.Context, found map[devIno]bool) {
 		if !ok || in == nil {
 			continue
 		}
-		s.mu.Lock()
-		open := s.harvesters[e.DevIno] != nil
-		s.mu.Unlock()
-		fi, err := os.Stat(path)
-		if open || err != nil || fi.Size() <= e.Offset || s.openFiles() >= s.cfg.MaxOpenFiles {
-			continue
-		}
 		// Only the same content: a file that got the inode of a deleted
 		// one (a compressed rotation, say) is not this entry's, and a file
-		// outside the globs is never read from its start.
-		if e.Fingerprint.Len == 0 || !s.sameContent(path, e) {
+		// outside the globs is never read from its start unless it had no
+		// first line yet when it was last seen.
+		if (e.Fingerprint.Len == 0 && !e.Pending) || !s.sameContent(path, e) {
 			continue
 		}
-		s.log.Info("reading to its end a file renamed while the shipper was stopped",
-			zap.String("from", e.Path), zap.String("to", path), zap.Int64("offset", e.Offset), zap.Int64("size", fi.Size()))
-		if err := s.startHarvester(ctx, in, path, e.DevIno, now); err != nil {
-			s.log.Warn("cannot start reading file", zap.String("path", path), zap.Error(err))
+		if path != e.Path && !in.match(path) {
+			s.log.Info("following a file renamed while the shipper was stopped",
+				zap.String("from", e.Path), zap.String("to", path), zap.Int64("offset", e.Offset))
 		}
+		s.mu.Lock()
+		s.follow(in, path, e.DevIno, now)
+		s.mu.Unlock()
 	}
 }
 
@@ -467,6 +516,9 @@ func (in *input) matches(log *zap.Logger) []string {
 	return out
 }
 
+// errMoved is a file renamed between the scan that found it and its opening.
+var errMoved = errors.New("file renamed while opening")
+
 func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di devIno, now time.Time) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -479,7 +531,7 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 	}
 	if got, ok := statDevIno(fi); !ok || got != di {
 		f.Close()
-		return fmt.Errorf("file replaced while opening")
+		return errMoved
 	}
 	fields := map[string]string{}
 	for k, v := range in.cfg.Fields {
@@ -504,10 +556,17 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 		f.Close()
 		return err
 	}
-	if entry != nil && fi.Size() >= entry.Offset {
+	if entry != nil && !entry.Pending && fi.Size() >= entry.Offset {
 		h.gen = &generation{id: entry.ID, fp: entry.Fingerprint, acks: newAckTracker(entry.Offset)}
 		h.genp.Store(h.gen)
 		h.reader = newLineReader(f, entry.Offset, s.cfg.MaxLineBytes, s.readBufs)
+		// The bytes before the offset the registry's fingerprint does not
+		// cover were read in an earlier run: as they are now is the best
+		// there is.
+		if h.reader.head, err = readHead(f, entry.Offset); err != nil {
+			f.Close()
+			return err
+		}
 		if entry.Path != path {
 			s.registry.update(entry.ID, func(e *registryEntry) { e.Path = path })
 		}
@@ -519,12 +578,13 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 		if s.cfg.IgnoreOlder > 0 && time.Since(fi.ModTime()) > s.cfg.IgnoreOlder {
 			start = fi.Size()
 		}
+		h.reader = newLineReader(f, start, s.cfg.MaxLineBytes, s.readBufs)
 		if err := s.newGeneration(h, start); err != nil {
 			f.Close()
 			return err
 		}
-		h.reader = newLineReader(f, start, s.cfg.MaxLineBytes, s.readBufs)
 	}
+	h.reader.check = h.checkRead
 	h.cri = newContainerAssembler(in.cfg.Format, s.cfg.MaxLineBytes)
 	h.lastSize = fi.Size()
 	h.size.Store(fi.Size())
@@ -564,26 +624,38 @@ func (s *Shipper) openFiles() int {
 	return len(s.harvesters)
 }
 
-// newGeneration gives h a new file generation starting at offset and
-// writes it to the registry at once, so that the id its lines are sent
-// under survives a crash.
+// newGeneration gives h a new file generation starting at offset, which
+// replaces any other on its inode: those are content that is gone
+// (truncated, or a deleted file whose inode was reused). Read from 0, it is
+// named by its first line once it has one (harvester.identify); from
+// further on (ignore_older), by its first bytes now. Its id is derived
+// from the file, so nothing waits for the registry to reach the disk.
 func (s *Shipper) newGeneration(h *harvester, offset int64) error {
-	fp, err := readFingerprint(h.f)
-	if err != nil {
-		return err
-	}
-	gen := &generation{id: newFileID(h.di, time.Now()), fp: fp, acks: newAckTracker(offset)}
-	s.registry.put(registryEntry{ID: gen.id, Path: h.currentPath(), Type: h.input.cfg.Type, DevIno: h.di, Fingerprint: fp, Offset: offset})
-	// Earlier generations on the same inode are content that is gone
-	// (truncated, or a deleted file whose inode was reused).
+	var replaced []string
+	now := time.Now()
 	for _, e := range s.registry.byDevIno()[h.di] {
-		if e.ID != gen.id {
-			s.registry.remove(e.ID)
+		s.registry.remove(e.ID)
+		if !e.Pending {
+			replaced = append(replaced, e.ID)
+			s.replaced.add(readTo{fp: e.Fingerprint, offset: e.Offset, di: e.DevIno, at: now})
 		}
 	}
-	if err := s.writeRegistry(); err != nil {
-		return err
+	if h.gen != nil && !h.gen.pending && !slices.Contains(replaced, h.gen.id) {
+		replaced = append(replaced, h.gen.id)
 	}
+	if offset > 0 {
+		head, err := readHead(h.f, offset)
+		if err != nil {
+			return err
+		}
+		h.reader.head = head
+		h.gen = &generation{pending: true, replaced: replaced}
+		h.identify(head, newAckTracker(offset))
+		return nil
+	}
+	id := pendingID(h.di)
+	gen := &generation{id: id, pending: true, replaced: replaced, acks: newAckTracker(0)}
+	s.registry.put(registryEntry{ID: id, Pending: true, Path: h.currentPath(), Type: h.input.cfg.Type, DevIno: h.di})
 	h.gen = gen
 	h.genp.Store(gen)
 	return nil
@@ -602,14 +674,22 @@ func (s *Shipper) flushLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.writeRegistry(); err != nil {
-				s.log.Error("writing registry", zap.Error(err))
-			}
-			s.cleanRegistry()
+			s.flushRegistry()
+		case <-s.flushSoon:
+			s.flushRegistry()
 		case now := <-signals.C:
 			s.updateLag(now)
 		}
 	}
+}
+
+// flushRegistry writes the registry and forgets files not found for
+// clean_after.
+func (s *Shipper) flushRegistry() {
+	if err := s.writeRegistry(); err != nil {
+		s.log.Error("writing registry", zap.Error(err))
+	}
+	s.cleanRegistry()
 }
 
 // signalInterval is how often the lag and progress signals are measured.

@@ -3,7 +3,9 @@ package shipper
 import (
 	"context"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/fsnotify/fsnotify"
 	"go.uber.org/zap"
@@ -49,20 +51,46 @@ func (w *watcher) watchDirs(paths []string) {
 }
 
 // run delivers notifications until ctx is done: written(path) for writes,
-// created() for new files.
-func (w *watcher) run(ctx context.Context, written func(string), created func()) {
+// created() for new files, renamed(from, to) for a rename within a watched
+// directory (the kernel reports its two halves one after the other). At
+// the end it still reports the renames already notified, so that files
+// renamed out of the globs before a scan saw them reach the registry
+// written at shutdown. It closes done when it returns.
+func (w *watcher) run(ctx context.Context, done chan<- struct{}, written func(string), created func(), renamed func(from, to string)) {
+	defer close(done)
 	if w.fs == nil {
 		return
 	}
 	defer w.fs.Close()
+	var renamedFrom string // the first half of a rename, if the last event was one
+	handle := func(ev fsnotify.Event) {
+		if from := renamedFrom; from != "" && ev.Has(fsnotify.Create) && secondHalf(ev, from) {
+			renamed(from, ev.Name)
+		}
+		renamedFrom = ""
+		if ev.Has(fsnotify.Rename) {
+			renamedFrom = ev.Name
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			for {
+				select {
+				case ev, ok := <-w.fs.Events:
+					if !ok {
+						return
+					}
+					handle(ev)
+				case <-time.After(20 * time.Millisecond):
+					return
+				}
+			}
 		case ev, ok := <-w.fs.Events:
 			if !ok {
 				return
 			}
+			handle(ev)
 			switch {
 			case ev.Has(fsnotify.Create), ev.Has(fsnotify.Rename), ev.Has(fsnotify.Remove):
 				created()
@@ -78,4 +106,13 @@ func (w *watcher) run(ctx context.Context, written func(string), created func())
 			w.log.Debug("filesystem notification error; polling covers it", zap.Error(err))
 		}
 	}
+}
+
+// secondHalf reports whether ev, a creation, is the arrival of a file
+// renamed from from. fsnotify pairs the two halves by the kernel's cookie
+// but shows the pairing only in the event's text; without it (a move out
+// of the directory followed by an unrelated creation) a file that was
+// never in the globs would be read.
+func secondHalf(ev fsnotify.Event, from string) bool {
+	return filepath.Dir(from) == filepath.Dir(ev.Name) && strings.HasSuffix(ev.String(), " ← "+strconv.Quote(from))
 }

@@ -468,6 +468,10 @@ func parseInt(b []byte) (int64, error) {
 // offset in file fileID on node: a re-delivered line gets the same id and
 // overwrites itself instead of being indexed twice.
 func DocID(node, fileID string, offset int64) string {
+	return docID(node, fileID, offset, 0, false)
+}
+
+func docID(node, fileID string, offset, length int64, withLength bool) string {
 	// sha256(node, 0, fileID, big-endian offset), its first 15 bytes in
 	// unpadded URL-safe base64. Hashed in one call from a buffer on the
 	// stack when the input fits, which it does but for very long names.
@@ -476,11 +480,31 @@ func DocID(node, fileID string, offset int64) string {
 	b = append(b, 0)
 	b = append(b, fileID...)
 	b = binary.BigEndian.AppendUint64(b, uint64(offset))
+	if withLength {
+		b = binary.BigEndian.AppendUint64(b, uint64(length))
+	}
 	sum := sha256.Sum256(b)
 	var out [20]byte
 	base64.RawURLEncoding.Encode(out[:], sum[:15])
 	return string(out[:])
 }
 
-// DocID returns the deterministic document id of e.
-func (e *Event) DocID() string { return DocID(e.Node, e.FileID, e.Offset) }
+// DocID returns the deterministic document id of e. A line shipped
+// unterminated (its newline not written after unterminated_line_after) may
+// be read again whole from the same offset after a restart that lost its
+// acknowledgement: its id includes its length, so that the completed line
+// is a document of its own rather than a conflict with the partial one,
+// whose missing end would be in no document.
+func (e *Event) DocID() string {
+	if e.HasFlag(FlagUnterminated) {
+		return UnterminatedDocID(e.Node, e.FileID, e.Offset, len(e.Line))
+	}
+	return DocID(e.Node, e.FileID, e.Offset)
+}
+
+// UnterminatedDocID is the document id of an unterminated line of length
+// bytes at offset: DocID's with the length hashed after the offset, so it
+// never equals the id of a whole line.
+func UnterminatedDocID(node, fileID string, offset int64, length int) string {
+	return docID(node, fileID, offset, int64(length), true)
+}

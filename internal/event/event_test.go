@@ -270,3 +270,22 @@ func TestWithFlag(t *testing.T) {
 		})
 	}
 }
+
+// A line shipped unterminated and the whole line read again from the same
+// offset after a lost acknowledgement are two documents: with the same id,
+// action: create would keep the partial one and lose the line's end.
+func TestUnterminatedDocIDIncludesLength(t *testing.T) {
+	partial := Event{Node: "n", FileID: "f", Offset: 10, Flags: []string{FlagUnterminated}, Line: []byte("abc")}
+	whole := Event{Node: "n", FileID: "f", Offset: 10, Line: []byte("abcdef")}
+	if partial.DocID() == whole.DocID() {
+		t.Fatal("an unterminated line and the completed line share an id")
+	}
+	if whole.DocID() != DocID("n", "f", 10) {
+		t.Fatal("a whole line's id changed")
+	}
+	longer := partial
+	longer.Line = []byte("abcd")
+	if partial.DocID() == longer.DocID() || partial.DocID() != UnterminatedDocID("n", "f", 10, 3) {
+		t.Fatal("unterminated ids do not follow the length")
+	}
+}

@@ -1,0 +1,107 @@
+package shipper
+
+import (
+	"sync"
+	"time"
+)
+
+// copytruncate leaves a copy of the file (app.log.1, a new inode) and the
+// original, truncated, on its inode. With a glob that matches the copy,
+// reading the copy from its start would ship again everything read from
+// the original. A new file that starts with the bytes of a file read so
+// far (same fingerprint, another inode) is such a copy: it is read from
+// where the original was read to, so that only the lines the shipper had
+// not read before the truncation are shipped from it.
+
+// replacedKeep bounds how long and how many replaced generations are
+// remembered for their copies to be recognised: a copy is found by the
+// next scans, or at the next start from the registry.
+const (
+	replacedKeep    = 10 * time.Minute
+	replacedKeepMax = 256
+)
+
+// readTo is how far a file was read: the fingerprint of its start and the
+// offset every line before which was shipped.
+type readTo struct {
+	fp     fingerprint
+	offset int64
+	di     devIno
+	at     time.Time
+	// live is set for a file still being read, not yet truncated.
+	live bool
+}
+
+// replacedGens remembers generations replaced by a truncation (or a reused
+// inode) until their copies, if any, are found.
+type replacedGens struct {
+	mu   sync.Mutex
+	list []readTo
+}
+
+func (r *replacedGens) add(t readTo) {
+	if t.fp.Len == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i := 0
+	for i < len(r.list) && (time.Since(r.list[i].at) > replacedKeep || len(r.list)-i >= replacedKeepMax) {
+		i++
+	}
+	r.list = append(r.list[i:], t)
+}
+
+func (r *replacedGens) snapshot() []readTo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]readTo(nil), r.list...)
+}
+
+// copyOf reports, for a new generation at di whose first bytes read are
+// head and whose size is size, whether it is a copy of a file read so far,
+// and the offset to read it from: that of the longest fingerprint it
+// starts with, the furthest read if several. live reports that the
+// original is still read and not truncated yet: what it reads until its
+// truncation is not to be read from the copy again.
+func (s *Shipper) copyOf(di devIno, head []byte, size int64) (offset int64, live, ok bool) {
+	if len(head) == 0 {
+		return 0, false, false
+	}
+	known := s.replaced.snapshot()
+	for _, e := range s.registry.snapshot() {
+		if !e.Pending {
+			s.mu.Lock()
+			h := s.harvesters[e.DevIno]
+			s.mu.Unlock()
+			live := h != nil && h.genp.Load().id == e.ID
+			known = append(known, readTo{fp: e.Fingerprint, offset: e.Offset, di: e.DevIno, live: live})
+		}
+	}
+	hashes := map[int64]string{}
+	var best readTo
+	for _, k := range known {
+		if k.di == di || k.fp.Len == 0 || k.fp.Len > int64(len(head)) {
+			continue
+		}
+		h, done := hashes[k.fp.Len]
+		if !done {
+			h = fingerprintOf(head[:k.fp.Len]).Hash
+			hashes[k.fp.Len] = h
+		}
+		if h != k.fp.Hash {
+			continue
+		}
+		if k.fp.Len > best.fp.Len || (k.fp.Len == best.fp.Len && k.offset > best.offset) {
+			best = k
+		}
+	}
+	// A copy shorter than what was read (lines written after the copy
+	// and read from the original before its truncation) was read whole.
+	return min(best.offset, size), best.live, best.fp.Len > 0
+}
+
+// copyWait bounds how long a copy waits for its original to be truncated
+// (copytruncate truncates right after copying): a copy made otherwise is
+// then read from where the original is read to.
+const copyWait = 5 * time.Second
