@@ -376,6 +376,9 @@ func runScenario(t *testing.T, e *env, sc scenario) {
 	r.stopAll()
 	r.res.pass = r.res.missing == 0 && r.res.duplicates == 0 && r.res.strays == 0 &&
 		(sc.rejects || r.res.dead == 0) && faultErr == nil && werr == nil && r.res.recovery >= 0
+	t.Logf("written %d, indexed %d, dead-lettered %d, missing %d, duplicates %d, recovery %v, peak RSS ship %d / aggregate %d MiB",
+		r.res.written, r.res.indexed, r.res.dead, r.res.missing, r.res.duplicates, r.res.recovery.Round(100*time.Millisecond),
+		r.res.peakShip>>20, r.res.peakAgg>>20)
 	if !r.res.pass {
 		for _, p := range r.procs {
 			t.Logf("%s (%s), last lines:\n%s", p.role, p.log, tailFile(p.log, 15))
