@@ -234,6 +234,7 @@ type result struct {
 	name                            string
 	written, indexed, dead, missing int
 	duplicates, strays              int
+	unclean                         bool          // a process did not exit cleanly on SIGTERM
 	recovery                        time.Duration // -1: never
 	peakShip, peakAgg               int64
 	pass                            bool
@@ -375,7 +376,7 @@ func runScenario(t *testing.T, e *env, sc scenario) {
 	r.account(faultEnd)
 	r.stopAll()
 	r.res.pass = r.res.missing == 0 && r.res.duplicates == 0 && r.res.strays == 0 &&
-		(sc.rejects || r.res.dead == 0) && faultErr == nil && werr == nil && r.res.recovery >= 0
+		(sc.rejects || r.res.dead == 0) && faultErr == nil && werr == nil && r.res.recovery >= 0 && !r.res.unclean
 	t.Logf("written %d, indexed %d, dead-lettered %d, missing %d, duplicates %d, recovery %v, peak RSS ship %d / aggregate %d MiB",
 		r.res.written, r.res.indexed, r.res.dead, r.res.missing, r.res.duplicates, r.res.recovery.Round(100*time.Millisecond),
 		r.res.peakShip>>20, r.res.peakAgg>>20)
@@ -540,6 +541,7 @@ func (r *run) stopAll() {
 	for _, p := range r.procs {
 		if err := p.stop(); err != nil && !r.killedOnPurpose(p) {
 			r.note("%v", err)
+			r.res.unclean = true
 		}
 	}
 	for _, p := range r.procs {
