@@ -459,8 +459,8 @@ func (r *run) account(faultEnd time.Time) {
 	lastDLQ := time.Time{}
 	for {
 		if time.Since(lastDLQ) > 5*time.Second {
-			if seqs, err := r.e.deadLettered(r.ctx, r.deadLetterTopic()); err == nil {
-				dead = len(seqs)
+			if dl, err := r.e.deadLettered(r.ctx, r.deadLetterTopic()); err == nil {
+				dead = len(dl.seqs)
 			}
 			lastDLQ = time.Now()
 		}
@@ -483,13 +483,19 @@ func (r *run) account(faultEnd time.Time) {
 		r.res.missing = want
 		return
 	}
-	deadSeqs, err := r.e.deadLettered(r.ctx, r.deadLetterTopic())
+	dl, err := r.e.deadLettered(r.ctx, r.deadLetterTopic())
 	if err != nil {
 		r.note("reading the dead-letter topic: %v", err)
 	}
-	r.res.dead = len(deadSeqs)
+	r.res.dead = len(dl.seqs)
+	if r.res.dead > 0 && !r.sc.rejects {
+		r.note("%d lines dead-lettered where none should be", r.res.dead)
+	}
+	for reason, n := range dl.reasons {
+		r.note("dead letter x%d: %s", n, reason)
+	}
 	inDLQ := map[int]bool{}
-	for _, s := range deadSeqs {
+	for _, s := range dl.seqs {
 		inDLQ[s] = true
 	}
 	for s, c := range seqs {

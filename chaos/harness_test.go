@@ -446,17 +446,27 @@ func (e *env) kafka(t *testing.T) *kgo.Client {
 	return cl
 }
 
-// deadLettered reads the dead-letter topic to its end and returns the seq
-// of every record in it (-1 for one without a readable seq).
-func (e *env) deadLettered(ctx context.Context, topic string) ([]int, error) {
+// deadLetters is what the dead-letter topic holds.
+type deadLetters struct {
+	seqs    []int          // of every record (-1 for one without a readable seq)
+	reasons map[string]int // the sluice.dlq.reason headers (their start), counted
+}
+
+// deadLettered reads the dead-letter topic to its end.
+func (e *env) deadLettered(ctx context.Context, topic string) (deadLetters, error) {
+	dl := deadLetters{reasons: map[string]int{}}
+	return dl, e.readDeadLetters(ctx, topic, &dl)
+}
+
+func (e *env) readDeadLetters(ctx context.Context, topic string, dl *deadLetters) error {
 	adm, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer adm.Close()
 	ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, topic)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	want := map[int32]int64{}
 	ends.Each(func(o kadm.ListedOffset) {
@@ -466,42 +476,50 @@ func (e *env) deadLettered(ctx context.Context, topic string) ([]int, error) {
 	})
 	if err := ends.Error(); err != nil {
 		if errors.Is(err, kerr.UnknownTopicOrPartition) {
-			return nil, nil
+			return nil
 		}
-		return nil, err
+		return err
 	}
 	if len(want) == 0 {
-		return nil, nil
+		return nil
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer cl.Close()
-	var seqs []int
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for len(want) > 0 {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			return seqs, fmt.Errorf("reading %s: %w", topic, ctx.Err())
+			return fmt.Errorf("reading %s: %w", topic, ctx.Err())
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			var line struct {
 				Seq *int `json:"seq"`
 			}
 			if json.Unmarshal(r.Value, &line) == nil && line.Seq != nil {
-				seqs = append(seqs, *line.Seq)
+				dl.seqs = append(dl.seqs, *line.Seq)
 			} else {
-				seqs = append(seqs, -1)
+				dl.seqs = append(dl.seqs, -1)
+			}
+			for _, h := range r.Headers {
+				if h.Key == "sluice.dlq.reason" {
+					reason := string(h.Value)
+					if len(reason) > 100 {
+						reason = reason[:100] + "..."
+					}
+					dl.reasons[reason]++
+				}
 			}
 			if end, ok := want[r.Partition]; ok && r.Offset+1 >= end {
 				delete(want, r.Partition)
 			}
 		})
 	}
-	return seqs, nil
+	return nil
 }
 
 // waitISR waits until every partition of topics has a leader and all three
