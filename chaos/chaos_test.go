@@ -61,6 +61,7 @@ var scenarios = []scenario{
 				return err
 			}
 			r.sleep(15 * time.Second)
+			r.lift()
 			if err := r.e.cluster("start", node); err != nil {
 				return err
 			}
@@ -77,6 +78,7 @@ var scenarios = []scenario{
 					return err
 				}
 				r.sleep(5 * time.Second)
+				r.lift() // the last broker's start ends the fault
 				if err := r.e.cluster("start", node); err != nil {
 					return err
 				}
@@ -97,6 +99,7 @@ var scenarios = []scenario{
 				}
 			}
 			r.sleep(60 * time.Second)
+			r.lift()
 			for _, node := range []string{"kafka-2", "kafka-3"} {
 				if err := r.e.cluster("start", node); err != nil {
 					return err
@@ -127,7 +130,6 @@ var scenarios = []scenario{
 		proxy:       true,
 		fault: func(r *run) error {
 			r.esProxy.set(2*time.Second, 0.3)
-			defer r.esProxy.set(0, 0)
 			r.sleep(5 * time.Second)
 			r.startAggregator()
 			r.sleep(15 * time.Second)
@@ -135,6 +137,8 @@ var scenarios = []scenario{
 				r.note("first aggregator's SIGTERM during the fault: %v", err)
 			}
 			r.sleep(20 * time.Second)
+			r.esProxy.set(0, 0)
+			r.lift()
 			return nil
 		},
 	},
@@ -146,6 +150,7 @@ var scenarios = []scenario{
 				return err
 			}
 			r.sleep(20 * time.Second)
+			r.lift()
 			return r.e.cluster("start", "es-2")
 		},
 	},
@@ -177,6 +182,7 @@ var scenarios = []scenario{
 			_, err := r.e.esDo(r.ctx, http.MethodPut, "/"+r.index("billing")+"/_settings", map[string]any{
 				"index.routing.allocation.require._name": nil,
 			}, nil)
+			r.lift()
 			return err
 		},
 	},
@@ -191,6 +197,7 @@ var scenarios = []scenario{
 			r.sleep(60 * time.Second)
 			_, err := r.e.esDo(r.ctx, http.MethodPut, "/"+r.index("billing")+"/_settings",
 				map[string]any{"index.blocks.write": false}, nil)
+			r.lift()
 			return err
 		},
 	},
@@ -212,6 +219,7 @@ var scenarios = []scenario{
 				r.ship = r.startSluice("ship", r.shipCfg)
 				r.sleep(5 * time.Second)
 			}
+			r.lift()
 			return os.Remove(filler)
 		},
 	},
@@ -315,6 +323,7 @@ type run struct {
 	procs    []*proc
 	nproc    int
 	noWarmup bool
+	lifted   time.Time // when the fault was lifted; recovery is counted from here
 	res      result
 }
 
@@ -322,6 +331,11 @@ func (r *run) note(format string, args ...any) {
 	r.res.notes = append(r.res.notes, fmt.Sprintf(format, args...))
 	r.t.Logf(format, args...)
 }
+
+// lift marks the end of the fault (a node restarted, a block removed):
+// recovery time counts from the last call. A fault that does not call it
+// ends when its function returns.
+func (r *run) lift() { r.lifted = time.Now() }
 
 // sleep waits a fault's duration, scaled by CHAOS_SCALE.
 func (r *run) sleep(base time.Duration) { time.Sleep(r.e.d(base)) }
@@ -363,10 +377,13 @@ func runScenario(t *testing.T, e *env, sc scenario) {
 	}
 	faultStart := time.Now()
 	faultErr := sc.fault(r)
-	faultEnd := time.Now()
+	faultEnd := r.lifted
+	if faultEnd.IsZero() {
+		faultEnd = time.Now()
+	}
 	written, werr := r.w.stop()
 	r.res.written = written
-	t.Logf("fault over after %v; %d lines written", faultEnd.Sub(faultStart).Round(time.Second), written)
+	t.Logf("fault lifted after %v; %d lines written", faultEnd.Sub(faultStart).Round(time.Second), written)
 	if faultErr != nil {
 		r.note("fault: %v", faultErr)
 	}
@@ -613,6 +630,7 @@ func (r *run) pauseAggregator(i int) error {
 	r.aggs[i].signal(syscall.SIGSTOP)
 	time.Sleep(20 * time.Second)
 	r.aggs[i].signal(syscall.SIGCONT)
+	r.lift()
 	return nil
 }
 
