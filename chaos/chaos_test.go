@@ -178,11 +178,15 @@ var scenarios = []scenario{
 			t1, c1 := time.Now(), r.e.count(r.ctx, others)
 			w1 := r.w.written("checkout") + r.w.written("search")
 			secs := t1.Sub(t0).Seconds()
-			r.note("while red, checkout+search indexed %.0f/s, written %.0f/s", float64(c1-c0)/secs, float64(w1-w0)/secs)
+			indexed, written := float64(c1-c0)/secs, float64(w1-w0)/secs
+			r.note("while red, checkout+search indexed %.0f/s, written %.0f/s", indexed, written)
 			_, err := r.e.esDo(r.ctx, http.MethodPut, "/"+r.index("billing")+"/_settings", map[string]any{
 				"index.routing.allocation.require._name": nil,
 			}, nil)
 			r.lift()
+			if err == nil && indexed < written/2 {
+				err = fmt.Errorf("the other services stalled behind the red index (%.0f/s indexed, %.0f/s written)", indexed, written)
+			}
 			return err
 		},
 	},
