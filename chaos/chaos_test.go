@@ -530,8 +530,11 @@ func (r *run) account(faultEnd time.Time) {
 			r.res.indexed++
 		}
 	}
-	var missing []int
+	var missing, twice []int
 	for s := range want {
+		if seqs[s] > 1 {
+			twice = append(twice, s)
+		}
 		if seqs[s] == 0 && !inDLQ[s] {
 			missing = append(missing, s)
 		}
@@ -539,6 +542,9 @@ func (r *run) account(faultEnd time.Time) {
 	r.res.missing = len(missing)
 	if len(missing) > 0 {
 		r.note("missing seqs %s", sample(missing))
+	}
+	if len(twice) > 0 {
+		r.note("seqs indexed more than once %s", sample(twice))
 	}
 	if r.res.strays > 0 {
 		r.note("%d documents with a seq never written", r.res.strays)
