@@ -194,6 +194,15 @@ node_signal() {
   kill -"$2" -- "-$pid"
 }
 
+stop_all() {
+  local n
+  for n in "${ES_NODES[@]}" "${KAFKA_NODES[@]}"; do
+    # A paused node would never see its SIGTERM.
+    if alive "$n"; then kill -CONT -- "-$(cat "$RUN/$n.pid")" 2>/dev/null || true; fi
+    stop "$n"
+  done
+}
+
 case "${1:-}" in
   up)
     lock
@@ -203,22 +212,8 @@ case "${1:-}" in
     wait_healthy es-1 ces_cluster_whole "$LOGS/es-1.log"
     log "up: Kafka $(bootstrap), Elasticsearch http://127.0.0.1:$(es_port 1),http://127.0.0.1:$(es_port 2)"
     ;;
-  down)
-    lock
-    for n in "${ES_NODES[@]}" "${KAFKA_NODES[@]}"; do
-      # A stopped node would never see its SIGTERM.
-      if alive "$n"; then kill -CONT -- "-$(cat "$RUN/$n.pid")" 2>/dev/null || true; fi
-      stop "$n"
-    done
-    ;;
-  clean)
-    lock
-    for n in "${ES_NODES[@]}" "${KAFKA_NODES[@]}"; do
-      if alive "$n"; then kill -CONT -- "-$(cat "$RUN/$n.pid")" 2>/dev/null || true; fi
-      stop "$n"
-    done
-    rm -rf "$LOCAL/data" "$LOGS"
-    ;;
+  down) lock; stop_all ;;
+  clean) lock; stop_all; rm -rf "$LOCAL/data" "$LOGS" ;;
   status)
     ok=0
     for n in 1 2 3; do
