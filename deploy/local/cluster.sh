@@ -173,6 +173,10 @@ ces_cluster_whole() {
 
 node_start() {
   case "$1" in kafka-*) ckafka_start "$1" ;; es-*) ces_start "$1" ;; esac
+  # Until the launched child has exec'd, its command line is this script's,
+  # which alive (and so wait_healthy) would take for a server that died.
+  local i
+  for ((i = 0; i < 100; i++)); do alive "$1" && return; sleep 0.1; done
 }
 
 # node_wait NODE: until NODE is healthy (wait_healthy takes a command name).
