@@ -399,8 +399,8 @@ func runScenario(t *testing.T, e *env, sc scenario) {
 	r.stopAll()
 	r.res.pass = r.res.missing == 0 && r.res.duplicates == 0 && r.res.strays == 0 &&
 		(sc.rejects || r.res.dead == 0) && faultErr == nil && werr == nil && r.res.recovery >= 0 && !r.res.unclean
-	t.Logf("written %d, indexed %d, dead-lettered %d, missing %d, duplicates %d, recovery %v, peak RSS ship %d / aggregate %d MiB",
-		r.res.written, r.res.indexed, r.res.dead, r.res.missing, r.res.duplicates, r.res.recovery.Round(100*time.Millisecond),
+	t.Logf("written %d, indexed %d, dead-lettered %d, missing %d, duplicates %d, recovery %s, peak RSS ship %d / aggregate %d MiB",
+		r.res.written, r.res.indexed, r.res.dead, r.res.missing, r.res.duplicates, r.res.recoveryText(),
 		r.res.peakShip>>20, r.res.peakAgg>>20)
 	if !r.res.pass {
 		for _, p := range r.procs {
@@ -691,6 +691,13 @@ func fill(path string) error {
 	}
 }
 
+func (res result) recoveryText() string {
+	if res.recovery < 0 {
+		return "never"
+	}
+	return res.recovery.Round(100 * time.Millisecond).String()
+}
+
 // renderTable is the campaign's results as a Markdown table.
 func renderTable(e *env) string {
 	resultsMu.Lock()
@@ -700,16 +707,12 @@ func renderTable(e *env) string {
 	b.WriteString("| scenario | result | written | indexed | dead-lettered | missing | duplicates | recovery | peak RSS ship / aggregate | notes |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, res := range results {
-		rec := "never"
-		if res.recovery >= 0 {
-			rec = res.recovery.Round(100 * time.Millisecond).String()
-		}
 		verdict := "PASS"
 		if !res.pass {
 			verdict = "FAIL"
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %d | %s | %.0f / %.0f MiB | %s |\n", res.name, verdict,
-			res.written, res.indexed, res.dead, res.missing, res.duplicates, rec,
+			res.written, res.indexed, res.dead, res.missing, res.duplicates, res.recoveryText(),
 			float64(res.peakShip)/(1<<20), float64(res.peakAgg)/(1<<20), strings.ReplaceAll(strings.Join(res.notes, "; "), "|", "/"))
 	}
 	return b.String()
