@@ -198,13 +198,17 @@ node_signal() {
   kill -"$2" -- "-$pid"
 }
 
+# stop_all: every node, the brokers together: the last broker stopped alone
+# would wait 30 s for a controller quorum that is gone.
 stop_all() {
   local n
   for n in "${ES_NODES[@]}" "${KAFKA_NODES[@]}"; do
     # A paused node would never see its SIGTERM.
     if alive "$n"; then kill -CONT -- "-$(cat "$RUN/$n.pid")" 2>/dev/null || true; fi
-    stop "$n"
   done
+  for n in "${ES_NODES[@]}"; do stop "$n"; done
+  for n in "${KAFKA_NODES[@]}"; do stop "$n" & done
+  wait
 }
 
 case "${1:-}" in
