@@ -713,7 +713,7 @@ func renderTable(e *env) string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %d | %s | %.0f / %.0f MiB | %s |\n", res.name, verdict,
 			res.written, res.indexed, res.dead, res.missing, res.duplicates, res.recoveryText(),
-			float64(res.peakShip)/(1<<20), float64(res.peakAgg)/(1<<20), strings.ReplaceAll(strings.Join(res.notes, "; "), "|", "/"))
+			float64(res.peakShip)/(1<<20), float64(res.peakAgg)/(1<<20), strings.NewReplacer("|", "/", "\n", " ").Replace(strings.Join(res.notes, "; ")))
 	}
 	return b.String()
 }

@@ -85,7 +85,9 @@ func (e *env) cluster(args ...string) error {
 	cmd := exec.Command(e.script, args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("cluster.sh %s: %w\n%s", strings.Join(args, " "), err, out)
+		// Its last line says what went wrong; above it is a server's log.
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		return fmt.Errorf("cluster.sh %s: %w: %s", strings.Join(args, " "), err, lines[len(lines)-1])
 	}
 	return nil
 }
