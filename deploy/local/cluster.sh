@@ -146,11 +146,13 @@ ces_start() {
   local cmd=(env ES_JAVA_HOME="$java_home" ES_JAVA_OPTS="$CES_HEAP" ES_PATH_CONF="$dir/config" "$EDIR/bin/elasticsearch"
     -E cluster.name=sluice-chaos -E node.name="$name" -E node.roles="$roles"
     -E network.host=127.0.0.1 -E http.port="$(es_port "$n")" -E transport.port=$(($(es_port "$n") + 100))
-    -E discovery.seed_hosts="127.0.0.1:$((EBASE + 100))" -E cluster.initial_master_nodes=es-1
+    -E discovery.seed_hosts="127.0.0.1:$((EBASE + 100))"
     -E path.data="$dir/data" -E path.logs="$LOGS/$name"
     -E cluster.routing.allocation.disk.threshold_enabled=false
     -E action.destructive_requires_name=false -E http.max_content_length=200mb)
   if [ -d "$EDIR/modules/x-pack-security" ]; then cmd+=(-E xpack.security.enabled=false); fi
+  # Only to form the cluster the first time: later it would risk forming another.
+  if [ -z "$(ls -A "$dir/data")" ]; then cmd+=(-E cluster.initial_master_nodes=es-1); fi
   log "starting $name ($roles) on 127.0.0.1:$(es_port "$n")"
   if [ "$(id -u)" = 0 ]; then
     launch "$name" "$LOGS/$name.log" setpriv --reuid="$user" --regid="$user" --init-groups --reset-env "${cmd[@]}"
