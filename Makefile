@@ -9,7 +9,7 @@ STACK := deploy/local/stack.sh
 # the servers are never taken from Go's test cache.
 TEST_FLAGS ?= -p 2 -count=1 -timeout 20m
 
-.PHONY: build test tools unit integration demo up down bench soak lint fuzz clean
+.PHONY: build test tools unit integration demo up down bench soak chaos lint fuzz clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sluice ./cmd/sluice
@@ -55,6 +55,23 @@ bench: build up
 
 soak: build up
 	SLUICE_SOAK=1 $(GO) test -run Soak -timeout 60m -v ./...
+
+## chaos: the fault campaign (package chaos; not part of `make test`). Starts
+## its own cluster with deploy/local/cluster.sh (3 Kafka brokers in KRaft,
+## replication 3 and min.insync.replicas 2, on 19092-19094; 2 Elasticsearch
+## nodes on 19200-19201; data in .chaos/), runs every scenario one after the
+## other with the real binaries, prints the table (also written to
+## benchmarks/out/chaos.md) and stops the cluster, even when a scenario
+## fails. About 20 minutes at CHAOS_SCALE=1 on 2 cores (a scenario that
+## never recovers adds CHAOS_SETTLE). CHAOS_RUN=leader-kill (or a
+## comma-separated list, or a regular expression) runs some scenarios only;
+## CHAOS_SCALE=0.5 halves every fault's duration; CHAOS_RATE lines/s (400);
+## CHAOS_SETTLE (3m) is how long lines may take to arrive after a fault;
+## CHAOS_KEEP=1 leaves the cluster running.
+chaos: build
+	deploy/local/cluster.sh up
+	SLUICE_CHAOS=1 CHAOS_RUN='$(CHAOS_RUN)' $(GO) test -count=1 -v -timeout 90m -run '^TestChaos$$' ./chaos/; \
+	  rc=$$?; [ -n "$$CHAOS_KEEP" ] || deploy/local/cluster.sh down; exit $$rc
 
 fuzz:
 	@for p in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \

@@ -365,6 +365,9 @@ lock() {
 # skips the slower metadata check.
 kafka_running() { alive kafka && port_open "$KAFKA_PORT"; }
 
+# Sourced (deploy/local/cluster.sh): the functions above only.
+if [ "${BASH_SOURCE[0]}" != "$0" ]; then return 0; fi
+
 case "${1:-}" in
   up)
     lock
