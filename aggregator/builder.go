@@ -47,7 +47,8 @@ func newBuilder(cfg Config, reg prometheus.Registerer, log *zap.Logger) (builder
 	return b, nil
 }
 
-// build fills the empty doc from ev. parsed reports whether the type's
+// build fills the empty doc from ev, the type's parser first and, last,
+// fitMapping, so that what it builds is what Elasticsearch stores. parsed reports whether the type's
 // parser read the line (if not, doc holds it raw and flagged); keep is false
 // when the pipeline step droppedBy dropped the document.
 func (b *builder) build(ev *event.Event, doc *parser.Doc) (parsed, keep bool, droppedBy string) {
@@ -56,5 +57,8 @@ func (b *builder) build(ev *event.Event, doc *parser.Doc) (parsed, keep bool, dr
 		b.geo.Enrich(doc)
 	}
 	keep, droppedBy = b.pipes.apply(ev, doc)
+	if keep {
+		fitMapping(doc)
+	}
 	return parsed, keep, droppedBy
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/sluicelog/sluice/parser"
 )
@@ -21,24 +22,33 @@ var bracketed = regexp.MustCompile(`\[([^\]\s]+)\]`)
 // when the reason names no field of the document.
 func moveAside(doc *parser.Doc, reason string) (*parser.Doc, bool) {
 	out := doc.Clone()
-	var field string
-	var v any
-	found := false
 	for _, m := range bracketed.FindAllStringSubmatch(reason, -1) {
-		if v, found = take(out, m[1]); found {
-			field = m[1]
-			break
+		if moveFieldAside(out, m[1]) {
+			tagConflict(out)
+			return out, true
 		}
 	}
+	return nil, false
+}
+
+// moveFieldAside moves field, if doc has it, to labels.moved_<field> as a
+// string.
+func moveFieldAside(doc *parser.Doc, field string) bool {
+	v, found := take(doc, field)
 	if !found {
-		return nil, false
+		return false
 	}
 	s, isString := v.(string)
 	if !isString {
 		b, _ := json.Marshal(v) // decoded from JSON, so it encodes
 		s = string(b)
 	}
-	out.Set("labels.moved_"+strings.ReplaceAll(field, ".", "_"), s)
+	doc.Set("labels.moved_"+strings.ReplaceAll(field, ".", "_"), s)
+	return true
+}
+
+// tagConflict adds the tag mapping_conflict to doc's tags.
+func tagConflict(out *parser.Doc) {
 	var tags []string
 	t, _ := out.Get("tags")
 	switch t := t.(type) {
@@ -52,7 +62,147 @@ func moveAside(doc *parser.Doc, reason string) (*parser.Doc, bool) {
 		}
 	}
 	out.Set("tags", append(tags, "mapping_conflict"))
-	return out, true
+}
+
+// fitMapping moves aside, as a conflict retry would (moveAside), each value
+// of doc whose shape Sluice's index template rules out: a scalar or list
+// where the template has an object ({"error": "refused"}, error being
+// {message, type}), or an object where it has a field of another type
+// ({"message": {...}}). Elasticsearch would reject the whole document for
+// it; moved before indexing, the document costs no rejected item, no retry
+// and no alert, and `sluice test` shows what Elasticsearch will store.
+// Values of the wrong scalar type ("status_code": "n/a" for a long) are
+// left alone: index.mapping.ignore_malformed keeps the document and the
+// value in _source. Fields the template does not name are not checked;
+// Elasticsearch maps those dynamically, and a clash between two documents'
+// dynamic fields is left to the retry. A document whose fields fit pays a
+// lookup per field.
+func fitMapping(doc *parser.Doc) {
+	var bad []string
+	root := templateMapping()
+	for _, f := range doc.Fields() {
+		bad = misfits(root, "", f.Key, f.Value, bad)
+	}
+	if len(bad) == 0 {
+		return
+	}
+	for _, field := range bad {
+		moveFieldAside(doc, field)
+	}
+	tagConflict(doc)
+}
+
+// mappingNode is a field of the template's explicit mapping: an object
+// with props, or a field of type typ.
+type mappingNode struct {
+	typ   string
+	props map[string]*mappingNode
+}
+
+// takesObjects reports whether the field takes a JSON object as its
+// value.
+func (n *mappingNode) takesObjects() bool {
+	return n.props != nil || n.typ == "flattened" || n.typ == "geo_point"
+}
+
+// templateMapping is the explicit mapping of Sluice's index template.
+var templateMapping = sync.OnceValue(func() *mappingNode {
+	mappings := indexTemplate("*")["template"].(map[string]any)["mappings"].(map[string]any)
+	var node func(def map[string]any) *mappingNode
+	node = func(def map[string]any) *mappingNode {
+		n := &mappingNode{}
+		if props, ok := def["properties"].(map[string]any); ok {
+			n.props = make(map[string]*mappingNode, len(props))
+			for name, sub := range props {
+				n.props[name] = node(sub.(map[string]any))
+			}
+			return n
+		}
+		n.typ, _ = def["type"].(string)
+		return n
+	}
+	return node(mappings)
+})
+
+// misfits appends to bad the paths under prefix (the path of object n, ""
+// at the root) of the values of key, v that do not fit n's mapping.
+func misfits(n *mappingNode, prefix, key string, v any, bad []string) []string {
+	rest := key
+	for {
+		seg, after, dotted := strings.Cut(rest, ".")
+		rest = after
+		child, ok := n.props[seg]
+		if !ok {
+			return bad // mapped dynamically from here
+		}
+		n = child
+		if !dotted {
+			break
+		}
+		if n.props == nil {
+			if n.takesObjects() {
+				return bad // a key inside a flattened field
+			}
+			return append(bad, join(prefix, key))
+		}
+	}
+	path := func() string { return join(prefix, key) }
+	switch x := v.(type) {
+	case map[string]any:
+		if n.props == nil {
+			if n.takesObjects() {
+				return bad
+			}
+			return append(bad, path())
+		}
+		for k, e := range x {
+			if _, ok := n.props[firstSegment(k)]; ok {
+				bad = misfits(n, path(), k, e, bad)
+			}
+		}
+	case []any:
+		for _, e := range x {
+			switch m := e.(type) {
+			case nil:
+			case map[string]any:
+				if n.props == nil {
+					if n.takesObjects() {
+						continue
+					}
+					return append(bad, path())
+				}
+				// A misfit inside a list cannot be taken out of it: the
+				// list goes aside whole.
+				for k, ev := range m {
+					if _, ok := n.props[firstSegment(k)]; ok && len(misfits(n, "", k, ev, nil)) > 0 {
+						return append(bad, path())
+					}
+				}
+			default:
+				if n.props != nil {
+					return append(bad, path())
+				}
+			}
+		}
+	case nil:
+	default:
+		if n.props != nil {
+			return append(bad, path())
+		}
+	}
+	return bad
+}
+
+func firstSegment(k string) string {
+	seg, _, _ := strings.Cut(k, ".")
+	return seg
+}
+
+func join(prefix, key string) string {
+	if prefix == "" {
+		return key
+	}
+	return prefix + "." + key
 }
 
 // take removes field from doc, looking for it as a flat dotted key or as a

@@ -86,7 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fs, f := newFlags(cmd, stderr)
-	path, replay, tests := &f.path, f.replay, f.tests
+	path, replay, tests := &f.path, &f.replay, &f.tests
 	if err := fs.Parse(rest); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printHelp(stdout, cmd, fs)
