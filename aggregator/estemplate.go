@@ -15,6 +15,14 @@ import (
 	"github.com/sluicelog/sluice/internal/template"
 )
 
+// totalFieldsLimit is the index template's limit of mapped fields per
+// index; maxMaxFields the largest parsers.max_fields, which leaves room
+// for the template's own fields and other lines'.
+const (
+	totalFieldsLimit = 2000
+	maxMaxFields     = 1000
+)
+
 // templatePriority is above the built-in logs template's 100, which would
 // otherwise turn logs-*-* names into data streams.
 const templatePriority = 200
@@ -28,7 +36,7 @@ func indexTemplate(pattern string) map[string]any {
 		"_meta":          map[string]any{"managed_by": "sluice"},
 		"template": map[string]any{
 			"settings": map[string]any{
-				"index.mapping.total_fields.limit": 2000,
+				"index.mapping.total_fields.limit": totalFieldsLimit,
 				// Past the limit, new fields a document brings are kept in
 				// _source but not mapped, instead of failing the document
 				// (Elasticsearch 8.15+); parser.Service bounds what one line
