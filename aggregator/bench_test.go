@@ -178,6 +178,7 @@ func BenchmarkDocument(b *testing.B) {
 				if keep, _ := pipes.apply(&ev, doc); !keep {
 					b.Fatal("dropped")
 				}
+				fitMapping(doc)
 				_ = names.name(&ev, doc)
 				_ = ev.DocID()
 				buf, err = appendDocument(buf[:0], doc)

@@ -124,21 +124,86 @@ var templateMapping = sync.OnceValue(func() *mappingNode {
 	return node(mappings)
 })
 
+// pathTable finds the template's fields by dotted path: open addressing
+// over a hash of a path's length and three of its bytes, which tells the
+// template's few paths apart well enough and costs a few nanoseconds.
+type pathTable struct {
+	slots []pathSlot
+	mask  int
+}
+
+type pathSlot struct {
+	path string
+	node *mappingNode
+}
+
+func pathHash(s string) int {
+	return len(s)*131 + int(s[0])*31 + int(s[len(s)-1])*7 + int(s[len(s)/2])
+}
+
+func (t *pathTable) find(path string) *mappingNode {
+	if path == "" {
+		return nil
+	}
+	for i := pathHash(path) & t.mask; ; i = (i + 1) & t.mask {
+		s := &t.slots[i]
+		if s.node == nil || s.path == path {
+			return s.node
+		}
+	}
+}
+
+// templatePaths holds every path of templateMapping.
+var templatePaths = sync.OnceValue(func() *pathTable {
+	var all []pathSlot
+	var walk func(prefix string, n *mappingNode)
+	walk = func(prefix string, n *mappingNode) {
+		for name, sub := range n.props {
+			all = append(all, pathSlot{prefix + name, sub})
+			walk(prefix+name+".", sub)
+		}
+	}
+	walk("", templateMapping())
+	size := 16
+	for size < 4*len(all) {
+		size *= 2
+	}
+	t := &pathTable{slots: make([]pathSlot, size), mask: size - 1}
+	for _, s := range all {
+		i := pathHash(s.path) & t.mask
+		for t.slots[i].node != nil {
+			i = (i + 1) & t.mask
+		}
+		t.slots[i] = s
+	}
+	return t
+})
+
 // misfits appends to bad the paths under prefix (the path of object n, ""
 // at the root) of the values of key, v that do not fit n's mapping.
 func misfits(n *mappingNode, prefix, key string, v any, bad []string) []string {
-	rest := key
-	for {
-		seg, after, dotted := strings.Cut(rest, ".")
-		rest = after
-		child, ok := n.props[seg]
-		if !ok {
+	// At the root, where every document field starts, the paths are looked
+	// up whole in templatePaths, which is faster than a map.
+	atRoot := prefix == "" && n == templateMapping()
+	for end := 0; ; {
+		stop := len(key)
+		if i := strings.IndexByte(key[end:], '.'); i >= 0 {
+			stop = end + i
+		}
+		var child *mappingNode
+		if atRoot {
+			child = templatePaths().find(key[:stop])
+		} else {
+			child = n.props[key[end:stop]]
+		}
+		if child == nil {
 			return bad // mapped dynamically from here
 		}
 		n = child
-		if !dotted {
+		if stop == len(key) {
 			break
 		}
+		end = stop + 1
 		if n.props == nil {
 			if n.takesObjects() {
 				return bad // a key inside a flattened field

@@ -137,3 +137,28 @@ func TestFitMapping(t *testing.T) {
 		})
 	}
 }
+
+// templatePaths finds every path of the template, objects and fields, and
+// nothing else.
+func TestTemplatePaths(t *testing.T) {
+	n := 0
+	var walk func(prefix string, m *mappingNode)
+	walk = func(prefix string, m *mappingNode) {
+		for name, sub := range m.props {
+			n++
+			if got := templatePaths().find(prefix + name); got != sub {
+				t.Errorf("%s%s: found %v, want %v", prefix, name, got, sub)
+			}
+			walk(prefix+name+".", sub)
+		}
+	}
+	walk("", templateMapping())
+	if n < 40 {
+		t.Fatalf("only %d paths in the template", n)
+	}
+	for _, p := range []string{"", "x", "messag", "messages", "source.ipx", "source.", ".source", "http.response.status_cod", "order_id"} {
+		if got := templatePaths().find(p); got != nil {
+			t.Errorf("%q found %v", p, got)
+		}
+	}
+}

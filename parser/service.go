@@ -87,32 +87,33 @@ func (s Service) Parse(line []byte, doc *Doc) error {
 // the name is mapped as an object. Objects stay as they are: they already
 // are ECS's shape.
 var leaves = [...]struct {
-	member string
-	to     []string
+	member Key
+	to     []Key
 }{
-	{"error", []string{"error.message"}},
-	{"host", []string{"host.name"}},
-	{"user", []string{"user.name"}},
-	{"url", []string{"url.original"}},
-	{"client", []string{"client.address"}},
-	{"source", []string{"source.address"}},
-	{"file", []string{"file.path"}},
-	{"process", []string{"process.name"}},
-	{"event", []string{"event.action"}},
+	{NewKey("error"), []Key{NewKey("error.message")}},
+	{NewKey("host"), []Key{NewKey("host.name")}},
+	{NewKey("user"), []Key{NewKey("user.name")}},
+	{NewKey("url"), []Key{NewKey("url.original")}},
+	{NewKey("client"), []Key{NewKey("client.address")}},
+	{NewKey("source"), []Key{NewKey("source.address")}},
+	{NewKey("file"), []Key{NewKey("file.path")}},
+	{NewKey("process"), []Key{NewKey("process.name")}},
+	{NewKey("event"), []Key{NewKey("event.action")}},
 	// A log string is the message when there is none (a runtime's log
 	// member whose text is not JSON), else the raw event.
-	{"log", []string{"message", "event.original"}},
+	{NewKey("log"), []Key{NewKey("message"), NewKey("event.original")}},
 }
 
 // setLeaf moves a scalar member to the first of the fields to that doc
-// lacks, as text; a null member is dropped.
-func setLeaf(doc *Doc, member string, to []string) {
-	v, ok := doc.Get(member)
+// lacks, as text; a null member is dropped. The keys are hashed once, for
+// every line.
+func setLeaf(doc *Doc, member Key, to []Key) {
+	v, ok := doc.GetKey(member)
 	if !ok {
 		return
 	}
 	if v == nil {
-		doc.Delete(member)
+		doc.DeleteKey(member)
 		return
 	}
 	switch v.(type) {
@@ -120,12 +121,12 @@ func setLeaf(doc *Doc, member string, to []string) {
 		return
 	}
 	for _, field := range to {
-		if doc.Has(field) {
+		if doc.HasKey(field) {
 			continue
 		}
-		val, _ := aliasValue(field, v) // scalars always have a text
-		doc.Delete(member)
-		doc.Set(field, val)
+		val, _ := aliasValue(field.String(), v) // scalars always have a text
+		doc.DeleteKey(member)
+		doc.SetKey(field, val)
 		return
 	}
 }
@@ -136,7 +137,7 @@ var ownFields = func() map[string]bool {
 		"log.level": true, "service.name": true, "service.environment": true, "organization.name": true}
 	for _, l := range leaves {
 		for _, f := range l.to {
-			own[f] = true
+			own[f.String()] = true
 		}
 	}
 	return own
@@ -149,8 +150,11 @@ var ownFields = func() map[string]bool {
 // tenants, and make their new fields fail. A document within the bound
 // pays one pass over its fields.
 func bound(doc *Doc, max int) {
-	n, cut := 0, -1
 	fields := doc.Fields()
+	if len(fields) <= max && !hasObjects(fields) {
+		return // the commonest case, without a lookup
+	}
+	n, cut := 0, -1
 	for i := range fields {
 		if ownFields[fields[i].Key] {
 			continue
@@ -178,6 +182,16 @@ func bound(doc *Doc, max int) {
 		doc.Delete(k)
 	}
 	doc.Set(OverflowField, over)
+}
+
+func hasObjects(fields []Field) bool {
+	for i := range fields {
+		switch fields[i].Value.(type) {
+		case map[string]any, []any:
+			return true
+		}
+	}
+	return false
 }
 
 // mappedFields counts the fields v adds to a mapping, up to more than
