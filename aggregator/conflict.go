@@ -2,12 +2,12 @@ package aggregator
 
 import (
 	"bytes"
+	"hash/maphash"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"regexp"
 	"strings"
-	"sync"
 
 	"github.com/sluicelog/sluice/parser"
 )
@@ -64,9 +64,9 @@ func tagConflict(out *parser.Doc) {
 	out.Set("tags", append(tags, "mapping_conflict"))
 }
 
-// fitMapping moves aside, as a conflict retry would (moveAside), each value
-// of doc whose shape Sluice's index template rules out: a scalar or list
-// where the template has an object ({"error": "refused"}, error being
+// fitter moves aside, as a conflict retry would (moveAside), each value of
+// a document whose shape Sluice's index template rules out: a scalar or
+// list where the template has an object ({"error": "refused"}, error being
 // {message, type}), or an object where it has a field of another type
 // ({"message": {...}}). Elasticsearch would reject the whole document for
 // it; moved before indexing, the document costs no rejected item, no retry
@@ -75,13 +75,41 @@ func tagConflict(out *parser.Doc) {
 // left alone: index.mapping.ignore_malformed keeps the document and the
 // value in _source. Fields the template does not name are not checked;
 // Elasticsearch maps those dynamically, and a clash between two documents'
-// dynamic fields is left to the retry. A document whose fields fit pays a
-// lookup per field.
-func fitMapping(doc *parser.Doc) {
+// dynamic fields is left to the retry.
+//
+// It remembers the keys whose scalar values fit, most of every document's:
+// such a field then costs a hash and a comparison. Not safe for
+// concurrent use.
+type fitter struct {
+	fits [fitMemo]string
+}
+
+// fitMemo is the number of keys a fitter remembers; a key's slot is
+// taken by the next key of the same hash.
+const fitMemo = 1024
+
+// maxMemoKey is the longest key a fitter remembers (and copies).
+const maxMemoKey = 64
+
+var fitSeed = maphash.MakeSeed()
+
+// fit fits doc to the template.
+func (f *fitter) fit(doc *parser.Doc) {
 	var bad []string
-	root := templateMapping()
-	for _, f := range doc.Fields() {
-		bad = misfits(root, "", f.Key, f.Value, bad)
+	for _, fl := range doc.Fields() {
+		switch fl.Value.(type) {
+		case map[string]any, []any:
+			bad = misfits(templateMapping, "", fl.Key, fl.Value, bad)
+			continue
+		}
+		slot := &f.fits[maphash.String(fitSeed, fl.Key)&(fitMemo-1)]
+		if *slot == fl.Key {
+			continue
+		}
+		n := len(bad)
+		if bad = misfits(templateMapping, "", fl.Key, fl.Value, bad); len(bad) == n && len(fl.Key) <= maxMemoKey {
+			*slot = strings.Clone(fl.Key) // not a piece of the line, which it would keep
+		}
 	}
 	if len(bad) == 0 {
 		return
@@ -106,7 +134,7 @@ func (n *mappingNode) takesObjects() bool {
 }
 
 // templateMapping is the explicit mapping of Sluice's index template.
-var templateMapping = sync.OnceValue(func() *mappingNode {
+var templateMapping = func() *mappingNode {
 	mappings := indexTemplate("*")["template"].(map[string]any)["mappings"].(map[string]any)
 	var node func(def map[string]any) *mappingNode
 	node = func(def map[string]any) *mappingNode {
@@ -122,7 +150,7 @@ var templateMapping = sync.OnceValue(func() *mappingNode {
 		return n
 	}
 	return node(mappings)
-})
+}()
 
 // pathTable finds the template's fields by dotted path: open addressing
 // over a hash of a path's length and three of its bytes, which tells the
@@ -154,7 +182,7 @@ func (t *pathTable) find(path string) *mappingNode {
 }
 
 // templatePaths holds every path of templateMapping.
-var templatePaths = sync.OnceValue(func() *pathTable {
+var templatePaths = func() *pathTable {
 	var all []pathSlot
 	var walk func(prefix string, n *mappingNode)
 	walk = func(prefix string, n *mappingNode) {
@@ -163,7 +191,7 @@ var templatePaths = sync.OnceValue(func() *pathTable {
 			walk(prefix+name+".", sub)
 		}
 	}
-	walk("", templateMapping())
+	walk("", templateMapping)
 	size := 16
 	for size < 4*len(all) {
 		size *= 2
@@ -177,14 +205,14 @@ var templatePaths = sync.OnceValue(func() *pathTable {
 		t.slots[i] = s
 	}
 	return t
-})
+}()
 
 // misfits appends to bad the paths under prefix (the path of object n, ""
 // at the root) of the values of key, v that do not fit n's mapping.
 func misfits(n *mappingNode, prefix, key string, v any, bad []string) []string {
 	// At the root, where every document field starts, the paths are looked
 	// up whole in templatePaths, which is faster than a map.
-	atRoot := prefix == "" && n == templateMapping()
+	atRoot := prefix == "" && n == templateMapping
 	for end := 0; ; {
 		stop := len(key)
 		if i := strings.IndexByte(key[end:], '.'); i >= 0 {
@@ -192,7 +220,7 @@ func misfits(n *mappingNode, prefix, key string, v any, bad []string) []string {
 		}
 		var child *mappingNode
 		if atRoot {
-			child = templatePaths().find(key[:stop])
+			child = templatePaths.find(key[:stop])
 		} else {
 			child = n.props[key[end:stop]]
 		}

@@ -97,7 +97,7 @@ func jsonEqual(t *testing.T, a, b []byte) bool {
 	return reflect.DeepEqual(x, y)
 }
 
-// fitMapping moves aside, before indexing, what the template's explicit
+// fitter moves aside, before indexing, what the template's explicit
 // mapping would make Elasticsearch reject, and leaves the rest alone.
 func TestFitMapping(t *testing.T) {
 	tag := []string{"mapping_conflict"}
@@ -130,7 +130,14 @@ func TestFitMapping(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			doc := parser.DocOf(tt.doc)
-			fitMapping(doc)
+			var f fitter
+			f.fit(doc)
+			if !reflect.DeepEqual(doc.Map(), tt.want) {
+				t.Errorf("got  %v\nwant %v", doc.Map(), tt.want)
+			}
+			// Again, with what it remembers of the first time.
+			doc = parser.DocOf(tt.doc)
+			f.fit(doc)
 			if !reflect.DeepEqual(doc.Map(), tt.want) {
 				t.Errorf("got  %v\nwant %v", doc.Map(), tt.want)
 			}
@@ -146,18 +153,18 @@ func TestTemplatePaths(t *testing.T) {
 	walk = func(prefix string, m *mappingNode) {
 		for name, sub := range m.props {
 			n++
-			if got := templatePaths().find(prefix + name); got != sub {
+			if got := templatePaths.find(prefix + name); got != sub {
 				t.Errorf("%s%s: found %v, want %v", prefix, name, got, sub)
 			}
 			walk(prefix+name+".", sub)
 		}
 	}
-	walk("", templateMapping())
+	walk("", templateMapping)
 	if n < 40 {
 		t.Fatalf("only %d paths in the template", n)
 	}
 	for _, p := range []string{"", "x", "messag", "messages", "source.ipx", "source.", ".source", "http.response.status_cod", "order_id"} {
-		if got := templatePaths().find(p); got != nil {
+		if got := templatePaths.find(p); got != nil {
 			t.Errorf("%q found %v", p, got)
 		}
 	}
