@@ -2,9 +2,9 @@ package aggregator
 
 import (
 	"bytes"
-	"hash/maphash"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"regexp"
 	"strings"
