@@ -151,7 +151,7 @@ var ownFields = func() map[string]bool {
 // pays one pass over its fields.
 func bound(doc *Doc, max int) {
 	fields := doc.Fields()
-	if len(fields) <= max && !hasObjects(fields) {
+	if len(fields) <= max && within(fields, max) {
 		return // the commonest case, without a lookup
 	}
 	n, cut := 0, -1
@@ -184,14 +184,16 @@ func bound(doc *Doc, max int) {
 	doc.Set(OverflowField, over)
 }
 
-func hasObjects(fields []Field) bool {
+// within reports whether all of fields, the parser's own included, map to
+// at most max fields.
+func within(fields []Field, max int) bool {
+	n := 0
 	for i := range fields {
-		switch fields[i].Value.(type) {
-		case map[string]any, []any:
-			return true
+		if n += mappedFields(fields[i].Value, max-n); n > max {
+			return false
 		}
 	}
-	return false
+	return true
 }
 
 // mappedFields counts the fields v adds to a mapping, up to more than
