@@ -133,6 +133,12 @@ func (n *mappingNode) takesObjects() bool {
 	return n.props != nil || n.typ == "flattened" || n.typ == "geo_point"
 }
 
+// takesScalars reports whether the field takes a string, number, boolean
+// or list of them: a flattened field takes only objects.
+func (n *mappingNode) takesScalars() bool {
+	return n.props == nil && n.typ != "flattened"
+}
+
 // templateMapping is the explicit mapping of Sluice's index template.
 var templateMapping = func() *mappingNode {
 	mappings := indexTemplate("*")["template"].(map[string]any)["mappings"].(map[string]any)
@@ -272,14 +278,14 @@ func misfits(n *mappingNode, prefix, key string, v any, bad []string) []string {
 					}
 				}
 			default:
-				if n.props != nil {
+				if !n.takesScalars() {
 					return append(bad, path())
 				}
 			}
 		}
 	case nil:
 	default:
-		if n.props != nil {
+		if !n.takesScalars() {
 			return append(bad, path())
 		}
 	}

@@ -122,6 +122,8 @@ func TestFitMapping(t *testing.T) {
 			map[string]any{"http": map[string]any{"x": int64(1)}, "labels.moved_http_response": "fast", "tags": tag}},
 		{"geo_point and flattened take objects", map[string]any{"source.geo.location": map[string]any{"lat": 1.0, "lon": 2.0}, "labels.overflow": map[string]any{"a": map[string]any{"b": "c"}}},
 			map[string]any{"source.geo.location": map[string]any{"lat": 1.0, "lon": 2.0}, "labels.overflow": map[string]any{"a": map[string]any{"b": "c"}}}},
+		{"flattened takes only objects", map[string]any{"labels.overflow": "plain"},
+			map[string]any{"labels.moved_labels_overflow": "plain", "tags": tag}},
 		{"list of objects with a misfit goes whole", map[string]any{"event": []any{map[string]any{"action": map[string]any{"x": int64(1)}}}},
 			map[string]any{"labels.moved_event": `[{"action":{"x":1}}]`, "tags": tag}},
 		{"dynamic fields are not checked", map[string]any{"status": map[string]any{"code": int64(1)}, "nginx.x": "y"},
