@@ -81,11 +81,11 @@ func tagConflict(out *parser.Doc) {
 // such a field then costs a hash and a comparison. Not safe for
 // concurrent use.
 type fitter struct {
-	fits [fitMemo]string
+	fits [fitMemo / 2][2]string
 }
 
-// fitMemo is the number of keys a fitter remembers; a key's slot is
-// taken by the next key of the same hash.
+// fitMemo is the number of keys a fitter remembers, two per hash; a third
+// key of a hash takes the place of the older.
 const fitMemo = 1024
 
 // maxMemoKey is the longest key a fitter remembers (and copies).
@@ -102,13 +102,16 @@ func (f *fitter) fit(doc *parser.Doc) {
 			bad = misfits(templateMapping, "", fl.Key, fl.Value, bad)
 			continue
 		}
-		slot := &f.fits[maphash.String(fitSeed, fl.Key)&(fitMemo-1)]
-		if *slot == fl.Key {
+		set := &f.fits[maphash.String(fitSeed, fl.Key)&(fitMemo/2-1)]
+		if set[0] == fl.Key || set[1] == fl.Key {
 			continue
 		}
 		n := len(bad)
 		if bad = misfits(templateMapping, "", fl.Key, fl.Value, bad); len(bad) == n && len(fl.Key) <= maxMemoKey {
-			*slot = strings.Clone(fl.Key) // not a piece of the line, which it would keep
+			// The newest key first; two ways, so that two keys of one
+			// hash do not take each other's place in every document.
+			set[1] = set[0]
+			set[0] = strings.Clone(fl.Key) // not a piece of the line, which it would keep
 		}
 	}
 	if len(bad) == 0 {
