@@ -114,13 +114,13 @@ func (f *fitter) fit(doc *parser.Doc) {
 			set[0] = strings.Clone(fl.Key) // not a piece of the line, which it would keep
 		}
 	}
-	if len(bad) == 0 {
-		return
-	}
+	moved := false
 	for _, field := range bad {
-		moveFieldAside(doc, field)
+		moved = moveFieldAside(doc, field) || moved
 	}
-	tagConflict(doc)
+	if moved {
+		tagConflict(doc)
+	}
 }
 
 // mappingNode is a field of the template's explicit mapping: an object
