@@ -72,11 +72,11 @@ func (s Service) Parse(line []byte, doc *Doc) error {
 	for _, l := range leaves {
 		setLeaf(doc, l.member, l.to)
 	}
-	max := s.MaxFields
-	if max <= 0 {
-		max = DefaultMaxFields
+	limit := s.MaxFields
+	if limit <= 0 {
+		limit = DefaultMaxFields
 	}
-	bound(doc, max)
+	bound(doc, limit)
 	return nil
 }
 
@@ -143,15 +143,15 @@ var ownFields = func() map[string]bool {
 	return own
 }()
 
-// bound moves the line's members beyond the first max mapped fields (each
+// bound moves the line's members beyond the first limit mapped fields (each
 // scalar or array one, each object one plus its members) into one
 // OverflowField object, under their names: a line with thousands of keys
 // would otherwise fill the index's mapping, shared with other services and
 // tenants, and make their new fields fail. A document within the bound
 // pays one pass over its fields.
-func bound(doc *Doc, max int) {
+func bound(doc *Doc, limit int) {
 	fields := doc.Fields()
-	if len(fields) <= max && within(fields, max) {
+	if len(fields) <= limit && within(fields, limit) {
 		return // the commonest case, without a lookup
 	}
 	n, cut := 0, -1
@@ -159,7 +159,7 @@ func bound(doc *Doc, max int) {
 		if ownFields[fields[i].Key] {
 			continue
 		}
-		if n += mappedFields(fields[i].Value, max-n); n > max {
+		if n += mappedFields(fields[i].Value, limit-n); n > limit {
 			cut = i
 			break
 		}
@@ -185,11 +185,11 @@ func bound(doc *Doc, max int) {
 }
 
 // within reports whether all of fields, the parser's own included, map to
-// at most max fields.
-func within(fields []Field, max int) bool {
+// at most limit fields.
+func within(fields []Field, limit int) bool {
 	n := 0
 	for i := range fields {
-		if n += mappedFields(fields[i].Value, max-n); n > max {
+		if n += mappedFields(fields[i].Value, limit-n); n > limit {
 			return false
 		}
 	}
