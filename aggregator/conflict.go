@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"hash/maphash"
 	"maps"
 	"regexp"
 	"strings"
@@ -91,18 +90,18 @@ const fitMemo = 1024
 // maxMemoKey is the longest key a fitter remembers (and copies).
 const maxMemoKey = 64
 
-var fitSeed = maphash.MakeSeed()
-
 // fit fits doc to the template.
 func (f *fitter) fit(doc *parser.Doc) {
 	var bad []string
-	for _, fl := range doc.Fields() {
+	fields := doc.Fields()
+	for i := range fields {
+		fl := &fields[i]
 		switch fl.Value.(type) {
 		case map[string]any, []any:
 			bad = misfits(templateMapping, "", fl.Key, fl.Value, bad)
 			continue
 		}
-		set := &f.fits[maphash.String(fitSeed, fl.Key)&(fitMemo/2-1)]
+		set := &f.fits[fl.KeyHash()&(fitMemo/2-1)]
 		if set[0] == fl.Key || set[1] == fl.Key {
 			continue
 		}
