@@ -30,7 +30,7 @@ func BenchmarkFitMapping(b *testing.B) {
 				fit.fit(doc)
 			}
 			// CPU time, as BenchmarkDocument reports it.
-			b.ReportMetric(float64((processCPU(b) - cpu0).Nanoseconds())/float64(b.N), "cpu-ns/doc")
+			b.ReportMetric(float64((processCPU(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/doc")
 		})
 	}
 }
