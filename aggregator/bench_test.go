@@ -160,6 +160,7 @@ func BenchmarkDocument(b *testing.B) {
 				size += int64(len(rec.Value))
 			}
 			b.SetBytes(size / int64(len(recs)))
+			fit := new(fitter)
 			b.ReportAllocs()
 			var buf []byte
 			var dec event.Decoder
@@ -178,6 +179,7 @@ func BenchmarkDocument(b *testing.B) {
 				if keep, _ := pipes.apply(&ev, doc); !keep {
 					b.Fatal("dropped")
 				}
+				fit.fit(doc)
 				_ = names.name(&ev, doc)
 				_ = ev.DocID()
 				buf, err = appendDocument(buf[:0], doc)

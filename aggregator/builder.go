@@ -21,6 +21,7 @@ type builder struct {
 	names   *indexNames // index names from index
 	pipes   *pipelines
 	geo     *geoip.Enricher // nil without a database
+	fit     *fitter
 }
 
 // newBuilder prepares a builder for a validated cfg; its pipeline and GeoIP
@@ -38,7 +39,7 @@ func newBuilder(cfg Config, reg prometheus.Registerer, log *zap.Logger) (builder
 	if err != nil {
 		return builder{}, err
 	}
-	b := builder{parsers: ps, index: idx, names: newIndexNames(idx), pipes: pipes}
+	b := builder{parsers: ps, index: idx, names: newIndexNames(idx), pipes: pipes, fit: new(fitter)}
 	if cfg.GeoIP.Enabled() {
 		if b.geo, err = geoip.Open(cfg.GeoIP, reg, log); err != nil {
 			return builder{}, err
@@ -47,7 +48,8 @@ func newBuilder(cfg Config, reg prometheus.Registerer, log *zap.Logger) (builder
 	return b, nil
 }
 
-// build fills the empty doc from ev. parsed reports whether the type's
+// build fills the empty doc from ev, the type's parser first and, last,
+// fitting it to the template, so that what it builds is what Elasticsearch stores. parsed reports whether the type's
 // parser read the line (if not, doc holds it raw and flagged); keep is false
 // when the pipeline step droppedBy dropped the document.
 func (b *builder) build(ev *event.Event, doc *parser.Doc) (parsed, keep bool, droppedBy string) {
@@ -56,5 +58,8 @@ func (b *builder) build(ev *event.Event, doc *parser.Doc) (parsed, keep bool, dr
 		b.geo.Enrich(doc)
 	}
 	keep, droppedBy = b.pipes.apply(ev, doc)
+	if keep {
+		b.fit.fit(doc)
+	}
 	return parsed, keep, droppedBy
 }

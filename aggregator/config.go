@@ -101,6 +101,9 @@ type ParsersConfig struct {
 	// holds a JSON object, is decoded into the document (default [log],
 	// Docker's json-file member; [] decodes none).
 	DecodeJSONFields []string `yaml:"decode_json_fields"`
+	// MaxFields bounds the fields one service line may add to the index
+	// mapping; members beyond it go into labels.overflow (default 256).
+	MaxFields int `yaml:"max_fields"`
 }
 
 // Defaults for local use.
@@ -124,6 +127,9 @@ func (c *Config) SetDefaults() {
 	}
 	if len(c.Kafka.Topics) == 0 {
 		c.Kafka.Topics = []string{"logs-service", "logs-nginx"}
+	}
+	if c.Parsers.MaxFields == 0 {
+		c.Parsers.MaxFields = parser.DefaultMaxFields
 	}
 	if c.Parsers.DecodeJSONFields == nil {
 		c.Parsers.DecodeJSONFields = parser.DefaultDecodeJSON
@@ -263,6 +269,9 @@ func (c *Config) Validate() error {
 		if strings.TrimSpace(name) == "" {
 			return config.Errorf("parsers.decode_json_fields", "entry %d is empty: name a member such as log, or remove it", i)
 		}
+	}
+	if m := c.Parsers.MaxFields; m < 1 || m > maxMaxFields {
+		return config.Errorf("parsers.max_fields", "must be between 1 and %d (well below the index's limit of %d fields, which all services and tenants share), got %d", maxMaxFields, totalFieldsLimit, m)
 	}
 	if _, err := newParsers(c.Parsers); err != nil {
 		return config.Errorf("parsers.nginx_format", "%v", err)

@@ -97,6 +97,12 @@ elasticsearch:
 		{"decode_json_fields with an empty name", `
 parsers:
   decode_json_fields: [log, ""]`, "parsers.decode_json_fields: entry 1 is empty"},
+		{"max_fields below 1", `
+parsers:
+  max_fields: -1`, "parsers.max_fields: must be between 1 and 1000"},
+		{"max_fields near the index's limit", `
+parsers:
+  max_fields: 1990`, "parsers.max_fields: must be between 1 and 1000"},
 		{"unknown tls key", `
 kafka:
   tls:

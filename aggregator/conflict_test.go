@@ -96,3 +96,78 @@ func jsonEqual(t *testing.T, a, b []byte) bool {
 	}
 	return reflect.DeepEqual(x, y)
 }
+
+// fitter moves aside, before indexing, what the template's explicit
+// mapping would make Elasticsearch reject, and leaves the rest alone.
+func TestFitMapping(t *testing.T) {
+	tag := []string{"mapping_conflict"}
+	tests := []struct {
+		name string
+		doc  map[string]any
+		want map[string]any
+	}{
+		{"fits", map[string]any{"message": "m", "error.message": "e", "http": map[string]any{"response": map[string]any{"status_code": int64(200)}}, "order_id": "A-1"},
+			map[string]any{"message": "m", "error.message": "e", "http": map[string]any{"response": map[string]any{"status_code": int64(200)}}, "order_id": "A-1"}},
+		{"wrong scalar type is left to ignore_malformed", map[string]any{"http.response.status_code": "n/a"},
+			map[string]any{"http.response.status_code": "n/a"}},
+		{"string where object", map[string]any{"error": "short", "error.message": "long"},
+			map[string]any{"error.message": "long", "labels.moved_error": "short", "tags": tag}},
+		{"list where object", map[string]any{"user": []any{"a", "b"}},
+			map[string]any{"labels.moved_user": `["a","b"]`, "tags": tag}},
+		{"object where keyword", map[string]any{"service.name": map[string]any{"id": int64(1)}},
+			map[string]any{"labels.moved_service_name": `{"id":1}`, "tags": tag}},
+		{"below a keyword", map[string]any{"message.x": "y", "tags": []string{"truncated"}},
+			map[string]any{"labels.moved_message_x": "y", "tags": []string{"truncated", "mapping_conflict"}}},
+		{"nested", map[string]any{"http": map[string]any{"response": "fast", "x": int64(1)}},
+			map[string]any{"http": map[string]any{"x": int64(1)}, "labels.moved_http_response": "fast", "tags": tag}},
+		{"geo_point and flattened take objects", map[string]any{"source.geo.location": map[string]any{"lat": 1.0, "lon": 2.0}, "labels.overflow": map[string]any{"a": map[string]any{"b": "c"}}},
+			map[string]any{"source.geo.location": map[string]any{"lat": 1.0, "lon": 2.0}, "labels.overflow": map[string]any{"a": map[string]any{"b": "c"}}}},
+		{"flattened takes only objects", map[string]any{"labels.overflow": "plain"},
+			map[string]any{"labels.moved_labels_overflow": "plain", "tags": tag}},
+		{"list of objects with a misfit goes whole", map[string]any{"event": []any{map[string]any{"action": map[string]any{"x": int64(1)}}}},
+			map[string]any{"labels.moved_event": `[{"action":{"x":1}}]`, "tags": tag}},
+		{"dynamic fields are not checked", map[string]any{"status": map[string]any{"code": int64(1)}, "nginx.x": "y"},
+			map[string]any{"status": map[string]any{"code": int64(1)}, "nginx.x": "y"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := parser.DocOf(tt.doc)
+			var f fitter
+			f.fit(doc)
+			if !reflect.DeepEqual(doc.Map(), tt.want) {
+				t.Errorf("got  %v\nwant %v", doc.Map(), tt.want)
+			}
+			// Again, with what it remembers of the first time.
+			doc = parser.DocOf(tt.doc)
+			f.fit(doc)
+			if !reflect.DeepEqual(doc.Map(), tt.want) {
+				t.Errorf("got  %v\nwant %v", doc.Map(), tt.want)
+			}
+		})
+	}
+}
+
+// templatePaths finds every path of the template, objects and fields, and
+// nothing else.
+func TestTemplatePaths(t *testing.T) {
+	n := 0
+	var walk func(prefix string, m *mappingNode)
+	walk = func(prefix string, m *mappingNode) {
+		for name, sub := range m.props {
+			n++
+			if got := templatePaths.find(prefix + name); got != sub {
+				t.Errorf("%s%s: found %v, want %v", prefix, name, got, sub)
+			}
+			walk(prefix+name+".", sub)
+		}
+	}
+	walk("", templateMapping)
+	if n < 40 {
+		t.Fatalf("only %d paths in the template", n)
+	}
+	for _, p := range []string{"", "x", "messag", "messages", "source.ipx", "source.", ".source", "http.response.status_cod", "order_id"} {
+		if got := templatePaths.find(p); got != nil {
+			t.Errorf("%q found %v", p, got)
+		}
+	}
+}

@@ -114,7 +114,7 @@ func newParsers(cfg ParsersConfig) (*parsers, error) {
 	if decode == nil {
 		decode = parser.DefaultDecodeJSON
 	}
-	return &parsers{nginx: n, service: parser.Service{DecodeJSON: decode}}, nil
+	return &parsers{nginx: n, service: parser.Service{DecodeJSON: decode, MaxFields: cfg.MaxFields}}, nil
 }
 
 // fieldAliases maps the shipper's static and path fields to ECS names.

@@ -88,20 +88,21 @@ func TestDocFieldsBounded(t *testing.T) {
 
 // TestFillDecodesWrappedJSON: a Docker json-file line's log member holding
 // the service's JSON is decoded into the document, by default; the list is
-// configurable and may be empty.
+// configurable and may be empty (the log string is then the message, as
+// its text).
 func TestFillDecodesWrappedJSON(t *testing.T) {
 	ev := &event.Event{Type: "service", Line: []byte(`{"log":"{\"message\":\"Hello world\"}"}`)}
 	for _, c := range []struct {
 		fields []string
 		want   any
-	}{{nil, "Hello world"}, {[]string{"log"}, "Hello world"}, {[]string{}, nil}} {
+	}{{nil, "Hello world"}, {[]string{"log"}, "Hello world"}, {[]string{}, `{"message":"Hello world"}`}} {
 		p, err := newParsers(ParsersConfig{DecodeJSONFields: c.fields})
 		if err != nil {
 			t.Fatal(err)
 		}
 		doc := newDoc()
 		p.fill(ev, doc)
-		if got, _ := doc.Get("message"); got != c.want || doc.Has("log") == (c.want != nil) {
+		if got, _ := doc.Get("message"); got != c.want || doc.Has("log") {
 			t.Errorf("decode_json_fields %q: %v", c.fields, doc.Map())
 		}
 	}

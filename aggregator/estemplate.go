@@ -15,6 +15,14 @@ import (
 	"github.com/sluicelog/sluice/internal/template"
 )
 
+// totalFieldsLimit is the index template's limit of mapped fields per
+// index; maxMaxFields the largest parsers.max_fields, which leaves room
+// for the template's own fields and other lines'.
+const (
+	totalFieldsLimit = 2000
+	maxMaxFields     = 1000
+)
+
 // templatePriority is above the built-in logs template's 100, which would
 // otherwise turn logs-*-* names into data streams.
 const templatePriority = 200
@@ -28,20 +36,32 @@ func indexTemplate(pattern string) map[string]any {
 		"_meta":          map[string]any{"managed_by": "sluice"},
 		"template": map[string]any{
 			"settings": map[string]any{
-				"index.mapping.total_fields.limit": 2000,
-				"index.mapping.ignore_malformed":   true,
+				"index.mapping.total_fields.limit": totalFieldsLimit,
+				// Past the limit, new fields a document brings are kept in
+				// _source but not mapped, instead of failing the document
+				// (Elasticsearch 8.15+); parser.Service bounds what one line
+				// may add, the rest going to the flattened labels.overflow.
+				"index.mapping.total_fields.ignore_dynamic_beyond_limit": true,
+				"index.mapping.ignore_malformed":                         true,
 			},
 			"mappings": map[string]any{
-				"dynamic_templates": []any{
+				"dynamic_templates": append(textToo("long", "double", "boolean", "date"),
 					map[string]any{"strings_as_keyword": map[string]any{
 						"match_mapping_type": "string",
 						"mapping":            map[string]any{"type": "keyword", "ignore_above": 1024},
 					}},
-				},
+				),
 				"properties": map[string]any{
 					"@timestamp": map[string]any{"type": "date"},
 					"message":    map[string]any{"type": "text"},
 					"tags":       keyword,
+					"labels": map[string]any{"properties": map[string]any{
+						"overflow": map[string]any{"type": "flattened", "ignore_above": 1024},
+					}},
+					"user":    map[string]any{"properties": map[string]any{"name": keyword}},
+					"client":  map[string]any{"properties": map[string]any{"address": keyword}},
+					"file":    map[string]any{"properties": map[string]any{"path": keyword}},
+					"process": map[string]any{"properties": map[string]any{"name": keyword}},
 					"log": map[string]any{"properties": map[string]any{
 						"level":  keyword,
 						"offset": map[string]any{"type": "long"},
@@ -53,7 +73,7 @@ func indexTemplate(pattern string) map[string]any {
 					"organization": map[string]any{"properties": map[string]any{"name": keyword}},
 					"host":         map[string]any{"properties": map[string]any{"name": keyword}},
 					"event": map[string]any{"properties": map[string]any{
-						"dataset": keyword, "created": map[string]any{"type": "date"},
+						"dataset": keyword, "action": keyword, "created": map[string]any{"type": "date"},
 						"duration": map[string]any{"type": "long"},
 					}},
 					"error": map[string]any{"properties": map[string]any{
@@ -90,6 +110,26 @@ func indexTemplate(pattern string) map[string]any {
 			},
 		},
 	}
+}
+
+// textToo returns dynamic templates that map new fields first seen with a
+// value of each JSON type as that type, with a keyword sub-field
+// <field>.keyword: two services logging one name with values of two types
+// into one index ("status": 200 and "status": "ok") then both find their
+// value, the second through the sub-field where the field's own type
+// ignores it (index.mapping.ignore_malformed keeps the document). New
+// string fields are keywords already and take numbers as their text.
+func textToo(types ...string) []any {
+	var out []any
+	for _, t := range types {
+		out = append(out, map[string]any{t + "s_with_keyword": map[string]any{
+			"match_mapping_type": t,
+			"mapping": map[string]any{"type": "{dynamic_type}", "fields": map[string]any{
+				"keyword": map[string]any{"type": "keyword", "ignore_above": 1024},
+			}},
+		}})
+	}
+	return out
 }
 
 // installTemplate puts Sluice's index template for pattern under name.

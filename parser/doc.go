@@ -38,6 +38,37 @@
 // The customer goes to organization.name because ECS has no customer field
 // and Sluice's indexes already key tenants by organization.name.
 //
+// The commonest loggers write some keys as strings whose names ECS defines
+// as objects (zap, slog and Sluice itself log "error": "..."); at the root
+// Elasticsearch would reject such a line. A string, number or boolean under
+// one of these names goes to the ECS field for it, as text, unless the
+// line sets that field itself (then it stays, and the aggregator moves it
+// aside); an object or array stays where it is, and null is dropped:
+//
+//	member    ECS field
+//	error     error.message
+//	host      host.name       (the aggregator then overrules it with the
+//	                           node, keeping it as labels.claimed_host_name)
+//	user      user.name
+//	url       url.original
+//	client    client.address
+//	source    source.address
+//	file      file.path
+//	process   process.name
+//	event     event.action
+//	log       message if there is none, else event.original
+//
+// The line's other members stay at the root under their own names. One
+// line may add at most Service.MaxFields fields to the index mapping
+// (DefaultMaxFields, 256): each scalar or list counts one, each object one
+// plus its members'; the fields above and @timestamp do not count. The
+// members past the bound go, whole and under their own names, into one
+// object, OverflowField (labels.overflow), which Sluice's index template
+// maps as flattened: one mapped field, its keys still searchable as
+// labels.overflow.<name>. Which members stay is fixed for a given line
+// (mostly the first ones: taking out the well-known members moves the
+// last member into its place).
+//
 // ECS fields take scalars: a string as it is, a number or boolean as its
 // JSON text. Numeric levels of pino and bunyan (10 to 60) become their names
 // (trace, debug, info, warn, error, fatal). An object or array under one of

@@ -41,6 +41,17 @@ type Field struct {
 	hash  uint64 // of Key (see Key), set while the Doc is indexed
 }
 
+// KeyHash returns a hash of the key, the same for equal keys in any
+// document of the process: the one the document's index holds, if it has
+// one, so that callers keeping their own tables of keys need not hash
+// again.
+func (f *Field) KeyHash() uint64 {
+	if h := f.hash &^ plainBit; h != 0 {
+		return h
+	}
+	return hashOf(f.Key)
+}
+
 // PlainKey reports that the key is known to be written in JSON as it is,
 // between quotes: printable ASCII without quotes or backslashes. False
 // means unknown.

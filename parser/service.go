@@ -17,7 +17,21 @@ type Service struct {
 	// (a log wrapped by a runtime or a forwarder): such an object's members
 	// replace the member, as if the line had held them itself.
 	DecodeJSON []string
+	// MaxFields bounds the fields the line's own members may add to the
+	// index mapping (see the package documentation); 0 means
+	// DefaultMaxFields.
+	MaxFields int
 }
+
+// DefaultMaxFields is the default of Service.MaxFields: far more than a
+// service logs, and few enough that one line takes an eighth of
+// Elasticsearch's usual limit of 2,000 fields per index at most.
+const DefaultMaxFields = 256
+
+// OverflowField is the field that takes the members of a line beyond
+// Service.MaxFields, as one object. Sluice's index template maps it as
+// flattened: one mapped field, whatever it holds.
+const OverflowField = "labels.overflow"
 
 // ParseService parses a line as Service{DecodeJSON: DefaultDecodeJSON} does.
 func ParseService(line []byte, doc *Doc) error {
@@ -55,7 +69,159 @@ func (s Service) Parse(line []byte, doc *Doc) error {
 	for _, a := range aliases {
 		setAlias(doc, a.field, a.from)
 	}
+	for _, l := range leaves {
+		setLeaf(doc, l.member, l.to)
+	}
+	limit := s.MaxFields
+	if limit <= 0 {
+		limit = DefaultMaxFields
+	}
+	bound(doc, limit)
 	return nil
+}
+
+// leaves are the members the commonest loggers write as a string (zap's,
+// slog's and Sluice's own "error"), whose names are ECS objects: such a
+// string goes to the ECS field for it, the first of to not set already.
+// Left at the root, the string would be rejected by Elasticsearch, where
+// the name is mapped as an object. Objects stay as they are: they already
+// are ECS's shape.
+var leaves = [...]struct {
+	member Key
+	to     []Key
+}{
+	{NewKey("error"), []Key{NewKey("error.message")}},
+	{NewKey("host"), []Key{NewKey("host.name")}},
+	{NewKey("user"), []Key{NewKey("user.name")}},
+	{NewKey("url"), []Key{NewKey("url.original")}},
+	{NewKey("client"), []Key{NewKey("client.address")}},
+	{NewKey("source"), []Key{NewKey("source.address")}},
+	{NewKey("file"), []Key{NewKey("file.path")}},
+	{NewKey("process"), []Key{NewKey("process.name")}},
+	{NewKey("event"), []Key{NewKey("event.action")}},
+	// A log string is the message when there is none (a runtime's log
+	// member whose text is not JSON), else the raw event.
+	{NewKey("log"), []Key{NewKey("message"), NewKey("event.original")}},
+}
+
+// setLeaf moves a scalar member to the first of the fields to that doc
+// lacks, as text; a null member is dropped. The keys are hashed once, for
+// every line.
+func setLeaf(doc *Doc, member Key, to []Key) {
+	v, ok := doc.GetKey(member)
+	if !ok {
+		return
+	}
+	if v == nil {
+		doc.DeleteKey(member)
+		return
+	}
+	switch v.(type) {
+	case map[string]any, []any:
+		return
+	}
+	for _, field := range to {
+		if doc.HasKey(field) {
+			continue
+		}
+		val, _ := aliasValue(field.String(), v) // scalars always have a text
+		doc.DeleteKey(member)
+		doc.SetKey(field, val)
+		return
+	}
+}
+
+// ownFields are the fields Parse sets itself, which bound leaves alone.
+var ownFields = func() map[string]bool {
+	own := map[string]bool{"@timestamp": true, "_@timestamp": true, "message": true,
+		"log.level": true, "service.name": true, "service.environment": true, "organization.name": true}
+	for _, l := range leaves {
+		for _, f := range l.to {
+			own[f.String()] = true
+		}
+	}
+	return own
+}()
+
+// bound moves the line's members beyond the first limit mapped fields (each
+// scalar or array one, each object one plus its members) into one
+// OverflowField object, under their names: a line with thousands of keys
+// would otherwise fill the index's mapping, shared with other services and
+// tenants, and make their new fields fail. A document within the bound
+// pays one pass over its fields.
+func bound(doc *Doc, limit int) {
+	fields := doc.Fields()
+	if len(fields) <= limit && within(fields, limit) {
+		return // the commonest case, without a lookup
+	}
+	n, cut := 0, -1
+	for i := range fields {
+		if ownFields[fields[i].Key] {
+			continue
+		}
+		if n += mappedFields(fields[i].Value, limit-n); n > limit {
+			cut = i
+			break
+		}
+	}
+	if cut < 0 {
+		return
+	}
+	over := map[string]any{}
+	if old, ok := doc.Get(OverflowField); ok {
+		over[OverflowField] = old // the line's own, kept under its name
+	}
+	var moved []string
+	for _, f := range fields[cut:] {
+		if !ownFields[f.Key] && f.Key != OverflowField {
+			moved = append(moved, f.Key)
+			over[f.Key] = f.Value
+		}
+	}
+	for _, k := range moved {
+		doc.Delete(k)
+	}
+	doc.Set(OverflowField, over)
+}
+
+// within reports whether all of fields, the parser's own included, map to
+// at most limit fields.
+func within(fields []Field, limit int) bool {
+	n := 0
+	for i := range fields {
+		if n += mappedFields(fields[i].Value, limit-n); n > limit {
+			return false
+		}
+	}
+	return true
+}
+
+// mappedFields counts the fields v adds to a mapping, up to more than
+// limit: 1 for a scalar or a list of them, 1 plus its members' for an
+// object; objects in lists count their members.
+func mappedFields(v any, limit int) int {
+	switch x := v.(type) {
+	case map[string]any:
+		n := 1
+		for _, e := range x {
+			if n += mappedFields(e, limit-n); n > limit {
+				break
+			}
+		}
+		return n
+	case []any:
+		n := 1
+		for _, e := range x {
+			switch e.(type) {
+			case map[string]any, []any:
+				if n += mappedFields(e, limit-n) - 1; n > limit {
+					return n
+				}
+			}
+		}
+		return n
+	}
+	return 1
 }
 
 // setServiceTime sets @timestamp from the first timestamp member that can be

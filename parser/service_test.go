@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"strconv"
@@ -230,14 +231,72 @@ func TestServiceDecodeJSON(t *testing.T) {
 	if err := (Service{DecodeJSON: []string{"payload"}}).Parse([]byte(`{"payload":"{\"msg\":\"inner\"}","log":"{\"a\":1}"}`), doc); err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := doc.Get("message"); v != "inner" || !doc.Has("log") {
+	// The log member not decoded is a string beside a message: the raw
+	// event.
+	if v, _ := doc.Get("message"); v != "inner" || !doc.Has("event.original") {
 		t.Fatalf("DecodeJSON payload = %v", doc.Map())
 	}
 	doc.Reset()
 	if err := (Service{}).Parse(line, doc); err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := doc.Get("log"); v == nil || doc.Has("message") {
+	// Not decoded, and with no message, the log string is the message.
+	if v, _ := doc.Get("message"); v != "{\"message\":\"Hello world\",\"level\":\"info\"}\n" || doc.Has("log") {
 		t.Fatalf("no DecodeJSON = %v", doc.Map())
+	}
+}
+
+// A line's members beyond MaxFields mapped fields go into one overflow
+// object; the fields Parse sets itself never do, and a document within the
+// bound is left alone.
+func TestParseServiceBound(t *testing.T) {
+	tests := []struct {
+		name, line string
+		max        int
+		want       fields
+	}{
+		{"within", `{"msg":"m","a":1,"b":2}`, 2, fields{"message": "m", "a": int64(1), "b": int64(2)}},
+		{"beyond", `{"msg":"m","level":"info","a":1,"b":2,"c":3}`, 2,
+			fields{"message": "m", "log.level": "info", "a": int64(1), "b": int64(2), OverflowField: map[string]any{"c": int64(3)}}},
+		{"object counts its members", `{"a":1,"o":{"x":1,"y":{"z":2}},"b":2}`, 4,
+			fields{"a": int64(1), OverflowField: map[string]any{"o": map[string]any{"x": int64(1), "y": map[string]any{"z": int64(2)}}, "b": int64(2)}}},
+		{"objects in lists count", `{"l":[{"x":1,"y":2}],"b":2}`, 3,
+			fields{"l": []any{map[string]any{"x": int64(1), "y": int64(2)}}, OverflowField: map[string]any{"b": int64(2)}}},
+		{"the line's own overflow is kept", `{"a":1,"labels.overflow":"mine","b":2}`, 1,
+			fields{"a": int64(1), OverflowField: map[string]any{OverflowField: "mine", "b": int64(2)}}},
+		{"ECS leaves stay", `{"a":1,"b":2,"error":"e","host":"h"}`, 1,
+			fields{"a": int64(1), "error.message": "e", "host.name": "h", OverflowField: map[string]any{"b": int64(2)}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := &Doc{}
+			if err := (Service{MaxFields: tt.max}).Parse([]byte(tt.line), doc); err != nil {
+				t.Fatal(err)
+			}
+			if got := doc.Map(); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got  %#v\nwant %#v", got, tt.want)
+			}
+		})
+	}
+}
+
+// One line of 1,950 keys adds at most DefaultMaxFields fields; the rest are
+// in the overflow object, none lost.
+func TestParseServiceManyKeys(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"msg":"wide"`)
+	for i := range 1950 {
+		fmt.Fprintf(&b, `,"k%d":%d`, i, i)
+	}
+	b.WriteString("}")
+	doc := &Doc{}
+	if err := ParseService([]byte(b.String()), doc); err != nil {
+		t.Fatal(err)
+	}
+	over, _ := doc.Get(OverflowField)
+	m, _ := over.(map[string]any)
+	// message, the kept keys and the overflow object.
+	if kept := doc.Len() - 2; kept != DefaultMaxFields || kept+len(m) != 1950 {
+		t.Fatalf("%d keys kept at the root and %d in %s, want %d and %d", kept, len(m), OverflowField, DefaultMaxFields, 1950-DefaultMaxFields)
 	}
 }
