@@ -85,7 +85,7 @@ func newTestIndexer(t *testing.T, f *fakeBulk, maxBytes int) *bulkIndexer {
 func testItems(n int) []item {
 	items := make([]item, n)
 	for i := range items {
-		items[i] = item{index: "idx", id: fmt.Sprint("id", i), source: []byte(`{"message":"x"}`), rec: i}
+		items[i] = item{index: "idx", id: fmt.Sprint("id", i), source: []byte(`{"message":"x"}`)}
 	}
 	return items
 }
