@@ -383,7 +383,11 @@ func (a *Aggregator) consume(ctx context.Context, c consumer) error {
 				c.AllowRebalance()
 				f.unblock()
 			}
-			fetches, rebalance = a.pollWait(ctx, f, c)
+			var wake <-chan struct{}
+			if paused != nil {
+				wake = f.freed // to resume them when the documents go
+			}
+			fetches, rebalance = a.pollWait(ctx, f, c, wake)
 			if ctx.Err() != nil {
 				return a.stopFlow(f)
 			}
@@ -459,9 +463,9 @@ func (a *Aggregator) polled(fetches kgo.Fetches) []*kgo.Record {
 	return fetches.Records()
 }
 
-// pollWait polls, waiting for records until ctx or the flow ends or a
-// rebalance is signalled; rebalanceWanted reports the latter.
-func (a *Aggregator) pollWait(ctx context.Context, f *flow, c consumer) (_ kgo.Fetches, rebalanceWanted bool) {
+// pollWait polls, waiting for records until ctx or the flow ends, wake
+// fires or a rebalance is signalled; rebalanceWanted reports the latter.
+func (a *Aggregator) pollWait(ctx context.Context, f *flow, c consumer, wake <-chan struct{}) (_ kgo.Fetches, rebalanceWanted bool) {
 	pctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(f.ctx, cancel)
 	defer stop()
@@ -471,6 +475,9 @@ func (a *Aggregator) pollWait(ctx context.Context, f *flow, c consumer) (_ kgo.F
 		case <-a.rebalance:
 			cancel()
 			signalled <- true
+		case <-wake:
+			cancel()
+			signalled <- false
 		case <-pctx.Done():
 			signalled <- false
 		}

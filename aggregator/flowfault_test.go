@@ -1,0 +1,294 @@
+package aggregator
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelog/sluice/internal/event"
+)
+
+// svcRecord is a record of service svc at offset off of partition p.
+func svcRecord(svc string, p int32, off int64) *kgo.Record {
+	ev := event.Event{Type: "service", Node: "n1", Path: "/var/log/" + svc + ".log", FileID: fmt.Sprint(svc, p), Offset: off * 100,
+		ReadTime: time.Unix(1764064800, 0), Fields: map[string]string{"service": svc, "environment": "prod"},
+		Line: []byte(fmt.Sprintf(`{"level":"info","msg":"line %d"}`, off))}
+	r := ev.Record("logs-service", event.EncodeFields(ev.Fields))
+	r.Partition, r.Offset = p, off
+	return r
+}
+
+// partsConsumer hands out polls of records of several partitions and
+// keeps each partition's committed offset; nothing is checked, the tests
+// look at what is committed.
+type partsConsumer struct {
+	mu        sync.Mutex
+	polls     [][]*kgo.Record
+	next      int
+	committed map[int32]int64
+	// notMember: commits fail with UNKNOWN_MEMBER_ID until AllowRebalance.
+	notMember bool
+	allowed   int
+	paused    map[string][]int32
+}
+
+func (c *partsConsumer) PollRecords(ctx context.Context, _ int) kgo.Fetches {
+	c.mu.Lock()
+	if c.next < len(c.polls) {
+		recs := c.polls[c.next]
+		c.next++
+		c.mu.Unlock()
+		byPart := map[int32][]*kgo.Record{}
+		var order []int32
+		for _, r := range recs {
+			if byPart[r.Partition] == nil {
+				order = append(order, r.Partition)
+			}
+			byPart[r.Partition] = append(byPart[r.Partition], r)
+		}
+		var ps []kgo.FetchPartition
+		for _, p := range order {
+			ps = append(ps, kgo.FetchPartition{Partition: p, HighWatermark: 1 << 20, Records: byPart[p]})
+		}
+		return kgo.Fetches{{Topics: []kgo.FetchTopic{{Topic: "logs-service", Partitions: ps}}}}
+	}
+	c.mu.Unlock()
+	if ctx == nil {
+		return nil
+	}
+	<-ctx.Done()
+	return kgo.NewErrFetch(ctx.Err())
+}
+
+func (c *partsConsumer) CommitRecords(_ context.Context, records ...*kgo.Record) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.notMember {
+		return kerr.UnknownMemberID
+	}
+	for _, r := range records {
+		c.committed[r.Partition] = max(c.committed[r.Partition], r.Offset+1)
+	}
+	return nil
+}
+
+func (c *partsConsumer) AllowRebalance() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.notMember = false // joined again
+	c.allowed++
+}
+
+func (c *partsConsumer) PauseFetchPartitions(m map[string][]int32) map[string][]int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.paused = m
+	return m
+}
+
+func (c *partsConsumer) ResumeFetchPartitions(map[string][]int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.paused = nil
+}
+
+func (c *partsConsumer) committedAt(p int32) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.committed[p]
+}
+
+// waitFor polls cond until it holds, or fails the test after d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(d); !cond(); {
+		if time.Now().After(end) {
+			t.Fatalf("after %v: %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// redSink answers like Elasticsearch with one index red: its items fail
+// with 503 while red is set, the others are indexed. index retries until
+// delivered, as the bulk indexer does; attempt tries once.
+type redSink struct {
+	red   string // index
+	mu    sync.Mutex
+	isRed bool
+	got   map[string]bool // ids indexed
+}
+
+func (s *redSink) setRed(v bool) {
+	s.mu.Lock()
+	s.isRed = v
+	s.mu.Unlock()
+}
+
+func (s *redSink) attempt(_ context.Context, items []item) ([]outcome, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]outcome, len(items))
+	for i, it := range items {
+		if s.isRed && it.index == s.red {
+			out[i] = outcome{again: true, status: 503, reason: "unavailable_shards_exception: primary shard is not active"}
+			continue
+		}
+		s.got[it.id] = true
+		out[i] = outcome{delivered: true, status: 201}
+	}
+	return out, nil
+}
+
+func (s *redSink) index(ctx context.Context, items []item) ([]outcome, error) {
+	for {
+		out, _ := s.attempt(ctx, items)
+		todo := 0
+		for _, o := range out {
+			if o.again {
+				todo++
+			}
+		}
+		if todo == 0 {
+			return out, nil
+		}
+		if err := sleep(ctx, 10*time.Millisecond); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (s *redSink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.got)
+}
+
+// TestFlowRedIndexDoesNotStallOthers: with one index failing every item
+// (503), the documents of the other indices keep being indexed and their
+// partitions committed; the failing index is named in a metric; its
+// partition is committed only up to its first waiting record; once the
+// index recovers every document arrives and every partition is committed.
+func TestFlowRedIndexDoesNotStallOthers(t *testing.T) {
+	s := &redSink{red: "logs-service-red-prod", isRed: true, got: map[string]bool{}}
+	a := testAggregator(t, s, 2, 1200)
+	// Partition 0 holds the healthy service, partition 1 the red one;
+	// every poll has records of both.
+	c := &partsConsumer{committed: map[int32]int64{}}
+	const polls, per = 40, 5
+	for i := range polls {
+		var recs []*kgo.Record
+		for j := range per {
+			recs = append(recs, svcRecord("green", 0, int64(i*per+j)))
+		}
+		for j := range per {
+			recs = append(recs, svcRecord("red", 1, int64(i*per+j)))
+		}
+		c.polls = append(c.polls, recs)
+	}
+	stop, _ := consumeInBackground(t, a, c)
+	waitFor(t, 10*time.Second, "the healthy partition is not committed while the other index is red", func() bool {
+		return c.committedAt(0) == polls*per
+	})
+	if got := c.committedAt(1); got != 0 {
+		t.Errorf("the red index's partition committed up to %d while none of it is indexed", got)
+	}
+	if n := testutil.ToFloat64(a.metrics.indexFailing.WithLabelValues(s.red)); n == 0 {
+		t.Errorf("sluice_aggregator_index_failing{index=%q} is 0 while its documents wait", s.red)
+	}
+	s.setRed(false)
+	waitFor(t, 10*time.Second, "the red index's partition is not committed after it recovered", func() bool {
+		return c.committedAt(1) == polls*per
+	})
+	if n := s.count(); n != 2*polls*per {
+		t.Errorf("%d documents indexed, want %d", n, 2*polls*per)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if acc := a.Accepting(); acc.Waiting != 0 {
+		t.Errorf("Accepting says %d documents wait after the recovery", acc.Waiting)
+	}
+}
+
+// TestFlowPausesOnlyPartitionsOfWaitingDocuments: past the bound of
+// waiting bytes, the partitions holding them are paused, and resumed once
+// the index recovers.
+func TestFlowPausesOnlyPartitionsOfWaitingDocuments(t *testing.T) {
+	s := &redSink{red: "logs-service-red-prod", isRed: true, got: map[string]bool{}}
+	a := testAggregator(t, s, 2, 1200)
+	a.budget = 4000 // a few polls' worth of the red index's records
+	c := &partsConsumer{committed: map[int32]int64{}}
+	for i := range 40 {
+		c.polls = append(c.polls, []*kgo.Record{svcRecord("green", 0, int64(i)), svcRecord("red", 1, int64(i))})
+	}
+	stop, _ := consumeInBackground(t, a, c)
+	waitFor(t, 10*time.Second, "the red index's partition is not paused", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.paused["logs-service"]) == 1 && c.paused["logs-service"][0] == 1
+	})
+	waitFor(t, 10*time.Second, "the healthy partition is not committed", func() bool { return c.committedAt(0) == 40 })
+	s.setRed(false)
+	waitFor(t, 10*time.Second, "the partition is not resumed after the recovery", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.paused == nil && c.committed[1] == 40
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFlowExpelledMemberRejoins: commits refused with UNKNOWN_MEMBER_ID
+// (the member was expelled, e.g. stopped for longer than session_timeout)
+// are not retried for ever: the waiting rebalance is allowed, and once
+// the member is back in the group what it delivered is committed and it
+// goes on.
+func TestFlowExpelledMemberRejoins(t *testing.T) {
+	s := newTestSink(true)
+	a := testAggregator(t, s, 2, 1)
+	c := &partsConsumer{committed: map[int32]int64{}, notMember: true}
+	for i := range 10 {
+		c.polls = append(c.polls, []*kgo.Record{flowRecord(int64(2 * i)), flowRecord(int64(2*i + 1))})
+	}
+	notify(a.rebalance) // franz-go: a rebalance waits for AllowRebalance
+	stop, _ := consumeInBackground(t, a, c)
+	waitFor(t, 10*time.Second, "nothing committed after the expulsion", func() bool { return c.committedAt(0) == 20 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFlowStopCommitsInFlight: a stop (SIGTERM, SIGHUP) with documents in
+// flight delivers and commits them before consume returns, so that a
+// restart consumes nothing again.
+func TestFlowStopCommitsInFlight(t *testing.T) {
+	s := newTestSink(false)
+	a := testAggregator(t, s, 2, 1)
+	c := newTestConsumer(t, s, flowBatches(3, 2))
+	stop, _ := consumeInBackground(t, a, c)
+	first := s.next(t)
+	errc := make(chan error, 1)
+	go func() { errc <- stop() }()
+	first.release <- nil
+	go func() {
+		for call := range s.calls {
+			call.release <- nil
+		}
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.committed != c.handed {
+		t.Errorf("stopped with offsets %d to %d handed out and not committed", c.committed, c.handed)
+	}
+}
