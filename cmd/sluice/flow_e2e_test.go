@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestWriteBlockIsWaitedOut sets index.blocks.write on the index while
+// lines flow: Elasticsearch answers each item 403 cluster_block_exception,
+// a passing state. The documents wait (named in
+// sluice_aggregator_index_failing), none is dead-lettered, and once the
+// block is lifted every line is indexed exactly once.
+func TestWriteBlockIsWaitedOut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test needs Kafka and Elasticsearch")
+	}
+	p := newPipeline(t)
+	listen := freeAddr(t)
+	cfg := p.aggregatorConfig(t, p.stack.Elasticsearch, listen)
+	path := filepath.Join(p.logs, "services/prod/acme/checkout/app.log")
+	index := p.prefix + "-service-checkout-prod"
+	block := func(on bool) {
+		body := fmt.Sprintf(`{"index.blocks.write": %v}`, on)
+		if st := p.stack.ES(t, http.MethodPut, "/"+index+"/_settings", strings.NewReader(body), nil); st != http.StatusOK {
+			t.Fatalf("setting index.blocks.write %v: status %d", on, st)
+		}
+	}
+	appendLines(t, path, serviceLines(0, 1000, "checkout"))
+	ship := startSluice(t, "ship", "-c", p.shipperCfg)
+	agg := startSluice(t, "aggregate", "-c", cfg)
+	if got := p.stack.WaitCount(t, p.indexPattern, 1000, time.Minute); got != 1000 {
+		t.Fatalf("before the block: %d documents", got)
+	}
+	block(true)
+	t.Cleanup(func() { p.stack.ES(t, http.MethodPut, "/"+index+"/_settings", strings.NewReader(`{"index.blocks.write": false}`), nil) })
+	appendLines(t, path, serviceLines(1000, 3000, "checkout"))
+	waitMetricAbove(t, listen, fmt.Sprintf(`sluice_aggregator_index_failing{index=%q}`, index), 0)
+	time.Sleep(3 * time.Second)
+	if dead := metric(t, listen, "sluice_aggregator_dead_lettered_total"); dead != 0 {
+		t.Fatalf("%v documents dead-lettered during a write block", dead)
+	}
+	block(false)
+	assertExactly(t, p, 3000)
+	if dead := metric(t, listen, "sluice_aggregator_dead_lettered_total"); dead != 0 {
+		t.Fatalf("%v documents dead-lettered", dead)
+	}
+	agg.stop()
+	ship.stop()
+}
+
+// waitMetricAbove waits until series is above v.
+func waitMetricAbove(t *testing.T, addr, series string, v float64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for metric(t, addr, series) <= v {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not above %v after 30s", series, v)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestGracefulStopResendsNothing stops the aggregator (SIGTERM) in the
+// middle of a topic: what it had in flight is delivered and committed
+// before it exits, so the next one consumes only what the first did not
+// index. Counted exactly: records consumed by the second aggregator less
+// the documents it had left to index.
+func TestGracefulStopResendsNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test needs Kafka and Elasticsearch")
+	}
+	p := newPipeline(t)
+	const total = 40000
+	appendLines(t, filepath.Join(p.logs, "services/prod/acme/checkout/app.log"), serviceLines(0, total, "checkout"))
+	ship := startSluice(t, "ship", "-c", p.shipperCfg)
+	// Both shipped before the aggregator starts, so that it is stopped
+	// mid-stream with full polls in flight.
+	time.Sleep(3 * time.Second)
+	// Small requests, so that the stop comes with work in flight and more
+	// to poll.
+	small := func(cfg string) string {
+		editConfig(t, cfg, "retry_max: 1s", "retry_max: 1s\n  bulk_bytes: 65536\n  workers: 1")
+		return cfg
+	}
+	agg := startSluice(t, "aggregate", "-c", small(p.aggCfg))
+	deadline := time.Now().Add(time.Minute)
+	for p.stack.Count(t, p.indexPattern) < 2000 {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing indexed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	agg.stop()
+	first := p.stack.Count(t, p.indexPattern)
+	if first >= total {
+		t.Skipf("the first aggregator indexed all %d lines before it was stopped", total)
+	}
+	listen := freeAddr(t)
+	agg = startSluice(t, "aggregate", "-c", small(p.aggregatorConfig(t, p.stack.Elasticsearch, listen)))
+	assertExactly(t, p, total)
+	consumed, _ := metricSum(t, listen, "sluice_aggregator_records_consumed_total")
+	again := int(consumed) - (total - first)
+	t.Logf("stopped with %d of %d indexed; the next aggregator consumed %v records, %d of them again", first, total, consumed, again)
+	if again > 0 {
+		t.Errorf("%d records consumed again after a graceful stop, want 0", again)
+	}
+	agg.stop()
+	ship.stop()
+}
