@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -36,7 +37,9 @@ func TestWriteBlockIsWaitedOut(t *testing.T) {
 		t.Fatalf("before the block: %d documents", got)
 	}
 	block(true)
-	t.Cleanup(func() { p.stack.ES(t, http.MethodPut, "/"+index+"/_settings", strings.NewReader(`{"index.blocks.write": false}`), nil) })
+	t.Cleanup(func() {
+		p.stack.ES(t, http.MethodPut, "/"+index+"/_settings", strings.NewReader(`{"index.blocks.write": false}`), nil)
+	})
 	appendLines(t, path, serviceLines(1000, 3000, "checkout"))
 	waitMetricAbove(t, listen, fmt.Sprintf(`sluice_aggregator_index_failing{index=%q}`, index), 0)
 	time.Sleep(3 * time.Second)
@@ -108,6 +111,39 @@ func TestGracefulStopResendsNothing(t *testing.T) {
 	if again > 0 {
 		t.Errorf("%d records consumed again after a graceful stop, want 0", again)
 	}
+	agg.stop()
+	ship.stop()
+}
+
+// TestAggregatorPausedLongerThanSession stops the aggregator (SIGSTOP)
+// for longer than session_timeout while lines flow, so that the group
+// expels it with work in flight: on SIGCONT its commits are refused
+// (UNKNOWN_MEMBER_ID); it must let the rebalance go on, join again and
+// index everything, not retry the commit for ever.
+func TestAggregatorPausedLongerThanSession(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test needs Kafka and Elasticsearch")
+	}
+	p := newPipeline(t)
+	path := filepath.Join(p.logs, "services/prod/acme/checkout/app.log")
+	appendLines(t, path, serviceLines(0, 2000, "checkout"))
+	ship := startSluice(t, "ship", "-c", p.shipperCfg)
+	agg := startSluice(t, "aggregate", "-c", p.aggCfg)
+	if got := p.stack.WaitCount(t, p.indexPattern, 2000, time.Minute); got != 2000 {
+		t.Fatalf("before the pause: %d documents", got)
+	}
+	done := writeInBackground(t, path, 20000, 500, 20*time.Millisecond) // ids 0..2000 again: new offsets
+	time.Sleep(300 * time.Millisecond)
+	if err := agg.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Second) // session_timeout is 6s
+	if err := agg.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	appendLines(t, path, serviceLines(20000, 22000, "checkout"))
+	assertExactly(t, p, 2000+20000+2000) // the background lines are new offsets, new ids
 	agg.stop()
 	ship.stop()
 }
