@@ -94,6 +94,12 @@ func (h *esHealth) state() (lastDelivered time.Time, refused error) {
 	return h.lastDelivered, h.refused
 }
 
+// shardWait is how long Elasticsearch waits for an unavailable primary
+// before answering an item 503 (its default, a minute, would hold every
+// worker that took a document of a red index for that long before the
+// index is known to fail and its documents wait apart).
+const shardWait = 10 * time.Second
+
 // passing reports whether an item's failure passes by itself, so that the
 // item is sent again rather than dead-lettered: 429 and 5xx; a cluster
 // block (index.blocks.write, a disk watermark's read_only_allow_delete:
@@ -259,7 +265,7 @@ func (b *bulkIndexer) send(ctx context.Context, items []item, chunk []int, out [
 	b.metrics.bulkInFlight.Inc()
 	// Only what the outcomes need comes back: a bulk response otherwise
 	// repeats every item's index, id, version and shards.
-	res, err := b.es.Bulk(bytes.NewReader(body.Bytes()), b.es.Bulk.WithContext(ctx),
+	res, err := b.es.Bulk(bytes.NewReader(body.Bytes()), b.es.Bulk.WithContext(ctx), b.es.Bulk.WithTimeout(shardWait),
 		b.es.Bulk.WithFilterPath("took", "errors", "items.*.status", "items.*.error.type", "items.*.error.reason"))
 	b.metrics.bulkInFlight.Dec()
 	b.metrics.bulkLatency.Observe(time.Since(start).Seconds())

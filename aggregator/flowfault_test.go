@@ -292,3 +292,81 @@ func TestFlowStopCommitsInFlight(t *testing.T) {
 		t.Errorf("stopped with offsets %d to %d handed out and not committed", c.committed, c.handed)
 	}
 }
+
+// slowSink is a redSink whose requests take time: a few milliseconds, and
+// redWait for one holding a document of the red index (Elasticsearch waits
+// for the missing primary before it answers 503).
+type slowSink struct {
+	*redSink
+	per, redWait time.Duration
+}
+
+func (s slowSink) attempt(ctx context.Context, items []item) ([]outcome, error) {
+	d := s.per
+	s.mu.Lock()
+	for _, it := range items {
+		if s.isRed && it.index == s.red {
+			d = s.redWait
+		}
+	}
+	s.mu.Unlock()
+	if err := sleep(ctx, d); err != nil {
+		return nil, err
+	}
+	return s.redSink.attempt(ctx, items)
+}
+
+func (s slowSink) index(ctx context.Context, items []item) ([]outcome, error) {
+	for {
+		out, err := s.attempt(ctx, items)
+		if err != nil {
+			return nil, err
+		}
+		again := false
+		for _, o := range out {
+			again = again || o.again
+		}
+		if !again {
+			return out, nil
+		}
+	}
+}
+
+// TestFlowRedIndexKeepsHealthyRate: the healthy partition is indexed and
+// committed at no less than 90% of its rate without the red index, once
+// the red index's first request (which holds a worker for as long as
+// Elasticsearch waits for the primary) is counted out.
+func TestFlowRedIndexKeepsHealthyRate(t *testing.T) {
+	const polls, green = 400, 9
+	const redWait = 300 * time.Millisecond
+	run := func(red bool) time.Duration {
+		s := slowSink{redSink: &redSink{red: "logs-service-red-prod", isRed: red, got: map[string]bool{}},
+			per: 2 * time.Millisecond, redWait: redWait}
+		a := testAggregator(t, s, 4, 900) // about two documents a request
+		c := &partsConsumer{committed: map[int32]int64{}}
+		for i := range polls {
+			var recs []*kgo.Record
+			for j := range green {
+				recs = append(recs, svcRecord("green", 0, int64(i*green+j)))
+			}
+			c.polls = append(c.polls, append(recs, svcRecord("red", 1, int64(i))))
+		}
+		start := time.Now()
+		stop, _ := consumeInBackground(t, a, c)
+		waitFor(t, 30*time.Second, "the healthy partition is not committed", func() bool { return c.committedAt(0) == polls*green })
+		took := time.Since(start)
+		a.cfg.ShutdownTimeout = time.Millisecond
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		return took
+	}
+	normal := run(false)
+	withRed := run(true)
+	rate := float64(normal) / float64(max(withRed-redWait, normal))
+	t.Logf("healthy partition: %v without the red index, %v with it (%.0f%% of the rate; up to %v of it is the first red requests' wait): %.0f%% without that",
+		normal.Round(time.Millisecond), withRed.Round(time.Millisecond), 100*float64(normal)/float64(withRed), redWait, 100*rate)
+	if rate < 0.9 {
+		t.Errorf("healthy rate %.0f%% of normal while an index is red, want at least 90%%", 100*rate)
+	}
+}

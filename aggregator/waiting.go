@@ -25,8 +25,11 @@ type waitingRoom struct {
 type waitingIndex struct {
 	index   string
 	queue   []waiter // not being sent
-	sending []waiter // in the request being sent, if any
-	attempt int      // failed attempts in a row
+	// sending is the requests being sent, by number: one while the index
+	// fails, up to the slots while it takes documents again.
+	sending map[int][]waiter
+	seq     int
+	attempt int // failed attempts in a row
 	next    time.Time
 	since   time.Time // first failure of this spell
 	status  int       // of the last failure
@@ -59,7 +62,8 @@ func (f *flow) park(b *batch, k int, o outcome) {
 	it := &b.items[k]
 	wi := w.byIndex[it.index]
 	if wi == nil {
-		wi = &waitingIndex{index: it.index, since: time.Now(), next: time.Now().Add(backoffFor(0, f.a.cfg.Elasticsearch.RetryMax))}
+		wi = &waitingIndex{index: it.index, since: time.Now(), next: time.Now().Add(backoffFor(0, f.a.cfg.Elasticsearch.RetryMax)),
+			sending: map[int][]waiter{}}
 		w.byIndex[it.index] = wi
 	}
 	if o.again {
@@ -111,9 +115,11 @@ func (w *waitingRoom) partitions() map[topicPartition]bool {
 				out[x.b.p.tp] = true
 			}
 		}
-		for _, x := range wi.sending {
-			if !x.b.p.gone {
-				out[x.b.p.tp] = true
+		for _, req := range wi.sending {
+			for _, x := range req {
+				if !x.b.p.gone {
+					out[x.b.p.tp] = true
+				}
 			}
 		}
 	}
@@ -158,7 +164,9 @@ func (f *flow) sendWaiting() (next time.Time) {
 	defer f.mu.Unlock()
 	now := time.Now()
 	for _, wi := range f.w.byIndex {
-		if wi.sending != nil || len(wi.queue) == 0 {
+		// One request at a time while the index fails; as many as there
+		// are slots once it took one, to catch up.
+		if len(wi.queue) == 0 || len(wi.sending) > 0 && wi.attempt > 0 {
 			continue
 		}
 		if wi.next.After(now) {
@@ -182,21 +190,23 @@ func (f *flow) sendWaiting() (next time.Time) {
 			size += s
 			n++
 		}
-		wi.sending = append([]waiter(nil), wi.queue[:n]...)
+		req := append([]waiter(nil), wi.queue[:n]...)
 		wi.queue = wi.queue[n:]
+		wi.seq++
+		wi.sending[wi.seq] = req
 		items := make([]item, n)
-		for i, x := range wi.sending {
+		for i, x := range req {
 			items[i] = x.b.items[x.k]
 		}
 		f.wg.Add(1)
-		go f.resend(wi, items)
+		go f.resend(wi, wi.seq, items)
 	}
 	return next
 }
 
 // resend sends an index's waiting documents again and hands out the
 // outcomes; those that fail again go back to the front of the queue.
-func (f *flow) resend(wi *waitingIndex, items []item) {
+func (f *flow) resend(wi *waitingIndex, seq int, items []item) {
 	defer func() { <-f.w.slots; f.wg.Done(); notify(f.w.wake) }()
 	f.a.metrics.retries.Add(float64(len(items)))
 	res, err := f.deliver(f.ctx, items)
@@ -210,7 +220,9 @@ func (f *flow) resend(wi *waitingIndex, items []item) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var again []waiter
-	for i, x := range wi.sending {
+	req := wi.sending[seq]
+	delete(wi.sending, seq)
+	for i, x := range req {
 		o := res[i]
 		if o.again {
 			if !x.b.p.gone {
@@ -228,7 +240,6 @@ func (f *flow) resend(wi *waitingIndex, items []item) {
 		x.b.pending--
 		f.checkDelivered(x.b)
 	}
-	wi.sending = nil
 	if len(again) > 0 {
 		wi.queue = append(again, wi.queue...)
 		wi.attempt++
@@ -238,7 +249,7 @@ func (f *flow) resend(wi *waitingIndex, items []item) {
 	}
 	wi.attempt = 0
 	wi.next = time.Time{}
-	if len(wi.queue) == 0 {
+	if len(wi.queue) == 0 && len(wi.sending) == 0 && f.w.byIndex[wi.index] == wi {
 		delete(f.w.byIndex, wi.index)
 		m.indexFailing.DeleteLabelValues(wi.index)
 		f.a.log.Info("elasticsearch takes the documents of the index again", zap.String("index", wi.index),
@@ -255,6 +266,6 @@ func (f *flow) warnWaiting(wi *waitingIndex) {
 	}
 	f.a.log.Warn("elasticsearch does not take the documents of an index; they wait and are sent again, other indices go on",
 		zap.String("index", wi.index), zap.Int("status", wi.status), zap.String("reason", wi.reason),
-		zap.Int("waiting", len(wi.queue)+len(wi.sending)), zap.Duration("failing_for", time.Since(wi.since).Round(time.Second)),
+		zap.Int("waiting", len(wi.queue)), zap.Duration("failing_for", time.Since(wi.since).Round(time.Second)),
 		zap.Int("warnings_suppressed", n))
 }
