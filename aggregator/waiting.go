@@ -23,8 +23,8 @@ type waitingRoom struct {
 
 // waitingIndex is one index's waiting documents.
 type waitingIndex struct {
-	index   string
-	queue   []waiter // not being sent
+	index string
+	queue []waiter // not being sent
 	// sending is the requests being sent, by number: one while the index
 	// fails, up to the slots while it takes documents again.
 	sending map[int][]waiter
