@@ -82,6 +82,9 @@ type Aggregator struct {
 	logEvery *telemetry.Every
 	// cur is the running flow, for Accepting; nil between flows.
 	cur atomic.Pointer[flow]
+	// drainTimeout bounds the drain before a rebalance (drainTimeout, the
+	// constant, but for tests).
+	drainTimeout time.Duration
 }
 
 // Timing of rebalances and stops.
@@ -204,6 +207,7 @@ func newPipeline(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggre
 			retryMax: cfg.Elasticsearch.RetryMax, log: log, metrics: m, health: &esHealth{}, logEvery: every},
 	}
 	a.sink = a.bulk
+	a.drainTimeout = drainTimeout
 	a.sinkWorkers = cfg.Elasticsearch.Workers
 	a.budget = (cfg.Elasticsearch.Workers + 2) * cfg.Elasticsearch.BulkBytes
 	return a, nil
@@ -359,10 +363,10 @@ func (a *Aggregator) consume(ctx context.Context, c consumer) error {
 			}
 		}
 		if rebalance {
-			if err := f.drain(drainTimeout); errors.Is(err, errDrainTimeout) {
+			if err := f.drain(a.drainTimeout); errors.Is(err, errDrainTimeout) {
 				batches, waiting := f.inFlight()
 				a.log.Warn("a rebalance waits and the work in flight is not committed within the bound; allowing it: what is in flight of partitions revoked is abandoned, for their next owner",
-					zap.Duration("waited", drainTimeout), zap.Int("batches", batches), zap.Int("documents_waiting", waiting))
+					zap.Duration("waited", a.drainTimeout), zap.Int("batches", batches), zap.Int("documents_waiting", waiting))
 			} else if err != nil {
 				return ended(err)
 			}

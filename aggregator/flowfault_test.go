@@ -370,3 +370,42 @@ func TestFlowRedIndexKeepsHealthyRate(t *testing.T) {
 		t.Errorf("healthy rate %.0f%% of normal while an index is red, want at least 90%%", 100*rate)
 	}
 }
+
+// TestFlowRebalanceDrainIsBounded: with documents waiting on a red index
+// when a rebalance comes, the drain gives up at its bound and allows the
+// rebalance; the partition revoked is forgotten (its waiting documents let
+// go, nothing committed for it) and the one kept goes on.
+func TestFlowRebalanceDrainIsBounded(t *testing.T) {
+	s := &redSink{red: "logs-service-red-prod", isRed: true, got: map[string]bool{}}
+	a := testAggregator(t, s, 2, 1200)
+	a.drainTimeout = 200 * time.Millisecond
+	c := &partsConsumer{committed: map[int32]int64{}}
+	for i := range 10 {
+		c.polls = append(c.polls, []*kgo.Record{svcRecord("green", 0, int64(i)), svcRecord("red", 1, int64(i))})
+	}
+	stop, _ := consumeInBackground(t, a, c)
+	waitFor(t, 10*time.Second, "the healthy partition is not committed", func() bool { return c.committedAt(0) == 10 })
+	notify(a.rebalance)
+	waitFor(t, 10*time.Second, "the rebalance is not allowed at the drain's bound", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.allowed > 0
+	})
+	// franz-go's OnPartitionsRevoked, after AllowRebalance.
+	a.cur.Load().forget([]topicPartition{{"logs-service", 1}})
+	if acc := a.Accepting(); acc.Waiting != 0 {
+		t.Errorf("%d documents still wait for a partition revoked", acc.Waiting)
+	}
+	s.setRed(false)
+	c.mu.Lock()
+	c.polls = append(c.polls, []*kgo.Record{svcRecord("green", 0, 10)})
+	c.mu.Unlock()
+	notify(a.rebalance) // wakes the idle poll, as the next fetch would
+	waitFor(t, 10*time.Second, "the partition kept does not go on", func() bool { return c.committedAt(0) == 11 })
+	if got := c.committedAt(1); got != 0 {
+		t.Errorf("the revoked partition was committed up to %d", got)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
