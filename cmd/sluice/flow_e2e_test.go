@@ -147,3 +147,51 @@ func TestAggregatorPausedLongerThanSession(t *testing.T) {
 	agg.stop()
 	ship.stop()
 }
+
+// TestRedIndexDoesNotStallOthers makes one service's index red (its
+// primary cannot be allocated: every item waits, then 503) while two
+// services' lines flow: the other service's lines keep being indexed, the
+// red index is named in sluice_aggregator_index_failing, and once its
+// primary is allocated every line of both is indexed exactly once, none
+// dead-lettered.
+func TestRedIndexDoesNotStallOthers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test needs Kafka and Elasticsearch")
+	}
+	p := newPipeline(t)
+	listen := freeAddr(t)
+	cfg := p.aggregatorConfig(t, p.stack.Elasticsearch, listen)
+	red := p.prefix + "-service-checkout-prod"
+	// Created before the aggregator's first document, unallocatable.
+	p.stack.ES(t, http.MethodPut, "/_index_template/"+p.prefix+"-red", strings.NewReader(fmt.Sprintf(
+		`{"index_patterns":[%q],"priority":500,"template":{"settings":{"number_of_replicas":0,"index.routing.allocation.require._name":"no-such-node"}}}`, red)), nil)
+	t.Cleanup(func() { p.stack.ES(t, http.MethodDelete, "/_index_template/"+p.prefix+"-red", nil, nil) })
+	if st := p.stack.ES(t, http.MethodPut, "/"+red+"?wait_for_active_shards=0", nil, nil); st != http.StatusOK {
+		t.Fatalf("creating the red index: status %d", st)
+	}
+	checkout := filepath.Join(p.logs, "services/prod/acme/checkout/app.log")
+	payments := filepath.Join(p.logs, "services/prod/acme/payments/app.log")
+	const n = 3000
+	appendLines(t, checkout, serviceLines(0, n, "checkout"))
+	appendLines(t, payments, serviceLines(0, n, "payments"))
+	ship := startSluice(t, "ship", "-c", p.shipperCfg)
+	agg := startSluice(t, "aggregate", "-c", cfg)
+	healthy := p.prefix + "-service-payments-prod"
+	if got := p.stack.WaitCount(t, healthy, n, time.Minute); got != n {
+		t.Fatalf("%d of %d documents of the healthy index while the other is red", got, n)
+	}
+	waitMetricAbove(t, listen, fmt.Sprintf(`sluice_aggregator_index_failing{index=%q}`, red), 0)
+	appendLines(t, payments, serviceLines(n, 2*n, "payments"))
+	if got := p.stack.WaitCount(t, healthy, 2*n, time.Minute); got != 2*n {
+		t.Fatalf("%d of %d documents of the healthy index while the other is red", got, 2*n)
+	}
+	if st := p.stack.ES(t, http.MethodPut, "/"+red+"/_settings", strings.NewReader(`{"index.routing.allocation.require._name":null}`), nil); st != http.StatusOK {
+		t.Fatalf("lifting the allocation filter: status %d", st)
+	}
+	assertExactly(t, p, 3*n)
+	if dead := metric(t, listen, "sluice_aggregator_dead_lettered_total"); dead != 0 {
+		t.Fatalf("%v documents dead-lettered", dead)
+	}
+	agg.stop()
+	ship.stop()
+}
