@@ -3,6 +3,7 @@ package aggregator
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/sluicelog/sluice/internal/event"
 )
@@ -407,5 +410,34 @@ func TestFlowRebalanceDrainIsBounded(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDeadLetterWarningsRateLimited: a burst of rejected documents logs
+// one warning per index and status, not one per document; every one is
+// still dead-lettered.
+func TestDeadLetterWarningsRateLimited(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	a := testAggregator(t, newTestSink(true), 1, 1)
+	a.log = zap.New(core)
+	dl, err := OpenDeadLetterFile(filepath.Join(t.TempDir(), "dead.ndjson"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	a.deadFile = dl
+	b := &batch{}
+	for i := range 500 {
+		b.items = append(b.items, item{index: "logs-x", id: fmt.Sprint(i), record: flowRecord(int64(i))})
+		b.outcomes = append(b.outcomes, outcome{status: 404, reason: "index_not_found_exception: no such index"})
+	}
+	if err := a.finish(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if n := logs.FilterMessageSnippet("dead-letter").Len(); n != 1 {
+		t.Errorf("%d dead-letter warnings for 500 documents of one index and status, want 1", n)
+	}
+	if n := testutil.ToFloat64(a.metrics.deadLettered); n != 500 {
+		t.Errorf("%v dead-lettered, want 500", n)
 	}
 }
