@@ -563,7 +563,11 @@ func (a *Aggregator) learnDeadLetterLimit(ctx context.Context, topic string) {
 // dead-letter topic, and returns once all are handled; it commits nothing.
 func (a *Aggregator) process(ctx context.Context, records []*kgo.Record) error {
 	f := a.newFlow(ctx, nil)
-	defer f.stop()
+	a.cur.Store(f)
+	defer func() {
+		a.cur.CompareAndSwap(f, nil)
+		f.stop()
+	}()
 	if err := f.add(records); err != nil {
 		return err
 	}
