@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -439,5 +440,38 @@ func TestDeadLetterWarningsRateLimited(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(a.metrics.deadLettered); n != 500 {
 		t.Errorf("%v dead-lettered, want 500", n)
+	}
+}
+
+// errConsumer's commits fail with err.
+type errConsumer struct {
+	partsConsumer
+	err   error
+	calls int
+}
+
+func (c *errConsumer) CommitRecords(context.Context, ...*kgo.Record) error {
+	c.calls++
+	return c.err
+}
+
+// TestCommitNotMemberIsNotRetried: a commit refused for a membership or
+// generation that is gone returns errNotMember at once, for every error
+// that says so; others are retried.
+func TestCommitNotMemberIsNotRetried(t *testing.T) {
+	a := testAggregator(t, newTestSink(true), 1, 1)
+	for _, err := range []error{kerr.UnknownMemberID, kerr.IllegalGeneration, kerr.RebalanceInProgress, kerr.FencedInstanceID,
+		fmt.Errorf("wrapped: %w", kerr.UnknownMemberID)} {
+		c := &errConsumer{err: err}
+		got := a.commit(context.Background(), c, []*kgo.Record{flowRecord(1)})
+		if !errors.Is(got, errNotMember) || c.calls != 1 {
+			t.Errorf("%v: commit returned %v after %d calls, want errNotMember after 1", err, got, c.calls)
+		}
+	}
+	c := &errConsumer{err: kerr.CoordinatorNotAvailable}
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	if got := a.commit(ctx, c, []*kgo.Record{flowRecord(1)}); errors.Is(got, errNotMember) || c.calls < 2 {
+		t.Errorf("COORDINATOR_NOT_AVAILABLE: commit returned %v after %d calls, want retries", got, c.calls)
 	}
 }
