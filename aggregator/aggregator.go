@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -417,13 +418,24 @@ func (a *Aggregator) pause(f *flow, c consumer, paused map[string][]int32) map[s
 			a.log.Warn("too many documents wait for failing indices; pausing their partitions, the others go on",
 				zap.Any("partitions", pause))
 		}
-		c.PauseFetchPartitions(pause)
+		all := c.PauseFetchPartitions(pause)
+		// Those paused before stay paused: resumed with these.
+		if paused == nil {
+			paused = map[string][]int32{}
+		}
 		n := 0
-		for _, ps := range pause {
+		for t, ps := range pause {
+			for _, p := range ps {
+				if !slices.Contains(paused[t], p) {
+					paused[t] = append(paused[t], p)
+				}
+			}
+		}
+		for _, ps := range all {
 			n += len(ps)
 		}
 		a.metrics.paused.Set(float64(n))
-		return pause
+		return paused
 	case resume && len(paused) > 0:
 		a.log.Info("resuming the paused partitions", zap.Any("partitions", paused))
 		c.ResumeFetchPartitions(paused)
