@@ -102,6 +102,10 @@ func (f *flow) index(ch chunk) {
 				continue
 			}
 			f.outcome(s.b, k, o)
+			// Handled: its record no longer counts against the budget,
+			// even while its batch waits for a document of a failing index.
+			s.b.charged -= s.b.items[k].recBytes
+			f.bytes -= s.b.items[k].recBytes
 			s.b.pending--
 		}
 		if !s.b.p.gone {

@@ -34,8 +34,8 @@ import (
 //     handled, and a batch stuck on a failing index holds back only its
 //     own partition.
 //
-// The records of batches not finished, less those waiting, count against
-// a budget of bytes (waitRoom): the poll loop does not poll again while it
+// The records not handled yet, less those waiting, count against a
+// budget of bytes (waitRoom): the poll loop does not poll again while it
 // is spent. The records waiting count against a bound of their own; above
 // it the partitions that hold them are paused (pauses).
 //
@@ -91,7 +91,8 @@ type batch struct {
 	p    *partition
 	last *kgo.Record // highest offset: what a commit needs
 	// charged is the bytes the batch holds against the budget: its
-	// records' sizes less those of its waiting documents.
+	// records' sizes less those of its documents handled (delivered or
+	// rejected) or waiting.
 	charged int
 	// items and outcomes have a place for every record; the poll loop
 	// fills items[:n], chunks fill outcomes. Their slice headers change

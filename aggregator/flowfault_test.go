@@ -475,3 +475,34 @@ func TestCommitNotMemberIsNotRetried(t *testing.T) {
 		t.Errorf("COORDINATOR_NOT_AVAILABLE: commit returned %v after %d calls, want retries", got, c.calls)
 	}
 }
+
+// TestFlowRedIndexInSamePartition: with documents of a red index in the
+// same polls and partition as healthy ones, the healthy ones keep being
+// delivered: once handled they no longer count against the budget, even
+// though their partition cannot be committed past the first waiting one.
+func TestFlowRedIndexInSamePartition(t *testing.T) {
+	s := &redSink{red: "logs-service-red-prod", isRed: true, got: map[string]bool{}}
+	a := testAggregator(t, s, 2, 1200)
+	a.budget = 3000 // a few polls
+	c := &partsConsumer{committed: map[int32]int64{}}
+	off := int64(0)
+	for range 40 {
+		var recs []*kgo.Record
+		for range 4 {
+			recs = append(recs, svcRecord("green", 0, off))
+			off++
+		}
+		c.polls = append(c.polls, append(recs, svcRecord("red", 0, off)))
+		off++
+	}
+	stop, _ := consumeInBackground(t, a, c)
+	waitFor(t, 10*time.Second, "the healthy documents stop while the red ones wait in their partition", func() bool { return s.count() == 160 })
+	if got := c.committedAt(0); got > 5 {
+		t.Errorf("partition committed up to %d, past its first waiting record (4)", got)
+	}
+	s.setRed(false)
+	waitFor(t, 10*time.Second, "the partition is not committed after the recovery", func() bool { return c.committedAt(0) == 200 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}

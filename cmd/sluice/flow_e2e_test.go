@@ -161,6 +161,7 @@ func TestRedIndexDoesNotStallOthers(t *testing.T) {
 	p := newPipeline(t)
 	listen := freeAddr(t)
 	cfg := p.aggregatorConfig(t, p.stack.Elasticsearch, listen)
+	editConfig(t, cfg, "retry_max: 1s", "retry_max: 1s\n  workers: 2")
 	red := p.prefix + "-service-checkout-prod"
 	// Created before the aggregator's first document, unallocatable.
 	p.stack.ES(t, http.MethodPut, "/_index_template/"+p.prefix+"-red", strings.NewReader(fmt.Sprintf(
@@ -177,18 +178,31 @@ func TestRedIndexDoesNotStallOthers(t *testing.T) {
 	ship := startSluice(t, "ship", "-c", p.shipperCfg)
 	agg := startSluice(t, "aggregate", "-c", cfg)
 	healthy := p.prefix + "-service-payments-prod"
+	start := time.Now()
 	if got := p.stack.WaitCount(t, healthy, n, time.Minute); got != n {
 		t.Fatalf("%d of %d documents of the healthy index while the other is red", got, n)
 	}
-	waitMetricAbove(t, listen, fmt.Sprintf(`sluice_aggregator_index_failing{index=%q}`, red), 0)
-	appendLines(t, payments, serviceLines(n, 2*n, "payments"))
+	t.Logf("%v: the healthy index's first %d documents", time.Since(start).Round(time.Millisecond), n)
+	if got := p.stack.Count(t, red); got != 0 {
+		t.Fatalf("%d documents in the red index", got)
+	}
+	// Both services' lines mixed in every request: retried in place, the
+	// red ones would hold every worker.
+	for i := n; i < 2*n; i += n / 5 {
+		appendLines(t, checkout, serviceLines(i, i+n/5, "checkout"))
+		appendLines(t, payments, serviceLines(i, i+n/5, "payments"))
+		time.Sleep(200 * time.Millisecond)
+	}
 	if got := p.stack.WaitCount(t, healthy, 2*n, time.Minute); got != 2*n {
 		t.Fatalf("%d of %d documents of the healthy index while the other is red", got, 2*n)
 	}
+	t.Logf("%v: the healthy index's %d documents, paused partitions %v", time.Since(start).Round(time.Millisecond), 2*n,
+		metric(t, listen, "sluice_aggregator_paused_partitions"))
 	if st := p.stack.ES(t, http.MethodPut, "/"+red+"/_settings", strings.NewReader(`{"index.routing.allocation.require._name":null}`), nil); st != http.StatusOK {
 		t.Fatalf("lifting the allocation filter: status %d", st)
 	}
-	assertExactly(t, p, 3*n)
+	assertExactly(t, p, 4*n)
+	t.Logf("%v: all %d documents", time.Since(start).Round(time.Millisecond), 4*n)
 	if dead := metric(t, listen, "sluice_aggregator_dead_lettered_total"); dead != 0 {
 		t.Fatalf("%v documents dead-lettered", dead)
 	}
