@@ -370,6 +370,9 @@ func (a *Aggregator) consume(ctx context.Context, c consumer) error {
 					zap.Duration("waited", a.drainTimeout), zap.Int("batches", batches), zap.Int("documents_waiting", waiting))
 			} else if err != nil {
 				return ended(err)
+			} else if _, waiting := f.inFlight(); waiting > 0 {
+				a.log.Warn("allowing a rebalance with documents waiting for failing indices: those of partitions revoked are abandoned, for their next owner",
+					zap.Int("documents_waiting", waiting))
 			}
 			c.AllowRebalance()
 			f.unblock()
@@ -461,6 +464,11 @@ func (a *Aggregator) stopFlow(f *flow) error {
 	case err != nil:
 		a.log.Warn("stopping: the work in flight could not be committed; it is consumed again after the restart", zap.Error(err))
 	default:
+		if batches, waiting := f.inFlight(); batches > 0 {
+			a.log.Warn("stopping with documents waiting for failing indices; they and the records after them in their partitions are consumed again after the restart",
+				zap.Int("documents_waiting", waiting), zap.Int("batches", batches))
+			break
+		}
 		a.log.Info("stopping: everything consumed is delivered and committed", zap.Duration("took", time.Since(start)))
 	}
 	return nil

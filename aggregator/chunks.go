@@ -70,6 +70,9 @@ func (f *flow) flush() error {
 	case <-f.ctx.Done():
 		return f.failure()
 	}
+	f.mu.Lock()
+	f.inChunks += len(ch.items)
+	f.mu.Unlock()
 	f.wg.Add(1)
 	go f.index(ch)
 	return nil
@@ -79,23 +82,30 @@ func (f *flow) flush() error {
 // Elasticsearch did not take yet goes to the waiting room.
 func (f *flow) index(ch chunk) {
 	defer func() { <-f.slots; f.wg.Done() }()
-	res, err := f.deliver(f.ctx, ch.items)
-	if err != nil {
-		if f.ctx.Err() == nil {
-			f.fail(err)
+	items, at := f.sendable(ch)
+	var res []outcome
+	if len(items) > 0 {
+		var err error
+		if res, err = f.deliver(f.ctx, items); err != nil {
+			if f.ctx.Err() == nil {
+				f.fail(err)
+			}
+			return // inChunks no longer matters: the flow is over
 		}
-		return
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	i := 0
+	f.inChunks -= len(ch.items)
+	defer notify(f.freed) // a drain may be waiting for the chunks to end
+	j := 0
 	for _, s := range ch.spans {
 		for k := s.lo; k < s.hi; k++ {
-			o := res[i]
-			i++
-			if s.b.p.gone {
-				continue
+			i := at[j]
+			j++
+			if i < 0 || s.b.p.gone {
+				continue // waiting already, or let go
 			}
+			o := res[i]
 			if o.again {
 				f.park(s.b, k, o)
 				f.warnWaiting(f.w.byIndex[s.b.items[k].index])
@@ -112,6 +122,36 @@ func (f *flow) index(ch chunk) {
 			f.checkDelivered(s.b)
 		}
 	}
+}
+
+// sendable returns the chunk's items to send, and for each item of the
+// chunk its position among them, or -1 for one not sent: of a partition
+// let go, or of an index found failing since the chunk was filled (while
+// it waited for a worker), which goes to the waiting room instead of
+// holding this worker as long as the request that fails it.
+func (f *flow) sendable(ch chunk) (items []item, at []int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	items = ch.items[:0:0]
+	at = make([]int, 0, len(ch.items))
+	for _, s := range ch.spans {
+		for k := s.lo; k < s.hi; k++ {
+			switch {
+			case s.b.p.gone:
+				at = append(at, -1)
+			case f.w.failing(s.b.items[k].index):
+				f.park(s.b, k, outcome{})
+				at = append(at, -1)
+			default:
+				at = append(at, len(items))
+				items = append(items, s.b.items[k])
+			}
+		}
+	}
+	if len(items) == len(ch.items) {
+		items = ch.items // as filled
+	}
+	return items, at
 }
 
 // deliver sends items once when the sink can (the bulk indexer: what fails

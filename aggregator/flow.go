@@ -73,6 +73,11 @@ type flow struct {
 	// that is gone; none can succeed before the group's rebalance, which
 	// the drain then does not wait for.
 	commitBlocked bool
+	// inChunks is the documents in chunks handed to a worker; busy is
+	// whether the finisher has batches in hand. With neither, and only
+	// documents of failing indices left, a drain need not wait.
+	inChunks int
+	busy     bool
 	// finishing wakes the finisher when a batch is delivered; freed wakes
 	// the poll loop when batches are finished or committed.
 	finishing, freed chan struct{}
@@ -291,8 +296,16 @@ func (f *flow) drain(d time.Duration) error {
 		defer t.Stop()
 		deadline = t.C
 	}
-	_, err := f.waitUntil(nil, deadline, func() bool { return len(f.parts) == 0 || f.commitBlocked })
+	_, err := f.waitUntil(nil, deadline, func() bool { return len(f.parts) == 0 || f.commitBlocked || f.onlyStuck() })
 	return err
+}
+
+// onlyStuck reports whether all that is left in flight is documents of
+// indices that keep failing (with everything else handled and committed):
+// a drain does not wait for them, for a red index can stay red for hours,
+// and a rebalance or a stop would wait for nothing. Under f.mu.
+func (f *flow) onlyStuck() bool {
+	return f.inChunks == 0 && len(f.done) == 0 && !f.busy && f.w.stuck()
 }
 
 // unblock has the finisher try the commits again, once the rebalance a
@@ -359,6 +372,7 @@ func (f *flow) finisher() {
 		f.mu.Lock()
 		todo := f.done
 		f.done = nil
+		f.busy = len(todo) > 0
 		f.mu.Unlock()
 		if len(todo) == 0 {
 			select {
@@ -369,6 +383,7 @@ func (f *flow) finisher() {
 			f.mu.Lock()
 			todo = f.done
 			f.done = nil
+			f.busy = true
 			f.mu.Unlock()
 		}
 		for _, b := range todo {
@@ -392,6 +407,9 @@ func (f *flow) finisher() {
 			f.fail(err)
 			return
 		}
+		f.mu.Lock()
+		f.busy = false
+		f.mu.Unlock()
 		notify(f.freed)
 	}
 }

@@ -54,6 +54,17 @@ func (w *waitingRoom) failing(index string) bool {
 	return w.byIndex[index] != nil
 }
 
+// stuck reports whether documents wait, all for indices that failed
+// again when sent again: not a passing 429, a lasting failure.
+func (w *waitingRoom) stuck() bool {
+	for _, wi := range w.byIndex {
+		if wi.attempt < 2 {
+			return false
+		}
+	}
+	return len(w.byIndex) > 0
+}
+
 // park puts item k of b in the waiting room after o, a passing failure,
 // and moves its record's bytes from the budget to the waiting room's
 // bound. Under flow.mu.
@@ -207,7 +218,7 @@ func (f *flow) sendWaiting() (next time.Time) {
 // resend sends an index's waiting documents again and hands out the
 // outcomes; those that fail again go back to the front of the queue.
 func (f *flow) resend(wi *waitingIndex, seq int, items []item) {
-	defer func() { <-f.w.slots; f.wg.Done(); notify(f.w.wake) }()
+	defer func() { <-f.w.slots; f.wg.Done(); notify(f.w.wake); notify(f.freed) }()
 	f.a.metrics.retries.Add(float64(len(items)))
 	res, err := f.deliver(f.ctx, items)
 	if err != nil {

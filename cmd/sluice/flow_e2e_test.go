@@ -183,9 +183,6 @@ func TestRedIndexDoesNotStallOthers(t *testing.T) {
 		t.Fatalf("%d of %d documents of the healthy index while the other is red", got, n)
 	}
 	t.Logf("%v: the healthy index's first %d documents", time.Since(start).Round(time.Millisecond), n)
-	if got := p.stack.Count(t, red); got != 0 {
-		t.Fatalf("%d documents in the red index", got)
-	}
 	// Both services' lines mixed in every request: retried in place, the
 	// red ones would hold every worker.
 	for i := n; i < 2*n; i += n / 5 {
