@@ -6,11 +6,12 @@
 // parse it into a document, route it to its index, and bulk-index it in
 // requests of up to bulk_bytes, which keep the configured number of
 // requests in flight across polls (see flow). Acknowledgements flow back:
-// a batch's offsets are committed only once every one of its documents,
-// and every earlier batch's, is acknowledged by Elasticsearch or written
-// to the dead-letter topic. A rebalance first waits for everything in
-// flight to be committed, so a partition is never handed over with
-// uncommitted work that this member would then also commit.
+// a partition's offset is committed only once every one of its records up
+// to it is acknowledged by Elasticsearch or written to the dead-letter
+// topic; documents of an index that keeps failing wait apart, holding back
+// only their own partitions. A rebalance first waits, up to a bound, for
+// everything in flight to be committed; what is not by then is abandoned
+// with the partitions that are revoked, for their next owner.
 package aggregator
 
 import (
@@ -18,7 +19,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -79,12 +82,39 @@ type Aggregator struct {
 	// rebalance is signalled when a rebalance waits for the poll loop to
 	// allow it; nil without a consumer group.
 	rebalance chan struct{}
+	// logEvery rate-limits warnings that repeat per document.
+	logEvery *telemetry.Every
+	// cur is the running flow, for Accepting; nil between flows.
+	cur atomic.Pointer[flow]
+	// drainTimeout bounds the drain before a rebalance (drainTimeout, the
+	// constant, but for tests).
+	drainTimeout time.Duration
 }
+
+// Timing of rebalances and stops.
+const (
+	// rebalanceTimeout is how long the group waits for a member to join a
+	// rebalance (franz-go's default, set explicitly since drainTimeout
+	// depends on it).
+	rebalanceTimeout = 60 * time.Second
+	// drainTimeout bounds the drain before a rebalance: what is not
+	// committed by then is abandoned with the partitions revoked, well
+	// before the group would expel this member for being late.
+	drainTimeout = rebalanceTimeout * 3 / 4
+)
 
 // New validates cfg and prepares an aggregator; Run starts it.
 func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggregator, error) {
 	cfg.SetDefaults()
 	rebalance := make(chan struct{}, 1)
+	var a *Aggregator
+	// Called by franz-go's group loop, after AllowRebalance: the flow
+	// abandons what it has of partitions no longer this member's.
+	forget := func(m map[string][]int32) {
+		if f := a.cur.Load(); f != nil {
+			f.forget(topicPartitions(m))
+		}
+	}
 	a, err := newAggregator(cfg, reg, log,
 		kgo.ConsumerGroup(cfg.Kafka.Group),
 		kgo.ConsumeTopics(cfg.Kafka.Topics...),
@@ -93,6 +123,22 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggregator, e
 		// See consume for how rebalances and work in flight meet.
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { notify(rebalance) }),
+		kgo.RebalanceTimeout(rebalanceTimeout),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			log.Info("partitions assigned", zap.Any("partitions", m))
+		}),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			if len(m) > 0 {
+				log.Info("partitions revoked", zap.Any("partitions", m))
+				forget(m)
+			}
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			if len(m) > 0 {
+				log.Warn("partitions lost: this member left the group (expelled, or the session timed out); their uncommitted work is abandoned", zap.Any("partitions", m))
+				forget(m)
+			}
+		}),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	)
 	if err != nil {
@@ -100,6 +146,16 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggregator, e
 	}
 	a.rebalance = rebalance
 	return a, nil
+}
+
+func topicPartitions(m map[string][]int32) []topicPartition {
+	var out []topicPartition
+	for t, ps := range m {
+		for _, p := range ps {
+			out = append(out, topicPartition{t, p})
+		}
+	}
+	return out
 }
 
 // newAggregator builds an aggregator whose Kafka client consumes as
@@ -147,14 +203,16 @@ func newPipeline(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggre
 	if err != nil {
 		return nil, err
 	}
+	every := telemetry.NewEvery(time.Minute)
 	a := &Aggregator{
 		builder: b, cfg: cfg, log: log, metrics: m, es: es,
-		lag: newLagTracker(m, reg, cfg.HTTP.StallAfter),
+		lag: newLagTracker(m, reg, cfg.HTTP.StallAfter), logEvery: every,
 		bulk: &bulkIndexer{es: es, action: cfg.Elasticsearch.Action, maxBytes: cfg.Elasticsearch.BulkBytes,
-			retryMax: cfg.Elasticsearch.RetryMax, log: log, metrics: m},
+			retryMax: cfg.Elasticsearch.RetryMax, log: log, metrics: m, health: &esHealth{}, logEvery: every},
 	}
 	a.esReady = telemetry.Cached(time.Second, a.pingES)
 	a.sink = a.bulk
+	a.drainTimeout = drainTimeout
 	a.sinkWorkers = cfg.Elasticsearch.Workers
 	a.budget = (cfg.Elasticsearch.Workers + 2) * cfg.Elasticsearch.BulkBytes
 	return a, nil
@@ -165,6 +223,47 @@ func (a *Aggregator) AddChecks(srv *telemetry.Server) {
 	srv.AddCheck("kafka", telemetry.Cached(time.Second, func(ctx context.Context) error { return a.client.Ping(ctx) }))
 	srv.AddCheck("elasticsearch", a.esReady)
 	srv.AddCheck("progress", a.lag.progress.Check)
+	srv.AddCheck("elasticsearch_bulk", a.bulkRefused)
+}
+
+// bulkRefused fails while Elasticsearch refuses bulk requests outright
+// (400, 401, 403): the cluster may be green and nothing indexed.
+func (a *Aggregator) bulkRefused(context.Context) error {
+	_, refused := a.bulk.health.state()
+	return refused
+}
+
+// Acceptance is what the aggregator knows of Elasticsearch taking its
+// documents, for a progress watchdog.
+type Acceptance struct {
+	// LastDelivered is when Elasticsearch last accepted a document (zero:
+	// never since the start).
+	LastDelivered time.Time
+	// Waiting is the documents waiting to be sent again after a passing
+	// failure (429, 5xx, a cluster block, a failed request), and
+	// FailingIndices the indices they are for.
+	Waiting        int
+	FailingIndices []string
+	// Refused is Elasticsearch's refusal of the last bulk request (400,
+	// 401, 403), nil when it took it.
+	Refused error
+}
+
+// Accepting reports whether Elasticsearch takes the documents: a watchdog
+// may call it at any time; with Waiting > 0 and LastDelivered old,
+// Elasticsearch is not accepting.
+func (a *Aggregator) Accepting() Acceptance {
+	var acc Acceptance
+	acc.LastDelivered, acc.Refused = a.bulk.health.state()
+	if f := a.cur.Load(); f != nil {
+		f.mu.Lock()
+		acc.Waiting = f.w.items
+		for index := range f.w.byIndex {
+			acc.FailingIndices = append(acc.FailingIndices, index)
+		}
+		f.mu.Unlock()
+	}
+	return acc
 }
 
 func (a *Aggregator) pingES(ctx context.Context) error {
@@ -179,12 +278,14 @@ func (a *Aggregator) pingES(ctx context.Context) error {
 	return nil
 }
 
-// Run consumes until ctx is done. Work in flight when ctx ends is abandoned
-// uncommitted; it is consumed again by whoever owns the partition next.
+// Run consumes until ctx is done. When ctx ends (SIGTERM, SIGHUP), polling
+// stops and what is in flight is delivered and committed, for up to
+// shutdown_timeout; what is not by then is abandoned uncommitted, logged,
+// and consumed again by whoever owns the partition next.
 func (a *Aggregator) Run(ctx context.Context) error {
 	defer func() {
 		// A rebalance blocked by the last poll would hold up leaving the
-		// group: uncommitted work is abandoned, so allow it and leave.
+		// group: what is in flight is committed or abandoned by now.
 		a.client.AllowRebalance()
 		a.client.Close()
 		a.log.Info("aggregator stopped")
@@ -208,6 +309,8 @@ type consumer interface {
 	PollRecords(ctx context.Context, maxPollRecords int) kgo.Fetches
 	CommitRecords(ctx context.Context, records ...*kgo.Record) error
 	AllowRebalance()
+	PauseFetchPartitions(map[string][]int32) map[string][]int32
+	ResumeFetchPartitions(map[string][]int32)
 }
 
 // consume is the poll loop: it polls batches into a flow, which keeps
@@ -217,30 +320,48 @@ type consumer interface {
 // Rebalances: the client blocks rebalances from the first poll that
 // returns records until AllowRebalance (BlockRebalanceOnPoll), so every
 // commit is for partitions this member still owns. AllowRebalance is
-// called only when the flow holds no uncommitted batch: when the loop is
-// idle (nothing buffered, everything committed), and when a rebalance is
-// waiting. franz-go says so through OnPartitionsCallbackBlocked (a.rebalance),
-// and the loop then stops polling, delivers and commits what is in flight
-// (drain) and allows it; a blocking poll is cut short for that. A drain
-// takes as long as delivering the budget of records, seconds with
-// Elasticsearch up, well within the rebalance timeout; under sustained
-// load it is the only time the pipeline empties. After AllowRebalance the
-// next poll waits for the rebalance, and returns no record of a partition
-// that was revoked. Dropping BlockRebalanceOnPoll for OnPartitionsRevoked
-// would need the same drain inside the callback, plus locking against the
-// poll loop for records polled just before the revoke: this keeps franz-go
-// doing that part.
+// called when the loop is idle (everything committed), and when a
+// rebalance is waiting: franz-go says so through
+// OnPartitionsCallbackBlocked (a.rebalance), and the loop then stops
+// polling, delivers and commits what is in flight (drain) and allows it; a
+// blocking poll is cut short for that. A drain takes seconds with
+// Elasticsearch up; it is bounded by drainTimeout, well within the
+// rebalance timeout, for documents can wait on a failing index for
+// longer: what is still in flight then stays for the partitions this
+// member keeps, and is forgotten, uncommitted, for those revoked or lost
+// (OnPartitionsRevoked, OnPartitionsLost). A commit refused because this
+// member is out of the group (expelled after a pause longer than
+// session_timeout) is not retried: the drain lets the rebalance go on,
+// franz-go joins again, the partitions lost are forgotten and what stays
+// this member's is committed then.
+//
+// When ctx ends, polling stops and what is in flight is delivered and
+// committed for up to shutdown_timeout (stop).
 func (a *Aggregator) consume(ctx context.Context, c consumer) error {
-	f := a.newFlow(ctx, func(ctx context.Context, latest []*kgo.Record) error { return a.commit(ctx, c, latest) })
-	defer f.stop()
+	// The flow outlives ctx by the shutdown drain.
+	f := a.newFlow(context.WithoutCancel(ctx), func(ctx context.Context, latest []*kgo.Record) error { return a.commit(ctx, c, latest) })
+	// The shutdown deadline runs from the end of ctx, whatever the loop
+	// is waiting for then.
+	f.abort = make(chan struct{})
+	stopAbort := context.AfterFunc(ctx, func() { time.AfterFunc(a.cfg.ShutdownTimeout, func() { close(f.abort) }) })
+	a.cur.Store(f)
+	defer func() {
+		stopAbort()
+		a.cur.Store(nil)
+		f.stop()
+	}()
 	ended := func(err error) error {
 		if ctx.Err() != nil {
-			return nil
+			return a.stopFlow(f)
 		}
 		return err
 	}
+	var paused map[string][]int32
 	rebalance := false
 	for {
+		if ctx.Err() != nil {
+			return a.stopFlow(f)
+		}
 		select {
 		case <-a.rebalance:
 			rebalance = true
@@ -253,12 +374,21 @@ func (a *Aggregator) consume(ctx context.Context, c consumer) error {
 			}
 		}
 		if rebalance {
-			if err := f.drain(); err != nil {
+			if err := f.drain(a.drainTimeout); errors.Is(err, errDrainTimeout) {
+				batches, waiting := f.inFlight()
+				a.log.Warn("a rebalance waits and the work in flight is not committed within the bound; allowing it: what is in flight of partitions revoked is abandoned, for their next owner",
+					zap.Duration("waited", a.drainTimeout), zap.Int("batches", batches), zap.Int("documents_waiting", waiting))
+			} else if err != nil {
 				return ended(err)
+			} else if _, waiting := f.inFlight(); waiting > 0 {
+				a.log.Warn("allowing a rebalance with documents waiting for failing indices: those of partitions revoked are abandoned, for their next owner",
+					zap.Int("documents_waiting", waiting))
 			}
 			c.AllowRebalance()
+			f.unblock()
 			rebalance = false
 		}
+		paused = a.pause(f, c, paused)
 		// What is buffered now; with nothing, the chunk being filled goes
 		// out before waiting for more.
 		fetches := c.PollRecords(nil, a.cfg.Kafka.MaxPollRecords)
@@ -269,10 +399,15 @@ func (a *Aggregator) consume(ctx context.Context, c consumer) error {
 			}
 			if f.idle() {
 				c.AllowRebalance()
+				f.unblock()
 			}
-			fetches, rebalance = a.pollWait(f.ctx, c)
+			var wake <-chan struct{}
+			if paused != nil {
+				wake = f.freed // to resume them when the documents go
+			}
+			fetches, rebalance = a.pollWait(ctx, f, c, wake)
 			if ctx.Err() != nil {
-				return nil
+				return a.stopFlow(f)
 			}
 			if f.ctx.Err() != nil {
 				return ended(f.failure())
@@ -284,6 +419,69 @@ func (a *Aggregator) consume(ctx context.Context, c consumer) error {
 			}
 		}
 	}
+}
+
+// pause pauses fetching the partitions that hold too many waiting
+// documents, and resumes them once fewer wait; it returns those paused.
+func (a *Aggregator) pause(f *flow, c consumer, paused map[string][]int32) map[string][]int32 {
+	pause, resume := f.pauses()
+	switch {
+	case pause != nil:
+		if len(paused) == 0 {
+			a.log.Warn("too many documents wait for failing indices; pausing their partitions, the others go on",
+				zap.Any("partitions", pause))
+		}
+		all := c.PauseFetchPartitions(pause)
+		// Those paused before stay paused: resumed with these.
+		if paused == nil {
+			paused = map[string][]int32{}
+		}
+		n := 0
+		for t, ps := range pause {
+			for _, p := range ps {
+				if !slices.Contains(paused[t], p) {
+					paused[t] = append(paused[t], p)
+				}
+			}
+		}
+		for _, ps := range all {
+			n += len(ps)
+		}
+		a.metrics.paused.Set(float64(n))
+		return paused
+	case resume && len(paused) > 0:
+		a.log.Info("resuming the paused partitions", zap.Any("partitions", paused))
+		c.ResumeFetchPartitions(paused)
+		a.metrics.paused.Set(0)
+		return nil
+	}
+	return paused
+}
+
+// stopFlow is the graceful end of consume: what is in flight is delivered
+// and committed, for up to shutdown_timeout.
+func (a *Aggregator) stopFlow(f *flow) error {
+	if f.ctx.Err() != nil {
+		return nil // failed or already stopped: nothing to wait for
+	}
+	start := time.Now()
+	err := f.drain(0) // until f.abort
+	switch {
+	case errors.Is(err, errDrainTimeout):
+		batches, waiting := f.inFlight()
+		a.log.Warn("stopping with work in flight not committed within shutdown_timeout; it is consumed again after the restart",
+			zap.Duration("shutdown_timeout", a.cfg.ShutdownTimeout), zap.Int("batches", batches), zap.Int("documents_waiting", waiting))
+	case err != nil:
+		a.log.Warn("stopping: the work in flight could not be committed; it is consumed again after the restart", zap.Error(err))
+	default:
+		if batches, waiting := f.inFlight(); batches > 0 {
+			a.log.Warn("stopping with documents waiting for failing indices; they and the records after them in their partitions are consumed again after the restart",
+				zap.Int("documents_waiting", waiting), zap.Int("batches", batches))
+			break
+		}
+		a.log.Info("stopping: everything consumed is delivered and committed", zap.Duration("took", time.Since(start)))
+	}
+	return nil
 }
 
 // polled logs a poll's fetch errors, notes its high watermarks and returns
@@ -299,16 +497,21 @@ func (a *Aggregator) polled(fetches kgo.Fetches) []*kgo.Record {
 	return fetches.Records()
 }
 
-// pollWait polls, waiting for records until ctx ends or a rebalance is
-// signalled; rebalanceWanted reports the latter.
-func (a *Aggregator) pollWait(ctx context.Context, c consumer) (_ kgo.Fetches, rebalanceWanted bool) {
+// pollWait polls, waiting for records until ctx or the flow ends, wake
+// fires or a rebalance is signalled; rebalanceWanted reports the latter.
+func (a *Aggregator) pollWait(ctx context.Context, f *flow, c consumer, wake <-chan struct{}) (_ kgo.Fetches, rebalanceWanted bool) {
 	pctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(f.ctx, cancel)
+	defer stop()
 	signalled := make(chan bool, 1)
 	go func() {
 		select {
 		case <-a.rebalance:
 			cancel()
 			signalled <- true
+		case <-wake:
+			cancel()
+			signalled <- false
 		case <-pctx.Done():
 			signalled <- false
 		}
@@ -390,11 +593,15 @@ func (a *Aggregator) learnDeadLetterLimit(ctx context.Context, topic string) {
 // dead-letter topic, and returns once all are handled; it commits nothing.
 func (a *Aggregator) process(ctx context.Context, records []*kgo.Record) error {
 	f := a.newFlow(ctx, nil)
-	defer f.stop()
+	a.cur.Store(f)
+	defer func() {
+		a.cur.CompareAndSwap(f, nil)
+		f.stop()
+	}()
 	if err := f.add(records); err != nil {
 		return err
 	}
-	return f.drain()
+	return f.drain(0)
 }
 
 // finish handles a batch whose documents all have an outcome: conflict
@@ -413,9 +620,12 @@ func (a *Aggregator) finish(ctx context.Context, b *batch) error {
 			}
 			continue
 		}
-		a.log.Warn("elasticsearch rejected a document; sending it to the dead-letter topic",
-			zap.String("index", it.index), zap.String("id", it.id), zap.Int("status", o.status), zap.String("reason", o.reason))
-		dead = append(dead, deadLetter{rec: b.records[it.rec], status: o.status, reason: o.reason, index: it.index})
+		if ok, n := a.logEvery.Allow("dead letter " + it.index + " " + strconv.Itoa(o.status)); ok {
+			a.log.Warn("elasticsearch rejected a document; sending it to the dead-letter topic (one line a minute per index and status)",
+				zap.String("index", it.index), zap.String("id", it.id), zap.Int("status", o.status), zap.String("reason", o.reason),
+				zap.Int("suppressed", n))
+		}
+		dead = append(dead, deadLetter{rec: it.record, status: o.status, reason: o.reason, index: it.index})
 	}
 	return a.deadLetter(ctx, dead)
 }
@@ -541,14 +751,39 @@ func (a *Aggregator) cutToFit(r *kgo.Record) *kgo.Record {
 	return cut
 }
 
+// errNotMember is commit's when the group no longer counts this member
+// (or its generation): no retry can commit for it.
+var errNotMember = errors.New("not a member of the consumer group any more")
+
 // commit commits the offsets of records, which are delivered, as every
-// record before them.
+// record before them. It retries, except when the membership or generation
+// is gone (errNotMember): the partitions are another member's, or will be
+// given again from the committed offsets once this one joins again.
 func (a *Aggregator) commit(ctx context.Context, c consumer, records []*kgo.Record) error {
-	return retry(ctx, a.log, "committing offsets", func() error {
-		if err := c.CommitRecords(ctx, records...); err != nil {
+	var gone error
+	err := retry(ctx, a.log, "committing offsets", func() error {
+		err := c.CommitRecords(ctx, records...)
+		if notMember(err) {
+			gone = err
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 		a.lag.committed(records)
 		return nil
 	})
+	if gone != nil {
+		return fmt.Errorf("committing offsets: %w: %w", errNotMember, gone)
+	}
+	return err
+}
+
+// notMember reports whether a commit failed for a membership or generation
+// that is gone.
+func notMember(err error) bool {
+	return errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.IllegalGeneration) ||
+		errors.Is(err, kerr.RebalanceInProgress) || errors.Is(err, kerr.FencedInstanceID) ||
+		errors.Is(err, kerr.StaleMemberEpoch) || errors.Is(err, kerr.FencedMemberEpoch) ||
+		(err != nil && strings.Contains(err.Error(), "not assigned a group"))
 }

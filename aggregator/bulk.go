@@ -9,10 +9,14 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
+
+	"github.com/sluicelog/sluice/internal/telemetry"
 )
 
 // item is one document on its way to Elasticsearch.
@@ -20,8 +24,11 @@ type item struct {
 	index  string
 	id     string
 	source []byte // the document, JSON; nil once delivered
-	// rec is the position of the Kafka record the document came from.
-	rec int
+	// record is the Kafka record the document came from, for its dead
+	// letter; nil once delivered.
+	record *kgo.Record
+	// recBytes is that record's weight against the flow's budget.
+	recBytes int
 	// read is when the shipper read the line (zero if unknown).
 	read time.Time
 }
@@ -29,8 +36,12 @@ type item struct {
 // outcome is what became of an item.
 type outcome struct {
 	delivered bool
-	status    int
-	reason    string
+	// again: not delivered yet, for a reason that passes (429, 5xx, a
+	// cluster block, a failed request); the item is to be sent again
+	// later. Only attempt returns it.
+	again  bool
+	status int
+	reason string
 }
 
 // bulkIndexer sends items with the bulk API and handles each item's result:
@@ -45,6 +56,58 @@ type bulkIndexer struct {
 	retryMax time.Duration
 	log      *zap.Logger
 	metrics  *metrics
+	health   *esHealth
+	// logEvery rate-limits the warnings of failures that repeat per item.
+	logEvery *telemetry.Every
+}
+
+// esHealth is what the bulk requests say about Elasticsearch accepting
+// documents, for readiness and the progress watchdog.
+type esHealth struct {
+	mu            sync.Mutex
+	lastDelivered time.Time // last item accepted
+	refused       error     // the last request's refusal (400, 401, 403, ...), nil once one is accepted
+}
+
+func (h *esHealth) delivered() {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	h.lastDelivered = time.Now()
+	h.mu.Unlock()
+}
+
+func (h *esHealth) setRefused(err error) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	h.refused = err
+	h.mu.Unlock()
+}
+
+// state returns when an item was last accepted and the standing refusal.
+func (h *esHealth) state() (lastDelivered time.Time, refused error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lastDelivered, h.refused
+}
+
+// shardWait is how long Elasticsearch waits for an unavailable primary
+// before answering an item 503 (its default, a minute, would hold every
+// worker that took a document of a red index for that long before the
+// index is known to fail and its documents wait apart).
+const shardWait = 10 * time.Second
+
+// passing reports whether an item's failure passes by itself, so that the
+// item is sent again rather than dead-lettered: 429 and 5xx; a cluster
+// block (index.blocks.write, a disk watermark's read_only_allow_delete:
+// 403 cluster_block_exception), which an operator lifts; a rejected
+// execution (a full write queue), whatever its status.
+func passing(status int, errType string) bool {
+	return status == http.StatusTooManyRequests || status >= 500 ||
+		errType == "cluster_block_exception" || errType == "es_rejected_execution_exception"
 }
 
 // index delivers items and returns each one's outcome, retrying until every
@@ -69,7 +132,7 @@ func (b *bulkIndexer) index(ctx context.Context, items []item) ([]outcome, error
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
 				}
-				b.log.Warn("bulk request failed; retrying", zap.Int("items", len(chunk)), zap.Error(err))
+				b.warn("request", "bulk request failed; retrying", zap.Int("items", len(chunk)), zap.Error(err))
 				retry = append(retry, chunk...)
 				continue
 			}
@@ -78,6 +141,59 @@ func (b *bulkIndexer) index(ctx context.Context, items []item) ([]outcome, error
 		todo = retry
 	}
 	return out, nil
+}
+
+// attempt sends items once and returns each one's outcome: delivered,
+// rejected for good, or again (429, 5xx, a cluster block, or the request
+// failed) for the caller to send later. Unlike index, it does not hold on
+// to items that keep failing, so that they do not hold a worker; an error
+// is returned only when ctx ends.
+func (b *bulkIndexer) attempt(ctx context.Context, items []item) ([]outcome, error) {
+	out := make([]outcome, len(items))
+	all := make([]int, len(items))
+	for i := range all {
+		all[i] = i
+	}
+	for _, chunk := range b.chunks(items, all) {
+		if _, err := b.send(ctx, items, chunk, out); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			b.warn("request", "bulk request failed; its documents wait and are sent again", zap.Int("items", len(chunk)), zap.Error(err))
+			for _, i := range chunk {
+				out[i] = outcome{again: true, reason: err.Error()}
+			}
+		}
+	}
+	return out, nil
+}
+
+// refused records the outcome of a whole request: err for one Elasticsearch
+// answered with a status that no retry of the same request cures by itself
+// (400, 401, 403: a proxy in the way, credentials refused or lacking the
+// index privilege), nil for a 200. Such requests are still retried, for an
+// operator may fix the cause without restarting; but it is logged as an
+// error (once a minute), fails readiness, and sets
+// sluice_aggregator_elasticsearch_refused.
+func (b *bulkIndexer) refused(err error) {
+	if err == nil {
+		b.health.setRefused(nil)
+		b.metrics.refused.Set(0)
+		return
+	}
+	b.health.setRefused(err)
+	b.metrics.refused.Set(1)
+	if ok, n := b.logEvery.Allow("refused"); ok {
+		b.log.Error("elasticsearch refuses bulk requests; retrying, but nothing is indexed until the cause is fixed (credentials, privileges, address)",
+			zap.Error(err), zap.Int("suppressed", n))
+	}
+}
+
+// warn logs a warning at most once a minute per key.
+func (b *bulkIndexer) warn(key, msg string, fields ...zap.Field) {
+	if ok, n := b.logEvery.Allow(key); ok {
+		b.log.Warn(msg, append(fields, zap.Int("suppressed", n))...)
+	}
 }
 
 // backoff is exponential from 100ms to retryMax with full jitter.
@@ -149,7 +265,7 @@ func (b *bulkIndexer) send(ctx context.Context, items []item, chunk []int, out [
 	b.metrics.bulkInFlight.Inc()
 	// Only what the outcomes need comes back: a bulk response otherwise
 	// repeats every item's index, id, version and shards.
-	res, err := b.es.Bulk(bytes.NewReader(body.Bytes()), b.es.Bulk.WithContext(ctx),
+	res, err := b.es.Bulk(bytes.NewReader(body.Bytes()), b.es.Bulk.WithContext(ctx), b.es.Bulk.WithTimeout(shardWait),
 		b.es.Bulk.WithFilterPath("took", "errors", "items.*.status", "items.*.error.type", "items.*.error.reason"))
 	b.metrics.bulkInFlight.Dec()
 	b.metrics.bulkLatency.Observe(time.Since(start).Seconds())
@@ -175,15 +291,19 @@ func (b *bulkIndexer) send(ctx context.Context, items []item, chunk []int, out [
 		b.metrics.bulkRequests.WithLabelValues(fmt.Sprint(res.StatusCode)).Inc()
 		msg, _ := io.ReadAll(io.LimitReader(res.Body, 512))
 		if res.StatusCode == http.StatusTooManyRequests || res.StatusCode >= 500 {
+			b.refused(nil) // answered: passing, not refusing
 			return nil, fmt.Errorf("bulk request: status %d: %s", res.StatusCode, strings.TrimSpace(string(msg)))
 		}
 		if res.StatusCode == http.StatusRequestEntityTooLarge {
 			out[chunk[0]] = outcome{status: res.StatusCode, reason: "document larger than http.max_content_length"}
 			return nil, nil
 		}
-		return nil, fmt.Errorf("bulk request: status %d: %s", res.StatusCode, strings.TrimSpace(string(msg)))
+		err := fmt.Errorf("bulk request: status %d: %s", res.StatusCode, strings.TrimSpace(string(msg)))
+		b.refused(err)
+		return nil, err
 	}
 	b.metrics.bulkRequests.WithLabelValues("200").Inc()
+	b.refused(nil)
 	data, err := io.ReadAll(res.Body)
 	if err != nil {
 		return nil, fmt.Errorf("reading bulk response: %w", err)
@@ -193,6 +313,7 @@ func (b *bulkIndexer) send(ctx context.Context, items []item, chunk []int, out [
 			out[i] = outcome{delivered: true, status: http.StatusOK}
 		}
 		b.metrics.indexed.Add(float64(len(chunk)))
+		b.health.delivered()
 		return nil, nil
 	}
 	var br bulkResponse
@@ -212,17 +333,21 @@ func (b *bulkIndexer) send(ctx context.Context, items []item, chunk []int, out [
 		case r.Status >= 200 && r.Status < 300:
 			out[i] = outcome{delivered: true, status: r.Status}
 			b.metrics.indexed.Inc()
+			b.health.delivered()
 		case r.Status == http.StatusConflict:
 			out[i] = outcome{delivered: true, status: r.Status}
 			b.metrics.itemErrors.WithLabelValues("409").Inc()
-		case r.Status == http.StatusTooManyRequests || r.Status >= 500:
-			b.metrics.itemErrors.WithLabelValues(fmt.Sprint(r.Status)).Inc()
-			retry = append(retry, i)
 		default:
 			b.metrics.itemErrors.WithLabelValues(fmt.Sprint(r.Status)).Inc()
 			o := outcome{status: r.Status}
+			errType := ""
 			if r.Error != nil {
+				errType = r.Error.Type
 				o.reason = r.Error.Type + ": " + r.Error.Reason
+			}
+			if passing(r.Status, errType) {
+				o.again = true
+				retry = append(retry, i)
 			}
 			out[i] = o
 		}

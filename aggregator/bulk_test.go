@@ -14,6 +14,7 @@ import (
 
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -25,6 +26,11 @@ type fakeBulk struct {
 	seen      map[string]int // id -> times received
 	statusFor func(id string, attempt int) int
 	tooLarge  int // answer 413 to requests with more items than this (0: never)
+	// errType is the error type of a failed item (default
+	// mapper_parsing_exception).
+	errType func(id string) string
+	// refuse, when set, answers whole requests with this status.
+	refuse int
 }
 
 func (f *fakeBulk) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -53,6 +59,11 @@ func (f *fakeBulk) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	f.requests++
 	w.Header().Set("X-Elastic-Product", "Elasticsearch")
+	if f.refuse != 0 {
+		w.WriteHeader(f.refuse)
+		w.Write([]byte(`{"error":{"type":"security_exception","reason":"unable to authenticate user [sluice]"},"status":401}`))
+		return
+	}
 	if f.tooLarge > 0 && len(ids) > f.tooLarge {
 		w.WriteHeader(http.StatusRequestEntityTooLarge)
 		return
@@ -63,7 +74,11 @@ func (f *fakeBulk) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st := f.statusFor(id, f.seen[id])
 		errPart := ""
 		if st >= 300 {
-			errPart = `,"error":{"type":"mapper_parsing_exception","reason":"failed to parse field [x]"}`
+			typ := "mapper_parsing_exception"
+			if f.errType != nil {
+				typ = f.errType(id)
+			}
+			errPart = fmt.Sprintf(`,"error":{"type":%q,"reason":"failed"}`, typ)
 		}
 		items = append(items, fmt.Sprintf(`{"index":{"_id":%q,"status":%d%s}}`, id, st, errPart))
 	}
@@ -85,7 +100,7 @@ func newTestIndexer(t *testing.T, f *fakeBulk, maxBytes int) *bulkIndexer {
 func testItems(n int) []item {
 	items := make([]item, n)
 	for i := range items {
-		items[i] = item{index: "idx", id: fmt.Sprint("id", i), source: []byte(`{"message":"x"}`), rec: i}
+		items[i] = item{index: "idx", id: fmt.Sprint("id", i), source: []byte(`{"message":"x"}`)}
 	}
 	return items
 }
@@ -97,36 +112,57 @@ func TestBulkItemOutcomes(t *testing.T) {
 		wantDelivered int
 		wantRejected  map[string]int // id -> final status
 		wantReceived  map[string]int // id -> times sent
+		errType       func(id string) string
 	}{
-		{"all ok", func(string, int) int { return 201 }, 4, nil, map[string]int{"id0": 1, "id3": 1}},
+		{"all ok", func(string, int) int { return 201 }, 4, nil, map[string]int{"id0": 1, "id3": 1}, nil},
 		{"409 is delivered", func(id string, _ int) int {
 			if id == "id1" {
 				return 409
 			}
 			return 200
-		}, 4, nil, map[string]int{"id1": 1}},
+		}, 4, nil, map[string]int{"id1": 1}, nil},
 		{"429 retried for that item only", func(id string, attempt int) int {
 			if id == "id2" && attempt < 3 {
 				return 429
 			}
 			return 201
-		}, 4, nil, map[string]int{"id0": 1, "id2": 3}},
+		}, 4, nil, map[string]int{"id0": 1, "id2": 3}, nil},
 		{"503 retried", func(id string, attempt int) int {
 			if attempt == 1 {
 				return 503
 			}
 			return 201
-		}, 4, nil, map[string]int{"id0": 2, "id3": 2}},
+		}, 4, nil, map[string]int{"id0": 2, "id3": 2}, nil},
 		{"400 rejected, not retried", func(id string, _ int) int {
 			if id == "id3" {
 				return 400
 			}
 			return 201
-		}, 3, map[string]int{"id3": 400}, map[string]int{"id3": 1}},
+		}, 3, map[string]int{"id3": 400}, map[string]int{"id3": 1}, nil},
+		// index.blocks.write, a flood-stage watermark: passing states, for
+		// an operator to lift, not reasons to dead-letter.
+		{"403 cluster block retried", func(id string, attempt int) int {
+			if attempt < 3 {
+				return 403
+			}
+			return 201
+		}, 4, nil, map[string]int{"id0": 3, "id3": 3}, func(string) string { return "cluster_block_exception" }},
+		{"rejected execution retried whatever its status", func(id string, attempt int) int {
+			if id == "id1" && attempt < 2 {
+				return 400
+			}
+			return 201
+		}, 4, nil, map[string]int{"id1": 2}, func(string) string { return "es_rejected_execution_exception" }},
+		{"403 other than a block rejected", func(id string, _ int) int {
+			if id == "id2" {
+				return 403
+			}
+			return 201
+		}, 3, map[string]int{"id2": 403}, map[string]int{"id2": 1}, func(string) string { return "security_exception" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := &fakeBulk{seen: map[string]int{}, statusFor: tt.statusFor}
+			f := &fakeBulk{seen: map[string]int{}, statusFor: tt.statusFor, errType: tt.errType}
 			b := newTestIndexer(t, f, 1<<20)
 			items := testItems(4)
 			out, err := b.index(context.Background(), items)
@@ -152,6 +188,42 @@ func TestBulkItemOutcomes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBulkRefusedRequestIsLoud: a whole request refused (401: wrong
+// credentials) is sent again later, but says so: an error, readiness
+// failing, sluice_aggregator_elasticsearch_refused 1; until a request is
+// taken again.
+func TestBulkRefusedRequestIsLoud(t *testing.T) {
+	f := &fakeBulk{seen: map[string]int{}, statusFor: func(string, int) int { return 201 }, refuse: 401}
+	b := newTestIndexer(t, f, 1<<20)
+	b.health = &esHealth{}
+	out, err := b.attempt(context.Background(), testItems(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range out {
+		if !o.again || o.delivered {
+			t.Errorf("item %d: %+v, want to be sent again", i, o)
+		}
+	}
+	_, refused := b.health.state()
+	if refused == nil || !strings.Contains(refused.Error(), "401") {
+		t.Errorf("refusal %v, want the 401", refused)
+	}
+	if v := testutil.ToFloat64(b.metrics.refused); v != 1 {
+		t.Errorf("sluice_aggregator_elasticsearch_refused = %v, want 1", v)
+	}
+	f.mu.Lock()
+	f.refuse = 0
+	f.mu.Unlock()
+	if _, err := b.attempt(context.Background(), testItems(2)); err != nil {
+		t.Fatal(err)
+	}
+	last, refused := b.health.state()
+	if refused != nil || last.IsZero() || testutil.ToFloat64(b.metrics.refused) != 0 {
+		t.Errorf("after a request taken: refusal %v, last delivered %v, gauge %v", refused, last, testutil.ToFloat64(b.metrics.refused))
 	}
 }
 
@@ -193,6 +265,8 @@ func TestBulkGivesUpOnlyWhenContextEnds(t *testing.T) {
 	if _, err := b.index(ctx, testItems(2)); err == nil {
 		t.Fatal("index returned without error while every item kept failing")
 	}
+	f.mu.Lock() // a request cut short may still be in the handler
+	defer f.mu.Unlock()
 	if f.seen["id0"] < 3 {
 		t.Fatalf("item retried %d times in 300ms, want several", f.seen["id0"])
 	}

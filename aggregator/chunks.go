@@ -1,5 +1,7 @@
 package aggregator
 
+import "context"
+
 // A chunk is one call to the sink: documents in poll order, up to
 // bulk_bytes, possibly from several batches. Chunks are filled across poll
 // boundaries so that each bulk request is as large as the data queued
@@ -21,6 +23,18 @@ type span struct {
 // put adds the batch's item k to the chunk being filled, first sending
 // that chunk when the item would take it over bulk_bytes. Poll loop only.
 func (f *flow) put(b *batch, k int) error {
+	f.mu.Lock()
+	failing := f.w.failing(b.items[k].index)
+	if failing {
+		// Sent with the others of its index, when Elasticsearch takes
+		// them: in a chunk it would hold a worker for a request that
+		// fails for it (or, a red index, waits a minute to).
+		f.park(b, k, outcome{})
+	}
+	f.mu.Unlock()
+	if failing {
+		return nil
+	}
 	n := bulkSize(&b.items[k])
 	if len(f.cur.items) > 0 && f.cur.size+n > f.a.cfg.Elasticsearch.BulkBytes {
 		if err := f.flush(); err != nil {
@@ -50,37 +64,115 @@ func (f *flow) flush() error {
 	f.cur = chunk{items: make([]item, 0, len(ch.items))}
 	select {
 	case f.slots <- struct{}{}:
+	case <-f.abort:
+		f.cur = ch // abandoned with the rest
+		return errDrainTimeout
 	case <-f.ctx.Done():
 		return f.failure()
 	}
+	f.mu.Lock()
+	f.inChunks += len(ch.items)
+	f.mu.Unlock()
 	f.wg.Add(1)
 	go f.index(ch)
 	return nil
 }
 
-// index delivers a chunk and hands each outcome to its batch. A delivered
-// document's bytes are let go at once: only rejected ones are needed
-// later, for the conflict retry.
+// index delivers a chunk and hands each outcome to its batch; what
+// Elasticsearch did not take yet goes to the waiting room.
 func (f *flow) index(ch chunk) {
 	defer func() { <-f.slots; f.wg.Done() }()
-	res, err := f.a.sink.index(f.ctx, ch.items)
-	if err != nil {
-		f.fail(err)
-		return
+	items, at := f.sendable(ch)
+	var res []outcome
+	if len(items) > 0 {
+		var err error
+		if res, err = f.deliver(f.ctx, items); err != nil {
+			if f.ctx.Err() == nil {
+				f.fail(err)
+			}
+			return // inChunks no longer matters: the flow is over
+		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	i := 0
+	f.inChunks -= len(ch.items)
+	defer notify(f.freed) // a drain may be waiting for the chunks to end
+	j := 0
 	for _, s := range ch.spans {
 		for k := s.lo; k < s.hi; k++ {
-			s.b.outcomes[k] = res[i]
-			if res[i].delivered {
-				s.b.items[k].source = nil // only rejected ones are needed later
+			i := at[j]
+			j++
+			if i < 0 || s.b.p.gone {
+				continue // waiting already, or let go
 			}
-			i++
+			o := res[i]
+			if o.again {
+				f.park(s.b, k, o)
+				f.warnWaiting(f.w.byIndex[s.b.items[k].index])
+				continue
+			}
+			f.outcome(s.b, k, o)
+			// Handled: its record no longer counts against the budget,
+			// even while its batch waits for a document of a failing index.
+			s.b.charged -= s.b.items[k].recBytes
+			f.bytes -= s.b.items[k].recBytes
+			s.b.pending--
 		}
-		s.b.pending -= s.hi - s.lo
-		s.b.checkDelivered()
+		if !s.b.p.gone {
+			f.checkDelivered(s.b)
+		}
+	}
+}
+
+// sendable returns the chunk's items to send, and for each item of the
+// chunk its position among them, or -1 for one not sent: of a partition
+// let go, or of an index found failing since the chunk was filled (while
+// it waited for a worker), which goes to the waiting room instead of
+// holding this worker as long as the request that fails it.
+func (f *flow) sendable(ch chunk) (items []item, at []int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	items = ch.items[:0:0]
+	at = make([]int, 0, len(ch.items))
+	for _, s := range ch.spans {
+		for k := s.lo; k < s.hi; k++ {
+			switch {
+			case s.b.p.gone:
+				at = append(at, -1)
+			case f.w.failing(s.b.items[k].index):
+				f.park(s.b, k, outcome{})
+				at = append(at, -1)
+			default:
+				at = append(at, len(items))
+				items = append(items, s.b.items[k])
+			}
+		}
+	}
+	if len(items) == len(ch.items) {
+		items = ch.items // as filled
+	}
+	return items, at
+}
+
+// deliver sends items once when the sink can (the bulk indexer: what fails
+// for a passing reason comes back as again), else lets the sink retry.
+func (f *flow) deliver(ctx context.Context, items []item) ([]outcome, error) {
+	if at, ok := f.a.sink.(interface {
+		attempt(context.Context, []item) ([]outcome, error)
+	}); ok {
+		return at.attempt(ctx, items)
+	}
+	return f.a.sink.index(ctx, items)
+}
+
+// outcome records item k's outcome. A delivered document's bytes and
+// record are let go at once: only rejected ones are needed later, for the
+// conflict retry and the dead letter. Under f.mu.
+func (f *flow) outcome(b *batch, k int, o outcome) {
+	b.outcomes[k] = o
+	if o.delivered {
+		b.items[k].source = nil
+		b.items[k].record = nil
 	}
 }
 

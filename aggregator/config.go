@@ -35,6 +35,9 @@ type Config struct {
 	// Kibana is where `sluice setup` imports the dashboards; optional, and
 	// not used by `sluice aggregate`.
 	Kibana kibana.Config `yaml:"kibana"`
+	// ShutdownTimeout bounds how long a stop (SIGTERM, SIGHUP) waits for
+	// the records in flight to be delivered and committed (default 10s).
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
 // KafkaConfig is where records are consumed from.
@@ -175,6 +178,9 @@ func (c *Config) SetDefaults() {
 		c.HTTP.Listen = DefaultListen
 	}
 	c.HTTP.SetDefaults()
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
 	c.GeoIP.SetDefaults()
 	c.Pipelines.SetDefaults()
 }
@@ -258,6 +264,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Log.Validate("log"); err != nil {
 		return err
+	}
+	if c.ShutdownTimeout < 0 {
+		return config.Errorf("shutdown_timeout", "must be a positive duration such as 10s")
 	}
 	if err := c.GeoIP.Validate("geoip"); err != nil {
 		return err

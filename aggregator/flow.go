@@ -2,9 +2,14 @@ package aggregator
 
 import (
 	"context"
+	"errors"
+	"math/rand/v2"
+	"sort"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
 
 	"github.com/sluicelog/sluice/parser"
 )
@@ -12,28 +17,41 @@ import (
 // flow carries polled batches to the sink and on to their commit, several
 // batches at a time, so that Elasticsearch is never idle between polls:
 //
-//   - the poll loop builds each batch's documents into chunks of up to
-//     bulk_bytes (put, flush), which may span batches;
+//   - the poll loop splits each poll by partition into batches and builds
+//     their documents into chunks of up to bulk_bytes (put, flush), which
+//     may span batches;
 //   - up to sinkWorkers chunks are delivered at once (index); flush waits
 //     for a free worker, which bounds the documents in flight;
-//   - one finisher takes the batches in poll order: once every document of
-//     the head batch has an outcome it retries mapping conflicts, writes
-//     dead letters and commits, together with the batches behind it that
-//     are delivered too. A batch is committed only after every earlier
-//     one, so an offset is committed only once every record at or below it
-//     in its partition is handled.
+//   - a document Elasticsearch does not take yet (429, 5xx, a cluster
+//     block, a failed request) leaves its worker for the waiting room of
+//     its index (waiting.go): it is sent again there, with backoff, one
+//     request per index at a time, while the other indices go on. New
+//     documents of a failing index go straight to its waiting room;
+//   - one finisher takes the batches whose documents all have an outcome,
+//     retries mapping conflicts, writes dead letters, and commits each
+//     partition up to its first batch not finished: an offset is
+//     committed only once every record at or below it in its partition is
+//     handled, and a batch stuck on a failing index holds back only its
+//     own partition.
 //
-// The records of uncommitted batches count against a budget of bytes
-// (waitRoom): the poll loop does not poll again while it is spent.
+// The records not handled yet, less those waiting, count against a
+// budget of bytes (waitRoom): the poll loop does not poll again while it
+// is spent. The records waiting count against a bound of their own; above
+// it the partitions that hold them are paused (pauses).
 //
 // When the flow's context ends, or a sink, dead-letter or commit call
-// fails, everything in flight is abandoned uncommitted (stop).
+// fails, everything in flight is abandoned uncommitted (stop). A commit
+// refused because this member is no longer in the group abandons the
+// partitions instead (forget), and the flow goes on.
 type flow struct {
 	a *Aggregator
 	// commit commits the offsets of the records, the latest of each
 	// partition; nil where nothing is committed (replay, sluice run).
 	commit func(ctx context.Context, latest []*kgo.Record) error
-	budget int // bytes of uncommitted records above which polling waits
+	budget int // bytes of records in flight above which polling waits
+	// waitLimit is the bytes of waiting records above which their
+	// partitions are paused.
+	waitLimit int
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -41,20 +59,46 @@ type flow struct {
 	wg     sync.WaitGroup
 
 	cur chunk // being filled; poll loop only
+	// abort is closed at the shutdown deadline: waits of the poll loop
+	// give up then (errDrainTimeout). Nil: none.
+	abort chan struct{}
 
 	mu    sync.Mutex
-	queue []*batch // uncommitted, in poll order
-	bytes int      // of the queue's records
+	parts map[topicPartition]*partition // with batches not committed
+	bytes int                           // charged by batches not finished
+	done  []*batch                      // delivered, for the finisher
 	err   error
-	// queued wakes the finisher when a batch is queued; freed wakes the
-	// poll loop when batches leave the queue.
-	queued, freed chan struct{}
+	w     waitingRoom
+	// commitBlocked: a commit was refused for a membership or generation
+	// that is gone; none can succeed before the group's rebalance, which
+	// the drain then does not wait for.
+	commitBlocked bool
+	// inChunks is the documents in chunks handed to a worker; busy is
+	// whether the finisher has batches in hand. With neither, and only
+	// documents of failing indices left, a drain need not wait.
+	inChunks int
+	busy     bool
+	// finishing wakes the finisher when a batch is delivered; freed wakes
+	// the poll loop when batches are finished or committed.
+	finishing, freed chan struct{}
 }
 
-// batch is one poll's records on their way through the flow.
+// partition is one partition's batches not committed yet, in offset order.
+type partition struct {
+	tp      topicPartition
+	batches []*batch
+	gone    bool // forgotten: revoked, lost, or this member left the group
+}
+
+// batch is one partition's records of one poll on their way through the
+// flow.
 type batch struct {
-	records []*kgo.Record
-	bytes   int // recordSize of the records
+	p    *partition
+	last *kgo.Record // highest offset: what a commit needs
+	// charged is the bytes the batch holds against the budget: its
+	// records' sizes less those of its documents handled (delivered or
+	// rejected) or waiting.
+	charged int
 	// items and outcomes have a place for every record; the poll loop
 	// fills items[:n], chunks fill outcomes. Their slice headers change
 	// only under flow.mu, at seal.
@@ -64,16 +108,21 @@ type batch struct {
 	dead     []deadLetter // records that never became documents; poll loop, then finisher
 
 	// Under flow.mu: pending is the items without an outcome, counted
-	// down by chunks as they complete and up by n at seal, so it is 0
-	// only once the batch is sealed and every item has its outcome.
-	pending   int
-	sealed    bool
-	delivered chan struct{} // closed then
+	// down as they get one and up by n at seal, so it is 0 only once the
+	// batch is sealed and every item has its outcome.
+	pending  int
+	sealed   bool
+	queued   bool // handed to the finisher
+	finished bool // finished, to be committed
 }
 
-func (b *batch) checkDelivered() {
-	if b.sealed && b.pending == 0 {
-		close(b.delivered)
+// checkDelivered hands the batch to the finisher once every item has an
+// outcome. Under flow.mu.
+func (f *flow) checkDelivered(b *batch) {
+	if b.sealed && b.pending == 0 && !b.queued {
+		b.queued = true
+		f.done = append(f.done, b)
+		notify(f.finishing)
 	}
 }
 
@@ -82,13 +131,16 @@ func (a *Aggregator) newFlow(ctx context.Context, commit func(context.Context, [
 	ctx, cancel := context.WithCancel(ctx)
 	f := &flow{
 		a: a, commit: commit,
-		budget: a.budget,
-		ctx:    ctx, cancel: cancel,
-		slots:  make(chan struct{}, a.sinkWorkers),
-		queued: make(chan struct{}, 1), freed: make(chan struct{}, 1),
+		budget: a.budget, waitLimit: a.budget,
+		ctx: ctx, cancel: cancel,
+		slots:     make(chan struct{}, a.sinkWorkers),
+		parts:     make(map[topicPartition]*partition),
+		finishing: make(chan struct{}, 1), freed: make(chan struct{}, 1),
 	}
-	f.wg.Add(1)
+	f.w.init(a.sinkWorkers)
+	f.wg.Add(2)
 	go f.finisher()
+	go f.retrier()
 	return f
 }
 
@@ -96,6 +148,9 @@ func (a *Aggregator) newFlow(ctx context.Context, commit func(context.Context, [
 func (f *flow) stop() {
 	f.cancel()
 	f.wg.Wait()
+	f.mu.Lock()
+	f.w.clearMetrics(f.a.metrics)
+	f.mu.Unlock()
 }
 
 // fail ends the flow with err, the first error.
@@ -135,20 +190,44 @@ func recordSize(r *kgo.Record) int {
 }
 
 // add builds a polled batch into documents, sends them on in chunks and
-// queues the batch for its commit. Poll loop only.
+// queues each partition's records for their commit. Poll loop only.
 func (f *flow) add(records []*kgo.Record) error {
-	b := &batch{records: records, items: make([]item, len(records)), outcomes: make([]outcome, len(records)),
-		delivered: make(chan struct{})}
-	for _, r := range records {
-		b.bytes += recordSize(r)
+	for len(records) > 0 {
+		// A poll's records come grouped by partition.
+		n := 1
+		for n < len(records) && records[n].Partition == records[0].Partition && records[n].Topic == records[0].Topic {
+			n++
+		}
+		if err := f.addBatch(records[:n]); err != nil {
+			return err
+		}
+		records = records[n:]
 	}
+	return nil
+}
+
+// addBatch is add for the records of one partition.
+func (f *flow) addBatch(records []*kgo.Record) error {
+	b := &batch{items: make([]item, len(records)), outcomes: make([]outcome, len(records))}
+	for _, r := range records {
+		b.charged += recordSize(r)
+		if b.last == nil || r.Offset > b.last.Offset {
+			b.last = r
+		}
+	}
+	tp := topicPartition{records[0].Topic, records[0].Partition}
 	f.mu.Lock()
-	f.queue = append(f.queue, b)
-	f.bytes += b.bytes
+	p := f.parts[tp]
+	if p == nil {
+		p = &partition{tp: tp}
+		f.parts[tp] = p
+	}
+	b.p = p
+	p.batches = append(p.batches, b)
+	f.bytes += b.charged
 	f.mu.Unlock()
-	notify(f.queued)
 	a := f.a
-	for i, rec := range records {
+	for _, rec := range records {
 		a.metrics.consumed.WithLabelValues(rec.Topic).Inc()
 		ev, err := a.decoder.Decode(rec)
 		if err != nil {
@@ -173,7 +252,8 @@ func (f *flow) add(records []*kgo.Record) error {
 		}
 		// The document is done with once encoded: a conflict retry rebuilds
 		// it from its JSON, so in-flight work holds only the bytes.
-		b.items[b.n] = item{index: a.names.name(&ev, doc), id: ev.DocID(), source: src, rec: i, read: ev.ReadTime}
+		b.items[b.n] = item{index: a.names.name(&ev, doc), id: ev.DocID(), source: src, record: rec,
+			recBytes: recordSize(rec), read: ev.ReadTime}
 		recycle(doc)
 		b.n++
 		if err := f.put(b, b.n-1); err != nil {
@@ -184,7 +264,7 @@ func (f *flow) add(records []*kgo.Record) error {
 	b.items, b.outcomes = b.items[:b.n], b.outcomes[:b.n]
 	b.sealed = true
 	b.pending += b.n
-	b.checkDelivered()
+	f.checkDelivered(b)
 	f.mu.Unlock()
 	return nil
 }
@@ -193,25 +273,56 @@ func (f *flow) add(records []*kgo.Record) error {
 func (f *flow) idle() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.queue) == 0
+	return len(f.parts) == 0
 }
 
-// waitRoom flushes and waits while the uncommitted records are over the
+// waitRoom flushes and waits while the records in flight are over the
 // budget, or, when rebalance is signalled meanwhile, until then. One batch
 // is always allowed, whatever its size. Poll loop only.
 func (f *flow) waitRoom(rebalance <-chan struct{}) (rebalanceWanted bool, err error) {
-	return f.waitUntil(rebalance, func() bool { return len(f.queue) == 0 || f.bytes < f.budget })
+	return f.waitUntil(rebalance, nil, func() bool { return len(f.parts) == 0 || f.bytes < f.budget })
 }
 
-// drain delivers and commits everything in flight. Poll loop only.
-func (f *flow) drain() error {
-	_, err := f.waitUntil(nil, func() bool { return len(f.queue) == 0 })
+// errDrainTimeout is drain's when work is still in flight at its deadline.
+var errDrainTimeout = errors.New("work still in flight at the deadline")
+
+// drain delivers and commits everything in flight, and fails with
+// errDrainTimeout if that takes longer than d (0: no limit). Poll loop
+// only.
+func (f *flow) drain(d time.Duration) error {
+	var deadline <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		deadline = t.C
+	}
+	_, err := f.waitUntil(nil, deadline, func() bool { return len(f.parts) == 0 || f.commitBlocked || f.onlyStuck() })
 	return err
+}
+
+// onlyStuck reports whether all that is left in flight is documents of
+// indices that keep failing (with everything else handled and committed):
+// a drain does not wait for them, for a red index can stay red for hours,
+// and a rebalance or a stop would wait for nothing. Under f.mu.
+func (f *flow) onlyStuck() bool {
+	return f.inChunks == 0 && len(f.done) == 0 && !f.busy && f.w.stuck()
+}
+
+// unblock has the finisher try the commits again, once the rebalance a
+// refused commit waited for is allowed.
+func (f *flow) unblock() {
+	f.mu.Lock()
+	blocked := f.commitBlocked
+	f.commitBlocked = false
+	f.mu.Unlock()
+	if blocked {
+		notify(f.finishing)
+	}
 }
 
 // waitUntil waits until done, called under f.mu, is true, first sending
 // the chunk being filled if it has to wait at all.
-func (f *flow) waitUntil(rebalance <-chan struct{}, done func() bool) (rebalanceWanted bool, err error) {
+func (f *flow) waitUntil(rebalance <-chan struct{}, deadline <-chan time.Time, done func() bool) (rebalanceWanted bool, err error) {
 	for flushed := false; ; {
 		f.mu.Lock()
 		ok, err := done(), f.err
@@ -233,109 +344,177 @@ func (f *flow) waitUntil(rebalance <-chan struct{}, done func() bool) (rebalance
 		case <-f.freed:
 		case <-rebalance:
 			return true, nil
+		case <-deadline:
+			return false, errDrainTimeout
+		case <-f.abort:
+			return false, errDrainTimeout
 		case <-f.ctx.Done():
 			return false, f.failure()
 		}
 	}
 }
 
-// finisher finishes and commits the batches in poll order.
+// inFlight is the records not committed and the documents waiting, for
+// logs.
+func (f *flow) inFlight() (batches, waiting int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range f.parts {
+		batches += len(p.batches)
+	}
+	return batches, f.w.items
+}
+
+// finisher finishes the delivered batches and commits behind them.
 func (f *flow) finisher() {
 	defer f.wg.Done()
 	for {
-		b, err := f.head()
-		if err != nil {
-			return
+		f.mu.Lock()
+		todo := f.done
+		f.done = nil
+		f.busy = len(todo) > 0
+		f.mu.Unlock()
+		if len(todo) == 0 {
+			select {
+			case <-f.finishing:
+			case <-f.ctx.Done():
+				return
+			}
+			f.mu.Lock()
+			todo = f.done
+			f.done = nil
+			f.busy = true
+			f.mu.Unlock()
 		}
-		select {
-		case <-b.delivered:
-		case <-f.ctx.Done():
-			return
+		for _, b := range todo {
+			f.mu.Lock()
+			gone := b.p.gone
+			f.mu.Unlock()
+			if !gone {
+				if err := f.a.finish(f.ctx, b); err != nil {
+					f.fail(err)
+					return
+				}
+			}
+			f.mu.Lock()
+			b.finished = true
+			f.bytes -= b.charged
+			b.charged = 0
+			b.items, b.outcomes, b.dead = nil, nil, nil
+			f.mu.Unlock()
 		}
-		done := []*batch{b}
-		if err := f.a.finish(f.ctx, b); err != nil {
+		if err := f.commitFinished(); err != nil {
 			f.fail(err)
 			return
 		}
-		// The batches behind it that are delivered too are committed
-		// with it: one commit instead of several.
-		for {
-			f.mu.Lock()
-			var next *batch
-			if len(done) < len(f.queue) {
-				next = f.queue[len(done)]
-			}
-			f.mu.Unlock()
-			if next == nil || !isClosed(next.delivered) {
-				break
-			}
-			if err := f.a.finish(f.ctx, next); err != nil {
-				f.fail(err)
-				return
-			}
-			done = append(done, next)
-		}
-		if f.commit != nil {
-			if err := f.commit(f.ctx, latest(done)); err != nil {
-				f.fail(err)
-				return
-			}
-		}
 		f.mu.Lock()
-		for i, d := range done {
-			f.bytes -= d.bytes
-			f.queue[i] = nil
-		}
-		f.queue = f.queue[len(done):]
+		f.busy = false
 		f.mu.Unlock()
 		notify(f.freed)
 	}
 }
 
-// head waits for the first uncommitted batch.
-func (f *flow) head() (*batch, error) {
-	for {
-		f.mu.Lock()
-		var b *batch
-		if len(f.queue) > 0 {
-			b = f.queue[0]
+// commitFinished commits each partition up to its first batch not
+// finished, and lets go of the committed batches.
+func (f *flow) commitFinished() error {
+	type upTo struct {
+		p *partition
+		n int // batches
+	}
+	var commits []upTo
+	var latest []*kgo.Record
+	f.mu.Lock()
+	for _, p := range f.parts {
+		n := 0
+		for n < len(p.batches) && p.batches[n].finished {
+			n++
 		}
-		f.mu.Unlock()
-		if b != nil {
-			return b, nil
-		}
-		select {
-		case <-f.queued:
-		case <-f.ctx.Done():
-			return nil, f.ctx.Err()
+		if n > 0 {
+			commits = append(commits, upTo{p, n})
+			latest = append(latest, p.batches[n-1].last)
 		}
 	}
-}
-
-func isClosed(c chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
+	f.mu.Unlock()
+	if len(commits) == 0 {
+		return nil
 	}
-}
-
-// latest returns, of each partition in the batches, its record with the
-// highest offset: what a commit of the batches needs.
-func latest(batches []*batch) []*kgo.Record {
-	last := make(map[topicPartition]*kgo.Record)
-	for _, b := range batches {
-		for _, r := range b.records {
-			tp := topicPartition{r.Topic, r.Partition}
-			if l, ok := last[tp]; !ok || r.Offset > l.Offset {
-				last[tp] = r
+	if f.commit != nil {
+		if err := f.commit(f.ctx, latest); err != nil {
+			if !errors.Is(err, errNotMember) {
+				return err
 			}
+			// Nothing commits before the group's rebalance, which waits
+			// for this member to allow it: the drain lets it go on. Then
+			// the partitions this member lost are forgotten (callbacks),
+			// and those it keeps are committed (unblock).
+			if ok, n := f.a.logEvery.Allow("not member"); ok {
+				f.a.log.Warn("offsets not committed: this member is out of the consumer group or its generation; letting the group rebalance, then committing what this member still owns",
+					zap.Error(err), zap.Int("suppressed", n))
+			}
+			f.mu.Lock()
+			f.commitBlocked = true
+			f.mu.Unlock()
+			notify(f.freed)
+			return nil
 		}
 	}
-	out := make([]*kgo.Record, 0, len(last))
-	for _, r := range last {
-		out = append(out, r)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range commits {
+		p := c.p
+		clear(p.batches[:c.n])
+		p.batches = p.batches[c.n:]
+		if len(p.batches) == 0 && !p.gone && f.parts[p.tp] == p {
+			delete(f.parts, p.tp)
+		}
 	}
-	return out
+	return nil
+}
+
+// forget abandons, uncommitted, what is in flight of the partitions: they
+// were revoked or lost. Its documents still in a chunk finish there and
+// are let go.
+func (f *flow) forget(tps []topicPartition) {
+	f.mu.Lock()
+	for _, tp := range tps {
+		p := f.parts[tp]
+		if p == nil {
+			continue
+		}
+		p.gone = true
+		delete(f.parts, tp)
+		for _, b := range p.batches {
+			f.bytes -= b.charged
+			b.charged = 0
+		}
+	}
+	f.w.forgetGone(f.a.metrics)
+	f.mu.Unlock()
+	notify(f.freed)
+}
+
+// pauses returns which partitions to pause because too many of their
+// documents wait: those that hold waiting documents while the waiting
+// records are over the bound; and whether to resume the paused ones,
+// once they are under half of it. Poll loop only.
+func (f *flow) pauses() (pause map[string][]int32, resume bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.w.bytes < f.waitLimit {
+		return nil, f.w.bytes < f.waitLimit/2
+	}
+	pause = map[string][]int32{}
+	for tp := range f.w.partitions() {
+		pause[tp.topic] = append(pause[tp.topic], tp.partition)
+	}
+	for _, ps := range pause {
+		sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+	}
+	return pause, false
+}
+
+// backoffFor is exponential from 100ms to max with jitter.
+func backoffFor(attempt int, max time.Duration) time.Duration {
+	d := min(100*time.Millisecond<<min(attempt, 10), max)
+	return d/2 + rand.N(d/2+1)
 }

@@ -118,7 +118,7 @@ type testConsumer struct {
 	t       *testing.T
 	sink    *testSink
 	batches [][]*kgo.Record
-	budget  int // when set, a poll is refused over this many uncommitted record bytes
+	budget  int // when set, a poll is refused over this many undelivered record bytes
 	// onPoll, when set, is called after batch i was handed out.
 	onPoll  func(i int)
 	commits chan int64 // each commit's next offset
@@ -130,17 +130,21 @@ type testConsumer struct {
 	committed      int64 // offsets below are committed
 	maxOutstanding int
 	allowedAt      []int // next at each AllowRebalance
+	paused         map[string][]int32
 }
 
 func newTestConsumer(t *testing.T, sink *testSink, batches [][]*kgo.Record) *testConsumer {
 	return &testConsumer{t: t, sink: sink, batches: batches, commits: make(chan int64, 1000), allowed: make(chan int, 1000)}
 }
 
+// outstanding is the bytes of the records handed out and not delivered:
+// what the flow's budget bounds (delivered ones wait for their commit
+// holding no more than a record pointer per batch).
 func (c *testConsumer) outstanding() int {
 	n := 0
 	for _, b := range c.batches[:c.next] {
 		for _, r := range b {
-			if r.Offset >= c.committed {
+			if r.Offset >= c.committed && !c.sink.isDelivered(r.Offset) {
 				n += recordSize(r)
 			}
 		}
@@ -201,6 +205,19 @@ func (c *testConsumer) AllowRebalance() {
 	}
 	c.allowedAt = append(c.allowedAt, c.next)
 	c.allowed <- c.next
+}
+
+func (c *testConsumer) PauseFetchPartitions(m map[string][]int32) map[string][]int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.paused = m
+	return m
+}
+
+func (c *testConsumer) ResumeFetchPartitions(map[string][]int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.paused = nil
 }
 
 // waitCommitted waits for a commit up to next.
@@ -343,7 +360,7 @@ func TestFlowCommitsInPollOrder(t *testing.T) {
 }
 
 // TestFlowBoundsUncommittedRecords: with a slow sink, the poll loop does
-// not poll past the budget of uncommitted record bytes.
+// not poll past the budget of undelivered record bytes.
 func TestFlowBoundsUncommittedRecords(t *testing.T) {
 	s := newTestSink(false)
 	const workers, bulkBytes = 2, 1200
@@ -389,11 +406,13 @@ func TestFlowErrorEndsConsume(t *testing.T) {
 	}
 }
 
-// TestFlowCancelAbandons: when the context ends, work in flight is
-// abandoned uncommitted and consume returns nil.
+// TestFlowCancelAbandons: when the context ends, work in flight that is
+// not delivered within shutdown_timeout is abandoned uncommitted and
+// consume returns nil.
 func TestFlowCancelAbandons(t *testing.T) {
 	s := newTestSink(false)
 	a := testAggregator(t, s, 2, 1)
+	a.cfg.ShutdownTimeout = 100 * time.Millisecond
 	c := newTestConsumer(t, s, flowBatches(3, 2))
 	stop, _ := consumeInBackground(t, a, c)
 	s.next(t)

@@ -18,6 +18,13 @@ type metrics struct {
 	malformed       prometheus.Counter
 	conflictRetries prometheus.Counter
 	esAccepting     prometheus.Gauge
+	// What a stalled destination looks like (flow's waiting room, bulk's
+	// refusals).
+	refused      prometheus.Gauge
+	indexFailing *prometheus.GaugeVec
+	waiting      prometheus.Gauge
+	waitingBytes prometheus.Gauge
+	paused       prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -36,7 +43,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		endToEnd:        prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_aggregator_end_to_end_latency_seconds", Help: "Time from the shipper reading a line to Elasticsearch acknowledging its document.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 16)}),
 		malformed:       prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_malformed_records_total", Help: "Records that were not Sluice events; sent to the dead-letter topic."}),
 		conflictRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_mapping_conflict_retries_total", Help: "Documents sent again with a conflicting field moved aside."}),
+		refused: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_aggregator_elasticsearch_refused",
+			Help: "1 while Elasticsearch answers bulk requests with a status no retry cures by itself (400, 401, 403): credentials, privileges, address."}),
+		indexFailing: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_aggregator_index_failing",
+			Help: "Documents waiting to be sent again to an index whose items fail for a passing reason (429, 5xx, a cluster block), by index."}, []string{"index"}),
+		waiting: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_aggregator_documents_waiting",
+			Help: "Documents waiting to be sent again after a passing failure, out of the workers."}),
+		waitingBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_aggregator_documents_waiting_bytes",
+			Help: "Record bytes of the documents waiting to be sent again; above (workers + 2) x bulk_bytes their partitions are paused."}),
+		paused: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_aggregator_paused_partitions",
+			Help: "Partitions not fetched because too many of their documents wait for a failing index."}),
 	}
+	reg.MustRegister(m.refused, m.indexFailing, m.waiting, m.waitingBytes, m.paused)
 	reg.MustRegister(m.consumed, m.parseFailures, m.bulkRequests, m.bulkLatency, m.bulkInFlight, m.indexed, m.itemErrors, m.retries,
 		m.deadLettered, m.committed, m.lag, m.endToEnd, m.malformed, m.conflictRetries)
 	m.esAccepting = prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_aggregator_elasticsearch_accepting", Help: "1 while Elasticsearch accepts documents (bulk requests succeed, or it answers while idle), 0 while it does not."})

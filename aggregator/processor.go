@@ -85,5 +85,9 @@ func (p *Processor) Process(ctx context.Context, records []*kgo.Record) error {
 func (p *Processor) AddChecks(srv *telemetry.Server) {
 	if p.toElasticsearch() {
 		srv.AddCheck("elasticsearch", p.a.esReady)
+		srv.AddCheck("elasticsearch_bulk", p.a.bulkRefused)
 	}
 }
+
+// Accepting is Aggregator.Accepting, for a progress watchdog of sluice run.
+func (p *Processor) Accepting() Acceptance { return p.a.Accepting() }
