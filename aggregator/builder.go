@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -21,6 +22,9 @@ type builder struct {
 	names   *indexNames // index names from index
 	pipes   *pipelines
 	geo     *geoip.Enricher // nil without a database
+	// window routes documents whose time is out of range, for an index
+	// with a date.
+	window timeWindow
 }
 
 // newBuilder prepares a builder for a validated cfg; its pipeline and GeoIP
@@ -38,7 +42,9 @@ func newBuilder(cfg Config, reg prometheus.Registerer, log *zap.Logger) (builder
 	if err != nil {
 		return builder{}, err
 	}
-	b := builder{parsers: ps, index: idx, names: newIndexNames(idx), pipes: pipes}
+	accept := cfg.Elasticsearch.AcceptTime
+	b := builder{parsers: ps, index: idx, names: newIndexNames(idx), pipes: pipes,
+		window: timeWindow{past: accept.Past, future: accept.Future, now: time.Now}}
 	if cfg.GeoIP.Enabled() {
 		if b.geo, err = geoip.Open(cfg.GeoIP, reg, log); err != nil {
 			return builder{}, err
@@ -56,5 +62,8 @@ func (b *builder) build(ev *event.Event, doc *parser.Doc) (parsed, keep bool, dr
 		b.geo.Enrich(doc)
 	}
 	keep, droppedBy = b.pipes.apply(ev, doc)
+	if keep && b.index.HasDate() {
+		b.window.check(ev, doc)
+	}
 	return parsed, keep, droppedBy
 }

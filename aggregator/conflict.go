@@ -39,9 +39,18 @@ func moveAside(doc *parser.Doc, reason string) (*parser.Doc, bool) {
 		s = string(b)
 	}
 	out.Set("labels.moved_"+strings.ReplaceAll(field, ".", "_"), s)
+	addTag(out, "mapping_conflict")
+	return out, true
+}
+
+// addTag adds tag to the document's tags, copying them: they may be an
+// event's flags, which are shared.
+func addTag(doc *parser.Doc, tag string) {
 	var tags []string
-	t, _ := out.Get("tags")
+	t, _ := doc.Get("tags")
 	switch t := t.(type) {
+	case string:
+		tags = append(tags, t)
 	case []string:
 		tags = append(tags, t...)
 	case []any: // rebuilt from JSON
@@ -51,8 +60,7 @@ func moveAside(doc *parser.Doc, reason string) (*parser.Doc, bool) {
 			}
 		}
 	}
-	out.Set("tags", append(tags, "mapping_conflict"))
-	return out, true
+	doc.Set("tags", append(tags, tag))
 }
 
 // take removes field from doc, looking for it as a flat dotted key or as a

@@ -225,10 +225,12 @@ func docTime(doc *parser.Doc) time.Time {
 	return time.Time{}
 }
 
-// indexName renders the index for a document.
+// indexName renders the index for a document. A document tagged
+// timestamp_out_of_range (see timeWindow) goes to the index whose date is
+// template.OutOfRange.
 func indexName(t *template.Template, ev *event.Event, doc *parser.Doc) string {
 	var at time.Time
-	if t.HasDate() {
+	if t.HasDate() && !hasTag(doc, tagTimeOutOfRange) {
 		at = docTime(doc)
 	}
 	return template.IndexName(t.Render(indexLookup(ev, doc), at, template.IndexValue))

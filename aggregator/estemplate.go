@@ -54,6 +54,8 @@ func indexTemplate(pattern string) map[string]any {
 					"host":         map[string]any{"properties": map[string]any{"name": keyword}},
 					"event": map[string]any{"properties": map[string]any{
 						"dataset": keyword, "created": map[string]any{"type": "date"},
+						// A time outside elasticsearch.accept_time, as the line had it.
+						"original_timestamp": keyword,
 						"duration": map[string]any{"type": "long"},
 					}},
 					"error": map[string]any{"properties": map[string]any{
