@@ -56,7 +56,7 @@ func indexTemplate(pattern string) map[string]any {
 						"dataset": keyword, "created": map[string]any{"type": "date"},
 						// A time outside elasticsearch.accept_time, as the line had it.
 						"original_timestamp": keyword,
-						"duration": map[string]any{"type": "long"},
+						"duration":           map[string]any{"type": "long"},
 					}},
 					"error": map[string]any{"properties": map[string]any{
 						"message": map[string]any{"type": "text"}, "type": keyword,
