@@ -58,9 +58,10 @@ type Aggregator struct {
 	bulk            *bulkIndexer
 	decoder         event.Decoder // used by the processing loop only
 	lag             *lagTracker
-	// sink receives the documents: bulk (Elasticsearch) unless a Processor
-	// was given another.
-	sink sink
+	// sink receives the documents: bulk (Elasticsearch), behind the
+	// duplicate check, unless a Processor was given another.
+	sink   sink
+	dedupe *deduper
 	// budget bounds the bytes of uncommitted records: the poll loop waits
 	// above it. (workers+2) x bulk_bytes: every worker's request, the one
 	// being filled, and one more of records whose documents are delivered
@@ -82,7 +83,9 @@ type Aggregator struct {
 func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggregator, error) {
 	cfg.SetDefaults()
 	rebalance := make(chan struct{}, 1)
+	suspects := newSuspects(log)
 	a, err := newAggregator(cfg, reg, log,
+		kgo.OnPartitionsAssigned(suspects.assigned),
 		kgo.ConsumerGroup(cfg.Kafka.Group),
 		kgo.ConsumeTopics(cfg.Kafka.Topics...),
 		kgo.DisableAutoCommit(),
@@ -96,6 +99,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggregator, e
 		return nil, err
 	}
 	a.rebalance = rebalance
+	a.dedupe.suspects = suspects
 	return a, nil
 }
 
@@ -150,7 +154,8 @@ func newPipeline(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggre
 		bulk: &bulkIndexer{es: es, action: cfg.Elasticsearch.Action, maxBytes: cfg.Elasticsearch.BulkBytes,
 			retryMax: cfg.Elasticsearch.RetryMax, log: log, metrics: m},
 	}
-	a.sink = a.bulk
+	a.dedupe = newDeduper(cfg, b.index, es, reg, log)
+	a.sink = lookupSink{a.bulk, a.dedupe}
 	a.sinkWorkers = cfg.Elasticsearch.Workers
 	a.budget = (cfg.Elasticsearch.Workers + 2) * cfg.Elasticsearch.BulkBytes
 	return a, nil

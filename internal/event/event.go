@@ -64,6 +64,13 @@ const (
 	// FlagInvalidCRI marks a line of a container log that was not in the
 	// CRI format; it is shipped as it is.
 	FlagInvalidCRI = "invalid_cri"
+	// FlagResent marks a line the shipper may have sent before: one it
+	// reads again after a restart, between its registry offset and the
+	// last offset it may have produced. Its document may already be
+	// indexed, possibly under another index (a daily index named by a
+	// read time on another day, a data stream's earlier write index): the
+	// aggregator looks it up by id before writing it.
+	FlagResent = "resent"
 )
 
 // ErrMalformed is returned by Decode for records that are not Sluice events.
