@@ -64,12 +64,15 @@ func newSuspects(log *zap.Logger) *suspects {
 
 // assigned is the group's OnPartitionsAssigned: it notes the end offsets
 // of the new partitions. Until it returns no record of them is fetched. If
-// the end offsets cannot be read before ctx ends, every record of the
-// partitions is suspect until they are assigned again.
+// the end offsets cannot be read within a minute, every record of the
+// partitions is suspect until they are assigned again: slower, never a
+// duplicate.
 func (s *suspects) assigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	if len(assigned) == 0 {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	topics := make([]string, 0, len(assigned))
 	for t := range assigned {
 		topics = append(topics, t)
@@ -84,6 +87,10 @@ func (s *suspects) assigned(ctx context.Context, cl *kgo.Client, assigned map[st
 		}
 		return err
 	})
+	if err != nil {
+		s.log.Warn("cannot read the end offsets of assigned partitions: all their records are looked up before they are written",
+			zap.Error(err))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for t, ps := range assigned {
