@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap/zaptest"
 
@@ -229,5 +230,95 @@ func TestDedupeLookupCost(t *testing.T) {
 			}
 		}
 		t.Logf("lookup of 1,000 suspect documents, %s: %v", tt.what, time.Since(start)/rounds)
+	}
+}
+
+// TestGroupRedeliveryAfterRolloverIndexesOnce runs the consumer group end to
+// end: an aggregator indexes a topic into a data stream and commits; the
+// group's offsets are put back to the start, as a crash before the commit
+// leaves them; the stream rolls over; the next member is assigned the
+// partitions and consumes the same records again. With the check they are
+// found (the assignment made them suspect); without it each becomes a
+// second document in the new write index.
+func TestGroupRedeliveryAfterRolloverIndexesOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test needs Kafka and Elasticsearch")
+	}
+	stack := testenv.Start(t)
+	for _, check := range []bool{false, true} {
+		t.Run(fmt.Sprintf("check=%v", check), func(t *testing.T) {
+			stream := testenv.Name(t, "gds")
+			stack.DeleteIndices(t, stream)
+			t.Cleanup(func() { stack.ES(t, http.MethodDelete, "/_index_template/"+stream, nil, nil) })
+			tmpl := fmt.Sprintf(`{"index_patterns":[%q],"data_stream":{},"priority":500,"template":{"settings":{"number_of_replicas":0}}}`, stream)
+			if code := stack.ES(t, http.MethodPut, "/_index_template/"+stream, strings.NewReader(tmpl), nil); code != http.StatusOK {
+				t.Fatalf("index template: %d", code)
+			}
+			topic := testenv.Name(t, "gtopic")
+			stack.CreateTopic(t, topic, 1)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			const n = 40
+			cl := stack.Client(t)
+			for _, r := range lineRecords(n, time.Now()) {
+				r.Topic, r.Partition = topic, 0
+				if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var cfg Config
+			cfg.SetDefaults()
+			cfg.Kafka.Brokers = []string{stack.Broker}
+			cfg.Kafka.Topics = []string{topic}
+			cfg.Kafka.Group = topic
+			cfg.Kafka.DeadLetterTopic = topic + "-dead"
+			cfg.Kafka.SessionTimeout = 6 * time.Second
+			cfg.Elasticsearch.Addresses = []string{stack.Elasticsearch}
+			cfg.Elasticsearch.Index = stream
+			cfg.Elasticsearch.Action = "create"
+			f := false
+			cfg.Elasticsearch.Template = &f
+			cfg.Elasticsearch.Dedupe = &check
+			adm := kadm.NewClient(cl)
+			runUntilCommitted := func() {
+				t.Helper()
+				a, err := New(cfg, prometheus.NewRegistry(), zaptest.NewLogger(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				actx, stop := context.WithCancel(ctx)
+				done := make(chan error, 1)
+				go func() { done <- a.Run(actx) }()
+				defer func() { stop(); <-done }()
+				for ctx.Err() == nil {
+					offs, err := adm.FetchOffsets(ctx, topic)
+					if o, ok := offs.Lookup(topic, 0); err == nil && ok && o.At == n {
+						return
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+				t.Fatal("the group did not commit every record")
+			}
+			runUntilCommitted()
+			if got := stack.Count(t, stream); got != n {
+				t.Fatalf("first delivery: %d documents, want %d", got, n)
+			}
+			var back kadm.Offsets
+			back.Add(kadm.Offset{Topic: topic, Partition: 0, At: 0, LeaderEpoch: -1})
+			if _, err := adm.CommitOffsets(ctx, topic, back); err != nil {
+				t.Fatal(err)
+			}
+			if code := stack.ES(t, http.MethodPost, "/"+stream+"/_rollover", nil, nil); code != http.StatusOK {
+				t.Fatalf("rollover: %d", code)
+			}
+			runUntilCommitted()
+			got := stack.Count(t, stream)
+			switch {
+			case check && got != n:
+				t.Errorf("%d documents after the re-delivery, want %d", got, n)
+			case !check && got != 2*n:
+				t.Errorf("without the check: %d documents, want the duplicates this test is about (%d)", got, 2*n)
+			}
+		})
 	}
 }
