@@ -91,6 +91,32 @@ func dedupeAggregator(t *testing.T, stack *testenv.Stack, index, action string) 
 	return a
 }
 
+// dataStream names a data stream for the test, removed when it ends, and
+// installs an index template that makes it one.
+func dataStream(t *testing.T, stack *testenv.Stack, prefix string) string {
+	t.Helper()
+	stream := testenv.Name(t, prefix)
+	stack.DeleteIndices(t, stream)
+	t.Cleanup(func() { stack.ES(t, http.MethodDelete, "/_index_template/"+stream, nil, nil) })
+	tmpl := fmt.Sprintf(`{"index_patterns":[%q],"data_stream":{},"priority":500,"template":{"settings":{"number_of_replicas":0}}}`, stream)
+	if code := stack.ES(t, http.MethodPut, "/_index_template/"+stream, strings.NewReader(tmpl), nil); code != http.StatusOK {
+		t.Fatalf("index template: %d", code)
+	}
+	return stream
+}
+
+// wantOnce checks that n lines delivered twice are n documents with the
+// duplicate check, and, without it, 2n: the duplicates the test is about.
+func wantOnce(t *testing.T, check bool, got, n int) {
+	t.Helper()
+	switch {
+	case check && got != n:
+		t.Errorf("%d documents after the re-delivery, want %d", got, n)
+	case !check && got != 2*n:
+		t.Errorf("without the check: %d documents, want the duplicates this test is about (%d)", got, 2*n)
+	}
+}
+
 func lineRecords(n int, read time.Time, flags ...string) []*kgo.Record {
 	recs := make([]*kgo.Record, n)
 	for i := range recs {
@@ -115,13 +141,7 @@ func TestRedeliveryAfterRolloverIndexesOnce(t *testing.T) {
 	stack := testenv.Start(t)
 	for _, check := range []bool{false, true} {
 		t.Run(fmt.Sprintf("check=%v", check), func(t *testing.T) {
-			stream := testenv.Name(t, "ds")
-			stack.DeleteIndices(t, stream)
-			t.Cleanup(func() { stack.ES(t, http.MethodDelete, "/_index_template/"+stream, nil, nil) })
-			tmpl := fmt.Sprintf(`{"index_patterns":[%q],"data_stream":{},"priority":500,"template":{"settings":{"number_of_replicas":0}}}`, stream)
-			if code := stack.ES(t, http.MethodPut, "/_index_template/"+stream, strings.NewReader(tmpl), nil); code != http.StatusOK {
-				t.Fatalf("index template: %d", code)
-			}
+			stream := dataStream(t, stack, "ds")
 			a := dedupeAggregator(t, stack, stream, "create")
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
@@ -139,12 +159,7 @@ func TestRedeliveryAfterRolloverIndexesOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := stack.Count(t, stream)
-			switch {
-			case check && got != len(recs):
-				t.Errorf("%d documents after the re-delivery, want %d", got, len(recs))
-			case !check && got != 2*len(recs):
-				t.Errorf("without the check: %d documents, want the duplicates this test is about (%d)", got, 2*len(recs))
-			}
+			wantOnce(t, check, got, len(recs))
 		})
 	}
 }
@@ -178,11 +193,9 @@ func TestRereadAcrossMidnightIndexesOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			got, next := stack.Count(t, name+"-*"), stack.Count(t, name+"-"+midnight.Format("2006.01.02"))
-			switch {
-			case flag && (got != 20 || next != 0):
-				t.Errorf("%d documents, %d of them in the next day's index, want 20 and 0", got, next)
-			case !flag && got != 40:
-				t.Errorf("without the flag: %d documents, want the duplicates this test is about (40)", got)
+			wantOnce(t, flag, got, 20)
+			if flag && next != 0 {
+				t.Errorf("%d documents in the next day's index, want 0", next)
 			}
 		})
 	}
@@ -247,13 +260,7 @@ func TestGroupRedeliveryAfterRolloverIndexesOnce(t *testing.T) {
 	stack := testenv.Start(t)
 	for _, check := range []bool{false, true} {
 		t.Run(fmt.Sprintf("check=%v", check), func(t *testing.T) {
-			stream := testenv.Name(t, "gds")
-			stack.DeleteIndices(t, stream)
-			t.Cleanup(func() { stack.ES(t, http.MethodDelete, "/_index_template/"+stream, nil, nil) })
-			tmpl := fmt.Sprintf(`{"index_patterns":[%q],"data_stream":{},"priority":500,"template":{"settings":{"number_of_replicas":0}}}`, stream)
-			if code := stack.ES(t, http.MethodPut, "/_index_template/"+stream, strings.NewReader(tmpl), nil); code != http.StatusOK {
-				t.Fatalf("index template: %d", code)
-			}
+			stream := dataStream(t, stack, "gds")
 			topic := testenv.Name(t, "gtopic")
 			stack.CreateTopic(t, topic, 1)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -313,12 +320,7 @@ func TestGroupRedeliveryAfterRolloverIndexesOnce(t *testing.T) {
 			}
 			runUntilCommitted()
 			got := stack.Count(t, stream)
-			switch {
-			case check && got != n:
-				t.Errorf("%d documents after the re-delivery, want %d", got, n)
-			case !check && got != 2*n:
-				t.Errorf("without the check: %d documents, want the duplicates this test is about (%d)", got, 2*n)
-			}
+			wantOnce(t, check, got, n)
 		})
 	}
 }
