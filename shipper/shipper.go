@@ -169,6 +169,7 @@ loop:
 	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	errFlush := s.publisher.Close(shutCtx)
+	s.settleSent()
 	errReg := s.writeRegistry()
 	s.log.Info("shipper stopped")
 	return errors.Join(errFlush, errReg)
@@ -501,6 +502,7 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 		h.gen = &generation{id: entry.ID, fp: entry.Fingerprint, acks: newAckTracker(entry.Offset)}
 		h.genp.Store(h.gen)
 		h.reader = newLineReader(f, entry.Offset, s.cfg.MaxLineBytes, s.readBufs)
+		h.resumeSent(entry, fi.Size())
 		if entry.Path != path {
 			s.registry.update(entry.ID, func(e *registryEntry) { e.Path = path })
 		}
