@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -187,10 +188,20 @@ func (p *parsers) fill(ev *event.Event, doc *parser.Doc) (parsed bool) {
 	doc.SetKey(keyHostName, p.node.value(ev.Node))
 	doc.SetKey(keyLogFilePath, p.path.value(ev.Path))
 	doc.SetKey(keyLogOffset, doc.IntValue(ev.Offset))
-	if len(ev.Flags) > 0 {
-		doc.Set("tags", ev.Flags)
+	if tags := lineTags(ev.Flags); len(tags) > 0 {
+		doc.Set("tags", tags)
 	}
 	return err == nil
+}
+
+// lineTags are the flags that say something about the line, as document
+// tags: resent says only how it travelled, and a re-delivered line's
+// document must be the same as the first one's.
+func lineTags(flags []string) []string {
+	if !slices.Contains(flags, event.FlagResent) {
+		return flags
+	}
+	return slices.DeleteFunc(slices.Clone(flags), func(f string) bool { return f == event.FlagResent })
 }
 
 // indexLookup resolves template fields for index names: the event's own
