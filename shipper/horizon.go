@@ -63,8 +63,10 @@ func (h *harvester) reserveSent(ctx context.Context, end int64) error {
 					hz.upTo = hz.next
 				} else {
 					h.log.Warn("cannot write the sent horizon to the registry; lines wait", zap.Error(err))
-					if sleepCtx(ctx, time.Second) != nil {
+					select { // and waits a moment before the next try
+					case <-ctx.Done():
 						return ctx.Err()
+					case <-time.After(time.Second):
 					}
 				}
 			default:
@@ -93,18 +95,6 @@ func (h *harvester) reserveSent(ctx context.Context, end int64) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	}
-}
-
-// sleepCtx sleeps for d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 
