@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/elastic/go-elasticsearch/v8/esapi"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -245,10 +246,14 @@ func (d *deduper) search(ctx context.Context, targets string, ids []string) (map
 	if err != nil {
 		return nil, fmt.Errorf("refresh: %w", err)
 	}
+	err = lookupStatus("refresh", refresh)
 	_, _ = io.Copy(io.Discard, refresh.Body)
 	refresh.Body.Close()
+	if err != nil {
+		return nil, err
+	}
 	// A refresh answers 200 with failed shards while a shard moves; the
-	// search then sees what it can, as it would anyway, so that status is
+	// search then sees what it can, as it would anyway, so the shards are
 	// not checked.
 	body, _ := json.Marshal(map[string]any{
 		"size": 2 * len(ids), "_source": false, "track_total_hits": false,
@@ -261,9 +266,8 @@ func (d *deduper) search(ctx context.Context, targets string, ids []string) (map
 		return nil, fmt.Errorf("search: %w", err)
 	}
 	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(res.Body, 512))
-		return nil, fmt.Errorf("search: %s: %s", res.Status(), msg)
+	if err := lookupStatus("search", res); err != nil {
+		return nil, err
 	}
 	var out struct {
 		Shards struct {
@@ -287,6 +291,21 @@ func (d *deduper) search(ctx context.Context, targets string, ids []string) (map
 		hits[h.ID] = true
 	}
 	return hits, nil
+}
+
+// lookupStatus is nil for a 200, else an error that says what to fix for
+// the statuses no retry cures.
+func lookupStatus(what string, res *esapi.Response) error {
+	if res.StatusCode == http.StatusOK {
+		return nil
+	}
+	msg, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+	err := fmt.Errorf("%s: %s: %s", what, res.Status(), msg)
+	if res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden {
+		// Retried all the same: a re-delivery is never written unchecked.
+		err = fmt.Errorf("%w; the duplicate check needs the read and maintenance privileges on the indices (or elasticsearch.dedupe: false)", err)
+	}
+	return err
 }
 
 // lookupSink looks a chunk's suspect items up before the sink writes the
