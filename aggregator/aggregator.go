@@ -61,9 +61,10 @@ type Aggregator struct {
 	bulk            *bulkIndexer
 	decoder         event.Decoder // used by the processing loop only
 	lag             *lagTracker
-	// sink receives the documents: bulk (Elasticsearch) unless a Processor
-	// was given another.
-	sink sink
+	// sink receives the documents: bulk (Elasticsearch), behind the
+	// duplicate check, unless a Processor was given another.
+	sink   sink
+	dedupe *deduper
 	// budget bounds the bytes of uncommitted records: the poll loop waits
 	// above it. (workers+2) x bulk_bytes: every worker's request, the one
 	// being filled, and one more of records whose documents are delivered
@@ -115,6 +116,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggregator, e
 			f.forget(topicPartitions(m))
 		}
 	}
+	suspects := newSuspects(log)
 	a, err := newAggregator(cfg, reg, log,
 		kgo.ConsumerGroup(cfg.Kafka.Group),
 		kgo.ConsumeTopics(cfg.Kafka.Topics...),
@@ -124,8 +126,11 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggregator, e
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { notify(rebalance) }),
 		kgo.RebalanceTimeout(rebalanceTimeout),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+		kgo.OnPartitionsAssigned(func(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
 			log.Info("partitions assigned", zap.Any("partitions", m))
+			// franz-go keeps one callback: the duplicate check learns
+			// here which records a previous owner may have indexed.
+			suspects.assigned(ctx, cl, m)
 		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			if len(m) > 0 {
@@ -145,6 +150,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggregator, e
 		return nil, err
 	}
 	a.rebalance = rebalance
+	a.dedupe.suspects = suspects
 	return a, nil
 }
 
@@ -211,8 +217,9 @@ func newPipeline(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggre
 			retryMax: cfg.Elasticsearch.RetryMax, log: log, metrics: m, health: &esHealth{}, logEvery: every},
 	}
 	a.esReady = telemetry.Cached(time.Second, a.pingES)
-	a.sink = a.bulk
 	a.drainTimeout = drainTimeout
+	a.dedupe = newDeduper(cfg, b.index, es, reg, log)
+	a.sink = lookupSink{a.bulk, a.dedupe}
 	a.sinkWorkers = cfg.Elasticsearch.Workers
 	a.budget = (cfg.Elasticsearch.Workers + 2) * cfg.Elasticsearch.BulkBytes
 	return a, nil

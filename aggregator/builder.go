@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -22,6 +23,9 @@ type builder struct {
 	pipes   *pipelines
 	geo     *geoip.Enricher // nil without a database
 	fit     *fitter
+	// window routes documents whose time is out of range, for an index
+	// with a date.
+	window timeWindow
 }
 
 // newBuilder prepares a builder for a validated cfg; its pipeline and GeoIP
@@ -39,7 +43,9 @@ func newBuilder(cfg Config, reg prometheus.Registerer, log *zap.Logger) (builder
 	if err != nil {
 		return builder{}, err
 	}
-	b := builder{parsers: ps, index: idx, names: newIndexNames(idx), pipes: pipes, fit: new(fitter)}
+	accept := cfg.Elasticsearch.AcceptTime
+	b := builder{parsers: ps, index: idx, names: newIndexNames(idx), pipes: pipes, fit: new(fitter),
+		window: timeWindow{past: accept.Past, future: accept.Future, now: time.Now}}
 	if cfg.GeoIP.Enabled() {
 		if b.geo, err = geoip.Open(cfg.GeoIP, reg, log); err != nil {
 			return builder{}, err
@@ -58,6 +64,9 @@ func (b *builder) build(ev *event.Event, doc *parser.Doc) (parsed, keep bool, dr
 		b.geo.Enrich(doc)
 	}
 	keep, droppedBy = b.pipes.apply(ev, doc)
+	if keep && b.index.HasDate() {
+		b.window.check(ev, doc)
+	}
 	if keep {
 		b.fit.fit(doc)
 	}

@@ -31,6 +31,9 @@ type item struct {
 	recBytes int
 	// read is when the shipper read the line (zero if unknown).
 	read time.Time
+	// lookup, when set, is where the document may already be indexed: it
+	// is looked up by id there before it is written (see dedupe.go).
+	lookup string
 }
 
 // outcome is what became of an item.

@@ -94,6 +94,30 @@ type ElasticsearchConfig struct {
 	TemplateName string `yaml:"template_name"`
 	// RetryMax is the longest pause between retries (default 30s).
 	RetryMax time.Duration `yaml:"retry_max"`
+	// AcceptTime bounds the event times that get a dated index of their
+	// own, with a date in Index.
+	AcceptTime AcceptTimeConfig `yaml:"accept_time"`
+	// Dedupe looks records that may have been indexed before up by id
+	// across their index's dates, data stream or alias before writing them
+	// (default true); see dedupe.go.
+	Dedupe *bool `yaml:"dedupe"`
+}
+
+// AcceptTimeConfig is the window around a line's read time within which its
+// @timestamp picks its dated index. A time outside it (a clock in 1970, a
+// year 2134 typo) would create an index per bad date until the cluster's
+// shard limit refuses every line: such a document goes to the index named
+// with template.OutOfRange for its date, with @timestamp set to the read
+// time, the line's own time in event.original_timestamp, and the tag
+// timestamp_out_of_range. Measured from the read time, never the clock at
+// indexing, so that a replay years later routes each line as before.
+type AcceptTimeConfig struct {
+	// Past is how old a time may be (default 720h, 30 days: a backfill of
+	// last month's files still gets its daily indices).
+	Past time.Duration `yaml:"past"`
+	// Future is how far ahead (default 24h: a local time written as UTC is
+	// at most 14h ahead, so only broken clocks go further).
+	Future time.Duration `yaml:"future"`
 }
 
 // ParsersConfig configures the document type parsers.
@@ -117,6 +141,8 @@ const (
 	DefaultIndex         = "logs-{type}-{service}-{environment}"
 	DefaultGroup         = "sluice-aggregator"
 	DefaultDeadLetter    = "sluice-dead-letter"
+	DefaultAcceptPast    = 30 * 24 * time.Hour
+	DefaultAcceptFuture  = 24 * time.Hour
 )
 
 // SetDefaults fills unset values.
@@ -173,6 +199,16 @@ func (c *Config) SetDefaults() {
 	}
 	if es.RetryMax == 0 {
 		es.RetryMax = 30 * time.Second
+	}
+	if es.AcceptTime.Past == 0 {
+		es.AcceptTime.Past = DefaultAcceptPast
+	}
+	if es.AcceptTime.Future == 0 {
+		es.AcceptTime.Future = DefaultAcceptFuture
+	}
+	if es.Dedupe == nil {
+		t := true
+		es.Dedupe = &t
 	}
 	if c.HTTP.Listen == "" {
 		c.HTTP.Listen = DefaultListen
@@ -267,6 +303,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		return config.Errorf("shutdown_timeout", "must be a positive duration such as 10s")
+	}
+	if es.AcceptTime.Past < 0 {
+		return config.Errorf("elasticsearch.accept_time.past", "must be a positive duration such as 720h (30 days), got %s", es.AcceptTime.Past)
+	}
+	if es.AcceptTime.Future < 0 {
+		return config.Errorf("elasticsearch.accept_time.future", "must be a positive duration such as 24h, got %s", es.AcceptTime.Future)
 	}
 	if err := c.GeoIP.Validate("geoip"); err != nil {
 		return err

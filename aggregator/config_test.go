@@ -108,6 +108,14 @@ kafka:
   tls:
     enabled: true
     ca: x`, "kafka.tls.ca: unknown key"},
+		{"negative accept_time", `
+elasticsearch:
+  accept_time: {past: -1h}`, "elasticsearch.accept_time.past: must be a positive duration"},
+		{"accept_time and dedupe", `
+elasticsearch:
+  index: "logs-{type}-{+2006.01.02}"
+  accept_time: {past: 2160h, future: 2h}
+  dedupe: false`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var cfg Config

@@ -23,7 +23,7 @@ func moveAside(doc *parser.Doc, reason string) (*parser.Doc, bool) {
 	out := doc.Clone()
 	for _, m := range bracketed.FindAllStringSubmatch(reason, -1) {
 		if moveFieldAside(out, m[1]) {
-			tagConflict(out)
+			addTag(out, "mapping_conflict")
 			return out, true
 		}
 	}
@@ -46,11 +46,14 @@ func moveFieldAside(doc *parser.Doc, field string) bool {
 	return true
 }
 
-// tagConflict adds the tag mapping_conflict to doc's tags.
-func tagConflict(out *parser.Doc) {
+// addTag adds tag to the document's tags, copying them: they may be an
+// event's flags, which are shared.
+func addTag(doc *parser.Doc, tag string) {
 	var tags []string
-	t, _ := out.Get("tags")
+	t, _ := doc.Get("tags")
 	switch t := t.(type) {
+	case string:
+		tags = append(tags, t)
 	case []string:
 		tags = append(tags, t...)
 	case []any: // rebuilt from JSON
@@ -60,7 +63,7 @@ func tagConflict(out *parser.Doc) {
 			}
 		}
 	}
-	out.Set("tags", append(tags, "mapping_conflict"))
+	doc.Set("tags", append(tags, tag))
 }
 
 // fitter moves aside, as a conflict retry would (moveAside), each value of
@@ -118,7 +121,7 @@ func (f *fitter) fit(doc *parser.Doc) {
 		moved = moveFieldAside(doc, field) || moved
 	}
 	if moved {
-		tagConflict(doc)
+		addTag(doc, "mapping_conflict")
 	}
 }
 

@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -197,10 +198,20 @@ func (p *parsers) fill(ev *event.Event, doc *parser.Doc) (parsed bool) {
 	doc.SetKey(keyLogOffset, offset)
 	overruleNested(doc, fields, [...]docField{{keyEventDataset, p.typ.v}, {keyHostName, p.node.v},
 		{keyLogFilePath, p.path.v}, {keyLogOffset, offset}})
-	if len(ev.Flags) > 0 {
-		doc.Set("tags", ev.Flags)
+	if tags := lineTags(ev.Flags); len(tags) > 0 {
+		doc.Set("tags", tags)
 	}
 	return err == nil
+}
+
+// lineTags are the flags that say something about the line, as document
+// tags: resent says only how it travelled, and a re-delivered line's
+// document must be the same as the first one's.
+func lineTags(flags []string) []string {
+	if !slices.Contains(flags, event.FlagResent) {
+		return flags
+	}
+	return slices.DeleteFunc(slices.Clone(flags), func(f string) bool { return f == event.FlagResent })
 }
 
 // indexLookup resolves template fields for index names: the event's own
@@ -235,10 +246,12 @@ func docTime(doc *parser.Doc) time.Time {
 	return time.Time{}
 }
 
-// indexName renders the index for a document.
+// indexName renders the index for a document. A document tagged
+// timestamp_out_of_range (see timeWindow) goes to the index whose date is
+// template.OutOfRange.
 func indexName(t *template.Template, ev *event.Event, doc *parser.Doc) string {
 	var at time.Time
-	if t.HasDate() {
+	if t.HasDate() && !hasTag(doc, tagTimeOutOfRange) {
 		at = docTime(doc)
 	}
 	return template.IndexName(t.Render(indexLookup(ev, doc), at, template.IndexValue))

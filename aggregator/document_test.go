@@ -152,3 +152,28 @@ func TestFillLineCannotClaimIdentity(t *testing.T) {
 		}
 	}
 }
+
+// TestResentIsNotATag: a line flagged resent gets the same document as the
+// first delivery: the flag says how it travelled, not what it is.
+func TestResentIsNotATag(t *testing.T) {
+	p, err := newParsers(ParsersConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		flags []string
+		want  any
+	}{
+		{[]string{event.FlagResent}, nil},
+		{[]string{event.FlagTruncated, event.FlagResent}, []string{event.FlagTruncated}},
+		{[]string{event.FlagTruncated}, []string{event.FlagTruncated}},
+	} {
+		ev := event.Event{Type: "plain", Line: []byte("x"), ReadTime: time.Now(), Flags: tt.flags}
+		doc := newDoc()
+		p.fill(&ev, doc)
+		got, _ := doc.Get("tags")
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) || (tt.want == nil) != (got == nil) {
+			t.Errorf("flags %v: tags %v, want %v", tt.flags, got, tt.want)
+		}
+	}
+}

@@ -74,7 +74,9 @@ func indexTemplate(pattern string) map[string]any {
 					"host":         map[string]any{"properties": map[string]any{"name": keyword}},
 					"event": map[string]any{"properties": map[string]any{
 						"dataset": keyword, "action": keyword, "created": map[string]any{"type": "date"},
-						"duration": map[string]any{"type": "long"},
+						// A time outside elasticsearch.accept_time, as the line had it.
+						"original_timestamp": keyword,
+						"duration":           map[string]any{"type": "long"},
 					}},
 					"error": map[string]any{"properties": map[string]any{
 						"message": map[string]any{"type": "text"}, "type": keyword,

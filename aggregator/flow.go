@@ -252,8 +252,9 @@ func (f *flow) addBatch(records []*kgo.Record) error {
 		}
 		// The document is done with once encoded: a conflict retry rebuilds
 		// it from its JSON, so in-flight work holds only the bytes.
-		b.items[b.n] = item{index: a.names.name(&ev, doc), id: ev.DocID(), source: src, record: rec,
-			recBytes: recordSize(rec), read: ev.ReadTime}
+		index := a.names.name(&ev, doc)
+		b.items[b.n] = item{index: index, id: ev.DocID(), source: src, record: rec,
+			recBytes: recordSize(rec), read: ev.ReadTime, lookup: a.dedupe.lookup(rec, &ev, doc, index)}
 		recycle(doc)
 		b.n++
 		if err := f.put(b, b.n-1); err != nil {

@@ -2,8 +2,12 @@ package aggregator
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 
 	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/template"
@@ -98,4 +102,66 @@ func BenchmarkIndexName(b *testing.B) {
 			_ = names.name(&ev, doc)
 		}
 	})
+}
+
+// TestBadTimesMakeOneIndex replays the incident: 600 service lines dated at
+// random between 1970 and 2134 into a daily index made about 470 indices.
+// Outside elasticsearch.accept_time they now all go to one out-of-range
+// index, tagged, with @timestamp the read time and their own time kept;
+// the same line always gets the same index, whatever the clock says when
+// it is indexed.
+func TestBadTimesMakeOneIndex(t *testing.T) {
+	var cfg Config
+	cfg.SetDefaults()
+	cfg.Elasticsearch.Index = "logs-{type}-{service}-{+2006.01.02}"
+	b, err := newBuilder(cfg, prometheus.NewRegistry(), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	b.window.now = func() time.Time { return read.Add(400 * 24 * time.Hour) } // only for records without a read time
+	names := map[string]int{}
+	first := map[int]string{}
+	for round := range 2 {
+		r := rand.New(rand.NewPCG(1, 2))
+		for i := range 600 {
+			at := time.Unix(r.Int64N(time.Date(2134, 1, 1, 0, 0, 0, 0, time.UTC).Unix()), 0).UTC()
+			ev := event.Event{Type: "service", Node: "n", Offset: int64(i), ReadTime: read, Fields: map[string]string{"service": "api"},
+				Line: fmt.Appendf(nil, `{"@timestamp":%q,"message":"m"}`, at.Format(time.RFC3339))}
+			doc := newDoc()
+			if _, keep, _ := b.build(&ev, doc); !keep {
+				t.Fatal("dropped")
+			}
+			name := b.names.name(&ev, doc)
+			if round == 0 {
+				names[name]++
+				first[i] = name
+				if name == "logs-service-api-out-of-range" {
+					if !hasTag(doc, tagTimeOutOfRange) {
+						t.Errorf("line %d (%s) in %s is not tagged", i, at, name)
+					}
+					if v, _ := doc.Get("event.original_timestamp"); v != at.Format("2006-01-02T15:04:05.000Z") {
+						t.Errorf("line %d: event.original_timestamp = %v, want %s", i, v, at)
+					}
+					if v, _ := doc.Get("@timestamp"); v != read.Format(time.RFC3339Nano) {
+						t.Errorf("line %d: @timestamp = %v, want the read time", i, v)
+					}
+				}
+			} else if name != first[i] {
+				t.Errorf("line %d went to %s, then to %s", i, first[i], name)
+			}
+		}
+		b.window.now = func() time.Time { return read.Add(-400 * 24 * time.Hour) }
+	}
+	if len(names) > 32 || names["logs-service-api-out-of-range"] < 590 {
+		t.Errorf("600 bad times made %d indices: %v", len(names), names)
+	}
+	// A time within the window keeps its day.
+	ev := event.Event{Type: "service", ReadTime: read, Fields: map[string]string{"service": "api"},
+		Line: []byte(`{"@timestamp":"2026-12-05T23:00:00Z","message":"m"}`)}
+	doc := newDoc()
+	b.build(&ev, doc)
+	if name := b.names.name(&ev, doc); name != "logs-service-api-2026.12.05" || hasTag(doc, tagTimeOutOfRange) {
+		t.Errorf("a time of yesterday went to %s", name)
+	}
 }

@@ -17,7 +17,8 @@ import (
 // what cannot be delivered, exactly as `sluice aggregate` does. `sluice run`
 // hands it batches from its in-process queue.
 type Processor struct {
-	a *Aggregator
+	a  *Aggregator
+	es bool // documents go to Elasticsearch, not to a Sink
 }
 
 // ProcessorOptions say where a Processor delivers.
@@ -43,16 +44,17 @@ func NewProcessor(cfg Config, opts ProcessorOptions, reg prometheus.Registerer, 
 	if err != nil {
 		return nil, err
 	}
+	p := &Processor{a: a, es: opts.Sink == nil}
 	if opts.Sink != nil {
 		a.sink = opts.Sink
 		a.sinkWorkers = 1 // documents are written in order
 	}
 	a.deadFile = opts.DeadLetters
-	return &Processor{a: a}, nil
+	return p, nil
 }
 
 // toElasticsearch reports whether documents go to Elasticsearch.
-func (p *Processor) toElasticsearch() bool { return p.a.sink == sink(p.a.bulk) }
+func (p *Processor) toElasticsearch() bool { return p.es }
 
 // Prepare starts the GeoIP reloader (until ctx ends) and, when documents go
 // to Elasticsearch, the watch on its acceptance and installs the index

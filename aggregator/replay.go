@@ -51,6 +51,7 @@ func Replay(ctx context.Context, cfg Config, opts ReplayOptions, log *zap.Logger
 		return ReplayStats{}, err
 	}
 	defer a.client.Close()
+	a.dedupe.suspects.setAll() // any record may have been indexed before
 	if err := a.prepare(ctx); err != nil {
 		return ReplayStats{}, err
 	}

@@ -51,6 +51,22 @@ func appendTimestamp(b []byte, t time.Time) []byte {
 	return append(b, s[:]...)
 }
 
+// representable passes t on if its UTC year is 0000 to 9999, what
+// @timestamp's four-digit layout and a dated index name can write: with a
+// zone, "9999-12-31T23:59:59-01:00" is in year 10000 in UTC, which used to
+// be written with five digits that nothing read back, so the document's
+// index fell back to year 1. A time outside is not read: the line keeps its
+// read time and the raw value (see setServiceTime).
+func representable(t time.Time, ok bool) (time.Time, bool) {
+	if !ok {
+		return time.Time{}, false
+	}
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
 // parseDateTime reads "2006-01-02T15:04:05" with an optional fraction (after
 // '.' or ','), an optional zone, and ' ' allowed for 'T'.
 func parseDateTime(s string) (time.Time, bool) {
@@ -83,7 +99,7 @@ func parseDateTime(s string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	t, err := time.Parse(layout, s)
-	return t, err == nil
+	return representable(t, err == nil)
 }
 
 // parseEpoch reads a decimal epoch number written as a string.
@@ -112,7 +128,7 @@ func epochInt(n int64) (time.Time, bool) {
 	case n < 0:
 		return time.Time{}, false
 	case n < 1e11:
-		return time.Unix(n, 0), true
+		return representable(time.Unix(n, 0), true)
 	case n < 1e14:
 		return time.UnixMilli(n), true
 	case n < 1e17:
@@ -128,7 +144,7 @@ func epochFloat(f float64) (time.Time, bool) {
 	case !(f >= 0) || f >= math.MaxInt64: // also NaN
 		return time.Time{}, false
 	case f < 1e11:
-		return time.UnixMicro(int64(math.Round(f * 1e6))), true
+		return representable(time.UnixMicro(int64(math.Round(f*1e6))), true)
 	case f < 1e14:
 		return time.UnixMicro(int64(math.Round(f * 1e3))), true
 	case f < 1e17:
@@ -163,9 +179,9 @@ func parseTimeLocal(s string) (time.Time, bool) {
 	offset := time.Duration(zh*60+zm) * time.Minute
 	switch s[21] {
 	case '+':
-		return t.Add(-offset), true
+		return representable(t.Add(-offset), true)
 	case '-':
-		return t.Add(offset), true
+		return representable(t.Add(offset), true)
 	}
 	return time.Time{}, false
 }

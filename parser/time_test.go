@@ -65,3 +65,33 @@ func BenchmarkFormatTime(b *testing.B) {
 		}
 	})
 }
+
+// TestTimesOutsideYears0To9999 reads no time whose UTC year has other than
+// four digits: "9999-12-31T23:59:59-01:00" is 10000-01-01T00:59:59Z, which
+// @timestamp used to hold with five digits and the index date fell back
+// from to year 1 ("logs-...-0001.01.01"). The line keeps its read time.
+func TestTimesOutsideYears0To9999(t *testing.T) {
+	for _, s := range []string{"9999-12-31T23:59:59-01:00", "9999-12-31 23:30:00-0100", "0000-01-01T00:00:00+01:00"} {
+		if tm, ok := parseDateTime(s); ok {
+			t.Errorf("parseDateTime(%q) = %v, want not read", s, tm)
+		}
+	}
+	if tm, ok := parseTimeLocal("31/Dec/9999:23:59:59 -0100"); ok {
+		t.Errorf("parseTimeLocal read %v, want not read", tm)
+	}
+	for _, s := range []string{"9999-12-31T23:59:59Z", "9999-12-31T23:59:59+01:00", "0000-01-01T00:00:00Z", "0000-01-01T01:00:00+01:00"} {
+		if _, ok := parseDateTime(s); !ok {
+			t.Errorf("parseDateTime(%q) not read, want read", s)
+		}
+	}
+	doc := NewDoc(4)
+	if err := ParseService([]byte(`{"@timestamp":"9999-12-31T23:59:59-01:00","message":"m"}`), doc); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := doc.Get("@timestamp"); ok {
+		t.Errorf("@timestamp = %v, want none (the read time is used)", v)
+	}
+	if v, _ := doc.Get("_@timestamp"); v != "9999-12-31T23:59:59-01:00" {
+		t.Errorf("_@timestamp = %v, want the raw value", v)
+	}
+}

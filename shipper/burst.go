@@ -89,7 +89,6 @@ func (b *burst) ackOne() {
 		return
 	}
 	sh := b.h.sh
-	sh.budget.release(b.reserved)
 	c := &b.h.counters
 	c.linesAcked.Add(float64(b.lines))
 	c.bytesAcked.Add(float64(b.lineBytes))
@@ -98,4 +97,7 @@ func (b *burst) ackOne() {
 	if off, moved := b.gen.acks.ack(b.seq); moved {
 		sh.registry.advance(b.gen.id, off)
 	}
+	// Last: a budget all free means every acknowledged offset is in the
+	// registry (settleSent relies on it).
+	sh.budget.release(b.reserved)
 }

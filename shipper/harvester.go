@@ -57,6 +57,7 @@ type harvester struct {
 	// copySeen is when the file was found to be a copy of one still read
 	// (skipCopied).
 	copySeen time.Time
+	sent     sentHorizon
 }
 
 // generation is one content generation of a file: a new one starts when the
@@ -207,6 +208,12 @@ func (h *harvester) readAvailable(ctx context.Context) (bool, error) {
 
 // ship produces one line, as part of the open burst.
 func (h *harvester) ship(ctx context.Context, l line, flags []string, now time.Time) error {
+	if err := h.reserveSent(ctx, l.End); err != nil {
+		return err
+	}
+	if h.resent(l.Start) {
+		flags = append(flags, event.FlagResent)
+	}
 	reserved := int64(len(l.Data)) + recordOverhead
 	budget := h.sh.budget
 	if !budget.tryAcquire(reserved) {

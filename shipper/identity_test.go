@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap/zaptest"
 
@@ -213,17 +212,19 @@ func TestScanDoesNotWaitForRegistry(t *testing.T) {
 		cancel()
 		sh.wg.Wait()
 	}()
+	writes := func() uint64 {
+		var m dto.Metric
+		if err := sh.metrics.registryWrite.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetHistogram().GetSampleCount()
+	}
 	sh.scan(ctx)
 	l.pub.waitFor(t, 60, 10*time.Second)
-	if n := testutil.CollectAndCount(sh.metrics.registryWrite); n != 1 {
-		t.Fatalf("collected %d histograms", n)
-	}
-	var m dto.Metric
-	if err := sh.metrics.registryWrite.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	if c := m.GetHistogram().GetSampleCount(); c != 0 {
-		t.Fatalf("discovering and shipping 20 new files wrote the registry %d times", c)
+	// Before its first line is produced, each file's sent horizon must be
+	// on disk (horizon.go): the harvesters asking together share writes.
+	if c := writes(); c > 5 {
+		t.Fatalf("shipping 20 new files wrote the registry %d times; their sent horizons should share writes", c)
 	}
 }
 

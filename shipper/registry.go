@@ -21,6 +21,9 @@ type registryEntry struct {
 	// Offset is the end of the last line Kafka acknowledged, in order.
 	Offset  int64     `json:"offset"`
 	Updated time.Time `json:"updated"`
+	// Sent is the sent horizon (horizon.go): no line starting at or past
+	// it was produced. Written before such a line is.
+	Sent int64 `json:"sent,omitempty"`
 	// ReleasedModTime is the file's modification time when it was
 	// released at its end (close_inactive): the scan leaves it closed while
 	// its size is Offset and its modification time this.

@@ -63,6 +63,9 @@ type Shipper struct {
 	// file was named: it is then found at the next start even if it is
 	// renamed out of the globs meanwhile.
 	flushSoon chan struct{}
+	// sentSync writes the registry for harvesters whose sent horizon must
+	// be durable before they produce past it (horizon.go).
+	sentSync *groupSync
 	// replaced is the generations truncation replaced, whose copies are
 	// recognised (copies.go).
 	replaced replacedGens
@@ -119,6 +122,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 	s.registry = reg2
 	s.found, s.waitingSince = map[string]time.Time{}, map[devIno]time.Time{}
 	s.outside, s.flushSoon = map[devIno]outsideFile{}, make(chan struct{}, 1)
+	s.sentSync = newGroupSync()
 	now := time.Now()
 	for _, e := range reg2.snapshot() {
 		s.found[e.ID] = now // clean_after counts from the start at the earliest
@@ -190,6 +194,7 @@ loop:
 	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	errFlush := s.publisher.Close(shutCtx)
+	s.settleSent()
 	errReg := s.writeRegistry()
 	s.log.Info("shipper stopped")
 	return errors.Join(errFlush, errReg)
@@ -567,6 +572,7 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 			f.Close()
 			return err
 		}
+		h.resumeSent(entry, fi.Size())
 		if entry.Path != path {
 			s.registry.update(entry.ID, func(e *registryEntry) { e.Path = path })
 		}

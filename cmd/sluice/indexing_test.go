@@ -52,14 +52,20 @@ func TestDateSuffixedIndexFromEventTime(t *testing.T) {
 	}
 	p := newPipeline(t)
 	editConfig(t, p.aggCfg, "index: "+p.prefix+"-{type}-{service}-{environment}", "index: "+p.prefix+"-{type}-{+2006.01.02}")
+	// Days within elasticsearch.accept_time (30 days back): d1 and d2
+	// alternately, and d0 the day before d1.
+	d0 := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -4)
+	d1, d2 := d0.AddDate(0, 0, 1), d0.AddDate(0, 0, 2)
 	var lines []string
 	for i := range 120 {
-		day := 24 + i%2 // 24 and 25 November, alternately
-		lines = append(lines, fmt.Sprintf(`{"@timestamp":"2026-11-%02dT23:59:%02d.000+00:00","level":"info","msg":"tick","id":"d%d"}`, day, i%60, i))
+		day := []time.Time{d1, d2}[i%2]
+		lines = append(lines, fmt.Sprintf(`{"@timestamp":"%sT23:59:%02d.000+00:00","level":"info","msg":"tick","id":"d%d"}`, day.Format("2006-01-02"), i%60, i))
 	}
 	// Epoch milliseconds, and an offset that moves the UTC date: both are
-	// 2026-11-23 23:30 UTC.
-	lines = append(lines, `{"ts":1795476600000,"msg":"epoch ms"}`, `{"time":"2026-11-24T01:30:00+02:00","msg":"offset"}`)
+	// d0 at 23:30 UTC.
+	at := d0.Add(23*time.Hour + 30*time.Minute)
+	lines = append(lines, fmt.Sprintf(`{"ts":%d,"msg":"epoch ms"}`, at.UnixMilli()),
+		fmt.Sprintf(`{"time":%q,"msg":"offset"}`, at.In(time.FixedZone("", 2*3600)).Format(time.RFC3339)))
 	lines = append(lines, "not JSON: no time of its own") // read time
 	appendLines(t, filepath.Join(p.logs, "services/prod/acme/checkout/app.log"), lines)
 	before := time.Now().UTC()
@@ -70,9 +76,9 @@ func TestDateSuffixedIndexFromEventTime(t *testing.T) {
 
 	today := p.prefix + "-service-" + before.Format("2006.01.02")
 	want := map[string]int{
-		p.prefix + "-service-2026.11.23": 2,
-		p.prefix + "-service-2026.11.24": 60,
-		p.prefix + "-service-2026.11.25": 60,
+		p.prefix + "-service-" + d0.Format("2006.01.02"): 2,
+		p.prefix + "-service-" + d1.Format("2006.01.02"): 60,
+		p.prefix + "-service-" + d2.Format("2006.01.02"): 60,
 	}
 	if before.Format("2006.01.02") != after.Format("2006.01.02") {
 		t.Skip("the test ran across midnight UTC; the read-time line's index is ambiguous")

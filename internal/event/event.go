@@ -67,6 +67,13 @@ const (
 	// FlagInvalidDocker marks a line of a Docker json-file log that was not
 	// a json-file entry; it is shipped as it is.
 	FlagInvalidDocker = "invalid_docker"
+	// FlagResent marks a line the shipper may have sent before: one it
+	// reads again after a restart, between its registry offset and the
+	// last offset it may have produced. Its document may already be
+	// indexed, possibly under another index (a daily index named by a
+	// read time on another day, a data stream's earlier write index): the
+	// aggregator looks it up by id before writing it.
+	FlagResent = "resent"
 )
 
 // ErrMalformed is returned by Decode for records that are not Sluice events.

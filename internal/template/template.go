@@ -16,6 +16,12 @@ import (
 // Missing is rendered for a field the event does not have.
 const Missing = "unknown"
 
+// OutOfRange is rendered for the date parts of an event whose time is
+// outside the years 0000 to 9999 (or unknown): one fixed name, so that such
+// times cannot create an index each, and the same event always renders the
+// same name.
+const OutOfRange = "out-of-range"
+
 // Template is a parsed name template.
 type Template struct {
 	src     string
@@ -100,8 +106,26 @@ func (t *Template) Pattern() string {
 }
 
 // Render expands the template. lookup returns a field's value; at is the
-// event's time for date parts. clean normalises each substituted value.
+// event's time for date parts, written as OutOfRange when it is zero or its
+// UTC year is not 0000 to 9999. clean normalises each substituted value.
 func (t *Template) Render(lookup func(string) (string, bool), at time.Time, clean func(string) string) string {
+	date := func(layout string) string {
+		if y := at.UTC().Year(); at.IsZero() || y < 0 || y > 9999 {
+			return OutOfRange
+		}
+		return clean(at.UTC().Format(layout))
+	}
+	return t.render(lookup, date, clean)
+}
+
+// RenderWildcard expands the template with '*' for its date parts: the
+// pattern of every dated name the same fields render, for looking a
+// document up across its index's dates.
+func (t *Template) RenderWildcard(lookup func(string) (string, bool), clean func(string) string) string {
+	return t.render(lookup, func(string) string { return "*" }, clean)
+}
+
+func (t *Template) render(lookup func(string) (string, bool), date func(layout string) string, clean func(string) string) string {
 	var b strings.Builder
 	for _, p := range t.parts {
 		switch {
@@ -112,7 +136,7 @@ func (t *Template) Render(lookup func(string) (string, bool), at time.Time, clea
 			}
 			b.WriteString(clean(v))
 		case p.layout != "":
-			b.WriteString(clean(at.UTC().Format(p.layout)))
+			b.WriteString(date(p.layout))
 		default:
 			b.WriteString(p.literal)
 		}

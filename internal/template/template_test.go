@@ -57,3 +57,29 @@ func FuzzIndexValue(f *testing.F) {
 		}
 	})
 }
+
+// TestRenderDatesOutsideYears0To9999 writes one fixed name for times
+// whose UTC year has not four digits, or that are unknown: year 10000 used
+// to be written "10000.01.01", and an unknown time "0001.01.01".
+func TestRenderDatesOutsideYears0To9999(t *testing.T) {
+	tp, err := Parse("logs-{type}-{+2006.01.02}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(string) (string, bool) { return "nginx", true }
+	for _, at := range []time.Time{
+		{},
+		time.Date(9999, 12, 31, 23, 59, 59, 0, time.FixedZone("", -3600)),
+		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		if got := IndexName(tp.Render(lookup, at, IndexValue)); got != "logs-nginx-"+OutOfRange {
+			t.Errorf("at %v: %q, want logs-nginx-%s", at, got, OutOfRange)
+		}
+	}
+	if got := IndexName(tp.Render(lookup, time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), IndexValue)); got != "logs-nginx-9999.12.31" {
+		t.Errorf("year 9999: %q", got)
+	}
+	if got := IndexName(tp.RenderWildcard(lookup, IndexValue)); got != "logs-nginx-*" {
+		t.Errorf("RenderWildcard = %q, want logs-nginx-*", got)
+	}
+}
