@@ -125,7 +125,7 @@ func (o *opener) open(path string, read bool) (*os.File, error) {
 	if !ok {
 		return nil, &refusal{refusedOutsideDirs, fmt.Sprintf("%s is not under the directories of the input's globs", path)}
 	}
-	flags := unix.O_PATH
+	flags := statFlags
 	if read {
 		// O_NONBLOCK: a FIFO swapped in does not hang the open; the
 		// file is checked to be regular before anything reads it.
@@ -170,23 +170,11 @@ func (o *opener) check(fd int, path string, read bool) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
-// pseudoFS are file systems whose files are kernel interfaces, never logs:
-// their sizes say nothing of what a read returns (a procfs file is size 0
-// and never ends the same way twice), and they hold the node's secrets.
-var pseudoFS = map[int64]string{
-	unix.PROC_SUPER_MAGIC: "proc", unix.SYSFS_MAGIC: "sysfs", unix.CGROUP_SUPER_MAGIC: "cgroup",
-	unix.CGROUP2_SUPER_MAGIC: "cgroup2", unix.DEBUGFS_MAGIC: "debugfs", unix.TRACEFS_MAGIC: "tracefs",
-	unix.SECURITYFS_MAGIC: "securityfs", unix.BPF_FS_MAGIC: "bpf", unix.EFIVARFS_MAGIC: "efivarfs",
-	unix.DEVPTS_SUPER_MAGIC: "devpts",
-}
-
 // refuse says why the file open at fd may not be read, or nil.
 func (o *opener) refuse(fd int, path string) error {
-	var fs unix.Statfs_t
-	if err := unix.Fstatfs(fd, &fs); err != nil {
+	if name, err := pseudoFS(fd); err != nil {
 		return fmt.Errorf("statfs %s: %w", path, err)
-	}
-	if name, ok := pseudoFS[int64(fs.Type)]; ok {
+	} else if name != "" {
 		return &refusal{refusedPseudoFS, fmt.Sprintf("%s is on %s, a kernel interface and not a log", path, name)}
 	}
 	var st unix.Stat_t
@@ -203,17 +191,16 @@ func (o *opener) refuse(fd int, path string) error {
 }
 
 // openBeneath opens rest under the directory dir without following any
-// symbolic link in rest (ELOOP if there is one) or leaving dir.
+// symbolic link in rest (ELOOP if there is one) or leaving dir. The
+// directory is opened as usual: it is the operator's.
 func (o *opener) openBeneath(dir, rest string, flags int) (int, error) {
-	dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	dfd, err := unix.Open(dir, statFlags|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
 	defer unix.Close(dfd)
 	if !o.noOpenat2.Load() {
-		how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC),
-			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
-		fd, err := unix.Openat2(dfd, rest, &how)
+		fd, err := openat2Beneath(dfd, rest, flags)
 		switch {
 		case err == nil:
 			return fd, nil
@@ -245,12 +232,13 @@ func walkNoFollow(dfd int, rest string, flags int) (int, error) {
 			return -1, unix.EXDEV
 		}
 		last := i == len(comps)-1
-		if last && flags&unix.O_PATH == 0 {
-			return unix.Openat(cur, c, flags|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0) // ELOOP on a link
+		open := statFlags
+		if last {
+			open = flags
 		}
-		fd, err := unix.Openat(cur, c, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		fd, err := unix.Openat(cur, c, open|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return -1, err
+			return -1, err // ELOOP at a link opened without O_PATH
 		}
 		var st unix.Stat_t
 		if err := unix.Fstat(fd, &st); err != nil {
@@ -258,7 +246,7 @@ func walkNoFollow(dfd int, rest string, flags int) (int, error) {
 			return -1, err
 		}
 		switch {
-		case st.Mode&unix.S_IFMT == unix.S_IFLNK:
+		case st.Mode&unix.S_IFMT == unix.S_IFLNK: // O_PATH opens the link itself
 			unix.Close(fd)
 			return -1, unix.ELOOP
 		case last:
@@ -279,25 +267,30 @@ func walkNoFollow(dfd int, rest string, flags int) (int, error) {
 // symbolic link: the link's target joined with what follows it in rest.
 func firstLink(dir, rest string) (string, error) {
 	comps := strings.Split(rest, "/")
-	cur, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	cur, err := unix.Open(dir, statFlags|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return "", &os.PathError{Op: "open", Path: dir, Err: err}
 	}
 	defer func() { unix.Close(cur) }()
 	for i, c := range comps {
-		fd, err := unix.Openat(cur, c, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != nil {
+		fd, err := unix.Openat(cur, c, statFlags|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		link := errors.Is(err, unix.ELOOP) // without O_PATH
+		if err != nil && !link {
 			return "", &os.PathError{Op: "open", Path: filepath.Join(dir, filepath.Join(comps[:i+1]...)), Err: err}
 		}
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
-			unix.Close(fd)
-			return "", err
+		if !link {
+			var st unix.Stat_t
+			if err := unix.Fstat(fd, &st); err != nil {
+				unix.Close(fd)
+				return "", err
+			}
+			if link = st.Mode&unix.S_IFMT == unix.S_IFLNK; link {
+				unix.Close(fd)
+			}
 		}
-		if st.Mode&unix.S_IFMT == unix.S_IFLNK {
-			buf := make([]byte, unix.PathMax)
-			n, err := unix.Readlinkat(fd, "", buf)
-			unix.Close(fd)
+		if link {
+			buf := make([]byte, 4096)
+			n, err := unix.Readlinkat(cur, c, buf)
 			if err != nil {
 				return "", fmt.Errorf("readlink %s: %w", filepath.Join(dir, filepath.Join(comps[:i+1]...)), err)
 			}

@@ -331,3 +331,27 @@ func TestRestartLimiter(t *testing.T) {
 		t.Errorf("after a quiet spell: wait %v, want 0", w)
 	}
 }
+
+// TestLiteralDir: the operator's part of a glob, from which nothing is
+// followed, and the deepest such directory a path is under.
+func TestLiteralDir(t *testing.T) {
+	for glob, want := range map[string]string{
+		"/var/log/services/*/*/*/*.log": "/var/log/services",
+		"/var/log/nginx/access*.log":    "/var/log/nginx",
+		"/var/log/app/app.log":          "/var/log/app",
+		"/var/log/[ab]pp/x.log":         "/var/log",
+		`/var/log/a\*b/x.log`:          "/var/log",
+		"/*.log":                        "/",
+	} {
+		if got := literalDir(glob); got != want {
+			t.Errorf("literalDir(%q) = %q, want %q", glob, got, want)
+		}
+	}
+	dir, rel, ok := beneath([]string{"/var/log", "/var/log/pods"}, "/var/log/pods/a/0.log")
+	if !ok || dir != "/var/log/pods" || rel != "a/0.log" {
+		t.Errorf("beneath = %q %q %v", dir, rel, ok)
+	}
+	if _, _, ok := beneath([]string{"/var/log/pods"}, "/var/log/podsx/0.log"); ok {
+		t.Error("/var/log/podsx is not under /var/log/pods")
+	}
+}
