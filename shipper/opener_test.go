@@ -340,7 +340,7 @@ func TestLiteralDir(t *testing.T) {
 		"/var/log/nginx/access*.log":    "/var/log/nginx",
 		"/var/log/app/app.log":          "/var/log/app",
 		"/var/log/[ab]pp/x.log":         "/var/log",
-		`/var/log/a\*b/x.log`:          "/var/log",
+		`/var/log/a\*b/x.log`:           "/var/log",
 		"/*.log":                        "/",
 	} {
 		if got := literalDir(glob); got != want {
