@@ -2,6 +2,7 @@ package shipper
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -354,4 +355,28 @@ func TestLiteralDir(t *testing.T) {
 	if _, _, ok := beneath([]string{"/var/log/pods"}, "/var/log/podsx/0.log"); ok {
 		t.Error("/var/log/podsx is not under /var/log/pods")
 	}
+}
+
+// TestHardLinks: a file with a second hard link is refused, by both its
+// names, unless the input sets allow_hard_links.
+func TestHardLinks(t *testing.T) {
+	n := newTenantNode(t)
+	victim := n.path("services/prod/victim/api/app.log")
+	link := n.path("services/prod/acme/api/victim.log")
+	if err := os.Link(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	in := n.servicesInput()
+	for _, p := range []string{victim, link} {
+		_, err := newOpener(in).openRead(p)
+		if ref := (*refusal)(nil); !errors.As(err, &ref) || ref.reason != refusedHardLink {
+			t.Errorf("%s: %v, want a hard_link refusal", p, err)
+		}
+	}
+	in.AllowHardLinks = true
+	f, err := newOpener(in).openRead(link)
+	if err != nil {
+		t.Fatalf("with allow_hard_links: %v", err)
+	}
+	f.Close()
 }
