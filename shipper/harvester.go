@@ -406,7 +406,7 @@ func (h *harvester) restartGeneration(size int64) error {
 	wait := h.restarts.restarted(time.Now())
 	h.log.Warn("file truncated; reading it again from the start",
 		zap.Int64("read_offset", h.reader.readPosition()), zap.Int64("size", size), zap.Int64("unread_bytes_lost", max(lost, 0)),
-		zap.Duration("truncated_again_soon_waiting", wait))
+		zap.Duration("waiting_before_reading", wait))
 	// Its copy, if it was copied before the truncation, is read from here.
 	h.sh.replaced.add(readTo{fp: fingerprintOf(h.reader.head), offset: h.reader.position(), di: h.di, at: time.Now()})
 	h.reader.reset(0)
