@@ -228,7 +228,9 @@ func TestContainerLinksFollowedIntoRoots(t *testing.T) {
 // directory is the operator's, so no link is involved) ships nothing.
 func TestKernelFilesNeverRead(t *testing.T) {
 	n := &tenantNode{t: t, root: t.TempDir()}
-	n.file("app.log", "own line\n")
+	if err := os.WriteFile(n.path("app.log"), []byte("own line\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	in := InputConfig{Type: "service", Paths: []string{"/proc/self/status", "/proc/self/task/*/status", n.path("app.log")}}
 	got, refused := n.ship([]InputConfig{in}, false, 1)
 	assertOnly(t, got, map[string][]string{n.path("app.log"): {"own line"}})
