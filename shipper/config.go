@@ -81,6 +81,23 @@ type InputConfig struct {
 	// runtime prefix is stripped and partial lines joined, or docker for
 	// Docker's json-file logs, unwrapped and joined the same way.
 	Format string `yaml:"format"`
+	// Symlinks says whether symbolic links below the globs' literal
+	// directories are followed (default: not; opener.go).
+	Symlinks SymlinksConfig `yaml:"symlinks"`
+	// AllowHardLinks reads files with more than one hard link, which are
+	// otherwise refused: such a file may be another's, linked into this
+	// input's directory (opener.go).
+	AllowHardLinks bool `yaml:"allow_hard_links"`
+}
+
+// SymlinksConfig is an input's symbolic link policy.
+type SymlinksConfig struct {
+	// Follow follows links whose targets are under Roots, e.g. the
+	// kubelet's /var/log/containers/*.log, which link into /var/log/pods.
+	Follow bool `yaml:"follow"`
+	// Roots are the directories links may point into (through further
+	// links only into Roots too); required with Follow.
+	Roots []string `yaml:"roots"`
 }
 
 // Input formats.
@@ -328,6 +345,17 @@ func (in *InputConfig) validate(key string) error {
 	}
 	if in.Format != FormatPlain && in.Format != FormatCRI && in.Format != FormatDocker {
 		return config.Errorf(config.Join(key, "format"), "%q must be plain, cri or docker", in.Format)
+	}
+	if in.Symlinks.Follow && len(in.Symlinks.Roots) == 0 {
+		return config.Errorf(config.Join(key, "symlinks.roots"), "is required with symlinks.follow: list the directories links may point into, e.g. /var/log/pods")
+	}
+	if !in.Symlinks.Follow && len(in.Symlinks.Roots) > 0 {
+		return config.Errorf(config.Join(key, "symlinks.follow"), "is false, so symlinks.roots is unused: set follow: true to follow links into them, or remove roots")
+	}
+	for j, r := range in.Symlinks.Roots {
+		if !filepath.IsAbs(r) || filepath.Clean(r) == "/" || strings.ContainsAny(r, "*?[\\") {
+			return config.Errorf(config.Index(config.Join(key, "symlinks.roots"), j), "%q must be an absolute directory other than /, without glob characters, e.g. /var/log/pods", r)
+		}
 	}
 	if in.PathFields != "" {
 		if _, err := compilePathFields(in.PathFields); err != nil {

@@ -16,6 +16,10 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"compression", func(c *Config) { c.Kafka.Compression = "brotli" }, "kafka.compression: "},
 		{"partitioning", func(c *Config) { c.Kafka.Partitioning = "random" }, "kafka.partitioning: \"random\" is not a partitioning; use spread"},
 		{"producers", func(c *Config) { c.Kafka.Producers = 100 }, "kafka.producers: must be between 1 and 64"},
+		{"follow without roots", func(c *Config) { c.Inputs[0].Symlinks.Follow = true }, "inputs[0].symlinks.roots: is required with symlinks.follow"},
+		{"roots without follow", func(c *Config) { c.Inputs[0].Symlinks.Roots = []string{"/var/log/pods"} }, "inputs[0].symlinks.follow: is false"},
+		{"root /", func(c *Config) { c.Inputs[0].Symlinks = SymlinksConfig{Follow: true, Roots: []string{"/"}} }, "inputs[0].symlinks.roots[0]: \"/\" must be an absolute directory other than /"},
+		{"relative root", func(c *Config) { c.Inputs[0].Symlinks = SymlinksConfig{Follow: true, Roots: []string{"pods"}} }, "inputs[0].symlinks.roots[0]: "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

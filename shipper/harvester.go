@@ -58,6 +58,8 @@ type harvester struct {
 	// (skipCopied).
 	copySeen time.Time
 	sent     sentHorizon
+	// restarts spaces out generations of a file truncated again and again.
+	restarts restartLimiter
 }
 
 // generation is one content generation of a file: a new one starts when the
@@ -107,6 +109,9 @@ func (h *harvester) run(ctx context.Context) error {
 	const minPoll = 25 * time.Millisecond
 	poll := minPoll
 	for {
+		if !h.restarts.hold(ctx) {
+			return nil
+		}
 		// Before reading on: a file truncated or rewritten in place since
 		// the last look, even one that grew past the offset read, starts
 		// again from 0, rather than its new bytes being read from the old
@@ -405,8 +410,10 @@ func (h *harvester) restartGeneration(size int64) error {
 		h.sh.metrics.truncatedBytesLost.Add(float64(lost))
 	}
 	h.sh.metrics.truncations.Inc()
+	wait := h.restarts.restarted(time.Now())
 	h.log.Warn("file truncated; reading it again from the start",
-		zap.Int64("read_offset", h.reader.readPosition()), zap.Int64("size", size), zap.Int64("unread_bytes_lost", max(lost, 0)))
+		zap.Int64("read_offset", h.reader.readPosition()), zap.Int64("size", size), zap.Int64("unread_bytes_lost", max(lost, 0)),
+		zap.Duration("waiting_before_reading", wait))
 	// Its copy, if it was copied before the truncation, is read from here.
 	h.sh.replaced.add(readTo{fp: fingerprintOf(h.reader.head), offset: h.reader.position(), di: h.di, at: time.Now()})
 	h.reader.reset(0)

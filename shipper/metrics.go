@@ -20,6 +20,7 @@ type metrics struct {
 	inFlightBytes          prometheus.Gauge
 	kafkaAccepting         prometheus.Gauge
 	kafkaRequestErrors     *prometheus.CounterVec
+	filesRefused           *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -45,8 +46,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		inFlightBytes:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_shipper_in_flight_bytes", Help: "Bytes read and not yet acknowledged by Kafka."}),
 		kafkaAccepting:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_shipper_kafka_accepting", Help: "1 while Kafka acknowledges the records it is given (or none wait), 0 while records wait unacknowledged with broker errors for 1s or without an acknowledgement for 10s."}),
 		kafkaRequestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_shipper_kafka_request_errors_total", Help: "Failed requests to Kafka brokers, which the Kafka client retries by itself, by stage: connect, write, read, or produce (a partition's error in a produce response)."}, []string{"stage"}),
+		filesRefused:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_shipper_files_refused_total", Help: "Paths found by the globs that their input's policy does not let it read (each counted once while it stays refused), by reason: symlink, symlink_outside_roots, too_many_links, hard_link, not_regular, pseudo_fs, outside_input_dirs."}, []string{"reason"}),
 	}
-	reg.MustRegister(m.linesRead, m.bytesRead, m.linesAcked, m.bytesAcked, m.linesCut, m.filesOpen, m.filesDiscovered,
+	reg.MustRegister(m.filesRefused, m.linesRead, m.bytesRead, m.linesAcked, m.bytesAcked, m.linesCut, m.filesOpen, m.filesDiscovered,
 		m.rotations, m.truncations, m.truncatedBytesLost, m.lagBytes, m.lagMaxBytes, m.filesWaiting, m.produceLatency, m.produceErrors,
 		m.registryWrite, m.registryFailures, m.registryRecoveries, m.inFlightBytes, m.kafkaAccepting, m.kafkaRequestErrors)
 	return m

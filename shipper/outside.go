@@ -1,7 +1,6 @@
 package shipper
 
 import (
-	"os"
 	"path/filepath"
 	"time"
 
@@ -46,8 +45,9 @@ func (s *Shipper) renamed(from, to string) {
 	if in == nil || in.match(to) {
 		return // the scan finds it where it is now
 	}
-	fi, err := os.Stat(to)
-	if err != nil || !fi.Mode().IsRegular() {
+	fi, err := in.opener.stat(to)
+	if err != nil {
+		s.refusals.report(to, err)
 		return
 	}
 	di, ok := statDevIno(fi)
@@ -86,7 +86,7 @@ func (s *Shipper) outsideCandidates(claimed map[devIno]bool) map[devIno]outsideF
 	dirs := map[string]map[devIno]string{}
 	out := make(map[devIno]outsideFile, len(todo))
 	for di, o := range todo {
-		if fi, err := os.Stat(o.path); err == nil {
+		if fi, err := o.in.opener.stat(o.path); err == nil {
 			if got, ok := statDevIno(fi); ok && got == di {
 				out[di] = o
 				continue

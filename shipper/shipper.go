@@ -69,6 +69,8 @@ type Shipper struct {
 	// replaced is the generations truncation replaced, whose copies are
 	// recognised (copies.go).
 	replaced replacedGens
+	// refusals are the paths the inputs' file policy refused (opener.go).
+	refusals *refusals
 	wg       sync.WaitGroup
 
 	// waiting is how many files the last scan left waiting for
@@ -81,6 +83,7 @@ type Shipper struct {
 type input struct {
 	cfg        InputConfig
 	pathFields *pathFields
+	opener     *opener
 }
 
 // New validates cfg and prepares a shipper; Run starts it. Without options
@@ -99,13 +102,14 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 	for _, o := range opts {
 		o(s)
 	}
+	s.refusals = newRefusals(log, func(reason string) { s.metrics.filesRefused.WithLabelValues(reason).Inc() })
 	s.budget = newBudget(cfg.MaxInFlightBytes, s.metrics)
 	s.stall = telemetry.NewProgress(telemetry.ProgressOptions{StallAfter: cfg.HTTP.StallAfter})
 	s.stall.Register(reg, "shipper")
 	s.blocks = event.NewBlockPool()
 	s.readBufs = newReadBuffers()
 	for _, in := range cfg.Inputs {
-		ci := &input{cfg: in}
+		ci := &input{cfg: in, opener: newOpener(in)}
 		if in.PathFields != "" {
 			ci.pathFields, _ = compilePathFields(in.PathFields) // validated
 		}
@@ -250,13 +254,15 @@ func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 	var candidates []candidate
 	for _, in := range s.inputs {
 		paths := in.matches(s.log)
-		s.watcher.watchDirs(paths)
 		s.watcher.watchDirs(in.cfg.Paths) // globs' own directories, when they are literal
+		accepted := paths[:0]
 		for _, path := range paths {
-			fi, err := os.Stat(path)
-			if err != nil || !fi.Mode().IsRegular() {
+			fi, err := in.opener.stat(path)
+			if err != nil {
+				s.refusals.report(path, err)
 				continue
 			}
+			accepted = append(accepted, path)
 			di, ok := statDevIno(fi)
 			if !ok || claimed[di] {
 				continue
@@ -291,12 +297,15 @@ func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 			s.mu.Unlock()
 			candidates = append(candidates, candidate{in: in, path: path, di: di, since: since, lag: lag})
 		}
+		// Only files the input may read: not a linked directory's.
+		s.watcher.watchDirs(accepted)
 	}
+	s.refusals.sweep()
 	for di, o := range s.outsideCandidates(claimed) {
 		// Opened even when read to its end: the app may still write to
 		// it, and its harvester follows it for close_removed_after.
 		lag := int64(0)
-		if fi, err := os.Stat(o.path); err == nil {
+		if fi, err := o.in.opener.stat(o.path); err == nil {
 			lag = fi.Size()
 		}
 		s.mu.Lock()
@@ -328,6 +337,13 @@ func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 			// where it lives now.
 			s.mu.Lock()
 			s.follow(c.in, c.path, c.di, c.since)
+			s.mu.Unlock()
+			continue
+		} else if ref := (*refusal)(nil); errors.As(err, &ref) {
+			// Swapped for what the input may not read since the scan.
+			s.refusals.report(c.path, err)
+			s.mu.Lock()
+			delete(s.outside, c.di)
 			s.mu.Unlock()
 			continue
 		} else if err != nil {
@@ -383,7 +399,7 @@ func (s *Shipper) resumeRenamed() {
 		// one (a compressed rotation, say) is not this entry's, and a file
 		// outside the globs is never read from its start unless it had no
 		// first line yet when it was last seen.
-		if (e.Fingerprint.Len == 0 && !e.Pending) || !s.sameContent(path, e) {
+		if (e.Fingerprint.Len == 0 && !e.Pending) || !s.sameContent(in, path, e) {
 			continue
 		}
 		if path != e.Path && !in.match(path) {
@@ -398,8 +414,8 @@ func (s *Shipper) resumeRenamed() {
 
 // sameContent reports whether the file at path starts with the bytes e was
 // fingerprinted by.
-func (s *Shipper) sameContent(path string, e registryEntry) bool {
-	f, err := os.Open(path)
+func (s *Shipper) sameContent(in *input, path string, e registryEntry) bool {
+	f, err := in.opener.openRead(path)
 	if err != nil {
 		return false
 	}
@@ -525,7 +541,7 @@ func (in *input) matches(log *zap.Logger) []string {
 var errMoved = errors.New("file renamed while opening")
 
 func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di devIno, now time.Time) error {
-	f, err := os.Open(path)
+	f, err := in.opener.openRead(path)
 	if err != nil {
 		return fmt.Errorf("opening: %w", err)
 	}

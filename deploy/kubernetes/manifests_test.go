@@ -385,6 +385,19 @@ func TestShipperDaemonSet(t *testing.T) {
 		}
 	}
 
+	// Container logs are links into /var/log/pods: followed there, and into
+	// nothing that is not mounted.
+	for i, in := range cfg.Inputs {
+		if in.Format == shipper.FormatCRI && (!in.Symlinks.Follow || !slices.Contains(in.Symlinks.Roots, "/var/log/pods")) {
+			t.Errorf("inputs[%d] (cri) does not follow links into /var/log/pods: %+v", i, in.Symlinks)
+		}
+		for _, r := range in.Symlinks.Roots {
+			if !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return under(r, m.MountPath) }) {
+				t.Errorf("inputs[%d].symlinks.roots %s is not under a mounted host directory", i, r)
+			}
+		}
+	}
+
 	// The registry directory is the writable hostPath /var/lib/sluice.
 	m, v := mountOfHostPath(t, pod, c, "/var/lib/sluice")
 	switch {
