@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -138,6 +139,9 @@ func (s *suspects) suspect(rec *kgo.Record, ev *event.Event) bool {
 // deduper decides where a suspect record's document is looked up, and
 // looks documents up.
 type deduper struct {
+	// kinds remembers which lookup targets are concrete indices (or do not
+	// exist): see needed.
+	kinds    targetKinds
 	suspects *suspects
 	on       bool // elasticsearch.dedupe
 	index    *template.Template
@@ -187,7 +191,36 @@ const maxTargetsBytes = 2048
 // their lookup targets, are already indexed. It retries until
 // Elasticsearch answers or ctx ends.
 func (d *deduper) find(ctx context.Context, items []item, which []int) (map[int]bool, error) {
-	found := make(map[int]bool)
+	found, _, err := d.lookUp(ctx, items, which, func(fn func() error) error {
+		return retry(ctx, d.log, "looking up documents that may be re-delivered", fn)
+	})
+	return found, err
+}
+
+// findOnce is find with one try per search: the positions whose search
+// failed come back in failed, with the reason, instead of being retried
+// here, so that the flow can let them wait like items of an index that
+// fails (a red index fails its searches too).
+func (d *deduper) findOnce(ctx context.Context, items []item, which []int) (found map[int]bool, failed map[int]error) {
+	found, failed, _ = d.lookUp(ctx, items, which, nil)
+	return found, failed
+}
+
+// lookUp looks the items at positions which up, calling each search
+// through try (nil: once, failures noted in failed).
+func (d *deduper) lookUp(ctx context.Context, items []item, which []int, try func(func() error) error) (found map[int]bool, failed map[int]error, err error) {
+	found = make(map[int]bool)
+	once := try == nil
+	which, failed, err = d.needed(ctx, items, which, try)
+	if err != nil {
+		return nil, nil, err
+	}
+	if once {
+		// One target per search, so that a target that fails (a red
+		// index) fails the lookups of its own items only.
+		which = slices.Clone(which)
+		slices.SortStableFunc(which, func(a, b int) int { return strings.Compare(items[a].lookup, items[b].lookup) })
+	}
 	for len(which) > 0 {
 		// One search: up to lookupBatch ids, over the targets they need.
 		// An id is a hash of the line's node, file and offset, so finding
@@ -199,7 +232,7 @@ func (d *deduper) find(ctx context.Context, items []item, which []int) (map[int]
 		for ; n < len(which) && n < lookupBatch; n++ {
 			t := items[which[n]].lookup
 			if !seen[t] {
-				if size+len(t)+1 > maxTargetsBytes && len(targets) > 0 {
+				if len(targets) > 0 && (once || size+len(t)+1 > maxTargetsBytes) {
 					break
 				}
 				seen[t] = true
@@ -214,13 +247,23 @@ func (d *deduper) find(ctx context.Context, items []item, which []int) (map[int]
 			ids[i] = items[k].id
 		}
 		var hits map[string]bool
-		err := retry(ctx, d.log, "looking up documents that may be re-delivered", func() error {
+		search := func() error {
 			var err error
 			hits, err = d.search(ctx, strings.Join(targets, ","), ids)
 			return err
-		})
-		if err != nil {
-			return nil, err
+		}
+		if try == nil {
+			if err := search(); err != nil {
+				if failed == nil {
+					failed = make(map[int]error)
+				}
+				for _, k := range batch {
+					failed[k] = err
+				}
+				continue
+			}
+		} else if err := try(search); err != nil {
+			return nil, nil, err
 		}
 		d.metrics.looked.Add(float64(len(batch)))
 		for _, k := range batch {
@@ -230,7 +273,7 @@ func (d *deduper) find(ctx context.Context, items []item, which []int) (map[int]
 		}
 	}
 	d.metrics.found.Add(float64(len(found)))
-	return found, nil
+	return found, failed, nil
 }
 
 // search refreshes the targets, so that documents a previous owner indexed
@@ -315,6 +358,57 @@ type lookupSink struct {
 	d *deduper
 }
 
+// attempt is index for one try, as the flow delivers (bulkIndexer.attempt):
+// suspect items whose lookup failed come back again (to wait, like those
+// of a failing index), and the rest go to the sink's attempt, so that
+// neither a failing lookup nor a failing index holds a worker.
+func (s lookupSink) attempt(ctx context.Context, items []item) ([]outcome, error) {
+	at, ok := s.sink.(interface {
+		attempt(context.Context, []item) ([]outcome, error)
+	})
+	if !ok {
+		return s.index(ctx, items)
+	}
+	var which []int
+	for k := range items {
+		if items[k].lookup != "" {
+			which = append(which, k)
+		}
+	}
+	if len(which) == 0 {
+		return at.attempt(ctx, items)
+	}
+	found, failed := s.d.findOnce(ctx, items, which)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	out := make([]outcome, len(items))
+	rest := make([]item, 0, len(items))
+	var pos []int
+	for k := range items {
+		switch {
+		case found[k]:
+			out[k] = outcome{delivered: true}
+		case failed[k] != nil:
+			out[k] = outcome{again: true, status: http.StatusServiceUnavailable,
+				reason: "looking up documents that may be re-delivered: " + failed[k].Error()}
+		default:
+			rest = append(rest, items[k])
+			pos = append(pos, k)
+		}
+	}
+	if len(rest) > 0 {
+		res, err := at.attempt(ctx, rest)
+		if err != nil {
+			return nil, err
+		}
+		for i, k := range pos {
+			out[k] = res[i]
+		}
+	}
+	return out, nil
+}
+
 func (s lookupSink) index(ctx context.Context, items []item) ([]outcome, error) {
 	var which []int
 	for k := range items {
@@ -352,4 +446,121 @@ func (s lookupSink) index(ctx context.Context, items []item) ([]outcome, error) 
 		i++
 	}
 	return out, nil
+}
+
+// targetKinds caches what lookup targets are, for needed.
+type targetKinds struct {
+	mu    sync.Mutex
+	known map[string]targetKind
+}
+
+type targetKind struct {
+	needed bool // an alias, a data stream or a pattern: look up
+	at     time.Time
+}
+
+// How long a target's kind is trusted: a concrete index stays one; a name
+// that does not exist yet may become a data stream with its first write.
+const (
+	concreteTTL = time.Minute
+	missingTTL  = 5 * time.Second
+)
+
+// needed returns the positions of which whose target needs a lookup: a
+// pattern (dated names), an alias or a data stream, where a re-delivered
+// record could land in another index than its first copy. A concrete
+// index, or a name that does not exist, needs none: by its id the record
+// lands on its first copy there (overwriting it, or 409 with create), or
+// there is nothing to find. Resolving a name is a cluster-state call,
+// cached; searching a red index is not needed for it. A failure to resolve
+// is retried through try, or (try nil) noted in failed.
+func (d *deduper) needed(ctx context.Context, items []item, which []int, try func(func() error) error) ([]int, map[int]error, error) {
+	kinds := map[string]bool{}
+	errs := map[string]error{}
+	for _, k := range which {
+		t := items[k].lookup
+		if _, ok := kinds[t]; ok {
+			continue
+		}
+		if _, ok := errs[t]; ok {
+			continue
+		}
+		var need bool
+		resolve := func() error {
+			var err error
+			need, err = d.targetNeedsLookup(ctx, t)
+			return err
+		}
+		if try == nil {
+			if err := resolve(); err != nil {
+				errs[t] = err
+				continue
+			}
+		} else if err := try(resolve); err != nil {
+			return nil, nil, err
+		}
+		kinds[t] = need
+	}
+	var out []int
+	var failed map[int]error
+	for _, k := range which {
+		t := items[k].lookup
+		if err, ok := errs[t]; ok {
+			if failed == nil {
+				failed = make(map[int]error)
+			}
+			failed[k] = err
+			continue
+		}
+		if kinds[t] {
+			out = append(out, k)
+		}
+	}
+	return out, failed, nil
+}
+
+// targetNeedsLookup resolves what target is (cached).
+func (d *deduper) targetNeedsLookup(ctx context.Context, target string) (bool, error) {
+	if strings.ContainsAny(target, "*,") {
+		return true, nil
+	}
+	now := time.Now()
+	d.kinds.mu.Lock()
+	k, ok := d.kinds.known[target]
+	d.kinds.mu.Unlock()
+	if ok && now.Before(k.at) {
+		return k.needed, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	res, err := d.es.Indices.ResolveIndex([]string{target}, d.es.Indices.ResolveIndex.WithContext(ctx))
+	if err != nil {
+		return false, fmt.Errorf("resolving %s: %w", target, err)
+	}
+	defer res.Body.Close()
+	ttl := concreteTTL
+	var needed bool
+	switch {
+	case res.StatusCode == http.StatusNotFound:
+		ttl = missingTTL
+	case res.IsError():
+		return false, fmt.Errorf("resolving %s: %s", target, res.Status())
+	default:
+		var r struct {
+			Indices []struct {
+				Name string `json:"name"`
+			} `json:"indices"`
+		}
+		if err := json.NewDecoder(res.Body).Decode(&r); err != nil {
+			return false, fmt.Errorf("resolving %s: %w", target, err)
+		}
+		needed = len(r.Indices) != 1 || r.Indices[0].Name != target
+	}
+	d.kinds.mu.Lock()
+	if d.kinds.known == nil || len(d.kinds.known) > 4096 {
+		d.kinds.known = make(map[string]targetKind)
+	}
+	d.kinds.known[target] = targetKind{needed: needed, at: now.Add(ttl)}
+	d.kinds.mu.Unlock()
+	return needed, nil
 }
