@@ -81,7 +81,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 	if err != nil {
 		return nil, fmt.Errorf("kafka.topic: %w", err)
 	}
-	s := &Shipper{cfg: cfg, log: log, metrics: newMetrics(reg), topic: topic, harvesters: map[devIno]*harvester{},
+	s := &Shipper{cfg: cfg, log: log, metrics: newMetrics(reg, cfg.inputTypes()...), topic: topic, harvesters: map[devIno]*harvester{},
 		byPath: map[string]*harvester{}, scanNow: make(chan struct{}, 1), watcher: newWatcher(log)}
 	for _, o := range opts {
 		o(s)

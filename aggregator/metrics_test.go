@@ -1,0 +1,59 @@
+package aggregator
+
+import (
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/sluicelog/sluice/internal/telemetry"
+)
+
+// TestMetricsExistAtZeroFromStart: a counter that appears at its first
+// event hides that event from rate() (Prometheus has no earlier sample), so
+// the first 429 or dead letter would not fire an alert; the known label
+// values are on /metrics at 0 before anything happens.
+func TestMetricsExistAtZeroFromStart(t *testing.T) {
+	var cfg Config
+	cfg.SetDefaults()
+	cfg.Kafka.Topics = []string{"logs-service", "logs-billing"}
+	reg := prometheus.NewRegistry()
+	if _, err := newPipeline(cfg, reg, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(telemetry.NewServer("", reg, zap.NewNop()).Handler())
+	defer srv.Close()
+	res, err := srv.Client().Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := string(b)
+	var want []string
+	for _, st := range []string{"200", "413", "429", "500", "502", "503", "504", "error"} {
+		want = append(want, `sluice_aggregator_bulk_requests_total{status="`+st+`"} 0`)
+	}
+	for _, st := range []string{"400", "409", "429", "500", "503"} {
+		want = append(want, `sluice_aggregator_item_errors_total{status="`+st+`"} 0`)
+	}
+	for _, typ := range []string{"service", "nginx", "container"} {
+		want = append(want, `sluice_aggregator_parse_failures_total{type="`+typ+`"} 0`)
+	}
+	for _, topic := range cfg.Kafka.Topics {
+		want = append(want, `sluice_aggregator_records_consumed_total{topic="`+topic+`"} 0`)
+	}
+	want = append(want, "sluice_aggregator_dead_lettered_total 0", "sluice_aggregator_malformed_records_total 0",
+		"sluice_aggregator_retries_total 0", "sluice_aggregator_documents_indexed_total 0")
+	for _, w := range want {
+		if !strings.Contains(body, "\n"+w+"\n") {
+			t.Errorf("/metrics of a fresh aggregator lacks %s", w)
+		}
+	}
+}
