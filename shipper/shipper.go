@@ -62,6 +62,8 @@ type Shipper struct {
 	// max_open_files, and waitingLag their unread bytes.
 	waiting, waitingLag atomic.Int64
 	lastWaitWarning     time.Time // owned by the scan loop
+
+	fileErrs fileErrors // the last error of each file, for /files
 }
 
 // input is one configured input, compiled.
@@ -121,12 +123,13 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 	return s, nil
 }
 
-// AddChecks registers the shipper's readiness checks.
+// AddChecks registers the shipper's readiness checks, and its /files view.
 func (s *Shipper) AddChecks(srv *telemetry.Server) {
 	if s.producer != nil {
 		srv.AddCheck("kafka", s.producer.ping)
 	}
 	srv.AddCheck("shipper_progress", s.stall.Check)
+	srv.Handle("/files", s.FilesHandler())
 }
 
 // Run ships until ctx is done, then stops reading, waits up to
@@ -282,6 +285,7 @@ func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 		}
 		if err := s.startHarvester(ctx, c.in, c.path, c.di, now); err != nil {
 			s.log.Warn("cannot start reading file", zap.String("path", c.path), zap.Error(err))
+			s.fileErrs.note(c.path, err)
 		}
 	}
 	s.mu.Lock()
@@ -543,6 +547,7 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 		err := h.run(ctx)
 		if err != nil && ctx.Err() == nil {
 			h.log.Error("stopped reading file", zap.Error(err))
+			s.fileErrs.note(h.currentPath(), err)
 		}
 		s.mu.Lock()
 		delete(s.harvesters, di)
