@@ -1,15 +1,13 @@
 package aggregator
 
 import (
-	"io"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/sluicelog/sluice/internal/telemetry"
+	"github.com/sluicelog/sluice/internal/testenv"
 )
 
 // TestMetricsExistAtZeroFromStart: a counter that appears at its first
@@ -24,18 +22,7 @@ func TestMetricsExistAtZeroFromStart(t *testing.T) {
 	if _, err := newPipeline(cfg, reg, zap.NewNop()); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(telemetry.NewServer("", reg, zap.NewNop()).Handler())
-	defer srv.Close()
-	res, err := srv.Client().Get(srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := string(b)
+	body := testenv.ScrapeMetrics(t, reg)
 	var want []string
 	for _, st := range []string{"200", "413", "429", "500", "502", "503", "504", "error"} {
 		want = append(want, `sluice_aggregator_bulk_requests_total{status="`+st+`"} 0`)

@@ -127,6 +127,16 @@ type ruleTests struct {
 	} `yaml:"tests"`
 }
 
+// readRules reads the rules file and its promtool tests.
+func readRules(t *testing.T) (ruleGroups, ruleTests) {
+	t.Helper()
+	var rules ruleGroups
+	readYAML(t, filepath.Join(rulesDir, rulesFile), &rules)
+	var tests ruleTests
+	readYAML(t, filepath.Join(rulesDir, rulesTestFile), &tests)
+	return rules, tests
+}
+
 func readYAML(t *testing.T, path string, v any) {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -148,10 +158,7 @@ func TestRulesUseMetricsThatExist(t *testing.T) {
 	if len(defined) < 30 {
 		t.Fatalf("found only %d metric names in the Go sources: %v", len(defined), defined)
 	}
-	var rules ruleGroups
-	readYAML(t, filepath.Join(rulesDir, rulesFile), &rules)
-	var tests ruleTests
-	readYAML(t, filepath.Join(rulesDir, rulesTestFile), &tests)
+	rules, tests := readRules(t)
 	used := map[string]string{}
 	for _, g := range rules.Groups {
 		for _, r := range g.Rules {
@@ -186,10 +193,7 @@ func TestRulesUseMetricsThatExist(t *testing.T) {
 // TestEveryAlertIsTested: each alert fires in at least one test of
 // sluice-rules_test.yaml.
 func TestEveryAlertIsTested(t *testing.T) {
-	var rules ruleGroups
-	readYAML(t, filepath.Join(rulesDir, rulesFile), &rules)
-	var tests ruleTests
-	readYAML(t, filepath.Join(rulesDir, rulesTestFile), &tests)
+	rules, tests := readRules(t)
 	fired := map[string]bool{}
 	for _, tc := range tests.Tests {
 		for _, a := range tc.AlertRuleTest {
@@ -289,8 +293,7 @@ func TestAlertRules(t *testing.T) {
 
 // alertNames lists the alerts of the rules file, for the README check.
 func alertNames(t *testing.T) []string {
-	var rules ruleGroups
-	readYAML(t, filepath.Join(rulesDir, rulesFile), &rules)
+	rules, _ := readRules(t)
 	var names []string
 	for _, g := range rules.Groups {
 		for _, r := range g.Rules {

@@ -1,8 +1,6 @@
 package shipper
 
 import (
-	"io"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/sluicelog/sluice/internal/telemetry"
+	"github.com/sluicelog/sluice/internal/testenv"
 )
 
 // TestMetricsExistAtZeroFromStart: a counter that appears at its first
@@ -26,7 +24,7 @@ func TestMetricsExistAtZeroFromStart(t *testing.T) {
 	if _, err := New(cfg, reg, zap.NewNop(), WithPublisher(&nullPublisher{})); err != nil {
 		t.Fatal(err)
 	}
-	body := scrape(t, reg)
+	body := testenv.ScrapeMetrics(t, reg)
 	var want []string
 	for _, typ := range []string{"service", "nginx", "container", "billing"} {
 		for _, name := range []string{"lines_read_total", "read_bytes_total", "lines_acked_total", "acked_bytes_total", "lines_truncated_total"} {
@@ -43,20 +41,4 @@ func TestMetricsExistAtZeroFromStart(t *testing.T) {
 			t.Errorf("/metrics of a fresh shipper lacks %s", w)
 		}
 	}
-}
-
-func scrape(t *testing.T, reg *prometheus.Registry) string {
-	t.Helper()
-	srv := httptest.NewServer(telemetry.NewServer("", reg, zap.NewNop()).Handler())
-	defer srv.Close()
-	res, err := srv.Client().Get(srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
