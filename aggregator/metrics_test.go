@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/sluicelog/sluice/aggregator/pipeline"
 	"github.com/sluicelog/sluice/internal/testenv"
 )
 
@@ -18,6 +19,7 @@ func TestMetricsExistAtZeroFromStart(t *testing.T) {
 	var cfg Config
 	cfg.SetDefaults()
 	cfg.Kafka.Topics = []string{"logs-service", "logs-billing"}
+	cfg.Pipelines = pipeline.Config{"nginx": {{Name: "health-checks", Drop: &pipeline.Drop{If: &pipeline.Condition{Equals: map[string]any{"url.original": "/healthz"}}}}}}
 	reg := prometheus.NewRegistry()
 	if _, err := newPipeline(cfg, reg, zap.NewNop()); err != nil {
 		t.Fatal(err)
@@ -36,7 +38,8 @@ func TestMetricsExistAtZeroFromStart(t *testing.T) {
 	for _, topic := range cfg.Kafka.Topics {
 		want = append(want, `sluice_aggregator_records_consumed_total{topic="`+topic+`"} 0`)
 	}
-	want = append(want, "sluice_aggregator_dead_lettered_total 0", "sluice_aggregator_malformed_records_total 0",
+	want = append(want, `sluice_aggregator_pipeline_dropped_total{rule="health-checks",type="nginx"} 0`,
+		"sluice_aggregator_dead_lettered_total 0", "sluice_aggregator_malformed_records_total 0",
 		"sluice_aggregator_retries_total 0", "sluice_aggregator_documents_indexed_total 0")
 	for _, w := range want {
 		if !strings.Contains(body, "\n"+w+"\n") {
