@@ -19,6 +19,9 @@ type AckedFile struct {
 	// Lines are the start offsets of the lines before Offset: each is a
 	// document, identified by (node, FileID, offset). Nil when Skipped.
 	Lines []int64
+	// UnterminatedLen is the length of the last line when it has no
+	// newline (shipped after unterminated_line_after), else 0.
+	UnterminatedLen int64
 	// Skipped says why the lines could not be listed.
 	Skipped string
 }
@@ -45,10 +48,10 @@ func AckedLines(cfg Config) ([]AckedFile, error) {
 		f := AckedFile{Path: e.Path, FileID: e.ID, Offset: e.Offset}
 		if in := inputOf(cfg, e.Path); in != nil && in.Format != "" && in.Format != FormatPlain {
 			f.Skipped = "format " + in.Format + " is not checked"
-		} else if lines, err := lineStarts(e.Path, e.DevIno, e.Offset); err != nil {
+		} else if lines, unterminated, err := lineStarts(e.Path, e.DevIno, e.Offset); err != nil {
 			f.Skipped = err.Error()
 		} else {
-			f.Lines = lines
+			f.Lines, f.UnterminatedLen = lines, unterminated
 		}
 		out = append(out, f)
 	}
@@ -67,35 +70,36 @@ func inputOf(cfg Config, path string) *InputConfig {
 }
 
 // lineStarts returns the start offset of every line before end in the file
-// at path, which must be the file di.
-func lineStarts(path string, di devIno, end int64) ([]int64, error) {
+// at path, which must be the file di, and the length of the last line if it
+// ends without a newline.
+func lineStarts(path string, di devIno, end int64) (starts []int64, unterminated int64, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("not checked: %w", err)
+		return nil, 0, fmt.Errorf("not checked: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("not checked: %w", err)
+		return nil, 0, fmt.Errorf("not checked: %w", err)
 	}
 	if got, ok := statDevIno(fi); !ok || got != di {
-		return nil, errors.New("not checked: another file is at its path now (rotated)")
+		return nil, 0, errors.New("not checked: another file is at its path now (rotated)")
 	}
 	if fi.Size() < end {
-		return nil, fmt.Errorf("not checked: the file is %d bytes, shorter than its acknowledged offset %d (truncated)", fi.Size(), end)
+		return nil, 0, fmt.Errorf("not checked: the file is %d bytes, shorter than its acknowledged offset %d (truncated)", fi.Size(), end)
 	}
 	r := bufio.NewReaderSize(io.LimitReader(f, end), 64<<10)
-	var starts []int64
 	var pos int64
 	for pos < end {
 		starts = append(starts, pos)
 		n, err := skipLine(r)
 		pos += n
 		if err != nil {
+			unterminated = n
 			break
 		}
 	}
-	return starts, nil
+	return starts, unterminated, nil
 }
 
 // skipLine reads past the next newline and returns how many bytes it read.

@@ -24,7 +24,7 @@ func TestLineStarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	di, _ := statDevIno(fi)
-	got, err := lineStarts(path, di, int64(len(content)))
+	got, unterminated, err := lineStarts(path, di, int64(len(content)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,10 +32,13 @@ func TestLineStarts(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("line starts %v, want %v", got, want)
 	}
-	if _, err := lineStarts(path, devIno{Dev: di.Dev, Ino: di.Ino + 1}, 2); err == nil || !strings.Contains(err.Error(), "rotated") {
+	if unterminated != int64(len("last unterminated")) {
+		t.Fatalf("unterminated last line of %d bytes, want %d", unterminated, len("last unterminated"))
+	}
+	if _, _, err := lineStarts(path, devIno{Dev: di.Dev, Ino: di.Ino + 1}, 2); err == nil || !strings.Contains(err.Error(), "rotated") {
 		t.Fatalf("another file at the path: %v, want it not checked", err)
 	}
-	if _, err := lineStarts(path, di, fi.Size()+1); err == nil || !strings.Contains(err.Error(), "truncated") {
+	if _, _, err := lineStarts(path, di, fi.Size()+1); err == nil || !strings.Contains(err.Error(), "truncated") {
 		t.Fatalf("acknowledged past the end: %v, want it not checked", err)
 	}
 }

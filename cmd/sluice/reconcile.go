@@ -80,8 +80,8 @@ func reconcile(ctx context.Context, scfg shipper.Config, acfg aggregator.Config,
 	}
 	var ids []string
 	for _, f := range files {
-		for _, off := range f.Lines {
-			ids = append(ids, event.DocID(scfg.Node, f.FileID, off))
+		for i := range f.Lines {
+			ids = append(ids, lineDocID(scfg.Node, f, i))
 		}
 	}
 	indexed, err := aggregator.Indexed(ctx, acfg, index, ids, log)
@@ -100,8 +100,8 @@ func reconcile(ctx context.Context, scfg shipper.Config, acfg aggregator.Config,
 		}
 		rep.files++
 		gap := fileGap{path: f.Path, fileID: f.FileID, lines: len(f.Lines)}
-		for _, off := range f.Lines {
-			id := event.DocID(scfg.Node, f.FileID, off)
+		for i, off := range f.Lines {
+			id := lineDocID(scfg.Node, f, i)
 			switch {
 			case indexed[id]:
 				rep.indexed++
@@ -117,6 +117,13 @@ func reconcile(ctx context.Context, scfg shipper.Config, acfg aggregator.Config,
 		}
 	}
 	return rep, nil
+}
+
+// lineDocID is the document id of f's line i.
+func lineDocID(node string, f shipper.AckedFile, i int) string {
+	// A last line shipped unterminated (f.UnterminatedLen > 0) has the
+	// same id as a whole line in this version of the wire format.
+	return event.DocID(node, f.FileID, f.Lines[i])
 }
 
 func (r *reconcileReport) print(w io.Writer) {
