@@ -9,7 +9,7 @@ STACK := deploy/local/stack.sh
 # the servers are never taken from Go's test cache.
 TEST_FLAGS ?= -p 2 -count=1 -timeout 20m
 
-.PHONY: build test tools unit integration demo up down bench soak chaos lint fuzz clean
+.PHONY: build test tools rules unit integration demo up down bench soak chaos lint fuzz clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sluice ./cmd/sluice
@@ -35,6 +35,14 @@ tools:
 	    echo "tools: installing$$missing"; apt-get update -qq && apt-get install -y -qq $$missing; \
 	  else echo "tools: install$$missing (e.g. sudo apt-get install -y$$missing)"; exit 1; fi; \
 	fi
+
+## rules: Prometheus' promtool over the alerting rules (check and their
+## tests), as `go test ./deploy/` does in `make test`. promtool comes from
+## the tools module deploy/prometheus/go.mod (its dependencies stay out of
+## Sluice's go.mod); the first run builds it (minutes), later runs take it
+## from Go's build cache.
+rules:
+	cd deploy/prometheus && $(GO) tool promtool check rules sluice-rules.yaml && $(GO) tool promtool test rules sluice-rules_test.yaml
 
 unit:
 	$(GO) test -short ./...

@@ -204,7 +204,7 @@ func newPipeline(cfg Config, reg prometheus.Registerer, log *zap.Logger) (*Aggre
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch client: %w", err)
 	}
-	m := newMetrics(reg)
+	m := newMetrics(reg, cfg.Kafka.Topics...)
 	b, err := newBuilder(cfg, reg, log)
 	if err != nil {
 		return nil, err

@@ -27,7 +27,23 @@ type metrics struct {
 	paused       prometheus.Gauge
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// Label values created at 0 with the metrics: a counter that appears only
+// at its first event hides that event from rate() and increase(), so an
+// alert on the first 429 or the first dead letter would not fire.
+var (
+	// knownTypes are the document types the parsers read (the shipper's
+	// KnownTypes); configured topics are added by newPipeline.
+	knownTypes = []string{"service", "nginx", "container"}
+	// bulkStatuses are the answers to a bulk request the aggregator
+	// handles: success, too large (split), throttled, server errors, and
+	// no answer.
+	bulkStatuses = []string{"200", "413", "429", "500", "502", "503", "504", "error"}
+	// itemStatuses are the usual statuses of a bulk item that did not
+	// succeed at once: rejected document, conflict, throttled, failed shard.
+	itemStatuses = []string{"400", "409", "429", "500", "503"}
+)
+
+func newMetrics(reg prometheus.Registerer, topics ...string) *metrics {
 	m := &metrics{
 		consumed:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_aggregator_records_consumed_total", Help: "Records consumed from Kafka, by topic."}, []string{"topic"}),
 		parseFailures:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_aggregator_parse_failures_total", Help: "Lines indexed raw because their parser could not read them, by document type."}, []string{"type"}),
@@ -59,5 +75,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.deadLettered, m.committed, m.lag, m.endToEnd, m.malformed, m.conflictRetries)
 	m.esAccepting = prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_aggregator_elasticsearch_accepting", Help: "1 while Elasticsearch accepts documents (bulk requests succeed, or it answers while idle), 0 while it does not."})
 	reg.MustRegister(m.esAccepting)
+	for _, t := range knownTypes {
+		m.parseFailures.WithLabelValues(t)
+	}
+	for _, st := range bulkStatuses {
+		m.bulkRequests.WithLabelValues(st)
+	}
+	for _, st := range itemStatuses {
+		m.itemErrors.WithLabelValues(st)
+	}
+	for _, t := range topics {
+		m.consumed.WithLabelValues(t)
+	}
 	return m
 }

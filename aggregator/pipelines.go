@@ -47,6 +47,9 @@ func newPipelines(cfg pipeline.Config, index *template.Template, reg prometheus.
 	reg.MustRegister(ps.dropped)
 	for typ, p := range compiled {
 		tp := &typePipeline{p: p}
+		for _, rule := range p.Drops() {
+			ps.dropped.WithLabelValues(typ, rule) // at 0 from the start, for rate()
+		}
 		for _, name := range index.Fields() {
 			key := name
 			if alias, ok := fieldAliases[name]; ok {

@@ -316,6 +316,16 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// inputTypes returns the document type of each input, for the metrics
+// created at start.
+func (c Config) inputTypes() []string {
+	types := make([]string, 0, len(c.Inputs))
+	for _, in := range c.Inputs {
+		types = append(types, in.Type)
+	}
+	return types
+}
+
 func (in *InputConfig) validate(key string) error {
 	if in.Type == "" {
 		return config.Errorf(config.Join(key, "type"), "is required: the document type, e.g. service or nginx")

@@ -23,7 +23,14 @@ type metrics struct {
 	filesRefused           *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// kafkaStages are the stage label values of kafka_request_errors_total.
+var kafkaStages = []string{"connect", "write", "read", "produce"}
+
+// newMetrics registers the shipper's metrics on reg, with the per-type
+// series of KnownTypes and of types (the configured inputs' types) and every
+// Kafka error stage present at 0 from the start: a counter that appears only
+// at its first event hides that event from rate() and increase().
+func newMetrics(reg prometheus.Registerer, types ...string) *metrics {
 	m := &metrics{
 		linesRead:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_shipper_lines_read_total", Help: "Lines read from files, by input type."}, []string{"type"}),
 		bytesRead:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_shipper_read_bytes_total", Help: "Bytes read from files, by input type."}, []string{"type"}),
@@ -51,6 +58,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	reg.MustRegister(m.filesRefused, m.linesRead, m.bytesRead, m.linesAcked, m.bytesAcked, m.linesCut, m.filesOpen, m.filesDiscovered,
 		m.rotations, m.truncations, m.truncatedBytesLost, m.lagBytes, m.lagMaxBytes, m.filesWaiting, m.produceLatency, m.produceErrors,
 		m.registryWrite, m.registryFailures, m.registryRecoveries, m.inFlightBytes, m.kafkaAccepting, m.kafkaRequestErrors)
+	for _, t := range append(append([]string(nil), KnownTypes...), types...) {
+		m.forType(t)
+	}
+	for _, st := range kafkaStages {
+		m.kafkaRequestErrors.WithLabelValues(st)
+	}
 	return m
 }
 

@@ -77,6 +77,8 @@ type Shipper struct {
 	// max_open_files, and waitingLag their unread bytes.
 	waiting, waitingLag atomic.Int64
 	lastWaitWarning     time.Time // owned by the scan loop
+
+	fileErrs fileErrors // the last error of each file, for /files
 }
 
 // input is one configured input, compiled.
@@ -97,7 +99,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 	if err != nil {
 		return nil, fmt.Errorf("kafka.topic: %w", err)
 	}
-	s := &Shipper{cfg: cfg, log: log, metrics: newMetrics(reg), topic: topic, harvesters: map[devIno]*harvester{},
+	s := &Shipper{cfg: cfg, log: log, metrics: newMetrics(reg, cfg.inputTypes()...), topic: topic, harvesters: map[devIno]*harvester{},
 		byPath: map[string]*harvester{}, scanNow: make(chan struct{}, 1), watcher: newWatcher(log)}
 	for _, o := range opts {
 		o(s)
@@ -140,12 +142,13 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 	return s, nil
 }
 
-// AddChecks registers the shipper's readiness checks.
+// AddChecks registers the shipper's readiness checks, and its /files view.
 func (s *Shipper) AddChecks(srv *telemetry.Server) {
 	if s.producer != nil {
 		srv.AddCheck("kafka", s.producer.ping)
 	}
 	srv.AddCheck("shipper_progress", s.stall.Check)
+	srv.Handle("/files", s.FilesHandler())
 }
 
 // Run ships until ctx is done, then stops reading, waits up to
@@ -348,6 +351,7 @@ func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 			continue
 		} else if err != nil {
 			s.log.Warn("cannot start reading file", zap.String("path", c.path), zap.Error(err))
+			s.fileErrs.note(c.path, err)
 			continue
 		}
 		s.mu.Lock()
@@ -625,6 +629,7 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 		err := h.run(ctx)
 		if err != nil && ctx.Err() == nil {
 			h.log.Error("stopped reading file", zap.Error(err))
+			s.fileErrs.note(h.currentPath(), err)
 		}
 		s.mu.Lock()
 		delete(s.harvesters, di)

@@ -52,6 +52,17 @@ func (p *Pipeline) Steps() []string {
 	return names
 }
 
+// Drops returns the names of the drop steps, in order.
+func (p *Pipeline) Drops() []string {
+	var names []string
+	for _, s := range p.steps {
+		if s.drop {
+			names = append(names, s.name)
+		}
+	}
+	return names
+}
+
 // stepKinds are the YAML names of the step kinds, for messages.
 const stepKinds = "drop, keep_fields, remove_fields, rename, add_fields or set"
 

@@ -35,6 +35,9 @@ var commands = map[string]command{
 	"replay": {"sluice replay -c FILE -topic TOPIC [-from TIME] [-to TIME] [-idle-timeout D]",
 		"Sends a topic's records through the aggregator's pipeline again: the dead-letter topic after a mapping fix, or a time range of a source topic. Reads to the topic's end as it is when the replay starts, commits nothing; document ids make it idempotent.",
 		"sluice replay -c aggregator.yaml -topic sluice-dead-letter -from 2026-11-25T10:00:00Z"},
+	"reconcile": {"sluice reconcile -c SHIPPER -aggregator AGGREGATOR [-index PATTERN] [-timeout D]",
+		"Proves that nothing was lost, on a node: for each file in the shipper's registry still at its path, reads the lines before its acknowledged offset and looks up their documents (by id: node, file id, offset) in Elasticsearch and in the dead-letter topic. Prints the files with lines in neither and their offsets, and exits 1 if there are any. Lines a pipeline dropped count as missing; files of formats cri and docker, rotated away or truncated are skipped (listed).",
+		"sluice reconcile -c /etc/sluice/shipper.yaml -aggregator aggregator.yaml -index 'logs-*'"},
 	"test": {"sluice test -c FILE [-dir DIR] [-update]",
 		"Runs sample lines through the aggregator's parsers, GeoIP and pipelines (no Kafka or Elasticsearch) and compares the documents with the expected ones; exit 1 with a diff when they differ.",
 		"sluice test -c aggregator.yaml -dir pipeline-tests"},
@@ -42,9 +45,10 @@ var commands = map[string]command{
 
 // cmdFlags are the values of a command's flags.
 type cmdFlags struct {
-	path   string
-	replay replayFlags
-	tests  testFlags
+	path      string
+	replay    replayFlags
+	tests     testFlags
+	reconcile reconcileFlags
 }
 
 // newFlags returns the flag set of cmd; parse errors are written to
@@ -62,6 +66,10 @@ func newFlags(cmd string, stderr io.Writer) (*flag.FlagSet, *cmdFlags) {
 		fs.StringVar(&f.replay.to, "to", "", "replay records up to this time (RFC 3339)")
 		fs.DurationVar(&f.replay.idle, "idle-timeout", 30*time.Second,
 			"give up when Kafka returns no record for this long before the topic's end is read (0: wait for ever)")
+	case "reconcile":
+		fs.StringVar(&f.reconcile.aggregator, "aggregator", "", "aggregator configuration: where Elasticsearch and the dead-letter topic are (required)")
+		fs.StringVar(&f.reconcile.index, "index", "logs-*", "indices to look for the documents in")
+		fs.DurationVar(&f.reconcile.timeout, "timeout", 10*time.Minute, "give up after this long")
 	case "test":
 		fs.StringVar(&f.tests.dir, "dir", "", "directory of test cases (default: the config's tests key, else pipeline-tests next to the config)")
 		fs.BoolVar(&f.tests.update, "update", false, "rewrite the expected documents from what the pipeline builds")

@@ -49,6 +49,10 @@ Usage:
                              run sample lines through the aggregator's parsers,
                              GeoIP and pipelines and compare with the expected
                              documents (no Kafka or Elasticsearch needed)
+  sluice reconcile -c SHIPPER -aggregator AGGREGATOR [-index PATTERN]
+                             on a node: list the acknowledged lines of the
+                             files in the shipper's registry that are neither
+                             in Elasticsearch nor in the dead-letter topic
   sluice version             print the version
 
 ship, aggregate and run reload their configuration file on SIGHUP.
@@ -80,13 +84,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs, _ := newFlags(rest[0], stderr)
 		printHelp(stdout, rest[0], fs)
 		return 0
-	case "ship", "aggregate", "run", "check", "replay", "test", "setup":
+	case "ship", "aggregate", "run", "check", "replay", "test", "setup", "reconcile":
 	default:
 		fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
 	fs, f := newFlags(cmd, stderr)
-	path, replay, tests := &f.path, &f.replay, &f.tests
+	path, replay, tests, rec := &f.path, &f.replay, &f.tests, &f.reconcile
 	if err := fs.Parse(rest); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printHelp(stdout, cmd, fs)
@@ -129,6 +133,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = setup(*path, stdout)
 	case "run":
 		err = runSingle(*path)
+	case "reconcile":
+		err = rec.run(*path, stdout)
 	case "replay":
 		var n int
 		n, err = replay.run(*path)

@@ -103,6 +103,7 @@ func serve(path string, load loader) error {
 		defer stopTrace()
 	}
 	reg := telemetry.NewRegistry()
+	reg.MustRegister(telemetry.BuildInfo(versionString()))
 	metrics := newReloadMetrics(reg)
 	pipelineReg := telemetry.Replacing(reg)
 	c, err := cur.build(pipelineReg, log)

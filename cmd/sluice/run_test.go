@@ -300,6 +300,33 @@ func waitMetric(t *testing.T, addr, series string, want float64) {
 	}
 }
 
+// waitFileListed waits until the shipper's /files on addr lists path.
+func waitFileListed(t *testing.T, addr, path string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var view struct {
+			Files []struct {
+				Path string `json:"path"`
+			} `json:"files"`
+		}
+		res, err := http.Get("http://" + addr + "/files")
+		if err == nil {
+			err = json.NewDecoder(res.Body).Decode(&view)
+			res.Body.Close()
+		}
+		for _, f := range view.Files {
+			if f.Path == path {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/files does not list %s (last error: %v)", path, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestRunReload sends SIGHUP to `sluice run` while lines are written: the
 // new configuration adds a second input glob and moves the output to
 // another file. Every line of both inputs arrives exactly once across the
@@ -322,10 +349,16 @@ func TestRunReload(t *testing.T) {
 	appendLines(t, otherLog, otherLines) // not read until the reload adds its glob
 	run := startSluice(t, "run", "-c", cfgPath)
 	waitDocs(t, 2000, time.Minute, first)
+	if v, n := metricSum(t, listen, "sluice_build_info"); v != 1 || n != 1 {
+		t.Errorf("sluice_build_info: %d series summing to %v, want one at 1", n, v)
+	}
 
 	writeRunConfig(t, cfgPath, dir, listen, fmt.Sprintf("output:\n  file: {path: %s}", second),
 		filepath.Join(dir, "app", "*.log"), filepath.Join(dir, "other", "*.log"))
 	run.reload(t, listen, "success", 1)
+	// /files is the reloaded pipeline's: it lists other.log, which only
+	// the new configuration reads.
+	waitFileListed(t, listen, otherLog)
 
 	// An invalid configuration is rejected; the running one keeps going.
 	editConfig(t, cfgPath, "scan_interval: 200ms", "scan_interval: often")

@@ -81,6 +81,28 @@ type serviceMonitor struct {
 	} `json:"spec"`
 }
 
+// prometheusRule is the part of the Prometheus Operator's
+// monitoring.coreos.com/v1 PrometheusRule that these manifests use; the
+// rules themselves are checked by promtool (deploy/rules_test.go).
+type prometheusRule struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		Groups []struct {
+			Name     string `json:"name"`
+			Interval string `json:"interval,omitempty"`
+			Rules    []struct {
+				Alert       string            `json:"alert,omitempty"`
+				Record      string            `json:"record,omitempty"`
+				Expr        string            `json:"expr"`
+				For         string            `json:"for,omitempty"`
+				Labels      map[string]string `json:"labels,omitempty"`
+				Annotations map[string]string `json:"annotations,omitempty"`
+			} `json:"rules"`
+		} `json:"groups"`
+	} `json:"spec"`
+}
+
 // newObject returns an empty typed object for a document's apiVersion and
 // kind; documents of any other kind are an error.
 func newObject(apiVersion, kind string) (any, error) {
@@ -113,6 +135,8 @@ func newObject(apiVersion, kind string) (any, error) {
 		return &networkingv1.NetworkPolicy{}, nil
 	case "monitoring.coreos.com/v1/ServiceMonitor":
 		return &serviceMonitor{}, nil
+	case "monitoring.coreos.com/v1/PrometheusRule":
+		return &prometheusRule{}, nil
 	case "kustomize.config.k8s.io/v1beta1/Kustomization":
 		return &kusttypes.Kustomization{}, nil
 	}
@@ -315,7 +339,7 @@ func TestKustomizeRendersExpectedKinds(t *testing.T) {
 		t.Errorf("base renders\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(baseKinds, "\n  "))
 	}
 	overlay := render(t, filepath.Join("overlays", "prometheus-operator"))
-	want := append(slices.Clone(baseKinds), "ServiceMonitor/sluice/sluice")
+	want := append(slices.Clone(baseKinds), "ServiceMonitor/sluice/sluice", "PrometheusRule/sluice/sluice")
 	sort.Strings(want)
 	if got := overlay.kinds(); !slices.Equal(got, want) {
 		t.Errorf("overlays/prometheus-operator renders\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))

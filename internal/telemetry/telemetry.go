@@ -76,13 +76,34 @@ type Server struct {
 	reg  *prometheus.Registry
 	log  *zap.Logger
 
-	mu     sync.Mutex
-	checks map[string]Check
+	mu       sync.Mutex
+	checks   map[string]Check
+	handlers map[string]http.Handler // more endpoints, such as the shipper's /files
 }
 
 // NewServer returns a server for addr; it listens when Run is called.
 func NewServer(addr string, reg *prometheus.Registry, log *zap.Logger) *Server {
-	return &Server{addr: addr, reg: reg, log: log, checks: map[string]Check{}}
+	return &Server{addr: addr, reg: reg, log: log, checks: map[string]Check{}, handlers: map[string]http.Handler{}}
+}
+
+// Handle serves h at path (an exact path such as "/files"), replacing the
+// handler added there before: a process that builds its pipeline again on
+// a configuration reload adds the new pipeline's.
+func (s *Server) Handle(path string, h http.Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.handlers[path] = h
+}
+
+func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	h := s.handlers[r.URL.Path]
+	s.mu.Unlock()
+	if h == nil {
+		http.NotFound(w, r)
+		return
+	}
+	h.ServeHTTP(w, r)
 }
 
 // AddCheck adds a readiness check; /readyz fails while any check fails.
@@ -100,6 +121,7 @@ func (s *Server) Handler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/readyz", s.readyz)
+	mux.HandleFunc("/", s.handle)
 	return mux
 }
 
