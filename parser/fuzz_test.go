@@ -83,7 +83,9 @@ func wellKnown(k string) bool {
 	case "@timestamp", "_@timestamp", "timestamp", "time", "ts",
 		"message", "msg", "log.level", "level", "severity", "lvl",
 		"service.name", "service", "service.environment", "environment", "env",
-		"organization.name", "customer":
+		"organization.name", "customer",
+		"http.request.id", "request_id", "requestId", "req_id", "x_request_id",
+		"trace.id", "trace_id", "traceId", "traceID", "span.id", "span_id", "spanId", "spanID", "traceparent":
 		return true
 	}
 	return false
@@ -222,7 +224,11 @@ func genericMembers(t *testing.T, line []byte) map[string]string {
 
 // writtenByKnown says whether a known variable also writes nginx.<k>.
 func writtenByKnown(k string) bool {
-	return k == "upstream_response_times" || k == "x_forwarded_for"
+	switch k {
+	case "upstream_response_times", "x_forwarded_for", "upstream_attempts", "upstream_tries", "own_time", "request_id":
+		return true
+	}
+	return false
 }
 
 func FuzzCRI(f *testing.F) {

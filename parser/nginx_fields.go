@@ -17,18 +17,27 @@ type field struct {
 type fieldKind uint8
 
 const (
-	kindString       fieldKind = iota // key: the value
-	kindInt                           // key: the value as int64
-	kindAddress                       // source.address, source.ip
-	kindTimeLocal                     // @timestamp from $time_local
-	kindTimeISO                       // @timestamp from $time_iso8601
-	kindMsec                          // @timestamp from $msec
-	kindRequest                       // method, URL and version from $request
-	kindProtocol                      // http.version from $server_protocol
-	kindServerName                    // url.domain unless set
-	kindRequestTime                   // nginx.request_time, event.duration
-	kindUpstreamTime                  // nginx.upstream_response_time(s)
-	kindForwardedFor                  // nginx.x_forwarded_for
+	kindString          fieldKind = iota // key: the value
+	kindInt                              // key: the value as int64
+	kindAddress                          // source.address, source.ip
+	kindTimeLocal                        // @timestamp from $time_local
+	kindTimeISO                          // @timestamp from $time_iso8601
+	kindMsec                             // @timestamp from $msec
+	kindRequest                          // method, URL and version from $request
+	kindProtocol                         // http.version from $server_protocol
+	kindServerName                       // url.domain unless set
+	kindRequestTime                      // nginx.request_time, event.duration
+	kindUpstreamTime                     // nginx.upstream_response_time(s)
+	kindForwardedFor                     // nginx.x_forwarded_for
+	kindUpstreamAddr                     // nginx.upstream_addr, per attempt
+	kindUpstreamStatus                   // nginx.upstream_status, per attempt
+	kindUpstreamConnect                  // nginx.upstream_connect_time, per attempt
+	kindUpstreamHeader                   // nginx.upstream_header_time, per attempt
+	kindRequestID                        // http.request.id from $request_id
+	kindIncomingID                       // http.request.id from $http_x_request_id
+	kindTraceparent                      // trace.id, span.id from $http_traceparent
+	kindTraceID                          // trace.id
+	kindSpanID                           // span.id
 )
 
 // Keys of the fields the parser sets.
@@ -39,6 +48,20 @@ var (
 	keyNginxRequestTime           = NewKey("nginx.request_time")
 	keyNginxUpstreamResponseTime  = NewKey("nginx.upstream_response_time")
 	keyNginxUpstreamResponseTimes = NewKey("nginx.upstream_response_times")
+	keyNginxUpstreamConnectTime   = NewKey("nginx.upstream_connect_time")
+	keyNginxUpstreamHeaderTime    = NewKey("nginx.upstream_header_time")
+	keyNginxUpstreamAddr          = NewKey("nginx.upstream_addr")
+	keyNginxUpstreamStatus        = NewKey("nginx.upstream_status")
+	keyNginxUpstreamTries         = NewKey("nginx.upstream_tries")
+	keyNginxUpstreamAttempts      = NewKey("nginx.upstream_attempts")
+	keyNginxOwnTime               = NewKey("nginx.own_time")
+	keyNginxRequestID             = NewKey("nginx.request_id")
+	keyNginxTraceparent           = NewKey("nginx.http_traceparent")
+	keyHTTPRequestID              = NewKey("http.request.id")
+	keyHTTPRoute                  = NewKey("http.route")
+	keyTraceID                    = NewKey("trace.id")
+	keySpanID                     = NewKey("span.id")
+	keyURLPath                    = NewKey("url.path")
 	keyNginxXForwardedFor         = NewKey("nginx.x_forwarded_for")
 	keySourceAddress              = NewKey("source.address")
 	keySourceIP                   = NewKey("source.ip")
@@ -92,12 +115,31 @@ func nginxField(name string) field {
 		return field{kind: kindUpstreamTime}
 	case "http_x_forwarded_for":
 		return field{kind: kindForwardedFor}
+	case "upstream_addr":
+		return field{kind: kindUpstreamAddr}
+	case "upstream_status":
+		return field{kind: kindUpstreamStatus}
+	case "upstream_connect_time":
+		return field{kind: kindUpstreamConnect}
+	case "upstream_header_time":
+		return field{kind: kindUpstreamHeader}
+	case "request_id":
+		return field{kind: kindRequestID}
+	case "http_x_request_id":
+		return field{kind: kindIncomingID}
+	case "http_traceparent":
+		return field{kind: kindTraceparent}
+	case "otel_trace_id":
+		return field{kind: kindTraceID}
+	case "otel_span_id":
+		return field{kind: kindSpanID}
 	}
 	return field{kindString, NewKey("nginx." + name)}
 }
 
-// set stores v, a present value ("-" and "" are not), of field f in d.
-func (p *Nginx) set(f field, d *Doc, v string) error {
+// set stores v, a present value ("-" and "" are not), of field f in d, or
+// in st for the fields that depend on one another (see finish).
+func (p *Nginx) set(f field, d *Doc, v string, st *nginxLine) error {
 	switch f.kind {
 	case kindString:
 		if f.key == keyHTTPRequestMethod {
@@ -124,11 +166,31 @@ func (p *Nginx) set(f field, d *Doc, v string) error {
 			d.SetKey(keyURLDomain, d.StringValue(v))
 		}
 	case kindRequestTime:
-		return setRequestTime(d, v)
-	case kindUpstreamTime:
-		return setUpstreamTime(d, v)
+		return st.setRequestTime(d, v)
 	case kindForwardedFor:
 		setForwardedFor(d, v)
+	case kindUpstreamAddr:
+		st.upstream[upAddr] = v
+	case kindUpstreamStatus:
+		st.upstream[upStatus] = v
+	case kindUpstreamTime:
+		st.upstream[upResponse] = v
+	case kindUpstreamConnect:
+		st.upstream[upConnect] = v
+	case kindUpstreamHeader:
+		st.upstream[upHeader] = v
+	case kindRequestID:
+		st.requestID = v
+	case kindIncomingID:
+		st.incomingID = v
+	case kindTraceparent:
+		if !setTraceparent(d, v) {
+			d.SetKey(keyNginxTraceparent, d.StringValue(v))
+		}
+	case kindTraceID:
+		d.SetKey(keyTraceID, d.StringValue(v))
+	case kindSpanID:
+		d.SetKey(keySpanID, d.StringValue(v))
 	}
 	return nil
 }
@@ -212,51 +274,6 @@ func setRequest(d *Doc, v string) {
 		d.SetKey(keyURLOriginal, d.StringValue(rest))
 	}
 }
-
-func setRequestTime(d *Doc, v string) error {
-	ns, ok := parseSeconds(v)
-	if !ok {
-		return errors.New("not a number of seconds: " + strconv.Quote(clip(v)))
-	}
-	d.SetKey(keyNginxRequestTime, d.FloatValue(float64(ns)/1e9))
-	d.SetKey(keyEventDuration, d.IntValue(ns))
-	return nil
-}
-
-// setUpstreamTime reads $upstream_response_time: one time per upstream
-// tried, separated by ", " or " : ", "-" for one not reached.
-func setUpstreamTime(d *Doc, v string) error {
-	if !strings.ContainsAny(v, ",:") {
-		ns, ok := parseSeconds(v)
-		if !ok {
-			return errors.New("not a number of seconds: " + strconv.Quote(clip(v)))
-		}
-		d.SetKey(keyNginxUpstreamResponseTime, d.FloatValue(float64(ns)/1e9))
-		return nil
-	}
-	var times []float64
-	var total int64
-	for item := range strings.FieldsFuncSeq(v, isUpstreamSeparator) {
-		if item == "-" {
-			continue
-		}
-		ns, ok := parseSeconds(item)
-		if !ok {
-			return errors.New("not a number of seconds: " + strconv.Quote(clip(item)))
-		}
-		times = append(times, float64(ns)/1e9)
-		total += ns
-	}
-	if len(times) > 0 {
-		d.SetKey(keyNginxUpstreamResponseTime, d.FloatValue(float64(total)/1e9))
-	}
-	if len(times) > 1 {
-		d.SetKey(keyNginxUpstreamResponseTimes, times)
-	}
-	return nil
-}
-
-func isUpstreamSeparator(r rune) bool { return r == ',' || r == ':' || r == ' ' }
 
 // parseSeconds reads a non-negative decimal number of seconds, "0.124", as
 // nanoseconds, exactly; digits past the nanosecond are dropped.

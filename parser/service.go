@@ -41,21 +41,50 @@ func (s Service) Parse(line []byte, doc *Doc) error {
 		decodeJSONMember(doc, name)
 	}
 	setServiceTime(doc)
-	// ECS fields and the members they take, best first.
-	aliases := [...]struct {
-		field string
-		from  []string
-	}{
-		{"message", []string{"message", "msg"}},
-		{"log.level", []string{"log.level", "level", "severity", "lvl"}},
-		{"service.name", []string{"service.name", "service"}},
-		{"service.environment", []string{"service.environment", "environment", "env"}},
-		{"organization.name", []string{"organization.name", "customer"}},
-	}
-	for _, a := range aliases {
+	for _, a := range serviceAliases {
 		setAlias(doc, a.field, a.from)
 	}
+	setServiceTraceparent(doc)
 	return nil
+}
+
+// serviceAliases are the ECS fields and the members they take, best first.
+var serviceAliases = [...]struct {
+	field string
+	from  []string
+}{
+	{"message", []string{"message", "msg"}},
+	{"log.level", []string{"log.level", "level", "severity", "lvl"}},
+	{"service.name", []string{"service.name", "service"}},
+	{"service.environment", []string{"service.environment", "environment", "env"}},
+	{"organization.name", []string{"organization.name", "customer"}},
+	// The ids nginx's access lines carry too, so that one query finds
+	// a request's lines on both sides.
+	{"http.request.id", []string{"http.request.id", "request_id", "requestId", "req_id", "x_request_id"}},
+	{"trace.id", []string{"trace.id", "trace_id", "traceId", "traceID"}},
+	{"span.id", []string{"span.id", "span_id", "spanId", "spanID"}},
+}
+
+// setServiceTraceparent reads a traceparent member, the header a service
+// got, into trace.id and span.id when the line has no trace id of its own.
+func setServiceTraceparent(doc *Doc) {
+	v, ok := doc.Get("traceparent")
+	if !ok {
+		return
+	}
+	s, ok := v.(string)
+	if !ok || doc.HasKey(keyTraceID) {
+		return
+	}
+	traceID, spanID, ok := parseTraceparent(s)
+	if !ok {
+		return
+	}
+	doc.Delete("traceparent")
+	doc.SetKey(keyTraceID, traceID)
+	if !doc.HasKey(keySpanID) {
+		doc.SetKey(keySpanID, spanID)
+	}
 }
 
 // setServiceTime sets @timestamp from the first timestamp member that can be
