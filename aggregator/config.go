@@ -1,6 +1,7 @@
 package aggregator
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"time"
@@ -101,6 +102,23 @@ type ParsersConfig struct {
 	// holds a JSON object, is decoded into the document (default [log],
 	// Docker's json-file member; [] decodes none).
 	DecodeJSONFields []string `yaml:"decode_json_fields"`
+	// Routes are the rules that derive http.route from nginx lines'
+	// paths, by path prefix (one per service location); the built-in id
+	// patterns apply without them.
+	Routes []RouteConfig `yaml:"routes"`
+}
+
+// RouteConfig is one rule of parsers.routes (see parser.RouteRule).
+type RouteConfig struct {
+	Prefix    string   `yaml:"prefix"`
+	Templates []string `yaml:"templates"`
+	IDs       []string `yaml:"ids"`
+	Keep      []string `yaml:"keep"`
+}
+
+// rule is c as a parser rule.
+func (c RouteConfig) rule() parser.RouteRule {
+	return parser.RouteRule{Prefix: c.Prefix, Templates: c.Templates, IDs: c.IDs, Keep: c.Keep}
 }
 
 // Defaults for local use.
@@ -262,6 +280,12 @@ func (c *Config) Validate() error {
 	for i, name := range c.Parsers.DecodeJSONFields {
 		if strings.TrimSpace(name) == "" {
 			return config.Errorf("parsers.decode_json_fields", "entry %d is empty: name a member such as log, or remove it", i)
+		}
+	}
+	for i, r := range c.Parsers.Routes {
+		if _, err := parser.NewRoutes([]parser.RouteRule{r.rule()}); err != nil {
+			_, msg, _ := strings.Cut(err.Error(), ": ") // the rule's number is in the key
+			return config.Errorf(fmt.Sprintf("parsers.routes[%d]", i), "%s; e.g. {prefix: /api/v1/orders, templates: [/api/v1/orders/{id}/lines/{line}]}", msg)
 		}
 	}
 	if _, err := newParsers(c.Parsers); err != nil {

@@ -97,6 +97,14 @@ elasticsearch:
 		{"decode_json_fields with an empty name", `
 parsers:
   decode_json_fields: [log, ""]`, "parsers.decode_json_fields: entry 1 is empty"},
+		{"route prefix without a slash", `
+parsers:
+  routes:
+    - {prefix: /api}
+    - {prefix: api/v1/orders}`, `parsers.routes[1]: prefix "api/v1/orders" must start with /`},
+		{"route id pattern that does not compile", `
+parsers:
+  routes: [{prefix: /, ids: ["("]}]`, "parsers.routes[0]: ids: error parsing regexp"},
 		{"unknown tls key", `
 kafka:
   tls:
