@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -448,5 +449,34 @@ func TestNginxRoutes(t *testing.T) {
 	}
 	if got, _ := doc.Get("http.route"); got != "/shop/{sku}" {
 		t.Errorf("http.route = %v", got)
+	}
+}
+
+// TestREADMEFormatTraced: the log_format and nginx_format the README
+// tells to copy are FormatTraced.
+func TestREADMEFormatTraced(t *testing.T) {
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(data)
+	_, block, ok := strings.Cut(readme, "log_format sluice ")
+	block, _, ok2 := strings.Cut(block, ";")
+	if !ok || !ok2 {
+		t.Fatal("README has no log_format sluice")
+	}
+	// nginx joins the quoted pieces as they are; the pieces between
+	// quotes alternate with the whitespace between them.
+	var format strings.Builder
+	for i, piece := range strings.Split(block, "'") {
+		if i%2 == 1 {
+			format.WriteString(piece)
+		}
+	}
+	if format.String() != FormatTraced {
+		t.Errorf("README's log_format sluice is\n%s\nnot FormatTraced\n%s", format.String(), FormatTraced)
+	}
+	if !strings.Contains(readme, "  nginx_format: '"+FormatTraced+"'\n") {
+		t.Errorf("README's nginx_format is not FormatTraced")
 	}
 }

@@ -123,7 +123,9 @@ func TestAPIPerformanceThroughNginx(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test needs Kafka and Elasticsearch")
 	}
+	began := time.Now()
 	p := newPipeline(t)
+	t.Cleanup(func() { t.Logf("the test took %v", time.Since(began)) })
 	orders := startAPIService(t, filepath.Join(p.logs, "services/prod/acme/orders/app.log"), func(r *http.Request) (int, time.Duration) {
 		var n int
 		fmt.Sscanf(strings.TrimPrefix(r.URL.Path, "/api/v1/orders/"), "%d", &n)
