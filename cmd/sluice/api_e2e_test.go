@@ -126,6 +126,7 @@ func TestAPIPerformanceThroughNginx(t *testing.T) {
 	began := time.Now()
 	p := newPipeline(t)
 	t.Cleanup(func() { t.Logf("the test took %v", time.Since(began)) })
+	t.Logf("Kafka and Elasticsearch ready after %v", time.Since(began))
 	orders := startAPIService(t, filepath.Join(p.logs, "services/prod/acme/orders/app.log"), func(r *http.Request) (int, time.Duration) {
 		var n int
 		fmt.Sscanf(strings.TrimPrefix(r.URL.Path, "/api/v1/orders/"), "%d", &n)
