@@ -1,117 +1,20 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluicelog/sluice/internal/apidemo"
 	"github.com/sluicelog/sluice/internal/testenv"
 	"github.com/sluicelog/sluice/parser"
 )
-
-// apiNginxConf is the http block of the README's nginx in front of
-// services: its log_format is parser.FormatTraced, the request id is the
-// client's X-Request-ID or nginx's own, passed on to the services and
-// returned to the client. %[1]s is the access log, %[2]d the port, %[3]s
-// and %[4]s the orders and users upstreams' servers.
-const apiNginxConf = `
-  log_format sluice '%[5]s';
-  map $http_x_request_id $sluice_request_id {
-    default $http_x_request_id;
-    ""      $request_id;
-  }
-  upstream orders { %[3]s }
-  upstream users { %[4]s }
-  server {
-    listen 127.0.0.1:%[2]d;
-    access_log %[1]s sluice;
-    proxy_set_header X-Request-ID $sluice_request_id;
-    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-    add_header X-Request-ID $sluice_request_id always;
-    location /api/v1/orders/ { proxy_pass http://orders; }
-    location /api/v1/users/ { proxy_pass http://users; }
-    location = /healthz { return 204; }
-  }
-`
-
-// apiService is a small upstream service: it logs a JSON line when a
-// request comes and one when it answers, with the request id and the
-// traceparent it got, into its environment/customer/service folder.
-type apiService struct {
-	mu     sync.Mutex
-	log    *os.File
-	answer func(r *http.Request) (status int, delay time.Duration)
-}
-
-func startAPIService(t *testing.T, logPath string, answer func(r *http.Request) (int, time.Duration)) string {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &apiService{log: f, answer: answer}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: s}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close(); f.Close() })
-	return ln.Addr().String()
-}
-
-func (s *apiService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	status, delay := s.answer(r)
-	s.write(r, "info", "request received", 0)
-	time.Sleep(delay)
-	level := "info"
-	if status >= 500 {
-		level = "error"
-	}
-	s.write(r, level, "request done", status)
-	w.WriteHeader(status)
-}
-
-func (s *apiService) write(r *http.Request, level, msg string, status int) {
-	line := map[string]any{
-		"time": time.Now().UTC().Format(time.RFC3339Nano), "level": level, "msg": msg,
-		"request_id": r.Header.Get("X-Request-ID"), "path": r.URL.Path,
-	}
-	if tp := r.Header.Get("traceparent"); tp != "" {
-		line["traceparent"] = tp
-	}
-	if status != 0 {
-		line["status"] = status
-	}
-	data, _ := json.Marshal(line)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, _ = s.log.Write(append(data, '\n'))
-}
-
-// apiCall is one request the client made and what it saw.
-type apiCall struct {
-	path, route       string
-	requestID         string // the one it sent, if any
-	traceID, parentID string // of the traceparent it sent, if any
-	forwardedFor      string // a forged X-Forwarded-For, if any
-	upstream          bool   // nginx passes it to a service
-	status            int
-	took              time.Duration
-	gotID             string // X-Request-ID of the answer
-}
 
 // TestAPIPerformanceThroughNginx is the setup Sluice is for: a real nginx
 // in front of two services, all logging; the shipper and the aggregator
@@ -127,33 +30,16 @@ func TestAPIPerformanceThroughNginx(t *testing.T) {
 	p := newPipeline(t)
 	t.Cleanup(func() { t.Logf("the test took %v", time.Since(began)) })
 	t.Logf("Kafka and Elasticsearch ready after %v", time.Since(began))
-	orders := startAPIService(t, filepath.Join(p.logs, "services/prod/acme/orders/app.log"), func(r *http.Request) (int, time.Duration) {
-		var n int
-		fmt.Sscanf(strings.TrimPrefix(r.URL.Path, "/api/v1/orders/"), "%d", &n)
-		status, delay := http.StatusOK, time.Duration(0)
-		if n%5 == 0 && !strings.HasSuffix(r.URL.Path, "/lines") {
-			delay = 150 * time.Millisecond
-		}
-		if n%7 == 0 {
-			status = http.StatusInternalServerError
-		}
-		return status, delay
-	})
-	users := startAPIService(t, filepath.Join(p.logs, "services/prod/acme/users/app.log"), func(r *http.Request) (int, time.Duration) {
-		var n int
-		fmt.Sscanf(strings.TrimPrefix(r.URL.Path, "/api/v1/users/"), "%x", &n)
-		status, delay := http.StatusOK, time.Duration(0)
-		if n%4 == 0 {
-			delay = 100 * time.Millisecond
-		}
-		switch n % 6 {
-		case 1:
-			status = http.StatusServiceUnavailable
-		case 2:
-			status = http.StatusNotFound // a client error: not counted as an error
-		}
-		return status, delay
-	})
+	orders, err := apidemo.StartService(filepath.Join(p.logs, "services/prod/acme/orders/app.log"), apidemo.Orders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(orders.Close)
+	users, err := apidemo.StartService(filepath.Join(p.logs, "services/prod/acme/users/app.log"), apidemo.Users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(users.Close)
 	// The orders upstream lists a server that refuses connections first,
 	// and nginx never takes it out (max_fails=0): every other request is
 	// tried twice.
@@ -163,9 +49,9 @@ func TestAPIPerformanceThroughNginx(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(access), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	testenv.RunNginx(t, t.TempDir(), fmt.Sprintf(apiNginxConf, access, port,
-		fmt.Sprintf("server 127.0.0.1:%d max_fails=0; server %s max_fails=0;", dead, orders),
-		"server "+users+";", parser.FormatTraced), port)
+	testenv.RunNginx(t, t.TempDir(), apidemo.HTTPBlock(access, port,
+		fmt.Sprintf("server 127.0.0.1:%d max_fails=0; server %s max_fails=0;", dead, orders.Addr),
+		"server "+users.Addr+";"), port)
 
 	aggCfg := p.aggregatorConfig(t, p.stack.Elasticsearch, "127.0.0.1:0")
 	appendLines(t, aggCfg, []string{
@@ -179,13 +65,15 @@ func TestAPIPerformanceThroughNginx(t *testing.T) {
 	agg := startSluice(t, "aggregate", "-c", aggCfg)
 
 	start := time.Now()
-	calls := apiCalls()
-	runAPICalls(t, fmt.Sprintf("http://127.0.0.1:%d", port), calls)
+	calls := apidemo.Calls(1)
+	if err := apidemo.Run(fmt.Sprintf("http://127.0.0.1:%d", port), calls, 4); err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("%d requests made in %v", len(calls), time.Since(start))
 	want := 0
 	for _, c := range calls {
 		want++ // the access line
-		if c.upstream {
+		if c.Upstream {
 			want += 2 // the service's lines
 		}
 	}
@@ -201,89 +89,9 @@ func TestAPIPerformanceThroughNginx(t *testing.T) {
 	t.Logf("done %v after the start", time.Since(start))
 }
 
-// apiCalls are the requests the test makes: orders (some slow, some
-// failing), order lines, users by UUID (some slow, some failing, some
-// not found) and nginx's own health check; some carry the client's request
-// id, a traceparent or a forged X-Forwarded-For.
-func apiCalls() []*apiCall {
-	var calls []*apiCall
-	for n := 1; n <= 40; n++ {
-		calls = append(calls, &apiCall{path: fmt.Sprintf("/api/v1/orders/%d", 8100+n), route: "/api/v1/orders/{id}", upstream: true})
-	}
-	for n := 1; n <= 15; n++ {
-		calls = append(calls, &apiCall{path: fmt.Sprintf("/api/v1/orders/%d/lines?page=%d", 8200+n, n), route: "/api/v1/orders/{id}/lines", upstream: true})
-	}
-	for n := 1; n <= 30; n++ {
-		calls = append(calls, &apiCall{path: fmt.Sprintf("/api/v1/users/%08x-4f89-41d3-9a0c-0305e82c3301", n), route: "/api/v1/users/{user}", upstream: true})
-	}
-	for n := 1; n <= 5; n++ {
-		calls = append(calls, &apiCall{path: "/healthz", route: "/healthz"})
-	}
-	for i, c := range calls {
-		if i%3 == 0 {
-			c.requestID = fmt.Sprintf("client-%d", i)
-		}
-		if i%4 == 1 {
-			c.traceID, c.parentID = fmt.Sprintf("%032x", 0xabc000+i), fmt.Sprintf("%016x", 0xdef000+i)
-		}
-		if i%5 == 2 {
-			c.forwardedFor = fmt.Sprintf("6.6.6.%d", i)
-		}
-	}
-	return calls
-}
-
-// runAPICalls makes the calls, four at a time.
-func runAPICalls(t *testing.T, base string, calls []*apiCall) {
-	t.Helper()
-	client := &http.Client{Timeout: 10 * time.Second}
-	work := make(chan *apiCall)
-	var wg sync.WaitGroup
-	errs := make(chan error, len(calls))
-	for range 4 {
-		wg.Go(func() {
-			for c := range work {
-				req, _ := http.NewRequest(http.MethodGet, base+c.path, nil)
-				if c.requestID != "" {
-					req.Header.Set("X-Request-ID", c.requestID)
-				}
-				if c.traceID != "" {
-					req.Header.Set("traceparent", "00-"+c.traceID+"-"+c.parentID+"-01")
-				}
-				if c.forwardedFor != "" {
-					req.Header.Set("X-Forwarded-For", c.forwardedFor)
-				}
-				start := time.Now()
-				res, err := client.Do(req)
-				if err != nil {
-					errs <- err
-					continue
-				}
-				_, _ = res.Body.Read(make([]byte, 512))
-				res.Body.Close()
-				c.took, c.status, c.gotID = time.Since(start), res.StatusCode, res.Header.Get("X-Request-ID")
-			}
-		})
-	}
-	for _, c := range calls {
-		work <- c
-	}
-	close(work)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("request through nginx: %v", err)
-	}
-	for _, c := range calls {
-		if c.gotID == "" || c.requestID != "" && c.gotID != c.requestID {
-			t.Fatalf("%s: answer's X-Request-ID %q, sent %q", c.path, c.gotID, c.requestID)
-		}
-	}
-}
-
 // assertRoutes reads requests, errors (5xx) and latency percentiles per
 // route from Elasticsearch and compares them with the client's.
-func assertRoutes(t *testing.T, p *pipeline, calls []*apiCall) {
+func assertRoutes(t *testing.T, p *pipeline, calls []*apidemo.Call) {
 	t.Helper()
 	var res struct {
 		Aggregations struct {
@@ -305,9 +113,9 @@ func assertRoutes(t *testing.T, p *pipeline, calls []*apiCall) {
 	  "errors":{"filter":{"range":{"http.response.status_code":{"gte":500}}}},
 	  "latency":{"percentiles":{"field":"nginx.request_time","percents":[50,95]}}}}}}`
 	p.stack.ES(t, http.MethodPost, "/"+p.prefix+"-nginx-*/_search", strings.NewReader(query), &res)
-	byRoute := map[string][]*apiCall{}
+	byRoute := map[string][]*apidemo.Call{}
 	for _, c := range calls {
-		byRoute[c.route] = append(byRoute[c.route], c)
+		byRoute[c.Route] = append(byRoute[c.Route], c)
 	}
 	if len(res.Aggregations.Routes.Buckets) != len(byRoute) {
 		t.Errorf("routes in Elasticsearch: %+v; want the %d the client called", res.Aggregations.Routes.Buckets, len(byRoute))
@@ -317,10 +125,10 @@ func assertRoutes(t *testing.T, p *pipeline, calls []*apiCall) {
 		errors := 0
 		var took []time.Duration
 		for _, c := range cs {
-			if c.status >= 500 {
+			if c.Status >= 500 {
 				errors++
 			}
-			took = append(took, c.took)
+			took = append(took, c.Took)
 		}
 		if b.DocCount != len(cs) || b.Errors.DocCount != errors {
 			t.Errorf("route %s: %d requests, %d errors in Elasticsearch; the client made %d, %d failed", b.Key, b.DocCount, b.Errors.DocCount, len(cs), errors)
@@ -349,7 +157,7 @@ func percentile(sorted []time.Duration, pc float64) time.Duration {
 // assertCorrelated checks that each request's access line and its two
 // service lines share http.request.id, and trace.id when the client sent a
 // traceparent.
-func assertCorrelated(t *testing.T, p *pipeline, calls []*apiCall) {
+func assertCorrelated(t *testing.T, p *pipeline, calls []*apidemo.Call) {
 	t.Helper()
 	type buckets struct {
 		Buckets []struct {
@@ -389,12 +197,12 @@ func assertCorrelated(t *testing.T, p *pipeline, calls []*apiCall) {
 	wantIDs, wantTraces := map[string]string{}, map[string]string{}
 	for _, c := range calls {
 		want := "nginx:1"
-		if c.upstream {
+		if c.Upstream {
 			want = "nginx:1 service:2"
 		}
-		wantIDs[c.gotID] = want
-		if c.traceID != "" {
-			wantTraces[c.traceID] = want
+		wantIDs[c.GotID] = want
+		if c.TraceID != "" {
+			wantTraces[c.TraceID] = want
 		}
 	}
 	for id, want := range wantIDs {
@@ -417,7 +225,7 @@ func assertCorrelated(t *testing.T, p *pipeline, calls []*apiCall) {
 
 // assertUpstreams checks the access lines' upstream attempts and totals,
 // and that a forged X-Forwarded-For did not become the source address.
-func assertUpstreams(t *testing.T, p *pipeline, calls []*apiCall) {
+func assertUpstreams(t *testing.T, p *pipeline, calls []*apidemo.Call) {
 	t.Helper()
 	docs := p.stack.Search(t, p.prefix+"-nginx-*", `{"size":1000}`)
 	byID := map[string]map[string]any{}
@@ -427,22 +235,22 @@ func assertUpstreams(t *testing.T, p *pipeline, calls []*apiCall) {
 	}
 	retried := 0
 	for _, c := range calls {
-		d := byID[c.gotID]
+		d := byID[c.GotID]
 		if d == nil {
-			t.Fatalf("no access line for %s (id %s)", c.path, c.gotID)
+			t.Fatalf("no access line for %s (id %s)", c.Path, c.GotID)
 		}
 		if ip := d["source.ip"]; ip != "127.0.0.1" {
-			t.Errorf("%s: source.ip %v, want the peer's 127.0.0.1", c.path, ip)
+			t.Errorf("%s: source.ip %v, want the peer's 127.0.0.1", c.Path, ip)
 		}
-		if c.forwardedFor != "" && fmt.Sprint(d["nginx.x_forwarded_for"]) != "["+c.forwardedFor+"]" {
-			t.Errorf("%s: nginx.x_forwarded_for %v, want the forged [%s]", c.path, d["nginx.x_forwarded_for"], c.forwardedFor)
+		if c.ForwardedFor != "" && fmt.Sprint(d["nginx.x_forwarded_for"]) != "["+c.ForwardedFor+"]" {
+			t.Errorf("%s: nginx.x_forwarded_for %v, want the forged [%s]", c.Path, d["nginx.x_forwarded_for"], c.ForwardedFor)
 		}
-		if c.traceID != "" && d["span.id"] != c.parentID {
-			t.Errorf("%s: span.id %v, want the caller's %s", c.path, d["span.id"], c.parentID)
+		if c.TraceID != "" && d["span.id"] != c.ParentID {
+			t.Errorf("%s: span.id %v, want the caller's %s", c.Path, d["span.id"], c.ParentID)
 		}
-		if !c.upstream {
+		if !c.Upstream {
 			if _, ok := d["nginx.upstream_tries"]; ok {
-				t.Errorf("%s: answered by nginx, but has upstream fields: %v", c.path, d)
+				t.Errorf("%s: answered by nginx, but has upstream fields: %v", c.Path, d)
 			}
 			continue
 		}
@@ -452,16 +260,16 @@ func assertUpstreams(t *testing.T, p *pipeline, calls []*apiCall) {
 		own, hasOwn := d["nginx.own_time"].(float64)
 		// The two times are taken from different clocks, to the
 		// millisecond: the upstream's may come out a little longer.
-		if int(status) != c.status || !hasOwn || upTime > reqTime+0.002 || math.Abs(max(reqTime-upTime, 0)-own) > 1e-6 {
-			t.Errorf("%s: upstream status %v (client got %d), request_time %v, upstream %v, own %v", c.path, status, c.status, reqTime, upTime, own)
+		if int(status) != c.Status || !hasOwn || upTime > reqTime+0.002 || math.Abs(max(reqTime-upTime, 0)-own) > 1e-6 {
+			t.Errorf("%s: upstream status %v (client got %d), request_time %v, upstream %v, own %v", c.Path, status, c.Status, reqTime, upTime, own)
 		}
 		if tries, _ := d["nginx.upstream_tries"].(float64); tries == 2 {
 			retried++
 			attempts, _ := d["nginx.upstream_attempts"].([]any)
 			first, _ := attempts[0].(map[string]any)
 			second, _ := attempts[len(attempts)-1].(map[string]any)
-			if len(attempts) != 2 || first["status"] != float64(502) || second["status"] != float64(c.status) {
-				t.Errorf("%s: retried, attempts %v", c.path, attempts)
+			if len(attempts) != 2 || first["status"] != float64(502) || second["status"] != float64(c.Status) {
+				t.Errorf("%s: retried, attempts %v", c.Path, attempts)
 			}
 		}
 	}

@@ -1,16 +1,15 @@
 package testenv
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/sluicelog/sluice/internal/nginxproc"
 )
 
 // Nginx is a real nginx terminating TLS in front of the stack's
@@ -96,87 +95,16 @@ func (s *Stack) StartNginx(t testing.TB, o NginxOptions) *Nginx {
 	}
 }
 
-// RunNginx runs nginx in the foreground as the test's child with the
-// directives of its http block given, and its pid file, error log
-// (dir/error.log) and temporary files in dir; it returns once nginx
-// listens on ports, and stops it when the test ends. It fails the test
-// (never skips it) when nginx is not installed.
+// RunNginx runs nginx (see nginxproc.Start) with the directives of its
+// http block given and its files in dir, until the test ends. It fails the
+// test (never skips it) when nginx is not installed.
 func RunNginx(t testing.TB, dir, httpBlock string, ports ...int) {
 	t.Helper()
-	bin, err := exec.LookPath("nginx")
+	p, err := nginxproc.Start(dir, httpBlock, ports...)
 	if err != nil {
-		if _, statErr := os.Stat("/usr/sbin/nginx"); statErr != nil {
-			t.Fatalf("nginx is not installed: run `make tools` (as root it runs apt-get install -y nginx)")
-		}
-		bin = "/usr/sbin/nginx"
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root;" // workers must read the 0700 temporary directory
-	}
-	conf := fmt.Sprintf(`
-%[1]s
-worker_processes 1;
-pid %[2]s/nginx.pid;
-error_log %[2]s/error.log info;
-events { worker_connections 256; }
-http {
-  client_body_temp_path %[2]s/tmp/body;
-  proxy_temp_path %[2]s/tmp/proxy;
-  fastcgi_temp_path %[2]s/tmp/fastcgi;
-  uwsgi_temp_path %[2]s/tmp/uwsgi;
-  scgi_temp_path %[2]s/tmp/scgi;
-%[3]s
-}
-`, user, dir, httpBlock)
-	confFile := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	errorLog := func() string {
-		data, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-		return string(data)
-	}
-	cmd := exec.Command(bin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", confFile, "-g", "daemon off;")
-	var output bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &output, &output
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its workers are stopped with it
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting nginx: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for _, port := range ports {
-		for {
-			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case <-exited:
-				t.Fatalf("nginx exited at start: %s\n%s", output.String(), errorLog())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("nginx does not listen on %d after 10s: %s", port, errorLog())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	t.Cleanup(p.Stop)
 }
 
 // FreePort returns a TCP port nothing listens on right now.
