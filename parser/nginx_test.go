@@ -453,7 +453,7 @@ func TestNginxRoutes(t *testing.T) {
 }
 
 // TestREADMEFormatTraced: the log_format and nginx_format the README
-// tells to copy are FormatTraced.
+// tells to copy, and the demo's, are FormatTraced.
 func TestREADMEFormatTraced(t *testing.T) {
 	data, err := os.ReadFile("../README.md")
 	if err != nil {
@@ -478,5 +478,12 @@ func TestREADMEFormatTraced(t *testing.T) {
 	}
 	if !strings.Contains(readme, "  nginx_format: '"+FormatTraced+"'\n") {
 		t.Errorf("README's nginx_format is not FormatTraced")
+	}
+	demo, err := os.ReadFile("../deploy/local/aggregator.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(demo), "  nginx_format: '"+FormatTraced+"'\n") {
+		t.Errorf("deploy/local/aggregator.yaml's nginx_format is not FormatTraced")
 	}
 }
