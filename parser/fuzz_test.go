@@ -132,8 +132,9 @@ func FuzzNginx(f *testing.F) {
 func FuzzNginxLine(f *testing.F) {
 	addGoldenSeeds(f, "nginx")
 	addGoldenSeeds(f, "nginx_combined")
+	addGoldenSeeds(f, "nginx_traced")
 	formats := []*Nginx{}
-	for _, format := range []string{DefaultNginxFormat, FormatCombined, testCustomFormat} {
+	for _, format := range []string{DefaultNginxFormat, FormatCombined, testCustomFormat, FormatTraced} {
 		p, err := CompileNginx(format)
 		if err != nil {
 			f.Fatal(err)
