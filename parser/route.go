@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unsafe"
 )
 
 // RoutePlaceholder replaces the path segments Routes takes for ids.
@@ -142,7 +143,7 @@ func (r *Routes) Route(path string) string {
 	if b == nil {
 		return path
 	}
-	return string(b)
+	return unsafe.String(unsafe.SliceData(b), len(b)) // b is not written again
 }
 
 // cutRoute ends a route that grew past maxRoute.
