@@ -38,6 +38,8 @@ const (
 	kindTraceparent                      // trace.id, span.id from $http_traceparent
 	kindTraceID                          // trace.id
 	kindSpanID                           // span.id
+	kindURI                              // url.path from $uri
+	kindRequestURI                       // url.original from $request_uri
 )
 
 // Keys of the fields the parser sets.
@@ -88,9 +90,9 @@ func nginxField(name string) field {
 	case "request_method":
 		return field{kindString, NewKey("http.request.method")}
 	case "request_uri":
-		return field{kindString, NewKey("url.original")}
+		return field{kind: kindRequestURI}
 	case "uri":
-		return field{kindString, NewKey("url.path")}
+		return field{kind: kindURI}
 	case "server_protocol":
 		return field{kind: kindProtocol}
 	case "status":
@@ -158,7 +160,15 @@ func (p *Nginx) set(f field, d *Doc, v string, st *nginxLine) error {
 	case kindTimeLocal, kindTimeISO, kindMsec:
 		return p.setTime(f.kind, d, v)
 	case kindRequest:
-		setRequest(d, v)
+		if target := setRequest(d, v); target != nil {
+			st.target = target
+		}
+	case kindRequestURI:
+		st.target = d.StringValue(v)
+		d.SetKey(keyURLOriginal, st.target)
+	case kindURI:
+		st.uri = d.StringValue(v)
+		d.SetKey(keyURLPath, st.uri)
 	case kindProtocol:
 		d.SetKey(keyHTTPVersion, versionValue(d, strings.TrimPrefix(v, "HTTP/")))
 	case kindServerName:
@@ -258,21 +268,25 @@ func setAddress(d *Doc, v string) {
 
 // setRequest splits a request line, "GET /path HTTP/1.1". A request line
 // nginx could not parse (bytes sent to the wrong port) goes whole to
-// url.original.
-func setRequest(d *Doc, v string) {
+// url.original. It returns the request target as set in url.original, or
+// nil if it is not a path.
+func setRequest(d *Doc, v string) any {
 	method, rest, ok := strings.Cut(v, " ")
 	if !ok {
 		d.SetKey(keyURLOriginal, d.StringValue(v))
-		return
+		return nil
 	}
 	d.SetKey(keyHTTPRequestMethod, methodValue(d, method))
 	if i := strings.LastIndexByte(rest, ' '); i >= 0 && strings.HasPrefix(rest[i+1:], "HTTP/") {
 		d.SetKey(keyHTTPVersion, versionValue(d, rest[i+1+len("HTTP/"):]))
 		rest = rest[:i]
 	}
-	if rest != "" {
-		d.SetKey(keyURLOriginal, d.StringValue(rest))
+	if rest == "" {
+		return nil
 	}
+	target := d.StringValue(rest)
+	d.SetKey(keyURLOriginal, target)
+	return target
 }
 
 // parseSeconds reads a non-negative decimal number of seconds, "0.124", as

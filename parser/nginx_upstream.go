@@ -31,6 +31,9 @@ type nginxLine struct {
 	hasUpstreamTime bool
 	requestID       string // $request_id
 	incomingID      string // $http_x_request_id
+	// The document values of url.path and url.original, the route's
+	// source: kept here, they need no lookup.
+	uri, target any
 }
 
 func (st *nginxLine) setRequestTime(d *Doc, v string) error {
@@ -68,11 +71,11 @@ func (p *Nginx) finish(st *nginxLine, d *Doc) error {
 	case st.requestID != "":
 		d.SetKey(keyHTTPRequestID, d.StringValue(st.requestID))
 	}
-	path, ok := d.GetKey(keyURLPath)
-	if !ok {
-		path, ok = d.GetKey(keyURLOriginal)
+	path := st.uri
+	if path == nil {
+		path = st.target
 	}
-	if s, _ := path.(string); ok && strings.HasPrefix(s, "/") {
+	if s, _ := path.(string); strings.HasPrefix(s, "/") {
 		if r := p.Routes.Route(s); r == s {
 			d.SetKey(keyHTTPRoute, path) // the same value, no copy
 		} else {

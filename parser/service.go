@@ -41,10 +41,20 @@ func (s Service) Parse(line []byte, doc *Doc) error {
 		decodeJSONMember(doc, name)
 	}
 	setServiceTime(doc)
-	for _, a := range serviceAliases {
-		setAlias(doc, a.field, a.from)
+	// One pass over the members finds the aliases that have one to take,
+	// rather than looking for each name in turn.
+	var present uint16
+	for _, f := range doc.Fields() {
+		present |= aliasMembers[f.Key]
 	}
-	setServiceTraceparent(doc)
+	for i, a := range serviceAliases {
+		if present&(1<<i) != 0 {
+			setAlias(doc, a.field, a.from)
+		}
+	}
+	if present&traceparentBit != 0 {
+		setServiceTraceparent(doc)
+	}
 	return nil
 }
 
@@ -64,6 +74,20 @@ var serviceAliases = [...]struct {
 	{"trace.id", []string{"trace.id", "trace_id", "traceId", "traceID"}},
 	{"span.id", []string{"span.id", "span_id", "spanId", "spanID"}},
 }
+
+// aliasMembers maps each member name of serviceAliases to its alias's bit,
+// and traceparent to traceparentBit.
+var aliasMembers = func() map[string]uint16 {
+	m := map[string]uint16{"traceparent": traceparentBit}
+	for i, a := range serviceAliases {
+		for _, name := range a.from {
+			m[name] |= 1 << i
+		}
+	}
+	return m
+}()
+
+const traceparentBit = 1 << 15
 
 // setServiceTraceparent reads a traceparent member, the header a service
 // got, into trace.id and span.id when the line has no trace id of its own.
