@@ -1,6 +1,7 @@
 package aggregator
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"time"
@@ -131,6 +132,23 @@ type ParsersConfig struct {
 	// MaxFields bounds the fields one service line may add to the index
 	// mapping; members beyond it go into labels.overflow (default 256).
 	MaxFields int `yaml:"max_fields"`
+	// Routes are the rules that derive http.route from nginx lines'
+	// paths, by path prefix (one per service location); the built-in id
+	// patterns apply without them.
+	Routes []RouteConfig `yaml:"routes"`
+}
+
+// RouteConfig is one rule of parsers.routes (see parser.RouteRule).
+type RouteConfig struct {
+	Prefix    string   `yaml:"prefix"`
+	Templates []string `yaml:"templates"`
+	IDs       []string `yaml:"ids"`
+	Keep      []string `yaml:"keep"`
+}
+
+// rule is c as a parser rule.
+func (c RouteConfig) rule() parser.RouteRule {
+	return parser.RouteRule{Prefix: c.Prefix, Templates: c.Templates, IDs: c.IDs, Keep: c.Keep}
 }
 
 // Defaults for local use.
@@ -323,6 +341,12 @@ func (c *Config) Validate() error {
 	}
 	if m := c.Parsers.MaxFields; m < 1 || m > maxMaxFields {
 		return config.Errorf("parsers.max_fields", "must be between 1 and %d (well below the index's limit of %d fields, which all services and tenants share), got %d", maxMaxFields, totalFieldsLimit, m)
+	}
+	for i, r := range c.Parsers.Routes {
+		if _, err := parser.NewRoutes([]parser.RouteRule{r.rule()}); err != nil {
+			_, msg, _ := strings.Cut(err.Error(), ": ") // the rule's number is in the key
+			return config.Errorf(fmt.Sprintf("parsers.routes[%d]", i), "%s; e.g. {prefix: /api/v1/orders, templates: [/api/v1/orders/{id}/lines/{line}]}", msg)
+		}
 	}
 	if _, err := newParsers(c.Parsers); err != nil {
 		return config.Errorf("parsers.nginx_format", "%v", err)

@@ -103,6 +103,14 @@ parsers:
 		{"max_fields near the index's limit", `
 parsers:
   max_fields: 1990`, "parsers.max_fields: must be between 1 and 1000"},
+		{"route prefix without a slash", `
+parsers:
+  routes:
+    - {prefix: /api}
+    - {prefix: api/v1/orders}`, `parsers.routes[1]: prefix "api/v1/orders" must start with /`},
+		{"route id pattern that does not compile", `
+parsers:
+  routes: [{prefix: /, ids: ["("]}]`, "parsers.routes[0]: ids: error parsing regexp"},
 		{"unknown tls key", `
 kafka:
   tls:

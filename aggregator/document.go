@@ -111,6 +111,13 @@ func newParsers(cfg ParsersConfig) (*parsers, error) {
 	if err != nil {
 		return nil, err
 	}
+	rules := make([]parser.RouteRule, len(cfg.Routes))
+	for i, r := range cfg.Routes {
+		rules[i] = r.rule()
+	}
+	if n.Routes, err = parser.NewRoutes(rules); err != nil {
+		return nil, err
+	}
 	decode := cfg.DecodeJSONFields
 	if decode == nil {
 		decode = parser.DefaultDecodeJSON

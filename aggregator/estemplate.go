@@ -92,6 +92,8 @@ func indexTemplate(pattern string) map[string]any {
 						}},
 					}},
 					"http": map[string]any{"properties": map[string]any{
+						"route":   keyword,
+						"request": map[string]any{"properties": map[string]any{"id": keyword}},
 						"response": map[string]any{"properties": map[string]any{
 							"status_code": map[string]any{"type": "long"},
 							"bytes":       map[string]any{"type": "long"},
@@ -104,9 +106,25 @@ func indexTemplate(pattern string) map[string]any {
 					"user_agent": map[string]any{"properties": map[string]any{
 						"original": map[string]any{"type": "keyword", "ignore_above": 2048},
 					}},
+					"trace": map[string]any{"properties": map[string]any{"id": keyword}},
+					"span":  map[string]any{"properties": map[string]any{"id": keyword}},
 					"nginx": map[string]any{"properties": map[string]any{
-						"request_time":           map[string]any{"type": "float"},
-						"upstream_response_time": map[string]any{"type": "float"},
+						"request_time":            map[string]any{"type": "float"},
+						"upstream_response_time":  map[string]any{"type": "float"},
+						"upstream_response_times": map[string]any{"type": "float"},
+						"upstream_connect_time":   map[string]any{"type": "float"},
+						"upstream_header_time":    map[string]any{"type": "float"},
+						"own_time":                map[string]any{"type": "float"},
+						"upstream_addr":           keyword,
+						"upstream_status":         map[string]any{"type": "long"},
+						"upstream_tries":          map[string]any{"type": "long"},
+						"request_id":              keyword,
+						"upstream_attempts": map[string]any{"properties": map[string]any{
+							"addr": keyword, "status": map[string]any{"type": "long"},
+							"response_time": map[string]any{"type": "float"},
+							"connect_time":  map[string]any{"type": "float"},
+							"header_time":   map[string]any{"type": "float"},
+						}},
 					}},
 				},
 			},

@@ -35,6 +35,20 @@ func BenchmarkNginxParse(b *testing.B) {
 	benchmarkParse(b, p.Parse, benchNginxLine)
 }
 
+// benchTracedLine is a line in FormatTraced: an id in the path, nginx's
+// request id, one upstream.
+const benchTracedLine = `81.2.69.142 - - [25/Nov/2026:10:00:00 +0000] "GET /api/v1/orders/8123/lines?page=2 HTTP/1.1" 200 18231 "https://shop.example/catalog/shoes" "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36" 0.124 0.120 "203.0.113.9, 10.0.0.7" 0af7651916cd43dd8448eb211c80319c "-" "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" "10.0.0.11:8080" "200" "0.001" api.shop.example`
+
+// BenchmarkNginxParseTraced is the README's format: route, upstream and
+// correlation fields on top of BenchmarkNginxParse's.
+func BenchmarkNginxParseTraced(b *testing.B) {
+	p, err := CompileNginx(FormatTraced)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchmarkParse(b, p.Parse, benchTracedLine)
+}
+
 func BenchmarkNginxParseJSON(b *testing.B) {
 	p, err := CompileNginx(testJSONFormat)
 	if err != nil {

@@ -34,6 +34,14 @@
 //	service.name         service.name, service
 //	service.environment  service.environment, environment, env
 //	organization.name    organization.name, customer
+//	http.request.id      http.request.id, request_id, requestId, req_id, x_request_id
+//	trace.id             trace.id, trace_id, traceId, traceID
+//	span.id              span.id, span_id, spanId, spanID
+//
+// A traceparent member (the W3C header a service got) gives trace.id and
+// span.id (its parent id) when the line has no trace id of its own, and is
+// then removed. These are the fields nginx's lines put their request and
+// trace ids in, so one query finds both sides of a request.
 //
 // The customer goes to organization.name because ECS has no customer field
 // and Sluice's indexes already key tenants by organization.name.
@@ -132,8 +140,18 @@
 //	request_time             nginx.request_time (float64 seconds) and
 //	                         event.duration (int64 nanoseconds)
 //	upstream_response_time   nginx.upstream_response_time (float64 seconds)
-//	upstream_addr            nginx.upstream_addr (as written)
+//	upstream_connect_time    nginx.upstream_connect_time (float64 seconds)
+//	upstream_header_time     nginx.upstream_header_time (float64 seconds)
+//	upstream_addr            nginx.upstream_addr (string, []string if several)
+//	upstream_status          nginx.upstream_status (int64, the last)
 //	http_x_forwarded_for     nginx.x_forwarded_for ([]string)
+//	request_id               http.request.id
+//	http_x_request_id        http.request.id (wins over $request_id, which
+//	                         then goes to nginx.request_id if it differs)
+//	http_traceparent         trace.id and span.id (the parent id); one that
+//	                         is not a valid traceparent: nginx.http_traceparent
+//	otel_trace_id            trace.id
+//	otel_span_id             span.id
 //	any other $name          nginx.<name> (string)
 //
 // A value "-" or "" means absent: no field is set. Numbers and times that do
@@ -144,8 +162,19 @@
 // that was not reached. nginx.upstream_response_time is their sum, the time
 // the request spent upstream; when more than one server answered, the
 // individual times are kept in nginx.upstream_response_times ([]float64).
+// The upstream variables list one item per attempt the same way; the
+// sums of the times, every address and the last status are set, and
+// nginx.upstream_tries counts the attempts. With more than one attempt,
+// nginx.upstream_attempts holds each ([]any of map[string]any with addr,
+// status, response_time, connect_time and header_time, those present).
+// nginx.own_time is $request_time less nginx.upstream_response_time, at
+// least 0: the time nginx and the client's connection added.
 // $http_x_forwarded_for is split at commas, entries trimmed, empty entries
 // dropped.
+//
+// http.route is the request's path ($uri's, else $request_uri's or
+// $request's without the query) with its ids replaced by "{id}": see
+// Routes. Nginx.Routes adds rules by path prefix.
 //
 // A line that starts with '{' is read as an nginx escape=json log line, a
 // JSON object. If the log_format given to CompileNginx is itself a JSON

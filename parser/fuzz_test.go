@@ -91,7 +91,9 @@ func wellKnown(k string) bool {
 		"message", "msg", "log.level", "level", "severity", "lvl",
 		"service.name", "service", "service.environment", "environment", "env",
 		"organization.name", "customer",
-		"error", "host", "user", "url", "client", "source", "file", "process", "event", "log", OverflowField:
+		"error", "host", "user", "url", "client", "source", "file", "process", "event", "log", OverflowField,
+		"http.request.id", "request_id", "requestId", "req_id", "x_request_id",
+		"trace.id", "trace_id", "traceId", "traceID", "span.id", "span_id", "spanId", "spanID", "traceparent":
 		return true
 	}
 	return false
@@ -138,8 +140,9 @@ func FuzzNginx(f *testing.F) {
 func FuzzNginxLine(f *testing.F) {
 	addGoldenSeeds(f, "nginx")
 	addGoldenSeeds(f, "nginx_combined")
+	addGoldenSeeds(f, "nginx_traced")
 	formats := []*Nginx{}
-	for _, format := range []string{DefaultNginxFormat, FormatCombined, testCustomFormat} {
+	for _, format := range []string{DefaultNginxFormat, FormatCombined, testCustomFormat, FormatTraced} {
 		p, err := CompileNginx(format)
 		if err != nil {
 			f.Fatal(err)
@@ -230,7 +233,11 @@ func genericMembers(t *testing.T, line []byte) map[string]string {
 
 // writtenByKnown says whether a known variable also writes nginx.<k>.
 func writtenByKnown(k string) bool {
-	return k == "upstream_response_times" || k == "x_forwarded_for"
+	switch k {
+	case "upstream_response_times", "x_forwarded_for", "upstream_attempts", "upstream_tries", "own_time", "request_id":
+		return true
+	}
+	return false
 }
 
 func FuzzCRI(f *testing.F) {

@@ -42,6 +42,7 @@ func goldenParsers(t *testing.T) map[string]func([]byte, *Doc) error {
 		"nginx_combined": compile(FormatCombined),
 		"nginx_custom":   compile(testCustomFormat),
 		"nginx_json":     compile(testJSONFormat),
+		"nginx_traced":   compile(FormatTraced),
 		"cri":            criDoc,
 	}
 }

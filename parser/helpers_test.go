@@ -158,6 +158,9 @@ func (a access) doc() fields {
 	setPresent(d, "user.name", a.user)
 	if a.target != "" {
 		d["url.original"] = validUTF8(a.target)
+		if strings.HasPrefix(a.target, "/") {
+			d["http.route"] = refRoute(validUTF8(a.target))
+		}
 	}
 	setPresent(d, "http.request.referrer", a.referrer)
 	setPresent(d, "user_agent.original", a.agent)
@@ -169,9 +172,16 @@ func (a access) doc() fields {
 	}
 	if len(times) > 0 {
 		d["nginx.upstream_response_time"] = float64(total) / 1e3
+		d["nginx.own_time"] = float64(max(int64(a.requestMillis)-int64(total), 0)) / 1e3
 	}
 	if len(times) > 1 {
 		d["nginx.upstream_response_times"] = times
+		var attempts []any
+		for _, t := range times {
+			attempts = append(attempts, map[string]any{"response_time": t})
+		}
+		d["nginx.upstream_attempts"] = attempts
+		d["nginx.upstream_tries"] = int64(len(times))
 	}
 	var xff []string
 	for _, s := range strings.Split(validUTF8(a.forwardedFor), ",") {

@@ -11,6 +11,11 @@ import (
 const (
 	FormatCombined     = `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"`
 	DefaultNginxFormat = FormatCombined + ` $request_time $upstream_response_time "$http_x_forwarded_for"`
+	// FormatTraced adds what ties an access line to the services' lines
+	// and every upstream attempt to DefaultNginxFormat: the README's
+	// log_format for nginx in front of services.
+	FormatTraced = DefaultNginxFormat + ` $request_id "$http_x_request_id" "$http_traceparent"` +
+		` "$upstream_addr" "$upstream_status" "$upstream_connect_time" $host`
 )
 
 // Nginx parses the access log lines of one nginx log_format. It is safe for
@@ -21,6 +26,10 @@ type Nginx struct {
 	// members maps the member names of a JSON log_format to the fields of
 	// the variables that are their values.
 	members map[string]field
+
+	// Routes derives http.route from the request's path; nil uses the
+	// built-in id patterns only. Set it before the first Parse.
+	Routes *Routes
 
 	// lastTime is the last time value read (see setTime).
 	lastTime atomic.Pointer[stamp]
@@ -144,6 +153,7 @@ func (p *Nginx) parseText(s string, doc *Doc) error {
 	plain := valid && !strings.Contains(s, `\x`)
 	pos := len(p.lead)
 	last := len(p.vars) - 1
+	var st nginxLine
 	for i, v := range p.vars {
 		end, next, err := v.end(s, pos, i == last)
 		if err != nil {
@@ -153,13 +163,13 @@ func (p *Nginx) parseText(s string, doc *Doc) error {
 			if !plain {
 				val = nginxValue(val, valid)
 			}
-			if err := p.set(v.field, doc, val); err != nil {
+			if err := p.set(v.field, doc, val, &st); err != nil {
 				return fmt.Errorf("%w: $%s: %w", ErrNoMatch, v.name, err)
 			}
 		}
 		pos = next
 	}
-	return nil
+	return p.finish(&st, doc)
 }
 
 // end finds where v's value, which starts at pos, ends in s, and where the
@@ -212,21 +222,25 @@ func (p *Nginx) parseJSON(line []byte, doc *Doc) error {
 	if err != nil {
 		return err
 	}
+	var st nginxLine
 	r.members(func(name string) {
 		if err != nil {
 			r.value() // check the rest
 			return
 		}
-		err = p.setMember(&r, name, doc)
+		err = p.setMember(&r, name, doc, &st)
 	})
 	if jsonErr := r.finish(line); jsonErr != nil {
 		return jsonErr
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return p.finish(&st, doc)
 }
 
 // setMember reads the value of member name into doc.
-func (p *Nginx) setMember(r *jsonReader, name string, doc *Doc) error {
+func (p *Nginx) setMember(r *jsonReader, name string, doc *Doc, st *nginxLine) error {
 	switch r.next() {
 	case 'n':
 		r.literal("null")
@@ -243,7 +257,7 @@ func (p *Nginx) setMember(r *jsonReader, name string, doc *Doc) error {
 	if !ok {
 		f = nginxField(name)
 	}
-	if err := p.set(f, doc, v); err != nil {
+	if err := p.set(f, doc, v, st); err != nil {
 		return fmt.Errorf("%w: %q: %w", ErrNoMatch, clip(name), err)
 	}
 	return nil

@@ -17,18 +17,29 @@ type field struct {
 type fieldKind uint8
 
 const (
-	kindString       fieldKind = iota // key: the value
-	kindInt                           // key: the value as int64
-	kindAddress                       // source.address, source.ip
-	kindTimeLocal                     // @timestamp from $time_local
-	kindTimeISO                       // @timestamp from $time_iso8601
-	kindMsec                          // @timestamp from $msec
-	kindRequest                       // method, URL and version from $request
-	kindProtocol                      // http.version from $server_protocol
-	kindServerName                    // url.domain unless set
-	kindRequestTime                   // nginx.request_time, event.duration
-	kindUpstreamTime                  // nginx.upstream_response_time(s)
-	kindForwardedFor                  // nginx.x_forwarded_for
+	kindString          fieldKind = iota // key: the value
+	kindInt                              // key: the value as int64
+	kindAddress                          // source.address, source.ip
+	kindTimeLocal                        // @timestamp from $time_local
+	kindTimeISO                          // @timestamp from $time_iso8601
+	kindMsec                             // @timestamp from $msec
+	kindRequest                          // method, URL and version from $request
+	kindProtocol                         // http.version from $server_protocol
+	kindServerName                       // url.domain unless set
+	kindRequestTime                      // nginx.request_time, event.duration
+	kindUpstreamTime                     // nginx.upstream_response_time(s)
+	kindForwardedFor                     // nginx.x_forwarded_for
+	kindUpstreamAddr                     // nginx.upstream_addr, per attempt
+	kindUpstreamStatus                   // nginx.upstream_status, per attempt
+	kindUpstreamConnect                  // nginx.upstream_connect_time, per attempt
+	kindUpstreamHeader                   // nginx.upstream_header_time, per attempt
+	kindRequestID                        // http.request.id from $request_id
+	kindIncomingID                       // http.request.id from $http_x_request_id
+	kindTraceparent                      // trace.id, span.id from $http_traceparent
+	kindTraceID                          // trace.id
+	kindSpanID                           // span.id
+	kindURI                              // url.path from $uri
+	kindRequestURI                       // url.original from $request_uri
 )
 
 // Keys of the fields the parser sets.
@@ -39,6 +50,20 @@ var (
 	keyNginxRequestTime           = NewKey("nginx.request_time")
 	keyNginxUpstreamResponseTime  = NewKey("nginx.upstream_response_time")
 	keyNginxUpstreamResponseTimes = NewKey("nginx.upstream_response_times")
+	keyNginxUpstreamConnectTime   = NewKey("nginx.upstream_connect_time")
+	keyNginxUpstreamHeaderTime    = NewKey("nginx.upstream_header_time")
+	keyNginxUpstreamAddr          = NewKey("nginx.upstream_addr")
+	keyNginxUpstreamStatus        = NewKey("nginx.upstream_status")
+	keyNginxUpstreamTries         = NewKey("nginx.upstream_tries")
+	keyNginxUpstreamAttempts      = NewKey("nginx.upstream_attempts")
+	keyNginxOwnTime               = NewKey("nginx.own_time")
+	keyNginxRequestID             = NewKey("nginx.request_id")
+	keyNginxTraceparent           = NewKey("nginx.http_traceparent")
+	keyHTTPRequestID              = NewKey("http.request.id")
+	keyHTTPRoute                  = NewKey("http.route")
+	keyTraceID                    = NewKey("trace.id")
+	keySpanID                     = NewKey("span.id")
+	keyURLPath                    = NewKey("url.path")
 	keyNginxXForwardedFor         = NewKey("nginx.x_forwarded_for")
 	keySourceAddress              = NewKey("source.address")
 	keySourceIP                   = NewKey("source.ip")
@@ -65,9 +90,9 @@ func nginxField(name string) field {
 	case "request_method":
 		return field{kindString, NewKey("http.request.method")}
 	case "request_uri":
-		return field{kindString, NewKey("url.original")}
+		return field{kind: kindRequestURI}
 	case "uri":
-		return field{kindString, NewKey("url.path")}
+		return field{kind: kindURI}
 	case "server_protocol":
 		return field{kind: kindProtocol}
 	case "status":
@@ -92,12 +117,31 @@ func nginxField(name string) field {
 		return field{kind: kindUpstreamTime}
 	case "http_x_forwarded_for":
 		return field{kind: kindForwardedFor}
+	case "upstream_addr":
+		return field{kind: kindUpstreamAddr}
+	case "upstream_status":
+		return field{kind: kindUpstreamStatus}
+	case "upstream_connect_time":
+		return field{kind: kindUpstreamConnect}
+	case "upstream_header_time":
+		return field{kind: kindUpstreamHeader}
+	case "request_id":
+		return field{kind: kindRequestID}
+	case "http_x_request_id":
+		return field{kind: kindIncomingID}
+	case "http_traceparent":
+		return field{kind: kindTraceparent}
+	case "otel_trace_id":
+		return field{kind: kindTraceID}
+	case "otel_span_id":
+		return field{kind: kindSpanID}
 	}
 	return field{kindString, NewKey("nginx." + name)}
 }
 
-// set stores v, a present value ("-" and "" are not), of field f in d.
-func (p *Nginx) set(f field, d *Doc, v string) error {
+// set stores v, a present value ("-" and "" are not), of field f in d, or
+// in st for the fields that depend on one another (see finish).
+func (p *Nginx) set(f field, d *Doc, v string, st *nginxLine) error {
 	switch f.kind {
 	case kindString:
 		if f.key == keyHTTPRequestMethod {
@@ -116,7 +160,15 @@ func (p *Nginx) set(f field, d *Doc, v string) error {
 	case kindTimeLocal, kindTimeISO, kindMsec:
 		return p.setTime(f.kind, d, v)
 	case kindRequest:
-		setRequest(d, v)
+		if target := setRequest(d, v); target != nil {
+			st.target = target
+		}
+	case kindRequestURI:
+		st.target = d.StringValue(v)
+		d.SetKey(keyURLOriginal, st.target)
+	case kindURI:
+		st.uri = d.StringValue(v)
+		d.SetKey(keyURLPath, st.uri)
 	case kindProtocol:
 		d.SetKey(keyHTTPVersion, versionValue(d, strings.TrimPrefix(v, "HTTP/")))
 	case kindServerName:
@@ -124,11 +176,31 @@ func (p *Nginx) set(f field, d *Doc, v string) error {
 			d.SetKey(keyURLDomain, d.StringValue(v))
 		}
 	case kindRequestTime:
-		return setRequestTime(d, v)
-	case kindUpstreamTime:
-		return setUpstreamTime(d, v)
+		return st.setRequestTime(d, v)
 	case kindForwardedFor:
 		setForwardedFor(d, v)
+	case kindUpstreamAddr:
+		st.upstream[upAddr] = v
+	case kindUpstreamStatus:
+		st.upstream[upStatus] = v
+	case kindUpstreamTime:
+		st.upstream[upResponse] = v
+	case kindUpstreamConnect:
+		st.upstream[upConnect] = v
+	case kindUpstreamHeader:
+		st.upstream[upHeader] = v
+	case kindRequestID:
+		st.requestID = v
+	case kindIncomingID:
+		st.incomingID = v
+	case kindTraceparent:
+		if !setTraceparent(d, v) {
+			d.SetKey(keyNginxTraceparent, d.StringValue(v))
+		}
+	case kindTraceID:
+		d.SetKey(keyTraceID, d.StringValue(v))
+	case kindSpanID:
+		d.SetKey(keySpanID, d.StringValue(v))
 	}
 	return nil
 }
@@ -196,67 +268,26 @@ func setAddress(d *Doc, v string) {
 
 // setRequest splits a request line, "GET /path HTTP/1.1". A request line
 // nginx could not parse (bytes sent to the wrong port) goes whole to
-// url.original.
-func setRequest(d *Doc, v string) {
+// url.original. It returns the request target as set in url.original, or
+// nil if it is not a path.
+func setRequest(d *Doc, v string) any {
 	method, rest, ok := strings.Cut(v, " ")
 	if !ok {
 		d.SetKey(keyURLOriginal, d.StringValue(v))
-		return
+		return nil
 	}
 	d.SetKey(keyHTTPRequestMethod, methodValue(d, method))
 	if i := strings.LastIndexByte(rest, ' '); i >= 0 && strings.HasPrefix(rest[i+1:], "HTTP/") {
 		d.SetKey(keyHTTPVersion, versionValue(d, rest[i+1+len("HTTP/"):]))
 		rest = rest[:i]
 	}
-	if rest != "" {
-		d.SetKey(keyURLOriginal, d.StringValue(rest))
-	}
-}
-
-func setRequestTime(d *Doc, v string) error {
-	ns, ok := parseSeconds(v)
-	if !ok {
-		return errors.New("not a number of seconds: " + strconv.Quote(clip(v)))
-	}
-	d.SetKey(keyNginxRequestTime, d.FloatValue(float64(ns)/1e9))
-	d.SetKey(keyEventDuration, d.IntValue(ns))
-	return nil
-}
-
-// setUpstreamTime reads $upstream_response_time: one time per upstream
-// tried, separated by ", " or " : ", "-" for one not reached.
-func setUpstreamTime(d *Doc, v string) error {
-	if !strings.ContainsAny(v, ",:") {
-		ns, ok := parseSeconds(v)
-		if !ok {
-			return errors.New("not a number of seconds: " + strconv.Quote(clip(v)))
-		}
-		d.SetKey(keyNginxUpstreamResponseTime, d.FloatValue(float64(ns)/1e9))
+	if rest == "" {
 		return nil
 	}
-	var times []float64
-	var total int64
-	for item := range strings.FieldsFuncSeq(v, isUpstreamSeparator) {
-		if item == "-" {
-			continue
-		}
-		ns, ok := parseSeconds(item)
-		if !ok {
-			return errors.New("not a number of seconds: " + strconv.Quote(clip(item)))
-		}
-		times = append(times, float64(ns)/1e9)
-		total += ns
-	}
-	if len(times) > 0 {
-		d.SetKey(keyNginxUpstreamResponseTime, d.FloatValue(float64(total)/1e9))
-	}
-	if len(times) > 1 {
-		d.SetKey(keyNginxUpstreamResponseTimes, times)
-	}
-	return nil
+	target := d.StringValue(rest)
+	d.SetKey(keyURLOriginal, target)
+	return target
 }
-
-func isUpstreamSeparator(r rune) bool { return r == ',' || r == ':' || r == ' ' }
 
 // parseSeconds reads a non-negative decimal number of seconds, "0.124", as
 // nanoseconds, exactly; digits past the nanosecond are dropped.

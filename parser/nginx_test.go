@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -77,13 +78,14 @@ func TestNginxFields(t *testing.T) {
 		{"time_local", "29/Feb/2028:23:59:59 -1200", fields{"@timestamp": "2028-03-01T11:59:59.000Z"}},
 		{"time_iso8601", "2026-11-25T10:00:00+05:30", fields{"@timestamp": "2026-11-25T04:30:00.000Z"}},
 		{"msec", "1764064800.123", fields{"@timestamp": "2025-11-25T10:00:00.123Z"}},
-		{"request", "GET /a?b=c HTTP/1.1", fields{"http.request.method": "GET", "url.original": "/a?b=c", "http.version": "1.1"}},
+		{"request", "GET /a?b=c HTTP/1.1", fields{"http.request.method": "GET", "url.original": "/a?b=c", "http.version": "1.1", "http.route": "/a"}},
 		{"request", "PRI * HTTP/2.0", fields{"http.request.method": "PRI", "url.original": "*", "http.version": "2.0"}},
 		{"request", "GARBAGE", fields{"url.original": "GARBAGE"}},
-		{"request", "GET /a HTTPS", fields{"http.request.method": "GET", "url.original": "/a HTTPS"}},
+		{"request", "GET /a HTTPS", fields{"http.request.method": "GET", "url.original": "/a HTTPS", "http.route": "/a HTTPS"}},
 		{"request_method", "DELETE", fields{"http.request.method": "DELETE"}},
-		{"request_uri", "/a?b", fields{"url.original": "/a?b"}},
-		{"uri", "/a", fields{"url.path": "/a"}},
+		{"request_uri", "/a?b", fields{"url.original": "/a?b", "http.route": "/a"}},
+		{"request_uri", "/orders/8123?b", fields{"url.original": "/orders/8123?b", "http.route": "/orders/{id}"}},
+		{"uri", "/a", fields{"url.path": "/a", "http.route": "/a"}},
 		{"server_protocol", "HTTP/1.0", fields{"http.version": "1.0"}},
 		{"status", "499", fields{"http.response.status_code": int64(499)}},
 		{"body_bytes_sent", "0", fields{"http.response.body.bytes": int64(0)}},
@@ -97,12 +99,31 @@ func TestNginxFields(t *testing.T) {
 		{"request_time", "0.253", fields{"nginx.request_time": 0.253, "event.duration": int64(253_000_000)}},
 		{"request_time", "3", fields{"nginx.request_time": 3.0, "event.duration": int64(3_000_000_000)}},
 		{"upstream_response_time", "0.004", fields{"nginx.upstream_response_time": 0.004}},
-		{"upstream_response_time", "0.1, 0.2 : 0.3", fields{"nginx.upstream_response_time": 0.6, "nginx.upstream_response_times": []float64{0.1, 0.2, 0.3}}},
-		{"upstream_response_time", "-, 0.2", fields{"nginx.upstream_response_time": 0.2}},
-		{"upstream_addr", "10.0.0.1:80, 10.0.0.2:80", fields{"nginx.upstream_addr": "10.0.0.1:80, 10.0.0.2:80"}},
+		{"upstream_response_time", "0.1, 0.2 : 0.3", fields{"nginx.upstream_response_time": 0.6, "nginx.upstream_response_times": []float64{0.1, 0.2, 0.3},
+			"nginx.upstream_tries": int64(3), "nginx.upstream_attempts": []any{
+				map[string]any{"response_time": 0.1}, map[string]any{"response_time": 0.2}, map[string]any{"response_time": 0.3}}}},
+		{"upstream_response_time", "-, 0.2", fields{"nginx.upstream_response_time": 0.2, "nginx.upstream_tries": int64(2),
+			"nginx.upstream_attempts": []any{map[string]any{}, map[string]any{"response_time": 0.2}}}},
+		{"upstream_addr", "10.0.0.1:80", fields{"nginx.upstream_addr": "10.0.0.1:80", "nginx.upstream_tries": int64(1)}},
+		{"upstream_addr", "10.0.0.1:80, 10.0.0.2:80", fields{"nginx.upstream_addr": []string{"10.0.0.1:80", "10.0.0.2:80"},
+			"nginx.upstream_tries": int64(2), "nginx.upstream_attempts": []any{
+				map[string]any{"addr": "10.0.0.1:80"}, map[string]any{"addr": "10.0.0.2:80"}}}},
+		{"upstream_addr", "unix:/run/app.sock : backend", fields{"nginx.upstream_addr": []string{"unix:/run/app.sock", "backend"},
+			"nginx.upstream_tries": int64(2), "nginx.upstream_attempts": []any{
+				map[string]any{"addr": "unix:/run/app.sock"}, map[string]any{"addr": "backend"}}}},
+		{"upstream_status", "502", fields{"nginx.upstream_status": int64(502), "nginx.upstream_tries": int64(1)}},
+		{"upstream_connect_time", "0.001", fields{"nginx.upstream_connect_time": 0.001}},
+		{"upstream_header_time", "0.002", fields{"nginx.upstream_header_time": 0.002}},
 		{"http_x_forwarded_for", " 203.0.113.9 ,10.0.0.1", fields{"nginx.x_forwarded_for": []string{"203.0.113.9", "10.0.0.1"}}},
 		{"http_x_forwarded_for", ", ,", fields{}},
-		{"request_id", "abc", fields{"nginx.request_id": "abc"}},
+		{"request_id", "abc", fields{"http.request.id": "abc"}},
+		{"http_x_request_id", "ext-1", fields{"http.request.id": "ext-1"}},
+		{"http_traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+			fields{"trace.id": "4bf92f3577b34da6a3ce929d0e0e4736", "span.id": "00f067aa0ba902b7"}},
+		{"http_traceparent", "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+			fields{"nginx.http_traceparent": "00-00000000000000000000000000000000-00f067aa0ba902b7-01"}},
+		{"otel_trace_id", "4bf92f3577b34da6a3ce929d0e0e4736", fields{"trace.id": "4bf92f3577b34da6a3ce929d0e0e4736"}},
+		{"otel_span_id", "00f067aa0ba902b7", fields{"span.id": "00f067aa0ba902b7"}},
 		{"ssl_protocol", "TLSv1.3", fields{"nginx.ssl_protocol": "TLSv1.3"}},
 		{"status", "-", fields{}},
 		{"http_user_agent", "", fields{}},
@@ -140,6 +161,9 @@ func TestNginxFieldErrors(t *testing.T) {
 		{"request_time", "0.5s"},
 		{"request_time", "99999999999"},
 		{"upstream_response_time", "0.1, oops"},
+		{"upstream_status", "200, oops"},
+		{"upstream_status", "oops"},
+		{"upstream_connect_time", "x"},
 	}
 	for _, tt := range tests {
 		p, err := CompileNginx("<$" + tt.name + ">")
@@ -332,5 +356,134 @@ func TestSharedValues(t *testing.T) {
 		d.Set("s", intValue(d, status))
 	}); n != 0 {
 		t.Errorf("%v allocations storing shared values", n)
+	}
+}
+
+// TestNginxUpstreamRetry is a request nginx tried on two servers, the first
+// refusing the connection, then passed through an internal redirect to a
+// third: each attempt is kept, the totals and nginx's own time are set.
+func TestNginxUpstreamRetry(t *testing.T) {
+	p, err := CompileNginx(`$request_time|$upstream_addr|$upstream_status|$upstream_response_time|$upstream_connect_time|$upstream_header_time|`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := &Doc{}
+	line := `0.350|10.0.0.1:80, 10.0.0.2:80 : 10.0.0.3:8080|502, 200 : 404|0.000, 0.210 : 0.030|-, 0.001 : 0.002|-, 0.200 : 0.029|`
+	if err := p.Parse([]byte(line), doc); err != nil {
+		t.Fatal(err)
+	}
+	want := fields{
+		"nginx.request_time": 0.35, "event.duration": int64(350_000_000),
+		"nginx.upstream_addr":           []string{"10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:8080"},
+		"nginx.upstream_status":         int64(404),
+		"nginx.upstream_response_time":  0.24,
+		"nginx.upstream_response_times": []float64{0, 0.21, 0.03},
+		"nginx.upstream_connect_time":   0.003,
+		"nginx.upstream_header_time":    0.229,
+		"nginx.upstream_tries":          int64(3),
+		"nginx.own_time":                0.11,
+		"nginx.upstream_attempts": []any{
+			map[string]any{"addr": "10.0.0.1:80", "status": int64(502), "response_time": 0.0},
+			map[string]any{"addr": "10.0.0.2:80", "status": int64(200), "response_time": 0.21, "connect_time": 0.001, "header_time": 0.2},
+			map[string]any{"addr": "10.0.0.3:8080", "status": int64(404), "response_time": 0.03, "connect_time": 0.002, "header_time": 0.029},
+		},
+	}
+	if got := doc.Map(); !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %#v\nwant %#v", got, want)
+	}
+}
+
+// TestNginxOwnTime: nginx's own time is request_time less the upstream
+// time; millisecond rounding never makes it negative.
+func TestNginxOwnTime(t *testing.T) {
+	p, err := CompileNginx(`$upstream_response_time $request_time.`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line, want := range map[string]any{"0.120 0.124.": 0.004, "0.125 0.124.": 0.0, "- 0.124.": nil} {
+		doc := &Doc{}
+		if err := p.Parse([]byte(line), doc); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := doc.Get("nginx.own_time"); got != want {
+			t.Errorf("%q: nginx.own_time = %v, want %v", line, got, want)
+		}
+	}
+}
+
+// TestNginxRequestID: the id a client sent, which nginx passes on, is
+// http.request.id; nginx's own is kept aside when it differs.
+func TestNginxRequestID(t *testing.T) {
+	p, err := CompileNginx(`$request_id $http_x_request_id.`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]fields{
+		"0af7651916cd43dd8448eb211c80319c -.":     {"http.request.id": "0af7651916cd43dd8448eb211c80319c"},
+		"0af7651916cd43dd8448eb211c80319c ext-7.": {"http.request.id": "ext-7", "nginx.request_id": "0af7651916cd43dd8448eb211c80319c"},
+		"ext-7 ext-7.": {"http.request.id": "ext-7"},
+	}
+	for line, want := range tests {
+		doc := &Doc{}
+		if err := p.Parse([]byte(line), doc); err != nil {
+			t.Fatal(err)
+		}
+		if got := doc.Map(); !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: got %#v, want %#v", line, got, want)
+		}
+	}
+}
+
+// TestNginxRoutes: the parser's Routes apply to the path.
+func TestNginxRoutes(t *testing.T) {
+	p, err := CompileNginx(`$uri $request_uri.`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Routes, err = NewRoutes([]RouteRule{{Prefix: "/shop", Templates: []string{"/shop/{sku}"}}}); err != nil {
+		t.Fatal(err)
+	}
+	doc := &Doc{}
+	if err := p.Parse([]byte("/shop/red-shoes /shop/red-shoes?x=1."), doc); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := doc.Get("http.route"); got != "/shop/{sku}" {
+		t.Errorf("http.route = %v", got)
+	}
+}
+
+// TestREADMEFormatTraced: the log_format and nginx_format the README
+// tells to copy, and the demo's, are FormatTraced.
+func TestREADMEFormatTraced(t *testing.T) {
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(data)
+	_, block, ok := strings.Cut(readme, "log_format sluice ")
+	block, _, ok2 := strings.Cut(block, ";")
+	if !ok || !ok2 {
+		t.Fatal("README has no log_format sluice")
+	}
+	// nginx joins the quoted pieces as they are; the pieces between
+	// quotes alternate with the whitespace between them.
+	var format strings.Builder
+	for i, piece := range strings.Split(block, "'") {
+		if i%2 == 1 {
+			format.WriteString(piece)
+		}
+	}
+	if format.String() != FormatTraced {
+		t.Errorf("README's log_format sluice is\n%s\nnot FormatTraced\n%s", format.String(), FormatTraced)
+	}
+	if !strings.Contains(readme, "  nginx_format: '"+FormatTraced+"'\n") {
+		t.Errorf("README's nginx_format is not FormatTraced")
+	}
+	demo, err := os.ReadFile("../deploy/local/aggregator.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(demo), "  nginx_format: '"+FormatTraced+"'\n") {
+		t.Errorf("deploy/local/aggregator.yaml's nginx_format is not FormatTraced")
 	}
 }

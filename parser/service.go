@@ -55,19 +55,19 @@ func (s Service) Parse(line []byte, doc *Doc) error {
 		decodeJSONMember(doc, name)
 	}
 	setServiceTime(doc)
-	// ECS fields and the members they take, best first.
-	aliases := [...]struct {
-		field string
-		from  []string
-	}{
-		{"message", []string{"message", "msg"}},
-		{"log.level", []string{"log.level", "level", "severity", "lvl"}},
-		{"service.name", []string{"service.name", "service"}},
-		{"service.environment", []string{"service.environment", "environment", "env"}},
-		{"organization.name", []string{"organization.name", "customer"}},
+	// One pass over the members finds the aliases that have one to take,
+	// rather than looking for each name in turn.
+	var present uint16
+	for _, f := range doc.Fields() {
+		present |= aliasMembers[f.Key]
 	}
-	for _, a := range aliases {
-		setAlias(doc, a.field, a.from)
+	for i, a := range serviceAliases {
+		if present&(1<<i) != 0 {
+			setAlias(doc, a.field, a.from)
+		}
+	}
+	if present&traceparentBit != 0 {
+		setServiceTraceparent(doc)
 	}
 	for _, l := range leaves {
 		setLeaf(doc, l.member, l.to)
@@ -99,6 +99,9 @@ var leaves = [...]struct {
 	{NewKey("file"), []Key{NewKey("file.path")}},
 	{NewKey("process"), []Key{NewKey("process.name")}},
 	{NewKey("event"), []Key{NewKey("event.action")}},
+	// Mapped as objects for correlation with nginx (trace.id, span.id).
+	{NewKey("trace"), []Key{NewKey("trace.id")}},
+	{NewKey("span"), []Key{NewKey("span.id")}},
 	// A log string is the message when there is none (a runtime's log
 	// member whose text is not JSON), else the raw event.
 	{NewKey("log"), []Key{NewKey("message"), NewKey("event.original")}},
@@ -134,7 +137,8 @@ func setLeaf(doc *Doc, member Key, to []Key) {
 // ownFields are the fields Parse sets itself, which bound leaves alone.
 var ownFields = func() map[string]bool {
 	own := map[string]bool{"@timestamp": true, "_@timestamp": true, "message": true,
-		"log.level": true, "service.name": true, "service.environment": true, "organization.name": true}
+		"log.level": true, "service.name": true, "service.environment": true, "organization.name": true,
+		"http.request.id": true, "trace.id": true, "span.id": true}
 	for _, l := range leaves {
 		for _, f := range l.to {
 			own[f.String()] = true
@@ -222,6 +226,59 @@ func mappedFields(v any, limit int) int {
 		return n
 	}
 	return 1
+}
+
+// serviceAliases are the ECS fields and the members they take, best first.
+var serviceAliases = [...]struct {
+	field string
+	from  []string
+}{
+	{"message", []string{"message", "msg"}},
+	{"log.level", []string{"log.level", "level", "severity", "lvl"}},
+	{"service.name", []string{"service.name", "service"}},
+	{"service.environment", []string{"service.environment", "environment", "env"}},
+	{"organization.name", []string{"organization.name", "customer"}},
+	// The ids nginx's access lines carry too, so that one query finds
+	// a request's lines on both sides.
+	{"http.request.id", []string{"http.request.id", "request_id", "requestId", "req_id", "x_request_id"}},
+	{"trace.id", []string{"trace.id", "trace_id", "traceId", "traceID"}},
+	{"span.id", []string{"span.id", "span_id", "spanId", "spanID"}},
+}
+
+// aliasMembers maps each member name of serviceAliases to its alias's bit,
+// and traceparent to traceparentBit.
+var aliasMembers = func() map[string]uint16 {
+	m := map[string]uint16{"traceparent": traceparentBit}
+	for i, a := range serviceAliases {
+		for _, name := range a.from {
+			m[name] |= 1 << i
+		}
+	}
+	return m
+}()
+
+const traceparentBit = 1 << 15
+
+// setServiceTraceparent reads a traceparent member, the header a service
+// got, into trace.id and span.id when the line has no trace id of its own.
+func setServiceTraceparent(doc *Doc) {
+	v, ok := doc.Get("traceparent")
+	if !ok {
+		return
+	}
+	s, ok := v.(string)
+	if !ok || doc.HasKey(keyTraceID) {
+		return
+	}
+	traceID, spanID, ok := parseTraceparent(s)
+	if !ok {
+		return
+	}
+	doc.Delete("traceparent")
+	doc.SetKey(keyTraceID, traceID)
+	if !doc.HasKey(keySpanID) {
+		doc.SetKey(keySpanID, spanID)
+	}
 }
 
 // setServiceTime sets @timestamp from the first timestamp member that can be

@@ -300,3 +300,35 @@ func TestParseServiceManyKeys(t *testing.T) {
 		t.Fatalf("%d keys kept at the root and %d in %s, want %d and %d", kept, len(m), OverflowField, DefaultMaxFields, 1950-DefaultMaxFields)
 	}
 }
+
+// TestServiceCorrelationIDs: the request and trace ids services write
+// under their usual names land in the fields nginx's lines use.
+func TestServiceCorrelationIDs(t *testing.T) {
+	tests := []struct {
+		line string
+		want map[string]any
+	}{
+		{`{"request_id":"0af7651916cd43dd8448eb211c80319c","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"a3ce929d0e0e4736"}`,
+			map[string]any{"http.request.id": "0af7651916cd43dd8448eb211c80319c", "trace.id": "4bf92f3577b34da6a3ce929d0e0e4736", "span.id": "a3ce929d0e0e4736"}},
+		{`{"requestId":42,"traceId":"t","spanId":"s"}`,
+			map[string]any{"http.request.id": "42", "trace.id": "t", "span.id": "s"}},
+		{`{"req_id":"r","x_request_id":"x"}`, map[string]any{"http.request.id": "r", "x_request_id": "x"}},
+		{`{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}`,
+			map[string]any{"trace.id": "4bf92f3577b34da6a3ce929d0e0e4736", "span.id": "00f067aa0ba902b7"}},
+		{`{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","span_id":"mine"}`,
+			map[string]any{"trace.id": "4bf92f3577b34da6a3ce929d0e0e4736", "span.id": "mine"}},
+		{`{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","trace_id":"other"}`,
+			map[string]any{"trace.id": "other", "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}},
+		{`{"traceparent":"junk"}`, map[string]any{"traceparent": "junk"}},
+		{`{"trace_id":{"nested":1}}`, map[string]any{"trace_id": map[string]any{"nested": int64(1)}}},
+	}
+	for _, tt := range tests {
+		doc := &Doc{}
+		if err := ParseService([]byte(tt.line), doc); err != nil {
+			t.Fatal(err)
+		}
+		if got := doc.Map(); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s:\n got %#v\nwant %#v", tt.line, got, tt.want)
+		}
+	}
+}

@@ -15,8 +15,8 @@ import (
 // is stored: Go never changes what an interface points to, and lists are
 // handed out with no spare capacity.
 type values struct {
-	strs  [8]string
-	words [6]uint64
+	strs  [12]string
+	words [10]uint64
 	lists [1][]string
 	ns    uint8
 	nw    uint8

@@ -495,6 +495,7 @@ func TestDashboardContent(t *testing.T) {
 		"lens/sluice-nginx-requests-by-status": {"@timestamp", "http.response.status_code", "event.dataset"},
 		"lens/sluice-top-services-by-errors":   {"service.name", "log.level"},
 		"lens/sluice-nginx-latency":            {"@timestamp", "nginx.request_time", "nginx.upstream_response_time"},
+		"lens/sluice-nginx-routes":             {"http.route", "nginx.request_time"},
 		"map/sluice-client-locations":          {"source.geo.location"},
 	}
 	got := map[string][]string{}

@@ -1,16 +1,15 @@
 package testenv
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/sluicelog/sluice/internal/nginxproc"
 )
 
 // Nginx is a real nginx terminating TLS in front of the stack's
@@ -42,17 +41,7 @@ type NginxOptions struct {
 // skips it) when nginx is not installed.
 func (s *Stack) StartNginx(t testing.TB, o NginxOptions) *Nginx {
 	t.Helper()
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		if _, statErr := os.Stat("/usr/sbin/nginx"); statErr != nil {
-			t.Fatalf("nginx is not installed: run `make tools` (as root it runs apt-get install -y nginx)")
-		}
-		bin = "/usr/sbin/nginx"
-	}
 	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
-		t.Fatal(err)
-	}
 	htpasswd := filepath.Join(dir, "htpasswd")
 	hash := exec.Command("openssl", "passwd", "-apr1", "-stdin")
 	hash.Stdin = strings.NewReader(o.Password + "\n")
@@ -64,36 +53,21 @@ func (s *Stack) StartNginx(t testing.TB, o NginxOptions) *Nginx {
 		t.Fatal(err)
 	}
 	basicPort, keyPort := freePort(t), freePort(t)
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root;" // workers must read the 0700 temporary directory
-	}
 	upstream := strings.TrimPrefix(strings.TrimPrefix(s.Elasticsearch, "http://"), "https://")
 	conf := fmt.Sprintf(`
-%[1]s
-worker_processes 1;
-pid %[2]s/nginx.pid;
-error_log %[2]s/error.log info;
-events { worker_connections 256; }
-http {
-  access_log %[2]s/access.log;
-  client_body_temp_path %[2]s/tmp/body;
-  proxy_temp_path %[2]s/tmp/proxy;
-  fastcgi_temp_path %[2]s/tmp/fastcgi;
-  uwsgi_temp_path %[2]s/tmp/uwsgi;
-  scgi_temp_path %[2]s/tmp/scgi;
+  access_log %[1]s/access.log;
   client_max_body_size 200m;
-  ssl_certificate %[3]s;
-  ssl_certificate_key %[4]s;
+  ssl_certificate %[2]s;
+  ssl_certificate_key %[3]s;
   map $http_authorization $apikey_ok {
     default 0;
-    "ApiKey %[5]s" 1;
+    "ApiKey %[4]s" 1;
   }
-  upstream elasticsearch { server %[6]s; keepalive 8; }
+  upstream elasticsearch { server %[5]s; keepalive 8; }
   server {
-    listen 127.0.0.1:%[7]d ssl;
+    listen 127.0.0.1:%[6]d ssl;
     auth_basic "sluice test";
-    auth_basic_user_file %[8]s;
+    auth_basic_user_file %[7]s;
     location / {
       proxy_pass http://elasticsearch;
       proxy_http_version 1.1;
@@ -102,7 +76,7 @@ http {
     }
   }
   server {
-    listen 127.0.0.1:%[9]d ssl;
+    listen 127.0.0.1:%[8]d ssl;
     location / {
       if ($apikey_ok = 0) { return 401; }
       proxy_pass http://elasticsearch;
@@ -111,57 +85,30 @@ http {
       proxy_set_header Authorization "";
     }
   }
-}
-`, user, dir, o.CertFile, o.KeyFile, o.APIKey, upstream, basicPort, htpasswd, keyPort)
-	confFile := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", confFile, "-g", "daemon off;")
-	var output bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &output, &output
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its workers are stopped with it
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting nginx: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-	})
-	n := &Nginx{
+`, dir, o.CertFile, o.KeyFile, o.APIKey, upstream, basicPort, htpasswd, keyPort)
+	RunNginx(t, dir, conf, basicPort, keyPort)
+	return &Nginx{
 		BasicURL:  fmt.Sprintf("https://127.0.0.1:%d", basicPort),
 		APIKeyURL: fmt.Sprintf("https://127.0.0.1:%d", keyPort),
 		Plain:     fmt.Sprintf("127.0.0.1:%d", basicPort),
 		dir:       dir,
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for _, port := range []int{basicPort, keyPort} {
-		for {
-			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case <-exited:
-				t.Fatalf("nginx exited at start: %s\n%s", output.String(), n.ErrorLog())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("nginx does not listen on %d after 10s: %s", port, n.ErrorLog())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	return n
 }
+
+// RunNginx runs nginx (see nginxproc.Start) with the directives of its
+// http block given and its files in dir, until the test ends. It fails the
+// test (never skips it) when nginx is not installed.
+func RunNginx(t testing.TB, dir, httpBlock string, ports ...int) {
+	t.Helper()
+	p, err := nginxproc.Start(dir, httpBlock, ports...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+}
+
+// FreePort returns a TCP port nothing listens on right now.
+func FreePort(t testing.TB) int { return freePort(t) }
 
 // ErrorLog returns nginx's error log, for failure messages.
 func (n *Nginx) ErrorLog() string {
