@@ -189,7 +189,7 @@ func (p *parsers) fill(ev *event.Event, doc *parser.Doc) (parsed bool) {
 	if ev.Stream != "" {
 		doc.Set("stream", ev.Stream)
 	}
-	overrule(doc, keyEventDataset, p.typ.value(ev.Type))
+	overrule(doc, keyEventDataset, p.typ.value(dataset(ev.Type)))
 	doc.SetKey(keyEventCreated, p.created(ev.ReadTime))
 	overrule(doc, keyHostName, p.node.value(ev.Node))
 	overrule(doc, keyLogFilePath, p.path.value(ev.Path))
@@ -200,6 +200,7 @@ func (p *parsers) fill(ev *event.Event, doc *parser.Doc) (parsed bool) {
 	if len(ev.Flags) > 0 {
 		doc.Set("tags", ev.Flags)
 	}
+	setECS(doc, ev.Type, err == nil)
 	return err == nil
 }
 

@@ -55,7 +55,9 @@ func indexTemplate(pattern string) map[string]any {
 					"event": map[string]any{"properties": map[string]any{
 						"dataset": keyword, "created": map[string]any{"type": "date"},
 						"duration": map[string]any{"type": "long"},
+						"kind":     keyword, "category": keyword, "type": keyword, "outcome": keyword,
 					}},
+					"ecs": map[string]any{"properties": map[string]any{"version": keyword}},
 					"error": map[string]any{"properties": map[string]any{
 						"message": map[string]any{"type": "text"}, "type": keyword,
 					}},
