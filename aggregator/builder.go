@@ -21,6 +21,8 @@ type builder struct {
 	names   *indexNames // index names from index
 	pipes   *pipelines
 	geo     *geoip.Enricher // nil without a database
+	// dataStream adds data_stream.* from the index name: elasticsearch.data_stream.
+	dataStream bool
 }
 
 // newBuilder prepares a builder for a validated cfg; its pipeline and GeoIP
@@ -39,6 +41,7 @@ func newBuilder(cfg Config, reg prometheus.Registerer, log *zap.Logger) (builder
 		return builder{}, err
 	}
 	b := builder{parsers: ps, index: idx, names: newIndexNames(idx), pipes: pipes}
+	b.dataStream = cfg.Elasticsearch.DataStream
 	if cfg.GeoIP.Enabled() {
 		if b.geo, err = geoip.Open(cfg.GeoIP, reg, log); err != nil {
 			return builder{}, err
@@ -56,5 +59,8 @@ func (b *builder) build(ev *event.Event, doc *parser.Doc) (parsed, keep bool, dr
 		b.geo.Enrich(doc)
 	}
 	keep, droppedBy = b.pipes.apply(ev, doc)
+	if keep && b.dataStream {
+		setDataStream(doc, b.names.name(ev, doc))
+	}
 	return parsed, keep, droppedBy
 }

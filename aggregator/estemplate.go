@@ -1,18 +1,8 @@
 package aggregator
 
 import (
-	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"maps"
 	"slices"
-	"strings"
-
-	"github.com/elastic/go-elasticsearch/v8"
-	"go.uber.org/zap"
-
-	"github.com/sluicelog/sluice/internal/template"
 )
 
 // templatePriority is above the built-in logs template's 100, which would
@@ -92,46 +82,6 @@ func indexTemplate(pattern string) map[string]any {
 			},
 		},
 	}
-}
-
-// installTemplate puts Sluice's index template for pattern under name.
-func installTemplate(ctx context.Context, es *elasticsearch.Client, name, pattern string) error {
-	body, err := json.Marshal(indexTemplate(pattern))
-	if err != nil {
-		return fmt.Errorf("encoding index template: %w", err)
-	}
-	res, err := es.Indices.PutIndexTemplate(name, strings.NewReader(string(body)), es.Indices.PutIndexTemplate.WithContext(ctx))
-	if err != nil {
-		return fmt.Errorf("installing index template: %w", err)
-	}
-	defer res.Body.Close()
-	if res.IsError() {
-		msg, _ := io.ReadAll(io.LimitReader(res.Body, 1024))
-		return fmt.Errorf("installing index template: %s: %s", res.Status(), msg)
-	}
-	return nil
-}
-
-// InstalledTemplate names an index template InstallTemplate put.
-type InstalledTemplate struct {
-	Name    string // elasticsearch.template_name
-	Pattern string // the index pattern it applies to, from elasticsearch.index
-}
-
-// InstallTemplate puts Sluice's index template into Elasticsearch, as the
-// aggregator does at start when elasticsearch.template is true; for `sluice
-// setup`. It tries once: errors are returned, not retried.
-func InstallTemplate(ctx context.Context, cfg ElasticsearchConfig) (InstalledTemplate, error) {
-	idx, err := template.Parse(cfg.Index)
-	if err != nil {
-		return InstalledTemplate{}, fmt.Errorf("elasticsearch.index: %w", err)
-	}
-	es, err := newESClient(cfg, zap.NewNop())
-	if err != nil {
-		return InstalledTemplate{}, fmt.Errorf("elasticsearch client: %w", err)
-	}
-	t := InstalledTemplate{Name: cfg.TemplateName, Pattern: idx.Pattern()}
-	return t, installTemplate(ctx, es, t.Name, t.Pattern)
 }
 
 // TemplateFields returns the field types of Sluice's index template
