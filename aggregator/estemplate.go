@@ -12,6 +12,9 @@ const templatePriority = 200
 // indexTemplate returns Sluice's index template for pattern.
 func indexTemplate(pattern string) map[string]any {
 	keyword := map[string]any{"type": "keyword"}
+	// Words are searched in log text, but never ranked: no norms (a byte
+	// per field per document, for scoring only).
+	logText := map[string]any{"type": "text", "norms": false}
 	return map[string]any{
 		"index_patterns": []string{pattern},
 		"priority":       templatePriority,
@@ -30,7 +33,7 @@ func indexTemplate(pattern string) map[string]any {
 				},
 				"properties": map[string]any{
 					"@timestamp": map[string]any{"type": "date"},
-					"message":    map[string]any{"type": "text"},
+					"message":    logText,
 					"tags":       keyword,
 					"log": map[string]any{"properties": map[string]any{
 						"level":  keyword,
@@ -49,7 +52,7 @@ func indexTemplate(pattern string) map[string]any {
 					}},
 					"ecs": map[string]any{"properties": map[string]any{"version": keyword}},
 					"error": map[string]any{"properties": map[string]any{
-						"message": map[string]any{"type": "text"}, "type": keyword,
+						"message": logText, "type": keyword,
 					}},
 					"source": map[string]any{"properties": map[string]any{
 						"ip":      map[string]any{"type": "ip"},

@@ -160,8 +160,7 @@ var (
 )
 
 // setDataStream sets data_stream.* to what the data stream's name says, as
-// Elastic's own shippers do: the template maps them as constant_keyword,
-// which takes only the stream's one value.
+// Elastic's own shippers do, for dashboards that filter on them.
 func setDataStream(doc *parser.Doc, name string) {
 	typ, dataset, namespace, ok := dataStreamFields(name)
 	if !ok {

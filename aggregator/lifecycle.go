@@ -65,9 +65,11 @@ func layoutTemplate(pattern string, l Layout, priority int, keep, policy string)
 		// indices over.
 		body["lifecycle"] = lifecycle
 		props := body["mappings"].(map[string]any)["properties"].(map[string]any)
-		constant := map[string]any{"type": "constant_keyword"}
+		// keyword, not Elastic's constant_keyword, which is a module some
+		// distributions lack; one value per stream costs next to nothing.
+		keyword := map[string]any{"type": "keyword"}
 		props["data_stream"] = map[string]any{"properties": map[string]any{
-			"type": constant, "dataset": constant, "namespace": constant,
+			"type": keyword, "dataset": keyword, "namespace": keyword,
 		}}
 	} else if policy != "" {
 		settings["index.lifecycle.name"] = policy
