@@ -264,6 +264,9 @@ func (c *Config) Validate() error {
 	if err := es.Layout.Validate("elasticsearch", index); err != nil {
 		return err
 	}
+	if len(es.Retention) > 0 && es.Template != nil && !*es.Template {
+		return config.Errorf("elasticsearch.retention", "is applied by Sluice's index templates, which elasticsearch.template: false turns off; remove one of them")
+	}
 	password, apiKey, err := es.credentials()
 	if err != nil {
 		return err

@@ -57,6 +57,11 @@ func TestLayoutConfig(t *testing.T) {
 			e.DataStream, e.Index, e.Action = true, "", ""
 			e.Retention = map[string]string{"default": "30d", "nginx": "14d"}
 		}, ""},
+		{"retention without template", func(e *ElasticsearchConfig) {
+			f := false
+			e.DataStream, e.Action, e.Template = true, "", &f
+			e.Retention = map[string]string{"default": "30d"}
+		}, "elasticsearch.template: false"},
 		{"data stream index action", func(e *ElasticsearchConfig) { e.DataStream, e.Action = true, "index" }, "elasticsearch.action: must be create"},
 		{"bad duration", func(e *ElasticsearchConfig) {
 			e.DataStream, e.Action = true, ""
