@@ -32,8 +32,10 @@ var (
 	keyStatusCode    = parser.NewKey("http.response.status_code")
 
 	// As interfaces once, so that setting them allocates nothing.
-	valueWeb    any = []string{"web"}
-	valueAccess any = []string{"access"}
+	valueWeb     any = []string{"web"}
+	valueAccess  any = []string{"access"}
+	valueSuccess any = "success"
+	valueFailure any = "failure"
 )
 
 // setECS adds the ECS categorisation fields Elastic's own integrations set
@@ -54,9 +56,9 @@ func setECS(doc *parser.Doc, typ string, parsed bool) {
 	if v, ok := doc.GetKey(keyStatusCode); ok {
 		if code, ok := statusCode(v); ok {
 			// As Filebeat's nginx module: a status below 400 is a success.
-			outcome := "success"
+			outcome := valueSuccess
 			if code >= 400 {
-				outcome = "failure"
+				outcome = valueFailure
 			}
 			d.set(keyEventOutcome, outcome)
 		}
