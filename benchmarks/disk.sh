@@ -9,7 +9,11 @@
 #                every string is text plus a keyword sub-field
 #   sluice       Sluice's index template (elasticsearch.* defaults)
 #   bc           the same with elasticsearch.codec: best_compression
-#   logsdb       the same with elasticsearch.index_mode: logsdb
+#   logsdb       the same with elasticsearch.index_mode: logsdb; the local
+#                stack's minimal distribution has no licence check, so
+#                _source is synthetic, as on an Enterprise licence
+#   stored       logsdb with stored _source, what logsdb falls back to
+#                on a basic licence
 #
 #   benchmarks/disk.sh [N]
 set -euo pipefail
@@ -74,6 +78,13 @@ YAML
 variant sluice ""
 variant bc "  codec: best_compression"
 variant logsdb "  index_mode: logsdb"
+variant stored "  index_mode: logsdb"
+# Sluice's template with stored _source added: a basic licence's logsdb.
+curl -sf "$es/_index_template/diskbench-$run-stored" | python3 -c '
+import json, sys
+t = json.load(sys.stdin)["index_templates"][0]["index_template"]
+t["template"]["settings"]["index"]["mapping"] = {"source": {"mode": "stored"}}
+print(json.dumps(t))' | curl -sf -XPUT "$es/_index_template/diskbench-$run-stored" -H 'Content-Type: application/json' -d @- >/dev/null
 for type in nginx service; do
   curl -sf -XPUT "$es/diskbench-$run-dynamic-$type" -H 'Content-Type: application/json' \
     -d '{"settings":{"number_of_shards":1,"number_of_replicas":0}}' >/dev/null
@@ -83,7 +94,7 @@ done
 python3 - "$es" "$run" "$dir/documents.ndjson" <<'PY' | tee "$out/disk-$run.txt"
 import json, sys, urllib.request
 es, run, path = sys.argv[1], sys.argv[2], sys.argv[3]
-variants = ["dynamic", "sluice", "bc", "logsdb"]
+variants = ["dynamic", "sluice", "bc", "logsdb", "stored"]
 def call(method, url, body=None):
     req = urllib.request.Request(es + url, data=body, method=method, headers={"Content-Type": "application/x-ndjson"})
     with urllib.request.urlopen(req, timeout=600) as r:
