@@ -543,7 +543,8 @@ func (a *Aggregator) prepare(ctx context.Context) error {
 	}
 	if *a.cfg.Elasticsearch.Template {
 		if err := retry(ctx, a.log, "installing index template", func() error {
-			return installTemplate(ctx, a.es, a.cfg.Elasticsearch.TemplateName, a.index.Pattern())
+			_, err := installTemplate(ctx, a.es, a.cfg.Elasticsearch, a.index)
+			return err
 		}); err != nil {
 			return err
 		}

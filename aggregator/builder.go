@@ -26,6 +26,8 @@ type builder struct {
 	// window routes documents whose time is out of range, for an index
 	// with a date.
 	window timeWindow
+	// dataStream adds data_stream.* from the index name: elasticsearch.data_stream.
+	dataStream bool
 }
 
 // newBuilder prepares a builder for a validated cfg; its pipeline and GeoIP
@@ -46,6 +48,7 @@ func newBuilder(cfg Config, reg prometheus.Registerer, log *zap.Logger) (builder
 	accept := cfg.Elasticsearch.AcceptTime
 	b := builder{parsers: ps, index: idx, names: newIndexNames(idx), pipes: pipes, fit: new(fitter),
 		window: timeWindow{past: accept.Past, future: accept.Future, now: time.Now}}
+	b.dataStream = cfg.Elasticsearch.DataStream
 	if cfg.GeoIP.Enabled() {
 		if b.geo, err = geoip.Open(cfg.GeoIP, reg, log); err != nil {
 			return builder{}, err
@@ -66,6 +69,9 @@ func (b *builder) build(ev *event.Event, doc *parser.Doc) (parsed, keep bool, dr
 	keep, droppedBy = b.pipes.apply(ev, doc)
 	if keep && b.index.HasDate() {
 		b.window.check(ev, doc)
+	}
+	if keep && b.dataStream {
+		setDataStream(doc, b.names.name(ev, doc))
 	}
 	if keep {
 		b.fit.fit(doc)

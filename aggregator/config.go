@@ -102,6 +102,8 @@ type ElasticsearchConfig struct {
 	// across their index's dates, data stream or alias before writing them
 	// (default true); see dedupe.go.
 	Dedupe *bool `yaml:"dedupe"`
+	// Layout is index and lifecycle settings of the index template.
+	Layout `yaml:",inline"`
 }
 
 // AcceptTimeConfig is the window around a line's read time within which its
@@ -119,6 +121,35 @@ type AcceptTimeConfig struct {
 	// Future is how far ahead (default 24h: a local time written as UTC is
 	// at most 14h ahead, so only broken clocks go further).
 	Future time.Duration `yaml:"future"`
+}
+
+// Layout is how documents are laid out in Elasticsearch: data streams or
+// indices, their shards and replicas, storage, and how long data is kept.
+// The index template carries it (see estemplate.go).
+type Layout struct {
+	// DataStream makes the names of Index data streams (default false):
+	// write-once backing indices that roll over, action create, and
+	// data_stream.* fields. With it Index defaults to
+	// logs-{event.dataset}-{environment}.
+	DataStream bool `yaml:"data_stream"`
+	// Shards is each index's number of primary shards (default 1).
+	Shards int `yaml:"shards"`
+	// Replicas is each shard's number of copies (default 1; 0 on a single
+	// node, which can never place a replica).
+	Replicas *int `yaml:"replicas"`
+	// Codec is default or best_compression (smaller on disk, a little more
+	// CPU to index and read stored fields).
+	Codec string `yaml:"codec"`
+	// IndexMode is standard (default) or logsdb (sorted by host and time,
+	// with synthetic _source where the licence allows).
+	IndexMode string `yaml:"index_mode"`
+	// Retention is how long documents are kept, by document type and
+	// environment: keys default, <type>, */<environment> and
+	// <type>/<environment>, values such as 30d or 12h. Data streams get
+	// Elasticsearch's data stream lifecycle (data_retention); dated indices
+	// an ILM policy that deletes each index once that old. Empty: kept for
+	// ever.
+	Retention map[string]string `yaml:"retention"`
 }
 
 // ParsersConfig configures the document type parsers.
@@ -157,10 +188,13 @@ const (
 	DefaultElasticsearch = "http://127.0.0.1:9200"
 	DefaultListen        = "127.0.0.1:9601"
 	DefaultIndex         = "logs-{type}-{service}-{environment}"
-	DefaultGroup         = "sluice-aggregator"
-	DefaultDeadLetter    = "sluice-dead-letter"
-	DefaultAcceptPast    = 30 * 24 * time.Hour
-	DefaultAcceptFuture  = 24 * time.Hour
+	// DefaultDataStream is elasticsearch.index with data_stream: Elastic's
+	// {type}-{dataset}-{namespace}, e.g. logs-nginx.access-prod.
+	DefaultDataStream   = "logs-{event.dataset}-{environment}"
+	DefaultGroup        = "sluice-aggregator"
+	DefaultDeadLetter   = "sluice-dead-letter"
+	DefaultAcceptPast   = 30 * 24 * time.Hour
+	DefaultAcceptFuture = 24 * time.Hour
 )
 
 // SetDefaults fills unset values.
@@ -198,10 +232,17 @@ func (c *Config) SetDefaults() {
 	}
 	if es.Index == "" {
 		es.Index = DefaultIndex
+		if es.DataStream {
+			es.Index = DefaultDataStream
+		}
 	}
 	if es.Action == "" {
 		es.Action = "index"
+		if es.DataStream {
+			es.Action = "create" // the only write a data stream takes
+		}
 	}
+	es.Layout.SetDefaults()
 	if es.BulkBytes == 0 {
 		es.BulkBytes = 5 << 20
 	}
@@ -282,6 +323,15 @@ func (c *Config) Validate() error {
 	}
 	if es.Action != "index" && es.Action != "create" {
 		return config.Errorf("elasticsearch.action", "%q must be index or create", es.Action)
+	}
+	if es.DataStream && es.Action != "create" {
+		return config.Errorf("elasticsearch.action", "must be create with elasticsearch.data_stream (a data stream takes no other write); remove it or write create")
+	}
+	if err := es.Layout.Validate("elasticsearch", index); err != nil {
+		return err
+	}
+	if len(es.Retention) > 0 && es.Template != nil && !*es.Template {
+		return config.Errorf("elasticsearch.retention", "is applied by Sluice's index templates, which elasticsearch.template: false turns off; remove one of them")
 	}
 	password, apiKey, err := es.credentials()
 	if err != nil {

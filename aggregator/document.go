@@ -197,7 +197,7 @@ func (p *parsers) fill(ev *event.Event, doc *parser.Doc) (parsed bool) {
 	if ev.Stream != "" {
 		doc.Set("stream", ev.Stream)
 	}
-	overrule(doc, keyEventDataset, p.typ.value(ev.Type))
+	overrule(doc, keyEventDataset, p.typ.value(dataset(ev.Type)))
 	doc.SetKey(keyEventCreated, p.created(ev.ReadTime))
 	overrule(doc, keyHostName, p.node.value(ev.Node))
 	overrule(doc, keyLogFilePath, p.path.value(ev.Path))
@@ -208,6 +208,7 @@ func (p *parsers) fill(ev *event.Event, doc *parser.Doc) (parsed bool) {
 	if tags := lineTags(ev.Flags); len(tags) > 0 {
 		doc.Set("tags", tags)
 	}
+	setECS(doc, ev.Type, err == nil)
 	return err == nil
 }
 

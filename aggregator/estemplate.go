@@ -1,18 +1,8 @@
 package aggregator
 
 import (
-	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"maps"
 	"slices"
-	"strings"
-
-	"github.com/elastic/go-elasticsearch/v8"
-	"go.uber.org/zap"
-
-	"github.com/sluicelog/sluice/internal/template"
 )
 
 // totalFieldsLimit is the index template's limit of mapped fields per
@@ -30,6 +20,9 @@ const templatePriority = 200
 // indexTemplate returns Sluice's index template for pattern.
 func indexTemplate(pattern string) map[string]any {
 	keyword := map[string]any{"type": "keyword"}
+	// Words are searched in log text, but never ranked: no norms (a byte
+	// per field per document, for scoring only).
+	logText := map[string]any{"type": "text", "norms": false}
 	return map[string]any{
 		"index_patterns": []string{pattern},
 		"priority":       templatePriority,
@@ -53,7 +46,7 @@ func indexTemplate(pattern string) map[string]any {
 				),
 				"properties": map[string]any{
 					"@timestamp": map[string]any{"type": "date"},
-					"message":    map[string]any{"type": "text"},
+					"message":    logText,
 					"tags":       keyword,
 					"labels": map[string]any{"properties": map[string]any{
 						"overflow": map[string]any{"type": "flattened", "ignore_above": 1024},
@@ -77,9 +70,11 @@ func indexTemplate(pattern string) map[string]any {
 						// A time outside elasticsearch.accept_time, as the line had it.
 						"original_timestamp": keyword,
 						"duration":           map[string]any{"type": "long"},
+						"kind":               keyword, "category": keyword, "type": keyword, "outcome": keyword,
 					}},
+					"ecs": map[string]any{"properties": map[string]any{"version": keyword}},
 					"error": map[string]any{"properties": map[string]any{
-						"message": map[string]any{"type": "text"}, "type": keyword,
+						"message": logText, "type": keyword,
 					}},
 					"source": map[string]any{"properties": map[string]any{
 						"ip":      map[string]any{"type": "ip"},
@@ -150,46 +145,6 @@ func textToo(types ...string) []any {
 		}})
 	}
 	return out
-}
-
-// installTemplate puts Sluice's index template for pattern under name.
-func installTemplate(ctx context.Context, es *elasticsearch.Client, name, pattern string) error {
-	body, err := json.Marshal(indexTemplate(pattern))
-	if err != nil {
-		return fmt.Errorf("encoding index template: %w", err)
-	}
-	res, err := es.Indices.PutIndexTemplate(name, strings.NewReader(string(body)), es.Indices.PutIndexTemplate.WithContext(ctx))
-	if err != nil {
-		return fmt.Errorf("installing index template: %w", err)
-	}
-	defer res.Body.Close()
-	if res.IsError() {
-		msg, _ := io.ReadAll(io.LimitReader(res.Body, 1024))
-		return fmt.Errorf("installing index template: %s: %s", res.Status(), msg)
-	}
-	return nil
-}
-
-// InstalledTemplate names an index template InstallTemplate put.
-type InstalledTemplate struct {
-	Name    string // elasticsearch.template_name
-	Pattern string // the index pattern it applies to, from elasticsearch.index
-}
-
-// InstallTemplate puts Sluice's index template into Elasticsearch, as the
-// aggregator does at start when elasticsearch.template is true; for `sluice
-// setup`. It tries once: errors are returned, not retried.
-func InstallTemplate(ctx context.Context, cfg ElasticsearchConfig) (InstalledTemplate, error) {
-	idx, err := template.Parse(cfg.Index)
-	if err != nil {
-		return InstalledTemplate{}, fmt.Errorf("elasticsearch.index: %w", err)
-	}
-	es, err := newESClient(cfg, zap.NewNop())
-	if err != nil {
-		return InstalledTemplate{}, fmt.Errorf("elasticsearch client: %w", err)
-	}
-	t := InstalledTemplate{Name: cfg.TemplateName, Pattern: idx.Pattern()}
-	return t, installTemplate(ctx, es, t.Name, t.Pattern)
 }
 
 // TemplateFields returns the field types of Sluice's index template

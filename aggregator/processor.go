@@ -69,7 +69,8 @@ func (p *Processor) Prepare(ctx context.Context) error {
 	}
 	if p.toElasticsearch() && *a.cfg.Elasticsearch.Template {
 		return retry(ctx, a.log, "installing index template", func() error {
-			return installTemplate(ctx, a.es, a.cfg.Elasticsearch.TemplateName, a.index.Pattern())
+			_, err := installTemplate(ctx, a.es, a.cfg.Elasticsearch, a.index)
+			return err
 		})
 	}
 	return nil

@@ -77,6 +77,12 @@ func (c *Config) SetDefaults() {
 		c.esGiven = len(config.SplitURLs(c.Elasticsearch.Addresses)) > 0
 	}
 	c.Config.SetDefaults()
+	if c.Elasticsearch.Replicas == nil {
+		// One process on one machine, usually beside a single-node
+		// Elasticsearch, where a replica could never be placed.
+		zero := 0
+		c.Elasticsearch.Replicas = &zero
+	}
 	agg := c.aggregatorConfig()
 	agg.SetDefaults()
 	c.Elasticsearch, c.Parsers, c.GeoIP, c.Pipelines = agg.Elasticsearch, agg.Parsers, agg.GeoIP, agg.Pipelines

@@ -40,6 +40,7 @@ func TestLoadTestdataConfig(t *testing.T) {
 		{"dead_letter_file", c.DeadLetterFile, "/var/lib/sluice/rejected.ndjson"},
 		{"elasticsearch.index", c.Elasticsearch.Index, "logs-{type}-{service}"},
 		{"elasticsearch.workers (default)", c.Elasticsearch.Workers, 4},
+		{"elasticsearch.replicas (default: one node)", *c.Elasticsearch.Replicas, 0},
 		{"http.listen", c.HTTP.Listen, "127.0.0.1:9602"},
 		{"max_line_bytes (shipper default)", c.MaxLineBytes, 1 << 20},
 	}

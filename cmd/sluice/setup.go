@@ -43,11 +43,14 @@ func setup(cfgPath string, stdout io.Writer) error {
 // runSetup does the work of setup with a loaded, valid config, printing
 // what it installed to stdout.
 func runSetup(ctx context.Context, cfg aggregator.Config, hc *http.Client, stdout io.Writer) error {
-	tpl, err := aggregator.InstallTemplate(ctx, cfg.Elasticsearch)
+	tpls, err := aggregator.InstallTemplate(ctx, cfg.Elasticsearch)
 	if err != nil {
 		return fmt.Errorf("elasticsearch: %w", err)
 	}
-	fmt.Fprintf(stdout, "elasticsearch: installed index template %q for indices %s\n", tpl.Name, tpl.Pattern)
+	for _, t := range tpls {
+		fmt.Fprintf(stdout, "elasticsearch: installed index template %q for indices %s%s\n", t.Name, t.Pattern, retention(t))
+	}
+	tpl := tpls[0]
 	if !cfg.Kibana.Enabled() {
 		fmt.Fprintln(stdout, "kibana: kibana.url is not set; no dashboards imported")
 		return nil
@@ -70,6 +73,18 @@ func runSetup(ctx context.Context, cfg aggregator.Config, hc *http.Client, stdou
 	printImported(stdout, res.Objects)
 	fmt.Fprintf(stdout, "kibana: dashboard at %s/app/dashboards#/view/sluice-overview\n", kibanaAppBase(cfg.Kibana))
 	return nil
+}
+
+// retention describes how long a template's data is kept.
+func retention(t aggregator.InstalledTemplate) string {
+	switch {
+	case t.Retention == "":
+		return ", kept for ever"
+	case t.Policy != "":
+		return fmt.Sprintf(", deleted %s after creation (ILM policy %q)", t.Retention, t.Policy)
+	default:
+		return fmt.Sprintf(", data stream lifecycle keeping %s", t.Retention)
+	}
 }
 
 func printImported(w io.Writer, objs []kibana.Object) {

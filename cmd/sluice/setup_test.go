@@ -309,7 +309,7 @@ func TestSetupFailsWhenElasticsearchRefuses(t *testing.T) {
 	if code := run([]string{"setup", "-c", writeSetupConfig(t, es.URL, "x", "")}, &stdout, &stderr); code != 1 {
 		t.Fatalf("sluice setup exited %d, want 1:\n%s%s", code, stdout.String(), stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "elasticsearch: installing index template: 400 Bad Request") ||
+	if !strings.Contains(stderr.String(), "elasticsearch: installing index template x: 400 Bad Request") ||
 		!strings.Contains(stderr.String(), "matching patterns from existing templates") {
 		t.Errorf("error output does not show Elasticsearch's reason:\n%s", stderr.String())
 	}
@@ -328,5 +328,47 @@ func TestSetupRejectsBadKibanaConfig(t *testing.T) {
 	stderr.Reset()
 	if code := run([]string{"check", "-c", cfgPath}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "spaces") {
 		t.Errorf("sluice check with kibana.spaces exited %d:\n%s", code, stderr.String())
+	}
+}
+
+// TestSetupInstallsRetention: with data streams and retention rules, sluice
+// setup installs a template per rule, each with its data stream lifecycle,
+// and says so.
+func TestSetupInstallsRetention(t *testing.T) {
+	s := testenv.Start(t)
+	name := testenv.Name(t, "setup")
+	cleanupTemplate(t, s, name)
+	t.Cleanup(func() { s.ES(t, http.MethodDelete, "/_index_template/"+name+"-retention-nginx", nil, nil) })
+	cfg := writeSetupConfig(t, s.Elasticsearch, name, "  data_stream: true\n  replicas: 0\n  retention: {default: 30d, nginx: 14d}\n")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"setup", "-c", cfg}, &stdout, &stderr); code != 0 {
+		t.Fatalf("sluice setup exited %d:\n%s%s", code, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{
+		fmt.Sprintf("elasticsearch: installed index template %q for indices %s-*-*-*, data stream lifecycle keeping 30d", name, name),
+		fmt.Sprintf("elasticsearch: installed index template %q for indices %s-nginx-*-*, data stream lifecycle keeping 14d", name+"-retention-nginx", name),
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	var got struct {
+		IndexTemplates []struct {
+			IndexTemplate struct {
+				Priority   int            `json:"priority"`
+				DataStream map[string]any `json:"data_stream"`
+				Template   struct {
+					Lifecycle map[string]any `json:"lifecycle"`
+				} `json:"template"`
+			} `json:"index_template"`
+		} `json:"index_templates"`
+	}
+	s.ES(t, http.MethodGet, "/_index_template/"+name+"-retention-nginx", nil, &got)
+	if len(got.IndexTemplates) != 1 {
+		t.Fatalf("no template %s-retention-nginx", name)
+	}
+	tpl := got.IndexTemplates[0].IndexTemplate
+	if tpl.Priority != 201 || tpl.DataStream == nil || tpl.Template.Lifecycle["data_retention"] != "14d" {
+		t.Errorf("template %+v, want priority 201, a data stream, data_retention 14d", tpl)
 	}
 }

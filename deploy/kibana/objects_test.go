@@ -429,7 +429,7 @@ func producedFields(t *testing.T) map[string]any {
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs := map[string]any{"event.dataset": "nginx"}
+	docs := map[string]any{"event.dataset": "nginx.access"}
 	nginxDoc := &parser.Doc{}
 	line := `81.2.69.142 - - [25/Nov/2026:10:00:00 +0000] "GET /api/v1/orders?id=1 HTTP/1.1" 503 1234 "-" "curl/8.5.0" 0.012 0.010 "-"`
 	if err := nginx.Parse([]byte(line), nginxDoc); err != nil {

@@ -205,3 +205,23 @@ func TopicName(name string) string {
 	}
 	return name
 }
+
+// PatternOf returns the wildcard pattern of the names rendered with the
+// given values of some fields: those fields are substituted (normalised by
+// clean), other fields and the date parts are '*'. PatternOf(nil, clean) is
+// Pattern().
+func (t *Template) PatternOf(values map[string]string, clean func(string) string) string {
+	var b strings.Builder
+	for _, p := range t.parts {
+		v, ok := values[p.field]
+		switch {
+		case p.field != "" && ok:
+			b.WriteString(clean(v))
+		case p.literal != "":
+			b.WriteString(strings.ToLower(p.literal))
+		default:
+			b.WriteByte('*')
+		}
+	}
+	return b.String()
+}

@@ -83,3 +83,25 @@ func TestRenderDatesOutsideYears0To9999(t *testing.T) {
 		t.Errorf("RenderWildcard = %q, want logs-nginx-*", got)
 	}
 }
+
+func TestPatternOf(t *testing.T) {
+	tpl, err := Parse("Logs-{type}-{service}-{environment}-{+2006.01.02}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		values map[string]string
+		want   string
+	}{
+		{nil, "logs-*-*-*-*"},
+		{map[string]string{"type": "nginx"}, "logs-nginx-*-*-*"},
+		{map[string]string{"environment": "Prod", "type": "nginx", "other": "x"}, "logs-nginx-*-prod-*"},
+	} {
+		if got := tpl.PatternOf(c.values, IndexValue); got != c.want {
+			t.Errorf("PatternOf(%v) = %q, want %q", c.values, got, c.want)
+		}
+	}
+	if tpl.PatternOf(nil, IndexValue) != tpl.Pattern() {
+		t.Errorf("PatternOf(nil) %q != Pattern() %q", tpl.PatternOf(nil, IndexValue), tpl.Pattern())
+	}
+}
