@@ -196,9 +196,9 @@ func assertCorrelated(t *testing.T, p *pipeline, calls []*apidemo.Call) {
 	ids, traces := lines(res.Aggregations.IDs), lines(res.Aggregations.Traces)
 	wantIDs, wantTraces := map[string]string{}, map[string]string{}
 	for _, c := range calls {
-		want := "nginx:1"
+		want := "nginx.access:1"
 		if c.Upstream {
-			want = "nginx:1 service:2"
+			want = "nginx.access:1 service:2"
 		}
 		wantIDs[c.GotID] = want
 		if c.TraceID != "" {
