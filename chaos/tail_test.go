@@ -1,0 +1,443 @@
+package chaos
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The tailing scenarios: one file (or one container log) written fast and
+// rotated, truncated or split while the shipper may be killed, with every
+// line's content checked in Elasticsearch, not only its seq: a line glued
+// to another or cut short is not JSON any more and comes back without a
+// seq (a stray), a line whose bytes changed has the wrong body.
+
+// tailRate is the writer's rate in the tailing scenarios (lines/s, not
+// scaled: the sizes are).
+const tailRate = 30000
+
+// tailSpec is what a tailing scenario writes and how the shipper reads it.
+type tailSpec struct {
+	mode  string // rename, copytruncate, cri, wrapped
+	glob  string // the input's file name glob (app.log, app.log*)
+	lines int    // lines written at CHAOS_SCALE=1
+	every int    // rename and copytruncate: lines between rotations
+	kills int    // SIGKILLs of the shipper, spread over the writing
+}
+
+func tailScenarios() []scenario {
+	return []scenario{
+		{
+			name:     "rotate-rename",
+			about:    "1M lines at 30k/s into app.log (glob app.log), renamed away every 10k lines (the app writes a few more to the old file); shipper SIGKILLed 3 times",
+			noWarmup: true,
+			tail:     &tailSpec{mode: "rename", glob: "app.log", lines: 1_000_000, every: 10_000, kills: 3},
+			fault:    tailFault,
+		},
+		{
+			name:     "rotate-rename-star",
+			about:    "the same with glob app.log* (the rotated files match too)",
+			noWarmup: true,
+			tail:     &tailSpec{mode: "rename", glob: "app.log*", lines: 1_000_000, every: 10_000, kills: 3},
+			fault:    tailFault,
+		},
+		{
+			name:     "copytruncate",
+			about:    "100k lines at 30k/s, glob app.log*; every 10k lines app.log copied, 20 more lines written, then truncated; lines lost only in that window",
+			noWarmup: true,
+			tail:     &tailSpec{mode: "copytruncate", glob: "app.log*", lines: 100_000, every: 10_000},
+			fault:    tailFault,
+		},
+		{
+			name:     "cri-interleaved",
+			about:    "100k lines at 30k/s in a CRI container log (format cri), every 50th a 10 KB stdout line in P pieces with stderr lines between them; shipper SIGKILLed once",
+			noWarmup: true,
+			tail:     &tailSpec{mode: "cri", glob: "*.log", lines: 100_000, kills: 1},
+			fault:    tailFault,
+		},
+		{
+			name:     "wrapped-json",
+			about:    `20k Docker-style lines {"log":"{\"message\":...}\n"}: message and seq decoded from the wrapped JSON`,
+			noWarmup: true,
+			tail:     &tailSpec{mode: "wrapped", glob: "app.log", lines: 20_000},
+			fault:    tailFault,
+		},
+	}
+}
+
+// tailDir is where a tailing scenario's files are (the service's directory,
+// so that path_fields name it; the container log directory for cri).
+func (r *run) tailDir() string {
+	if r.sc.tail.mode == "cri" {
+		return filepath.Join(r.logs, "containers")
+	}
+	return filepath.Join(r.logs, "services", "prod", "acme", "tail")
+}
+
+// tailInputs is the shipper's inputs section for a tailing scenario.
+func (r *run) tailInputs() string {
+	ts := r.sc.tail
+	if ts.mode == "cri" {
+		return fmt.Sprintf(`
+  - type: service
+    format: cri
+    paths: ["%s/%s"]
+    fields: {service: tail, environment: prod}
+`, r.tailDir(), ts.glob)
+	}
+	return fmt.Sprintf(`
+  - type: service
+    paths: ["%[1]s/services/*/*/*/%[2]s"]
+    path_fields: %[1]s/services/{environment}/{customer}/{service}/
+`, r.logs, ts.glob)
+}
+
+// tailFault kills the shipper ts.kills times, evenly over the writing,
+// each time down for 0.2-1 s (rotations happen meanwhile), and returns
+// when every line is written.
+func tailFault(r *run) error {
+	ts := r.sc.tail
+	for i := 1; i <= ts.kills; i++ {
+		r.tw.waitFor(r.tw.total * i / (ts.kills + 1))
+		r.ship.kill()
+		r.note("SIGKILL at line %d", r.tw.written())
+		time.Sleep(time.Duration(200+rand.IntN(800)) * time.Millisecond)
+		r.ship = r.startSluice("ship", r.shipCfg)
+	}
+	<-r.tw.done
+	return nil
+}
+
+// tailBody is line seq's payload: 20-300 bytes (10 KB for every 50th line
+// of cri), made of seq so that a line shipped with another's bytes shows.
+func tailBody(mode string, seq int) string {
+	n := 20 + (seq*7919)%281
+	if mode == "cri" && seq%50 == 0 {
+		n = 10_000
+	}
+	unit := strconv.Itoa(seq) + "-é-"
+	return strings.Repeat(unit, n/len(unit)+1)[:n]
+}
+
+func tailLine(seq int, now string, body string) string {
+	return fmt.Sprintf(`{"@timestamp":%q,"level":"info","msg":"tail line","seq":%d,"body":%q}`, now, seq, body)
+}
+
+// tailWriter writes ts.lines*CHAOS_SCALE numbered lines at tailRate and
+// rotates as ts.mode says.
+type tailWriter struct {
+	dir   string
+	ts    *tailSpec
+	total int
+
+	mu      sync.Mutex
+	seq     int
+	f       *os.File // the live file, kept open as an app would
+	rotated int
+	window  map[int]bool // copytruncate: seqs written between a copy and its truncation
+	cond    *sync.Cond
+	done    chan struct{}
+	err     error
+}
+
+func (r *run) startTailWriter() *tailWriter {
+	ts := r.sc.tail
+	w := &tailWriter{dir: r.tailDir(), ts: ts, total: max(1, int(float64(ts.lines)*r.e.scale)),
+		window: map[int]bool{}, done: make(chan struct{})}
+	w.cond = sync.NewCond(&w.mu)
+	if err := os.MkdirAll(w.dir, 0o755); err != nil {
+		r.t.Fatal(err)
+	}
+	go w.loop()
+	return w
+}
+
+func (w *tailWriter) live() string {
+	if w.ts.mode == "cri" {
+		return filepath.Join(w.dir, "tail-0_prod_app-"+strings.Repeat("ab", 32)+".log")
+	}
+	return filepath.Join(w.dir, "app.log")
+}
+
+func (w *tailWriter) loop() {
+	defer close(w.done)
+	err := w.run()
+	w.mu.Lock()
+	w.err = err
+	if w.f != nil {
+		if cerr := w.f.Close(); err == nil && cerr != nil {
+			w.err = cerr
+		}
+	}
+	w.cond.Broadcast()
+	w.mu.Unlock()
+}
+
+func (w *tailWriter) run() error {
+	const ticks = 100 // per second
+	tick := time.NewTicker(time.Second / ticks)
+	defer tick.Stop()
+	per := tailRate / ticks
+	for {
+		<-tick.C
+		w.mu.Lock()
+		err := w.writeBatch(min(per, w.total-w.seq))
+		finished := w.seq >= w.total
+		w.cond.Broadcast()
+		w.mu.Unlock()
+		if err != nil || finished {
+			return err
+		}
+	}
+}
+
+// writeBatch writes n lines, rotating at every ts.every lines. w.mu held.
+func (w *tailWriter) writeBatch(n int) error {
+	var b bytes.Buffer
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	flush := func() error {
+		if b.Len() == 0 {
+			return nil
+		}
+		if w.f == nil {
+			f, err := os.OpenFile(w.live(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+			if err != nil {
+				return err
+			}
+			w.f = f
+		}
+		_, err := w.f.Write(b.Bytes())
+		b.Reset()
+		return err
+	}
+	for range n {
+		seq := w.seq
+		switch w.ts.mode {
+		case "cri":
+			w.criLine(&b, now)
+		case "wrapped":
+			inner := fmt.Sprintf(`{"message":"wrapped %d","seq":%d,"body":%q}`, seq, seq, tailBody("wrapped", seq))
+			fmt.Fprintf(&b, `{"log":%q,"stream":"stdout","time":%q}`+"\n", inner+"\n", now)
+			w.seq++
+		default:
+			b.WriteString(tailLine(seq, now, tailBody(w.ts.mode, seq)) + "\n")
+			w.seq++
+		}
+		if w.ts.every > 0 && w.seq%w.ts.every == 0 && w.seq < w.total {
+			if err := flush(); err != nil {
+				return err
+			}
+			if err := w.rotate(now); err != nil {
+				return err
+			}
+		}
+		if w.seq >= w.total {
+			break
+		}
+	}
+	return flush()
+}
+
+// criLine writes the next line in CRI format; every 50th is a long stdout
+// line in P pieces of 4 KiB with a stderr line (the next seqs) after each
+// piece but the last.
+func (w *tailWriter) criLine(b *bytes.Buffer, now string) {
+	seq := w.seq
+	line := tailLine(seq, now, tailBody("cri", seq))
+	w.seq++
+	if seq%50 != 0 {
+		stream := "stdout"
+		if seq%3 == 1 {
+			stream = "stderr"
+		}
+		fmt.Fprintf(b, "%s %s F %s\n", now, stream, line)
+		return
+	}
+	const piece = 4096
+	for len(line) > piece {
+		fmt.Fprintf(b, "%s stdout P %s\n", now, line[:piece])
+		line = line[piece:]
+		if w.seq < w.total {
+			fmt.Fprintf(b, "%s stderr F %s\n", now, tailLine(w.seq, now, tailBody("cri", w.seq)))
+			w.seq++
+		}
+	}
+	fmt.Fprintf(b, "%s stdout F %s\n", now, line)
+}
+
+// rotate renames the live file away (after 5 more lines to the old one,
+// as an app that reopens its file a moment later), or copies and
+// truncates it (with 20 lines written between the copy and the
+// truncation, which only the original ever holds). w.mu held.
+func (w *tailWriter) rotate(now string) error {
+	w.rotated++
+	live := w.live()
+	old := fmt.Sprintf("%s.%d", live, w.rotated)
+	switch w.ts.mode {
+	case "rename":
+		if err := os.Rename(live, old); err != nil {
+			return err
+		}
+		var b bytes.Buffer
+		for range min(5, w.total-w.seq) {
+			b.WriteString(tailLine(w.seq, now, tailBody(w.ts.mode, w.seq)) + "\n")
+			w.seq++
+		}
+		_, err := w.f.Write(b.Bytes())
+		if cerr := w.f.Close(); err == nil {
+			err = cerr
+		}
+		w.f = nil
+		return err
+	case "copytruncate":
+		data, err := os.ReadFile(live)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(old, data, 0o644); err != nil {
+			return err
+		}
+		var b bytes.Buffer
+		for range min(20, w.total-w.seq) {
+			w.window[w.seq] = true
+			b.WriteString(tailLine(w.seq, now, tailBody(w.ts.mode, w.seq)) + "\n")
+			w.seq++
+		}
+		if _, err := w.f.Write(b.Bytes()); err != nil {
+			return err
+		}
+		return w.f.Truncate(0) // O_APPEND: the next write is at 0
+	}
+	return nil
+}
+
+// waitFor blocks until n lines are written (or the writer ended).
+func (w *tailWriter) waitFor(n int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.seq < n && w.err == nil && !w.finished() {
+		w.cond.Wait()
+	}
+}
+
+func (w *tailWriter) finished() bool {
+	select {
+	case <-w.done:
+		return true
+	default:
+		return w.seq >= w.total
+	}
+}
+
+func (w *tailWriter) written() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.seq
+}
+
+// stop waits for the writer to finish and returns the lines written.
+func (w *tailWriter) stop() (int, error) {
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.seq, w.err
+}
+
+// tailDoc is what the check reads of a document.
+type tailDoc struct {
+	Seq     *int    `json:"seq"`
+	Body    *string `json:"body"`
+	Message *string `json:"message"`
+}
+
+// tailCheck compares a document with the line of its seq; it returns
+// what is wrong, "" when nothing.
+func (r *run) tailCheck(d tailDoc) string {
+	seq := *d.Seq
+	if d.Body == nil || *d.Body != tailBody(r.sc.tail.mode, seq) {
+		got := "none"
+		if d.Body != nil {
+			got = fmt.Sprintf("%d bytes %.40q", len(*d.Body), *d.Body)
+		}
+		return fmt.Sprintf("seq %d: body %s", seq, got)
+	}
+	if r.sc.tail.mode == "wrapped" {
+		if d.Message == nil || *d.Message != fmt.Sprintf("wrapped %d", seq) {
+			return fmt.Sprintf("seq %d: message %v, want the wrapped JSON's", seq, d.Message)
+		}
+	}
+	return ""
+}
+
+// tailAccount adds the tailing scenarios' own checks to the seq count:
+// copytruncate may lose only lines of a copy-to-truncation window, and
+// then the shipper must have counted lost bytes.
+func (r *run) tailAccount(missing []int) {
+	ts := r.sc.tail
+	if ts.mode != "copytruncate" {
+		return
+	}
+	lost, err := r.shipMetric("sluice_shipper_truncated_lost_bytes_total")
+	if err != nil {
+		r.note("reading the shipper's metrics: %v", err)
+	}
+	outside := 0
+	for _, s := range missing {
+		if !r.tw.window[s] {
+			outside++
+		}
+	}
+	r.note("%d of %d window lines missing, sluice_shipper_truncated_lost_bytes_total %.0f", len(missing)-outside, len(r.tw.window), lost)
+	r.res.missing = outside // lines lost in a window are the documented limit, not a failure
+	if len(missing) > outside && lost == 0 {
+		r.note("lines lost in a copy-to-truncation window but no lost bytes counted")
+		r.res.missing = len(missing)
+	}
+}
+
+// shipMetric reads one counter from the running shipper's /metrics.
+func (r *run) shipMetric(name string) (float64, error) {
+	res, err := http.Get("http://" + r.shipHTTP + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		}
+	}
+	return 0, fmt.Errorf("%s not in /metrics", name)
+}
+
+// freeAddr is a loopback address with a port free a moment ago, for the
+// shipper's /metrics (read by the harness).
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "127.0.0.1:0"
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// decodeTailDoc decodes a hit's _source.
+func decodeTailDoc(src json.RawMessage) (tailDoc, error) {
+	var d tailDoc
+	err := json.Unmarshal(src, &d)
+	return d, err
+}
+
+func init() { scenarios = append(scenarios, tailScenarios()...) }
