@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,15 +119,17 @@ func tailFault(r *run) error {
 	return nil
 }
 
-// tailBody is line seq's payload: 20-300 bytes (10 KB for every 50th line
-// of cri), made of seq so that a line shipped with another's bytes shows.
+// tailBody is line seq's payload: 20-300 characters, some of two bytes
+// (10,000 for every 50th line of cri), made of seq so that a line shipped
+// with another's bytes shows. (Cut by characters: half an é would not be
+// JSON.)
 func tailBody(mode string, seq int) string {
 	n := 20 + (seq*7919)%281
 	if mode == "cri" && seq%50 == 0 {
 		n = 10_000
 	}
-	unit := strconv.Itoa(seq) + "-é-"
-	return strings.Repeat(unit, n/len(unit)+1)[:n]
+	unit := []rune(strconv.Itoa(seq) + "-é-")
+	return string(slices.Repeat(unit, n/len(unit)+1)[:n])
 }
 
 func tailLine(seq int, now string, body string) string {
