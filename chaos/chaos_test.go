@@ -511,7 +511,7 @@ func (r *run) account(faultEnd time.Time) {
 			lastDLQ = time.Now()
 		}
 		n := r.e.count(r.ctx, pattern)
-		if n >= 0 && n+dead >= want {
+		if n >= 0 && n+dead >= want-r.mayLose() {
 			r.res.recovery = time.Since(faultEnd)
 			break
 		}
