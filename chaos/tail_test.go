@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -161,6 +162,9 @@ type tailWriter struct {
 	// glob (app.log) while the shipper was down.
 	excused  map[int]string
 	down     bool // the shipper is killed or not yet scanned again
+	// renamedDown: the files excused for being renamed while the shipper
+	// was down.
+	renamedDown []renamedGen
 	genStart int  // the first seq of the live file
 	cond     *sync.Cond
 	done     chan struct{}
@@ -324,8 +328,15 @@ func (w *tailWriter) rotate(now string) error {
 		}
 		if w.down && w.ts.glob == "app.log" {
 			// Unless the registry knew the file, nothing points at it now.
-			for s := w.genStart; s < w.seq+min(5, w.total-w.seq); s++ {
-				w.excused[s] = "file renamed out of the glob while the shipper was down"
+			// (A file a shipper opened before it was killed is not
+			// excused: see unexcuseSeen.)
+			g := renamedGen{start: w.genStart, end: w.seq + min(5, w.total-w.seq), name: filepath.Base(old)}
+			if fi, err := os.Stat(old); err == nil {
+				g.ino = fi.Sys().(*syscall.Stat_t).Ino
+			}
+			w.renamedDown = append(w.renamedDown, g)
+			for s := g.start; s < g.end; s++ {
+				w.excused[s] = "file renamed out of the glob while the shipper was down, never opened by it"
 			}
 		}
 		defer func() { w.genStart = w.seq }()
@@ -426,6 +437,53 @@ func (r *run) tailCheck(d tailDoc) string {
 	return ""
 }
 
+// renamedGen is one file generation: lines [start, end), its inode.
+type renamedGen struct {
+	start, end int
+	ino        uint64
+	name       string
+}
+
+// unexcuseSeen takes back the excuse of files renamed while the shipper
+// was down that a shipper had opened before (its "reading file" log line
+// names the inode in the file id, dev-ino-...): the shipper knew of them,
+// so losing them is a defect, not the glob's limit.
+func (r *run) unexcuseSeen() {
+	seen := map[uint64]bool{}
+	for _, p := range r.procs {
+		if p.role != "ship" {
+			continue
+		}
+		data, err := os.ReadFile(p.log)
+		if err != nil {
+			continue
+		}
+		for line := range strings.SplitSeq(string(data), "\n") {
+			if !strings.Contains(line, `"msg":"reading file"`) {
+				continue
+			}
+			_, rest, ok := strings.Cut(line, `"file_id":"`)
+			if !ok {
+				continue
+			}
+			if parts := strings.SplitN(rest, "-", 3); len(parts) == 3 {
+				if ino, err := strconv.ParseUint(parts[1], 16, 64); err == nil {
+					seen[ino] = true
+				}
+			}
+		}
+	}
+	for _, g := range r.tw.renamedDown {
+		if g.ino == 0 || !seen[g.ino] {
+			continue
+		}
+		r.note("%s (lines %d-%d) was opened by a shipper before it was killed and renamed out of the glob while it was down: not excused", g.name, g.start, g.end-1)
+		for s := g.start; s < g.end; s++ {
+			delete(r.tw.excused, s)
+		}
+	}
+}
+
 func (w *tailWriter) setDown(down bool) {
 	w.mu.Lock()
 	w.down = down
@@ -449,6 +507,7 @@ func (r *run) tailAccount(missing []int) {
 	if len(missing) > 0 {
 		r.note("missing ranges %s", ranges(missing))
 	}
+	r.unexcuseSeen()
 	outside, lostBytes := 0, 0
 	why := map[string]int{}
 	for _, s := range missing {
