@@ -160,15 +160,15 @@ type tailWriter struct {
 	// excused: seqs the shipper may lose and why: written between a copy
 	// and its quick truncation, or in a file renamed out of a live-only
 	// glob (app.log) while the shipper was down.
-	excused  map[int]string
-	down     bool // the shipper is killed or not yet scanned again
+	excused map[int]string
+	down    bool // the shipper is killed or not yet scanned again
 	// renamedDown: the files excused for being renamed while the shipper
 	// was down.
 	renamedDown []renamedGen
-	genStart int  // the first seq of the live file
-	cond     *sync.Cond
-	done     chan struct{}
-	err      error
+	genStart    int // the first seq of the live file
+	cond        *sync.Cond
+	done        chan struct{}
+	err         error
 }
 
 func (r *run) startTailWriter() *tailWriter {
