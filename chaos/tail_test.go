@@ -448,7 +448,7 @@ type renamedGen struct {
 // was down that a shipper had opened before (its "reading file" log line
 // names the inode in the file id, dev-ino-...): the shipper knew of them,
 // so losing them is a defect, not the glob's limit.
-func (r *run) unexcuseSeen() {
+func (r *run) unexcuseSeen(missing []int) {
 	seen := map[uint64]bool{}
 	for _, p := range r.procs {
 		if p.role != "ship" {
@@ -473,11 +473,15 @@ func (r *run) unexcuseSeen() {
 			}
 		}
 	}
+	gone := map[int]bool{}
+	for _, s := range missing {
+		gone[s] = true
+	}
 	for _, g := range r.tw.renamedDown {
-		if g.ino == 0 || !seen[g.ino] {
+		if g.ino == 0 || !seen[g.ino] || !gone[g.start] {
 			continue
 		}
-		r.note("%s (lines %d-%d) was opened by a shipper before it was killed and renamed out of the glob while it was down: not excused", g.name, g.start, g.end-1)
+		r.note("%s (lines %d-%d) lost though a shipper had opened it before it was killed (renamed out of the glob while the shipper was down): not excused", g.name, g.start, g.end-1)
 		for s := g.start; s < g.end; s++ {
 			delete(r.tw.excused, s)
 		}
@@ -507,7 +511,7 @@ func (r *run) tailAccount(missing []int) {
 	if len(missing) > 0 {
 		r.note("missing ranges %s", ranges(missing))
 	}
-	r.unexcuseSeen()
+	r.unexcuseSeen(missing)
 	outside, lostBytes := 0, 0
 	why := map[string]int{}
 	for _, s := range missing {
