@@ -117,6 +117,9 @@ func tailFault(r *run) error {
 	for i := 1; i <= ts.kills; i++ {
 		r.tw.waitFor(r.tw.total * i / (ts.kills + 1))
 		r.tw.setDown(true)
+		r.tw.mu.Lock()
+		r.tw.kills = append(r.tw.kills, time.Now())
+		r.tw.mu.Unlock()
 		r.ship.kill()
 		r.note("SIGKILL at line %d", r.tw.written())
 		time.Sleep(time.Duration(200+rand.IntN(800)) * time.Millisecond)
@@ -165,6 +168,7 @@ type tailWriter struct {
 	// renamedDown: the files excused for being renamed while the shipper
 	// was down.
 	renamedDown []renamedGen
+	kills       []time.Time // when the shipper was SIGKILLed
 	genStart    int // the first seq of the live file
 	cond        *sync.Cond
 	done        chan struct{}
@@ -445,11 +449,12 @@ type renamedGen struct {
 }
 
 // unexcuseSeen takes back the excuse of files renamed while the shipper
-// was down that a shipper had opened before (its "reading file" log line
-// names the inode in the file id, dev-ino-...): the shipper knew of them,
-// so losing them is a defect, not the glob's limit.
+// was down that a shipper had opened (its "reading file" log line names
+// the inode in the file id, dev-ino-...) more than registry_flush (1 s)
+// plus a margin before it was killed: the registry should have known
+// them, so losing them is a defect, not the glob's limit.
 func (r *run) unexcuseSeen(missing []int) {
-	seen := map[uint64]bool{}
+	opened := map[uint64]time.Time{} // first "reading file" of each inode
 	for _, p := range r.procs {
 		if p.role != "ship" {
 			continue
@@ -466,10 +471,22 @@ func (r *run) unexcuseSeen(missing []int) {
 			if !ok {
 				continue
 			}
-			if parts := strings.SplitN(rest, "-", 3); len(parts) == 3 {
-				if ino, err := strconv.ParseUint(parts[1], 16, 64); err == nil {
-					seen[ino] = true
-				}
+			parts := strings.SplitN(rest, "-", 3)
+			if len(parts) != 3 {
+				continue
+			}
+			ino, err := strconv.ParseUint(parts[1], 16, 64)
+			if err != nil {
+				continue
+			}
+			_, ts, _ := strings.Cut(line, `"@timestamp":"`)
+			ts, _, _ = strings.Cut(ts, `"`)
+			at, err := time.Parse(time.RFC3339Nano, ts)
+			if err != nil {
+				continue
+			}
+			if t0, ok := opened[ino]; !ok || at.Before(t0) {
+				opened[ino] = at
 			}
 		}
 	}
@@ -478,10 +495,22 @@ func (r *run) unexcuseSeen(missing []int) {
 		gone[s] = true
 	}
 	for _, g := range r.tw.renamedDown {
-		if g.ino == 0 || !seen[g.ino] || !gone[g.start] {
+		at, ok := opened[g.ino]
+		if g.ino == 0 || !ok || !gone[g.start] {
 			continue
 		}
-		r.note("%s (lines %d-%d) lost though a shipper had opened it before it was killed (renamed out of the glob while the shipper was down): not excused", g.name, g.start, g.end-1)
+		var kill time.Time // the first kill after it was opened
+		for _, k := range r.tw.kills {
+			if k.After(at) {
+				kill = k
+				break
+			}
+		}
+		if kill.IsZero() || kill.Sub(at) < 1500*time.Millisecond {
+			r.note("%s (lines %d-%d) lost: opened %v before the kill, less than registry_flush (1 s) + 0.5 s: excused", g.name, g.start, g.end-1, kill.Sub(at).Round(time.Millisecond))
+			continue
+		}
+		r.note("%s (lines %d-%d) lost though a shipper had opened it %v before it was killed (renamed out of the glob while the shipper was down): not excused", g.name, g.start, g.end-1, kill.Sub(at).Round(time.Millisecond))
 		for s := g.start; s < g.end; s++ {
 			delete(r.tw.excused, s)
 		}
