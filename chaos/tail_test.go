@@ -169,7 +169,7 @@ type tailWriter struct {
 	// was down.
 	renamedDown []renamedGen
 	kills       []time.Time // when the shipper was SIGKILLed
-	genStart    int // the first seq of the live file
+	genStart    int         // the first seq of the live file
 	cond        *sync.Cond
 	done        chan struct{}
 	err         error
