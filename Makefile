@@ -62,7 +62,7 @@ soak: build up
 ## nodes on 19200-19201; data in .chaos/), runs every scenario one after the
 ## other with the real binaries, prints the table (also written to
 ## benchmarks/out/chaos.md) and stops the cluster, even when a scenario
-## fails. About 20 minutes at CHAOS_SCALE=1 on 2 cores (a scenario that
+## fails. About 25 minutes at CHAOS_SCALE=1 on 2 cores (a scenario that
 ## never recovers adds CHAOS_SETTLE). CHAOS_RUN=leader-kill (or a
 ## comma-separated list, or a regular expression) runs some scenarios only;
 ## CHAOS_SCALE=0.5 halves every fault's duration; CHAOS_RATE lines/s (400);
