@@ -67,7 +67,8 @@ soak: build up
 ## comma-separated list, or a regular expression) runs some scenarios only;
 ## CHAOS_SCALE=0.5 halves every fault's duration; CHAOS_RATE lines/s (400);
 ## CHAOS_SETTLE (3m) is how long lines may take to arrive after a fault;
-## CHAOS_KEEP=1 leaves the cluster running.
+## CHAOS_KEEP=1 leaves the cluster running; CHAOS_KEEP_DIR=1 keeps each
+## scenario's files and process logs (path in the test log).
 chaos: build
 	deploy/local/cluster.sh up
 	SLUICE_CHAOS=1 CHAOS_RUN='$(CHAOS_RUN)' $(GO) test -count=1 -v -timeout 90m -run '^TestChaos$$' ./chaos/; \
