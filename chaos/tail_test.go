@@ -341,7 +341,7 @@ func (w *tailWriter) rotate(now string) error {
 			}
 			w.renamedDown = append(w.renamedDown, g)
 			for s := g.start; s < g.end; s++ {
-				w.excused[s] = "file renamed out of the glob while the shipper was down, never opened by it"
+				w.excused[s] = "file renamed out of the glob while the shipper was down, unknown to its registry"
 			}
 		}
 		defer func() { w.genStart = w.seq }()
