@@ -70,12 +70,13 @@ soak: build up
 ## nodes on 19200-19201; data in .chaos/), runs every scenario one after the
 ## other with the real binaries, prints the table (also written to
 ## benchmarks/out/chaos.md) and stops the cluster, even when a scenario
-## fails. About 20 minutes at CHAOS_SCALE=1 on 2 cores (a scenario that
+## fails. About 25 minutes at CHAOS_SCALE=1 on 2 cores (a scenario that
 ## never recovers adds CHAOS_SETTLE). CHAOS_RUN=leader-kill (or a
 ## comma-separated list, or a regular expression) runs some scenarios only;
 ## CHAOS_SCALE=0.5 halves every fault's duration; CHAOS_RATE lines/s (400);
 ## CHAOS_SETTLE (3m) is how long lines may take to arrive after a fault;
-## CHAOS_KEEP=1 leaves the cluster running.
+## CHAOS_KEEP=1 leaves the cluster running; CHAOS_KEEP_DIR=1 keeps each
+## scenario's files and process logs (path in the test log).
 chaos: build
 	deploy/local/cluster.sh up
 	SLUICE_CHAOS=1 CHAOS_RUN='$(CHAOS_RUN)' $(GO) test -count=1 -v -timeout 90m -run '^TestChaos$$' ./chaos/; \

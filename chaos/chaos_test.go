@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -43,6 +44,9 @@ type scenario struct {
 	// rejects: dead-lettered lines count as delivered (the scenario makes
 	// Elasticsearch refuse them). Elsewhere a dead letter is a line lost.
 	rejects bool
+	// tail: a tailing scenario (tail_test.go) writes one file of its own
+	// instead of the services' lines, and every line's content is checked.
+	tail *tailSpec
 }
 
 var services = []string{"checkout", "billing", "search"}
@@ -248,6 +252,7 @@ type result struct {
 	name                            string
 	written, indexed, dead, missing int
 	duplicates, strays              int
+	corrupt                         int           // tailing scenarios: documents whose content is not their line's
 	unclean                         bool          // a process did not exit cleanly on SIGTERM
 	recovery                        time.Duration // -1: never
 	peakShip, peakAgg               int64
@@ -324,6 +329,8 @@ type run struct {
 	kafka    *kgo.Client
 	esProxy  *esProxy
 	w        *writer
+	tw       *tailWriter // tailing scenarios' writer, instead of w
+	shipHTTP string      // the shipper's /metrics address
 	ship     *proc
 	aggs     []*proc
 	procs    []*proc
@@ -352,6 +359,14 @@ func (r *run) index(svc string) string { return r.prefix + "-service-" + svc + "
 func runScenario(t *testing.T, e *env, sc scenario) {
 	ctx := t.Context()
 	r := &run{t: t, e: e, ctx: ctx, sc: sc, prefix: testenv.Name(t, "chaos"), dir: t.TempDir()}
+	if os.Getenv("CHAOS_KEEP_DIR") != "" { // the files and the processes' logs, for a post-mortem
+		dir, err := os.MkdirTemp("", "chaos-"+sc.name+"-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.dir = dir
+		t.Logf("files and logs kept in %s", dir)
+	}
 	r.res = result{name: sc.name, recovery: -1}
 	defer func() {
 		resultsMu.Lock()
@@ -376,7 +391,13 @@ func runScenario(t *testing.T, e *env, sc scenario) {
 	}
 	r.prepare(sc.setup)
 	r.ship = r.startSluice("ship", r.shipCfg)
-	r.w = startWriter(r.logs, services, e.rate)
+	stopWriting := func() (int, error) { return r.w.stop() }
+	if sc.tail != nil {
+		r.tw = r.startTailWriter()
+		stopWriting = r.tw.stop
+	} else {
+		r.w = startWriter(r.logs, services, e.rate)
+	}
 	if !sc.noWarmup {
 		time.Sleep(10 * time.Second)
 	}
@@ -386,7 +407,7 @@ func runScenario(t *testing.T, e *env, sc scenario) {
 	if faultEnd.IsZero() {
 		faultEnd = time.Now()
 	}
-	written, werr := r.w.stop()
+	written, werr := stopWriting()
 	r.res.written = written
 	t.Logf("fault lifted after %v; %d lines written", faultEnd.Sub(faultStart).Round(time.Second), written)
 	if faultErr != nil {
@@ -397,7 +418,7 @@ func runScenario(t *testing.T, e *env, sc scenario) {
 	}
 	r.account(faultEnd)
 	r.stopAll()
-	r.res.pass = r.res.missing == 0 && r.res.duplicates == 0 && r.res.strays == 0 &&
+	r.res.pass = r.res.missing == 0 && r.res.duplicates == 0 && r.res.strays == 0 && r.res.corrupt == 0 &&
 		(sc.rejects || r.res.dead == 0) && faultErr == nil && werr == nil && r.res.recovery >= 0 && !r.res.unclean
 	t.Logf("written %d, indexed %d, dead-lettered %d, missing %d, duplicates %d, recovery %s, peak RSS ship %d / aggregate %d MiB",
 		r.res.written, r.res.indexed, r.res.dead, r.res.missing, r.res.duplicates, r.res.recoveryText(),
@@ -425,22 +446,28 @@ func (r *run) prepare(step func(*run) error) {
 func (r *run) writeConfigs(esAddrs []string) {
 	quote := func(xs []string) string { return `["` + strings.Join(xs, `", "`) + `"]` }
 	r.shipCfg = filepath.Join(r.dir, "shipper.yaml")
+	inputs := fmt.Sprintf(`
+  - type: service
+    paths: ["%[1]s/services/*/*/*/*.log"]
+    path_fields: %[1]s/services/{environment}/{customer}/{service}/
+`, r.logs)
+	r.shipHTTP = "127.0.0.1:0"
+	if r.sc.tail != nil {
+		inputs, r.shipHTTP = r.tailInputs(), freeAddr()
+	}
 	r.writeFile(r.shipCfg, fmt.Sprintf(`
 node: chaos-node
 registry: %[1]s
 scan_interval: 500ms
-inputs:
-  - type: service
-    paths: ["%[2]s/services/*/*/*/*.log"]
-    path_fields: %[2]s/services/{environment}/{customer}/{service}/
+inputs:%[2]s
 kafka:
   brokers: %[3]s
   topic: %[4]s-{type}
   partitions: 6
   replication_factor: 3
 http:
-  listen: 127.0.0.1:0
-`, r.registry, r.logs, quote(r.e.brokers), r.prefix))
+  listen: %[5]s
+`, r.registry, inputs, quote(r.e.brokers), r.prefix, r.shipHTTP))
 	r.aggCfg = filepath.Join(r.dir, "aggregator.yaml")
 	r.writeFile(r.aggCfg, fmt.Sprintf(`
 kafka:
@@ -476,9 +503,15 @@ func (r *run) startAggregator() *proc {
 func (r *run) account(faultEnd time.Time) {
 	pattern := r.prefix + "-*"
 	want := r.res.written
-	deadline := time.Now().Add(r.e.settle)
+	settle := r.e.settle
+	if r.sc.tail != nil {
+		// A million lines take minutes to index on 2 cores.
+		settle = max(settle, time.Duration(want/2000)*time.Second)
+	}
+	deadline := time.Now().Add(settle)
 	dead := 0
 	lastDLQ := time.Time{}
+	lastN, lastChange := -1, time.Now()
 	for {
 		if time.Since(lastDLQ) > 5*time.Second {
 			if dl, err := r.e.deadLettered(r.ctx, r.deadLetterTopic()); err == nil {
@@ -491,15 +524,44 @@ func (r *run) account(faultEnd time.Time) {
 			r.res.recovery = time.Since(faultEnd)
 			break
 		}
+		// Lines a scenario may lose (tail_test.go) never come: done once
+		// the rest is there and nothing more came for 15 s.
+		if n != lastN {
+			lastN, lastChange = n, time.Now()
+		}
+		if n >= 0 && r.mayLose() > 0 && n+dead >= want-r.mayLose() && time.Since(lastChange) > 15*time.Second {
+			r.res.recovery = lastChange.Sub(faultEnd)
+			break
+		}
 		if time.Now().After(deadline) {
-			r.note("not all lines delivered %v after the fault (%d of %d indexed, %d dead-lettered)", r.e.settle, n, want, dead)
+			r.note("not all lines delivered %v after the fault (%d of %d indexed, %d dead-lettered)", settle, n, want, dead)
 			break
 		}
 		time.Sleep(time.Second)
 	}
 	// Anything still in flight or about to be sent twice shows up now.
 	time.Sleep(5 * time.Second)
-	seqs, err := r.e.seqsIndexed(r.ctx, pattern)
+	var fields []string
+	var each func(json.RawMessage)
+	var corrupt []string // the first few
+	if r.sc.tail != nil {
+		fields = []string{"body", "message"}
+		each = func(src json.RawMessage) {
+			bad := ""
+			if d, err := decodeTailDoc(src); err != nil {
+				bad = err.Error()
+			} else {
+				bad = r.tailCheck(d)
+			}
+			if bad != "" {
+				r.res.corrupt++
+				if len(corrupt) < 3 {
+					corrupt = append(corrupt, bad)
+				}
+			}
+		}
+	}
+	seqs, err := r.e.seqsIndexed(r.ctx, pattern, fields, each)
 	if err != nil {
 		r.note("counting: %v", err)
 		r.res.missing = want
@@ -543,6 +605,12 @@ func (r *run) account(faultEnd time.Time) {
 	r.res.missing = len(missing)
 	if len(missing) > 0 {
 		r.note("missing seqs %s", sample(missing))
+	}
+	if r.sc.tail != nil {
+		if r.res.corrupt > 0 {
+			r.note("%d documents whose content is not their line's, e.g. %s", r.res.corrupt, strings.Join(corrupt, "; "))
+		}
+		r.tailAccount(missing)
 	}
 	if len(twice) > 0 {
 		r.note("seqs indexed more than once %s", sample(twice))

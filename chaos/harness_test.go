@@ -387,7 +387,9 @@ func (e *env) count(ctx context.Context, pattern string) int {
 }
 
 // seqsIndexed scrolls over every document of pattern and counts each seq.
-func (e *env) seqsIndexed(ctx context.Context, pattern string) (map[int]int, error) {
+// With each set, it also reads the members fields of every document (with
+// seq) and hands each document's source to each.
+func (e *env) seqsIndexed(ctx context.Context, pattern string, fields []string, each func(json.RawMessage)) (map[int]int, error) {
 	_, _ = e.esDo(ctx, http.MethodPost, "/"+pattern+"/_refresh", nil, nil)
 	type page struct {
 		ScrollID string `json:"_scroll_id"`
@@ -396,16 +398,14 @@ func (e *env) seqsIndexed(ctx context.Context, pattern string) (map[int]int, err
 		} `json:"_shards"`
 		Hits struct {
 			Hits []struct {
-				Source struct {
-					Seq *int `json:"seq"`
-				} `json:"_source"`
+				Source json.RawMessage `json:"_source"`
 			} `json:"hits"`
 		} `json:"hits"`
 	}
 	seqs := map[int]int{}
 	var p page
 	if _, err := e.esDo(ctx, http.MethodPost, "/"+pattern+"/_search?scroll=2m", map[string]any{
-		"size": 5000, "_source": []string{"seq"}, "sort": []string{"_doc"},
+		"size": 5000, "_source": append([]string{"seq"}, fields...), "sort": []string{"_doc"},
 	}, &p); err != nil {
 		return nil, err
 	}
@@ -422,11 +422,17 @@ func (e *env) seqsIndexed(ctx context.Context, pattern string) (map[int]int, err
 			return seqs, nil
 		}
 		for _, h := range p.Hits.Hits {
-			if h.Source.Seq == nil {
+			var src struct {
+				Seq *int `json:"seq"`
+			}
+			if json.Unmarshal(h.Source, &src) != nil || src.Seq == nil {
 				seqs[-1]++ // a document without seq: counted as a stray
 				continue
 			}
-			seqs[*h.Source.Seq]++
+			seqs[*src.Seq]++
+			if each != nil {
+				each(h.Source)
+			}
 		}
 		id := p.ScrollID
 		p = page{}
