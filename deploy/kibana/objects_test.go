@@ -434,14 +434,10 @@ func lensFields(t *testing.T, o savedObject) []fieldUse {
 				formulaColumn(t, key, name, c, layer.Columns)
 				continue
 			case "math":
-				ast, _ := c.Params["tinymathAst"].(map[string]any)
-				args, _ := ast["args"].([]any)
-				var names []string
-				for _, a := range args {
-					s, _ := a.(string)
-					names = append(names, s)
-				}
-				if len(names) == 0 || !slices.Equal(names, c.References) {
+				names := mathColumns(c.Params["tinymathAst"])
+				slices.Sort(names)
+				refs := slices.Sorted(slices.Values(c.References))
+				if len(names) == 0 || !slices.Equal(slices.Compact(names), refs) {
 					t.Errorf("%s: column %s: math over %v but references %v", key, name, names, c.References)
 				}
 				continue
@@ -528,6 +524,23 @@ func formulaColumn(t *testing.T, key, name string, c lensColumn, columns map[str
 			t.Errorf("%s: column %s: formula filter %q is no helper column's filter (%q)", key, name, m[1], filters)
 		}
 	}
+}
+
+// mathColumns returns the column ids a tinymath AST reads: its string
+// leaves (numbers are constants, objects are nested functions).
+func mathColumns(ast any) []string {
+	switch n := ast.(type) {
+	case string:
+		return []string{n}
+	case map[string]any:
+		var ids []string
+		args, _ := n["args"].([]any)
+		for _, a := range args {
+			ids = append(ids, mathColumns(a)...)
+		}
+		return ids
+	}
+	return nil
 }
 
 // searchFields checks a saved search and returns the fields it reads.
