@@ -424,6 +424,9 @@ func lensFields(t *testing.T, o savedObject) []fieldUse {
 				}
 				uses = append(uses, kqlUses(key, c.Filter.Query)...)
 			}
+			if c.OperationType == "terms" {
+				termsOrder(t, key, name, c, layer.Columns)
+			}
 			switch c.OperationType {
 			case "count":
 				if c.SourceField != "___records___" {
@@ -523,6 +526,25 @@ func formulaColumn(t *testing.T, key, name string, c lensColumn, columns map[str
 		if !slices.Contains(filters, m[1]) {
 			t.Errorf("%s: column %s: formula filter %q is no helper column's filter (%q)", key, name, m[1], filters)
 		}
+	}
+}
+
+// termsOrder checks that a terms column ranks its buckets by a column
+// Elasticsearch computes: a formula and its math run in Kibana after the
+// search, so the terms aggregation cannot be ordered by them.
+func termsOrder(t *testing.T, key, name string, c lensColumn, columns map[string]lensColumn) {
+	t.Helper()
+	order, _ := c.Params["orderBy"].(map[string]any)
+	if order["type"] != "column" {
+		return // alphabetical, or a custom aggregation
+	}
+	id, _ := order["columnId"].(string)
+	by, ok := columns[id]
+	switch {
+	case !ok:
+		t.Errorf("%s: column %s ranks by %q, which is not a column", key, name, id)
+	case by.IsBucketed || by.OperationType == "formula" || by.OperationType == "math":
+		t.Errorf("%s: column %s ranks by %s, a %s Elasticsearch cannot order a terms aggregation by", key, name, id, by.OperationType)
 	}
 }
 
