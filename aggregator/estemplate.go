@@ -81,6 +81,8 @@ func indexTemplate(pattern string) map[string]any {
 						"address": keyword,
 						"geo": map[string]any{"properties": map[string]any{
 							"location": map[string]any{"type": "geo_point"},
+							// Kibana's top client countries aggregate on it.
+							"country_iso_code": keyword,
 						}},
 						"as": map[string]any{"properties": map[string]any{
 							"number": map[string]any{"type": "long"},

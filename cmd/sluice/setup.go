@@ -71,7 +71,11 @@ func runSetup(ctx context.Context, cfg aggregator.Config, hc *http.Client, stdou
 		return fmt.Errorf("kibana %s: %w", secret.RedactURL(cfg.Kibana.URL), err)
 	}
 	printImported(stdout, res.Objects)
-	fmt.Fprintf(stdout, "kibana: dashboard at %s/app/dashboards#/view/sluice-overview\n", kibanaAppBase(cfg.Kibana))
+	for _, o := range res.Objects {
+		if o.Type == "dashboard" {
+			fmt.Fprintf(stdout, "kibana: dashboard at %s/app/dashboards#/view/%s\n", kibanaAppBase(cfg.Kibana), o.ID)
+		}
+	}
 	return nil
 }
 

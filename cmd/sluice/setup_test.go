@@ -155,6 +155,8 @@ func TestSetupInstallsTemplateAndDashboards(t *testing.T) {
 		`kibana: imported dashboard "Sluice overview" (id sluice-overview)`,
 		`kibana: imported map "Client locations" (id sluice-client-locations)`,
 		"kibana: dashboard at " + kb.srv.URL + "/s/ops/app/dashboards#/view/sluice-overview",
+		`kibana: imported search "Request by id" (id sluice-request-by-id)`,
+		"kibana: dashboard at " + kb.srv.URL + "/s/ops/app/dashboards#/view/sluice-api-performance",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

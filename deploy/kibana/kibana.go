@@ -1,7 +1,7 @@
 // Package kibana holds the Kibana saved objects that `sluice setup` imports
 // (sluice.ndjson: the logs-* data view, the Lens visualizations, the client
-// map and the overview dashboard), embedded in the binary so that the image
-// needs no files besides itself.
+// map, the saved searches, the overview and API performance dashboards),
+// embedded in the binary so that the image needs no files besides itself.
 package kibana
 
 import _ "embed"

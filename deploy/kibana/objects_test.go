@@ -97,7 +97,7 @@ func TestSavedObjectsStructure(t *testing.T) {
 			t.Errorf("%s: coreMigrationVersion %q, typeMigrationVersion %q; Kibana 8 needs both to know which migrations to run",
 				key, o.CoreMigrationVersion, o.TypeMigrationVersion)
 		}
-		if !slices.Contains([]string{"index-pattern", "lens", "map", "dashboard"}, o.Type) {
+		if !slices.Contains([]string{"index-pattern", "lens", "map", "search", "dashboard"}, o.Type) {
 			t.Errorf("%s: unexpected type", key)
 		}
 		names := map[string]bool{}
@@ -139,24 +139,41 @@ func TestSavedObjectsStructure(t *testing.T) {
 	}
 }
 
+// dashboards are the dashboards sluice.ndjson must have.
+var dashboards = []string{"sluice-overview", "sluice-api-performance"}
+
 func TestDashboardPanels(t *testing.T) {
 	objs := objects(t)
-	var dash *savedObject
+	var dashes []savedObject
 	visualizations := map[string]bool{}
-	for i, o := range objs {
+	for _, o := range objs {
 		switch o.Type {
 		case "dashboard":
-			if dash != nil {
-				t.Fatal("more than one dashboard")
-			}
-			dash = &objs[i]
-		case "lens", "map":
+			dashes = append(dashes, o)
+		case "lens", "map", "search":
 			visualizations[o.Type+"/"+o.ID] = false
 		}
 	}
-	if dash == nil {
-		t.Fatal("no dashboard")
+	var ids []string
+	for _, d := range dashes {
+		ids = append(ids, d.ID)
+		t.Run(d.ID, func(t *testing.T) { dashboardPanels(t, d, visualizations) })
 	}
+	slices.Sort(ids)
+	want := slices.Sorted(slices.Values(dashboards))
+	if !slices.Equal(ids, want) {
+		t.Errorf("dashboards %v, want %v", ids, want)
+	}
+	for key, shown := range visualizations {
+		if !shown {
+			t.Errorf("%s is on no dashboard", key)
+		}
+	}
+}
+
+// dashboardPanels checks the panels of dash and marks the visualizations
+// (and saved searches) they show in visualizations.
+func dashboardPanels(t *testing.T, dash savedObject, visualizations map[string]bool) {
 	var panels []struct {
 		Version  string `json:"version"`
 		Type     string `json:"type"`
@@ -168,9 +185,9 @@ func TestDashboardPanels(t *testing.T) {
 		} `json:"gridData"`
 		Embedding map[string]any `json:"embeddableConfig"`
 	}
-	jsonAttr(t, *dash, "panelsJSON", &panels)
+	jsonAttr(t, dash, "panelsJSON", &panels)
 	var options, search map[string]any
-	jsonAttr(t, *dash, "optionsJSON", &options)
+	jsonAttr(t, dash, "optionsJSON", &options)
 	meta, _ := dash.Attributes["kibanaSavedObjectMeta"].(map[string]any)
 	if s, ok := meta["searchSourceJSON"].(string); !ok || json.Unmarshal([]byte(s), &search) != nil {
 		t.Errorf("dashboard kibanaSavedObjectMeta.searchSourceJSON missing or not JSON: %v", meta)
@@ -198,7 +215,7 @@ func TestDashboardPanels(t *testing.T) {
 		}
 		key := r.Type + "/" + r.ID
 		if _, ok := visualizations[key]; !ok {
-			t.Errorf("panel %s shows %s, which is not a visualization in sluice.ndjson", p.PanelIdx, key)
+			t.Errorf("panel %s shows %s, which is not a visualization or saved search in sluice.ndjson", p.PanelIdx, key)
 		}
 		visualizations[key] = true
 		g := p.GridData
@@ -215,11 +232,6 @@ func TestDashboardPanels(t *testing.T) {
 			}
 		}
 	}
-	for key, shown := range visualizations {
-		if !shown {
-			t.Errorf("%s is not on the dashboard", key)
-		}
-	}
 	if len(dash.References) != len(panels) {
 		t.Errorf("dashboard has %d references for %d panels", len(dash.References), len(panels))
 	}
@@ -233,56 +245,123 @@ type fieldUse struct {
 	kind string
 }
 
-// kqlField finds the field names of "field : value" clauses in a KQL query.
-var kqlField = regexp.MustCompile(`([A-Za-z@_][A-Za-z0-9@_.]*)\s*:`)
+// kqlField finds the field names of "field : value" and "field >= value"
+// clauses in a KQL query.
+var kqlField = regexp.MustCompile(`([A-Za-z@_][A-Za-z0-9@_.]*)\s*(?::|<=|>=|<|>)`)
+
+// kqlDataset finds the values of "event.dataset : value" clauses.
+var kqlDataset = regexp.MustCompile(`event\.dataset\s*:\s*"?([^"\s)]+)"?`)
+
+// formulaKQL finds the kql='...' filters in a Lens formula.
+var formulaKQL = regexp.MustCompile(`kql='([^']*)'`)
+
+// kqlUses returns the fields a KQL query of object reads.
+func kqlUses(object, query string) []fieldUse {
+	var uses []fieldUse
+	for _, m := range kqlField.FindAllStringSubmatch(query, -1) {
+		uses = append(uses, fieldUse{object, m[1], "aggregatable"})
+	}
+	return uses
+}
+
+// lensColumn is a column of a Lens formBased layer.
+type lensColumn struct {
+	Label         string         `json:"label"`
+	DataType      string         `json:"dataType"`
+	OperationType string         `json:"operationType"`
+	SourceField   string         `json:"sourceField"`
+	IsBucketed    bool           `json:"isBucketed"`
+	Params        map[string]any `json:"params"`
+	References    []string       `json:"references"`
+	Filter        *struct {
+		Query    string `json:"query"`
+		Language string `json:"language"`
+	} `json:"filter"`
+}
+
+// lensState is the part of a Lens object's state the tests read.
+type lensState struct {
+	DatasourceStates struct {
+		FormBased struct {
+			Layers map[string]struct {
+				ColumnOrder []string              `json:"columnOrder"`
+				Columns     map[string]lensColumn `json:"columns"`
+			} `json:"layers"`
+		} `json:"formBased"`
+	} `json:"datasourceStates"`
+	Visualization struct {
+		PreferredSeriesType string `json:"preferredSeriesType"`
+		Layers              []struct {
+			LayerID       string   `json:"layerId"`
+			LayerType     string   `json:"layerType"`
+			SeriesType    string   `json:"seriesType"`
+			XAccessor     string   `json:"xAccessor"`
+			SplitAccessor string   `json:"splitAccessor"`
+			Accessors     []string `json:"accessors"`
+		} `json:"layers"`
+		// lnsDatatable
+		LayerID   string `json:"layerId"`
+		LayerType string `json:"layerType"`
+		Columns   []struct {
+			ColumnID string `json:"columnId"`
+		} `json:"columns"`
+		Sorting *struct {
+			ColumnID string `json:"columnId"`
+		} `json:"sorting"`
+	} `json:"visualization"`
+	Query struct {
+		Query    string `json:"query"`
+		Language string `json:"language"`
+	} `json:"query"`
+	Filters []any `json:"filters"`
+}
+
+// lensOps returns what each column of a Lens object computes, as
+// "percentile 95 of nginx.request_time", "count where <KQL>" or
+// "formula <text>", to check that a chart shows what its title promises.
+func lensOps(t *testing.T, o savedObject) []string {
+	t.Helper()
+	state := decodeLens(t, o)
+	var ops []string
+	for _, layer := range state.DatasourceStates.FormBased.Layers {
+		for _, c := range layer.Columns {
+			switch {
+			case c.OperationType == "percentile":
+				ops = append(ops, fmt.Sprintf("percentile %v of %s", c.Params["percentile"], c.SourceField))
+			case c.OperationType == "count" && c.Filter != nil:
+				ops = append(ops, "count where "+c.Filter.Query)
+			case c.OperationType == "formula":
+				ops = append(ops, fmt.Sprint("formula ", c.Params["formula"]))
+			default:
+				ops = append(ops, c.OperationType+" of "+c.SourceField)
+			}
+		}
+	}
+	return ops
+}
+
+func decodeLens(t *testing.T, o savedObject) lensState {
+	t.Helper()
+	var state lensState
+	raw, err := json.Marshal(o.Attributes["state"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &state); err != nil {
+		t.Fatalf("%s/%s: state: %v", o.Type, o.ID, err)
+	}
+	return state
+}
 
 // lensFields checks a Lens object's internal consistency and returns the
 // fields it reads.
 func lensFields(t *testing.T, o savedObject) []fieldUse {
 	t.Helper()
 	key := o.Type + "/" + o.ID
-	var state struct {
-		DatasourceStates struct {
-			FormBased struct {
-				Layers map[string]struct {
-					ColumnOrder []string `json:"columnOrder"`
-					Columns     map[string]struct {
-						Label         string         `json:"label"`
-						DataType      string         `json:"dataType"`
-						OperationType string         `json:"operationType"`
-						SourceField   string         `json:"sourceField"`
-						IsBucketed    bool           `json:"isBucketed"`
-						Params        map[string]any `json:"params"`
-					} `json:"columns"`
-				} `json:"layers"`
-			} `json:"formBased"`
-		} `json:"datasourceStates"`
-		Visualization struct {
-			PreferredSeriesType string `json:"preferredSeriesType"`
-			Layers              []struct {
-				LayerID       string   `json:"layerId"`
-				LayerType     string   `json:"layerType"`
-				SeriesType    string   `json:"seriesType"`
-				XAccessor     string   `json:"xAccessor"`
-				SplitAccessor string   `json:"splitAccessor"`
-				Accessors     []string `json:"accessors"`
-			} `json:"layers"`
-		} `json:"visualization"`
-		Query struct {
-			Query    string `json:"query"`
-			Language string `json:"language"`
-		} `json:"query"`
-		Filters []any `json:"filters"`
-	}
-	raw, err := json.Marshal(o.Attributes["state"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(raw, &state); err != nil {
-		t.Fatalf("%s: state: %v", key, err)
-	}
-	if o.Attributes["visualizationType"] != "lnsXY" {
-		t.Errorf("%s: visualizationType %v; this test knows lnsXY only", key, o.Attributes["visualizationType"])
+	state := decodeLens(t, o)
+	vtype := o.Attributes["visualizationType"]
+	if vtype != "lnsXY" && vtype != "lnsDatatable" {
+		t.Errorf("%s: visualizationType %v; this test knows lnsXY and lnsDatatable only", key, vtype)
 	}
 	layers := state.DatasourceStates.FormBased.Layers
 	if len(layers) == 0 {
@@ -321,6 +400,11 @@ func lensFields(t *testing.T, o savedObject) []fieldUse {
 				"terms":      {"aggregatable", "", true},
 				"percentile": {"number", "number", false},
 				"count":      {"any", "number", false},
+				// A formula is shown through the math column it
+				// references, which combines the helper columns Lens
+				// keeps beside it; the fields are the helpers'.
+				"formula": {"any", "number", false},
+				"math":    {"any", "number", false},
 			}[c.OperationType]
 			if want.kind == "" {
 				t.Errorf("%s: column %s: operation %q unknown to this test", key, name, c.OperationType)
@@ -329,44 +413,226 @@ func lensFields(t *testing.T, o savedObject) []fieldUse {
 			if (want.dataType != "" && c.DataType != want.dataType) || c.IsBucketed != want.bucketed {
 				t.Errorf("%s: column %s: %s with dataType %s, isBucketed %v", key, name, c.OperationType, c.DataType, c.IsBucketed)
 			}
-			if c.OperationType == "count" {
+			for _, ref := range c.References {
+				if _, ok := layer.Columns[ref]; !ok {
+					t.Errorf("%s: column %s references %s, which is not a column of layer %s", key, name, ref, id)
+				}
+			}
+			if c.Filter != nil {
+				if c.Filter.Language != "kuery" {
+					t.Errorf("%s: column %s: filter language %q, want kuery", key, name, c.Filter.Language)
+				}
+				uses = append(uses, kqlUses(key, c.Filter.Query)...)
+			}
+			if c.OperationType == "terms" {
+				termsOrder(t, key, name, c, layer.Columns)
+			}
+			switch c.OperationType {
+			case "count":
 				if c.SourceField != "___records___" {
 					t.Errorf("%s: column %s counts %q, want ___records___", key, name, c.SourceField)
+				}
+				continue
+			case "formula":
+				formulaColumn(t, key, name, c, layer.Columns)
+				continue
+			case "math":
+				names := mathColumns(c.Params["tinymathAst"])
+				slices.Sort(names)
+				refs := slices.Sorted(slices.Values(c.References))
+				if len(names) == 0 || !slices.Equal(slices.Compact(names), refs) {
+					t.Errorf("%s: column %s: math over %v but references %v", key, name, names, c.References)
 				}
 				continue
 			}
 			uses = append(uses, fieldUse{key, c.SourceField, want.kind})
 		}
 	}
-	for _, l := range state.Visualization.Layers {
-		layer, ok := layers[l.LayerID]
+	accessorsOf := func(layerID string, accessors []string) {
+		layer, ok := layers[layerID]
 		if !ok {
-			t.Errorf("%s: visualization layer %s is not a datasource layer", key, l.LayerID)
-			continue
-		}
-		accessors := append(slices.Clone(l.Accessors), l.XAccessor)
-		if l.SplitAccessor != "" {
-			accessors = append(accessors, l.SplitAccessor)
+			t.Errorf("%s: visualization layer %s is not a datasource layer", key, layerID)
+			return
 		}
 		for _, a := range accessors {
 			if _, ok := layer.Columns[a]; !ok {
-				t.Errorf("%s: accessor %q is not a column of layer %s", key, a, l.LayerID)
+				t.Errorf("%s: accessor %q is not a column of layer %s", key, a, layerID)
 			}
 		}
-		if !slices.Contains([]string{"bar_stacked", "bar_horizontal", "line", "area", "bar"}, l.SeriesType) || l.LayerType != "data" {
-			t.Errorf("%s: layer %s: seriesType %q, layerType %q", key, l.LayerID, l.SeriesType, l.LayerType)
+	}
+	switch vtype {
+	case "lnsXY":
+		for _, l := range state.Visualization.Layers {
+			accessors := append(slices.Clone(l.Accessors), l.XAccessor)
+			if l.SplitAccessor != "" {
+				accessors = append(accessors, l.SplitAccessor)
+			}
+			accessorsOf(l.LayerID, accessors)
+			if !slices.Contains([]string{"bar_stacked", "bar_horizontal", "line", "area", "bar"}, l.SeriesType) || l.LayerType != "data" {
+				t.Errorf("%s: layer %s: seriesType %q, layerType %q", key, l.LayerID, l.SeriesType, l.LayerType)
+			}
 		}
+	case "lnsDatatable":
+		v := state.Visualization
+		var accessors []string
+		for _, c := range v.Columns {
+			accessors = append(accessors, c.ColumnID)
+		}
+		if v.Sorting != nil {
+			accessors = append(accessors, v.Sorting.ColumnID)
+		}
+		if len(v.Columns) == 0 || v.LayerType != "data" {
+			t.Errorf("%s: table of %d columns, layerType %q", key, len(v.Columns), v.LayerType)
+		}
+		accessorsOf(v.LayerID, accessors)
 	}
 	if state.Query.Language != "kuery" {
 		t.Errorf("%s: query language %q, want kuery", key, state.Query.Language)
 	}
-	for _, m := range kqlField.FindAllStringSubmatch(state.Query.Query, -1) {
-		uses = append(uses, fieldUse{key, m[1], "aggregatable"})
-	}
+	uses = append(uses, kqlUses(key, state.Query.Query)...)
 	if state.Filters == nil {
 		t.Errorf("%s: no filters list", key)
 	}
 	return uses
+}
+
+// formulaColumn checks that a formula column's text matches the helper
+// columns Lens computes it with: each kql='...' of the text is the filter
+// of a count it references (through its math column), and the formula is
+// not marked broken.
+func formulaColumn(t *testing.T, key, name string, c lensColumn, columns map[string]lensColumn) {
+	t.Helper()
+	text, _ := c.Params["formula"].(string)
+	if text == "" || c.Params["isFormulaBroken"] != false || len(c.References) != 1 {
+		t.Errorf("%s: column %s: formula %q, isFormulaBroken %v, references %v", key, name, text, c.Params["isFormulaBroken"], c.References)
+		return
+	}
+	var filters []string
+	var walk func(id string)
+	walk = func(id string) {
+		h, ok := columns[id]
+		if !ok {
+			return
+		}
+		if h.Filter != nil {
+			filters = append(filters, h.Filter.Query)
+		}
+		for _, r := range h.References {
+			walk(r)
+		}
+	}
+	walk(c.References[0])
+	for _, m := range formulaKQL.FindAllStringSubmatch(text, -1) {
+		if !slices.Contains(filters, m[1]) {
+			t.Errorf("%s: column %s: formula filter %q is no helper column's filter (%q)", key, name, m[1], filters)
+		}
+	}
+}
+
+// termsOrder checks that a terms column ranks its buckets by a column
+// Elasticsearch computes: a formula and its math run in Kibana after the
+// search, so the terms aggregation cannot be ordered by them.
+func termsOrder(t *testing.T, key, name string, c lensColumn, columns map[string]lensColumn) {
+	t.Helper()
+	order, _ := c.Params["orderBy"].(map[string]any)
+	if order["type"] != "column" {
+		return // alphabetical, or a custom aggregation
+	}
+	id, _ := order["columnId"].(string)
+	by, ok := columns[id]
+	switch {
+	case !ok:
+		t.Errorf("%s: column %s ranks by %q, which is not a column", key, name, id)
+	case by.IsBucketed || by.OperationType == "formula" || by.OperationType == "math":
+		t.Errorf("%s: column %s ranks by %s, a %s Elasticsearch cannot order a terms aggregation by", key, name, id, by.OperationType)
+	}
+}
+
+// mathColumns returns the column ids a tinymath AST reads: its string
+// leaves (numbers are constants, objects are nested functions).
+func mathColumns(ast any) []string {
+	switch n := ast.(type) {
+	case string:
+		return []string{n}
+	case map[string]any:
+		var ids []string
+		args, _ := n["args"].([]any)
+		for _, a := range args {
+			ids = append(ids, mathColumns(a)...)
+		}
+		return ids
+	}
+	return nil
+}
+
+// searchFields checks a saved search and returns the fields it reads.
+func searchFields(t *testing.T, o savedObject) []fieldUse {
+	t.Helper()
+	key := o.Type + "/" + o.ID
+	var attrs struct {
+		Columns []string   `json:"columns"`
+		Sort    [][]string `json:"sort"`
+		Meta    struct {
+			SearchSource string `json:"searchSourceJSON"`
+		} `json:"kibanaSavedObjectMeta"`
+	}
+	raw, _ := json.Marshal(o.Attributes)
+	if err := json.Unmarshal(raw, &attrs); err != nil {
+		t.Fatalf("%s: %v", key, err)
+	}
+	var source struct {
+		Query struct {
+			Query    string `json:"query"`
+			Language string `json:"language"`
+		} `json:"query"`
+		Filter       []any  `json:"filter"`
+		IndexRefName string `json:"indexRefName"`
+	}
+	if err := json.Unmarshal([]byte(attrs.Meta.SearchSource), &source); err != nil {
+		t.Fatalf("%s: searchSourceJSON: %v", key, err)
+	}
+	found := false
+	for _, r := range o.References {
+		if r.Name == source.IndexRefName && r.Type == "index-pattern" && r.ID == dataViewID {
+			found = true
+		}
+	}
+	if source.IndexRefName == "" || !found {
+		t.Errorf("%s: indexRefName %q is not a reference to the data view", key, source.IndexRefName)
+	}
+	if source.Query.Language != "kuery" || source.Filter == nil {
+		t.Errorf("%s: query language %q, filter %v; want kuery and a list", key, source.Query.Language, source.Filter)
+	}
+	if len(attrs.Columns) == 0 {
+		t.Errorf("%s: no columns", key)
+	}
+	var uses []fieldUse
+	for _, c := range attrs.Columns {
+		uses = append(uses, fieldUse{key, c, "any"})
+	}
+	for _, s := range attrs.Sort {
+		if len(s) != 2 || (s[1] != "asc" && s[1] != "desc") {
+			t.Errorf("%s: sort %v, want [field, asc|desc]", key, s)
+			continue
+		}
+		// Sorting reads doc values, as aggregating does.
+		uses = append(uses, fieldUse{key, s[0], "aggregatable"})
+	}
+	return append(uses, kqlUses(key, source.Query.Query)...)
+}
+
+// objectFields returns the fields o reads, for the types that read any.
+func objectFields(t *testing.T, o savedObject) []fieldUse {
+	t.Helper()
+	switch o.Type {
+	case "lens":
+		return lensFields(t, o)
+	case "map":
+		return mapFields(t, o)
+	case "search":
+		return searchFields(t, o)
+	}
+	return nil
 }
 
 // mapFields checks a map object and returns the fields it reads.
@@ -437,7 +703,8 @@ func producedFields(t *testing.T) map[string]any {
 	}
 	geoip.Result{Lat: 51.5142, Lon: -0.0931, HasLocation: true, CountryISOCode: "GB"}.AddTo(nginxDoc, "source")
 	serviceDoc := &parser.Doc{}
-	if err := parser.ParseService([]byte(`{"ts":"2026-11-25T10:00:00Z","level":"ERROR","service":"checkout","env":"prod","msg":"payment failed"}`), serviceDoc); err != nil {
+	if err := parser.ParseService([]byte(`{"ts":"2026-11-25T10:00:00Z","level":"ERROR","service":"checkout","env":"prod","msg":"payment failed",`+
+		`"request_id":"3f2a9c1e","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}`), serviceDoc); err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range []*parser.Doc{nginxDoc, serviceDoc} {
@@ -463,15 +730,10 @@ func TestVisualizationFieldsExist(t *testing.T) {
 	kinds := map[string]int{}
 	for _, o := range objects(t) {
 		kinds[o.Type]++
-		switch o.Type {
-		case "lens":
-			uses = append(uses, lensFields(t, o)...)
-		case "map":
-			uses = append(uses, mapFields(t, o)...)
-		}
+		uses = append(uses, objectFields(t, o)...)
 	}
-	if kinds["lens"] < 3 || kinds["map"] != 1 {
-		t.Errorf("objects by type %v; want the three Lens charts and the map", kinds)
+	if kinds["lens"] < 3 || kinds["map"] != 1 || kinds["search"] < 1 {
+		t.Errorf("objects by type %v; want Lens charts, the map and saved searches", kinds)
 	}
 	for _, u := range uses {
 		typ, ok := mapped[u.field]
@@ -495,20 +757,44 @@ func TestDashboardContent(t *testing.T) {
 		"lens/sluice-nginx-requests-by-status": {"@timestamp", "http.response.status_code", "event.dataset"},
 		"lens/sluice-top-services-by-errors":   {"service.name", "log.level"},
 		"lens/sluice-nginx-latency":            {"@timestamp", "nginx.request_time", "nginx.upstream_response_time"},
-		"lens/sluice-nginx-routes":             {"http.route", "nginx.request_time"},
+		"lens/sluice-nginx-routes":             {"http.route", "nginx.request_time", "http.response.status_code"},
 		"map/sluice-client-locations":          {"source.geo.location"},
+		// The API performance dashboard.
+		"lens/sluice-api-requests-by-route":   {"@timestamp", "http.route", "event.dataset"},
+		"lens/sluice-api-error-rate-by-route": {"http.route", "http.response.status_code", "event.dataset"},
+		"lens/sluice-api-latency-by-route":    {"http.route", "nginx.request_time", "nginx.upstream_response_time"},
+		"lens/sluice-api-slowest-routes":      {"http.route", "nginx.request_time", "nginx.upstream_response_time", "nginx.own_time"},
+		"lens/sluice-api-nginx-overhead":      {"http.route", "nginx.own_time"},
+		"lens/sluice-api-top-countries":       {"source.geo.country_iso_code", "event.dataset"},
+		"search/sluice-api-slow-requests":     {"nginx.request_time", "http.request.id", "http.route", "event.dataset"},
+		"search/sluice-request-by-id": {"@timestamp", "event.dataset", "service.name", "http.route", "message",
+			"http.request.id"},
+	}
+	// What the charts compute, where the field alone does not say it.
+	wantOps := map[string][]string{
+		"lens/sluice-api-requests-by-route": {"count of ___records___"},
+		"lens/sluice-api-error-rate-by-route": {
+			"formula count(kql='http.response.status_code >= 500') / count()",
+			"formula count(kql='http.response.status_code >= 400 and http.response.status_code < 500') / count()",
+		},
+		"lens/sluice-api-latency-by-route": {
+			"percentile 50 of nginx.request_time", "percentile 95 of nginx.request_time", "percentile 99 of nginx.request_time",
+			"percentile 50 of nginx.upstream_response_time", "percentile 95 of nginx.upstream_response_time",
+			"percentile 99 of nginx.upstream_response_time",
+		},
+		"lens/sluice-api-slowest-routes": {"percentile 95 of nginx.request_time", "percentile 99 of nginx.request_time",
+			"formula count(kql='http.response.status_code >= 500') / count()"},
+		"lens/sluice-api-nginx-overhead": {"percentile 50 of nginx.own_time", "percentile 95 of nginx.own_time",
+			"percentile 99 of nginx.own_time"},
 	}
 	got := map[string][]string{}
+	gotOps := map[string][]string{}
 	for _, o := range objects(t) {
-		var uses []fieldUse
-		switch o.Type {
-		case "lens":
-			uses = lensFields(t, o)
-		case "map":
-			uses = mapFields(t, o)
-		}
-		for _, u := range uses {
+		for _, u := range objectFields(t, o) {
 			got[u.object] = append(got[u.object], u.field)
+		}
+		if o.Type == "lens" {
+			gotOps[o.Type+"/"+o.ID] = lensOps(t, o)
 		}
 	}
 	for obj, fields := range want {
@@ -517,6 +803,34 @@ func TestDashboardContent(t *testing.T) {
 				t.Errorf("%s does not read %s (reads %v)", obj, f, got[obj])
 			}
 		}
+	}
+	for obj, ops := range wantOps {
+		for _, op := range ops {
+			if !slices.Contains(gotOps[obj], op) {
+				t.Errorf("%s does not compute %s (computes %q)", obj, op, gotOps[obj])
+			}
+		}
+	}
+}
+
+// TestQueriesMatchDatasets checks that every event.dataset a query or
+// filter names is one Sluice writes: a chart of "nginx" after nginx
+// documents became "nginx.access" shows nothing, and nothing else fails.
+func TestQueriesMatchDatasets(t *testing.T) {
+	written := producedFields(t)["event.dataset"]
+	n := 0
+	for _, line := range strings.Split(string(SavedObjects), "\n") {
+		// Queries sit in JSON strings, some in JSON strings again.
+		line = strings.ReplaceAll(line, `\`, "")
+		for _, m := range kqlDataset.FindAllStringSubmatch(line, -1) {
+			n++
+			if m[1] != written {
+				t.Errorf("a query matches event.dataset %q; nginx documents have %q: %.120s", m[1], written, line)
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no query names event.dataset; the nginx charts should")
 	}
 }
 
