@@ -1,6 +1,8 @@
 package shipper
 
 import (
+	"bytes"
+	"strings"
 	"sync"
 	"time"
 )
@@ -24,7 +26,9 @@ const (
 // readTo is how far a file was read: the fingerprint of its start and the
 // offset every line before which was shipped.
 type readTo struct {
-	fp     fingerprint
+	fp fingerprint
+	// line is the hash of its first line, as in its file id (fileID).
+	line   string
 	offset int64
 	di     devIno
 	at     time.Time
@@ -65,9 +69,19 @@ func (r *replacedGens) snapshot() []readTo {
 // original is still read and not truncated yet: what it reads until its
 // truncation is not to be read from the copy again.
 func (s *Shipper) copyOf(di devIno, head []byte, size int64) (offset int64, live, ok bool) {
+	offset, live, ok, _ = s.copyOfHead(di, head, size)
+	return offset, live, ok
+}
+
+// copyOfHead is copyOf, and also reports undecided: the head is shorter
+// than the fingerprint of a file read so far whose first line it shares,
+// so it may be a copy still being written (cp opened, not yet filled):
+// it is to be looked at again once it has grown.
+func (s *Shipper) copyOfHead(di devIno, head []byte, size int64) (offset int64, live, ok, undecided bool) {
 	if len(head) == 0 {
-		return 0, false, false
+		return 0, false, false, false
 	}
+	line := firstLineHash(head)
 	known := s.replaced.snapshot()
 	for _, e := range s.registry.snapshot() {
 		if !e.Pending {
@@ -75,13 +89,19 @@ func (s *Shipper) copyOf(di devIno, head []byte, size int64) (offset int64, live
 			h := s.harvesters[e.DevIno]
 			s.mu.Unlock()
 			live := h != nil && h.genp.Load().id == e.ID
-			known = append(known, readTo{fp: e.Fingerprint, offset: e.Offset, di: e.DevIno, live: live})
+			known = append(known, readTo{fp: e.Fingerprint, line: idLineHash(e.ID), offset: e.Offset, di: e.DevIno, live: live})
 		}
 	}
 	hashes := map[int64]string{}
 	var best readTo
 	for _, k := range known {
-		if k.di == di || k.fp.Len == 0 || k.fp.Len > int64(len(head)) {
+		if k.di == di || k.fp.Len == 0 {
+			continue
+		}
+		if k.fp.Len > int64(len(head)) {
+			if line != "" && k.line == line {
+				undecided = true
+			}
 			continue
 		}
 		h, done := hashes[k.fp.Len]
@@ -98,7 +118,28 @@ func (s *Shipper) copyOf(di devIno, head []byte, size int64) (offset int64, live
 	}
 	// A copy shorter than what was read (lines written after the copy
 	// and read from the original before its truncation) was read whole.
-	return min(best.offset, size), best.live, best.fp.Len > 0
+	if best.fp.Len > 0 {
+		undecided = false
+	}
+	return min(best.offset, size), best.live, best.fp.Len > 0, undecided
+}
+
+// firstLineHash is the hash of head's first line as fileID writes it, or
+// "" when head has no whole line.
+func firstLineHash(head []byte) string {
+	if !bytes.Contains(head[:min(len(head), fingerprintSize)], []byte{'\n'}) {
+		return ""
+	}
+	return idLineHash(fileID(devIno{}, head))
+}
+
+// idLineHash is the first-line hash of a file id (<dev>-<ino>-h<hash>), or
+// "" for ids of other forms.
+func idLineHash(id string) string {
+	if i := strings.LastIndex(id, "-h"); i >= 0 {
+		return id[i+2:]
+	}
+	return ""
 }
 
 // copyWait bounds how long a copy waits for its original to be truncated

@@ -415,7 +415,7 @@ func (h *harvester) restartGeneration(size int64) error {
 		zap.Int64("read_offset", h.reader.readPosition()), zap.Int64("size", size), zap.Int64("unread_bytes_lost", max(lost, 0)),
 		zap.Duration("waiting_before_reading", wait))
 	// Its copy, if it was copied before the truncation, is read from here.
-	h.sh.replaced.add(readTo{fp: fingerprintOf(h.reader.head), offset: h.reader.position(), di: h.di, at: time.Now()})
+	h.sh.replaced.add(readTo{fp: fingerprintOf(h.reader.head), line: idLineHash(h.gen.id), offset: h.reader.position(), di: h.di, at: time.Now()})
 	h.reader.reset(0)
 	if err := h.sh.newGeneration(h, 0); err != nil {
 		return err
@@ -507,7 +507,19 @@ func (h *harvester) skipCopied() (skip, wait bool) {
 	if err != nil {
 		return false, false
 	}
-	off, live, ok := h.sh.copyOf(h.di, h.reader.head, fi.Size())
+	off, live, ok, undecided := h.sh.copyOfHead(h.di, h.reader.head, fi.Size())
+	if undecided {
+		// Shares its first line with a file read so far but is shorter
+		// than that file's fingerprint: a copy being written, maybe. It
+		// waits to grow, as a copy waits for its original's truncation.
+		if h.copySeen.IsZero() {
+			h.copySeen = time.Now()
+		}
+		if time.Since(h.copySeen) < copyWait {
+			h.reader.seek(0)
+			return false, true
+		}
+	}
 	if !ok || off == 0 {
 		return false, false
 	}

@@ -356,3 +356,48 @@ func TestCopytruncateCopyNotReadAgain(t *testing.T) {
 		t.Errorf("%d lines shipped, want 1200", len(got))
 	}
 }
+
+// TestCopySeenShortIsNotReadAgain: cp opens the copy, then fills it; a
+// scan may find it holding its first line but less than the fingerprint of
+// the file it copies. It must wait to grow and be recognised as a copy, not
+// be read from its start as a new file (which shipped every line again).
+func TestCopySeenShortIsNotReadAgain(t *testing.T) {
+	l := newLifecycle(t, func(c *Config) {
+		c.Inputs[0].Paths = []string{filepath.Join(filepath.Dir(c.Inputs[0].Paths[0]), "app.log*")}
+	})
+	writeLines(t, l.path("app.log"), "c", 0, 1000)
+	_, stop := startShipper(t, l.cfg, l.pub)
+	l.pub.waitFor(t, 1000, 10*time.Second)
+	data, err := os.ReadFile(l.path("app.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(l.path("app.log.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(data[:200]); err != nil { // a first line, not a fingerprint's worth
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // found by a scan and the notification
+	if _, err := f.Write(data[200:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(l.path("app.log"), 0); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, l.path("app.log"), "c", 1000, 1100)
+	l.pub.waitFor(t, 1100, 10*time.Second)
+	time.Sleep(time.Second) // anything more would come now
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	got := l.pub.shipped()
+	assertOnce(t, got, "c", 1100)
+	if len(got) != 1100 {
+		t.Errorf("%d lines shipped, want 1100", len(got))
+	}
+}

@@ -664,7 +664,7 @@ func (s *Shipper) newGeneration(h *harvester, offset int64) error {
 		s.registry.remove(e.ID)
 		if !e.Pending {
 			replaced = append(replaced, e.ID)
-			s.replaced.add(readTo{fp: e.Fingerprint, offset: e.Offset, di: e.DevIno, at: now})
+			s.replaced.add(readTo{fp: e.Fingerprint, line: idLineHash(e.ID), offset: e.Offset, di: e.DevIno, at: now})
 		}
 	}
 	if h.gen != nil && !h.gen.pending && !slices.Contains(replaced, h.gen.id) {
