@@ -88,7 +88,7 @@ type ElasticsearchConfig struct {
 	// Workers is how many bulk requests are in flight (default 4).
 	Workers int `yaml:"workers"`
 	// FlushInterval is how long a bulk request being filled may wait for
-	// more documents once Kafka has no more to give (default 500ms): a
+	// more documents once Kafka has no more to give (default 250ms): a
 	// request goes out at bulk_bytes or at this age, whichever comes first.
 	FlushInterval time.Duration `yaml:"flush_interval"`
 	// Template installs Sluice's index template at start (default true).
@@ -148,13 +148,14 @@ const (
 	DefaultAcceptPast    = 30 * 24 * time.Hour
 	DefaultAcceptFuture  = 24 * time.Hour
 	// DefaultFlushInterval: a line waits at most this long in a request
-	// being filled, which keeps its acknowledgement under a second, while
-	// at a steady 1,500 lines/s requests carry hundreds of documents, not
-	// a poll's handful: Elasticsearch's cost per request (coordination,
-	// the translog fsync) is then small against its cost per document.
+	// being filled, which with the request itself keeps its
+	// acknowledgement under a second; yet at a steady 5,000 lines/s
+	// requests carry about 1,250 documents, not a poll's handful, and
+	// Elasticsearch's cost per request (coordination, the translog fsync)
+	// is small against its cost per document (benchmarks/RESULTS.md).
 	// Logstash waits 50ms for a batch of 125, Filebeat's memory queue up
-	// to 10s for 1,600 events; between the two.
-	DefaultFlushInterval = 500 * time.Millisecond
+	// to 10s for 1,600 events; between the two, nearer the first.
+	DefaultFlushInterval = 250 * time.Millisecond
 )
 
 // SetDefaults fills unset values.
@@ -308,7 +309,7 @@ func (c *Config) Validate() error {
 		return config.Errorf("elasticsearch.workers", "must be between 1 and 64, got %d", es.Workers)
 	}
 	if es.FlushInterval <= 0 || es.FlushInterval > time.Minute {
-		return config.Errorf("elasticsearch.flush_interval", "must be a duration between 1ms and 1m such as 500ms, got %s", es.FlushInterval)
+		return config.Errorf("elasticsearch.flush_interval", "must be a duration between 1ms and 1m such as 250ms, got %s", es.FlushInterval)
 	}
 	if es.RetryMax <= 0 {
 		return config.Errorf("elasticsearch.retry_max", "must be a positive duration such as 30s")

@@ -63,5 +63,5 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // endToEndBuckets resolve a latency objective of a second: tenths up to it
-// (flush_interval holds a line up to 500ms), coarser beyond.
+// (flush_interval holds a line up to 250ms), coarser beyond.
 var endToEndBuckets = []float64{0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.25, 1.5, 2, 3, 5, 10, 30, 60, 120, 300}

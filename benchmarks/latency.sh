@@ -70,7 +70,7 @@ elasticsearch:
   addresses: ["$es"]
   index: lat-$run-{type}
   template_name: lat-$run
-  flush_interval: ${FLUSH_INTERVAL:-500ms}
+  flush_interval: ${FLUSH_INTERVAL:-250ms}
 http:
   listen: 127.0.0.1:9697
 log:
@@ -92,7 +92,7 @@ sleep 2
 writer() {
   python3 - "$@" <<'PY'
 import sys, time, datetime, random
-rate, nfiles, secs, d = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+rate, nfiles, secs, d = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 fs = [open(f"{d}/app-{i:03d}.log", "a", buffering=1 << 16) for i in range(nfiles)]
 tick, n, start = 0.01, 0, time.time()
 msgs = ["order placed", "payment authorised", "cart updated", "user signed in", "cache miss"]
@@ -174,7 +174,7 @@ wait "$wpid"
 written=$(cat "$dir/written")
 until [ "$(count "$index")" -ge "$written" ]; do sleep 0.5; done
 curl -s "$es/$index/_refresh" >/dev/null
-echo "$written lines at $rate lines/s over $files files for $secs s (flush_interval ${FLUSH_INTERVAL:-500ms})" | tee -a "$out/latency-$run.txt"
+echo "$written lines at $rate lines/s over $files files for $secs s (flush_interval ${FLUSH_INTERVAL:-250ms})" | tee -a "$out/latency-$run.txt"
 curl -s 127.0.0.1:9697/metrics >"$dir/metrics1.txt"
 python3 - "$es" "$index" "$dir/metrics0.txt" "$dir/metrics1.txt" "$t0" <<'PY' | tee -a "$out/latency-$run.txt"
 import collections, datetime, json, re, sys, urllib.request
