@@ -4,8 +4,9 @@
 //
 // Data flows one way: poll a batch of records, decode each into an event,
 // parse it into a document, route it to its index, and bulk-index it in
-// requests of up to bulk_bytes, which keep the configured number of
-// requests in flight across polls (see flow). Acknowledgements flow back:
+// requests of up to bulk_bytes or flush_interval old, which keep the
+// configured number of requests in flight across polls (see flow).
+// Acknowledgements flow back:
 // a partition's offset is committed only once every one of its records up
 // to it is acknowledged by Elasticsearch or written to the dead-letter
 // topic; documents of an index that keeps failing wait apart, holding back
