@@ -4,8 +4,9 @@
 //
 // Data flows one way: poll a batch of records, decode each into an event,
 // parse it into a document, route it to its index, and bulk-index it in
-// requests of up to bulk_bytes, which keep the configured number of
-// requests in flight across polls (see flow). Acknowledgements flow back:
+// requests of up to bulk_bytes or flush_interval old, which keep the
+// configured number of requests in flight across polls (see flow).
+// Acknowledgements flow back:
 // a partition's offset is committed only once every one of its records up
 // to it is acknowledged by Elasticsearch or written to the dead-letter
 // topic; documents of an index that keeps failing wait apart, holding back
@@ -396,12 +397,20 @@ func (a *Aggregator) consume(ctx context.Context, c consumer) error {
 			rebalance = false
 		}
 		paused = a.pause(f, c, paused)
-		// What is buffered now; with nothing, the chunk being filled goes
-		// out before waiting for more.
+		// A chunk flush_interval old goes out if a worker is free, even
+		// while polls keep finding records.
+		if _, err := f.flushAged(false); err != nil {
+			return ended(err)
+		}
+		// What is buffered now. With nothing, the chunk being filled
+		// waits for more up to its flush_interval (due), not for a full
+		// request: a trickle makes requests of many documents, not one
+		// per poll.
 		fetches := c.PollRecords(nil, a.cfg.Kafka.MaxPollRecords)
 		if fetches.NumRecords() == 0 {
 			a.polled(fetches)
-			if err := f.flush(); err != nil {
+			due, err := f.flushAged(true)
+			if err != nil {
 				return ended(err)
 			}
 			if f.idle() {
@@ -412,7 +421,7 @@ func (a *Aggregator) consume(ctx context.Context, c consumer) error {
 			if paused != nil {
 				wake = f.freed // to resume them when the documents go
 			}
-			fetches, rebalance = a.pollWait(ctx, f, c, wake)
+			fetches, rebalance = a.pollWait(ctx, f, c, wake, due)
 			if ctx.Err() != nil {
 				return a.stopFlow(f)
 			}
@@ -505,11 +514,19 @@ func (a *Aggregator) polled(fetches kgo.Fetches) []*kgo.Record {
 }
 
 // pollWait polls, waiting for records until ctx or the flow ends, wake
-// fires or a rebalance is signalled; rebalanceWanted reports the latter.
-func (a *Aggregator) pollWait(ctx context.Context, f *flow, c consumer, wake <-chan struct{}) (_ kgo.Fetches, rebalanceWanted bool) {
+// fires, the chunk being filled is due (when due is not zero: it is sent
+// then, records or not) or a rebalance is signalled; rebalanceWanted
+// reports the latter.
+func (a *Aggregator) pollWait(ctx context.Context, f *flow, c consumer, wake <-chan struct{}, due time.Time) (_ kgo.Fetches, rebalanceWanted bool) {
 	pctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(f.ctx, cancel)
 	defer stop()
+	var flushTimer <-chan time.Time
+	if !due.IsZero() {
+		t := time.NewTimer(time.Until(due))
+		defer t.Stop()
+		flushTimer = t.C
+	}
 	signalled := make(chan bool, 1)
 	go func() {
 		select {
@@ -517,6 +534,9 @@ func (a *Aggregator) pollWait(ctx context.Context, f *flow, c consumer, wake <-c
 			cancel()
 			signalled <- true
 		case <-wake:
+			cancel()
+			signalled <- false
+		case <-flushTimer:
 			cancel()
 			signalled <- false
 		case <-pctx.Done():

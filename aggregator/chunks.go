@@ -1,6 +1,9 @@
 package aggregator
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // A chunk is one call to the sink: documents in poll order, up to
 // bulk_bytes, possibly from several batches. Chunks are filled across poll
@@ -12,6 +15,9 @@ type chunk struct {
 	items []item
 	size  int    // bulkSize of the items
 	spans []span // whose items these are, in order
+	// since is when the first item was put: the chunk goes out at
+	// flush_interval from then if not full before (flushAged).
+	since time.Time
 }
 
 // span says that the next hi-lo items of a chunk are b.items[lo:hi].
@@ -41,6 +47,9 @@ func (f *flow) put(b *batch, k int) error {
 			return err
 		}
 	}
+	if len(f.cur.items) == 0 {
+		f.cur.since = time.Now()
+	}
 	f.cur.items = append(f.cur.items, b.items[k])
 	f.cur.size += n
 	if last := len(f.cur.spans) - 1; last >= 0 && f.cur.spans[last].b == b && f.cur.spans[last].hi == k {
@@ -53,29 +62,60 @@ func (f *flow) put(b *batch, k int) error {
 
 // flush sends the chunk being filled, full or not, waiting while every
 // worker is busy. Whatever the poll loop is about to wait for (room for
-// another batch, a poll with nothing buffered, the end of the work in
-// flight) may depend on this chunk's delivery, so it flushes first. Poll
-// loop only.
+// another batch, the end of the work in flight) may depend on this chunk's
+// delivery, so it flushes first; only a poll that finds nothing buffered
+// may hold it, up to flush_interval (flushAged). Poll loop only.
 func (f *flow) flush() error {
+	_, err := f.send(true)
+	return err
+}
+
+// flushAged sends the chunk being filled if it is flush_interval old, and
+// else returns when it will be (zero: nothing held). With wait false an
+// aged chunk goes only if a worker is free at once, and is otherwise
+// filled on (a full one goes at put), due at once. Poll loop only.
+func (f *flow) flushAged(wait bool) (due time.Time, err error) {
 	if len(f.cur.items) == 0 {
-		return nil
+		return time.Time{}, nil
+	}
+	due = f.cur.since.Add(f.a.cfg.Elasticsearch.FlushInterval)
+	if time.Now().Before(due) {
+		return due, nil
+	}
+	if sent, err := f.send(wait); sent || err != nil {
+		return time.Time{}, err
+	}
+	return due, nil
+}
+
+// send hands the chunk being filled to a worker: waiting for one to be
+// free, or with wait false only if one is (sent says whether it went).
+func (f *flow) send(wait bool) (sent bool, err error) {
+	if len(f.cur.items) == 0 {
+		return false, nil
+	}
+	select {
+	case f.slots <- struct{}{}:
+	default:
+		if !wait {
+			return false, nil
+		}
+		select {
+		case f.slots <- struct{}{}:
+		case <-f.abort:
+			return false, errDrainTimeout // abandoned with the rest
+		case <-f.ctx.Done():
+			return false, f.failure()
+		}
 	}
 	ch := f.cur
 	f.cur = chunk{items: make([]item, 0, len(ch.items))}
-	select {
-	case f.slots <- struct{}{}:
-	case <-f.abort:
-		f.cur = ch // abandoned with the rest
-		return errDrainTimeout
-	case <-f.ctx.Done():
-		return f.failure()
-	}
 	f.mu.Lock()
 	f.inChunks += len(ch.items)
 	f.mu.Unlock()
 	f.wg.Add(1)
 	go f.index(ch)
-	return nil
+	return true, nil
 }
 
 // index delivers a chunk and hands each outcome to its batch; what

@@ -178,29 +178,53 @@ func TestStallAfterConfig(t *testing.T) {
 		{"http:\n  stall_after: 5m\n", ""},
 		{"http:\n  stall_after: 10ms\n", "http.stall_after: must be at least 1s"},
 	} {
-		path := filepath.Join(t.TempDir(), "aggregator.yaml")
-		if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		var cfg Config
-		err := config.Load(path, &cfg)
-		if err == nil {
-			cfg.SetDefaults()
-			err = cfg.Validate()
-		}
-		if tc.want == "" {
-			if err != nil {
-				t.Errorf("%q: %v", tc.yaml, err)
-			}
-			continue
-		}
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%q: error %v, want %q", tc.yaml, err, tc.want)
-		}
+		checkConfig(t, tc.yaml, tc.want)
 	}
 	var cfg Config
 	cfg.SetDefaults()
 	if cfg.HTTP.StallAfter != 60*time.Second {
 		t.Errorf("default stall_after = %s, want 60s", cfg.HTTP.StallAfter)
+	}
+}
+
+// TestFlushIntervalConfig: elasticsearch.flush_interval defaults to 250ms,
+// is read as a duration, and a value out of range is refused by key.
+func TestFlushIntervalConfig(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"elasticsearch:\n  flush_interval: 2s\n", ""},
+		{"elasticsearch:\n  flush_interval: -1s\n", "elasticsearch.flush_interval: must be a duration between 1ms and 1m"},
+		{"elasticsearch:\n  flush_interval: 5m\n", "elasticsearch.flush_interval: must be a duration between 1ms and 1m"},
+	} {
+		checkConfig(t, tc.yaml, tc.want)
+	}
+	var cfg Config
+	cfg.SetDefaults()
+	if cfg.Elasticsearch.FlushInterval != 250*time.Millisecond {
+		t.Errorf("default flush_interval = %s, want 250ms", cfg.Elasticsearch.FlushInterval)
+	}
+}
+
+// checkConfig loads yaml as a configuration file, with defaults, and checks
+// that it is valid (want "") or refused with an error containing want.
+func checkConfig(t *testing.T, yaml, want string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "aggregator.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var cfg Config
+	err := config.Load(path, &cfg)
+	if err == nil {
+		cfg.SetDefaults()
+		err = cfg.Validate()
+	}
+	if want == "" {
+		if err != nil {
+			t.Errorf("%q: %v", yaml, err)
+		}
+		return
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("%q: error %v, want %q", yaml, err, want)
 	}
 }

@@ -19,7 +19,9 @@ import (
 //
 //   - the poll loop splits each poll by partition into batches and builds
 //     their documents into chunks of up to bulk_bytes (put, flush), which
-//     may span batches;
+//     may span batches; a chunk not full goes out flush_interval after its
+//     first document (flushAged), or before the loop waits for anything
+//     else;
 //   - up to sinkWorkers chunks are delivered at once (index); flush waits
 //     for a free worker, which bounds the documents in flight;
 //   - a document Elasticsearch does not take yet (429, 5xx, a cluster

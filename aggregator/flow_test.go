@@ -48,6 +48,7 @@ type testSink struct {
 	delivered map[string]bool
 	inFlight  int
 	maxFlight int
+	nCalls    int // index calls
 }
 
 type sinkCall struct {
@@ -62,6 +63,7 @@ func newTestSink(auto bool) *testSink {
 
 func (s *testSink) index(ctx context.Context, items []item) ([]outcome, error) {
 	s.mu.Lock()
+	s.nCalls++
 	s.inFlight++
 	s.maxFlight = max(s.maxFlight, s.inFlight)
 	s.mu.Unlock()
@@ -91,6 +93,13 @@ func (s *testSink) index(ctx context.Context, items []item) ([]outcome, error) {
 	}
 	s.mu.Unlock()
 	return out, nil
+}
+
+// requests is how many index calls the sink received.
+func (s *testSink) requests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nCalls
 }
 
 func (s *testSink) isDelivered(off int64) bool {

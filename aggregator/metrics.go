@@ -56,7 +56,7 @@ func newMetrics(reg prometheus.Registerer, topics ...string) *metrics {
 		deadLettered:    prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_dead_lettered_total", Help: "Records sent to the dead-letter topic."}),
 		committed:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_aggregator_committed_offset", Help: "Last committed offset, by topic and partition."}, []string{"topic", "partition"}),
 		lag:             prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_aggregator_consumer_lag_records", Help: "Records in a partition not yet committed by the group: its end offset minus the committed offset, read from Kafka every 10s and at each fetch and commit, by topic and partition."}, []string{"topic", "partition"}),
-		endToEnd:        prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_aggregator_end_to_end_latency_seconds", Help: "Time from the shipper reading a line to Elasticsearch acknowledging its document.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 16)}),
+		endToEnd:        prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_aggregator_end_to_end_latency_seconds", Help: "Time from the shipper reading a line to Elasticsearch acknowledging its document.", Buckets: endToEndBuckets}),
 		malformed:       prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_malformed_records_total", Help: "Records that were not Sluice events; sent to the dead-letter topic."}),
 		conflictRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_mapping_conflict_retries_total", Help: "Documents sent again with a conflicting field moved aside."}),
 		refused: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_aggregator_elasticsearch_refused",
@@ -89,3 +89,7 @@ func newMetrics(reg prometheus.Registerer, topics ...string) *metrics {
 	}
 	return m
 }
+
+// endToEndBuckets resolve a latency objective of a second: tenths up to it
+// (flush_interval holds a line up to 250ms), coarser beyond.
+var endToEndBuckets = []float64{0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.25, 1.5, 2, 3, 5, 10, 30, 60, 120, 300}
