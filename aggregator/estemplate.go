@@ -99,6 +99,9 @@ func indexTemplate(pattern string) map[string]any {
 					}},
 					"url": map[string]any{"properties": map[string]any{
 						"original": map[string]any{"type": "keyword", "ignore_above": 8192},
+						"path":     map[string]any{"type": "keyword", "ignore_above": 8192},
+						"query":    map[string]any{"type": "keyword", "ignore_above": 8192},
+						"domain":   keyword,
 					}},
 					"user_agent": map[string]any{"properties": map[string]any{
 						"original": map[string]any{"type": "keyword", "ignore_above": 2048},
