@@ -154,7 +154,8 @@ type Layout struct {
 
 // ParsersConfig configures the document type parsers.
 type ParsersConfig struct {
-	// NginxFormat is the nginx log_format of nginx access logs.
+	// NginxFormat is the nginx log_format of nginx access logs, or the
+	// name of one (parser.NginxFormatNames: combined, main, sluice, traced).
 	NginxFormat string `yaml:"nginx_format"`
 	// DecodeJSONFields are the service members whose string value, if it
 	// holds a JSON object, is decoded into the document (default [log],
@@ -399,7 +400,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if _, err := newParsers(c.Parsers); err != nil {
-		return config.Errorf("parsers.nginx_format", "%v", err)
+		return config.Errorf("parsers.nginx_format", "%v; give nginx's log_format string, or one of the names %s", err, strings.Join(parser.NginxFormatNames, ", "))
 	}
 	return c.Pipelines.Validate("pipelines")
 }

@@ -18,6 +18,9 @@ import (
 type parsers struct {
 	nginx   *parser.Nginx
 	service parser.Service
+	// watch warns of files whose lines do not match the nginx format (nil:
+	// not watched).
+	watch *formatWatch
 
 	// The read time of the last event and its text: the lines of one read
 	// burst share it.
@@ -106,6 +109,8 @@ func newParsers(cfg ParsersConfig) (*parsers, error) {
 	format := cfg.NginxFormat
 	if format == "" {
 		format = parser.DefaultNginxFormat
+	} else if named, ok := parser.NginxFormat(format); ok {
+		format = named
 	}
 	n, err := parser.CompileNginx(format)
 	if err != nil {
@@ -171,6 +176,7 @@ func (p *parsers) fill(ev *event.Event, doc *parser.Doc) (parsed bool) {
 		// value, which nothing changes, and the document is done with
 		// before the record is.
 		err = p.nginx.ParseString(unsafe.String(unsafe.SliceData(ev.Line), len(ev.Line)), doc)
+		p.watch.seen(ev.Node, ev.Path, ev.Line, err)
 	default:
 		doc.Set("message", string(ev.Line))
 	}

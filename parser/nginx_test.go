@@ -489,3 +489,35 @@ func TestREADMEFormatTraced(t *testing.T) {
 		t.Errorf("deploy/local/aggregator.yaml's nginx_format is not FormatTraced")
 	}
 }
+
+// TestNginxFormatNames checks that every named format compiles and reads
+// a line nginx writes with it, and that a log_format string is no name.
+func TestNginxFormatNames(t *testing.T) {
+	lines := map[string]string{
+		"combined": `81.2.69.142 - - [25/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 612 "-" "curl/8.5.0"`,
+		"main":     `81.2.69.142 - - [25/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 612 "-" "curl/8.5.0" "-"`,
+		"sluice":   `81.2.69.142 - - [25/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 612 "-" "curl/8.5.0" 0.012 0.010 "-"`,
+		"traced": `81.2.69.142 - - [25/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 612 "-" "curl/8.5.0" 0.012 0.010 "-" ` +
+			`0af7651916cd43dd8448eb211c80319c "-" "-" "10.0.0.11:8080" "200" "0.001" shop.example`,
+	}
+	if len(lines) != len(NginxFormatNames) {
+		t.Fatalf("%d names, %d test lines", len(NginxFormatNames), len(lines))
+	}
+	for _, name := range NginxFormatNames {
+		f, ok := NginxFormat(name)
+		if !ok {
+			t.Fatalf("NginxFormat(%q) unknown", name)
+		}
+		p, err := CompileNginx(f)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		doc := NewDoc(40)
+		if err := p.ParseString(lines[name], doc); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, ok := NginxFormat(FormatCombined); ok {
+		t.Error("a log_format string taken as a name")
+	}
+}
