@@ -50,7 +50,7 @@ func newBuilder(cfg Config, reg prometheus.Registerer, log *zap.Logger) (builder
 	b := builder{parsers: ps, index: idx, names: newIndexNames(idx), pipes: pipes, fit: new(fitter),
 		window: timeWindow{past: accept.Past, future: accept.Future, now: time.Now}}
 	b.dataStream = cfg.Elasticsearch.DataStream
-	ps.watch = newFormatWatch(log, cfg.Parsers.NginxFormat)
+	ps.watch = newFormatWatch(log)
 	if cfg.GeoIP.Enabled() {
 		if b.geo, err = geoip.Open(cfg.GeoIP, reg, log); err != nil {
 			return builder{}, err

@@ -36,9 +36,8 @@ const (
 // warning names the file, the first failing line and its reason, and the
 // named format that reads the line, if one does. Safe for concurrent use.
 type formatWatch struct {
-	log    *zap.Logger
-	format string // parsers.nginx_format as configured
-	every  *telemetry.Every
+	log   *zap.Logger
+	every *telemetry.Every
 
 	mu      sync.Mutex
 	sources map[watchKey]*watchCounts
@@ -53,18 +52,18 @@ type watchCounts struct {
 }
 
 // newFormatWatch returns a formatWatch that logs to log (nil: nothing is
-// watched) about format, the parsers.nginx_format value.
-func newFormatWatch(log *zap.Logger, format string) *formatWatch {
+// watched).
+func newFormatWatch(log *zap.Logger) *formatWatch {
 	if log == nil {
 		return nil
 	}
-	return &formatWatch{log: log, format: format, every: telemetry.NewEvery(watchEvery),
+	return &formatWatch{log: log, every: telemetry.NewEvery(watchEvery),
 		sources: map[watchKey]*watchCounts{}}
 }
 
-// seen counts one nginx line of node's file path; err is its parse error,
-// nil if it parsed.
-func (w *formatWatch) seen(node, path string, line []byte, err error) {
+// seen counts one nginx line of node's file path, read with format (as
+// configured); err is its parse error, nil if it parsed.
+func (w *formatWatch) seen(node, path, format string, line []byte, err error) {
 	if w == nil {
 		return
 	}
@@ -95,12 +94,15 @@ func (w *formatWatch) seen(node, path string, line []byte, err error) {
 	if !warn {
 		return
 	}
+	if format == "" {
+		format = "sluice"
+	}
 	if ok, suppressed := w.every.Allow(node + "\x00" + path); ok {
 		w.log.Warn("most nginx lines of a file do not match parsers.nginx_format; set it to the file's log_format, or per path in parsers.nginx_formats",
 			zap.String("node", node), zap.String("path", path),
 			zap.Int("lines", report.lines), zap.Int("failed", report.failed),
 			zap.String("first_error", report.firstErr), zap.String("first_line", report.firstLine[:min(len(report.firstLine), watchLineChars)]),
-			zap.String("nginx_format", w.format), zap.String("matching_format", matchingFormat(report.firstLine)),
+			zap.String("nginx_format", format), zap.String("matching_format", matchingFormat(report.firstLine)),
 			zap.Int("suppressed", suppressed))
 	}
 }

@@ -97,3 +97,43 @@ func TestFormatMismatchWarns(t *testing.T) {
 		t.Errorf("warnings for a file with 10%% bad lines: %v", logs.All())
 	}
 }
+
+// TestNginxFormatsPerPath checks parsers.nginx_formats: files matching a
+// glob take its format, the others parsers.nginx_format, and bad entries
+// are refused with the key named.
+func TestNginxFormatsPerPath(t *testing.T) {
+	var cfg Config
+	cfg.SetDefaults()
+	cfg.Parsers.NginxFormats = []NginxFormatConfig{{Path: "/var/log/nginx/legacy*", Format: "combined"}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	logs, parsed := buildLines(t, cfg, "/var/log/nginx/legacy-shop.log", combinedLines(20))
+	for i, ok := range parsed {
+		if !ok {
+			t.Fatalf("legacy line %d not parsed", i)
+		}
+	}
+	good := `81.2.69.142 - - [25/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 612 "-" "curl/8.5.0" 0.012 0.010 "-"`
+	_, parsed = buildLines(t, cfg, "/var/log/nginx/access.log", []string{good})
+	if !parsed[0] {
+		t.Error("a default-format line of another file not parsed")
+	}
+	if logs.Len() != 0 {
+		t.Errorf("warnings: %v", logs.All())
+	}
+	for _, bad := range []struct {
+		entry NginxFormatConfig
+		key   string
+	}{
+		{NginxFormatConfig{Path: "[", Format: "combined"}, "parsers.nginx_formats[0].path"},
+		{NginxFormatConfig{Format: "combined"}, "parsers.nginx_formats[0].path"},
+		{NginxFormatConfig{Path: "/x*"}, "parsers.nginx_formats[0].format"},
+		{NginxFormatConfig{Path: "/x*", Format: "$a$b"}, "parsers.nginx_formats[0].format"},
+	} {
+		cfg.Parsers.NginxFormats = []NginxFormatConfig{bad.entry}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), bad.key) {
+			t.Errorf("%+v: %v, want an error naming %s", bad.entry, err, bad.key)
+		}
+	}
+}
