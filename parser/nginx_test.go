@@ -454,29 +454,32 @@ func TestNginxRoutes(t *testing.T) {
 	}
 }
 
-// TestREADMEFormatTraced: the log_format and nginx_format the README
-// tells to copy, and the demo's, are FormatTraced.
+// TestREADMEFormatTraced: the log_format lines the README tells to paste
+// are the named formats, and the nginx_format it and the demo use is
+// FormatTraced.
 func TestREADMEFormatTraced(t *testing.T) {
 	data, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	readme := string(data)
-	_, block, ok := strings.Cut(readme, "log_format sluice ")
-	block, _, ok2 := strings.Cut(block, ";")
-	if !ok || !ok2 {
-		t.Fatal("README has no log_format sluice")
-	}
-	// nginx joins the quoted pieces as they are; the pieces between
-	// quotes alternate with the whitespace between them.
-	var format strings.Builder
-	for i, piece := range strings.Split(block, "'") {
-		if i%2 == 1 {
-			format.WriteString(piece)
+	for _, name := range []string{"main", "sluice", "traced"} {
+		_, block, ok := strings.Cut(readme, "log_format "+name+" ")
+		block, _, ok2 := strings.Cut(block, ";")
+		if !ok || !ok2 {
+			t.Fatalf("README has no log_format %s", name)
 		}
-	}
-	if format.String() != FormatTraced {
-		t.Errorf("README's log_format sluice is\n%s\nnot FormatTraced\n%s", format.String(), FormatTraced)
+		// nginx joins the quoted pieces as they are; the pieces between
+		// quotes alternate with the whitespace between them.
+		var format strings.Builder
+		for i, piece := range strings.Split(block, "'") {
+			if i%2 == 1 {
+				format.WriteString(piece)
+			}
+		}
+		if want, _ := NginxFormat(name); format.String() != want {
+			t.Errorf("README's log_format %s is\n%s\nnot\n%s", name, format.String(), want)
+		}
 	}
 	if !strings.Contains(readme, "  nginx_format: '"+FormatTraced+"'\n") {
 		t.Errorf("README's nginx_format is not FormatTraced")
