@@ -155,10 +155,10 @@ type Call struct {
 	// (trusted) passes it on, if any: a forged entry the client sent,
 	// then RealClient, the address the load balancer saw.
 	ForwardedFor, RealClient string
-	Upstream          bool   // nginx passes it to a service
-	Status            int
-	Took              time.Duration
-	GotID             string // X-Request-ID of the answer
+	Upstream                 bool // nginx passes it to a service
+	Status                   int
+	Took                     time.Duration
+	GotID                    string // X-Request-ID of the answer
 }
 
 // Calls returns scale times: 40 orders, 15 order lines, 30 users by UUID
