@@ -2,6 +2,7 @@ package geoip
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -123,4 +124,48 @@ func TestRoutable(t *testing.T) {
 	if routable(netip.Addr{}) {
 		t.Error("the zero Addr is routable")
 	}
+}
+
+// FuzzClientIP checks the rule's invariants on arbitrary headers: the
+// client is the peer or one of the header's addresses; an untrusted peer
+// is always the client; and an entry added left of the header (a forged
+// one) never changes the client unless every address right of it is
+// trusted.
+func FuzzClientIP(f *testing.F) {
+	f.Add("10.0.0.7", "6.6.6.6, 81.2.69.1", "1.2.3.4")
+	f.Add("81.2.69.142", "10.0.0.1", "6.6.6.6")
+	f.Add("10.0.0.7", "unknown, 10.0.0.1", "6.6.6.6")
+	f.Add("::ffff:10.0.0.7", "[2001:218::1]:443,  ,", "x")
+	trusted, err := ParsePrefixes(DefaultTrustedProxies(), "x")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, peer, xff, forged string) {
+		got, ok := ClientIP(peer, []string{xff}, trusted)
+		p, pok := parseAddr(peer)
+		if ok != pok {
+			t.Fatalf("ok %v for peer %q", ok, peer)
+		}
+		if !ok {
+			return
+		}
+		if !contains(trusted, p) && got != p {
+			t.Fatalf("untrusted peer %v, client %v", p, got)
+		}
+		found := got == p
+		for part := range strings.SplitSeq(xff, ",") {
+			if a, ok := parseAddr(part); ok && a == got {
+				found = true
+			}
+		}
+		if !found {
+			t.Fatalf("client %v is neither the peer %q nor in %q", got, peer, xff)
+		}
+		if contains(trusted, got) {
+			return // the walk reached the left end or an invalid entry
+		}
+		if again, _ := ClientIP(peer, []string{forged, xff}, trusted); again != got {
+			t.Fatalf("forged %q moved the client from %v to %v (peer %q, header %q)", forged, got, again, peer, xff)
+		}
+	})
 }
