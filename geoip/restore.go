@@ -39,6 +39,9 @@ func NewClients(trusted []string) (*Clients, error) {
 // too, and the client the end of the connection the server saw. A document
 // whose client is its peer is left alone.
 func (c *Clients) Restore(doc *parser.Doc) {
+	if !doc.HasKey(xffField) { // most documents: nothing to walk
+		return
+	}
 	if addr, moved, ok := clientOf(doc, c.trusted); ok && moved {
 		move(doc, addr.String())
 	}
