@@ -22,6 +22,7 @@ type builder struct {
 	names   *indexNames // index names from index
 	pipes   *pipelines
 	geo     *geoip.Enricher // nil without a database
+	clients *geoip.Clients  // restores the client when geo is nil
 	fit     *fitter
 	// window routes documents whose time is out of range, for an index
 	// with a date.
@@ -49,10 +50,13 @@ func newBuilder(cfg Config, reg prometheus.Registerer, log *zap.Logger) (builder
 	b := builder{parsers: ps, index: idx, names: newIndexNames(idx), pipes: pipes, fit: new(fitter),
 		window: timeWindow{past: accept.Past, future: accept.Future, now: time.Now}}
 	b.dataStream = cfg.Elasticsearch.DataStream
+	ps.watch = newFormatWatch(log)
 	if cfg.GeoIP.Enabled() {
 		if b.geo, err = geoip.Open(cfg.GeoIP, reg, log); err != nil {
 			return builder{}, err
 		}
+	} else if b.clients, err = geoip.NewClients(cfg.GeoIP.TrustedProxies); err != nil {
+		return builder{}, err
 	}
 	return b, nil
 }
@@ -65,6 +69,8 @@ func (b *builder) build(ev *event.Event, doc *parser.Doc) (parsed, keep bool, dr
 	parsed = b.parsers.fill(ev, doc)
 	if b.geo != nil {
 		b.geo.Enrich(doc)
+	} else {
+		b.clients.Restore(doc)
 	}
 	keep, droppedBy = b.pipes.apply(ev, doc)
 	if keep && b.index.HasDate() {

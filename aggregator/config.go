@@ -3,6 +3,7 @@ package aggregator
 import (
 	"fmt"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -158,8 +159,13 @@ type Layout struct {
 
 // ParsersConfig configures the document type parsers.
 type ParsersConfig struct {
-	// NginxFormat is the nginx log_format of nginx access logs.
+	// NginxFormat is the nginx log_format of nginx access logs, or the
+	// name of one (parser.NginxFormatNames: combined, main, sluice, traced).
 	NginxFormat string `yaml:"nginx_format"`
+	// NginxFormats give files whose path matches a glob their own format
+	// (a log_format string or a name, as NginxFormat); the first match
+	// wins, other files use NginxFormat.
+	NginxFormats []NginxFormatConfig `yaml:"nginx_formats"`
 	// DecodeJSONFields are the service members whose string value, if it
 	// holds a JSON object, is decoded into the document (default [log],
 	// Docker's json-file member; [] decodes none).
@@ -171,6 +177,15 @@ type ParsersConfig struct {
 	// paths, by path prefix (one per service location); the built-in id
 	// patterns apply without them.
 	Routes []RouteConfig `yaml:"routes"`
+}
+
+// NginxFormatConfig is one entry of parsers.nginx_formats.
+type NginxFormatConfig struct {
+	// Path is a glob of the shipper's file paths (path.Match: * does not
+	// cross /), e.g. /var/log/nginx/legacy*.
+	Path string `yaml:"path"`
+	// Format is a log_format string or a name.
+	Format string `yaml:"format"`
 }
 
 // RouteConfig is one rule of parsers.routes (see parser.RouteRule).
@@ -417,8 +432,20 @@ func (c *Config) Validate() error {
 			return config.Errorf(fmt.Sprintf("parsers.routes[%d]", i), "%s; e.g. {prefix: /api/v1/orders, templates: [/api/v1/orders/{id}/lines/{line}]}", msg)
 		}
 	}
+	for i, f := range c.Parsers.NginxFormats {
+		key := fmt.Sprintf("parsers.nginx_formats[%d]", i)
+		if _, err := path.Match(f.Path, ""); err != nil || f.Path == "" {
+			return config.Errorf(key+".path", "must be a glob of file paths, e.g. /var/log/nginx/legacy*; got %q", f.Path)
+		}
+		if f.Format == "" {
+			return config.Errorf(key+".format", "is missing; give nginx's log_format string, or one of the names %s", strings.Join(parser.NginxFormatNames, ", "))
+		}
+		if _, err := compileNginx(f.Format); err != nil {
+			return config.Errorf(key+".format", "%v; give nginx's log_format string, or one of the names %s", err, strings.Join(parser.NginxFormatNames, ", "))
+		}
+	}
 	if _, err := newParsers(c.Parsers); err != nil {
-		return config.Errorf("parsers.nginx_format", "%v", err)
+		return config.Errorf("parsers.nginx_format", "%v; give nginx's log_format string, or one of the names %s", err, strings.Join(parser.NginxFormatNames, ", "))
 	}
 	return c.Pipelines.Validate("pipelines")
 }

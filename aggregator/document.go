@@ -1,6 +1,8 @@
 package aggregator
 
 import (
+	"fmt"
+	"path"
 	"reflect"
 	"slices"
 	"strings"
@@ -17,7 +19,16 @@ import (
 // Not safe for concurrent use.
 type parsers struct {
 	nginx   *parser.Nginx
+	format  string // parsers.nginx_format as configured
 	service parser.Service
+	// byPath are parsers.nginx_formats; lastFile is the last file looked
+	// up, and lastNginx and lastFormat its parser and format.
+	byPath               []pathFormat
+	lastFile, lastFormat string
+	lastNginx            *parser.Nginx
+	// watch warns of files whose lines do not match the nginx format (nil:
+	// not watched).
+	watch *formatWatch
 
 	// The read time of the last event and its text: the lines of one read
 	// burst share it.
@@ -103,11 +114,7 @@ func (p *parsers) created(t time.Time) any {
 }
 
 func newParsers(cfg ParsersConfig) (*parsers, error) {
-	format := cfg.NginxFormat
-	if format == "" {
-		format = parser.DefaultNginxFormat
-	}
-	n, err := parser.CompileNginx(format)
+	n, err := compileNginx(cfg.NginxFormat)
 	if err != nil {
 		return nil, err
 	}
@@ -118,11 +125,58 @@ func newParsers(cfg ParsersConfig) (*parsers, error) {
 	if n.Routes, err = parser.NewRoutes(rules); err != nil {
 		return nil, err
 	}
+	var byPath []pathFormat
+	for _, f := range cfg.NginxFormats {
+		pn, err := compileNginx(f.Format)
+		if err != nil {
+			return nil, fmt.Errorf("parsers.nginx_formats %s: %w", f.Path, err)
+		}
+		pn.Routes = n.Routes
+		byPath = append(byPath, pathFormat{glob: f.Path, format: f.Format, nginx: pn})
+	}
 	decode := cfg.DecodeJSONFields
 	if decode == nil {
 		decode = parser.DefaultDecodeJSON
 	}
-	return &parsers{nginx: n, service: parser.Service{DecodeJSON: decode, MaxFields: cfg.MaxFields}}, nil
+	return &parsers{nginx: n, format: cfg.NginxFormat, byPath: byPath,
+		service: parser.Service{DecodeJSON: decode, MaxFields: cfg.MaxFields}}, nil
+}
+
+// compileNginx compiles a parsers.nginx_format value: a log_format string
+// or a name ("" is the default).
+func compileNginx(format string) (*parser.Nginx, error) {
+	if format == "" {
+		format = parser.DefaultNginxFormat
+	} else if named, ok := parser.NginxFormat(format); ok {
+		format = named
+	}
+	return parser.CompileNginx(format)
+}
+
+// pathFormat is an entry of parsers.nginx_formats.
+type pathFormat struct {
+	glob, format string
+	nginx        *parser.Nginx
+}
+
+// nginxFor returns the nginx parser of a file, and its format as
+// configured.
+func (p *parsers) nginxFor(file string) (*parser.Nginx, string) {
+	if len(p.byPath) == 0 {
+		return p.nginx, p.format
+	}
+	if p.lastNginx != nil && file == p.lastFile {
+		return p.lastNginx, p.lastFormat
+	}
+	n, format := p.nginx, p.format
+	for _, f := range p.byPath {
+		if ok, _ := path.Match(f.glob, file); ok {
+			n, format = f.nginx, f.format
+			break
+		}
+	}
+	p.lastFile, p.lastNginx, p.lastFormat = strings.Clone(file), n, format
+	return n, format
 }
 
 // fieldAliases maps the shipper's static and path fields to ECS names.
@@ -170,7 +224,9 @@ func (p *parsers) fill(ev *event.Event, doc *parser.Doc) (parsed bool) {
 		// In place: the document's values may be parts of the record's
 		// value, which nothing changes, and the document is done with
 		// before the record is.
-		err = p.nginx.ParseString(unsafe.String(unsafe.SliceData(ev.Line), len(ev.Line)), doc)
+		n, format := p.nginxFor(ev.Path)
+		err = n.ParseString(unsafe.String(unsafe.SliceData(ev.Line), len(ev.Line)), doc)
+		p.watch.seen(ev.Node, ev.Path, format, ev.Line, err)
 	default:
 		doc.Set("message", string(ev.Line))
 	}

@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
 	"github.com/sluicelog/sluice/internal/event"
 )
 
@@ -47,6 +50,45 @@ func TestFillECSEventFields(t *testing.T) {
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("%s: %s = %#v, want %#v (doc %v)", c.name, k, got, want, doc)
 			}
+		}
+	}
+}
+
+// TestBuildRestoresClientBehindProxy checks that a document from nginx
+// behind a load balancer has the real client in source.ip, also without
+// GeoIP databases, and the load balancer in client.ip; a forged
+// X-Forwarded-For entry left of the real client is not believed, nor the
+// header of an untrusted peer.
+func TestBuildRestoresClientBehindProxy(t *testing.T) {
+	var cfg Config
+	cfg.SetDefaults()
+	b, err := newBuilder(cfg, prometheus.NewRegistry(), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := func(peer, xff string) string {
+		return peer + ` - - [25/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 512 "-" "curl/8.5.0" 0.012 0.010 "` + xff + `"`
+	}
+	cases := []struct {
+		name, line     string
+		source, client any
+	}{
+		{"behind a load balancer", line("10.0.0.7", "6.6.6.6, 81.2.69.142"), "81.2.69.142", "10.0.0.7"},
+		{"two trusted proxies", line("10.0.0.7", "6.6.6.6, 81.2.69.142, 192.168.1.1"), "81.2.69.142", "10.0.0.7"},
+		{"untrusted peer", line("81.2.69.142", "6.6.6.6"), "81.2.69.142", nil},
+		{"no header", line("81.2.69.142", "-"), "81.2.69.142", nil},
+	}
+	for _, c := range cases {
+		doc := newDoc()
+		ev := event.Event{Type: "nginx", Node: "n", Path: "/p", ReadTime: time.Now(), Line: []byte(c.line)}
+		if parsed, _, _ := b.build(&ev, doc); !parsed {
+			t.Fatalf("%s: not parsed: %v", c.name, doc)
+		}
+		src, _ := doc.Get("source.ip")
+		addr, _ := doc.Get("source.address")
+		client, _ := doc.Get("client.ip")
+		if src != c.source || addr != c.source || client != c.client {
+			t.Errorf("%s: source.ip %v, source.address %v, client.ip %v; want %v, %v, %v", c.name, src, addr, client, c.source, c.source, c.client)
 		}
 	}
 }

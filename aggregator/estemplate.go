@@ -51,8 +51,10 @@ func indexTemplate(pattern string) map[string]any {
 					"labels": map[string]any{"properties": map[string]any{
 						"overflow": map[string]any{"type": "flattened", "ignore_above": 1024},
 					}},
-					"user":    map[string]any{"properties": map[string]any{"name": keyword}},
-					"client":  map[string]any{"properties": map[string]any{"address": keyword}},
+					"user": map[string]any{"properties": map[string]any{"name": keyword}},
+					"client": map[string]any{"properties": map[string]any{
+						"address": keyword, "ip": map[string]any{"type": "ip"},
+					}},
 					"file":    map[string]any{"properties": map[string]any{"path": keyword}},
 					"process": map[string]any{"properties": map[string]any{"name": keyword}},
 					"log": map[string]any{"properties": map[string]any{
@@ -99,6 +101,9 @@ func indexTemplate(pattern string) map[string]any {
 					}},
 					"url": map[string]any{"properties": map[string]any{
 						"original": map[string]any{"type": "keyword", "ignore_above": 8192},
+						"path":     map[string]any{"type": "keyword", "ignore_above": 8192},
+						"query":    map[string]any{"type": "keyword", "ignore_above": 8192},
+						"domain":   keyword,
 					}},
 					"user_agent": map[string]any{"properties": map[string]any{
 						"original": map[string]any{"type": "keyword", "ignore_above": 2048},

@@ -136,9 +136,8 @@ func fillFromGeoIP2(c *geoip2.City, r *Result) {
 }
 
 // BenchmarkEnrich measures enriching a document whose client is cached,
-// the common case: the client as source.ip, and as the first
-// X-Forwarded-For entry of a request through a proxy (which adds
-// client.ip).
+// the common case: the client as source.ip, and as the X-Forwarded-For
+// entry a trusted proxy added (which moves the proxy to client.ip).
 func BenchmarkEnrich(b *testing.B) {
 	path, real := benchCity(b)
 	addrs := benchAddrs(real)

@@ -6,41 +6,63 @@ import (
 	"strings"
 )
 
-// ClientIP picks the address to locate for a request: the left-most
-// X-Forwarded-For entry that is a valid address outside the trusted proxy
-// ranges, else sourceIP (the connecting peer). Entries are trimmed; an
-// entry may itself hold several comma-separated addresses, or carry a port
-// ("203.0.113.7:4711", "[2001:db8::1]:443"). Entries that are not addresses
-// ("unknown", obfuscated identifiers) are passed over. IPv4-mapped IPv6
-// addresses are unmapped and zones dropped. ok is false when no valid
-// address is found at all.
+// ClientIP picks the client of a request by nginx's real_ip_recursive rule:
+// starting from peer, the connecting address, it walks X-Forwarded-For from
+// the right while the address in hand is a trusted proxy, and takes the
+// first address that is not: the address that the outermost trusted proxy
+// actually saw. An untrusted peer is the client whatever its header says
+// (anyone can send one), and entries left of the first untrusted one are
+// never believed: a client that sends its own "X-Forwarded-For: 1.2.3.4"
+// through a load balancer is still located where the load balancer saw it.
+// When every address is trusted, the left-most is the client.
 //
-// Spoofing trade-off: the secure rule walks X-Forwarded-For from the right,
-// skipping trusted proxies, and takes the first untrusted entry, the
-// address that the outermost trusted proxy actually saw. This function
-// follows the product rule instead and takes the left-most untrusted entry:
-// the original client as claimed, right even behind chains of untrusted
-// intermediate proxies (a CDN, a corporate proxy), but forgeable: a client
-// that sends its own "X-Forwarded-For: 1.2.3.4" is located at 1.2.3.4. The
-// result is therefore fit for dashboards and statistics, never for access
-// control or rate limiting; the connecting address stays in source.ip and
-// the whole chain in nginx.x_forwarded_for.
-func ClientIP(sourceIP string, xff []string, trusted []netip.Prefix) (netip.Addr, bool) {
-	for _, entry := range xff {
+// Entries are trimmed; an entry may itself hold several comma-separated
+// addresses, or carry a port ("203.0.113.7:4711", "[2001:db8::1]:443").
+// Empty entries are passed over; an entry that is not an address
+// ("unknown", an obfuscated identifier) ends the walk, as in nginx, and the
+// trusted proxy that added it is the client. IPv4-mapped IPv6 addresses are
+// unmapped and zones dropped. ok is false when peer is not an address.
+func ClientIP(peer string, xff []string, trusted []netip.Prefix) (netip.Addr, bool) {
+	client, ok := parseAddr(peer)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	for i := len(xff) - 1; i >= 0; i-- {
+		entry := xff[i]
 		if strings.IndexByte(entry, ',') < 0 { // one address: the common case
-			if a, ok := parseAddr(entry); ok && !contains(trusted, a) {
-				return a, true
+			var done bool
+			if client, done = next(client, entry, trusted); done {
+				return client, true
 			}
 			continue
 		}
-		for part := range strings.SplitSeq(entry, ",") {
-			a, ok := parseAddr(part)
-			if ok && !contains(trusted, a) {
-				return a, true
+		parts := strings.Split(entry, ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			var done bool
+			if client, done = next(client, parts[j], trusted); done {
+				return client, true
 			}
 		}
 	}
-	return parseAddr(sourceIP)
+	return client, true
+}
+
+// next takes one step of ClientIP's walk: from client, the address in
+// hand, to the X-Forwarded-For entry s that client reported. done is true
+// when the walk ends at the returned address: client is untrusted, or s is
+// not an address.
+func next(client netip.Addr, s string, trusted []netip.Prefix) (netip.Addr, bool) {
+	if !contains(trusted, client) {
+		return client, true
+	}
+	if strings.TrimSpace(s) == "" {
+		return client, false
+	}
+	a, ok := parseAddr(s)
+	if !ok {
+		return client, true
+	}
+	return a, false
 }
 
 // parseAddr parses an address, with or without a port or brackets.

@@ -74,6 +74,10 @@ func (c *Config) SetDefaults() {
 // SetDefaults first. A configuration without databases is valid: GeoIP is
 // off.
 func (c *Config) Validate(key string) error {
+	// The trusted proxies restore the client also without databases.
+	if _, err := ParsePrefixes(c.TrustedProxies, config.Join(key, "trusted_proxies")); err != nil {
+		return err
+	}
 	if !c.Enabled() {
 		return nil
 	}
@@ -87,9 +91,6 @@ func (c *Config) Validate(key string) error {
 	}
 	if c.CacheSize < 0 {
 		return config.Errorf(config.Join(key, "cache_size"), "must not be negative, got %d", c.CacheSize)
-	}
-	if _, err := ParsePrefixes(c.TrustedProxies, config.Join(key, "trusted_proxies")); err != nil {
-		return err
 	}
 	if c.CheckInterval < time.Second {
 		return config.Errorf(config.Join(key, "check_interval"), "must be at least 1s, got %s", c.CheckInterval)

@@ -11,8 +11,12 @@
 //
 // # Which address
 //
-// [ClientIP] picks the address: the left-most X-Forwarded-For entry that is
-// not in a trusted proxy range, else source.ip. Private, loopback,
+// [ClientIP] picks the address by nginx's real_ip_recursive rule: from the
+// connecting peer (source.ip as the parser wrote it), X-Forwarded-For is
+// walked from the right past trusted proxies, and the first untrusted
+// address is the client. [Restore] writes it to source.ip and
+// source.address, and moves the peer to client.ip and client.address, the
+// way Filebeat's nginx module does. Private, loopback,
 // link-local, multicast, unspecified, shared (100.64.0.0/10), documentation,
 // benchmarking and other reserved addresses are never looked up.
 //

@@ -61,32 +61,28 @@ func (e *Enricher) lookup(addr netip.Addr) *Result {
 	return r
 }
 
-// Enrich adds the location and network of the document's client to doc as
-// source.geo.* and source.as.* fields (see Result.AddTo), and reports
-// whether it added any. The client is chosen by ClientIP from source.ip (a
-// string) and nginx.x_forwarded_for (a []string as the nginx parser writes
-// it, or a comma-separated string); when the client comes from
-// X-Forwarded-For, it is also written to client.ip. A document with
-// neither field is left alone and not counted in the metrics. Safe for
+// Enrich restores the document's client as Clients.Restore does, and adds
+// its location and network to doc as source.geo.* and source.as.* fields
+// (see Result.AddTo). It reports whether it added any. source.ip is the
+// connecting peer (a string) and nginx.x_forwarded_for a []string as the
+// nginx parser writes it, or a comma-separated string. A document without
+// source.ip is left alone and not counted in the metrics. Safe for
 // concurrent use with distinct documents.
 func (e *Enricher) Enrich(doc *parser.Doc) bool {
-	v, _ := doc.GetKey(sourceIPField)
-	src, _ := v.(string)
-	xff, _ := doc.GetKey(xffField)
-	addr, ok := ClientIP(src, forwardedFor(xff), e.trusted)
+	addr, moved, ok := clientOf(doc, e.trusted)
 	if !ok {
 		return false
 	}
 	r := e.lookup(addr)
+	if moved {
+		if r != nil && r.boxed != nil {
+			move(doc, r.boxed.addr)
+		} else {
+			move(doc, addr.String())
+		}
+	}
 	if r == nil {
 		return false
-	}
-	if s, ok := parseAddr(src); !ok || s != addr {
-		if r.boxed != nil {
-			doc.SetKey(clientIPField, r.boxed.addr)
-		} else {
-			doc.SetKey(clientIPField, addr.String())
-		}
 	}
 	r.addTo(doc, e.keys)
 	return true

@@ -97,7 +97,7 @@ func keysFor(prefix string) *fieldKeys {
 // (pipeline steps copy them first, as does the conflict retry).
 type boxedFields struct {
 	fields []boxedField
-	// addr is the address looked up, as client.ip holds it.
+	// addr is the address looked up, as source.ip holds it.
 	addr any
 }
 

@@ -124,10 +124,11 @@
 //	request                  http.request.method, url.original, http.version
 //	                         ("GET /a?b HTTP/1.1"; a request line with no
 //	                         space, such as binary junk, goes whole to
-//	                         url.original)
+//	                         url.original), url.path and url.query ("/a",
+//	                         "b", as sent: percent-encoded)
 //	request_method           http.request.method
-//	request_uri              url.original
-//	uri                      url.path
+//	request_uri              url.original, url.path, url.query
+//	uri                      url.path (decoded; wins over the target's)
 //	server_protocol          http.version ("HTTP/1.1" -> "1.1")
 //	status                   http.response.status_code (int64)
 //	body_bytes_sent          http.response.body.bytes (int64)

@@ -136,13 +136,14 @@ func FuzzNginx(f *testing.F) {
 	})
 }
 
-// FuzzNginxLine feeds arbitrary lines to the default and combined formats.
+// FuzzNginxLine feeds arbitrary lines to the named formats and a custom one.
 func FuzzNginxLine(f *testing.F) {
 	addGoldenSeeds(f, "nginx")
 	addGoldenSeeds(f, "nginx_combined")
+	addGoldenSeeds(f, "nginx_main")
 	addGoldenSeeds(f, "nginx_traced")
 	formats := []*Nginx{}
-	for _, format := range []string{DefaultNginxFormat, FormatCombined, testCustomFormat, FormatTraced} {
+	for _, format := range []string{DefaultNginxFormat, FormatCombined, FormatMain, testCustomFormat, FormatTraced} {
 		p, err := CompileNginx(format)
 		if err != nil {
 			f.Fatal(err)

@@ -40,6 +40,7 @@ func goldenParsers(t *testing.T) map[string]func([]byte, *Doc) error {
 		"service":        ParseService,
 		"nginx":          compile(DefaultNginxFormat),
 		"nginx_combined": compile(FormatCombined),
+		"nginx_main":     compile(FormatMain),
 		"nginx_custom":   compile(testCustomFormat),
 		"nginx_json":     compile(testJSONFormat),
 		"nginx_traced":   compile(FormatTraced),
@@ -90,7 +91,7 @@ func TestGoldenParseString(t *testing.T) {
 		t.Skip("-update writes the golden files with Parse")
 	}
 	for dir, format := range map[string]string{"nginx": DefaultNginxFormat, "nginx_combined": FormatCombined,
-		"nginx_custom": testCustomFormat, "nginx_json": testJSONFormat} {
+		"nginx_main": FormatMain, "nginx_custom": testCustomFormat, "nginx_json": testJSONFormat} {
 		p, err := CompileNginx(format)
 		if err != nil {
 			t.Fatal(err)

@@ -160,6 +160,11 @@ func (a access) doc() fields {
 		d["url.original"] = validUTF8(a.target)
 		if strings.HasPrefix(a.target, "/") {
 			d["http.route"] = refRoute(validUTF8(a.target))
+			path, query, _ := strings.Cut(validUTF8(a.target), "?")
+			d["url.path"] = path
+			if query != "" {
+				d["url.query"] = query
+			}
 		}
 	}
 	setPresent(d, "http.request.referrer", a.referrer)

@@ -16,7 +16,29 @@ const (
 	// log_format for nginx in front of services.
 	FormatTraced = DefaultNginxFormat + ` $request_id "$http_x_request_id" "$http_traceparent"` +
 		` "$upstream_addr" "$upstream_status" "$upstream_connect_time" $host`
+	// FormatMain is the "main" format of the nginx.conf that nginx and most
+	// distributions ship.
+	FormatMain = FormatCombined + ` "$http_x_forwarded_for"`
 )
+
+// nginxFormats are the formats known by name.
+var nginxFormats = map[string]string{
+	"combined": FormatCombined,
+	"main":     FormatMain,
+	"sluice":   DefaultNginxFormat,
+	"traced":   FormatTraced,
+}
+
+// NginxFormatNames are the names NginxFormat knows, in the order to show
+// them.
+var NginxFormatNames = []string{"combined", "main", "sluice", "traced"}
+
+// NginxFormat returns the log_format of the format named name (one of
+// NginxFormatNames), and whether it is one; a log_format string is not.
+func NginxFormat(name string) (string, bool) {
+	f, ok := nginxFormats[name]
+	return f, ok
+}
 
 // Nginx parses the access log lines of one nginx log_format. It is safe for
 // concurrent use.

@@ -64,6 +64,7 @@ var (
 	keyTraceID                    = NewKey("trace.id")
 	keySpanID                     = NewKey("span.id")
 	keyURLPath                    = NewKey("url.path")
+	keyURLQuery                   = NewKey("url.query")
 	keyNginxXForwardedFor         = NewKey("nginx.x_forwarded_for")
 	keySourceAddress              = NewKey("source.address")
 	keySourceIP                   = NewKey("source.ip")

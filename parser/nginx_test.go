@@ -78,13 +78,15 @@ func TestNginxFields(t *testing.T) {
 		{"time_local", "29/Feb/2028:23:59:59 -1200", fields{"@timestamp": "2028-03-01T11:59:59.000Z"}},
 		{"time_iso8601", "2026-11-25T10:00:00+05:30", fields{"@timestamp": "2026-11-25T04:30:00.000Z"}},
 		{"msec", "1764064800.123", fields{"@timestamp": "2025-11-25T10:00:00.123Z"}},
-		{"request", "GET /a?b=c HTTP/1.1", fields{"http.request.method": "GET", "url.original": "/a?b=c", "http.version": "1.1", "http.route": "/a"}},
+		{"request", "GET /a?b=c HTTP/1.1", fields{"http.request.method": "GET", "url.original": "/a?b=c", "url.path": "/a", "url.query": "b=c", "http.version": "1.1", "http.route": "/a"}},
 		{"request", "PRI * HTTP/2.0", fields{"http.request.method": "PRI", "url.original": "*", "http.version": "2.0"}},
 		{"request", "GARBAGE", fields{"url.original": "GARBAGE"}},
-		{"request", "GET /a HTTPS", fields{"http.request.method": "GET", "url.original": "/a HTTPS", "http.route": "/a HTTPS"}},
+		{"request", "GET /a HTTPS", fields{"http.request.method": "GET", "url.original": "/a HTTPS", "url.path": "/a HTTPS", "http.route": "/a HTTPS"}},
 		{"request_method", "DELETE", fields{"http.request.method": "DELETE"}},
-		{"request_uri", "/a?b", fields{"url.original": "/a?b", "http.route": "/a"}},
-		{"request_uri", "/orders/8123?b", fields{"url.original": "/orders/8123?b", "http.route": "/orders/{id}"}},
+		{"request_uri", "/a?b", fields{"url.original": "/a?b", "url.path": "/a", "url.query": "b", "http.route": "/a"}},
+		{"request_uri", "/a?", fields{"url.original": "/a?", "url.path": "/a", "http.route": "/a"}},
+		{"request_uri", "*", fields{"url.original": "*"}},
+		{"request_uri", "/orders/8123?b", fields{"url.original": "/orders/8123?b", "url.path": "/orders/8123", "url.query": "b", "http.route": "/orders/{id}"}},
 		{"uri", "/a", fields{"url.path": "/a", "http.route": "/a"}},
 		{"server_protocol", "HTTP/1.0", fields{"http.version": "1.0"}},
 		{"status", "499", fields{"http.response.status_code": int64(499)}},
@@ -452,29 +454,32 @@ func TestNginxRoutes(t *testing.T) {
 	}
 }
 
-// TestREADMEFormatTraced: the log_format and nginx_format the README
-// tells to copy, and the demo's, are FormatTraced.
+// TestREADMEFormatTraced: the log_format lines the README tells to paste
+// are the named formats, and the nginx_format it and the demo use is
+// FormatTraced.
 func TestREADMEFormatTraced(t *testing.T) {
 	data, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	readme := string(data)
-	_, block, ok := strings.Cut(readme, "log_format sluice ")
-	block, _, ok2 := strings.Cut(block, ";")
-	if !ok || !ok2 {
-		t.Fatal("README has no log_format sluice")
-	}
-	// nginx joins the quoted pieces as they are; the pieces between
-	// quotes alternate with the whitespace between them.
-	var format strings.Builder
-	for i, piece := range strings.Split(block, "'") {
-		if i%2 == 1 {
-			format.WriteString(piece)
+	for _, name := range []string{"main", "sluice", "traced"} {
+		_, block, ok := strings.Cut(readme, "log_format "+name+" ")
+		block, _, ok2 := strings.Cut(block, ";")
+		if !ok || !ok2 {
+			t.Fatalf("README has no log_format %s", name)
 		}
-	}
-	if format.String() != FormatTraced {
-		t.Errorf("README's log_format sluice is\n%s\nnot FormatTraced\n%s", format.String(), FormatTraced)
+		// nginx joins the quoted pieces as they are; the pieces between
+		// quotes alternate with the whitespace between them.
+		var format strings.Builder
+		for i, piece := range strings.Split(block, "'") {
+			if i%2 == 1 {
+				format.WriteString(piece)
+			}
+		}
+		if want, _ := NginxFormat(name); format.String() != want {
+			t.Errorf("README's log_format %s is\n%s\nnot\n%s", name, format.String(), want)
+		}
 	}
 	if !strings.Contains(readme, "  nginx_format: '"+FormatTraced+"'\n") {
 		t.Errorf("README's nginx_format is not FormatTraced")
@@ -485,5 +490,37 @@ func TestREADMEFormatTraced(t *testing.T) {
 	}
 	if !strings.Contains(string(demo), "  nginx_format: '"+FormatTraced+"'\n") {
 		t.Errorf("deploy/local/aggregator.yaml's nginx_format is not FormatTraced")
+	}
+}
+
+// TestNginxFormatNames checks that every named format compiles and reads
+// a line nginx writes with it, and that a log_format string is no name.
+func TestNginxFormatNames(t *testing.T) {
+	lines := map[string]string{
+		"combined": `81.2.69.142 - - [25/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 612 "-" "curl/8.5.0"`,
+		"main":     `81.2.69.142 - - [25/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 612 "-" "curl/8.5.0" "-"`,
+		"sluice":   `81.2.69.142 - - [25/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 612 "-" "curl/8.5.0" 0.012 0.010 "-"`,
+		"traced": `81.2.69.142 - - [25/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 612 "-" "curl/8.5.0" 0.012 0.010 "-" ` +
+			`0af7651916cd43dd8448eb211c80319c "-" "-" "10.0.0.11:8080" "200" "0.001" shop.example`,
+	}
+	if len(lines) != len(NginxFormatNames) {
+		t.Fatalf("%d names, %d test lines", len(NginxFormatNames), len(lines))
+	}
+	for _, name := range NginxFormatNames {
+		f, ok := NginxFormat(name)
+		if !ok {
+			t.Fatalf("NginxFormat(%q) unknown", name)
+		}
+		p, err := CompileNginx(f)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		doc := NewDoc(40)
+		if err := p.ParseString(lines[name], doc); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, ok := NginxFormat(FormatCombined); ok {
+		t.Error("a log_format string taken as a name")
 	}
 }

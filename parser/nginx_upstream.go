@@ -71,6 +71,7 @@ func (p *Nginx) finish(st *nginxLine, d *Doc) error {
 	case st.requestID != "":
 		d.SetKey(keyHTTPRequestID, d.StringValue(st.requestID))
 	}
+	setURLParts(d, st)
 	path := st.uri
 	if path == nil {
 		path = st.target
@@ -232,4 +233,26 @@ func splitUpstream(v string) []string {
 		}
 	}
 	return items
+}
+
+// setURLParts sets url.path (unless $uri did) and url.query from the
+// request target, as the client sent it: still percent-encoded, where $uri
+// is decoded. A target that is not a path ("*", junk on the HTTP port, a
+// proxy's absolute URL) sets neither.
+func setURLParts(d *Doc, st *nginxLine) {
+	s, _ := st.target.(string)
+	if !strings.HasPrefix(s, "/") {
+		return
+	}
+	path, query, hasQuery := strings.Cut(s, "?")
+	if st.uri == nil {
+		if hasQuery {
+			d.SetKey(keyURLPath, d.StringValue(path))
+		} else {
+			d.SetKey(keyURLPath, st.target) // the same value, no copy
+		}
+	}
+	if query != "" {
+		d.SetKey(keyURLQuery, d.StringValue(query))
+	}
 }

@@ -15,7 +15,7 @@ import (
 // is stored: Go never changes what an interface points to, and lists are
 // handed out with no spare capacity.
 type values struct {
-	strs  [12]string
+	strs  [14]string
 	words [10]uint64
 	lists [1][]string
 	ns    uint8

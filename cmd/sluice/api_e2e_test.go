@@ -224,7 +224,7 @@ func assertCorrelated(t *testing.T, p *pipeline, calls []*apidemo.Call) {
 }
 
 // assertUpstreams checks the access lines' upstream attempts and totals,
-// and that a forged X-Forwarded-For did not become the source address.
+// and that a forged X-Forwarded-For entry did not become the source address.
 func assertUpstreams(t *testing.T, p *pipeline, calls []*apidemo.Call) {
 	t.Helper()
 	docs := p.stack.Search(t, p.prefix+"-nginx-*", `{"size":1000}`)
@@ -239,11 +239,20 @@ func assertUpstreams(t *testing.T, p *pipeline, calls []*apidemo.Call) {
 		if d == nil {
 			t.Fatalf("no access line for %s (id %s)", c.Path, c.GotID)
 		}
-		if ip := d["source.ip"]; ip != "127.0.0.1" {
-			t.Errorf("%s: source.ip %v, want the peer's 127.0.0.1", c.Path, ip)
+		// The client is the right-most address the trusted load balancer
+		// (127.0.0.1) reported, never the forged entry left of it.
+		wantIP := "127.0.0.1"
+		if c.RealClient != "" {
+			wantIP = c.RealClient
+			if d["client.ip"] != "127.0.0.1" {
+				t.Errorf("%s: client.ip %v, want the peer's 127.0.0.1", c.Path, d["client.ip"])
+			}
+			if want := "[" + strings.ReplaceAll(c.ForwardedFor, ",", "") + "]"; fmt.Sprint(d["nginx.x_forwarded_for"]) != want {
+				t.Errorf("%s: nginx.x_forwarded_for %v, want %s", c.Path, d["nginx.x_forwarded_for"], want)
+			}
 		}
-		if c.ForwardedFor != "" && fmt.Sprint(d["nginx.x_forwarded_for"]) != "["+c.ForwardedFor+"]" {
-			t.Errorf("%s: nginx.x_forwarded_for %v, want the forged [%s]", c.Path, d["nginx.x_forwarded_for"], c.ForwardedFor)
+		if ip := d["source.ip"]; ip != wantIP {
+			t.Errorf("%s: source.ip %v, want %s (X-Forwarded-For %q)", c.Path, ip, wantIP, c.ForwardedFor)
 		}
 		if c.TraceID != "" && d["span.id"] != c.ParentID {
 			t.Errorf("%s: span.id %v, want the caller's %s", c.Path, d["span.id"], c.ParentID)

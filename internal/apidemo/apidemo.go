@@ -151,16 +151,20 @@ type Call struct {
 	Path, Route       string
 	RequestID         string // the one it sends, if any
 	TraceID, ParentID string // of the traceparent it sends, if any
-	ForwardedFor      string // a forged X-Forwarded-For, if any
-	Upstream          bool   // nginx passes it to a service
-	Status            int
-	Took              time.Duration
-	GotID             string // X-Request-ID of the answer
+	// ForwardedFor is an X-Forwarded-For as a load balancer on 127.0.0.1
+	// (trusted) passes it on, if any: a forged entry the client sent,
+	// then RealClient, the address the load balancer saw.
+	ForwardedFor, RealClient string
+	Upstream                 bool // nginx passes it to a service
+	Status                   int
+	Took                     time.Duration
+	GotID                    string // X-Request-ID of the answer
 }
 
 // Calls returns scale times: 40 orders, 15 order lines, 30 users by UUID
 // and 5 of nginx's own health check; a third carry the client's request
-// id, a fourth a traceparent and a fifth a forged X-Forwarded-For.
+// id, a fourth a traceparent and a fifth an X-Forwarded-For with a forged
+// entry left of the real client's.
 func Calls(scale int) []*Call {
 	var calls []*Call
 	for n := 1; n <= 40*scale; n++ {
@@ -183,7 +187,8 @@ func Calls(scale int) []*Call {
 			c.TraceID, c.ParentID = fmt.Sprintf("%032x", 0xabc000+i), fmt.Sprintf("%016x", 0xdef000+i)
 		}
 		if i%5 == 2 {
-			c.ForwardedFor = fmt.Sprintf("6.6.6.%d", i%256)
+			c.RealClient = fmt.Sprintf("81.2.69.%d", i%256)
+			c.ForwardedFor = fmt.Sprintf("6.6.6.%d, %s", i%256, c.RealClient)
 		}
 	}
 	return calls
