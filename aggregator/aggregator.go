@@ -769,11 +769,7 @@ const deadLetterMaxBytes = 16 << 20
 // to fit the dead-letter topic's limit, or in half if by that limit it
 // fits (the limit could not be read), flagged truncated.
 func (a *Aggregator) cutToFit(r *kgo.Record) *kgo.Record {
-	cut, _, ok := event.CutToFit(r, int(a.deadLetterLimit.Load()))
-	if !ok {
-		headers, _ := event.WithFlag(r.Headers, event.FlagTruncated)
-		cut = &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value[:len(r.Value)/2], Headers: headers, Timestamp: r.Timestamp}
-	}
+	cut, _, _ := event.CutShorter(r, int(a.deadLetterLimit.Load()))
 	a.log.Warn("dead letter too large for the dead-letter topic's max.message.bytes; cut to fit and flagged truncated",
 		zap.String("topic", r.Topic), zap.Int("bytes", len(r.Value)), zap.Int("cut_to", len(cut.Value)))
 	return cut

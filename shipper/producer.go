@@ -409,12 +409,13 @@ func (p *producer) isClosed() bool {
 // fits (the limit could not be read, or was lowered since), flagged
 // truncated.
 func (p *producer) cutShorter(r *kgo.Record) *kgo.Record {
-	if cut, ok := p.cutToFit(r); ok {
-		return cut
+	limit := int(p.batchLimit(r.Topic))
+	cut, had, halved := event.CutShorter(r, limit)
+	why := fmt.Sprint(limit)
+	if halved {
+		why = "unknown to the shipper or lowered since: the topic refused the record alone"
 	}
-	headers, had := event.WithFlag(r.Headers, event.FlagTruncated)
-	cut := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value[:len(r.Value)/2], Headers: headers, Timestamp: r.Timestamp}
-	p.cutLogged(r, cut, had, "unknown to the shipper or lowered since: the topic refused the record alone")
+	p.cutLogged(r, cut, had, why)
 	return cut
 }
 

@@ -298,6 +298,19 @@ func (b *Block) appendInt(v int64) []byte {
 // record's key, value and headers, with room to spare.
 const recordSlack = 1 << 10
 
+// CutShorter returns r, which a topic refused as too large, shorter: cut
+// to fit limit, or, when by limit it fits already (the limit is not the
+// topic's: unknown, or lowered since), to half its value; flagged
+// truncated (had: it was already). Called again on each refusal, it
+// converges on what the topic takes.
+func CutShorter(r *kgo.Record, limit int) (cut *kgo.Record, had, halved bool) {
+	if cut, had, ok := CutToFit(r, limit); ok {
+		return cut, had, false
+	}
+	headers, had := WithFlag(r.Headers, FlagTruncated)
+	return &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value[:len(r.Value)/2], Headers: headers, Timestamp: r.Timestamp}, had, true
+}
+
 // CutToFit returns a copy of r whose value is cut so that a batch of it
 // alone is at most limit bytes, flagged truncated (had: it was already);
 // ok is false if r fits as it is.
