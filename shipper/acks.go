@@ -63,3 +63,14 @@ func (t *ackTracker) offset() int64 {
 	defer t.mu.Unlock()
 	return t.acked
 }
+
+// sentTo is the end of the last line sent: the acknowledged offset, or
+// past it what is in flight.
+func (t *ackTracker) sentTo() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if n := len(t.pending); n > 0 {
+		return t.pending[n-1].end
+	}
+	return t.acked
+}

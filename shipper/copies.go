@@ -88,8 +88,20 @@ func (s *Shipper) copyOfHead(di devIno, head []byte, size int64) (offset int64, 
 			s.mu.Lock()
 			h := s.harvesters[e.DevIno]
 			s.mu.Unlock()
-			live := h != nil && h.genp.Load().id == e.ID
-			known = append(known, readTo{fp: e.Fingerprint, line: idLineHash(e.ID), offset: e.Offset, di: e.DevIno, live: live})
+			offset := e.Offset
+			gen := (*generation)(nil)
+			if h != nil {
+				gen = h.genp.Load()
+			}
+			live := gen != nil && gen.id == e.ID
+			if live {
+				// What the original has sent is shipped, or will be once
+				// acknowledged: a copy found before the original's
+				// truncation is noticed (its reader behind) is read from
+				// there, not from the acknowledged offset.
+				offset = max(offset, gen.acks.sentTo())
+			}
+			known = append(known, readTo{fp: e.Fingerprint, line: idLineHash(e.ID), offset: offset, di: e.DevIno, live: live})
 		}
 	}
 	hashes := map[int64]string{}
