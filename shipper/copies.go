@@ -100,6 +100,12 @@ func (s *Shipper) copyOfHead(di devIno, head []byte, size int64) (offset int64, 
 				// truncation is noticed (its reader behind) is read from
 				// there, not from the acknowledged offset.
 				offset = max(offset, gen.acks.sentTo())
+				// Truncated already, though its harvester has not seen it
+				// yet: the file under it is shorter than what was read,
+				// or starts with other bytes. Only then is it the
+				// original of a copy; a live file that keeps its content
+				// merely starts like this one.
+				live = !truncatedUnder(h, e.Fingerprint, offset)
 			}
 			known = append(known, readTo{fp: e.Fingerprint, line: idLineHash(e.ID), offset: offset, di: e.DevIno, live: live})
 		}
@@ -155,6 +161,21 @@ func idLineHash(id string) string {
 }
 
 // copyWait bounds how long a copy waits for its original to be truncated
-// (copytruncate truncates right after copying): a copy made otherwise is
-// then read from where the original is read to.
+// (copytruncate truncates right after copying): a file whose "original"
+// is not truncated by then is no copy, only alike, and is read whole.
 const copyWait = 5 * time.Second
+
+// truncatedUnder reports whether h's file, read to offset and
+// fingerprinted by fp, was truncated since: shorter than offset, or no
+// longer starting with fp's bytes.
+func truncatedUnder(h *harvester, fp fingerprint, offset int64) bool {
+	fi, err := h.f.Stat()
+	if err != nil {
+		return false
+	}
+	if fi.Size() < offset {
+		return true
+	}
+	same, err := fp.matches(h.f)
+	return err == nil && !same
+}

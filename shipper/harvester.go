@@ -531,6 +531,10 @@ func (h *harvester) skipCopied() (skip, wait bool) {
 			h.reader.seek(0)
 			return false, true
 		}
+		// The file it starts like was never truncated: not a copy but a
+		// file of its own with the same first bytes (a banner, the same
+		// lines in two services' logs), read whole.
+		return false, false
 	}
 	h.reader.seek(off)
 	h.identify(h.reader.head, newAckTracker(off))

@@ -401,3 +401,21 @@ func TestCopySeenShortIsNotReadAgain(t *testing.T) {
 		t.Errorf("%d lines shipped, want 1100", len(got))
 	}
 }
+
+// TestAlikeFilesAreBothReadWhole: two files that start with the same bytes
+// (the same lines in two services' logs, a banner) are not a copy and its
+// original unless the original is truncated: both are read whole.
+func TestAlikeFilesAreBothReadWhole(t *testing.T) {
+	l := newLifecycle(t, nil)
+	writeLines(t, l.path("a.log"), "x", 0, 100)
+	_, stop := startShipper(t, l.cfg, l.pub)
+	l.pub.waitFor(t, 100, 10*time.Second)
+	writeLines(t, l.path("b.log"), "x", 0, 100) // the same lines, another file
+	l.pub.waitFor(t, 200, 15*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(l.pub.shipped()); got != 200 {
+		t.Errorf("%d lines shipped, want 200: both files whole", got)
+	}
+}
