@@ -2,57 +2,22 @@ package shipper
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/sluicelog/sluice/internal/event"
 )
-
-// gatedPublisher keeps the events it carried, and holds back their
-// acknowledgements while closed, so that the files they came from stay
-// open.
-type gatedPublisher struct {
-	collectingPublisher
-	mu   sync.Mutex
-	open bool
-	held []func()
-}
-
-func (p *gatedPublisher) Publish(ctx context.Context, rec *kgo.Record, acked func()) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.open {
-		return p.collectingPublisher.Publish(ctx, rec, acked)
-	}
-	p.held = append(p.held, acked)
-	return p.collectingPublisher.Publish(ctx, rec, func() {})
-}
-
-// release acknowledges what was held, and everything from now on.
-func (p *gatedPublisher) release() {
-	p.mu.Lock()
-	held := p.held
-	p.open, p.held = true, nil
-	p.mu.Unlock()
-	for _, a := range held {
-		a()
-	}
-}
 
 // TestWaitingFileRenamedOutOfGlobsIsRead: a file waits for max_open_files
 // and is renamed out of the globs meanwhile; it is still read once a slot
 // is free.
 func TestWaitingFileRenamedOutOfGlobsIsRead(t *testing.T) {
 	l := newLifecycle(t, func(c *Config) { c.MaxOpenFiles = 1 })
-	pub := &gatedPublisher{}
+	pub := &heldPublisher{}
 	writeLines(t, l.path("a.log"), "a", 0, 10)
 	_, stop := startShipper(t, l.cfg, pub)
 	pub.waitFor(t, 10, 10*time.Second) // a.log holds the slot: its lines are not acknowledged
