@@ -27,7 +27,10 @@ type burst struct {
 	lines     int64
 	lineBytes int64 // file bytes the lines cover
 	reserved  int64 // budget held
-	seq       uint64
+	// dropped is the lines skipped over their pod's quota (quota.go),
+	// which the offset moves over with the burst's.
+	dropped int64
+	seq     uint64
 	// blocks are the encoder blocks the lines were built in, held until
 	// every line is acknowledged.
 	blocks    []*event.Block
@@ -52,6 +55,13 @@ func (b *burst) add(n, end, reserved int64) {
 	b.reserved += reserved
 }
 
+// skip moves the burst's end over a line not shipped (dropped over its
+// quota): the registry moves past it with the burst's lines.
+func (b *burst) skip(end int64) {
+	b.dropped++
+	b.end = end
+}
+
 // hold keeps blk, the block a line of the burst was built in, until the
 // burst is acknowledged.
 func (b *burst) hold(blk *event.Block) {
@@ -68,7 +78,7 @@ func (b *burst) close() {
 	c := &b.h.counters
 	c.linesRead.Add(float64(b.lines))
 	c.bytesRead.Add(float64(b.lineBytes))
-	if b.lines > 0 {
+	if b.lines > 0 || b.dropped > 0 {
 		b.seq = b.gen.acks.sent(b.end)
 	}
 	b.ackOne()
@@ -85,7 +95,7 @@ func (b *burst) ackOne() {
 		blk.Release()
 		b.blocks[i] = nil
 	}
-	if b.lines == 0 {
+	if b.lines == 0 && b.dropped == 0 {
 		return
 	}
 	sh := b.h.sh

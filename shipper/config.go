@@ -61,6 +61,8 @@ type Config struct {
 	IgnoreOlder time.Duration `yaml:"ignore_older"`
 	// ShutdownTimeout bounds how long a SIGTERM waits for in-flight lines.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Quotas share the node fairly between namespaces and pods (quota.go).
+	Quotas QuotaConfig `yaml:"quotas"`
 }
 
 // InputConfig is one kind of file to tail.
@@ -229,6 +231,7 @@ func (c *Config) SetDefaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
+	c.Quotas.setDefaults()
 }
 
 // Validate rejects values the shipper cannot run with. Call SetDefaults
@@ -305,6 +308,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Log.Validate("log"); err != nil {
+		return err
+	}
+	if err := c.Quotas.validate("quotas"); err != nil {
 		return err
 	}
 	for key, d := range map[string]time.Duration{"scan_interval": c.ScanInterval, "registry_flush": c.RegistryFlush, "shutdown_timeout": c.ShutdownTimeout,

@@ -60,6 +60,8 @@ type harvester struct {
 	sent     sentHorizon
 	// restarts spaces out generations of a file truncated again and again.
 	restarts restartLimiter
+	// quota is the file's share of the node (quota.go), nil for none.
+	quota *fileQuota
 }
 
 // generation is one content generation of a file: a new one starts when the
@@ -164,9 +166,13 @@ const readBurst = 4096
 // readAvailable ships the complete lines available now, up to readBurst.
 func (h *harvester) readAvailable(ctx context.Context) (bool, error) {
 	n := 0
+	if err := h.quota.wait(ctx); err != nil {
+		return false, nil
+	}
 	now := time.Now() // one read time per burst: reading the clock per line is measurable
 	defer h.closeBurst()
-	for n < readBurst {
+	over := false // the pod went over its quota: other files' turn
+	for n < readBurst && !over {
 		if ctx.Err() != nil {
 			return false, nil
 		}
@@ -193,16 +199,20 @@ func (h *harvester) readAvailable(ctx context.Context) (bool, error) {
 		}
 		if h.cri != nil {
 			for _, c := range h.cri.add(l) {
-				if err := h.ship(ctx, c, c.Flags, now); err != nil {
+				o, err := h.shipFair(ctx, c, c.Flags, now)
+				if err != nil {
 					return false, nil // ctx done: stop, the registry keeps the line
 				}
+				over = over || o
 				n++
 			}
 			continue
 		}
-		if err := h.ship(ctx, l, l.Flags, now); err != nil {
+		o, err := h.shipFair(ctx, l, l.Flags, now)
+		if err != nil {
 			return false, nil // ctx done: stop, the registry keeps the line
 		}
+		over = o
 		n++
 	}
 	if n > 0 {

@@ -71,7 +71,9 @@ type Shipper struct {
 	replaced replacedGens
 	// refusals are the paths the inputs' file policy refused (opener.go).
 	refusals *refusals
-	wg       sync.WaitGroup
+	// quotas are the namespaces' and pods' shares of the node (quota.go).
+	quotas *quotas
+	wg     sync.WaitGroup
 
 	// waiting is how many files the last scan left waiting for
 	// max_open_files, and waitingLag their unread bytes.
@@ -106,6 +108,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 	}
 	s.refusals = newRefusals(log, func(reason string) { s.metrics.filesRefused.WithLabelValues(reason).Inc() })
 	s.budget = newBudget(cfg.MaxInFlightBytes, s.metrics)
+	s.quotas = newQuotas(cfg.Quotas, newQuotaMetrics(reg))
 	s.stall = telemetry.NewProgress(telemetry.ProgressOptions{StallAfter: cfg.HTTP.StallAfter})
 	s.stall.Register(reg, "shipper")
 	s.blocks = event.NewBlockPool()
@@ -617,6 +620,7 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 	h.log = s.log.With(zap.String("path", path), zap.String("file_id", h.gen.id), zap.String("type", in.cfg.Type))
 	h.log.Info("reading file", zap.Int64("offset", h.reader.position()), zap.Int64("size", fi.Size()), zap.String("topic", h.topic))
 
+	h.quota = s.quotas.forFile(fields)
 	s.mu.Lock()
 	s.harvesters[di] = h
 	s.byPath[path] = h
@@ -640,6 +644,7 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 		}
 		s.mu.Unlock()
 		s.metrics.filesOpen.Dec()
+		h.quota.release()
 		f.Close()
 	}()
 	return nil
