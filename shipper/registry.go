@@ -68,7 +68,11 @@ type registry struct {
 
 	mu      sync.Mutex
 	entries map[string]*registryEntry
-	dirty   bool
+	// atDi is the ids of the entries by where their file lives
+	// (registry_index.go): a scan or a file's opening looks up its own
+	// entries, not all of a registry that may hold 100,000.
+	atDi  map[devIno][]string
+	dirty bool
 }
 
 // openRegistry loads the registry in dir, falling back to the backup copy
@@ -77,7 +81,7 @@ func openRegistry(dir string) (r *registry, recovered error, err error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, nil, fmt.Errorf("creating registry directory: %w", err)
 	}
-	r = &registry{dir: dir, entries: map[string]*registryEntry{}}
+	r = &registry{dir: dir, entries: map[string]*registryEntry{}, atDi: map[devIno][]string{}}
 	entries, errMain := readRegistryFile(filepath.Join(dir, registryName))
 	if errMain == nil {
 		r.load(entries)
@@ -102,8 +106,10 @@ func openRegistry(dir string) (r *registry, recovered error, err error) {
 }
 
 func (r *registry) load(entries []*registryEntry) {
+	r.entries = make(map[string]*registryEntry, len(entries))
+	r.atDi = make(map[devIno][]string, len(entries))
 	for _, e := range entries {
-		r.entries[e.ID] = e
+		r.set(e)
 	}
 }
 
@@ -112,25 +118,7 @@ func readRegistryFile(path string) ([]*registryEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	var f registryFile
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("decoding %s: %w", path, err)
-	}
-	if f.Version != 1 {
-		return nil, fmt.Errorf("%s: unknown registry version %d", path, f.Version)
-	}
-	if sum := entriesChecksum(f.Entries); sum != f.Checksum {
-		return nil, fmt.Errorf("%s: checksum mismatch (torn or corrupt write)", path)
-	}
-	out := make([]*registryEntry, 0, len(f.Entries))
-	for _, raw := range f.Entries {
-		var e registryEntry
-		if err := json.Unmarshal(raw, &e); err != nil {
-			return nil, fmt.Errorf("decoding %s entry: %w", path, err)
-		}
-		out = append(out, &e)
-	}
-	return out, nil
+	return decodeRegistry(path, data)
 }
 
 func entriesChecksum(entries []json.RawMessage) uint32 {
@@ -144,14 +132,7 @@ func entriesChecksum(entries []json.RawMessage) uint32 {
 // find returns the entry for a file at di whose fingerprint the open file
 // still matches.
 func (r *registry) find(di devIno, f *os.File) (*registryEntry, error) {
-	r.mu.Lock()
-	var candidates []registryEntry
-	for _, e := range r.entries {
-		if e.DevIno == di {
-			candidates = append(candidates, *e)
-		}
-	}
-	r.mu.Unlock()
+	candidates := r.atDevIno(di)
 	for i := range candidates {
 		ok, err := candidates[i].Fingerprint.matches(f)
 		if err != nil {
@@ -169,7 +150,7 @@ func (r *registry) put(e registryEntry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e.Updated = time.Now()
-	r.entries[e.ID] = &e
+	r.set(&e)
 	r.dirty = true
 }
 
@@ -197,7 +178,8 @@ func (r *registry) update(id string, fn func(*registryEntry)) {
 func (r *registry) remove(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.entries[id]; ok {
+	if e, ok := r.entries[id]; ok {
+		r.unindex(e)
 		delete(r.entries, id)
 		r.dirty = true
 	}
@@ -253,18 +235,17 @@ func (r *registry) flush() error {
 }
 
 func (r *registry) write(snap []registryEntry) error {
-	f := registryFile{Version: 1, Written: time.Now().UTC(), Entries: make([]json.RawMessage, 0, len(snap))}
+	entries := make([]json.RawMessage, 0, len(snap))
 	for i := range snap {
 		raw, err := json.Marshal(&snap[i])
 		if err != nil {
 			return fmt.Errorf("encoding registry entry: %w", err)
 		}
-		f.Entries = append(f.Entries, raw)
+		entries = append(entries, raw)
 	}
-	f.Checksum = entriesChecksum(f.Entries)
-	data, err := json.Marshal(f)
+	data, err := encodeRegistry(time.Now().UTC(), entries)
 	if err != nil {
-		return fmt.Errorf("encoding registry: %w", err)
+		return err
 	}
 	return r.writeAtomic(data)
 }

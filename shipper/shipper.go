@@ -246,7 +246,7 @@ func (s *Shipper) written(path string) {
 // It returns where the files it found live.
 func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 	now := time.Now()
-	known := s.registry.byDevIno()
+	known := s.registry.atDevIno
 	claimed := map[devIno]bool{}
 	type candidate struct {
 		in    *input
@@ -275,7 +275,7 @@ func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 			}
 			claimed[di] = true
 			s.mu.Lock()
-			for _, e := range known[di] {
+			for _, e := range known(di) {
 				s.found[e.ID] = now
 			}
 			h := s.harvesters[di]
@@ -289,7 +289,7 @@ func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 				continue
 			}
 			lag := fi.Size()
-			if e := latest(known[di]); e != nil {
+			if e := latest(known(di)); e != nil {
 				if fi.Size() == e.Offset && !e.ReleasedModTime.IsZero() && fi.ModTime().Equal(e.ReleasedModTime) {
 					continue // released at its end and unchanged since: nothing to open it for
 				}
@@ -315,11 +315,11 @@ func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 			lag = fi.Size()
 		}
 		s.mu.Lock()
-		for _, e := range known[di] {
+		for _, e := range known(di) {
 			s.found[e.ID] = now
 		}
 		s.mu.Unlock()
-		if e := latest(known[di]); e != nil {
+		if e := latest(known(di)); e != nil {
 			lag = max(lag-e.Offset, 0)
 		}
 		candidates = append(candidates, candidate{in: o.in, path: o.path, di: di, since: o.since, lag: lag, outside: true})
@@ -665,7 +665,7 @@ func (s *Shipper) openFiles() int {
 func (s *Shipper) newGeneration(h *harvester, offset int64) error {
 	var replaced []string
 	now := time.Now()
-	for _, e := range s.registry.byDevIno()[h.di] {
+	for _, e := range s.registry.atDevIno(h.di) {
 		s.registry.remove(e.ID)
 		if !e.Pending {
 			replaced = append(replaced, e.ID)

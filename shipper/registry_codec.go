@@ -1,0 +1,148 @@
+package shipper
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// The registry file is one JSON document, {"version":1, "written",
+// "checksum", "entries":[...]}, written with each entry on a line of its
+// own. Any JSON reader reads it; this one reads that layout in one pass over
+// the bytes and decodes the entries in parallel: with encoding/json over the
+// whole document (a validation pass, a pass copying each entry out, then
+// each entry's own two), a registry of 100,000 files took over a second to
+// load. A file of another layout (an older Sluice's, or edited by hand) is
+// read the slow way.
+
+// encodeRegistry writes the registry document of entries, each the JSON of
+// one registryEntry.
+func encodeRegistry(written time.Time, entries []json.RawMessage) ([]byte, error) {
+	at, err := json.Marshal(written)
+	if err != nil {
+		return nil, fmt.Errorf("encoding registry: %w", err)
+	}
+	size := 128
+	for _, e := range entries {
+		size += len(e) + 2
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	fmt.Fprintf(buf, `{"version":1,"written":%s,"checksum":%d,"entries":[`, at, entriesChecksum(entries))
+	for i, e := range entries {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.WriteByte('\n')
+		buf.Write(e)
+	}
+	buf.WriteString("\n]}\n")
+	return buf.Bytes(), nil
+}
+
+// decodeRegistry reads a registry document, path naming it in errors.
+func decodeRegistry(path string, data []byte) ([]*registryEntry, error) {
+	raw, ok := splitRegistry(data)
+	if !ok {
+		return decodeRegistrySlow(path, data)
+	}
+	var f registryFile
+	if err := json.Unmarshal(raw.header, &f); err != nil {
+		return decodeRegistrySlow(path, data)
+	}
+	if f.Version != 1 {
+		return nil, fmt.Errorf("%s: unknown registry version %d", path, f.Version)
+	}
+	if sum := entriesChecksum(raw.entries); sum != f.Checksum {
+		return nil, fmt.Errorf("%s: checksum mismatch (torn or corrupt write)", path)
+	}
+	return decodeEntries(path, raw.entries)
+}
+
+// registryParts is a registry document split at its lines: the header
+// (with an empty entry list) and each entry's JSON.
+type registryParts struct {
+	header  []byte
+	entries []json.RawMessage
+}
+
+// splitRegistry splits a document of encodeRegistry's layout; ok is false
+// for any other.
+func splitRegistry(data []byte) (registryParts, bool) {
+	const open, closing = `"entries":[`, "]}"
+	nl := bytes.IndexByte(data, '\n')
+	if nl < 0 || !bytes.HasSuffix(data[:nl], []byte(open)) {
+		return registryParts{}, false
+	}
+	header := append(append([]byte(nil), data[:nl]...), closing...)
+	rest := bytes.TrimSuffix(data[nl+1:], []byte("\n"))
+	if !bytes.HasSuffix(rest, []byte("\n"+closing)) {
+		if bytes.Equal(rest, []byte(closing)) { // no entries
+			return registryParts{header: header}, true
+		}
+		return registryParts{}, false
+	}
+	rest = rest[:len(rest)-len(closing)-1]
+	entries := make([]json.RawMessage, 0, bytes.Count(rest, []byte("\n"))+1)
+	for len(rest) > 0 {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+			if !bytes.HasSuffix(line, []byte(",")) {
+				return registryParts{}, false
+			}
+			line = line[:len(line)-1]
+		} else {
+			rest = nil
+		}
+		entries = append(entries, line)
+	}
+	return registryParts{header: header, entries: entries}, true
+}
+
+// decodeEntries decodes the entries on every core.
+func decodeEntries(path string, raw []json.RawMessage) ([]*registryEntry, error) {
+	entries := make([]registryEntry, len(raw))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(raw)/1000))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*len(raw)/workers, (w+1)*len(raw)/workers
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				if err := json.Unmarshal(raw[i], &entries[i]); err != nil {
+					errs[w] = fmt.Errorf("decoding %s entry: %w", path, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	out := make([]*registryEntry, len(entries))
+	for i := range entries {
+		out[i] = &entries[i]
+	}
+	return out, nil
+}
+
+// decodeRegistrySlow reads a registry document of any layout.
+func decodeRegistrySlow(path string, data []byte) ([]*registryEntry, error) {
+	var f registryFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", path, err)
+	}
+	if f.Version != 1 {
+		return nil, fmt.Errorf("%s: unknown registry version %d", path, f.Version)
+	}
+	if sum := entriesChecksum(f.Entries); sum != f.Checksum {
+		return nil, fmt.Errorf("%s: checksum mismatch (torn or corrupt write)", path)
+	}
+	return decodeEntries(path, f.Entries)
+}
