@@ -62,6 +62,10 @@ type harvester struct {
 	restarts restartLimiter
 	// quota is the file's share of the node (quota.go), nil for none.
 	quota *fileQuota
+	// grant is the budget taken for this turn not yet used by a line, and
+	// turnOver ends the turn early (turn.go).
+	grant             int64
+	granted, turnOver bool
 }
 
 // generation is one content generation of a file: a new one starts when the
@@ -108,6 +112,8 @@ func (h *harvester) run(ctx context.Context) error {
 	if err := h.sh.publisher.Prepare(ctx, h.topic); err != nil {
 		return err
 	}
+	h.sh.budget.readers.Add(1)
+	defer h.sh.budget.readers.Add(-1)
 	const minPoll = 25 * time.Millisecond
 	poll := minPoll
 	for {
@@ -169,10 +175,14 @@ func (h *harvester) readAvailable(ctx context.Context) (bool, error) {
 	if err := h.quota.wait(ctx); err != nil {
 		return false, nil
 	}
+	if err := h.beginTurn(ctx); err != nil {
+		return false, nil
+	}
+	defer h.endTurn()
 	now := time.Now() // one read time per burst: reading the clock per line is measurable
 	defer h.closeBurst()
 	over := false // the pod went over its quota: other files' turn
-	for n < readBurst && !over {
+	for n < readBurst && !over && h.turnLeft() {
 		if ctx.Err() != nil {
 			return false, nil
 		}
@@ -231,13 +241,8 @@ func (h *harvester) ship(ctx context.Context, l line, flags []string, now time.T
 	}
 	reserved := int64(len(l.Data)) + recordOverhead
 	budget := h.sh.budget
-	if !budget.tryAcquire(reserved) {
-		// The open burst holds budget that only comes back once it is
-		// closed: close it before waiting for budget.
-		h.closeBurst()
-		if err := budget.acquire(ctx, reserved); err != nil {
-			return err
-		}
+	if err := h.reserve(ctx, reserved); err != nil {
+		return err
 	}
 	if h.gen.pending {
 		h.identify(h.reader.head, h.gen.acks)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/semaphore"
@@ -115,6 +116,9 @@ type budget struct {
 	max     int64
 	sem     *semaphore.Weighted
 	metrics *metrics
+	// readers is the harvesters running, among which turns share it
+	// (turn.go).
+	readers atomic.Int64
 }
 
 func newBudget(max int64, m *metrics) *budget {

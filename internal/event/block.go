@@ -32,7 +32,7 @@ type Block struct {
 // their bytes, about recordBytes each. An Encoder starts small and takes a
 // larger block each time one fills, so that a quiet file holds a few KiB
 // and a busy one fills a block per few hundred lines.
-var classRecords = [...]int{16, 64, 256}
+var classRecords = [...]int{4, 16, 64, 256}
 
 const (
 	// recordBytes is the arena a block keeps per record: a ~300-byte line
