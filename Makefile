@@ -9,7 +9,7 @@ STACK := deploy/local/stack.sh
 # the servers are never taken from Go's test cache.
 TEST_FLAGS ?= -p 2 -count=1 -timeout 20m
 
-.PHONY: build test tools rules unit integration demo up down bench soak chaos lint fuzz clean
+.PHONY: build test tools rules unit integration demo up down bench manyfiles soak chaos lint fuzz clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sluice ./cmd/sluice
@@ -60,6 +60,12 @@ bench: build up
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	benchmarks/ship.sh
 	benchmarks/aggregate.sh
+
+## manyfiles: the shipper with 1,000 busy files (100 lines/s each), then
+## 1,000 quiet ones (a line a minute); MANYFILES_SECONDS (120) each.
+manyfiles: build up
+	benchmarks/manyfiles.sh busy $${MANYFILES_SECONDS:-120}
+	benchmarks/manyfiles.sh quiet $${MANYFILES_SECONDS:-120}
 
 soak: build up
 	SLUICE_SOAK=1 $(GO) test -run Soak -timeout 60m -v ./...

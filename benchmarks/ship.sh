@@ -7,8 +7,9 @@
 #   benchmarks/ship.sh [SIZE_MIB]       (make bench runs it)
 #
 # BENCH_ROUNDS (default 3) runs kcat and sluice that many times, one after
-# the other, and reports each round's ratio and their median: the machine's
-# speed drifts, so a ratio is taken within a round.
+# the other, and reports each round's ratios (wall time and CPU seconds) and
+# their medians: the machine's speed drifts, so a ratio is taken within a
+# round. SLUICE_CPUPROFILE=file profiles sluice (the last round's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib=${1:-${BENCH_SHIP_MIB:-1024}}
@@ -97,20 +98,23 @@ export -f sluice_run
 export out lines
 
 ratios=()
+cpus=()
 for round in $(seq "$rounds"); do
   echo "round $round" | tee -a "$out/ship-$run.txt"
   kcat_run "$round"
-  read -r kcat_wall _ <"$out/kcat.time"
+  read -r kcat_wall kcat_user kcat_sys _ <"$out/kcat.time"
   sluice_config "$round"
   measure sluice bash -c sluice_run
-  read -r sluice_wall _ <"$out/sluice.time"
+  read -r sluice_wall sluice_user sluice_sys _ <"$out/sluice.time"
   ratio=$(echo "scale=3; $sluice_wall / $kcat_wall" | bc)
+  cpu=$(echo "scale=3; ($sluice_user + $sluice_sys) / ($kcat_user + $kcat_sys)" | bc)
   ratios+=("$ratio")
-  echo "sluice / kcat = ${ratio}x" | tee -a "$out/ship-$run.txt"
+  cpus+=("$cpu")
+  echo "sluice / kcat = ${ratio}x wall, ${cpu}x CPU; load average $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/ship-$run.txt"
   # Free the broker's disk for the next round.
   deploy/local/stack.sh topic-delete "bench-kcat-$run-$round"
   deploy/local/stack.sh topic-delete "bench-sluice-$run-$round"
   rm -rf "$out/registry-$run-$round"
 done
-median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}')
-echo "bench: $lines lines, $((bytes / 1048576)) MiB; sluice / kcat per round: ${ratios[*]}; median ${median}x; results in $out/ship-$run.txt" | tee -a "$out/ship-$run.txt"
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+echo "bench: $lines lines, $((bytes / 1048576)) MiB; sluice / kcat per round: wall ${ratios[*]} (median $(median "${ratios[@]}")x), CPU ${cpus[*]} (median $(median "${cpus[@]}")x); results in $out/ship-$run.txt" | tee -a "$out/ship-$run.txt"

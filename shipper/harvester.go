@@ -66,6 +66,8 @@ type harvester struct {
 	// turnOver ends the turn early (turn.go).
 	grant             int64
 	granted, turnOver bool
+	// scanSize is the file's size at the last scan (poll.go).
+	scanSize atomic.Int64
 }
 
 // generation is one content generation of a file: a new one starts when the

@@ -285,7 +285,9 @@ func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 			s.mu.Unlock()
 			if h != nil {
 				h.seen(path, now)
-				h.notify()
+				if h.scanned(fi.Size()) {
+					h.notify()
+				}
 				continue
 			}
 			lag := fi.Size()
