@@ -13,6 +13,7 @@
 #
 #   benchmarks/manyfiles.sh [busy|quiet] [SECONDS] [FILES]   (defaults busy 120 1000)
 #
+# IN_FLIGHT sets max_in_flight_bytes (default 4 MiB).
 # RATE (100) lines/s per busy file, TICK (10ms) how often a busy file is
 # written to (its lines due since the last tick in one write), WARMUP (20 s;
 # 70 s for quiet, so that every quiet file got its line once), ARGS extra
@@ -60,6 +61,7 @@ http:
   listen: 127.0.0.1:9696
 log:
   level: warn
+${IN_FLIGHT:+max_in_flight_bytes: $IN_FLIGHT}
 YAML
 
 bin/manyfiles -dir "$dir/logs" -duration "$((warmup + secs + 5))s" "${wargs[@]}" >"$dir/written" &
@@ -77,6 +79,7 @@ hz=$(getconf CLK_TCK)
 sleep "$warmup"
 c0=$(cpu) a0=$(acked) t0=$(date +%s.%N)
 rs0=$(metric sluice_shipper_registry_write_seconds_sum) rc0=$(metric sluice_shipper_registry_write_seconds_count)
+ps0=$(metric sluice_shipper_produce_latency_seconds_sum) pc0=$(metric sluice_shipper_produce_latency_seconds_count)
 curl -s 127.0.0.1:9696/metrics | grep '^sluice_shipper_registry_write_seconds_bucket' >"$dir/buckets0"
 maxrss=0 maxg=0 maxfd=0
 end=$(( $(date +%s) + secs ))
@@ -91,6 +94,7 @@ while [ "$(date +%s)" -lt "$end" ]; do
 done
 c1=$(cpu) a1=$(acked) t1=$(date +%s.%N)
 rs1=$(metric sluice_shipper_registry_write_seconds_sum) rc1=$(metric sluice_shipper_registry_write_seconds_count)
+ps1=$(metric sluice_shipper_produce_latency_seconds_sum) pc1=$(metric sluice_shipper_produce_latency_seconds_count)
 curl -s 127.0.0.1:9696/metrics | grep '^sluice_shipper_registry_write_seconds_bucket' >"$dir/buckets1"
 hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
 lag=$(metric sluice_shipper_lag_bytes)
@@ -105,5 +109,6 @@ slowest=$(paste "$dir/buckets0" "$dir/buckets1" | awk -v n="$((${rc1%.*} - ${rc0
   printf '  goroutines up to %d, file descriptors up to %d\n' "$maxg" "$maxfd"
   printf '  registry writes: %d, mean %.2f ms, slowest under %s s\n' "$(echo "$rc1 - $rc0" | bc | cut -d. -f1)" \
     "$(echo "if ($rc1 - $rc0 > 0) ($rs1 - $rs0) * 1000 / ($rc1 - $rc0) else 0" | bc -l)" "$slowest"
-  printf '  lines acknowledged %.0f/s in the window; lag at the end %.0f bytes\n' "$(echo "($a1 - $a0) / $window" | bc -l)" "$lag"
+  printf '  lines acknowledged %.0f/s in the window; lag at the end %.0f bytes; produce latency (read to ack) mean %.0f ms\n' "$(echo "($a1 - $a0) / $window" | bc -l)" "$lag" \
+    "$(echo "if ($pc1 - $pc0 > 0) ($ps1 - $ps0) * 1000 / ($pc1 - $pc0) else 0" | bc -l)"
 } | tee -a "$out/manyfiles-$run.txt"

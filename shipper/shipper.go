@@ -263,10 +263,13 @@ func (s *Shipper) scan(ctx context.Context) map[devIno]bool {
 		s.watcher.watchDirs(in.cfg.Paths) // globs' own directories, when they are literal
 		accepted := paths[:0]
 		for _, path := range paths {
-			fi, err := in.opener.stat(path)
-			if err != nil {
-				s.refusals.report(path, err)
-				continue
+			fi := s.statKnown(in, path)
+			if fi == nil {
+				var err error
+				if fi, err = in.opener.stat(path); err != nil {
+					s.refusals.report(path, err)
+					continue
+				}
 			}
 			accepted = append(accepted, path)
 			di, ok := statDevIno(fi)
