@@ -403,8 +403,11 @@ func (s *Shipper) resumeRenamed() {
 			dirs[dir] = files
 		}
 		path, ok := files[e.DevIno]
+		if !ok {
+			continue // most of a large registry: files gone
+		}
 		in := s.inputFor(e)
-		if !ok || in == nil {
+		if in == nil {
 			continue
 		}
 		// Only the same content: a file that got the inode of a deleted
