@@ -162,7 +162,7 @@ func (h *harvester) run(ctx context.Context) error {
 		case <-h.wake:
 			t.Stop()
 		case <-t.C:
-			poll = min(poll*2, h.sh.cfg.ScanInterval)
+			poll = min(poll*2, h.maxPoll())
 		}
 	}
 }

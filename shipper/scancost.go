@@ -3,6 +3,7 @@ package shipper
 import (
 	"os"
 	"syscall"
+	"time"
 )
 
 // What a scan costs per open file, every scan_interval: a node's thousand
@@ -45,4 +46,27 @@ func (s *Shipper) statKnown(in *input, path string) os.FileInfo {
 		return nil
 	}
 	return fi
+}
+
+// settledPolls is how many scan intervals, at most, a settled file's
+// harvester waits between looks of its own (maxPoll).
+const settledPolls = 5
+
+// maxPoll is the longest the harvester waits for a wake-up before it looks
+// at its file again. The scan stats every file every scan_interval and
+// wakes the harvester of one that changed size, and notifications wake it
+// at a write: its own look is the safety net for what both miss (a file
+// rewritten in place at the same size) and the clock of close_inactive.
+// A settled file (nothing pending, still found by the globs) is looked at
+// every settledPolls scan intervals, or a tenth of close_inactive if that
+// is sooner; a file with a piece of a line pending
+// (unterminated_line_after) or gone from the globs (close_removed_after),
+// every scan_interval. A node's quiet files are most of its files: a
+// thousand looking every second cost a hundredth of a core or more.
+func (h *harvester) maxPoll() time.Duration {
+	iv := h.sh.cfg.ScanInterval
+	if h.reader.pending() || (h.cri != nil && h.cri.pending()) || h.goneNoticed.Load() {
+		return iv
+	}
+	return min(max(h.sh.cfg.CloseInactive/10, iv), settledPolls*iv)
 }
