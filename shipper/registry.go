@@ -73,6 +73,11 @@ type registry struct {
 	// entries, not all of a registry that may hold 100,000.
 	atDi  map[devIno][]string
 	dirty bool
+	// encoded is each entry's JSON as last written, and changed the ids
+	// changed since the last flush took its copy: a flush encodes only the
+	// entries that changed (registry_codec.go).
+	encoded map[string]json.RawMessage
+	changed map[string]struct{}
 }
 
 // openRegistry loads the registry in dir, falling back to the backup copy
@@ -81,7 +86,8 @@ func openRegistry(dir string) (r *registry, recovered error, err error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, nil, fmt.Errorf("creating registry directory: %w", err)
 	}
-	r = &registry{dir: dir, entries: map[string]*registryEntry{}, atDi: map[devIno][]string{}}
+	r = &registry{dir: dir, entries: map[string]*registryEntry{}, atDi: map[devIno][]string{},
+		encoded: map[string]json.RawMessage{}, changed: map[string]struct{}{}}
 	entries, errMain := readRegistryFile(filepath.Join(dir, registryName))
 	if errMain == nil {
 		r.load(entries)
@@ -108,6 +114,7 @@ func openRegistry(dir string) (r *registry, recovered error, err error) {
 func (r *registry) load(entries []*registryEntry) {
 	r.entries = make(map[string]*registryEntry, len(entries))
 	r.atDi = make(map[devIno][]string, len(entries))
+	r.encoded = make(map[string]json.RawMessage, len(entries))
 	for _, e := range entries {
 		r.set(e)
 	}
@@ -151,7 +158,7 @@ func (r *registry) put(e registryEntry) {
 	defer r.mu.Unlock()
 	e.Updated = time.Now()
 	r.set(&e)
-	r.dirty = true
+	r.mark(e.ID)
 }
 
 // advance moves the acknowledged offset of file id forward.
@@ -161,7 +168,7 @@ func (r *registry) advance(id string, offset int64) {
 	if e, ok := r.entries[id]; ok && offset > e.Offset {
 		e.Offset = offset
 		e.Updated = time.Now()
-		r.dirty = true
+		r.mark(id)
 	}
 }
 
@@ -171,7 +178,7 @@ func (r *registry) update(id string, fn func(*registryEntry)) {
 	defer r.mu.Unlock()
 	if e, ok := r.entries[id]; ok {
 		fn(e)
-		r.dirty = true
+		r.mark(id)
 	}
 }
 
@@ -181,7 +188,7 @@ func (r *registry) remove(id string) {
 	if e, ok := r.entries[id]; ok {
 		r.unindex(e)
 		delete(r.entries, id)
-		r.dirty = true
+		r.mark(id)
 	}
 }
 
@@ -220,12 +227,21 @@ func (r *registry) flush() error {
 		return nil
 	}
 	snap := make([]registryEntry, 0, len(r.entries))
-	for _, e := range r.entries {
+	raws := make([]json.RawMessage, 0, len(r.entries))
+	for id, e := range r.entries {
 		snap = append(snap, *e)
+		raws = append(raws, r.encoded[id])
 	}
+	clear(r.changed)
 	r.dirty = false
 	r.mu.Unlock()
-	if err := r.write(snap); err != nil {
+	if err := r.encodeChanged(snap, raws); err != nil {
+		r.mu.Lock()
+		r.dirty = true
+		r.mu.Unlock()
+		return err
+	}
+	if err := r.writeEntries(raws); err != nil {
 		r.mu.Lock()
 		r.dirty = true
 		r.mu.Unlock()
@@ -234,16 +250,22 @@ func (r *registry) flush() error {
 	return nil
 }
 
+// write writes the entries of snap, every one encoded.
 func (r *registry) write(snap []registryEntry) error {
-	entries := make([]json.RawMessage, 0, len(snap))
+	raws := make([]json.RawMessage, len(snap))
 	for i := range snap {
 		raw, err := json.Marshal(&snap[i])
 		if err != nil {
 			return fmt.Errorf("encoding registry entry: %w", err)
 		}
-		entries = append(entries, raw)
+		raws[i] = raw
 	}
-	data, err := encodeRegistry(time.Now().UTC(), entries)
+	return r.writeEntries(raws)
+}
+
+// writeEntries writes the registry file of the entries' JSON.
+func (r *registry) writeEntries(raws []json.RawMessage) error {
+	data, err := encodeRegistry(time.Now().UTC(), raws)
 	if err != nil {
 		return err
 	}

@@ -146,3 +146,43 @@ func decodeRegistrySlow(path string, data []byte) ([]*registryEntry, error) {
 	}
 	return decodeEntries(path, f.Entries)
 }
+
+// mark records that the entry of id changed (or went): the next flush
+// writes the registry and encodes it again. The caller holds mu.
+func (r *registry) mark(id string) {
+	delete(r.encoded, id)
+	r.changed[id] = struct{}{}
+	r.dirty = true
+}
+
+// encodeChanged fills in raws, the JSON of snap's entries as last
+// written, for the entries that changed since (nil), and keeps their new
+// JSON for the next flush unless they changed again meanwhile. With
+// 100,000 entries of which a few change every second, encoding them all
+// for every write took 0.35 s of CPU.
+func (r *registry) encodeChanged(snap []registryEntry, raws []json.RawMessage) error {
+	var fresh []int
+	for i := range snap {
+		if raws[i] != nil {
+			continue
+		}
+		raw, err := json.Marshal(&snap[i])
+		if err != nil {
+			return fmt.Errorf("encoding registry entry: %w", err)
+		}
+		raws[i] = raw
+		fresh = append(fresh, i)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, i := range fresh {
+		id := snap[i].ID
+		if _, again := r.changed[id]; again {
+			continue
+		}
+		if _, ok := r.entries[id]; ok {
+			r.encoded[id] = raws[i]
+		}
+	}
+	return nil
+}

@@ -107,3 +107,68 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// TestRegistryEncodesOnlyChanged: a flush encodes the entries that changed
+// since the last one and reuses the others' JSON; the file holds every
+// entry as it is now.
+func TestRegistryEncodesOnlyChanged(t *testing.T) {
+	dir := t.TempDir()
+	r, _, err := openRegistry(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		r.put(registryEntry{ID: fmt.Sprintf("f%d", i), Path: fmt.Sprintf("/logs/f%d.log", i), DevIno: devIno{Dev: 1, Ino: uint64(i)}, Offset: 10})
+	}
+	if err := r.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.encoded) != 100 {
+		t.Fatalf("%d entries' JSON kept after a flush, want 100", len(r.encoded))
+	}
+	r.advance("f7", 99)
+	r.remove("f8")
+	if _, ok := r.encoded["f7"]; ok || len(r.encoded) != 98 {
+		t.Fatalf("changed entries' JSON kept: %d", len(r.encoded))
+	}
+	if err := r.flush(); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := readRegistryFile(filepath.Join(dir, registryName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, e := range entries {
+		got[e.ID] = e.Offset
+	}
+	if len(got) != 99 || got["f7"] != 99 || got["f1"] != 10 {
+		t.Fatalf("registry file holds %d entries, f7 at %d, f1 at %d; want 99, 99, 10", len(got), got["f7"], got["f1"])
+	}
+}
+
+// BenchmarkRegistryFlushLarge: a registry of 100,000 entries written
+// after 10 of them moved, as every registry_flush on a node that keeps
+// many files' entries for clean_after.
+func BenchmarkRegistryFlushLarge(b *testing.B) {
+	r, _, err := openRegistry(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 100_000 {
+		r.put(registryEntry{ID: fmt.Sprintf("f%d", i), Path: fmt.Sprintf("/var/log/containers/pod-%d_ns_app.log", i), DevIno: devIno{Dev: 2049, Ino: uint64(i)},
+			Fingerprint: fingerprint{Len: 1024, Hash: "0123456789abcdef0123456789abcdef"}, Offset: 10})
+	}
+	if err := r.flush(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for n := range b.N {
+		for i := range 10 {
+			r.advance(fmt.Sprintf("f%d", i*1000), int64(11+n))
+		}
+		if err := r.flush(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
