@@ -35,6 +35,7 @@ import (
 
 	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/kafkaclient"
+	"github.com/sluicelog/sluice/internal/tap"
 	"github.com/sluicelog/sluice/internal/telemetry"
 )
 
@@ -718,6 +719,9 @@ type deadLetter struct {
 func (a *Aggregator) deadLetter(ctx context.Context, dead []deadLetter) error {
 	if len(dead) == 0 {
 		return nil
+	}
+	for i := 0; i < len(dead) && tap.Tapping(); i++ {
+		tap.DeadLetter(dead[i].rec, dead[i].status, dead[i].reason, dead[i].index)
 	}
 	if a.deadFile != nil {
 		return retry(ctx, a.log, "writing to the dead-letter file", func() error {

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/sluicelog/sluice/internal/tap"
 	"github.com/sluicelog/sluice/parser"
 )
 
@@ -255,6 +256,7 @@ func (f *flow) addBatch(records []*kgo.Record) error {
 		// The document is done with once encoded: a conflict retry rebuilds
 		// it from its JSON, so in-flight work holds only the bytes.
 		index := a.names.name(&ev, doc)
+		tap.Document(&ev, index, src)
 		b.items[b.n] = item{index: index, id: ev.DocID(), source: src, record: rec,
 			recBytes: recordSize(rec), read: ev.ReadTime, lookup: a.dedupe.lookup(rec, &ev, doc, index)}
 		recycle(doc)

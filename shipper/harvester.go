@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluicelog/sluice/internal/event"
+	"github.com/sluicelog/sluice/internal/tap"
 )
 
 // harvester reads one file from its acknowledged offset to its end and
@@ -249,6 +250,7 @@ func (h *harvester) ship(ctx context.Context, l line, flags []string, now time.T
 		LogTime:  l.LogTime,
 		Line:     l.Data, // copied by the encoder
 	}
+	tap.Line(&ev)
 	if p := h.path.Load(); h.enc == nil || p != h.encPath {
 		h.dropEncoder()
 		h.enc, h.encPath = event.NewPooledEncoder(h.topic, &ev, h.fieldsHeader, h.sh.blocks), p

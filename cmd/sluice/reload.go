@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sluicelog/sluice/internal/tap"
 	"github.com/sluicelog/sluice/internal/telemetry"
 )
 
@@ -111,6 +112,7 @@ func serve(path string, load loader) error {
 		return err
 	}
 	srv := telemetry.NewServer(cur.listen, reg, log)
+	srv.Handle(tap.Path, tap.Default)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	g, gctx := errgroup.WithContext(ctx)
