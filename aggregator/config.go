@@ -28,6 +28,8 @@ type Config struct {
 	HTTP          telemetry.HTTPConfig `yaml:"http"`
 	Log           telemetry.LogConfig  `yaml:"log"`
 
+	Reload telemetry.ReloadConfig `yaml:"reload"`
+
 	// Pipelines filter and reshape documents by document type, after
 	// parsing and GeoIP and before the index name is rendered.
 	Pipelines pipeline.Config `yaml:"pipelines"`

@@ -27,6 +27,8 @@ type Config struct {
 	HTTP     telemetry.HTTPConfig `yaml:"http"`
 	Log      telemetry.LogConfig  `yaml:"log"`
 
+	Reload telemetry.ReloadConfig `yaml:"reload"`
+
 	// ScanInterval is how often globs are re-scanned and open files polled
 	// for new data (default 1s).
 	ScanInterval time.Duration `yaml:"scan_interval"`

@@ -59,7 +59,8 @@ Usage:
                              passing a running process
   sluice version             print the version
 
-ship, aggregate and run reload their configuration file on SIGHUP.
+ship, aggregate and run reload their configuration file on SIGHUP, and
+when it changes with reload.watch: true.
 `
 
 func main() {
@@ -325,26 +326,29 @@ type component interface {
 func ship(path string) error {
 	return serve(path, func(path string) (role, error) {
 		cfg, err := loadShipper(path)
-		return role{level: cfg.Log.Level, listen: cfg.HTTP.Listen, build: func(reg prometheus.Registerer, log *zap.Logger) (component, error) {
-			return shipper.New(cfg, reg, log)
-		}}, err
+		return role{level: cfg.Log.Level, listen: cfg.HTTP.Listen, watch: cfg.Reload.Watch, preflight: shipperPreflight(cfg),
+			build: func(reg prometheus.Registerer, log *zap.Logger) (component, error) {
+				return shipper.New(cfg, reg, log)
+			}}, err
 	})
 }
 
 func aggregate(path string) error {
 	return serve(path, func(path string) (role, error) {
 		cfg, err := loadAggregator(path)
-		return role{level: cfg.Log.Level, listen: cfg.HTTP.Listen, build: func(reg prometheus.Registerer, log *zap.Logger) (component, error) {
-			return aggregator.New(cfg, reg, log)
-		}}, err
+		return role{level: cfg.Log.Level, listen: cfg.HTTP.Listen, watch: cfg.Reload.Watch, preflight: aggregatorPreflight(cfg),
+			build: func(reg prometheus.Registerer, log *zap.Logger) (component, error) {
+				return aggregator.New(cfg, reg, log)
+			}}, err
 	})
 }
 
 func runSingle(path string) error {
 	return serve(path, func(path string) (role, error) {
 		cfg, err := loadRun(path)
-		return role{level: cfg.Log.Level, listen: cfg.HTTP.Listen, build: func(reg prometheus.Registerer, log *zap.Logger) (component, error) {
-			return runner.New(cfg, reg, log)
-		}}, err
+		return role{level: cfg.Log.Level, listen: cfg.HTTP.Listen, watch: cfg.Reload.Watch, preflight: runPreflight(cfg),
+			build: func(reg prometheus.Registerer, log *zap.Logger) (component, error) {
+				return runner.New(cfg, reg, log)
+			}}, err
 	})
 }

@@ -368,7 +368,7 @@ func TestRunReload(t *testing.T) {
 	}
 
 	// A configuration that validates but cannot start (its output cannot
-	// be created) is counted as failed, and the previous one starts again.
+	// be created) is counted as failed, and the running one stays.
 	writeRunConfig(t, cfgPath, dir, listen, "output:\n  file: {path: /proc/sluice-cannot-create/docs.ndjson}",
 		filepath.Join(dir, "app", "*.log"), filepath.Join(dir, "other", "*.log"))
 	run.reload(t, listen, "failure", 2)

@@ -190,32 +190,3 @@ func (s *Server) ClearChecks() {
 	defer s.mu.Unlock()
 	s.checks = map[string]Check{}
 }
-
-// Replacing returns a Registerer onto reg on which a collector registered
-// again replaces the one registered before it, for a process that builds
-// its pipeline again on a configuration reload: the new pipeline's metrics
-// are the ones exported. Counters of the replaced pipeline restart from
-// zero, which Prometheus treats as a counter reset.
-func Replacing(reg prometheus.Registerer) prometheus.Registerer {
-	return replacing{reg}
-}
-
-type replacing struct{ prometheus.Registerer }
-
-func (r replacing) Register(c prometheus.Collector) error {
-	err := r.Registerer.Register(c)
-	var already prometheus.AlreadyRegisteredError
-	if errors.As(err, &already) {
-		r.Registerer.Unregister(already.ExistingCollector)
-		return r.Registerer.Register(c)
-	}
-	return err
-}
-
-func (r replacing) MustRegister(cs ...prometheus.Collector) {
-	for _, c := range cs {
-		if err := r.Register(c); err != nil {
-			panic(err)
-		}
-	}
-}
