@@ -18,10 +18,10 @@ type command struct {
 
 var commands = map[string]command{
 	"ship": {"sluice ship -c FILE",
-		"Tails the files of the configured inputs and produces every line to Kafka. File offsets are kept in a registry that moves only once Kafka has acknowledged the lines, so restarts, rotation and Kafka outages lose nothing. Serves /metrics, /healthz and /readyz on http.listen; reloads FILE on SIGHUP; SIGTERM delivers what is in flight and exits 0.",
+		"Tails the files of the configured inputs and produces every line to Kafka. File offsets are kept in a registry that moves only once Kafka has acknowledged the lines, so restarts, rotation and Kafka outages lose nothing. Serves /metrics, /healthz, /readyz and /tap on http.listen; reloads FILE on SIGHUP (and when it changes, with reload.watch: true); SIGTERM delivers what is in flight and exits 0.",
 		"sluice ship -c /etc/sluice/shipper.yaml"},
 	"aggregate": {"sluice aggregate -c FILE",
-		"Consumes the shippers' topics as a member of a consumer group, parses each line by its document type and bulk-indexes the documents into Elasticsearch. Offsets are committed only once Elasticsearch acknowledged the documents; rejected ones go to the dead-letter topic. Reloads FILE on SIGHUP.",
+		"Consumes the shippers' topics as a member of a consumer group, parses each line by its document type and bulk-indexes the documents into Elasticsearch. Offsets are committed only once Elasticsearch acknowledged the documents; rejected ones go to the dead-letter topic. Reloads FILE on SIGHUP (and when it changes, with reload.watch: true).",
 		"sluice aggregate -c /etc/sluice/aggregator.yaml"},
 	"run": {"sluice run -c FILE",
 		"Ship and aggregate in one process, without Kafka: lines go through an in-process queue to Elasticsearch, an NDJSON file or standard output.",
