@@ -213,5 +213,19 @@ func TestTapRun(t *testing.T) {
 			t.Fatalf("%s tap of sluice run saw too little in 30s", name)
 		}
 	}
+	// A tap still open does not hold up SIGTERM.
+	open, openErr := tapCLI("-c", cfg, "-stage", "lines")
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
 	run.stop()
+	if took := time.Since(start); took > 1500*time.Millisecond {
+		t.Errorf("sluice run took %v to stop with a tap open", took)
+	}
+	select {
+	case <-open:
+	case err := <-openErr:
+		t.Errorf("the open tap ended with %v when sluice run stopped", err)
+	case <-time.After(5 * time.Second):
+		t.Error("the open tap did not end when sluice run stopped")
+	}
 }

@@ -165,7 +165,10 @@ func (s *Server) Run(ctx context.Context) error {
 // serve serves on ln until ctx is done, closing connections idle for idle.
 func (s *Server) serve(ctx context.Context, ln net.Listener, idle time.Duration) error {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
-		WriteTimeout: writeTimeout, IdleTimeout: idle}
+		WriteTimeout: writeTimeout, IdleTimeout: idle,
+		// Requests end with ctx: a stream such as /tap does not hold up
+		// the shutdown.
+		BaseContext: func(net.Listener) context.Context { return ctx }}
 	s.log.Info("serving metrics and health", zap.String("addr", ln.Addr().String()))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
