@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,12 +19,7 @@ import (
 func TestReloadKeepsRunningPipelineWhenNewCannotStart(t *testing.T) {
 	stack := testenv.Start(t)
 	dir := t.TempDir()
-	prefix := testenv.Name(t, "run")
-	stack.DeleteIndices(t, prefix+"-*")
-	t.Cleanup(func() {
-		stack.DeleteIndices(t, prefix+"-*")
-		stack.ES(t, http.MethodDelete, "/_index_template/"+prefix, nil, nil)
-	})
+	prefix := runIndexPrefix(t, stack)
 	listen := freeAddr(t)
 	logPath := filepath.Join(dir, "logs", "app.log")
 	cfgPath := filepath.Join(dir, "run.yaml")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,26 +68,16 @@ func TestTapShipAndAggregate(t *testing.T) {
 	dead, deadErr := tapCLI("-addr", aggListen, "-stage", "dead_letters", "-limit", "1")
 	sampled, sampledErr := tapCLI("-addr", shipListen, "-stage", "lines", "-service", "billing", "-rate", "0.5", "-limit", "4")
 
-	stop := make(chan struct{})
-	wrote := make(chan struct{})
-	go func() { // until every tap has what it waits for
-		defer close(wrote)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-			batch := serviceLines(i*10, i*10+9, "checkout")
-			batch = append(batch, fmt.Sprintf(`{"level":"error","service":"checkout","msg":"payment failed","id":"e%d"}`, i))
-			if i%5 == 0 {
-				batch = append(batch, fmt.Sprintf(`{"msg":"hopeless","detail":"one","again":"two","id":"h%d"}`, i))
-			}
-			appendLines(t, checkout, batch)
-			appendLines(t, billing, serviceLines(i*2, i*2+2, "billing"))
+	// Until every tap has what it waits for.
+	defer writeEvery(200*time.Millisecond, func(i int) {
+		batch := serviceLines(i*10, i*10+9, "checkout")
+		batch = append(batch, fmt.Sprintf(`{"level":"error","service":"checkout","msg":"payment failed","id":"e%d"}`, i))
+		if i%5 == 0 {
+			batch = append(batch, fmt.Sprintf(`{"msg":"hopeless","detail":"one","again":"two","id":"h%d"}`, i))
 		}
-	}()
-	defer func() { close(stop); <-wrote }()
+		appendLines(t, checkout, batch)
+		appendLines(t, billing, serviceLines(i*2, i*2+2, "billing"))
+	})()
 
 	wait := func(name string, c <-chan []tap.Event, errc <-chan error) []tap.Event {
 		t.Helper()
@@ -151,17 +140,10 @@ func TestTapShipAndAggregate(t *testing.T) {
 // waitServing waits until a process serves HTTP on addr.
 func waitServing(t *testing.T, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		res, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			return
-		}
+	for deadline := time.Now().Add(30 * time.Second); readyz(addr) == 0; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("nothing serves on %s: %v", addr, err)
+			t.Fatalf("nothing serves on %s", addr)
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -178,20 +160,7 @@ func TestTapRun(t *testing.T) {
 	waitServing(t, listen)
 	lines, linesErr := tapCLI("-c", cfg, "-stage", "lines", "-limit", "2")
 	docs, docsErr := tapCLI("-c", cfg, "-stage", "documents", "-service", "checkout", "-where", "log.level=info", "-limit", "2")
-	stop := make(chan struct{})
-	wrote := make(chan struct{})
-	go func() {
-		defer close(wrote)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			appendLines(t, logPath, serviceLines(i, i+1, "checkout"))
-		}
-	}()
-	defer func() { close(stop); <-wrote }()
+	defer writeEvery(100*time.Millisecond, func(i int) { appendLines(t, logPath, serviceLines(i, i+1, "checkout")) })()
 	for name, c := range map[string]struct {
 		evs  <-chan []tap.Event
 		errc <-chan error
@@ -228,4 +197,22 @@ func TestTapRun(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Error("the open tap did not end when sluice run stopped")
 	}
+}
+
+// writeEvery calls write(0), write(1), ... every interval until the
+// returned function is called, which waits for the last write.
+func writeEvery(interval time.Duration, write func(i int)) (stop func()) {
+	stopc, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stopc:
+				return
+			case <-time.After(interval):
+			}
+			write(i)
+		}
+	}()
+	return func() { close(stopc); <-done }
 }

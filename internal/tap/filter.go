@@ -13,6 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicelog/sluice/internal/config"
 	"github.com/sluicelog/sluice/internal/event"
 )
 
@@ -74,8 +75,8 @@ func ParseQuery(q url.Values) (Filter, error) {
 	if _, ok := stageOf(f.Stage); !ok {
 		return f, fmt.Errorf("stage %q: use one of %s", f.Stage, strings.Join(Stages, ", "))
 	}
-	f.Types = splitList(q["type"])
-	f.Services = splitList(q["service"])
+	f.Types = config.SplitList(q["type"])
+	f.Services = config.SplitList(q["service"])
 	for _, w := range q["where"] {
 		m, err := ParseMatch(w)
 		if err != nil {
@@ -98,18 +99,6 @@ func ParseQuery(q url.Values) (Filter, error) {
 		f.Limit = n
 	}
 	return f, nil
-}
-
-func splitList(vs []string) []string {
-	var out []string
-	for _, v := range vs {
-		for _, s := range strings.Split(v, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-	}
-	return out
 }
 
 // matchEvent checks what the wire event says: type and service.
