@@ -1,0 +1,211 @@
+package shipper
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sluicelog/sluice/internal/event"
+)
+
+// registryOffset is the acknowledged offset the running shipper's registry
+// holds for the file now at path, or -1.
+func registryOffset(sh *Shipper, path string) int64 {
+	for _, e := range sh.registry.snapshot() {
+		if e.Path == path {
+			return e.Offset
+		}
+	}
+	return -1
+}
+
+func appendText(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func withMultiline(m MultilineConfig) func(*Config) {
+	return func(c *Config) { c.Inputs[0].Multiline = &m }
+}
+
+// TestMultilineAckCoversTheEvent ships the Java sample with acknowledgements
+// held: the trace is one record whose offset is its first line's, and the
+// registry does not move until it is acknowledged, then moves to the end of
+// its last line (the file's end, as the lines after it are acknowledged
+// too).
+func TestMultilineAckCoversTheEvent(t *testing.T) {
+	pub := &heldPublisher{}
+	l := newLifecycle(t, withMultiline(MultilineConfig{Preset: "java", Timeout: 200 * time.Millisecond}))
+	text := readSample(t, "java.log")
+	appendText(t, l.path("app.log"), text)
+	sh, _ := startShipper(t, l.cfg, pub)
+	got := pub.waitFor(t, 4, 10*time.Second)
+	trace := got[1]
+	if n := strings.Count(string(trace.Line), "\n") + 1; n != 37 || !trace.HasFlag(event.FlagMultiline) {
+		t.Fatalf("the trace arrived as %d lines flagged %v, want 37 lines in one record flagged multiline", n, trace.Flags)
+	}
+	if want := int64(strings.Index(text, "2026-12-06 07:41:02.387")); trace.Offset != want {
+		t.Fatalf("the trace's offset is %d, want %d (its first line's)", trace.Offset, want)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if off := registryOffset(sh, l.path("app.log")); off != 0 {
+		t.Fatalf("the registry moved to %d before any acknowledgement", off)
+	}
+	pub.release()
+	waitUntil(t, "the registry at the file's end", func() bool { return registryOffset(sh, l.path("app.log")) == int64(len(text)) })
+}
+
+// TestMultilineCutByStopIsReadAgainWhole stops the shipper while a trace's
+// frames are still being written: the registry stays at the trace's first
+// line, and after the restart the trace is shipped whole, once, with the
+// document id it would have had.
+func TestMultilineCutByStopIsReadAgainWhole(t *testing.T) {
+	l := newLifecycle(t, withMultiline(MultilineConfig{Preset: "java", Timeout: time.Minute}))
+	text := readSample(t, "java.log")
+	cut := strings.Index(text, "Caused by: java.sql")
+	path := l.path("app.log")
+	appendText(t, path, text[:cut])
+	sh, stop := startShipper(t, l.cfg, l.pub)
+	first := l.pub.waitFor(t, 1, 10*time.Second)[0]
+	// The trace's lines read so far are held, waiting for more.
+	waitUntil(t, "the first line acknowledged", func() bool { return registryOffset(sh, path) > 0 })
+	time.Sleep(300 * time.Millisecond)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	traceStart := int64(strings.Index(text, "2026-12-06 07:41:02.387"))
+	if got := l.pub.shipped(); len(got) != 1 {
+		t.Fatalf("%d records before the stop, want 1 (the trace waits for its end)", len(got))
+	}
+	appendText(t, path, text[cut:])
+	l.cfg.Inputs[0].Multiline.Timeout = 200 * time.Millisecond // for the file's last line
+	sh, _ = startShipper(t, l.cfg, l.pub)
+	got := l.pub.waitFor(t, 4, 10*time.Second)
+	time.Sleep(200 * time.Millisecond)
+	got = l.pub.shipped()
+	if len(got) != 4 || got[0].DocID() != first.DocID() {
+		t.Fatalf("%d records, want 4", len(got))
+	}
+	trace := got[1]
+	if trace.Offset != traceStart || strings.Count(string(trace.Line), "\n")+1 != 37 {
+		t.Fatalf("the trace was read again from %d with %d lines, want from %d whole (37 lines)", trace.Offset, strings.Count(string(trace.Line), "\n")+1, traceStart)
+	}
+	if want := event.DocID(l.cfg.Node, first.FileID, traceStart); trace.DocID() != want {
+		t.Fatalf("the trace's document id is %s, want %s", trace.DocID(), want)
+	}
+	waitUntil(t, "the registry at the file's end", func() bool { return registryOffset(sh, path) == int64(len(text)) })
+}
+
+// TestMultilineQuietFileFlushedAtTimeout: the last event of a file that goes
+// quiet is shipped once the timeout passed since its last line, not a poll
+// interval later.
+func TestMultilineQuietFileFlushedAtTimeout(t *testing.T) {
+	const timeout = time.Second
+	l := newLifecycle(t, func(c *Config) {
+		c.Inputs[0].Multiline = &MultilineConfig{Preset: "java", Timeout: timeout}
+		c.ScanInterval = 5 * time.Second
+	})
+	path := l.path("app.log")
+	appendText(t, path, "start\n")
+	l.start()
+	l.pub.waitFor(t, 1, 10*time.Second) // waits for its timeout too
+	written := time.Now()
+	appendText(t, path, "java.lang.IllegalStateException: boom\n\tat a.B.c(B.java:1)\n")
+	l.pub.waitFor(t, 2, 10*time.Second)
+	took := time.Since(written)
+	if took < timeout || took > timeout+400*time.Millisecond {
+		t.Fatalf("the quiet trace was shipped %v after it was written, want its timeout, %v", took, timeout)
+	}
+	t.Logf("shipped %v after it was written (timeout %v)", took.Round(time.Millisecond), timeout)
+}
+
+// TestMultilineAcrossRotation renames the file in the middle of a trace and
+// writes the rest of it, and more, to the new file: the old file's lines are
+// shipped as its own event, never glued to the new file's lines.
+func TestMultilineAcrossRotation(t *testing.T) {
+	l := newLifecycle(t, withMultiline(MultilineConfig{Preset: "java", Timeout: 300 * time.Millisecond}))
+	path := l.path("app.log")
+	appendText(t, path, "the message\njava.lang.IllegalStateException: old\n\tat old.A.a(A.java:1)\n")
+	sh, _ := startShipper(t, l.cfg, l.pub)
+	waitReading(t, sh, path)
+	time.Sleep(100 * time.Millisecond)
+	if err := os.Rename(path, l.path("app.log.1")); err != nil {
+		t.Fatal(err)
+	}
+	appendText(t, path, "\tat new.B.b(B.java:2)\n\t... 3 more\nafter\n")
+	waitUntil(t, "3 records", func() bool { return len(l.pub.shipped()) >= 3 })
+	time.Sleep(500 * time.Millisecond)
+	got := l.pub.shipped()
+	byText := map[string]event.Event{}
+	for _, ev := range got {
+		byText[string(ev.Line)] = ev
+	}
+	old, okOld := byText["the message\njava.lang.IllegalStateException: old\n\tat old.A.a(A.java:1)"]
+	rest, okNew := byText["\tat new.B.b(B.java:2)\n\t... 3 more"]
+	if len(got) != 3 || !okOld || !okNew {
+		var lines []string
+		for _, ev := range got {
+			lines = append(lines, string(ev.Line))
+		}
+		t.Fatalf("records %q, want the old file's trace and the new file's frames apart", lines)
+	}
+	if old.FileID == rest.FileID || rest.FileID != byText["after"].FileID {
+		t.Fatalf("file ids: old trace %s, new frames %s", old.FileID, rest.FileID)
+	}
+}
+
+// TestLineFilter drops health checks and keeps only what include_lines
+// asks for: the dropped lines are counted, never produced, and the registry
+// moves over them, the file's last line (dropped) included.
+func TestLineFilter(t *testing.T) {
+	l := newLifecycle(t, func(c *Config) {
+		c.Inputs[0].IncludeLines = []string{`level=(warn|error)`, `^panic`}
+		c.Inputs[0].ExcludeLines = []string{`GET /healthz`}
+	})
+	path := l.path("app.log")
+	text := "level=info msg=started\n" +
+		"level=warn msg=slow\n" +
+		"level=error msg=\"GET /healthz failed\"\n" +
+		"panic: boom\n" +
+		"level=info msg=\"GET /healthz 200\"\n"
+	appendText(t, path, text)
+	l.start()
+	got := l.pub.waitFor(t, 2, 10*time.Second)
+	waitUntil(t, "the registry at the file's end", func() bool { return registryOffset(l.sh, path) == int64(len(text)) })
+	got = l.pub.shipped()
+	if len(got) != 2 || string(got[0].Line) != "level=warn msg=slow" || string(got[1].Line) != "panic: boom" {
+		t.Fatalf("shipped %d records, want the warning and the panic", len(got))
+	}
+	if n := testutil.ToFloat64(l.sh.metrics.linesFiltered.WithLabelValues("service")); n != 3 {
+		t.Fatalf("sluice_shipper_lines_filtered_total = %v, want 3", n)
+	}
+}
+
+// TestLineFilterOnJoinedEvents filters a multiline event as a whole, by any
+// of its lines.
+func TestLineFilterOnJoinedEvents(t *testing.T) {
+	l := newLifecycle(t, func(c *Config) {
+		c.Inputs[0].Multiline = &MultilineConfig{Preset: "java", Timeout: 200 * time.Millisecond}
+		c.Inputs[0].ExcludeLines = []string{`ClientAbortException`}
+	})
+	path := l.path("app.log")
+	text := "aborted\norg.apache.catalina.connector.ClientAbortException: Broken pipe\n\tat a.B.c(B.java:1)\n" +
+		"failed\njava.lang.IllegalStateException: x\n\tat a.B.c(B.java:1)\n"
+	appendText(t, path, text)
+	l.start()
+	waitUntil(t, "the registry at the file's end", func() bool { return registryOffset(l.sh, path) == int64(len(text)) })
+	got := l.pub.shipped()
+	if len(got) != 1 || !strings.HasPrefix(string(got[0].Line), "failed\njava.lang.IllegalStateException") {
+		t.Fatalf("shipped %d records, want the IllegalStateException's only", len(got))
+	}
+}
