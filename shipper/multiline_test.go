@@ -352,3 +352,47 @@ func FuzzJoiner(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkJoiner is the joiner's cost per line over the samples, each
+// preset on its own traces.
+func BenchmarkJoiner(b *testing.B) {
+	for _, bc := range []struct{ preset, file string }{{"java", "java.log"}, {"python", "python.log"}, {"go", "go.log"}} {
+		b.Run(bc.preset, func(b *testing.B) {
+			m := MultilineConfig{Preset: bc.preset}
+			m.setDefaults(1 << 20)
+			j := newJoiner(&m)
+			lines := bytes.Split([]byte(strings.TrimSuffix(readSample(b, bc.file), "\n")), []byte("\n"))
+			now := time.Now()
+			off := int64(0)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				l := lines[i%len(lines)]
+				j.add(line{Data: l, Start: off, End: off + int64(len(l)) + 1}, now)
+				off += int64(len(l)) + 1
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/line")
+		})
+	}
+}
+
+func TestJavaException(t *testing.T) {
+	for l, want := range map[string]bool{
+		"java.lang.IllegalStateException: boom":                       true,
+		"java.lang.OutOfMemoryError":                                  true,
+		"com.acme.Outer$InnerException: x: y":                         true,
+		"MyError: x":                                                  true,
+		`Exception in thread "main" java.lang.RuntimeException: boom`: true,
+		`Exception in thread "main" oops`:                             false,
+		"ERROR: disk full":                                            false,
+		"an Error: occurred":                                          false,
+		"java.lang.exception: x":                                      false,
+		".Exception":                                                  false,
+		"1.Error":                                                     false,
+		"Error":                                                       true,
+		"x.errorException":                                            false,
+	} {
+		if got := javaException([]byte(l)); got != want {
+			t.Errorf("javaException(%q) = %v, want %v", l, got, want)
+		}
+	}
+}
