@@ -163,7 +163,6 @@ const (
 // trace it starts the next event (two traces printed one after the other).
 type javaRule struct{}
 
-
 func (javaRule) decide(l []byte, lines int, state *uint8) joinAction {
 	if indented(l) || hasPrefixTrimmed(l, "Caused by: ") || hasPrefixTrimmed(l, "Suppressed: ") {
 		*state = stateTrace
