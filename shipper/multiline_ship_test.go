@@ -209,3 +209,86 @@ func TestLineFilterOnJoinedEvents(t *testing.T) {
 		t.Fatalf("shipped %d records, want the IllegalStateException's only", len(got))
 	}
 }
+
+// TestMultilineContainerLogAcrossStop joins a stdout trace of a container
+// log (CRI) whose frame is split in partial pieces and between whose lines
+// the container wrote to stderr. Stopped in the middle of the trace, the
+// registry stays at its first line, though the stderr line after it was
+// acknowledged; after the restart the trace is one event, read again
+// whole from there, and the stderr line keeps its document id.
+func TestMultilineContainerLogAcrossStop(t *testing.T) {
+	l := newLifecycle(t, func(c *Config) {
+		c.Inputs[0].Format = FormatCRI
+		c.Inputs[0].Multiline = &MultilineConfig{Preset: "java", Timeout: time.Minute}
+	})
+	path := l.path("app.log")
+	head := "2026-12-06T07:41:02.000Z stdout F before\n"
+	part1 := "2026-12-06T07:41:02.387Z stdout F java.lang.IllegalStateException: boom\n" +
+		"2026-12-06T07:41:02.387Z stderr F a stderr line\n" +
+		"2026-12-06T07:41:02.387Z stdout P \tat com.acme.Very\n" +
+		"2026-12-06T07:41:02.387Z stdout F Long.frame(Long.java:1)\n" +
+		"2026-12-06T07:41:02.388Z stderr F another stderr line\n" // ships the first
+	part2 := "2026-12-06T07:41:02.387Z stdout F \t... 3 more\n" +
+		"2026-12-06T07:41:02.500Z stdout F after\n"
+	appendText(t, path, head+part1)
+	sh, stop := startShipper(t, l.cfg, l.pub)
+	// The "before" line is joined with the exception line after it (the
+	// logger's message), so the first record is the stderr line.
+	l.pub.waitFor(t, 1, 10*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if off := registryOffset(sh, path); off != 0 {
+		t.Fatalf("registry at %d, past the trace still pending at 0", off)
+	}
+	stderrID := l.pub.shipped()[0].DocID()
+	appendText(t, path, part2)
+	l.cfg.Inputs[0].Multiline.Timeout = 200 * time.Millisecond
+	sh, _ = startShipper(t, l.cfg, l.pub)
+	waitUntil(t, "the registry at the file's end", func() bool { return registryOffset(sh, path) == int64(len(head+part1+part2)) })
+	var trace []event.Event
+	for _, ev := range l.pub.shipped() {
+		switch {
+		case string(ev.Line) == "a stderr line":
+			if ev.DocID() != stderrID {
+				t.Errorf("the stderr line was shipped again under another id")
+			}
+		case strings.Contains(string(ev.Line), "boom"):
+			trace = append(trace, ev)
+		}
+	}
+	want := "before\njava.lang.IllegalStateException: boom\n\tat com.acme.VeryLong.frame(Long.java:1)\n\t... 3 more"
+	if len(trace) != 1 || string(trace[0].Line) != want || trace[0].Offset != 0 || trace[0].Stream != "stdout" {
+		t.Fatalf("trace records %+v, want one at 0: %q", trace, want)
+	}
+}
+
+// TestMultilineFlushedAtTruncation truncates a file in the middle of a
+// trace (copytruncate) and writes new content: the trace's lines, read
+// before the truncation, are shipped at once as an event of the old
+// content, not dropped with it, nor glued to the new content's lines.
+func TestMultilineFlushedAtTruncation(t *testing.T) {
+	l := newLifecycle(t, withMultiline(MultilineConfig{Preset: "java", Timeout: 3 * time.Second}))
+	path := l.path("app.log")
+	appendText(t, path, "java.lang.IllegalStateException: old\n\tat old.A.a(A.java:1)\n")
+	sh, _ := startShipper(t, l.cfg, l.pub)
+	waitReading(t, sh, path)
+	time.Sleep(300 * time.Millisecond)
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	truncated := time.Now()
+	appendText(t, path, "\tat new.B.b(B.java:2)\n")
+	got := l.pub.waitFor(t, 1, 10*time.Second)
+	if took := time.Since(truncated); took > 2*time.Second {
+		t.Errorf("the old trace was shipped %v after the truncation, want at once", took)
+	}
+	if string(got[0].Line) != "java.lang.IllegalStateException: old\n\tat old.A.a(A.java:1)" || got[0].Offset != 0 {
+		t.Fatalf("first record %q at %d", got[0].Line, got[0].Offset)
+	}
+	got = l.pub.waitFor(t, 2, 10*time.Second)
+	if string(got[1].Line) != "\tat new.B.b(B.java:2)" || got[1].FileID == got[0].FileID {
+		t.Fatalf("second record %q of file %s (the first's %s)", got[1].Line, got[1].FileID, got[0].FileID)
+	}
+}
