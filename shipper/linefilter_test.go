@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/sluicelog/sluice/internal/config"
 )
 
 func TestLineFilterKeep(t *testing.T) {
@@ -176,5 +178,35 @@ func BenchmarkShipPathFiltered(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/line")
 		})
+	}
+}
+
+// TestMultilineAndFilterFromYAML reads the keys as an operator writes them;
+// a misspelt one is named with the nearest key.
+func TestMultilineAndFilterFromYAML(t *testing.T) {
+	var c Config
+	err := config.Decode([]byte(`
+registry: /var/lib/sluice
+inputs:
+  - type: service
+    paths: [/var/log/app/*.log]
+    multiline: {pattern: '^\s', negate: false, match: before, max_lines: 50, max_bytes: 65536, timeout: 2s}
+    include_lines: ['ERROR', 'WARN']
+    exclude_lines: ['GET /healthz']
+`), &c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := MultilineConfig{Pattern: `^\s`, Match: MatchBefore, MaxLines: 50, MaxBytes: 65536, Timeout: 2 * time.Second}
+	if in := c.Inputs[0]; *in.Multiline != want || len(in.IncludeLines) != 2 || in.ExcludeLines[0] != "GET /healthz" {
+		t.Fatalf("read %+v, %+v", *in.Multiline, in)
+	}
+	err = config.Decode([]byte("inputs:\n  - multiline: {preset: java, max_line: 3}\n"), &Config{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "max_lines") {
+		t.Fatalf("a misspelt key: %v, want the nearest key named", err)
 	}
 }
