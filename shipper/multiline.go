@@ -449,15 +449,14 @@ func (j *joiner) reset() {
 	}
 }
 
-// idle lets go of a long event's buffers while none is pending.
+// idle lets go of the buffers of the streams with no pending event: a
+// quiet file holds none.
 func (j *joiner) idle() {
 	for _, s := range j.streams {
-		if s.lines == 0 && cap(s.buf) > readBufferSize {
-			s.buf = nil
+		if s.lines == 0 {
+			s.buf, s.flags = nil, nil
 		}
-		if cap(s.spare) > readBufferSize {
-			s.spare = nil
-		}
+		s.spare = nil
 	}
 }
 
