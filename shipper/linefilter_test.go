@@ -1,10 +1,9 @@
 package shipper
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -139,23 +138,13 @@ func BenchmarkShipPathFiltered(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			dir := b.TempDir()
 			path := filepath.Join(dir, "app.log")
-			f, err := os.Create(path)
-			if err != nil {
-				b.Fatal(err)
-			}
-			w := bufio.NewWriter(f)
-			for i := range b.N {
+			fi := writeBenchLines(b, path, b.N, func(w io.Writer, i int) {
 				p := "/api/v1/orders"
 				if i%10 == 0 {
 					p = "/healthz"
 				}
 				fmt.Fprintf(w, `{"@timestamp":"2026-11-25T10:00:00.000Z","level":"info","service":"checkout","msg":"GET %s 200","id":"x%d","order_id":"A-0000042","user_id":"u-000042","duration_ms":12.5,"trace_id":"0123456789abcdef0123456789abcdef","span_id":"0123456789abcdef"}`+"\n", p, i)
-			}
-			if err := w.Flush(); err != nil {
-				b.Fatal(err)
-			}
-			f.Close()
-			fi, _ := os.Stat(path)
+			})
 			in := InputConfig{Type: "service", Paths: []string{path}, Fields: map[string]string{"environment": "prod"}}
 			bc.adjust(&in)
 			cfg := Config{Node: "bench", Registry: filepath.Join(dir, "registry"), Inputs: []InputConfig{in}, ScanInterval: 10 * time.Millisecond}

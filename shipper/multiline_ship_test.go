@@ -22,18 +22,6 @@ func registryOffset(sh *Shipper, path string) int64 {
 	return -1
 }
 
-func appendText(t *testing.T, path, text string) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString(text); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func withMultiline(m MultilineConfig) func(*Config) {
 	return func(c *Config) { c.Inputs[0].Multiline = &m }
 }
@@ -47,7 +35,7 @@ func TestMultilineAckCoversTheEvent(t *testing.T) {
 	pub := &heldPublisher{}
 	l := newLifecycle(t, withMultiline(MultilineConfig{Preset: "java", Timeout: 200 * time.Millisecond}))
 	text := readSample(t, "java.log")
-	appendText(t, l.path("app.log"), text)
+	appendTo(t, l.path("app.log"), text)
 	sh, _ := startShipper(t, l.cfg, pub)
 	got := pub.waitFor(t, 4, 10*time.Second)
 	trace := got[1]
@@ -74,7 +62,7 @@ func TestMultilineCutByStopIsReadAgainWhole(t *testing.T) {
 	text := readSample(t, "java.log")
 	cut := strings.Index(text, "Caused by: java.sql")
 	path := l.path("app.log")
-	appendText(t, path, text[:cut])
+	appendTo(t, path, text[:cut])
 	sh, stop := startShipper(t, l.cfg, l.pub)
 	first := l.pub.waitFor(t, 1, 10*time.Second)[0]
 	// The trace's lines read so far are held, waiting for more.
@@ -87,7 +75,7 @@ func TestMultilineCutByStopIsReadAgainWhole(t *testing.T) {
 	if got := l.pub.shipped(); len(got) != 1 {
 		t.Fatalf("%d records before the stop, want 1 (the trace waits for its end)", len(got))
 	}
-	appendText(t, path, text[cut:])
+	appendTo(t, path, text[cut:])
 	l.cfg.Inputs[0].Multiline.Timeout = 200 * time.Millisecond // for the file's last line
 	sh, _ = startShipper(t, l.cfg, l.pub)
 	got := l.pub.waitFor(t, 4, 10*time.Second)
@@ -116,11 +104,11 @@ func TestMultilineQuietFileFlushedAtTimeout(t *testing.T) {
 		c.ScanInterval = 5 * time.Second
 	})
 	path := l.path("app.log")
-	appendText(t, path, "start\n")
+	appendTo(t, path, "start\n")
 	l.start()
 	l.pub.waitFor(t, 1, 10*time.Second) // waits for its timeout too
 	written := time.Now()
-	appendText(t, path, "java.lang.IllegalStateException: boom\n\tat a.B.c(B.java:1)\n")
+	appendTo(t, path, "java.lang.IllegalStateException: boom\n\tat a.B.c(B.java:1)\n")
 	l.pub.waitFor(t, 2, 10*time.Second)
 	took := time.Since(written)
 	if took < timeout || took > timeout+400*time.Millisecond {
@@ -135,14 +123,14 @@ func TestMultilineQuietFileFlushedAtTimeout(t *testing.T) {
 func TestMultilineAcrossRotation(t *testing.T) {
 	l := newLifecycle(t, withMultiline(MultilineConfig{Preset: "java", Timeout: 300 * time.Millisecond}))
 	path := l.path("app.log")
-	appendText(t, path, "the message\njava.lang.IllegalStateException: old\n\tat old.A.a(A.java:1)\n")
+	appendTo(t, path, "the message\njava.lang.IllegalStateException: old\n\tat old.A.a(A.java:1)\n")
 	sh, _ := startShipper(t, l.cfg, l.pub)
 	waitReading(t, sh, path)
 	time.Sleep(100 * time.Millisecond)
 	if err := os.Rename(path, l.path("app.log.1")); err != nil {
 		t.Fatal(err)
 	}
-	appendText(t, path, "\tat new.B.b(B.java:2)\n\t... 3 more\nafter\n")
+	appendTo(t, path, "\tat new.B.b(B.java:2)\n\t... 3 more\nafter\n")
 	waitUntil(t, "3 records", func() bool { return len(l.pub.shipped()) >= 3 })
 	time.Sleep(500 * time.Millisecond)
 	got := l.pub.shipped()
@@ -178,7 +166,7 @@ func TestLineFilter(t *testing.T) {
 		"level=error msg=\"GET /healthz failed\"\n" +
 		"panic: boom\n" +
 		"level=info msg=\"GET /healthz 200\"\n"
-	appendText(t, path, text)
+	appendTo(t, path, text)
 	l.start()
 	got := l.pub.waitFor(t, 2, 10*time.Second)
 	waitUntil(t, "the registry at the file's end", func() bool { return registryOffset(l.sh, path) == int64(len(text)) })
@@ -201,7 +189,7 @@ func TestLineFilterOnJoinedEvents(t *testing.T) {
 	path := l.path("app.log")
 	text := "aborted\norg.apache.catalina.connector.ClientAbortException: Broken pipe\n\tat a.B.c(B.java:1)\n" +
 		"failed\njava.lang.IllegalStateException: x\n\tat a.B.c(B.java:1)\n"
-	appendText(t, path, text)
+	appendTo(t, path, text)
 	l.start()
 	waitUntil(t, "the registry at the file's end", func() bool { return registryOffset(l.sh, path) == int64(len(text)) })
 	got := l.pub.shipped()
@@ -230,7 +218,7 @@ func TestMultilineContainerLogAcrossStop(t *testing.T) {
 		"2026-12-06T07:41:02.388Z stderr F another stderr line\n" // ships the first
 	part2 := "2026-12-06T07:41:02.387Z stdout F \t... 3 more\n" +
 		"2026-12-06T07:41:02.500Z stdout F after\n"
-	appendText(t, path, head+part1)
+	appendTo(t, path, head+part1)
 	sh, stop := startShipper(t, l.cfg, l.pub)
 	// The "before" line is joined with the exception line after it (the
 	// logger's message), so the first record is the stderr line.
@@ -243,7 +231,7 @@ func TestMultilineContainerLogAcrossStop(t *testing.T) {
 		t.Fatalf("registry at %d, past the trace still pending at 0", off)
 	}
 	stderrID := l.pub.shipped()[0].DocID()
-	appendText(t, path, part2)
+	appendTo(t, path, part2)
 	l.cfg.Inputs[0].Multiline.Timeout = 200 * time.Millisecond
 	sh, _ = startShipper(t, l.cfg, l.pub)
 	waitUntil(t, "the registry at the file's end", func() bool { return registryOffset(sh, path) == int64(len(head+part1+part2)) })
@@ -271,7 +259,7 @@ func TestMultilineContainerLogAcrossStop(t *testing.T) {
 func TestMultilineFlushedAtTruncation(t *testing.T) {
 	l := newLifecycle(t, withMultiline(MultilineConfig{Preset: "java", Timeout: 3 * time.Second}))
 	path := l.path("app.log")
-	appendText(t, path, "java.lang.IllegalStateException: old\n\tat old.A.a(A.java:1)\n")
+	appendTo(t, path, "java.lang.IllegalStateException: old\n\tat old.A.a(A.java:1)\n")
 	sh, _ := startShipper(t, l.cfg, l.pub)
 	waitReading(t, sh, path)
 	time.Sleep(300 * time.Millisecond)
@@ -279,7 +267,7 @@ func TestMultilineFlushedAtTruncation(t *testing.T) {
 		t.Fatal(err)
 	}
 	truncated := time.Now()
-	appendText(t, path, "\tat new.B.b(B.java:2)\n")
+	appendTo(t, path, "\tat new.B.b(B.java:2)\n")
 	got := l.pub.waitFor(t, 1, 10*time.Second)
 	if took := time.Since(truncated); took > 2*time.Second {
 		t.Errorf("the old trace was shipped %v after the truncation, want at once", took)

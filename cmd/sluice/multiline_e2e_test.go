@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -28,25 +27,18 @@ func TestMultilineShipperKilledMidTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := string(sample)
+	// The pipeline's shipper, its service input with the java preset.
+	base, err := os.ReadFile(p.shipperCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	shipperCfg := func(timeout string) string {
 		path := filepath.Join(p.dir, "shipper-multiline-"+timeout+".yaml")
-		writeFile(t, path, fmt.Sprintf(`
-node: test-node
-registry: %[1]s/registry
-scan_interval: 200ms
-registry_flush: 200ms
-inputs:
-  - type: service
-    paths: ["%[2]s/services/*/*/*/*.log"]
-    path_fields: %[2]s/services/{environment}/{customer}/{service}/
-    multiline: {preset: java, timeout: %[5]s}
-kafka:
-  brokers: ["%[3]s"]
-  topic: %[4]s-{type}
-  partitions: 3
-http:
-  listen: 127.0.0.1:0
-`, p.dir, p.logs, p.stack.Broker, p.prefix, timeout))
+		cfg := strings.Replace(string(base), "  - type: nginx\n", "    multiline: {preset: java, timeout: "+timeout+"}\n  - type: nginx\n", 1)
+		if cfg == string(base) {
+			t.Fatal("the pipeline's shipper config has no nginx input to put the multiline block before")
+		}
+		writeFile(t, path, cfg)
 		return path
 	}
 	log := filepath.Join(p.logs, "services/prod/acme/checkout/app.log")
