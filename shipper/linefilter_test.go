@@ -106,6 +106,7 @@ func BenchmarkLineFilter(b *testing.B) {
 	}{
 		{"none", nil, nil},
 		{"exclude_one", nil, []string{`GET /healthz`}},
+		{"include_regexp", []string{`"level":"(warn|error|info)"`}, nil},
 		{"include_and_exclude", []string{`"level":"(warn|error|info)"`}, []string{`GET /healthz`, `GET /readyz`, `kube-probe/`}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
