@@ -55,8 +55,8 @@ func (b *burst) add(n, end, reserved int64) {
 	b.reserved += reserved
 }
 
-// skip counts a line the filter dropped, after which the
-// registry may move to end.
+// skip counts a line the filter dropped, after which the registry may
+// move to end.
 func (b *burst) skip(end int64) {
 	b.skipped++
 	b.end = end

@@ -280,3 +280,31 @@ func TestMultilineFlushedAtTruncation(t *testing.T) {
 		t.Fatalf("second record %q of file %s (the first's %s)", got[1].Line, got[1].FileID, got[0].FileID)
 	}
 }
+
+// TestAckedLinesSkipsJoinedAndFiltered: sluice reconcile lists a document
+// per line; a file of an input with multiline or a line filter has fewer,
+// and is listed as skipped rather than as missing lines.
+func TestAckedLinesSkipsJoinedAndFiltered(t *testing.T) {
+	for name, adjust := range map[string]func(*Config){
+		"multiline":     withMultiline(MultilineConfig{Preset: "go", Timeout: 100 * time.Millisecond}),
+		"exclude_lines": func(c *Config) { c.Inputs[0].ExcludeLines = []string{"healthz"} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			l := newLifecycle(t, adjust)
+			path := l.path("app.log")
+			appendTo(t, path, "panic: boom\n\ngoroutine 1 [running]:\nmain.main()\nGET /healthz\n")
+			sh, stop := startShipper(t, l.cfg, l.pub)
+			waitUntil(t, "the registry at the file's end", func() bool { return registryOffset(sh, path) > 0 })
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			files, err := AckedLines(l.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(files) != 1 || !strings.Contains(files[0].Skipped, "multiline or include_lines/exclude_lines") || len(files[0].Lines) != 0 {
+				t.Fatalf("AckedLines = %+v, want the file skipped", files)
+			}
+		})
+	}
+}
