@@ -90,6 +90,14 @@ type InputConfig struct {
 	// otherwise refused: such a file may be another's, linked into this
 	// input's directory (opener.go).
 	AllowHardLinks bool `yaml:"allow_hard_links"`
+	// Multiline joins continuation lines (stack traces) into one event
+	// (multiline.go); unset, every line is an event.
+	Multiline *MultilineConfig `yaml:"multiline"`
+	// IncludeLines and ExcludeLines are regular expressions (Go RE2):
+	// with IncludeLines only matching lines are shipped, and lines
+	// matching ExcludeLines are not (linefilter.go).
+	IncludeLines []string `yaml:"include_lines"`
+	ExcludeLines []string `yaml:"exclude_lines"`
 }
 
 // SymlinksConfig is an input's symbolic link policy.
@@ -210,6 +218,11 @@ func (c *Config) SetDefaults() {
 	if c.MaxInFlightBytes == 0 {
 		c.MaxInFlightBytes = 4 << 20
 	}
+	for i := range c.Inputs {
+		if m := c.Inputs[i].Multiline; m != nil {
+			m.setDefaults(c.MaxLineBytes)
+		}
+	}
 	if c.Kafka.BatchBytes == 0 {
 		c.Kafka.BatchBytes = int32(max(1<<20, c.MaxLineBytes+64<<10))
 	}
@@ -244,6 +257,14 @@ func (c *Config) Validate() error {
 	}
 	for i := range c.Inputs {
 		if err := c.Inputs[i].validate(config.Index("inputs", i)); err != nil {
+			return err
+		}
+		if m := c.Inputs[i].Multiline; m != nil {
+			if err := m.validate(config.Join(config.Index("inputs", i), "multiline"), c.MaxLineBytes); err != nil {
+				return err
+			}
+		}
+		if err := c.Inputs[i].validateFilter(config.Index("inputs", i)); err != nil {
 			return err
 		}
 	}

@@ -44,6 +44,7 @@ type harvester struct {
 
 	// Owned by the run goroutine.
 	cri      *criAssembler // set for inputs of format cri
+	join     *joiner       // set for inputs with multiline
 	enc      *event.Encoder
 	encPath  *string // the path enc was built for
 	burst    *burst  // the open burst, if any
@@ -117,7 +118,7 @@ func (h *harvester) run(ctx context.Context) error {
 		// the last look, even one that grew past the offset read, starts
 		// again from 0, rather than its new bytes being read from the old
 		// offset under the old identity.
-		size, err := h.checkReplaced()
+		size, err := h.checkReplaced(ctx)
 		if err != nil {
 			return err
 		}
@@ -138,6 +139,9 @@ func (h *harvester) run(ctx context.Context) error {
 		if h.cri != nil {
 			h.cri.idle()
 		}
+		if h.join != nil {
+			h.join.idle()
+		}
 		if size < 0 {
 			continue // started again from 0
 		}
@@ -145,7 +149,7 @@ func (h *harvester) run(ctx context.Context) error {
 		if err != nil || release {
 			return err
 		}
-		t := time.NewTimer(poll)
+		t := time.NewTimer(h.pollWait(poll))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -176,7 +180,7 @@ func (h *harvester) readAvailable(ctx context.Context) (bool, error) {
 			// Starts the new generation; should the file start with
 			// what was read again by now, the read is simply retried.
 			h.closeBurst()
-			_, err := h.checkReplaced()
+			_, err := h.checkReplaced(ctx)
 			return true, err
 		}
 		if err != nil {
@@ -194,17 +198,20 @@ func (h *harvester) readAvailable(ctx context.Context) (bool, error) {
 		}
 		if h.cri != nil {
 			for _, c := range h.cri.add(l) {
-				if err := h.ship(ctx, c, c.Flags, now); err != nil {
+				if err := h.emit(ctx, c, now); err != nil {
 					return false, nil // ctx done: stop, the registry keeps the line
 				}
 				n++
 			}
 			continue
 		}
-		if err := h.ship(ctx, l, l.Flags, now); err != nil {
+		if err := h.emit(ctx, l, now); err != nil {
 			return false, nil // ctx done: stop, the registry keeps the line
 		}
 		n++
+	}
+	if err := h.flushJoinedDue(ctx); err != nil {
+		return false, nil
 	}
 	if n > 0 {
 		h.lastData = time.Now()
@@ -316,7 +323,7 @@ func (h *harvester) idle(ctx context.Context, size int64) (release bool, err err
 		}
 	}
 	gone := time.Since(time.Unix(0, h.lastSeen.Load()))
-	atEnd := !h.reader.pending() && h.reader.readPosition() >= size && (h.cri == nil || !h.cri.pending())
+	atEnd := !h.reader.pending() && h.reader.readPosition() >= size && (h.cri == nil || !h.cri.pending()) && !h.joinPending()
 	if gone >= h.sh.cfg.CloseRemovedAfter && atEnd && time.Since(h.lastData) >= h.sh.cfg.CloseRemovedAfter {
 		h.log.Info("releasing file no longer found by the inputs' globs", zap.Int64("offset", h.reader.position()))
 		return true, nil
@@ -346,7 +353,7 @@ func (h *harvester) idle(ctx context.Context, size int64) (release bool, err err
 // checkReplaced starts the file again from offset 0 as a new generation if
 // it was truncated or rewritten in place (its first bytes changed). It
 // returns the file's size, or -1 if it started again.
-func (h *harvester) checkReplaced() (int64, error) {
+func (h *harvester) checkReplaced(ctx context.Context) (int64, error) {
 	fi, err := h.f.Stat()
 	if err != nil {
 		return 0, fmt.Errorf("stat %s: %w", h.currentPath(), err)
@@ -356,6 +363,9 @@ func (h *harvester) checkReplaced() (int64, error) {
 	truncated, err := h.truncated(size)
 	if err != nil || !truncated {
 		return size, err
+	}
+	if err := h.flushJoined(ctx); err != nil {
+		return -1, nil // ctx done: the registry keeps the joined lines
 	}
 	return -1, h.restartGeneration(size)
 }
@@ -379,7 +389,8 @@ func (h *harvester) flushUnterminated(ctx context.Context) error {
 	}
 	defer h.closeBurst()
 	for _, l := range lines {
-		if err := h.ship(ctx, l, append(l.Flags, event.FlagUnterminated), time.Now()); err != nil {
+		l.Flags = append(l.Flags, event.FlagUnterminated)
+		if err := h.emit(ctx, l, time.Now()); err != nil {
 			return err
 		}
 	}
@@ -425,6 +436,9 @@ func (h *harvester) restartGeneration(size int64) error {
 	h.dropEncoder() // the file id changed
 	if h.cri != nil {
 		h.cri.reset() // pieces of the old content, like the reader's partial line
+	}
+	if h.join != nil {
+		h.join.reset() // shipped by checkReplaced, unless it stopped
 	}
 	h.sizeMu.Lock()
 	h.lastSize = 0 // sizes seen under the old generation no longer count

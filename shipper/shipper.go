@@ -85,6 +85,7 @@ type Shipper struct {
 type input struct {
 	cfg        InputConfig
 	pathFields *pathFields
+	filter     *lineFilter // include_lines and exclude_lines, if any
 	opener     *opener
 }
 
@@ -111,7 +112,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 	s.blocks = event.NewBlockPool()
 	s.readBufs = newReadBuffers()
 	for _, in := range cfg.Inputs {
-		ci := &input{cfg: in, opener: newOpener(in)}
+		ci := &input{cfg: in, opener: newOpener(in), filter: newLineFilter(&in)}
 		if in.PathFields != "" {
 			ci.pathFields, _ = compilePathFields(in.PathFields) // validated
 		}
@@ -612,6 +613,7 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 	}
 	h.reader.check = h.checkRead
 	h.cri = newContainerAssembler(in.cfg.Format, s.cfg.MaxLineBytes)
+	h.join = newJoiner(in.cfg.Multiline)
 	h.lastSize = fi.Size()
 	h.size.Store(fi.Size())
 	h.log = s.log.With(zap.String("path", path), zap.String("file_id", h.gen.id), zap.String("type", in.cfg.Type))

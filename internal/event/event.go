@@ -74,6 +74,12 @@ const (
 	// read time on another day, a data stream's earlier write index): the
 	// aggregator looks it up by id before writing it.
 	FlagResent = "resent"
+	// FlagMultiline marks an event joined from several lines (a stack
+	// trace) by its input's multiline rule.
+	FlagMultiline = "multiline"
+	// FlagMultilineCut marks the parts of a multiline event cut at the
+	// rule's max_lines or max_bytes: the part cut off is the next event.
+	FlagMultilineCut = "multiline_cut"
 )
 
 // ErrMalformed is returned by Decode for records that are not Sluice events.
