@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/sluicelog/sluice/aggregator"
+	"github.com/sluicelog/sluice/aggregator/deliver"
 	"github.com/sluicelog/sluice/geoip"
 	"github.com/sluicelog/sluice/internal/template"
 	"github.com/sluicelog/sluice/parser"
@@ -724,7 +725,7 @@ var mappingKinds = map[string][]string{
 }
 
 func TestVisualizationFieldsExist(t *testing.T) {
-	mapped := aggregator.TemplateFields()
+	mapped := deliver.TemplateFields()
 	produced := producedFields(t)
 	var uses []fieldUse
 	kinds := map[string]int{}
