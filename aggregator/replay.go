@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// ReplayOptions select what `sluice replay` sends through the pipeline
+// ReplayOptions select what `sluice replay` sends through the stages
 // again.
 type ReplayOptions struct {
 	// Topic is read from its start (or From): the dead-letter topic after a

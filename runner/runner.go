@@ -4,7 +4,7 @@
 //
 // Data flows one way: harvesters publish each line, as the same wire record
 // it would be in Kafka, onto a queue bounded by bytes; the consumer takes
-// batches and delivers them through the aggregator's processing to
+// batches and delivers them through the aggregator's stages to
 // Elasticsearch, an NDJSON file or standard output. Acknowledgements flow
 // back the same way: once a batch is delivered (or dead-lettered to the
 // dead-letter file), each record's ack reaches its file's ack tracker, and
