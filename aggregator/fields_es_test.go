@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/sluicelog/sluice/aggregator/deliver"
+	"github.com/sluicelog/sluice/aggregator/internal/records"
 	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/testenv"
 	"github.com/sluicelog/sluice/parser"
@@ -25,7 +24,7 @@ type sharedIndex struct {
 	stack  *testenv.Stack
 	p      *Aggregator
 	index  string
-	dead   *memDeadLetters
+	dead   *records.DeadLetters
 	offset int64
 }
 
@@ -40,7 +39,7 @@ func newSharedIndex(t *testing.T) *sharedIndex {
 	cfg.Elasticsearch.TemplateName = prefix
 	stack.DeleteIndices(t, prefix+"-*")
 	t.Cleanup(func() { stack.ES(t, http.MethodDelete, "/_index_template/"+prefix, nil, nil) })
-	dead := &memDeadLetters{}
+	dead := &records.DeadLetters{}
 	p, err := newStages(cfg, prometheus.NewRegistry(), zaptest.NewLogger(t), dead)
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +67,7 @@ func (s *sharedIndex) send(t *testing.T, service, customer string, lines ...stri
 	if err := s.p.loop.Process(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
-	if dead := s.dead.letters(); len(dead) > 0 {
+	if dead := s.dead.Letters(); len(dead) > 0 {
 		t.Fatalf("dead letters: %+v", dead)
 	}
 	s.stack.ES(t, http.MethodPost, "/"+s.index+"/_refresh", nil, nil)
@@ -214,23 +213,4 @@ func TestTenantCannotFillSharedMapping(t *testing.T) {
 	if got := s.find(t, "message", "late"); !onlyID(got, c) {
 		t.Errorf("the late document: found %v, want %s", got, c)
 	}
-}
-
-// memDeadLetters keeps dead letters in memory.
-type memDeadLetters struct {
-	mu   sync.Mutex
-	dead []deliver.DeadLetter
-}
-
-func (m *memDeadLetters) Write(_ context.Context, dead []deliver.DeadLetter) error {
-	m.mu.Lock()
-	m.dead = append(m.dead, dead...)
-	m.mu.Unlock()
-	return nil
-}
-
-func (m *memDeadLetters) letters() []deliver.DeadLetter {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]deliver.DeadLetter(nil), m.dead...)
 }

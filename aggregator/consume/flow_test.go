@@ -282,23 +282,10 @@ func testAggregator(t *testing.T, s deliver.Sink, workers, bulkBytes int) *Loop 
 	}
 	cfg.Elasticsearch.Workers = workers
 	cfg.Elasticsearch.BulkBytes = bulkBytes
-	a := New(cfg, Stages{Documents: docs, Sink: s, Workers: workers, DeadLetters: &memDeadLetters{}, Retried: func(int) {}},
+	a := New(cfg, Stages{Documents: docs, Sink: s, Workers: workers, DeadLetters: &records.DeadLetters{}, Retried: func(int) {}},
 		reg, zaptest.NewLogger(t), telemetry.NewEvery(time.Minute))
 	a.budget = 1 << 20 // what one-document chunks would otherwise make tiny
 	return a
-}
-
-// memDeadLetters keeps dead letters in memory.
-type memDeadLetters struct {
-	mu   sync.Mutex
-	dead []deliver.DeadLetter
-}
-
-func (m *memDeadLetters) Write(_ context.Context, dead []deliver.DeadLetter) error {
-	m.mu.Lock()
-	m.dead = append(m.dead, dead...)
-	m.mu.Unlock()
-	return nil
 }
 
 // consumeInBackground runs a.consume until the test stops it; stop

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/sluicelog/sluice/aggregator/deliver"
+	"github.com/sluicelog/sluice/aggregator/internal/records"
 	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/retry"
 )
@@ -422,7 +423,7 @@ func TestDeadLetterWarningsRateLimited(t *testing.T) {
 	core, logs := observer.New(zap.WarnLevel)
 	a := testAggregator(t, newTestSink(true), 1, 1)
 	a.log = zap.New(core)
-	dl := &memDeadLetters{}
+	dl := &records.DeadLetters{}
 	a.dead = dl
 	b := &batch{}
 	for i := range 500 {
@@ -435,7 +436,7 @@ func TestDeadLetterWarningsRateLimited(t *testing.T) {
 	if n := logs.FilterMessageSnippet("dead-letter").Len(); n != 1 {
 		t.Errorf("%d dead-letter warnings for 500 documents of one index and status, want 1", n)
 	}
-	if n := testutil.ToFloat64(a.metrics.deadLettered); n != 500 || len(dl.dead) != 500 {
+	if n := testutil.ToFloat64(a.metrics.deadLettered); n != 500 || len(dl.Letters()) != 500 {
 		t.Errorf("%v dead-lettered, want 500", n)
 	}
 }

@@ -1,14 +1,17 @@
-// Package records makes realistic records for the aggregator's tests and
-// benchmarks.
+// Package records makes realistic records, and keeps dead letters, for the
+// aggregator's tests and benchmarks.
 package records
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicelog/sluice/aggregator/deliver"
 	"github.com/sluicelog/sluice/internal/event"
 )
 
@@ -67,4 +70,25 @@ func Service(offset int64, line string) *kgo.Record {
 		ReadTime: time.Unix(1764064800, 0), Fields: map[string]string{"service": "checkout", "environment": "prod"},
 		Line: []byte(line)}
 	return ev.Record("logs-service", event.EncodeFields(ev.Fields))
+}
+
+// DeadLetters keeps dead letters in memory (a deliver.DeadLetters).
+type DeadLetters struct {
+	mu   sync.Mutex
+	dead []deliver.DeadLetter
+}
+
+// Write keeps dead.
+func (m *DeadLetters) Write(_ context.Context, dead []deliver.DeadLetter) error {
+	m.mu.Lock()
+	m.dead = append(m.dead, dead...)
+	m.mu.Unlock()
+	return nil
+}
+
+// Letters returns the dead letters kept.
+func (m *DeadLetters) Letters() []deliver.DeadLetter {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]deliver.DeadLetter(nil), m.dead...)
 }
