@@ -54,7 +54,7 @@ func (m *Metrics) WatchDelivery(ctx context.Context, interval time.Duration, rea
 	}
 }
 
-// deliveryCounts are the bulk metrics watchDelivery compares.
+// deliveryCounts are the bulk metrics WatchDelivery compares.
 type deliveryCounts struct {
 	indexed  float64 // documents accepted
 	failures float64 // bulk requests not answered 200, and items retried
