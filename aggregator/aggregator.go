@@ -55,6 +55,7 @@ func newAggregator(cfg Config, reg prometheus.Registerer, log *zap.Logger, group
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	log = log.Named("aggregator")
 	security, err := cfg.Kafka.Security.Opts(log)
 	if err != nil {
 		return nil, err

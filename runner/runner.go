@@ -68,7 +68,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (_ *Runner, err
 	if r.stages, err = newStages(cfg.aggregatorConfig(), r.out, r.dead, reg, alog); err != nil {
 		return nil, err
 	}
-	if r.shipper, err = shipper.New(cfg.Config, reg, log.Named("shipper"), shipper.WithPublisher(newQueuePublisher(r.queue))); err != nil {
+	if r.shipper, err = shipper.New(cfg.Config, reg, log, shipper.WithPublisher(newQueuePublisher(r.queue))); err != nil {
 		return nil, err
 	}
 	registerQueueMetrics(reg, r.queue)

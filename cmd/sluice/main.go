@@ -301,7 +301,7 @@ func (f replayFlags) run(path string) (int, error) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	stats, err := aggregator.Replay(ctx, cfg, opts, log.Named("aggregator"))
+	stats, err := aggregator.Replay(ctx, cfg, opts, log)
 	return stats.Records, err
 }
 
@@ -315,7 +315,7 @@ func ship(path string) error {
 	return serve(path, func(path string) (role, error) {
 		cfg, err := loadShipper(path)
 		return role{level: cfg.Log.Level, listen: cfg.HTTP.Listen, build: func(reg prometheus.Registerer, log *zap.Logger) (component, error) {
-			return shipper.New(cfg, reg, log.Named("shipper"))
+			return shipper.New(cfg, reg, log)
 		}}, err
 	})
 }
@@ -324,7 +324,7 @@ func aggregate(path string) error {
 	return serve(path, func(path string) (role, error) {
 		cfg, err := loadAggregator(path)
 		return role{level: cfg.Log.Level, listen: cfg.HTTP.Listen, build: func(reg prometheus.Registerer, log *zap.Logger) (component, error) {
-			return aggregator.New(cfg, reg, log.Named("aggregator"))
+			return aggregator.New(cfg, reg, log)
 		}}, err
 	})
 }
