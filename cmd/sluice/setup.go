@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/sluicelog/sluice/aggregator"
-	"github.com/sluicelog/sluice/aggregator/deliver"
 	kibanaobjects "github.com/sluicelog/sluice/deploy/kibana"
 	"github.com/sluicelog/sluice/internal/kibana"
 	"github.com/sluicelog/sluice/internal/secret"
@@ -44,7 +43,7 @@ func setup(cfgPath string, stdout io.Writer) error {
 // runSetup does the work of setup with a loaded, valid config, printing
 // what it installed to stdout.
 func runSetup(ctx context.Context, cfg aggregator.Config, hc *http.Client, stdout io.Writer) error {
-	tpls, err := deliver.InstallTemplate(ctx, cfg.Elasticsearch)
+	tpls, err := aggregator.InstallTemplate(ctx, cfg.Elasticsearch)
 	if err != nil {
 		return fmt.Errorf("elasticsearch: %w", err)
 	}
@@ -81,7 +80,7 @@ func runSetup(ctx context.Context, cfg aggregator.Config, hc *http.Client, stdou
 }
 
 // retention describes how long a template's data is kept.
-func retention(t deliver.InstalledTemplate) string {
+func retention(t aggregator.InstalledTemplate) string {
 	switch {
 	case t.Retention == "":
 		return ", kept for ever"

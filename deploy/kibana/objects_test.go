@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/sluicelog/sluice/aggregator"
-	"github.com/sluicelog/sluice/aggregator/deliver"
 	"github.com/sluicelog/sluice/geoip"
 	"github.com/sluicelog/sluice/internal/template"
 	"github.com/sluicelog/sluice/parser"
@@ -725,7 +724,7 @@ var mappingKinds = map[string][]string{
 }
 
 func TestVisualizationFieldsExist(t *testing.T) {
-	mapped := deliver.TemplateFields()
+	mapped := aggregator.TemplateFields()
 	produced := producedFields(t)
 	var uses []fieldUse
 	kinds := map[string]int{}
