@@ -96,6 +96,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	log = log.Named("shipper")
 	topic, err := template.Parse(cfg.Kafka.Topic)
 	if err != nil {
 		return nil, fmt.Errorf("kafka.topic: %w", err)
