@@ -1,0 +1,180 @@
+package shipper
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/sluicelog/sluice/internal/event"
+)
+
+// starGlob has the lifecycle's input read app.log* (copies included).
+func starGlob(c *Config) {
+	c.Inputs[0].Paths = []string{filepath.Join(filepath.Dir(c.Inputs[0].Paths[0]), "app.log*")}
+}
+
+// gatedPublisher stops, once, at the line whose id is at: Publish blocks
+// until open is closed, with the lines before it published and the
+// harvester's burst still open.
+type gatedPublisher struct {
+	collectingPublisher
+	at      string
+	reached chan struct{}
+	open    chan struct{}
+	once    sync.Once
+}
+
+func newGatedPublisher(at string) *gatedPublisher {
+	return &gatedPublisher{at: at, reached: make(chan struct{}), open: make(chan struct{})}
+}
+
+func (p *gatedPublisher) Publish(ctx context.Context, rec *kgo.Record, acked func()) error {
+	if ev, err := event.Decode(rec); err == nil && idOf(string(ev.Line)) == p.at {
+		first := false
+		p.once.Do(func() { first = true })
+		if first {
+			close(p.reached)
+			select {
+			case <-p.open:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return p.collectingPublisher.Publish(ctx, rec, acked)
+}
+
+// TestCopyWaitsForItsOriginalsHandover: the original is copied and
+// truncated while its harvester is in the middle of a burst (lines
+// published, more read and checked before the truncation, still to be
+// shipped). The copy, found meanwhile, must not be read from what the
+// original had sent when it was found: the original goes on shipping what
+// it had read. It waits until the original's harvester has noticed the
+// truncation, and is read from where that one stopped: every line once.
+func TestCopyWaitsForItsOriginalsHandover(t *testing.T) {
+	l := newLifecycle(t, starGlob)
+	pub := newGatedPublisher("c300")
+	writeLines(t, l.path("app.log"), "c", 0, 1000) // ~90 KB: more than one read
+	_, stop := startShipper(t, l.cfg, pub)
+	select {
+	case <-pub.reached:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the original's harvester never reached line c300")
+	}
+	copyFile(t, l.path("app.log"), l.path("app.log.1"))
+	if err := os.Truncate(l.path("app.log"), 0); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, l.path("app.log"), "d", 0, 100)
+	time.Sleep(500 * time.Millisecond) // the copy is found and looked at
+	close(pub.open)
+	pub.waitFor(t, 1100, 10*time.Second)
+	time.Sleep(500 * time.Millisecond) // anything more would come now
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	got := pub.shipped()
+	assertOnce(t, got, "c", 1000)
+	assertOnce(t, got, "d", 100)
+	if len(got) != 1100 {
+		t.Errorf("%d lines shipped, want 1100", len(got))
+	}
+}
+
+// TestOriginalWaitsForItsCopyInEveryGeneration: a file whose first line
+// matches a live file waits for that file's truncation before it is read
+// whole, in each of its generations, not only in the first: b.log, alike
+// to a.log in its first generation (read whole after the wait), is
+// truncated and rewritten with c.log's content (as an original whose copy
+// was read first) and truncated again soon after. Its second generation
+// must wait too, not be read at once because the first one waited long
+// ago.
+func TestOriginalWaitsForItsCopyInEveryGeneration(t *testing.T) {
+	l := newLifecycle(t, nil)
+	sh, err := New(l.cfg, prometheus.NewRegistry(), zaptest.NewLogger(t), WithPublisher(l.pub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh.replaced.copyWait = 2 * time.Second
+	runShipper(t, sh)
+	writeLines(t, l.path("a.log"), "x", 0, 100)
+	l.pub.waitFor(t, 100, 10*time.Second)
+	writeLines(t, l.path("b.log"), "x", 0, 100) // alike: read whole after copyWait
+	l.pub.waitFor(t, 200, 10*time.Second)
+	writeLines(t, l.path("c.log"), "z", 0, 100)
+	l.pub.waitFor(t, 300, 10*time.Second)
+	// b.log's second generation starts like c.log, which is live: it
+	// waits, and is truncated within the wait.
+	if err := os.Truncate(l.path("b.log"), 0); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, l.path("b.log"), "z", 0, 100)
+	time.Sleep(600 * time.Millisecond)
+	if err := os.Truncate(l.path("b.log"), 0); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, l.path("b.log"), "w", 0, 10)
+	l.pub.waitFor(t, 310, 10*time.Second)
+	time.Sleep(500 * time.Millisecond) // anything more would come now
+	got := l.pub.shipped()
+	assertOnce(t, got, "z", 100)
+	assertOnce(t, got, "w", 10)
+	if len(got) != 310 {
+		t.Errorf("%d lines shipped, want 310 (x twice, z and w once)", len(got))
+	}
+}
+
+// TestCopiedLinesNotCountedLost: with a glob that matches the copy, the
+// lines a copytruncate left unread in the original are read from the copy:
+// truncated_lost_bytes_total counts only the lines written after the copy
+// and truncated away unread, not those.
+func TestCopiedLinesNotCountedLost(t *testing.T) {
+	l := newLifecycle(t, func(c *Config) {
+		starGlob(c)
+		c.MaxLineBytes = 16 << 10
+		c.MaxInFlightBytes = 64 << 10
+	})
+	pub := &heldPublisher{} // far behind: nothing is acknowledged
+	sh, err := New(l.cfg, prometheus.NewRegistry(), zaptest.NewLogger(t), WithPublisher(pub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runShipper(t, sh)
+	writeLines(t, l.path("app.log"), "t", 0, 20000) // ~2 MB
+	pub.waitFor(t, 10, 10*time.Second)
+	copyFile(t, l.path("app.log"), l.path("app.log.1"))
+	copied, err := os.Stat(l.path("app.log.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, l.path("app.log"), "u", 0, 20) // after the copy: lost
+	fi, err := os.Stat(l.path("app.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the lag gauge to see the lines written after the copy", func() bool {
+		return testutil.ToFloat64(sh.metrics.lagBytes) >= float64(fi.Size())
+	})
+	if err := os.Truncate(l.path("app.log"), 0); err != nil {
+		t.Fatal(err)
+	}
+	pub.release()
+	pub.waitFor(t, 20000, 20*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	got := pub.shipped()
+	assertOnce(t, got, "t", 20000)
+	lost := testutil.ToFloat64(sh.metrics.truncatedBytesLost)
+	want := float64(fi.Size() - copied.Size())
+	t.Logf("truncated_lost_bytes_total %.0f, lines written after the copy %.0f bytes", lost, want)
+	if lost != want {
+		t.Errorf("truncated_lost_bytes_total = %.0f, want %.0f: only the lines written after the copy", lost, want)
+	}
+}
