@@ -114,6 +114,8 @@ func (s *Shipper) copyOfHead(di devIno, head []byte, size int64) copyVerdict {
 	type candidate struct {
 		readTo
 		h *harvester // the live harvester whose file was truncated under it
+		// closed is the entry of a file no harvester reads now.
+		closed *registryEntry
 	}
 	var known []candidate
 	for _, k := range s.replaced.snapshot() {
@@ -127,19 +129,19 @@ func (s *Shipper) copyOfHead(di devIno, head []byte, size int64) copyVerdict {
 		h := s.harvesters[e.DevIno]
 		s.mu.Unlock()
 		c := candidate{readTo: readTo{fp: e.Fingerprint, line: idLineHash(e.ID), offset: e.Offset, di: e.DevIno}}
-		if gen := (*generation)(nil); h != nil {
-			if gen = h.genp.Load(); gen != nil && gen.id == e.ID {
-				c.offset = max(c.offset, gen.acks.sentTo())
-				// Truncated already, though its harvester has not seen it
-				// yet: the file under it is shorter than what was read,
-				// or starts with other bytes. Only then is it the
-				// original of a copy; a live file that keeps its content
-				// merely starts like this one.
-				if truncatedUnder(h, e.Fingerprint, c.offset) {
-					c.h = h
-				} else {
-					c.live = true
-				}
+		if h == nil {
+			c.closed = &e
+		} else if gen := h.genp.Load(); gen != nil && gen.id == e.ID {
+			c.offset = max(c.offset, gen.acks.sentTo())
+			// Truncated already, though its harvester has not seen it
+			// yet: the file under it is shorter than what was read,
+			// or starts with other bytes. Only then is it the
+			// original of a copy; a live file that keeps its content
+			// merely starts like this one.
+			if truncatedUnder(h, e.Fingerprint, c.offset) {
+				c.h = h
+			} else {
+				c.live = true
 			}
 		}
 		known = append(known, c)
@@ -175,12 +177,37 @@ func (s *Shipper) copyOfHead(di devIno, head []byte, size int64) copyVerdict {
 	case best.h != nil:
 		best.h.notify() // to notice the truncation now
 		return copyVerdict{handover: true, offset: min(best.offset, size)}
-	case best.live:
+	case best.live, best.closed != nil && s.untruncated(*best.closed):
 		return copyVerdict{alike: true}
 	}
 	// A copy shorter than what was read (lines written after the copy
 	// and read from the original before its truncation) was read whole.
 	return copyVerdict{copy: true, offset: min(best.offset, size)}
+}
+
+// untruncated reports whether e's file, closed (released at its end),
+// still starts with the bytes e was fingerprinted by and holds what was
+// read of it: a new file that starts like it is then no copy of it, not
+// yet.
+func (s *Shipper) untruncated(e registryEntry) bool {
+	in := s.inputFor(e)
+	if in == nil {
+		return false
+	}
+	f, err := in.opener.openRead(e.Path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() < e.Offset {
+		return false
+	}
+	if di, ok := statDevIno(fi); !ok || di != e.DevIno {
+		return false
+	}
+	same, err := e.Fingerprint.matches(f)
+	return err == nil && same
 }
 
 // firstLineHash is the hash of head's first line as fileID writes it, or

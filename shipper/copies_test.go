@@ -178,3 +178,26 @@ func TestCopiedLinesNotCountedLost(t *testing.T) {
 		t.Errorf("truncated_lost_bytes_total = %.0f, want %.0f: only the lines written after the copy", lost, want)
 	}
 }
+
+// TestAlikeOfClosedFileIsReadWhole: a file that starts like one read to
+// its end and closed (close_inactive), which is still there untruncated,
+// is no copy of it: it is read whole, not skipped to where the other was
+// read to.
+func TestAlikeOfClosedFileIsReadWhole(t *testing.T) {
+	l := newLifecycle(t, func(c *Config) { c.CloseInactive = 200 * time.Millisecond })
+	sh, err := New(l.cfg, prometheus.NewRegistry(), zaptest.NewLogger(t), WithPublisher(l.pub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh.replaced.copyWait = 300 * time.Millisecond
+	runShipper(t, sh)
+	writeLines(t, l.path("a.log"), "x", 0, 100)
+	l.pub.waitFor(t, 100, 10*time.Second)
+	waitUntil(t, "a.log to be closed", func() bool { return sh.openFiles() == 0 })
+	writeLines(t, l.path("b.log"), "x", 0, 100) // the same lines, another file
+	l.pub.waitFor(t, 200, 10*time.Second)
+	time.Sleep(300 * time.Millisecond) // anything more would come now
+	if got := len(l.pub.shipped()); got != 200 {
+		t.Errorf("%d lines shipped, want 200: both files whole", got)
+	}
+}
