@@ -31,16 +31,15 @@ type readTo struct {
 	line   string
 	offset int64
 	di     devIno
-	at     time.Time
 	// live is set for a file still being read, not yet truncated.
 	live bool
 }
 
 // replacedGens remembers generations replaced by a truncation (or a reused
-// inode) until their copies, if any, are found.
+// inode) until their copies, if any, are found. They are kept in the
+// registry, so that a copy found after a restart is recognised too.
 type replacedGens struct {
-	mu   sync.Mutex
-	list []readTo
+	reg *registry
 	// naming makes a new generation's check against the files read so
 	// far and its naming one step: a copy and its original both read
 	// from 0 at once would otherwise each find no other and both be read
@@ -61,23 +60,21 @@ func (r *replacedGens) waits() (copy, handover time.Duration) {
 	return copy, handover
 }
 
-func (r *replacedGens) add(t readTo) {
-	if t.fp.Len == 0 {
+// add remembers e, a generation replaced after it was read to e.Offset.
+// One of which nothing was read is not: its copy is read whole anyway.
+func (r *replacedGens) add(e registryEntry) {
+	if e.Fingerprint.Len == 0 || e.Offset == 0 {
 		return
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	i := 0
-	for i < len(r.list) && (time.Since(r.list[i].at) > replacedKeep || len(r.list)-i >= replacedKeepMax) {
-		i++
-	}
-	r.list = append(r.list[i:], t)
+	r.reg.addReplaced(e, replacedKeep, replacedKeepMax)
 }
 
 func (r *replacedGens) snapshot() []readTo {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]readTo(nil), r.list...)
+	var out []readTo
+	for _, e := range r.reg.replacedSince(time.Now().Add(-replacedKeep)) {
+		out = append(out, readTo{fp: e.Fingerprint, line: idLineHash(e.ID), offset: e.Offset, di: e.DevIno})
+	}
+	return out
 }
 
 // copyVerdict is what a new generation read from 0 is, as far as copies go.

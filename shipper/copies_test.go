@@ -201,3 +201,40 @@ func TestAlikeOfClosedFileIsReadWhole(t *testing.T) {
 		t.Errorf("%d lines shipped, want 200: both files whole", got)
 	}
 }
+
+// TestCopyFoundAfterRestartNotReadAgain: the original's truncation is seen
+// and the shipper restarted before the copy is found (here: the copy is
+// moved into the glob while the shipper is stopped). The generation the
+// truncation replaced is in the registry: the copy is recognised after the
+// restart and read only from where the original was read to.
+func TestCopyFoundAfterRestartNotReadAgain(t *testing.T) {
+	l := newLifecycle(t, starGlob)
+	writeLines(t, l.path("app.log"), "c", 0, 1000)
+	_, stop := startShipper(t, l.cfg, l.pub)
+	l.pub.waitFor(t, 1000, 10*time.Second)
+	copyFile(t, l.path("app.log"), l.path("copy")) // out of the glob for now
+	if err := os.Truncate(l.path("app.log"), 0); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, l.path("app.log"), "d", 0, 100)
+	l.pub.waitFor(t, 1100, 10*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(l.path("copy"), l.path("app.log.1")); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, l.path("app.log.1"), "c", 1000, 1010) // written to the copy since
+	_, stop = startShipper(t, l.cfg, l.pub)
+	l.pub.waitFor(t, 1110, 10*time.Second)
+	time.Sleep(500 * time.Millisecond) // anything more would come now
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	got := l.pub.shipped()
+	assertOnce(t, got, "c", 1010)
+	assertOnce(t, got, "d", 100)
+	if len(got) != 1110 {
+		t.Errorf("%d lines shipped, want 1110", len(got))
+	}
+}

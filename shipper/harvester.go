@@ -418,7 +418,8 @@ func (h *harvester) restartGeneration(size int64) error {
 		zap.Int64("read_offset", h.reader.readPosition()), zap.Int64("size", size), zap.Int64("copied_bytes", copied), zap.Int64("unread_bytes_lost", max(lost, 0)),
 		zap.Duration("waiting_before_reading", wait), zap.String("first_line", idLineHash(h.gen.id)))
 	// Its copy, if it was copied before the truncation, is read from here.
-	h.sh.replaced.add(readTo{fp: fingerprintOf(h.reader.head), line: idLineHash(h.gen.id), offset: h.reader.position(), di: h.di, at: time.Now()})
+	h.sh.replaced.add(registryEntry{ID: h.gen.id, Path: h.currentPath(), Type: h.input.cfg.Type, DevIno: h.di,
+		Fingerprint: fingerprintOf(h.reader.head), Offset: h.reader.position()})
 	h.reader.reset(0)
 	h.copySeen = time.Time{}
 	if err := h.sh.newGeneration(h, 0); err != nil {
