@@ -21,6 +21,18 @@ func starGlob(c *Config) {
 	c.Inputs[0].Paths = []string{filepath.Join(filepath.Dir(c.Inputs[0].Paths[0]), "app.log*")}
 }
 
+// runCopyWait runs a shipper until the test ends, with copyWait as how
+// long a possible copy waits (0: as configured).
+func runCopyWait(t *testing.T, cfg Config, pub Publisher, copyWait time.Duration) *Shipper {
+	sh, err := New(cfg, prometheus.NewRegistry(), zaptest.NewLogger(t), WithPublisher(pub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh.replaced.copyWait = copyWait
+	runShipper(t, sh)
+	return sh
+}
+
 // gatedPublisher stops, once, at the line whose id is at: Publish blocks
 // until open is closed, with the lines before it published and the
 // harvester's burst still open.
@@ -99,12 +111,7 @@ func TestCopyWaitsForItsOriginalsHandover(t *testing.T) {
 // ago.
 func TestOriginalWaitsForItsCopyInEveryGeneration(t *testing.T) {
 	l := newLifecycle(t, nil)
-	sh, err := New(l.cfg, prometheus.NewRegistry(), zaptest.NewLogger(t), WithPublisher(l.pub))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sh.replaced.copyWait = 2 * time.Second
-	runShipper(t, sh)
+	runCopyWait(t, l.cfg, l.pub, 2*time.Second)
 	writeLines(t, l.path("a.log"), "x", 0, 100)
 	l.pub.waitFor(t, 100, 10*time.Second)
 	writeLines(t, l.path("b.log"), "x", 0, 100) // alike: read whole after copyWait
@@ -143,11 +150,7 @@ func TestCopiedLinesNotCountedLost(t *testing.T) {
 		c.MaxInFlightBytes = 64 << 10
 	})
 	pub := &heldPublisher{} // far behind: nothing is acknowledged
-	sh, err := New(l.cfg, prometheus.NewRegistry(), zaptest.NewLogger(t), WithPublisher(pub))
-	if err != nil {
-		t.Fatal(err)
-	}
-	runShipper(t, sh)
+	sh := runCopyWait(t, l.cfg, pub, 0)
 	writeLines(t, l.path("app.log"), "t", 0, 20000) // ~2 MB
 	pub.waitFor(t, 10, 10*time.Second)
 	copyFile(t, l.path("app.log"), l.path("app.log.1"))
@@ -185,12 +188,7 @@ func TestCopiedLinesNotCountedLost(t *testing.T) {
 // read to.
 func TestAlikeOfClosedFileIsReadWhole(t *testing.T) {
 	l := newLifecycle(t, func(c *Config) { c.CloseInactive = 200 * time.Millisecond })
-	sh, err := New(l.cfg, prometheus.NewRegistry(), zaptest.NewLogger(t), WithPublisher(l.pub))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sh.replaced.copyWait = 300 * time.Millisecond
-	runShipper(t, sh)
+	sh := runCopyWait(t, l.cfg, l.pub, 300*time.Millisecond)
 	writeLines(t, l.path("a.log"), "x", 0, 100)
 	l.pub.waitFor(t, 100, 10*time.Second)
 	waitUntil(t, "a.log to be closed", func() bool { return sh.openFiles() == 0 })
