@@ -2,6 +2,7 @@ package shipper
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -84,10 +85,11 @@ type copyVerdict struct {
 	// none): it is read from offset, where that generation was read to.
 	copy   bool
 	offset int64
-	// alike: it starts like a live file that is not truncated. It is that
-	// file's copy only if that file is truncated soon (copytruncate
-	// truncates right after copying); until then it waits.
+	// alike: it starts like a file read so far that is not truncated, of
+	// entry. It is that file's copy only if that file is truncated soon
+	// (copytruncate truncates right after copying); until then it waits.
 	alike bool
+	of    *registryEntry
 	// handover: it starts like a live file truncated under its harvester,
 	// which has not noticed yet. That harvester may still ship lines it
 	// read before the truncation (an open burst, its read buffer): only
@@ -111,8 +113,10 @@ func (s *Shipper) copyOfHead(di devIno, head []byte, size int64) copyVerdict {
 	type candidate struct {
 		readTo
 		h *harvester // the live harvester whose file was truncated under it
-		// closed is the entry of a file no harvester reads now.
-		closed *registryEntry
+		// entry is the registry's entry, if it is one; closed is set when
+		// no harvester reads its file now.
+		entry  *registryEntry
+		closed bool
 	}
 	var known []candidate
 	for _, k := range s.replaced.snapshot() {
@@ -125,9 +129,9 @@ func (s *Shipper) copyOfHead(di devIno, head []byte, size int64) copyVerdict {
 		s.mu.Lock()
 		h := s.harvesters[e.DevIno]
 		s.mu.Unlock()
-		c := candidate{readTo: readTo{fp: e.Fingerprint, line: idLineHash(e.ID), offset: e.Offset, di: e.DevIno}}
+		c := candidate{readTo: readTo{fp: e.Fingerprint, line: idLineHash(e.ID), offset: e.Offset, di: e.DevIno}, entry: &e}
 		if h == nil {
-			c.closed = &e
+			c.closed = true
 		} else if gen := h.genp.Load(); gen != nil && gen.id == e.ID {
 			c.offset = max(c.offset, gen.acks.sentTo())
 			// Truncated already, though its harvester has not seen it
@@ -174,8 +178,8 @@ func (s *Shipper) copyOfHead(di devIno, head []byte, size int64) copyVerdict {
 	case best.h != nil:
 		best.h.notify() // to notice the truncation now
 		return copyVerdict{handover: true, offset: min(best.offset, size)}
-	case best.live, best.closed != nil && s.untruncated(*best.closed):
-		return copyVerdict{alike: true}
+	case best.live, best.closed && s.untruncated(*best.entry):
+		return copyVerdict{alike: true, of: best.entry}
 	}
 	// A copy shorter than what was read (lines written after the copy
 	// and read from the original before its truncation) was read whole.
@@ -205,6 +209,37 @@ func (s *Shipper) untruncated(e registryEntry) bool {
 	}
 	same, err := e.Fingerprint.matches(f)
 	return err == nil && same
+}
+
+// prefixOf reports whether f, of size bytes, holds what the file of e
+// holds at the same offsets, judged by its last bytes: a copy that cp is
+// still writing. A file that merely starts like e's differs further on.
+func (s *Shipper) prefixOf(f *os.File, size int64, e registryEntry) bool {
+	in := s.inputFor(e)
+	if in == nil || size == 0 {
+		return false
+	}
+	orig, err := in.opener.openRead(e.Path)
+	if err != nil {
+		return false
+	}
+	defer orig.Close()
+	fi, err := orig.Stat()
+	if err != nil || fi.Size() < size {
+		return false
+	}
+	if di, ok := statDevIno(fi); !ok || di != e.DevIno {
+		return false
+	}
+	from := max(size-fingerprintSize, 0)
+	a, b := make([]byte, size-from), make([]byte, size-from)
+	if _, err := f.ReadAt(a, from); err != nil {
+		return false
+	}
+	if _, err := orig.ReadAt(b, from); err != nil {
+		return false
+	}
+	return bytes.Equal(a, b)
 }
 
 // firstLineHash is the hash of head's first line as fileID writes it, or

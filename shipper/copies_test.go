@@ -236,3 +236,43 @@ func TestCopyFoundAfterRestartNotReadAgain(t *testing.T) {
 		t.Errorf("%d lines shipped, want 1110", len(got))
 	}
 }
+
+// TestCopyStillBeingWrittenWaits: a copy of a large file takes cp longer
+// than the wait for its original's truncation. While it grows and holds
+// what the original holds, byte for byte, it keeps waiting; once the
+// original is truncated it is read from where the original was read to,
+// not read whole because the wait ran out.
+func TestCopyStillBeingWrittenWaits(t *testing.T) {
+	l := newLifecycle(t, starGlob)
+	runCopyWait(t, l.cfg, l.pub, 300*time.Millisecond)
+	writeLines(t, l.path("app.log"), "c", 0, 3000)
+	l.pub.waitFor(t, 3000, 10*time.Second)
+	data, err := os.ReadFile(l.path("app.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(l.path("app.log.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const pieces = 10 // 1.5 s of copying, 5 times the wait
+	for i := range pieces {
+		if _, err := f.Write(data[len(data)*i/pieces : len(data)*(i+1)/pieces]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+	if err := os.Truncate(l.path("app.log"), 0); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, l.path("app.log"), "d", 0, 100)
+	l.pub.waitFor(t, 3100, 10*time.Second)
+	time.Sleep(500 * time.Millisecond) // anything more would come now
+	got := l.pub.shipped()
+	assertOnce(t, got, "c", 3000)
+	assertOnce(t, got, "d", 100)
+	if len(got) != 3100 {
+		t.Errorf("%d lines shipped, want 3100", len(got))
+	}
+}

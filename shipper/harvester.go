@@ -56,9 +56,12 @@ type harvester struct {
 	grew    time.Time
 	// copySeen is when the generation being named was first checked
 	// against the files read so far (skipCopied): the start of its wait,
-	// if it waits. Zero again once it is named or replaced.
-	copySeen time.Time
-	sent     sentHorizon
+	// if it waits. Zero again once it is named or replaced. copyGrew is
+	// when it was last seen grown as a copy still being written, to
+	// copySize.
+	copySeen, copyGrew time.Time
+	copySize           int64
+	sent               sentHorizon
 	// restarts spaces out generations of a file truncated again and again.
 	restarts restartLimiter
 }
@@ -526,9 +529,18 @@ func (h *harvester) skipCopied() (skip, wait bool) {
 	copyWait, handoverWait := copies.waits()
 	now := time.Now()
 	if h.copySeen.IsZero() {
-		h.copySeen = now
+		h.copySeen, h.copyGrew, h.copySize = now, now, fi.Size()
 	}
 	waited := now.Sub(h.copySeen)
+	if v.alike && fi.Size() != h.copySize {
+		// Grown while it waits, and still what its look-alike holds
+		// byte for byte: a copy that cp is still writing (a large
+		// file), its original's truncation to come.
+		h.copySize = fi.Size()
+		if h.sh.prefixOf(h.f, fi.Size(), *v.of) {
+			h.copyGrew = now
+		}
+	}
 	switch {
 	case v.handover && waited < handoverWait:
 		h.reader.seek(0)
@@ -537,7 +549,7 @@ func (h *harvester) skipCopied() (skip, wait bool) {
 		h.log.Warn("the harvester of the file this one is a copy of has not noticed its truncation: reading the copy from what that file has sent so far; lines it still ships from what it had read may be shipped twice",
 			zap.Duration("waited", waited.Round(time.Millisecond)), zap.Int64("offset", v.offset))
 		v.copy = true
-	case (v.short || v.alike) && waited < copyWait:
+	case v.short && waited < copyWait, v.alike && now.Sub(h.copyGrew) < copyWait && waited < handoverWait:
 		h.reader.seek(0)
 		return false, true
 	}
