@@ -48,6 +48,9 @@ type replacedGens struct {
 	naming sync.Mutex
 	// copyWait and handoverWait, if set, replace the constants (tests).
 	copyWait, handoverWait time.Duration
+	// checked, if set, is called between a generation's check and its
+	// naming (tests).
+	checked func()
 }
 
 func (r *replacedGens) waits() (copy, handover time.Duration) {

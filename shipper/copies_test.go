@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +20,26 @@ import (
 // starGlob has the lifecycle's input read app.log* (copies included).
 func starGlob(c *Config) {
 	c.Inputs[0].Paths = []string{filepath.Join(filepath.Dir(c.Inputs[0].Paths[0]), "app.log*")}
+}
+
+// shippedOnce waits until the lines of want (by prefix, how many) are
+// shipped and a moment more, then checks that each was shipped once and
+// nothing else was.
+func shippedOnce(t *testing.T, pub *collectingPublisher, want map[string]int) {
+	t.Helper()
+	total := 0
+	for _, n := range want {
+		total += n
+	}
+	pub.waitFor(t, total, 10*time.Second)
+	time.Sleep(500 * time.Millisecond) // anything more would come now
+	got := pub.shipped()
+	for prefix, n := range want {
+		assertOnce(t, got, prefix, n)
+	}
+	if len(got) != total {
+		t.Errorf("%d lines shipped, want %d", len(got), total)
+	}
 }
 
 // runCopyWait runs a shipper until the test ends, with copyWait as how
@@ -88,16 +109,9 @@ func TestCopyWaitsForItsOriginalsHandover(t *testing.T) {
 	writeLines(t, l.path("app.log"), "d", 0, 100)
 	time.Sleep(500 * time.Millisecond) // the copy is found and looked at
 	close(pub.open)
-	pub.waitFor(t, 1100, 10*time.Second)
-	time.Sleep(500 * time.Millisecond) // anything more would come now
+	shippedOnce(t, &pub.collectingPublisher, map[string]int{"c": 1000, "d": 100})
 	if err := stop(); err != nil {
 		t.Fatal(err)
-	}
-	got := pub.shipped()
-	assertOnce(t, got, "c", 1000)
-	assertOnce(t, got, "d", 100)
-	if len(got) != 1100 {
-		t.Errorf("%d lines shipped, want 1100", len(got))
 	}
 }
 
@@ -224,16 +238,9 @@ func TestCopyFoundAfterRestartNotReadAgain(t *testing.T) {
 	}
 	writeLines(t, l.path("app.log.1"), "c", 1000, 1010) // written to the copy since
 	_, stop = startShipper(t, l.cfg, l.pub)
-	l.pub.waitFor(t, 1110, 10*time.Second)
-	time.Sleep(500 * time.Millisecond) // anything more would come now
+	shippedOnce(t, l.pub, map[string]int{"c": 1010, "d": 100})
 	if err := stop(); err != nil {
 		t.Fatal(err)
-	}
-	got := l.pub.shipped()
-	assertOnce(t, got, "c", 1010)
-	assertOnce(t, got, "d", 100)
-	if len(got) != 1110 {
-		t.Errorf("%d lines shipped, want 1110", len(got))
 	}
 }
 
@@ -267,12 +274,41 @@ func TestCopyStillBeingWrittenWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeLines(t, l.path("app.log"), "d", 0, 100)
-	l.pub.waitFor(t, 3100, 10*time.Second)
-	time.Sleep(500 * time.Millisecond) // anything more would come now
-	got := l.pub.shipped()
-	assertOnce(t, got, "c", 3000)
-	assertOnce(t, got, "d", 100)
-	if len(got) != 3100 {
-		t.Errorf("%d lines shipped, want 3100", len(got))
+	shippedOnce(t, l.pub, map[string]int{"c": 3000, "d": 100})
+}
+
+// TestCopyAndOriginalFoundTogether: a copy and its original, both new to
+// the shipper, are looked at at the same moment. Each one's check against
+// the files read so far and its naming are one step: the second sees the
+// first and waits (here the first to check is held until the other has
+// checked too, or 300 ms), so that once the original is truncated, each
+// line is shipped once, not both files whole.
+func TestCopyAndOriginalFoundTogether(t *testing.T) {
+	l := newLifecycle(t, starGlob)
+	sh, err := New(l.cfg, prometheus.NewRegistry(), zaptest.NewLogger(t), WithPublisher(l.pub))
+	if err != nil {
+		t.Fatal(err)
 	}
+	var checks atomic.Int32
+	both := make(chan struct{})
+	sh.replaced.checked = func() {
+		switch checks.Add(1) {
+		case 1:
+			select {
+			case <-both:
+			case <-time.After(300 * time.Millisecond):
+			}
+		case 2:
+			close(both)
+		}
+	}
+	writeLines(t, l.path("app.log"), "c", 0, 1000)
+	copyFile(t, l.path("app.log"), l.path("app.log.1"))
+	runShipper(t, sh)
+	waitUntil(t, "both files to be checked", func() bool { return checks.Load() >= 2 })
+	if err := os.Truncate(l.path("app.log"), 0); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, l.path("app.log"), "d", 0, 100)
+	shippedOnce(t, l.pub, map[string]int{"c": 1000, "d": 100})
 }

@@ -523,6 +523,9 @@ func (h *harvester) skipCopied() (skip, wait bool) {
 	copies.naming.Lock()
 	defer copies.naming.Unlock()
 	v := h.sh.copyOfHead(h.di, h.reader.head, fi.Size())
+	if copies.checked != nil {
+		copies.checked()
+	}
 	h.log.Debug("copy check", zap.Bool("copy", v.copy), zap.Int64("offset", v.offset), zap.Bool("alike", v.alike),
 		zap.Bool("handover", v.handover), zap.Bool("short", v.short), zap.Int("head_bytes", len(h.reader.head)),
 		zap.Int64("size", fi.Size()), zap.String("first_line", firstLineHash(h.reader.head)))
