@@ -56,10 +56,14 @@ type harvester struct {
 	// changed, at grew.
 	grownTo int64
 	grew    time.Time
-	// copySeen is when the file was found to be a copy of one still read
-	// (skipCopied).
-	copySeen time.Time
-	sent     sentHorizon
+	// copySeen is when the generation being named was first checked
+	// against the files read so far (skipCopied): the start of its wait,
+	// if it waits. Zero again once it is named or replaced. copyGrew is
+	// when it was last seen grown as a copy still being written, to
+	// copySize.
+	copySeen, copyGrew time.Time
+	copySize           int64
+	sent               sentHorizon
 	// restarts spaces out generations of a file truncated again and again.
 	restarts restartLimiter
 }
@@ -415,9 +419,11 @@ func (h *harvester) truncated(size int64) (bool, error) {
 // a new generation, counting what was written but never read.
 func (h *harvester) restartGeneration(size int64) error {
 	// Lost: what the file was last seen to hold past the last line shipped
-	// (a line read but not yet whole is lost too).
+	// (a line read but not yet whole is lost too), but for what a copy the
+	// inputs read holds: that is read from the copy.
+	copied := h.sh.copiedTo(h.di, h.reader.head)
 	h.sizeMu.Lock()
-	lost := h.lastSize - h.reader.position()
+	lost := h.lastSize - max(h.reader.position(), copied)
 	h.sizeMu.Unlock()
 	if lost > 0 {
 		h.sh.metrics.truncatedBytesLost.Add(float64(lost))
@@ -425,11 +431,13 @@ func (h *harvester) restartGeneration(size int64) error {
 	h.sh.metrics.truncations.Inc()
 	wait := h.restarts.restarted(time.Now())
 	h.log.Warn("file truncated; reading it again from the start",
-		zap.Int64("read_offset", h.reader.readPosition()), zap.Int64("size", size), zap.Int64("unread_bytes_lost", max(lost, 0)),
-		zap.Duration("waiting_before_reading", wait))
+		zap.Int64("read_offset", h.reader.readPosition()), zap.Int64("size", size), zap.Int64("copied_bytes", copied), zap.Int64("unread_bytes_lost", max(lost, 0)),
+		zap.Duration("waiting_before_reading", wait), zap.String("first_line", idLineHash(h.gen.id)))
 	// Its copy, if it was copied before the truncation, is read from here.
-	h.sh.replaced.add(readTo{fp: fingerprintOf(h.reader.head), line: idLineHash(h.gen.id), offset: h.reader.position(), di: h.di, at: time.Now()})
+	h.sh.replaced.add(registryEntry{ID: h.gen.id, Path: h.currentPath(), Type: h.input.cfg.Type, DevIno: h.di,
+		Fingerprint: fingerprintOf(h.reader.head), Offset: h.reader.position()})
 	h.reader.reset(0)
+	h.copySeen = time.Time{}
 	if err := h.sh.newGeneration(h, 0); err != nil {
 		return err
 	}
@@ -500,6 +508,7 @@ func (h *harvester) identify(head []byte, acks *ackTracker) {
 	h.sh.registry.put(registryEntry{ID: id, Path: h.currentPath(), Type: h.input.cfg.Type, DevIno: h.di, Fingerprint: fp, Offset: acks.offset()})
 	h.gen = gen
 	h.genp.Store(gen)
+	h.copySeen = time.Time{}
 	h.dropEncoder()
 	select {
 	case h.sh.flushSoon <- struct{}{}:
@@ -515,46 +524,65 @@ func (h *harvester) identify(head []byte, acks *ackTracker) {
 // skipCopied runs before the first line of a new generation read from 0 is
 // shipped: if the file is a copy of one read so far (copytruncate, see
 // copies.go), it names the generation and moves the reader to where the
-// original was read to (skip). While the original is still read and not
-// truncated, it moves the reader back to 0 (wait): the harvester comes
-// back later.
+// original was read to (skip). While it cannot tell yet (its original is
+// still read and not truncated, or truncated and its harvester has not
+// noticed, or it is shorter than its original's fingerprint), it moves the
+// reader back to 0 (wait): the harvester comes back later. Otherwise it
+// names the generation, to be read whole; the check and the naming are one
+// step, so that of two such files found at once, the second sees the first.
 func (h *harvester) skipCopied() (skip, wait bool) {
 	fi, err := h.f.Stat()
 	if err != nil {
 		return false, false
 	}
-	off, live, ok, undecided := h.sh.copyOfHead(h.di, h.reader.head, fi.Size())
-	if undecided {
-		// Shares its first line with a file read so far but is shorter
-		// than that file's fingerprint: a copy being written, maybe. It
-		// waits to grow, as a copy waits for its original's truncation.
-		if h.copySeen.IsZero() {
-			h.copySeen = time.Now()
-		}
-		if time.Since(h.copySeen) < copyWait {
-			h.reader.seek(0)
-			return false, true
+	copies := &h.sh.replaced
+	copies.naming.Lock()
+	defer copies.naming.Unlock()
+	v := h.sh.copyOfHead(h.di, h.reader.head, fi.Size())
+	if copies.checked != nil {
+		copies.checked()
+	}
+	h.log.Debug("copy check", zap.Bool("copy", v.copy), zap.Int64("offset", v.offset), zap.Bool("alike", v.alike),
+		zap.Bool("handover", v.handover), zap.Bool("short", v.short), zap.Int("head_bytes", len(h.reader.head)),
+		zap.Int64("size", fi.Size()), zap.String("first_line", firstLineHash(h.reader.head)))
+	copyWait, handoverWait := copies.waits()
+	now := time.Now()
+	if h.copySeen.IsZero() {
+		h.copySeen, h.copyGrew, h.copySize = now, now, fi.Size()
+	}
+	waited := now.Sub(h.copySeen)
+	if v.alike && fi.Size() != h.copySize {
+		// Grown while it waits, and still what its look-alike holds
+		// byte for byte: a copy that cp is still writing (a large
+		// file), its original's truncation to come.
+		h.copySize = fi.Size()
+		if h.sh.prefixOf(h.f, fi.Size(), *v.of) {
+			h.copyGrew = now
 		}
 	}
-	if !ok || off == 0 {
+	switch {
+	case v.handover && waited < handoverWait:
+		h.reader.seek(0)
+		return false, true
+	case v.handover:
+		h.log.Warn("the harvester of the file this one is a copy of has not noticed its truncation: reading the copy from what that file has sent so far; lines it still ships from what it had read may be shipped twice",
+			zap.Duration("waited", waited.Round(time.Millisecond)), zap.Int64("offset", v.offset))
+		v.copy = true
+	case v.short && waited < copyWait, v.alike && now.Sub(h.copyGrew) < copyWait && waited < handoverWait:
+		h.reader.seek(0)
+		return false, true
+	}
+	// Not a copy, or one whose original was not read at all: read whole.
+	// (A file whose look-alike was never truncated is a file of its own
+	// with the same first bytes: a banner, the same lines in two
+	// services' logs.)
+	if !v.copy || v.offset == 0 {
+		h.identify(h.reader.head, h.gen.acks)
 		return false, false
 	}
-	if live {
-		if h.copySeen.IsZero() {
-			h.copySeen = time.Now()
-		}
-		if time.Since(h.copySeen) < copyWait {
-			h.reader.seek(0)
-			return false, true
-		}
-		// The file it starts like was never truncated: not a copy but a
-		// file of its own with the same first bytes (a banner, the same
-		// lines in two services' logs), read whole.
-		return false, false
-	}
-	h.reader.seek(off)
-	h.identify(h.reader.head, newAckTracker(off))
+	h.reader.seek(v.offset)
+	h.identify(h.reader.head, newAckTracker(v.offset))
 	h.log.Info("a copy of a file read so far (copytruncate): reading it from where the original was read to",
-		zap.Int64("offset", off))
+		zap.Int64("offset", v.offset))
 	return true, false
 }

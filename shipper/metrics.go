@@ -43,7 +43,7 @@ func newMetrics(reg prometheus.Registerer, types ...string) *metrics {
 		filesDiscovered:    prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_files_discovered_total", Help: "Files (generations) started."}),
 		rotations:          prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_rotations_total", Help: "Files seen renamed or removed while being read."}),
 		truncations:        prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_truncations_total", Help: "Files seen truncated (copytruncate or truncation in place)."}),
-		truncatedBytesLost: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_truncated_lost_bytes_total", Help: "Bytes seen in a file but truncated away before they could be read."}),
+		truncatedBytesLost: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_shipper_truncated_lost_bytes_total", Help: "Bytes seen in a file but truncated away before they could be read, and not in a copy the inputs read (copytruncate)."}),
 		lagBytes:           prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_shipper_lag_bytes", Help: "Sum over open and waiting files of file size minus acknowledged offset."}),
 		lagMaxBytes:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_shipper_lag_max_bytes", Help: "Largest file size minus acknowledged offset of one open file."}),
 		filesWaiting:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_shipper_files_waiting", Help: "Files with something to read that wait for max_open_files."}),

@@ -128,6 +128,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 		s.metrics.registryRecoveries.Inc()
 	}
 	s.registry = reg2
+	s.replaced.reg = reg2
 	s.found, s.waitingSince = map[string]time.Time{}, map[devIno]time.Time{}
 	s.outside, s.flushSoon = map[devIno]outsideFile{}, make(chan struct{}, 1)
 	s.sentSync = newGroupSync()
@@ -662,12 +663,11 @@ func (s *Shipper) openFiles() int {
 // from the file, so nothing waits for the registry to reach the disk.
 func (s *Shipper) newGeneration(h *harvester, offset int64) error {
 	var replaced []string
-	now := time.Now()
 	for _, e := range s.registry.byDevIno()[h.di] {
 		s.registry.remove(e.ID)
 		if !e.Pending {
 			replaced = append(replaced, e.ID)
-			s.replaced.add(readTo{fp: e.Fingerprint, line: idLineHash(e.ID), offset: e.Offset, di: e.DevIno, at: now})
+			s.replaced.add(e)
 		}
 	}
 	if h.gen != nil && !h.gen.pending && !slices.Contains(replaced, h.gen.id) {
