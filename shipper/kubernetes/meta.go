@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/sluicelog/sluice/internal/event"
 )
 
 // Container is what one container's lines carry, and the hints its pod's
@@ -26,12 +28,12 @@ type Container struct {
 	Multiline string
 	// NginxFormat is the sluice.io/nginx-format hint: the named format or
 	// log_format string of an nginx container's access log lines; it
-	// travels in the FieldNginxFormat field.
+	// travels in the event.FieldNginxFormat field.
 	NginxFormat string
 }
 
-// Hint annotation keys: HintPrefix+key applies to every container of the
-// pod, HintPrefix[:len-1]+"."+container+"/"+key to one container and wins.
+// Hint annotation keys: sluice.io/<key> applies to every container of the
+// pod, sluice.io.<container>/<key> to one container, and wins.
 const (
 	HintPrefix      = "sluice.io/"
 	HintType        = "type"
@@ -41,11 +43,6 @@ const (
 	HintService     = "service"
 	HintEnvironment = "environment"
 )
-
-// FieldNginxFormat is the field that carries the sluice.io/nginx-format
-// hint to the aggregator, which reads the lines with it and leaves it out
-// of the document.
-const FieldNginxFormat = "sluice.nginx_format"
 
 // Owner label the Deployment controller puts on the pods of a ReplicaSet,
 // whose name is the Deployment's name, "-" and this hash: the Deployment is
@@ -160,7 +157,7 @@ func (c *Container) applyHints(ann map[string]string, name string) {
 	}
 	if v, ok := hint(ann, name, HintNginxFormat); ok && v != "" {
 		c.NginxFormat = v
-		c.Fields[FieldNginxFormat] = v
+		c.Fields[event.FieldNginxFormat] = v
 	}
 	if v, ok := hint(ann, name, HintService); ok && v != "" {
 		c.Fields["service"] = v

@@ -23,8 +23,8 @@ type Store struct {
 
 	mu     sync.RWMutex
 	byUID  map[types.UID]*podEntry
-	byName map[string]*podEntry   // namespace/name: the newest pod of that name
-	byID   map[string]*Container  // container id (without the runtime's scheme)
+	byName map[string]*podEntry         // namespace/name: the newest pod of that name
+	byID   map[string]*Container        // container id (without the runtime's scheme)
 	nsLabs map[string]map[string]string // namespace labels, if watched
 	// gen counts changes, so that readers re-look only when something
 	// changed.
