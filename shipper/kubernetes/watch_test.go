@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clientset "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/sluicelog/sluice/internal/testenv"
 )
 
 // TestWatchThroughHTTP runs the real client (REST client, reflector,
@@ -30,15 +32,15 @@ func TestWatchThroughHTTP(t *testing.T) {
 		{"with namespace labels", false, []string{"team"}},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
-			api, srv := newAPIServer(t, mode.watchList)
-			api.put(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"team": "payments"}}})
+			api := testenv.NewKubeAPI(t, mode.watchList)
+			api.Put(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"team": "payments"}}})
 			first := testPod()
-			api.put(first)
+			api.Put(first)
 			other := testPod()
 			other.Name, other.UID, other.Spec.NodeName = "elsewhere", "uid-other", "node-b"
-			api.put(other)
+			api.Put(other)
 
-			client, err := clientset.NewForConfig(&rest.Config{Host: srv.URL})
+			client, err := clientset.NewForConfig(&rest.Config{Host: api.URL})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,16 +69,16 @@ func TestWatchThroughHTTP(t *testing.T) {
 			added := testPod()
 			added.Name, added.UID = "web-1", "uid-web-1"
 			added.Status.ContainerStatuses = nil
-			api.put(added)
+			api.Put(added)
 			ref := Ref{Namespace: "shop", Pod: "web-1", Container: "app"}
 			eventually(t, "the added pod", func() bool { return s.Lookup(ref) != nil })
 
 			added = added.DeepCopy()
 			added.Labels["tier"] = "canary"
-			api.put(added)
+			api.Put(added)
 			eventually(t, "the changed label", func() bool { return s.Lookup(ref).Fields["kubernetes.labels.tier"] == "canary" })
 
-			api.del(added)
+			api.Delete(added)
 			eventually(t, "the deletion", func() bool {
 				s.mu.RLock()
 				defer s.mu.RUnlock()
@@ -87,7 +89,7 @@ func TestWatchThroughHTTP(t *testing.T) {
 				t.Error("a pod deleted a moment ago lost its metadata")
 			}
 
-			for _, sel := range api.selector {
+			for _, sel := range api.Selectors() {
 				if sel != "spec.nodeName=node-a" {
 					t.Errorf("pods requested with field selector %q, want spec.nodeName=node-a", sel)
 				}
@@ -95,13 +97,13 @@ func TestWatchThroughHTTP(t *testing.T) {
 			// Against an API server without watch-list the client lists
 			// and watches: exactly Rules. With it, it only watches, but
 			// still needs list for the servers without.
-			got, want := api.usedRules(), Rules(cfg)
+			got, want := api.UsedRules(), Rules(cfg)
 			if mode.watchList {
 				for i := range want {
 					want[i].Verbs = []string{"watch"}
 				}
 			}
-			if !rulesEqual(got, want) {
+			if !testenv.RulesEqual(got, want) {
 				t.Errorf("the client asked for %v; want %v (Rules, and so the ClusterRole)", got, want)
 			}
 		})

@@ -1,10 +1,12 @@
-package kubernetes
+package testenv
 
 import (
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,13 +19,17 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// apiServer speaks enough of the Kubernetes API for the informers: list
+// KubeAPI speaks enough of the Kubernetes API for the informers: list
 // and watch of pods (with the spec.nodeName field selector) and of
 // namespaces, the watch either from a resource version or, as watch-list,
 // with its initial events and the bookmark that ends them. It records the
 // requests as RBAC verbs and resources.
-type apiServer struct {
-	t *testing.T
+type KubeAPI struct {
+	// URL is the server's address, for a rest.Config's Host or a
+	// kubeconfig (Kubeconfig).
+	URL string
+
+	t testing.TB
 	// watchList: answer sendInitialEvents watches; off, refuse them as an
 	// API server before watch-list does, so the client lists first.
 	watchList bool
@@ -44,8 +50,11 @@ type watchEvent struct {
 	Object   json.RawMessage `json:"object"`
 }
 
-func newAPIServer(t *testing.T, watchList bool) (*apiServer, *httptest.Server) {
-	a := &apiServer{t: t, watchList: watchList, objects: map[string]map[string]runtime.Object{"pods": {}, "namespaces": {}},
+// NewKubeAPI starts a KubeAPI, stopped when t ends. watchList makes it
+// answer watch-list requests; without, it refuses them as API servers
+// before watch-list do, and the client lists first.
+func NewKubeAPI(t testing.TB, watchList bool) *KubeAPI {
+	a := &KubeAPI{t: t, watchList: watchList, objects: map[string]map[string]runtime.Object{"pods": {}, "namespaces": {}},
 		watchers: map[chan watchEvent]string{}, used: map[[2]string]bool{}}
 	srv := httptest.NewServer(a)
 	t.Cleanup(func() {
@@ -57,7 +66,30 @@ func newAPIServer(t *testing.T, watchList bool) (*apiServer, *httptest.Server) {
 		a.mu.Unlock()
 		srv.Close()
 	})
-	return a, srv
+	a.URL = srv.URL
+	return a
+}
+
+// Kubeconfig writes a kubeconfig file that reaches a, and returns its path.
+func (a *KubeAPI) Kubeconfig(t testing.TB) string {
+	p := filepath.Join(t.TempDir(), "kubeconfig")
+	cfg := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+  - name: test
+    cluster: {server: %q}
+users:
+  - name: test
+    user: {}
+contexts:
+  - name: test
+    context: {cluster: test, user: test}
+current-context: test
+`, a.URL)
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func resourceOf(o runtime.Object) string {
@@ -67,7 +99,7 @@ func resourceOf(o runtime.Object) string {
 	return "namespaces"
 }
 
-func (a *apiServer) encode(o runtime.Object, rv int) json.RawMessage {
+func (a *KubeAPI) encode(o runtime.Object, rv int) json.RawMessage {
 	switch v := o.(type) {
 	case *corev1.Pod:
 		v = v.DeepCopy()
@@ -85,11 +117,12 @@ func (a *apiServer) encode(o runtime.Object, rv int) json.RawMessage {
 	return b
 }
 
-// put adds or updates an object; del deletes it.
-func (a *apiServer) put(o runtime.Object) { a.change(o, false) }
-func (a *apiServer) del(o runtime.Object) { a.change(o, true) }
+// Put adds or updates a pod or namespace; Delete deletes it. Watchers
+// get the event.
+func (a *KubeAPI) Put(o runtime.Object)    { a.change(o, false) }
+func (a *KubeAPI) Delete(o runtime.Object) { a.change(o, true) }
 
-func (a *apiServer) change(o runtime.Object, deleted bool) {
+func (a *KubeAPI) change(o runtime.Object, deleted bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.rv++
@@ -137,7 +170,7 @@ func matches(o runtime.Object, selector string) bool {
 	return sel.Matches(fields.Set{"spec.nodeName": p.Spec.NodeName})
 }
 
-func (a *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (a *KubeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	res := strings.TrimPrefix(r.URL.Path, "/api/v1/")
 	if r.Method != http.MethodGet || (res != "pods" && res != "namespaces") {
 		a.t.Errorf("unexpected request %s %s", r.Method, r.URL)
@@ -168,7 +201,7 @@ func (a *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.watch(w, r, res, selector, from, q.Get("sendInitialEvents") == "true")
 }
 
-func (a *apiServer) list(w http.ResponseWriter, res, selector string) {
+func (a *KubeAPI) list(w http.ResponseWriter, res, selector string) {
 	a.mu.Lock()
 	items := []json.RawMessage{}
 	for _, o := range a.objects[res] {
@@ -191,7 +224,7 @@ func joinRaw(items []json.RawMessage) string {
 	return strings.Join(s, ",")
 }
 
-func (a *apiServer) watch(w http.ResponseWriter, r *http.Request, res, selector string, from int, initial bool) {
+func (a *KubeAPI) watch(w http.ResponseWriter, r *http.Request, res, selector string, from int, initial bool) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Transfer-Encoding", "chunked")
 	flusher := w.(http.Flusher)
@@ -255,9 +288,9 @@ func (a *apiServer) watch(w http.ResponseWriter, r *http.Request, res, selector 
 	}
 }
 
-// usedRules returns what the client asked for, as RBAC rules in the shape
-// of Rules.
-func (a *apiServer) usedRules() []rbacv1.PolicyRule {
+// UsedRules returns what the clients asked for, as RBAC rules: one per
+// resource, its verbs in the order get, list, watch.
+func (a *KubeAPI) UsedRules() []rbacv1.PolicyRule {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var out []rbacv1.PolicyRule
@@ -275,7 +308,16 @@ func (a *apiServer) usedRules() []rbacv1.PolicyRule {
 	return out
 }
 
-func rulesEqual(a, b []rbacv1.PolicyRule) bool {
+// Selectors returns the field selectors pods were requested with.
+func (a *KubeAPI) Selectors() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.selector)
+}
+
+// RulesEqual reports whether two lists of rules grant the same, in the
+// same order.
+func RulesEqual(a, b []rbacv1.PolicyRule) bool {
 	return slices.EqualFunc(a, b, func(x, y rbacv1.PolicyRule) bool {
 		return slices.Equal(x.APIGroups, y.APIGroups) && slices.Equal(x.Resources, y.Resources) && slices.Equal(x.Verbs, y.Verbs) &&
 			len(x.ResourceNames) == 0 && len(y.ResourceNames) == 0 && len(x.NonResourceURLs) == 0 && len(y.NonResourceURLs) == 0
