@@ -206,3 +206,10 @@ func owner(pod *corev1.Pod) (kind, name string) {
 	}
 	return "", ""
 }
+
+// PodContainers returns the metadata of pod's containers by name, as the
+// store builds it with cfg (its defaults set), for a pod on its node whose
+// namespace has the labels nsLabels.
+func PodContainers(pod *corev1.Pod, nsLabels map[string]string, cfg Config) map[string]*Container {
+	return buildPod(pod, nsLabels, pod.Spec.NodeName, &cfg)
+}
