@@ -172,9 +172,11 @@ func (s *Shipper) runKubernetes(ctx context.Context) <-chan struct{} {
 		close(done)
 		return done
 	}
+	log := s.log.Named("kubernetes")
+	kubernetes.LogTo(log)
 	go func() {
 		defer close(done)
-		s.kube.Run(ctx, s.kubeClient, s.log.Named("kubernetes"))
+		s.kube.Run(ctx, s.kubeClient, log)
 	}()
 	if !s.kube.WaitSynced(ctx, s.cfg.Kubernetes.SyncTimeout) && ctx.Err() == nil {
 		s.log.Warn("kubernetes: the node's pods were not listed within kubernetes.sync_timeout; container lines ship without pod metadata, flagged no_pod_metadata, until they are",
