@@ -266,7 +266,7 @@ func (h *harvester) ship(ctx context.Context, l line, flags []string, now time.T
 	}
 	if p := h.path.Load(); h.enc == nil || p != h.encPath {
 		h.dropEncoder()
-		h.enc, h.encPath = event.NewPooledEncoder(h.topic, &ev, h.fieldsHeader, h.sh.blocks), p
+		h.enc, h.encPath = event.NewPooledEncoder(h.currentTopic(), &ev, h.fieldsHeader, h.sh.blocks), p
 	}
 	if h.burst == nil {
 		h.burst = h.openBurst(now)

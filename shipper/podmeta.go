@@ -3,6 +3,7 @@ package shipper
 import (
 	"context"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,9 @@ type podMeta struct {
 	cur *kubernetes.Container
 	// typ is the document type, the input's or the sluice.io/type hint.
 	typ string
+	// topic is the topic of the lines under this metadata; read by
+	// /files from any goroutine.
+	topic atomic.Pointer[string]
 }
 
 // containerRef names the container whose log is at path, as its name
@@ -53,6 +57,7 @@ func (h *harvester) attachPod(path string, now time.Time) {
 	h.pod = &podMeta{store: s.kube, ref: containerRef(path), base: h.fields, typ: h.input.cfg.Type}
 	h.pod.gen = s.kube.Generation()
 	h.applyPod(s.kube.Lookup(h.pod.ref), path, now)
+	h.topic = *h.pod.topic.Load() // before the harvester runs: its Prepare's
 }
 
 // applyPod makes c the metadata of h's lines.
@@ -79,8 +84,18 @@ func (h *harvester) applyPod(c *kubernetes.Container, path string, now time.Time
 	}
 	h.fields, h.fieldsHeader = fields, event.EncodeFields(fields)
 	probe := event.Event{Type: p.typ, Node: h.sh.cfg.Node, Path: path, Fields: fields}
-	h.topic = template.TopicName(h.sh.topic.Render(probe.Field, now, template.TopicValue))
+	topic := template.TopicName(h.sh.topic.Render(probe.Field, now, template.TopicValue))
+	p.topic.Store(&topic)
 	h.dropEncoder()
+}
+
+// currentTopic is the topic of h's lines now: the one rendered at start,
+// or under its pod's metadata. Safe from any goroutine.
+func (h *harvester) currentTopic() string {
+	if h.pod != nil {
+		return *h.pod.topic.Load()
+	}
+	return h.topic
 }
 
 // podLine runs before each line of a container log file is shipped: it
@@ -92,11 +107,11 @@ func (h *harvester) podLine(ctx context.Context, now time.Time) (exclude, unknow
 	if g := p.store.Generation(); g != p.gen {
 		p.gen = g
 		if c := p.store.Lookup(p.ref); c != p.cur {
-			topic := h.topic
+			topic := h.currentTopic()
 			h.closeBurst() // Prepare may wait for Kafka: not holding the burst's budget
 			h.applyPod(c, h.currentPath(), now)
-			if h.topic != topic {
-				if err := h.sh.publisher.Prepare(ctx, h.topic); err != nil {
+			if t := h.currentTopic(); t != topic {
+				if err := h.sh.publisher.Prepare(ctx, t); err != nil {
 					return false, false, err
 				}
 			}

@@ -95,7 +95,7 @@ func webPod(ann map[string]string) *corev1.Pod {
 // and topic.
 func TestPodMetadataFollowsThePod(t *testing.T) {
 	client := fake.NewClientset()
-	dir, pub, _ := podShipper(t, client)
+	dir, pub, sh := podShipper(t, client)
 	path := podLogPath(dir)
 	appendCRI(t, path, "before the pod is known")
 	first := pub.waitFor(t, 1, 10*time.Second)[0]
@@ -135,6 +135,11 @@ func TestPodMetadataFollowsThePod(t *testing.T) {
 	pub.mu.Unlock()
 	if topics != "logs-container,logs-container,logs-service" {
 		t.Errorf("topics %s", topics)
+	}
+	for _, f := range sh.Files() {
+		if f.Path == path && f.Topic != "logs-service" {
+			t.Errorf("/files says topic %s", f.Topic)
+		}
 	}
 }
 
