@@ -2,6 +2,8 @@ package kubernetes
 
 import (
 	"context"
+	"maps"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -137,5 +139,32 @@ func TestStoreRecreatedPod(t *testing.T) {
 	}
 	if c := s.Lookup(Ref{Namespace: "shop", Pod: recreated.Name, Container: "app"}); c == nil || c.Fields["kubernetes.pod.uid"] != "uid-2" {
 		t.Errorf("by name: %v", c)
+	}
+}
+
+// TestTrimPod: the informer's cache keeps of a pod only what the metadata
+// is built from, so that a node's pods with big specs and annotations cost
+// little memory.
+func TestTrimPod(t *testing.T) {
+	cfg := testConfig()
+	s := NewStore(cfg, "node-a", prometheus.NewRegistry())
+	pod := testPod()
+	pod.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}
+	pod.Annotations["sluice.io/type"] = "service"
+	pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "BIG", Value: strings.Repeat("x", 1<<16)}}
+	pod.Spec.Volumes = []corev1.Volume{{Name: "data"}}
+	o, err := s.trimPod(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := o.(*corev1.Pod)
+	if len(got.ManagedFields) != 0 || len(got.Spec.Volumes) != 0 || len(got.Spec.Containers[0].Env) != 0 {
+		t.Errorf("trimmed pod keeps %+v", got)
+	}
+	if _, ok := got.Annotations["kubectl.kubernetes.io/last-applied-configuration"]; ok || got.Annotations["sluice.io/type"] != "service" || got.Annotations["team.example.com/owner"] != "payments" {
+		t.Errorf("annotations %v: want the hints and the allowed ones only", got.Annotations)
+	}
+	if !maps.Equal(buildPod(got, nil, "node-a", &cfg)["app"].Fields, buildPod(pod, nil, "node-a", &cfg)["app"].Fields) {
+		t.Error("the trimmed pod's metadata differs from the pod's")
 	}
 }
