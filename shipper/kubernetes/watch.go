@@ -62,18 +62,7 @@ func (s *Store) Run(ctx context.Context, client clientset.Interface, log *zap.Lo
 	}
 	_ = podInformer.SetWatchErrorHandler(onError)
 	_ = podInformer.SetTransform(s.trimPod)
-	_, _ = podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { s.setPod(o.(*corev1.Pod)) },
-		UpdateFunc: func(_, o any) { s.setPod(o.(*corev1.Pod)) },
-		DeleteFunc: func(o any) {
-			if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
-				o = d.Obj
-			}
-			if p, ok := o.(*corev1.Pod); ok {
-				s.deletePod(p)
-			}
-		},
-	})
+	_, _ = podInformer.AddEventHandler(handlers(s.setPod, s.deletePod))
 	synced := []cache.InformerSynced{podInformer.HasSynced}
 	pods.Start(ctx.Done())
 	defer pods.Shutdown()
@@ -81,18 +70,7 @@ func (s *Store) Run(ctx context.Context, client clientset.Interface, log *zap.Lo
 		nss := informers.NewSharedInformerFactory(client, 0)
 		nsInformer := nss.Core().V1().Namespaces().Informer()
 		_ = nsInformer.SetWatchErrorHandler(onError)
-		_, _ = nsInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(o any) { s.setNamespace(o.(*corev1.Namespace)) },
-			UpdateFunc: func(_, o any) { s.setNamespace(o.(*corev1.Namespace)) },
-			DeleteFunc: func(o any) {
-				if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
-					o = d.Obj
-				}
-				if ns, ok := o.(*corev1.Namespace); ok {
-					s.deleteNamespace(ns)
-				}
-			},
-		})
+		_, _ = nsInformer.AddEventHandler(handlers(s.setNamespace, s.deleteNamespace))
 		synced = append(synced, nsInformer.HasSynced)
 		nss.Start(ctx.Done())
 		defer nss.Shutdown()
@@ -112,6 +90,24 @@ func (s *Store) Run(ctx context.Context, client clientset.Interface, log *zap.Lo
 		case <-sweep.C:
 			s.sweep()
 		}
+	}
+}
+
+// handlers calls set for objects of type T added or updated, and del for
+// those deleted, also when the informer only learnt of it after the fact
+// (DeletedFinalStateUnknown).
+func handlers[T any](set, del func(T)) cache.ResourceEventHandlerFuncs {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { set(o.(T)) },
+		UpdateFunc: func(_, o any) { set(o.(T)) },
+		DeleteFunc: func(o any) {
+			if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+				o = d.Obj
+			}
+			if t, ok := o.(T); ok {
+				del(t)
+			}
+		},
 	}
 }
 
