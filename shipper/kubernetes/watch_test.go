@@ -2,10 +2,16 @@ package kubernetes
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -108,4 +114,45 @@ func TestWatchThroughHTTP(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAPIDown: with the API answering nothing but errors, the store does
+// not sync, lookups answer at once (nothing known), and the failures are
+// counted; once the API answers, the pods arrive.
+func TestAPIDown(t *testing.T) {
+	api := testenv.NewKubeAPI(t, false)
+	api.Put(testPod())
+	var up atomic.Bool
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !up.Load() {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		target, _ := url.Parse(api.URL)
+		httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	client, err := clientset.NewForConfig(&rest.Config{Host: front.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	s := NewStore(testConfig(), "node-a", reg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx, client, zap.NewNop()) }()
+	defer func() { cancel(); <-done }()
+	if s.WaitSynced(ctx, 500*time.Millisecond) {
+		t.Fatal("synced while the API is down")
+	}
+	ref := Ref{Namespace: "shop", Pod: testPod().Name, Container: "app"}
+	start := time.Now()
+	if s.Lookup(ref) != nil || time.Since(start) > 10*time.Millisecond {
+		t.Errorf("lookup while the API is down: not at once, or not empty")
+	}
+	if n := testutil.ToFloat64(s.m.watchErrors); n < 1 {
+		t.Errorf("sluice_shipper_kubernetes_watch_errors_total = %v while the API is down", n)
+	}
+	up.Store(true)
+	eventually(t, "the pod once the API answers", func() bool { return s.Lookup(ref) != nil })
 }
