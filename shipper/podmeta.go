@@ -126,6 +126,9 @@ func (h *harvester) podLine(ctx context.Context, now time.Time) (exclude, unknow
 // skipLine moves past a line that is not shipped: it is acknowledged with
 // the open burst's lines, without going to Kafka.
 func (h *harvester) skipLine(l line, now time.Time) {
+	if h.gen.pending {
+		h.identify(h.reader.head, h.gen.acks) // as ship would: the offset moves under the file's name
+	}
 	if h.burst == nil {
 		h.burst = h.openBurst(now)
 	}
