@@ -158,7 +158,9 @@ func TestExcludedPodShipsNothing(t *testing.T) {
 	for {
 		var off int64
 		for _, e := range sh.registry.snapshot() {
-			off = max(off, e.Offset)
+			if !e.Pending { // named by its first line, as a shipped file is
+				off = max(off, e.Offset)
+			}
 		}
 		if off == fi.Size() {
 			break
