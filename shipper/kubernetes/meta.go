@@ -1,6 +1,7 @@
 package kubernetes
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -30,6 +31,9 @@ type Container struct {
 	// log_format string of an nginx container's access log lines; it
 	// travels in the event.FieldNginxFormat field.
 	NginxFormat string
+	// Ignored says which hints were not understood, and why, for a
+	// warning.
+	Ignored []string
 }
 
 // Hint annotation keys: sluice.io/<key> applies to every container of the
@@ -146,11 +150,18 @@ func buildPod(pod *corev1.Pod, nsLabels map[string]string, node string, cfg *Con
 
 // applyHints reads the sluice.io/ annotations of container name.
 func (c *Container) applyHints(ann map[string]string, name string) {
-	if v, ok := hint(ann, name, HintType); ok && validType(v) {
-		c.Type = v
+	if v, ok := hint(ann, name, HintType); ok {
+		if validType(v) {
+			c.Type = v
+		} else {
+			c.Ignored = append(c.Ignored, fmt.Sprintf("%s%s: %q is not a document type (lower case letters, digits, - and _, e.g. service or nginx)", HintPrefix, HintType, v))
+		}
 	}
 	if v, ok := hint(ann, name, HintExclude); ok {
-		c.Exclude, _ = strconv.ParseBool(strings.TrimSpace(v))
+		var err error
+		if c.Exclude, err = strconv.ParseBool(strings.TrimSpace(v)); err != nil {
+			c.Ignored = append(c.Ignored, fmt.Sprintf("%s%s: %q is not \"true\" or \"false\"", HintPrefix, HintExclude, v))
+		}
 	}
 	if v, ok := hint(ann, name, HintMultiline); ok {
 		c.Multiline = v

@@ -129,7 +129,8 @@ func TestHints(t *testing.T) {
 	}{
 		{"type", map[string]string{"sluice.io/type": "service"}, func(a, p *Container) bool { return a.Type == "service" && p.Type == "service" }},
 		{"type per container", map[string]string{"sluice.io/type": "service", "sluice.io.proxy/type": "nginx"}, func(a, p *Container) bool { return a.Type == "service" && p.Type == "nginx" }},
-		{"type not a type name", map[string]string{"sluice.io/type": "Bad Type"}, func(a, p *Container) bool { return a.Type == "" }},
+		{"type not a type name", map[string]string{"sluice.io/type": "Bad Type"}, func(a, p *Container) bool { return a.Type == "" && len(a.Ignored) == 1 }},
+		{"exclude not a boolean", map[string]string{"sluice.io/exclude": "yes please"}, func(a, p *Container) bool { return !a.Exclude && len(a.Ignored) == 1 }},
 		{"exclude", map[string]string{"sluice.io/exclude": "true"}, func(a, p *Container) bool { return a.Exclude && p.Exclude }},
 		{"exclude one container", map[string]string{"sluice.io.proxy/exclude": "true"}, func(a, p *Container) bool { return !a.Exclude && p.Exclude }},
 		{"exclude false", map[string]string{"sluice.io/exclude": "false"}, func(a, p *Container) bool { return !a.Exclude }},

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -20,6 +21,7 @@ type Store struct {
 	node string
 	now  func() time.Time
 	m    *metrics
+	log  *zap.Logger // Run's
 
 	mu     sync.RWMutex
 	byUID  map[types.UID]*podEntry
@@ -50,7 +52,7 @@ type Ref struct {
 // NewStore returns an empty store for the pods of node, with its metrics
 // on reg. cfg must have its defaults set.
 func NewStore(cfg Config, node string, reg prometheus.Registerer) *Store {
-	s := &Store{cfg: cfg, node: node, now: time.Now, m: newMetrics(reg),
+	s := &Store{cfg: cfg, node: node, now: time.Now, m: newMetrics(reg), log: zap.NewNop(),
 		byUID: map[types.UID]*podEntry{}, byName: map[string]*podEntry{}, byID: map[string]*Container{}, nsLabs: map[string]map[string]string{}}
 	return s
 }
@@ -89,6 +91,12 @@ func (s *Store) setPod(pod *corev1.Pod) {
 	defer s.mu.Unlock()
 	e := &podEntry{pod: pod}
 	s.build(e)
+	for name, c := range e.containers {
+		if len(c.Ignored) > 0 {
+			s.log.Warn("pod hints ignored", zap.String("namespace", pod.Namespace), zap.String("pod", pod.Name),
+				zap.String("container", name), zap.Strings("hints", c.Ignored))
+		}
+	}
 	if old := s.byUID[pod.UID]; old != nil {
 		s.unindex(old)
 	}

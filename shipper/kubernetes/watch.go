@@ -51,6 +51,7 @@ func NewClient(cfg Config) (clientset.Interface, error) {
 // for) into s until ctx is done. It does not wait for the API: Synced
 // says when the first list arrived.
 func (s *Store) Run(ctx context.Context, client clientset.Interface, log *zap.Logger) {
+	s.log = log
 	selector := fields.OneTermEqualSelector("spec.nodeName", s.node).String()
 	pods := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.FieldSelector = selector
