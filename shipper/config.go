@@ -13,6 +13,7 @@ import (
 	"github.com/sluicelog/sluice/internal/kafkaclient"
 	"github.com/sluicelog/sluice/internal/telemetry"
 	"github.com/sluicelog/sluice/internal/template"
+	"github.com/sluicelog/sluice/shipper/kubernetes"
 )
 
 // Config is the configuration of `sluice ship`.
@@ -63,6 +64,9 @@ type Config struct {
 	IgnoreOlder time.Duration `yaml:"ignore_older"`
 	// ShutdownTimeout bounds how long a SIGTERM waits for in-flight lines.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Kubernetes adds the pod metadata from the API to container logs
+	// (format cri or docker).
+	Kubernetes kubernetes.Config `yaml:"kubernetes"`
 }
 
 // InputConfig is one kind of file to tail.
@@ -244,6 +248,7 @@ func (c *Config) SetDefaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
+	c.Kubernetes.SetDefaults()
 }
 
 // Validate rejects values the shipper cannot run with. Call SetDefaults
@@ -328,6 +333,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Log.Validate("log"); err != nil {
+		return err
+	}
+	if err := c.Kubernetes.Validate("kubernetes"); err != nil {
 		return err
 	}
 	for key, d := range map[string]time.Duration{"scan_interval": c.ScanInterval, "registry_flush": c.RegistryFlush, "shutdown_timeout": c.ShutdownTimeout,

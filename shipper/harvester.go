@@ -28,6 +28,7 @@ type harvester struct {
 	fields       map[string]string
 	fieldsHeader []byte
 	topic        string
+	pod          *podMeta // a container log's pod metadata (podmeta.go), if watched
 
 	path     atomic.Pointer[string]
 	lastSeen atomic.Int64 // unix nanos of the last scan that found the file
@@ -225,6 +226,20 @@ func (h *harvester) readAvailable(ctx context.Context) (bool, error) {
 
 // ship produces one line, as part of the open burst.
 func (h *harvester) ship(ctx context.Context, l line, flags []string, now time.Time) error {
+	if h.pod != nil {
+		exclude, unknown, err := h.podLine(ctx, now)
+		switch {
+		case err != nil:
+			return err
+		case exclude:
+			h.skipLine(l, now)
+			h.sh.kube.CountExcluded(1)
+			return nil
+		case unknown:
+			flags = append(flags, event.FlagNoPodMetadata)
+			h.sh.kube.CountUnknown(1)
+		}
+	}
 	if err := h.reserveSent(ctx, l.End); err != nil {
 		return err
 	}
@@ -249,7 +264,7 @@ func (h *harvester) ship(ctx context.Context, l line, flags []string, now time.T
 		h.counters.cut.Inc()
 	}
 	ev := event.Event{
-		Type:     h.input.cfg.Type,
+		Type:     h.docType(),
 		Node:     h.sh.cfg.Node,
 		Path:     h.currentPath(),
 		FileID:   h.gen.id,
@@ -264,7 +279,7 @@ func (h *harvester) ship(ctx context.Context, l line, flags []string, now time.T
 	tap.Line(&ev)
 	if p := h.path.Load(); h.enc == nil || p != h.encPath {
 		h.dropEncoder()
-		h.enc, h.encPath = event.NewPooledEncoder(h.topic, &ev, h.fieldsHeader, h.sh.blocks), p
+		h.enc, h.encPath = event.NewPooledEncoder(h.currentTopic(), &ev, h.fieldsHeader, h.sh.blocks), p
 	}
 	if h.burst == nil {
 		h.burst = h.openBurst(now)

@@ -26,6 +26,7 @@ import (
 	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/telemetry"
 	"github.com/sluicelog/sluice/internal/template"
+	"github.com/sluicelog/sluice/shipper/kubernetes"
 )
 
 // Shipper tails the configured inputs into Kafka.
@@ -79,6 +80,11 @@ type Shipper struct {
 	lastWaitWarning     time.Time // owned by the scan loop
 
 	fileErrs fileErrors // the last error of each file, for /files
+
+	// kube is the pod metadata of container logs (kubernetes.enabled), and
+	// kubeClient its API client.
+	kube       *kubernetes.Store
+	kubeClient kubeClient
 }
 
 // input is one configured input, compiled.
@@ -118,6 +124,9 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 			ci.pathFields, _ = compilePathFields(in.PathFields) // validated
 		}
 		s.inputs = append(s.inputs, ci)
+	}
+	if err := s.newKubernetes(reg); err != nil {
+		return nil, err
 	}
 	reg2, recovered, err := openRegistry(cfg.Registry)
 	if err != nil {
@@ -182,6 +191,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 		s.flushLoop(readCtx)
 	}()
 
+	kubeDone := s.runKubernetes(readCtx)
 	watchDone := make(chan struct{})
 	go s.watcher.run(readCtx, watchDone, s.written, s.requestScan, s.renamed)
 	s.resumeRenamed()
@@ -201,6 +211,7 @@ loop:
 	s.wg.Wait()
 	<-flushDone
 	<-watchDone
+	<-kubeDone
 	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	errFlush := s.publisher.Close(shutCtx)
@@ -578,6 +589,7 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 	h.lastData, h.grew = now, now
 	probe := event.Event{Type: in.cfg.Type, Node: s.cfg.Node, Path: path, Fields: fields}
 	h.topic = template.TopicName(s.topic.Render(probe.Field, now, template.TopicValue))
+	h.attachPod(path, now)
 
 	entry, err := s.registry.find(di, f)
 	if err != nil {

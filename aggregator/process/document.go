@@ -44,6 +44,8 @@ type parsers struct {
 	// address; last is the last one used.
 	fields map[uintptr]*docFields
 	last   *docFields
+	// hinted are the nginx formats of pods' hints (container.go).
+	hinted map[string]*parser.Nginx
 }
 
 // maxDocFields bounds parsers.fields: past it, it starts over.
@@ -88,6 +90,9 @@ func (p *parsers) docFields(fields map[string]string) []docField {
 	if !ok {
 		f = &docFields{of: fields, list: make([]docField, 0, len(fields))}
 		for k, v := range fields {
+			if steering(k) {
+				continue
+			}
 			key, ok := fieldAliases[k]
 			if !ok {
 				key = k
@@ -226,8 +231,11 @@ func (p *parsers) fill(ev *event.Event, doc *parser.Doc) (parsed bool) {
 		// value, which nothing changes, and the document is done with
 		// before the record is.
 		n, format := p.nginxFor(ev.Path)
+		n, format = p.nginxHinted(ev, n, format)
 		err = n.ParseString(unsafe.String(unsafe.SliceData(ev.Line), len(ev.Line)), doc)
 		p.watch.seen(ev.Node, ev.Path, format, ev.Line, err)
+	case "container":
+		p.containerLine(ev.Line, doc)
 	default:
 		doc.Set("message", string(ev.Line))
 	}
