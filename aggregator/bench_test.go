@@ -24,6 +24,7 @@ import (
 	"github.com/sluicelog/sluice/internal/template"
 	"github.com/sluicelog/sluice/internal/testenv"
 	"github.com/sluicelog/sluice/parser"
+	"github.com/sluicelog/sluice/useragent"
 )
 
 // benchRecords encodes n lines of kind as the shipper would put them on
@@ -131,6 +132,10 @@ pipelines:
 // document (a null sink). One goroutine: docs/s per core.
 func BenchmarkDocument(b *testing.B) {
 	geo := benchGeoIP(b)
+	agents, err := useragent.New(0, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, kind := range []string{"nginx", "service"} {
 		b.Run(kind, func(b *testing.B) {
 			recs := benchRecords(kind, 10000)
@@ -176,6 +181,7 @@ func BenchmarkDocument(b *testing.B) {
 				doc := docPool.Get().(*parser.Doc)
 				ps.fill(&ev, doc)
 				geo.Enrich(doc)
+				agents.Enrich(doc)
 				if keep, _ := pipes.apply(&ev, doc); !keep {
 					b.Fatal("dropped")
 				}

@@ -177,7 +177,14 @@ type ParsersConfig struct {
 	// paths, by path prefix (one per service location); the built-in id
 	// patterns apply without them.
 	Routes []RouteConfig `yaml:"routes"`
+	// UserAgent parses user_agent.original (nginx's $http_user_agent)
+	// into user_agent.name, .version, .os.* and .device.name (default
+	// true; see package useragent).
+	UserAgent *bool `yaml:"user_agent"`
 }
+
+// userAgent reports whether parsers.user_agent is on (unset: on).
+func (c ParsersConfig) userAgent() bool { return c.UserAgent == nil || *c.UserAgent }
 
 // NginxFormatConfig is one entry of parsers.nginx_formats.
 type NginxFormatConfig struct {
@@ -239,6 +246,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Parsers.MaxFields == 0 {
 		c.Parsers.MaxFields = parser.DefaultMaxFields
+	}
+	if c.Parsers.UserAgent == nil {
+		c.Parsers.UserAgent = new(true)
 	}
 	if c.Parsers.DecodeJSONFields == nil {
 		c.Parsers.DecodeJSONFields = parser.DefaultDecodeJSON
