@@ -100,10 +100,21 @@ var plans = &planCache{}
 
 // get returns the plan for documents with fields' keys.
 func (c *planCache) get(fields []parser.Field) *plan {
-	if p := c.last.Load(); p != nil && p.of(fields) {
-		return p
+	// The hash, and whether the keys are the last plan's, in one pass.
+	last := c.last.Load()
+	same := last != nil && len(last.keys) == len(fields)
+	h := uint64(len(fields))
+	for i := range fields {
+		kh := fields[i].KeyHash()
+		h = (h ^ kh) * keysPrime
+		if same {
+			k := &last.keys[i]
+			same = kh == k.hash && len(fields[i].Key) == k.n
+		}
 	}
-	h := keysHash(fields)
+	if same {
+		return last
+	}
 	c.mu.Lock()
 	p := c.plans[h]
 	c.mu.Unlock()
@@ -122,14 +133,17 @@ func (c *planCache) get(fields []parser.Field) *plan {
 	return p
 }
 
-// keysHash returns a hash of the list of fields' keys.
+// keysHash returns a hash of the list of fields' keys, as get computes it.
 func keysHash(fields []parser.Field) uint64 {
 	h := uint64(len(fields))
 	for i := range fields {
-		h = (h ^ fields[i].KeyHash()) * 0x100000001b3 // FNV's prime
+		h = (h ^ fields[i].KeyHash()) * keysPrime
 	}
 	return h
 }
+
+// keysPrime is FNV's 64-bit prime.
+const keysPrime = 0x100000001b3
 
 // of reports whether p is the plan of fields' keys.
 func (p *plan) of(fields []parser.Field) bool {
