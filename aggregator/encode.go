@@ -37,7 +37,8 @@ func appendDocument(buf []byte, doc *parser.Doc) ([]byte, error) {
 	fields := doc.Fields()
 	p := plans.get(fields)
 	if p.merge {
-		// Two values claim one path: merged as a tree, the rare way.
+		// A key with an empty name ("a..b"): merged as a tree, the rare
+		// way.
 		root := make(node, len(fields))
 		for i := range fields {
 			root.insert(fields[i].Key, fields[i].Value)
@@ -45,14 +46,45 @@ func appendDocument(buf []byte, doc *parser.Doc) ([]byte, error) {
 		return appendMembers(append(buf, '{'), root)
 	}
 	var err error
-	for _, st := range p.steps {
+	for k := range p.steps {
+		st := &p.steps[k]
 		buf = append(buf, st.before...)
 		f := &fields[st.field]
-		if buf, err = appendValue(buf, f.Value); err != nil {
+		if st.group != nil {
+			buf, err = appendGroup(buf, fields, st)
+		} else {
+			buf, err = appendValue(buf, f.Value)
+		}
+		if err != nil {
 			return buf, fmt.Errorf("field %s: %w", f.Key, err)
 		}
 	}
 	return append(buf, p.end...), nil
+}
+
+// appendGroup writes the value of a field that has fields under its path:
+// an object merged with them, or, for another value (which Elasticsearch
+// rejects beside them), the value and then the fields under their dotted
+// names, as they were before, for the conflict retry to move aside.
+func appendGroup(buf []byte, fields []parser.Field, st *planStep) ([]byte, error) {
+	v := fields[st.field].Value
+	if m, ok := v.(map[string]any); ok {
+		n := toNode(m)
+		for _, g := range st.group {
+			n.insert(g.rel, fields[g.field].Value)
+		}
+		return appendMembers(append(buf, '{'), n)
+	}
+	buf, err := appendValue(buf, v)
+	for _, g := range st.group {
+		if err != nil {
+			break
+		}
+		buf = append(buf, ',')
+		buf = append(appendString(buf, st.name+"."+g.rel), ':')
+		buf, err = appendValue(buf, fields[g.field].Value)
+	}
+	return buf, err
 }
 
 // A plan is how to write the documents of one list of keys: the fields in
@@ -64,7 +96,7 @@ type plan struct {
 	keys  []planKey // the keys, in the document's order
 	steps []planStep
 	end   []byte // what closes the document
-	merge bool   // two values claim one path: no steps
+	merge bool   // a key cannot be split: no steps
 }
 
 // planKey is a key as a plan knows it: by its hash (Field.KeyHash, 63
@@ -79,6 +111,16 @@ type planKey struct {
 type planStep struct {
 	field  int32 // position in the document
 	before []byte
+	// group holds the fields under this one's path ("log.level" under a
+	// "log" object), to merge with its value; name is its last name.
+	group []groupField
+	name  string
+}
+
+// groupField is a field whose value goes into another's object.
+type groupField struct {
+	field int32
+	rel   string // the key under the other's path: "level"
 }
 
 // maxPlans bounds planCache: past it, it starts over.
@@ -211,20 +253,31 @@ func splittable(key string) bool {
 }
 
 // write makes p's steps for the fields, in order (sorted by
-// comparePaths), opening and closing objects as the paths change. It
-// returns false if two values claim one path or a key cannot be split.
+// comparePaths), opening and closing objects as the paths change; a key
+// followed by keys under its path takes them into its step's group. It
+// returns false if a key cannot be split.
 func (p *plan) write(fields []parser.Field, order []int32) bool {
 	var text []byte // all the steps' text, one allocation
 	at := make([]int, 0, len(order)+1)
 	text = append(text, '{')
 	open := ""    // the path of the innermost open object; "" the root
 	first := true // the innermost open object has no member yet
-	last := ""    // the previous key
-	for _, i := range order {
-		f := &fields[i]
+	var groups map[int][]groupField // by position in order
+	for j := 0; j < len(order); j++ {
+		f := &fields[order[j]]
 		key := f.Key
-		if len(key) > len(last) && key[len(last)] == '.' && key[:len(last)] == last && last != "" {
-			return false // "a" then "a.b"
+		// Keys under this one's path ("a.b", "a.c" after "a") follow it:
+		// its group.
+		for j+1 < len(order) {
+			k := fields[order[j+1]].Key
+			if len(k) <= len(key) || k[len(key)] != '.' || k[:len(key)] != key {
+				break
+			}
+			if groups == nil {
+				groups = make(map[int][]groupField)
+			}
+			groups[len(at)] = append(groups[len(at)], groupField{order[j+1], k[len(key)+1:]})
+			order = slices.Delete(order, j+1, j+2)
 		}
 		parent, name := splitPath(key)
 		if parent == "" && strings.IndexByte(key, '.') >= 0 {
@@ -259,7 +312,6 @@ func (p *plan) write(fields []parser.Field, order []int32) bool {
 		first = false
 		text = appendName(text, name, f.PlainKey())
 		at = append(at, len(text))
-		last = key
 	}
 	for open != "" {
 		text = append(text, '}')
@@ -270,6 +322,10 @@ func (p *plan) write(fields []parser.Field, order []int32) bool {
 	from := 0
 	for k, i := range order {
 		p.steps[k] = planStep{field: i, before: text[from:at[k]:at[k]]}
+		if g := groups[k]; g != nil {
+			_, p.steps[k].name = splitPath(fields[i].Key)
+			p.steps[k].group = g
+		}
 		from = at[k]
 	}
 	p.end = text[from:]

@@ -362,3 +362,21 @@ func TestAppendDocumentPlans(t *testing.T) {
 	}
 	assertSameFields(t, got, shapes[0])
 }
+
+// BenchmarkAppendDocumentMerged measures the rare path: a service line
+// whose own "http" object meets the http.request.id the parser sets.
+func BenchmarkAppendDocumentMerged(b *testing.B) {
+	doc := parser.DocOf(map[string]any{
+		"@timestamp": "2026-11-25T10:00:00.000Z", "message": "order placed", "log.level": "info",
+		"service.name": "checkout", "service.environment": "prod", "organization.name": "acme",
+		"host.name": "node-1", "log.file.path": "/var/log/app.log", "log.offset": int64(1234),
+		"event.dataset": "service", "event.created": "2026-11-25T10:00:00.100Z", "event.kind": "event", "ecs.version": "8.11.0",
+		"http.request.id": "r-1", "trace.id": "4bf92f3577b34da6a3ce929d0e0e4736", "order_id": "A-1", "duration_ms": 12.5,
+		"http": map[string]any{"method": "POST", "path": "/api/v1/orders", "status": int64(201)},
+	})
+	b.ReportAllocs()
+	var buf []byte
+	for b.Loop() {
+		buf, _ = appendDocument(buf[:0], doc)
+	}
+}
