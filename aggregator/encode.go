@@ -221,13 +221,9 @@ func newPlan(fields []parser.Field) *plan {
 // before every other byte, so that "a.b" sorts before "a-c" and a path's
 // keys are never separated by another's.
 func comparePaths(a, b string) int {
-	n := min(len(a), len(b))
-	i := 0
-	for i < n && a[i] == b[i] {
-		i++
-	}
+	i := commonPrefix(a, b)
 	switch {
-	case i == n:
+	case i == min(len(a), len(b)):
 		return len(a) - len(b)
 	case a[i] == '.':
 		return -1
@@ -335,15 +331,21 @@ func (p *plan) write(fields []parser.Field, order []int32) bool {
 // commonPath returns the longest path both a and b are in (or are): a
 // prefix of both that ends at a dot or at their end.
 func commonPath(a, b string) string {
+	i := commonPrefix(a, b)
+	if (i == len(a) || a[i] == '.') && (i == len(b) || b[i] == '.') {
+		return a[:i]
+	}
+	return a[:max(strings.LastIndexByte(a[:i], '.'), 0)]
+}
+
+// commonPrefix returns the length of the longest common prefix of a and b.
+func commonPrefix(a, b string) int {
 	n := min(len(a), len(b))
 	i := 0
 	for i < n && a[i] == b[i] {
 		i++
 	}
-	if (i == len(a) || a[i] == '.') && (i == len(b) || b[i] == '.') {
-		return a[:i]
-	}
-	return a[:max(strings.LastIndexByte(a[:i], '.'), 0)]
+	return i
 }
 
 // appendName writes an object member's name and the colon.
