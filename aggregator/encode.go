@@ -256,8 +256,8 @@ func (p *plan) write(fields []parser.Field, order []int32) bool {
 	var text []byte // all the steps' text, one allocation
 	at := make([]int, 0, len(order)+1)
 	text = append(text, '{')
-	open := ""    // the path of the innermost open object; "" the root
-	first := true // the innermost open object has no member yet
+	open := ""                      // the path of the innermost open object; "" the root
+	first := true                   // the innermost open object has no member yet
 	var groups map[int][]groupField // by position in order
 	for j := 0; j < len(order); j++ {
 		f := &fields[order[j]]
