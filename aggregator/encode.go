@@ -272,7 +272,9 @@ func (p *plan) write(fields []parser.Field, order []int32) bool {
 			if groups == nil {
 				groups = make(map[int][]groupField)
 			}
-			groups[len(at)] = append(groups[len(at)], groupField{order[j+1], k[len(key)+1:]})
+			// Copied, as the name below: a key may be part of a record's
+			// buffer, which a plan must not keep.
+			groups[len(at)] = append(groups[len(at)], groupField{order[j+1], strings.Clone(k[len(key)+1:])})
 			order = slices.Delete(order, j+1, j+2)
 		}
 		parent, name := splitPath(key)
@@ -319,7 +321,8 @@ func (p *plan) write(fields []parser.Field, order []int32) bool {
 	for k, i := range order {
 		p.steps[k] = planStep{field: i, before: text[from:at[k]:at[k]]}
 		if g := groups[k]; g != nil {
-			_, p.steps[k].name = splitPath(fields[i].Key)
+			_, name := splitPath(fields[i].Key)
+			p.steps[k].name = strings.Clone(name)
 			p.steps[k].group = g
 		}
 		from = at[k]
