@@ -50,8 +50,8 @@ func appendDocument(buf []byte, doc *parser.Doc) ([]byte, error) {
 		st := &p.steps[k]
 		buf = append(buf, st.before...)
 		f := &fields[st.field]
-		if st.group != nil {
-			buf, err = appendGroup(buf, fields, st)
+		if st.group >= 0 {
+			buf, err = appendGroup(buf, fields, f, &p.groups[st.group])
 		} else {
 			buf, err = appendValue(buf, f.Value)
 		}
@@ -66,22 +66,21 @@ func appendDocument(buf []byte, doc *parser.Doc) ([]byte, error) {
 // an object merged with them, or, for another value (which Elasticsearch
 // rejects beside them), the value and then the fields under their dotted
 // names, as they were before, for the conflict retry to move aside.
-func appendGroup(buf []byte, fields []parser.Field, st *planStep) ([]byte, error) {
-	v := fields[st.field].Value
-	if m, ok := v.(map[string]any); ok {
+func appendGroup(buf []byte, fields []parser.Field, f *parser.Field, group *planGroup) ([]byte, error) {
+	if m, ok := f.Value.(map[string]any); ok {
 		n := toNode(m)
-		for _, g := range st.group {
+		for _, g := range group.fields {
 			n.insert(g.rel, fields[g.field].Value)
 		}
 		return appendMembers(append(buf, '{'), n)
 	}
-	buf, err := appendValue(buf, v)
-	for _, g := range st.group {
+	buf, err := appendValue(buf, f.Value)
+	for _, g := range group.fields {
 		if err != nil {
 			break
 		}
 		buf = append(buf, ',')
-		buf = append(appendString(buf, st.name+"."+g.rel), ':')
+		buf = append(appendString(buf, group.name+"."+g.rel), ':')
 		buf, err = appendValue(buf, fields[g.field].Value)
 	}
 	return buf, err
@@ -93,10 +92,11 @@ func appendGroup(buf []byte, fields []parser.Field, st *planStep) ([]byte, error
 // same keys in the same order, so that the keys are sorted and split once
 // per list, not once per document.
 type plan struct {
-	keys  []planKey // the keys, in the document's order
-	steps []planStep
-	end   []byte // what closes the document
-	merge bool   // a key cannot be split: no steps
+	keys   []planKey // the keys, in the document's order
+	steps  []planStep
+	groups []planGroup
+	end    []byte // what closes the document
+	merge  bool   // a key cannot be split: no steps
 }
 
 // planKey is a key as a plan knows it: by its hash (Field.KeyHash, 63
@@ -109,12 +109,19 @@ type planKey struct {
 }
 
 type planStep struct {
-	field  int32 // position in the document
 	before []byte
-	// group holds the fields under this one's path ("log.level" under a
-	// "log" object), to merge with its value; name is its last name.
-	group []groupField
-	name  string
+	field  int32 // position in the document
+	// group, if not -1, is the plan's group of the fields under this
+	// one's path ("log.level" under a "log" object), to merge with its
+	// value. (Kept aside: a small step is faster to walk.)
+	group int32
+}
+
+// planGroup is the group of fields under one field's path; name is that
+// field's last name.
+type planGroup struct {
+	name   string
+	fields []groupField
 }
 
 // groupField is a field whose value goes into another's object.
@@ -319,11 +326,11 @@ func (p *plan) write(fields []parser.Field, order []int32) bool {
 	p.steps = make([]planStep, len(order))
 	from := 0
 	for k, i := range order {
-		p.steps[k] = planStep{field: i, before: text[from:at[k]:at[k]]}
+		p.steps[k] = planStep{field: i, before: text[from:at[k]:at[k]], group: -1}
 		if g := groups[k]; g != nil {
 			_, name := splitPath(fields[i].Key)
-			p.steps[k].name = strings.Clone(name)
-			p.steps[k].group = g
+			p.steps[k].group = int32(len(p.groups))
+			p.groups = append(p.groups, planGroup{strings.Clone(name), g})
 		}
 		from = at[k]
 	}

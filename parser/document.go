@@ -52,6 +52,7 @@ func (f *Field) KeyHash() uint64 {
 	return f.hashKey() // out of line, so that KeyHash is inlined
 }
 
+//go:noinline
 func (f *Field) hashKey() uint64 { return hashOf(f.Key) }
 
 // PlainKey reports that the key is known to be written in JSON as it is,
