@@ -172,7 +172,8 @@ func TestTenantCannotFillSharedMapping(t *testing.T) {
 	b := s.send(t, "checkout", "tenant-b", narrow+"}")[0]
 
 	src := s.source(t, a)
-	over, _ := src["labels.overflow"].(map[string]any)
+	v, _ := testenv.Field(src, "labels.overflow")
+	over, _ := v.(map[string]any)
 	if len(over) != 1950-parser.DefaultMaxFields || len(src) > parser.DefaultMaxFields+20 {
 		t.Fatalf("the wide document has %d fields and %d keys in labels.overflow, want %d there", len(src), len(over), 1950-parser.DefaultMaxFields)
 	}

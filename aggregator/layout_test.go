@@ -193,8 +193,11 @@ func TestDataStreamRetention(t *testing.T) {
 		}
 	}
 	hits := stack.Search(t, nginx, `{"size":1}`)
-	if len(hits) != 1 || hits[0]["data_stream.type"] != prefix || hits[0]["data_stream.dataset"] != "nginx.access" ||
-		hits[0]["data_stream.namespace"] != "prod" || hits[0]["event.outcome"] == nil {
+	if len(hits) != 1 {
+		t.Fatalf("documents: %v", hits)
+	}
+	if h := testenv.Flat(hits[0]); h["data_stream.type"] != prefix || h["data_stream.dataset"] != "nginx.access" ||
+		h["data_stream.namespace"] != "prod" || h["event.outcome"] == nil {
 		t.Errorf("document: %v", hits)
 	}
 

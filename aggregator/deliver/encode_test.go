@@ -3,8 +3,11 @@ package deliver
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -45,6 +48,77 @@ func assertSameJSON(t testing.TB, got, want []byte) {
 	}
 }
 
+// nested returns doc with its dotted keys (those of nested maps too) as
+// nested objects, for documents where no two values claim one path.
+func nested(doc map[string]any) map[string]any {
+	out := make(map[string]any)
+	for k, v := range doc {
+		if m, ok := v.(map[string]any); ok {
+			v = nested(m)
+		}
+		at := out
+		parts := strings.Split(k, ".")
+		for _, p := range parts[:len(parts)-1] {
+			next, ok := at[p].(map[string]any)
+			if !ok {
+				next = make(map[string]any)
+				at[p] = next
+			}
+			at = next
+		}
+		at[parts[len(parts)-1]] = v
+	}
+	return out
+}
+
+// leaves returns each field of a decoded JSON document and its values, the
+// way Elasticsearch indexes them: dotted paths, and a list's members as
+// values of its field (objects in lists as their fields).
+func leaves(v any) map[string][]string {
+	out := make(map[string][]string)
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				if path != "" {
+					k = path + "." + k
+				}
+				walk(k, e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(path, e)
+			}
+		default:
+			b, _ := json.Marshal(x)
+			out[path] = append(out[path], string(b))
+		}
+	}
+	walk("", v)
+	for _, vs := range out {
+		slices.Sort(vs)
+	}
+	return out
+}
+
+// assertSameFields checks that got, appendDocument's output, is JSON with
+// the fields and values of doc: the document Elasticsearch indexed before
+// documents were nested.
+func assertSameFields(t testing.TB, got []byte, doc map[string]any) {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("appendDocument wrote invalid JSON %s: %v", got, err)
+	}
+	if err := json.Unmarshal(stdEncode(t, doc), &w); err != nil {
+		t.Fatal(err)
+	}
+	if g, w := leaves(g), leaves(w); !reflect.DeepEqual(g, w) {
+		t.Errorf("appendDocument wrote other fields:\n got %v\nwant %v\n(%s)", g, w, got)
+	}
+}
+
 func TestAppendDocumentMatchesEncodingJSON(t *testing.T) {
 	tests := []struct {
 		name string
@@ -58,6 +132,10 @@ func TestAppendDocumentMatchesEncodingJSON(t *testing.T) {
 		{"invalid utf8", map[string]any{"m": "a\xffb\xc3(c", "\xfekey": "v"}},
 		{"lists", map[string]any{"xff": []string{"1.2.3.4", "10.0.0.1"}, "times": []float64{0.1, 0.25}, "any": []any{"a", int64(1), 1.5, nil, map[string]any{"z": 1, "a": "b"}}}},
 		{"nested", map[string]any{"source.geo.location": map[string]any{"lat": 51.5, "lon": -0.12}, "deep": map[string]any{"b": map[string]any{"c": []any{}}}}},
+		{"dotted", map[string]any{"log.level": "info", "log.file.path": "/a", "log.offset": int64(3), "http.request.method": "GET",
+			"http.response.status_code": int64(200), "http-x": 1.5, "http.request.id": "r", "message": "m", "a.b.c.d": true, "a.e": nil}},
+		{"dotted in objects", map[string]any{"m": map[string]any{"x.y": int64(1), "x.z": "s", "w": map[string]any{"p.q": false}}}},
+		{"escaped dotted", map[string]any{"é.\"q\"": "v", "é.b": "w", "\xff.x": "y"}},
 		{"points", map[string]any{"p": map[string]any{"lat": "a\"", "lon": nil}, "q": map[string]any{"lat": 1.0, "lo": int64(2)}, "r": map[string]any{"lat": 1.0}}},
 		{"fallback", map[string]any{"strs": map[string]string{"k": "v"}, "u": uint8(3)}},
 	}
@@ -67,8 +145,67 @@ func TestAppendDocumentMatchesEncodingJSON(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			assertSameJSON(t, got, stdEncode(t, tt.doc))
+			assertSameJSON(t, got, stdEncode(t, nested(tt.doc)))
+			assertSameFields(t, got, tt.doc)
 		})
+	}
+}
+
+// TestAppendDocumentMerges checks documents where two values claim one
+// path: objects merge, two values of a field become a list, and a value
+// where an object goes keeps the other's dotted key. The document's own
+// objects are not changed.
+func TestAppendDocumentMerges(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  map[string]any
+		want string
+	}{
+		{"object and dotted keys", map[string]any{"http": map[string]any{"method": "GET", "x.y": int64(1)}, "http.request.id": "r"},
+			`{"http":{"method":"GET","request":{"id":"r"},"x":{"y":1}}}`},
+		{"one field twice", map[string]any{"host": map[string]any{"name": "a"}, "host.name": "b"},
+			`{"host":{"name":["a","b"]}}`},
+		{"lists of one field", map[string]any{"tags": map[string]any{"x": []string{"a"}}, "tags.x": []any{"b"}},
+			`{"tags":{"x":["a","b"]}}`},
+		{"value where an object goes", map[string]any{"a": "x", "a.b": "y", "c": "z"},
+			`{"a":"x","a.b":"y","c":"z"}`},
+		{"null where an object goes", map[string]any{"a": nil, "a.b": "y"},
+			`{"a":null,"a.b":"y"}`},
+		{"empty names", map[string]any{"a..b": int64(1), "a.c": int64(2), ".d": int64(3), "e.": int64(4)},
+			`{"a..b":1,"a":{"c":2},".d":3,"e.":4}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := fmt.Sprint(tt.doc)
+			got, err := AppendDocument(nil, parser.DocOf(tt.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertSameJSON(t, got, []byte(tt.want))
+			assertSameFields(t, got, tt.doc)
+			if after := fmt.Sprint(tt.doc); after != before {
+				t.Errorf("document changed: %s, was %s", after, before)
+			}
+		})
+	}
+}
+
+// TestAppendDocumentSortsPaths checks the fast path's output byte for
+// byte: members in path order, each object opened once.
+func TestAppendDocumentSortsPaths(t *testing.T) {
+	doc := parser.NewDoc(8)
+	for _, k := range []string{"url.path", "http.response.status_code", "@timestamp", "http.request.method", "http-x", "http.version", "url.original", "event.dataset"} {
+		doc.Set(k, k)
+	}
+	got, err := AppendDocument(nil, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"@timestamp":"@timestamp","event":{"dataset":"event.dataset"},"http":{"request":{"method":"http.request.method"},` +
+		`"response":{"status_code":"http.response.status_code"},"version":"http.version"},"http-x":"http-x",` +
+		`"url":{"original":"url.original","path":"url.path"}}`
+	if string(got) != want {
+		t.Errorf("appendDocument:\n got %s\nwant %s", got, want)
 	}
 }
 
@@ -87,12 +224,16 @@ func FuzzAppendDocument(f *testing.F) {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return
 		}
-		doc := map[string]any{k: v, "i": i, "x": x, "l": []any{v, k}, "m": map[string]any{v: k}}
+		// Keys valid UTF-8: two invalid keys could both be written as
+		// U+FFFD, one key twice.
+		vk := strings.ToValidUTF8(v, "\uFFFD")
+		k = strings.ToValidUTF8(k, "\uFFFD")
+		doc := map[string]any{k: v, "i": i, "x": x, "l": []any{v, k}, "m": map[string]any{vk: k}, "m." + k: v}
 		got, err := AppendDocument(nil, parser.DocOf(doc))
 		if err != nil {
 			t.Fatal(err)
 		}
-		assertSameJSON(t, got, stdEncode(t, doc))
+		assertSameFields(t, got, doc)
 	})
 }
 
@@ -186,5 +327,56 @@ func BenchmarkAppendFloat(b *testing.B) {
 				buf, _ = appendFloat(buf[:0], bc.f)
 			}
 		})
+	}
+}
+
+// TestAppendDocumentPlans checks that documents of several key lists,
+// interleaved, each get their own plan, and that a plan found under
+// another list's hash is not used for it.
+func TestAppendDocumentPlans(t *testing.T) {
+	shapes := []map[string]any{
+		{"log.level": "info", "message": "a", "service.name": "s"},
+		{"log.level": "info", "message": "a", "service.name": "s", "url.path": "/x"},
+		{"log.level": "info", "message": "a", "log.level.x": "s"},  // merged
+		{"message": "a", "log.level": "info", "service.name": "s"}, // other order
+	}
+	for range 3 {
+		for _, m := range shapes {
+			got, err := AppendDocument(nil, parser.DocOf(m))
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertSameFields(t, got, m)
+		}
+	}
+	// A plan stored under the hash of another key list.
+	a, b := parser.DocOf(shapes[0]), parser.DocOf(shapes[1])
+	wrong := newPlan(b.Fields())
+	plans.mu.Lock()
+	plans.plans[keysHash(a.Fields())] = wrong
+	plans.mu.Unlock()
+	plans.last.Store(wrong)
+	got, err := AppendDocument(nil, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertSameFields(t, got, shapes[0])
+}
+
+// BenchmarkAppendDocumentMerged measures the rare path: a service line
+// whose own "http" object meets the http.request.id the parser sets.
+func BenchmarkAppendDocumentMerged(b *testing.B) {
+	doc := parser.DocOf(map[string]any{
+		"@timestamp": "2026-11-25T10:00:00.000Z", "message": "order placed", "log.level": "info",
+		"service.name": "checkout", "service.environment": "prod", "organization.name": "acme",
+		"host.name": "node-1", "log.file.path": "/var/log/app.log", "log.offset": int64(1234),
+		"event.dataset": "service", "event.created": "2026-11-25T10:00:00.100Z", "event.kind": "event", "ecs.version": "8.11.0",
+		"http.request.id": "r-1", "trace.id": "4bf92f3577b34da6a3ce929d0e0e4736", "order_id": "A-1", "duration_ms": 12.5,
+		"http": map[string]any{"method": "POST", "path": "/api/v1/orders", "status": int64(201)},
+	})
+	b.ReportAllocs()
+	var buf []byte
+	for b.Loop() {
+		buf, _ = AppendDocument(buf[:0], doc)
 	}
 }

@@ -107,6 +107,10 @@ func IndexTemplate(pattern string) map[string]any {
 					}},
 					"user_agent": map[string]any{"properties": map[string]any{
 						"original": map[string]any{"type": "keyword", "ignore_above": 2048},
+						// Parsed by package useragent.
+						"name": keyword, "version": keyword,
+						"os":     map[string]any{"properties": map[string]any{"name": keyword, "version": keyword, "full": keyword}},
+						"device": map[string]any{"properties": map[string]any{"name": keyword}},
 					}},
 					"trace": map[string]any{"properties": map[string]any{"id": keyword}},
 					"span":  map[string]any{"properties": map[string]any{"id": keyword}},

@@ -23,6 +23,7 @@ import (
 	"github.com/sluicelog/sluice/internal/template"
 	"github.com/sluicelog/sluice/internal/testenv"
 	"github.com/sluicelog/sluice/parser"
+	"github.com/sluicelog/sluice/useragent"
 )
 
 // processCPU is the CPU time the process has used so far.
@@ -82,8 +83,15 @@ pipelines:
 // document (a null sink). One goroutine: docs/s per core.
 func BenchmarkDocument(b *testing.B) {
 	geo := benchGeoIP(b)
-	for _, kind := range []string{"nginx", "service"} {
-		b.Run(kind, func(b *testing.B) {
+	agents, err := useragent.New(0, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// nginx-no-ua: parsers.user_agent false, for the cost of parsing
+	// user agents (cached: the records have three).
+	for _, name := range []string{"nginx", "service", "nginx-no-ua"} {
+		kind, noUA := strings.CutSuffix(name, "-no-ua")
+		b.Run(name, func(b *testing.B) {
 			recs := records.Of(kind, 10000)
 			ps, err := newParsers(ParsersConfig{})
 			if err != nil {
@@ -127,6 +135,9 @@ func BenchmarkDocument(b *testing.B) {
 				doc := docPool.Get().(*parser.Doc)
 				ps.fill(&ev, doc)
 				geo.Enrich(doc)
+				if !noUA {
+					agents.Enrich(doc)
+				}
 				if keep, _ := pipes.apply(&ev, doc); !keep {
 					b.Fatal("dropped")
 				}
@@ -182,10 +193,14 @@ func BenchmarkEncode(b *testing.B) {
 		b.ReportAllocs()
 		var buf []byte
 		i := 0
+		cpu0 := processCPU(b)
 		for b.Loop() {
 			buf, _ = deliver.AppendDocument(buf[:0], docs[i%len(docs)])
 			i++
 		}
+		// CPU time, as in BenchmarkDocument: on a busy machine wall time
+		// counts other processes' turns.
+		b.ReportMetric(float64((processCPU(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/doc")
 	})
 	b.Run("encoding-json", func(b *testing.B) {
 		b.ReportAllocs()

@@ -11,6 +11,7 @@ import (
 	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/template"
 	"github.com/sluicelog/sluice/parser"
+	"github.com/sluicelog/sluice/useragent"
 )
 
 // builder turns events into documents and index names, the same way for the
@@ -21,8 +22,9 @@ type builder struct {
 	index   *template.Template
 	names   *indexNames // index names from index
 	pipes   *pipelines
-	geo     *geoip.Enricher // nil without a database
-	clients *geoip.Clients  // restores the client when geo is nil
+	geo     *geoip.Enricher     // nil without a database
+	clients *geoip.Clients      // restores the client when geo is nil
+	agents  *useragent.Enricher // nil: parsers.user_agent is false
 	fit     *fitter
 	// window routes documents whose time is out of range, for an index
 	// with a date.
@@ -58,6 +60,11 @@ func newBuilder(cfg Config, reg prometheus.Registerer, log *zap.Logger) (builder
 	} else if b.clients, err = geoip.NewClients(cfg.GeoIP.TrustedProxies); err != nil {
 		return builder{}, err
 	}
+	if cfg.Parsers.userAgent() {
+		if b.agents, err = useragent.New(0, reg); err != nil {
+			return builder{}, err
+		}
+	}
 	return b, nil
 }
 
@@ -71,6 +78,9 @@ func (b *builder) build(ev *event.Event, doc *parser.Doc) (parsed, keep bool, dr
 		b.geo.Enrich(doc)
 	} else {
 		b.clients.Restore(doc)
+	}
+	if b.agents != nil {
+		b.agents.Enrich(doc)
 	}
 	keep, droppedBy = b.pipes.apply(ev, doc)
 	if keep && b.index.HasDate() {

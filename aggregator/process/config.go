@@ -22,7 +22,14 @@ type ParsersConfig struct {
 	// paths, by path prefix (one per service location); the built-in id
 	// patterns apply without them.
 	Routes []RouteConfig `yaml:"routes"`
+	// UserAgent parses user_agent.original (nginx's $http_user_agent)
+	// into user_agent.name, .version, .os.* and .device.name (default
+	// true; see package useragent).
+	UserAgent *bool `yaml:"user_agent"`
 }
+
+// userAgent reports whether parsers.user_agent is on (unset: on).
+func (c ParsersConfig) userAgent() bool { return c.UserAgent == nil || *c.UserAgent }
 
 // NginxFormatConfig is one entry of parsers.nginx_formats.
 type NginxFormatConfig struct {
@@ -53,5 +60,8 @@ func (c *ParsersConfig) SetDefaults() {
 	}
 	if c.DecodeJSONFields == nil {
 		c.DecodeJSONFields = parser.DefaultDecodeJSON
+	}
+	if c.UserAgent == nil {
+		c.UserAgent = new(true)
 	}
 }

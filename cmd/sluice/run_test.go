@@ -21,9 +21,13 @@ type runDoc struct {
 	Index  string `json:"_index"`
 	ID     string `json:"_id"`
 	Source struct {
-		ID     string `json:"id"`
-		Path   string `json:"log.file.path"`
-		Offset int64  `json:"log.offset"`
+		ID  string `json:"id"`
+		Log struct {
+			File struct {
+				Path string `json:"path"`
+			} `json:"file"`
+			Offset int64 `json:"offset"`
+		} `json:"log"`
 	} `json:"_source"`
 }
 
@@ -172,7 +176,7 @@ func TestRunToFileKilled(t *testing.T) {
 	assertEvery(t, docs, total)
 	byOffset := map[int64]int{}
 	for _, d := range docs {
-		byOffset[d.Source.Offset]++
+		byOffset[d.Source.Log.Offset]++
 	}
 	dups := 0
 	for off, n := range byOffset {
@@ -395,7 +399,7 @@ func TestRunReload(t *testing.T) {
 		t.Errorf("first output holds %d documents, second %d: the reload should have moved the output", len(firstDocs), len(secondDocs))
 	}
 	for _, d := range firstDocs {
-		if d.Source.Path == otherLog {
+		if d.Source.Log.File.Path == otherLog {
 			t.Fatalf("a line of %s went to the first output, before its input was configured", otherLog)
 		}
 	}
