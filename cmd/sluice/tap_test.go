@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluicelog/sluice/internal/tap"
+	"github.com/sluicelog/sluice/internal/testenv"
 )
 
 // tapCLI runs `sluice tap` in this process with args and returns the
@@ -108,8 +109,9 @@ func TestTapShipAndAggregate(t *testing.T) {
 		if err := json.Unmarshal(e.Document, &doc); err != nil {
 			t.Fatalf("documents tap: %s: %v", e.Document, err)
 		}
-		if want := p.prefix + "-service-checkout-prod"; e.Index != want || e.ID == "" || doc["log.level"] != "error" ||
-			doc["message"] != "payment failed" || doc["log.offset"] != float64(*e.Offset) {
+		flat := testenv.Flat(doc)
+		if want := p.prefix + "-service-checkout-prod"; e.Index != want || e.ID == "" || flat["log.level"] != "error" ||
+			flat["message"] != "payment failed" || flat["log.offset"] != float64(*e.Offset) {
 			t.Errorf("documents tap: index %s id %q document %s, want an error of checkout for %s", e.Index, e.ID, e.Document, want)
 		}
 	}
@@ -170,7 +172,7 @@ func TestTapRun(t *testing.T) {
 			if len(evs) != 2 || evs[0].Stage != name || evs[0].Path != logPath || evs[0].Service != "checkout" {
 				t.Errorf("%s tap of sluice run: %+v", name, evs)
 			}
-			if name == tap.StageDocuments && !bytes.Contains(evs[0].Document, []byte(`"log.level":"info"`)) {
+			if name == tap.StageDocuments && !bytes.Contains(evs[0].Document, []byte(`"level":"info"`)) {
 				t.Errorf("documents tap of sluice run: %s", evs[0].Document)
 			}
 			if name == tap.StageDocuments && evs[0].Index != "logs-service-checkout-prod" {
