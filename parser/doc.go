@@ -5,7 +5,7 @@
 // result), so they are safe for concurrent use.
 //
 // Documents (Doc) are flat: fields keyed by dotted ECS names ("source.ip"),
-// which Elasticsearch expands into objects. Values are string, float64,
+// which the aggregator writes to _source as nested objects. Values are string, float64,
 // int64, bool, []string, []float64, []any, map[string]any (nested objects
 // of service JSON, and source.geo.location) or nil. Timestamps are written
 // to @timestamp as RFC 3339 strings in UTC with milliseconds
@@ -135,7 +135,9 @@
 //	bytes_sent               http.response.bytes (int64)
 //	request_length           http.request.bytes (int64)
 //	http_referer             http.request.referrer
-//	http_user_agent          user_agent.original
+//	http_user_agent          user_agent.original (the aggregator parses it
+//	                         into user_agent.name, .os.*, ...: package
+//	                         useragent)
 //	host, http_host          url.domain
 //	server_name              url.domain, unless $host or $http_host set it
 //	request_time             nginx.request_time (float64 seconds) and

@@ -49,8 +49,11 @@ func (f *Field) KeyHash() uint64 {
 	if h := f.hash &^ plainBit; h != 0 {
 		return h
 	}
-	return hashOf(f.Key)
+	return f.hashKey() // out of line, so that KeyHash is inlined
 }
+
+//go:noinline
+func (f *Field) hashKey() uint64 { return hashOf(f.Key) }
 
 // PlainKey reports that the key is known to be written in JSON as it is,
 // between quotes: printable ASCII without quotes or backslashes. False

@@ -26,11 +26,12 @@ type burst struct {
 	end       int64     // offset after the last line
 	lines     int64
 	lineBytes int64 // file bytes the lines cover
-	reserved  int64 // budget held
-	// dropped is the lines skipped over their pod's quota (quota.go),
-	// which the offset moves over with the burst's.
-	dropped int64
-	seq     uint64
+	// skipped is the lines handled but never produced (harvester.skip: the
+	// input's filter, an excluded pod, over its quota), which the offset
+	// moves over with the burst's.
+	skipped  int64
+	reserved int64 // budget held
+	seq      uint64
 	// blocks are the encoder blocks the lines were built in, held until
 	// every line is acknowledged.
 	blocks    []*event.Block
@@ -55,10 +56,10 @@ func (b *burst) add(n, end, reserved int64) {
 	b.reserved += reserved
 }
 
-// skip moves the burst's end over a line not shipped (dropped over its
-// quota): the registry moves past it with the burst's lines.
+// skip counts a line not produced, after which the registry may move to
+// end with the burst's lines.
 func (b *burst) skip(end int64) {
-	b.dropped++
+	b.skipped++
 	b.end = end
 }
 
@@ -78,7 +79,7 @@ func (b *burst) close() {
 	c := &b.h.counters
 	c.linesRead.Add(float64(b.lines))
 	c.bytesRead.Add(float64(b.lineBytes))
-	if b.lines > 0 || b.dropped > 0 {
+	if b.lines > 0 || b.skipped > 0 {
 		b.seq = b.gen.acks.sent(b.end)
 	}
 	b.ackOne()
@@ -95,14 +96,16 @@ func (b *burst) ackOne() {
 		blk.Release()
 		b.blocks[i] = nil
 	}
-	if b.lines == 0 && b.dropped == 0 {
+	if b.lines == 0 && b.skipped == 0 {
 		return
 	}
 	sh := b.h.sh
 	c := &b.h.counters
-	c.linesAcked.Add(float64(b.lines))
-	c.bytesAcked.Add(float64(b.lineBytes))
-	sh.metrics.produceLatency.Observe(time.Since(b.start).Seconds())
+	if b.lines > 0 {
+		c.linesAcked.Add(float64(b.lines))
+		c.bytesAcked.Add(float64(b.lineBytes))
+		sh.metrics.produceLatency.Observe(time.Since(b.start).Seconds())
+	}
 	sh.stall.Advance(1)
 	if off, moved := b.gen.acks.ack(b.seq); moved {
 		sh.registry.advance(b.gen.id, off)

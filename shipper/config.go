@@ -13,6 +13,7 @@ import (
 	"github.com/sluicelog/sluice/internal/kafkaclient"
 	"github.com/sluicelog/sluice/internal/telemetry"
 	"github.com/sluicelog/sluice/internal/template"
+	"github.com/sluicelog/sluice/shipper/kubernetes"
 )
 
 // Config is the configuration of `sluice ship`.
@@ -26,6 +27,8 @@ type Config struct {
 	Kafka    KafkaConfig          `yaml:"kafka"`
 	HTTP     telemetry.HTTPConfig `yaml:"http"`
 	Log      telemetry.LogConfig  `yaml:"log"`
+
+	Reload telemetry.ReloadConfig `yaml:"reload"`
 
 	// ScanInterval is how often globs are re-scanned and open files polled
 	// for new data (default 1s).
@@ -63,6 +66,9 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// Quotas share the node fairly between namespaces and pods (quota.go).
 	Quotas QuotaConfig `yaml:"quotas"`
+	// Kubernetes adds the pod metadata from the API to container logs
+	// (format cri or docker).
+	Kubernetes kubernetes.Config `yaml:"kubernetes"`
 }
 
 // InputConfig is one kind of file to tail.
@@ -90,6 +96,14 @@ type InputConfig struct {
 	// otherwise refused: such a file may be another's, linked into this
 	// input's directory (opener.go).
 	AllowHardLinks bool `yaml:"allow_hard_links"`
+	// Multiline joins continuation lines (stack traces) into one event
+	// (multiline.go); unset, every line is an event.
+	Multiline *MultilineConfig `yaml:"multiline"`
+	// IncludeLines and ExcludeLines are regular expressions (Go RE2):
+	// with IncludeLines only matching lines are shipped, and lines
+	// matching ExcludeLines are not (linefilter.go).
+	IncludeLines []string `yaml:"include_lines"`
+	ExcludeLines []string `yaml:"exclude_lines"`
 }
 
 // SymlinksConfig is an input's symbolic link policy.
@@ -210,6 +224,11 @@ func (c *Config) SetDefaults() {
 	if c.MaxInFlightBytes == 0 {
 		c.MaxInFlightBytes = 4 << 20
 	}
+	for i := range c.Inputs {
+		if m := c.Inputs[i].Multiline; m != nil {
+			m.setDefaults(c.MaxLineBytes)
+		}
+	}
 	if c.Kafka.BatchBytes == 0 {
 		c.Kafka.BatchBytes = int32(max(1<<20, c.MaxLineBytes+64<<10))
 	}
@@ -232,6 +251,7 @@ func (c *Config) SetDefaults() {
 		c.ShutdownTimeout = 10 * time.Second
 	}
 	c.Quotas.setDefaults()
+	c.Kubernetes.SetDefaults()
 }
 
 // Validate rejects values the shipper cannot run with. Call SetDefaults
@@ -245,6 +265,14 @@ func (c *Config) Validate() error {
 	}
 	for i := range c.Inputs {
 		if err := c.Inputs[i].validate(config.Index("inputs", i)); err != nil {
+			return err
+		}
+		if m := c.Inputs[i].Multiline; m != nil {
+			if err := m.validate(config.Join(config.Index("inputs", i), "multiline"), c.MaxLineBytes); err != nil {
+				return err
+			}
+		}
+		if err := c.Inputs[i].validateFilter(config.Index("inputs", i)); err != nil {
 			return err
 		}
 	}
@@ -311,6 +339,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Quotas.validate("quotas"); err != nil {
+		return err
+	}
+	if err := c.Kubernetes.Validate("kubernetes"); err != nil {
 		return err
 	}
 	for key, d := range map[string]time.Duration{"scan_interval": c.ScanInterval, "registry_flush": c.RegistryFlush, "shutdown_timeout": c.ShutdownTimeout,

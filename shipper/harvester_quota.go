@@ -15,15 +15,9 @@ func (h *harvester) shipFair(ctx context.Context, l line, flags []string, now ti
 	if q == nil {
 		return false, h.ship(ctx, l, flags, now)
 	}
-	n, resume := l.covered()
+	n, _ := l.covered()
 	if q.drop && !q.admit(n) {
-		if h.gen.pending {
-			h.identify(h.reader.head, h.gen.acks) // as ship would: the burst is of the named generation
-		}
-		if h.burst == nil {
-			h.burst = h.openBurst(now)
-		}
-		h.burst.skip(resume)
+		h.skipLine(l, now)
 		q.dropped(n)
 		return false, nil
 	}

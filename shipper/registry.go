@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 )
@@ -41,6 +42,10 @@ type registryFile struct {
 	Written  time.Time         `json:"written"`
 	Checksum uint32            `json:"checksum"`
 	Entries  []json.RawMessage `json:"entries"`
+	// Replaced is the generations replaced lately by a truncation, kept
+	// for their copies to be recognised after a restart too (copies.go).
+	// The checksum covers them after Entries.
+	Replaced []json.RawMessage `json:"replaced,omitempty"`
 }
 
 const (
@@ -71,8 +76,11 @@ type registry struct {
 	// atDi is the ids of the entries by where their file lives
 	// (registry_index.go): a scan or a file's opening looks up its own
 	// entries, not all of a registry that may hold 100,000.
-	atDi  map[devIno][]string
-	dirty bool
+	atDi map[devIno][]string
+	// replaced is the generations replaced lately, oldest first
+	// (replacedGens).
+	replaced []registryEntry
+	dirty    bool
 	// encoded is each entry's JSON as last written, and changed the ids
 	// changed since the last flush took its copy: a flush encodes only the
 	// entries that changed (registry_codec.go).
@@ -88,21 +96,21 @@ func openRegistry(dir string) (r *registry, recovered error, err error) {
 	}
 	r = &registry{dir: dir, entries: map[string]*registryEntry{}, atDi: map[devIno][]string{},
 		encoded: map[string]json.RawMessage{}, changed: map[string]struct{}{}}
-	entries, errMain := readRegistryFile(filepath.Join(dir, registryName))
+	entries, errMain := readRegistryContents(filepath.Join(dir, registryName))
 	if errMain == nil {
 		r.load(entries)
 		r.mainGood = true
 		return r, nil, nil
 	}
 	if errors.Is(errMain, os.ErrNotExist) {
-		entries, errBak := readRegistryFile(filepath.Join(dir, registryBackup))
+		entries, errBak := readRegistryContents(filepath.Join(dir, registryBackup))
 		if errBak == nil {
 			r.load(entries)
 			return r, fmt.Errorf("registry file missing, recovered from backup"), nil
 		}
 		return r, nil, nil
 	}
-	entries, errBak := readRegistryFile(filepath.Join(dir, registryBackup))
+	entries, errBak := readRegistryContents(filepath.Join(dir, registryBackup))
 	if errBak != nil {
 		return nil, nil, fmt.Errorf("registry %s is unreadable (%v) and so is its backup (%v); move both aside to start over, which re-reads files from the start",
 			filepath.Join(dir, registryName), errMain, errBak)
@@ -111,27 +119,42 @@ func openRegistry(dir string) (r *registry, recovered error, err error) {
 	return r, fmt.Errorf("registry file unreadable (%v), recovered from backup", errMain), nil
 }
 
-func (r *registry) load(entries []*registryEntry) {
-	r.entries = make(map[string]*registryEntry, len(entries))
-	r.atDi = make(map[devIno][]string, len(entries))
-	r.encoded = make(map[string]json.RawMessage, len(entries))
-	for _, e := range entries {
+func (r *registry) load(c registryContents) {
+	r.entries = make(map[string]*registryEntry, len(c.entries))
+	r.atDi = make(map[devIno][]string, len(c.entries))
+	r.encoded = make(map[string]json.RawMessage, len(c.entries))
+	for _, e := range c.entries {
 		r.set(e)
 	}
+	r.replaced = c.replaced
+}
+
+// registryContents is what a registry file holds.
+type registryContents struct {
+	entries  []*registryEntry
+	replaced []registryEntry
 }
 
 func readRegistryFile(path string) ([]*registryEntry, error) {
+	c, err := readRegistryContents(path)
+	return c.entries, err
+}
+
+func readRegistryContents(path string) (registryContents, error) {
+	var c registryContents
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return c, err
 	}
 	return decodeRegistry(path, data)
 }
 
-func entriesChecksum(entries []json.RawMessage) uint32 {
+func entriesChecksum(lists ...[]json.RawMessage) uint32 {
 	h := crc32.NewIEEE()
-	for _, e := range entries {
-		h.Write(e)
+	for _, entries := range lists {
+		for _, e := range entries {
+			h.Write(e)
+		}
 	}
 	return h.Sum32()
 }
@@ -232,16 +255,15 @@ func (r *registry) flush() error {
 		snap = append(snap, *e)
 		raws = append(raws, r.encoded[id])
 	}
+	replaced := append([]registryEntry(nil), r.replaced...)
 	clear(r.changed)
 	r.dirty = false
 	r.mu.Unlock()
-	if err := r.encodeChanged(snap, raws); err != nil {
-		r.mu.Lock()
-		r.dirty = true
-		r.mu.Unlock()
-		return err
+	err := r.encodeChanged(snap, raws)
+	if err == nil {
+		err = r.writeEntries(raws, replaced)
 	}
-	if err := r.writeEntries(raws); err != nil {
+	if err != nil {
 		r.mu.Lock()
 		r.dirty = true
 		r.mu.Unlock()
@@ -250,22 +272,24 @@ func (r *registry) flush() error {
 	return nil
 }
 
-// write writes the entries of snap, every one encoded.
-func (r *registry) write(snap []registryEntry) error {
-	raws := make([]json.RawMessage, len(snap))
-	for i := range snap {
-		raw, err := json.Marshal(&snap[i])
-		if err != nil {
-			return fmt.Errorf("encoding registry entry: %w", err)
-		}
-		raws[i] = raw
+// write writes the entries of snap, every one encoded, and the replaced
+// generations.
+func (r *registry) write(snap, replaced []registryEntry) error {
+	raws, err := encodeEntries(snap)
+	if err != nil {
+		return err
 	}
-	return r.writeEntries(raws)
+	return r.writeEntries(raws, replaced)
 }
 
-// writeEntries writes the registry file of the entries' JSON.
-func (r *registry) writeEntries(raws []json.RawMessage) error {
-	data, err := encodeRegistry(time.Now().UTC(), raws)
+// writeEntries writes the registry file of the entries' JSON and the
+// replaced generations.
+func (r *registry) writeEntries(raws []json.RawMessage, replaced []registryEntry) error {
+	rep, err := encodeEntries(replaced)
+	if err != nil {
+		return err
+	}
+	data, err := encodeRegistry(time.Now().UTC(), raws, rep)
 	if err != nil {
 		return err
 	}
@@ -358,4 +382,43 @@ func copyFileSynced(src, dst string) error {
 		err = cerr
 	}
 	return err
+}
+
+// addReplaced remembers e, a generation replaced by a truncation, keeping
+// the last most of those replaced within keep. Of the same generation
+// added twice (by the harvester that read it, and from its entry), the
+// furthest offset and the longest fingerprint are kept.
+func (r *registry) addReplaced(e registryEntry, keep time.Duration, most int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e.Updated = time.Now()
+	r.replaced = slices.DeleteFunc(r.replaced, func(old registryEntry) bool {
+		if old.ID != e.ID || old.DevIno != e.DevIno {
+			return false
+		}
+		e.Offset = max(e.Offset, old.Offset)
+		if old.Fingerprint.Len > e.Fingerprint.Len {
+			e.Fingerprint = old.Fingerprint
+		}
+		return true
+	})
+	i := 0
+	for i < len(r.replaced) && (e.Updated.Sub(r.replaced[i].Updated) > keep || len(r.replaced)-i >= most) {
+		i++
+	}
+	r.replaced = append(r.replaced[i:len(r.replaced):len(r.replaced)], e)
+	r.dirty = true
+}
+
+// replacedSince returns copies of the generations replaced after since.
+func (r *registry) replacedSince(since time.Time) []registryEntry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []registryEntry
+	for _, e := range r.replaced {
+		if e.Updated.After(since) {
+			out = append(out, e)
+		}
+	}
+	return out
 }

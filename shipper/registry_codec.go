@@ -10,17 +10,19 @@ import (
 )
 
 // The registry file is one JSON document, {"version":1, "written",
-// "checksum", "entries":[...]}, written with each entry on a line of its
-// own. Any JSON reader reads it; this one reads that layout in one pass over
+// "checksum", "replaced":[...], "entries":[...]}, written with the header
+// and the replaced generations (a few) on the first line and each entry on
+// a line of its own; the checksum covers the entries, then the replaced.
+// Any JSON reader reads it; this one reads that layout in one pass over
 // the bytes and decodes the entries in parallel: with encoding/json over the
 // whole document (a validation pass, a pass copying each entry out, then
 // each entry's own two), a registry of 100,000 files took over a second to
-// load. A file of another layout (an older Sluice's, or edited by hand) is
-// read the slow way.
+// load. A file of another layout (an older Sluice's, all on one line with
+// the replaced after the entries, or edited by hand) is read the slow way.
 
-// encodeRegistry writes the registry document of entries, each the JSON of
-// one registryEntry.
-func encodeRegistry(written time.Time, entries []json.RawMessage) ([]byte, error) {
+// encodeRegistry writes the registry document of entries and replaced,
+// each the JSON of one registryEntry.
+func encodeRegistry(written time.Time, entries, replaced []json.RawMessage) ([]byte, error) {
 	at, err := json.Marshal(written)
 	if err != nil {
 		return nil, fmt.Errorf("encoding registry: %w", err)
@@ -29,8 +31,22 @@ func encodeRegistry(written time.Time, entries []json.RawMessage) ([]byte, error
 	for _, e := range entries {
 		size += len(e) + 2
 	}
+	for _, e := range replaced {
+		size += len(e) + 1
+	}
 	buf := bytes.NewBuffer(make([]byte, 0, size))
-	fmt.Fprintf(buf, `{"version":1,"written":%s,"checksum":%d,"entries":[`, at, entriesChecksum(entries))
+	fmt.Fprintf(buf, `{"version":1,"written":%s,"checksum":%d,`, at, entriesChecksum(entries, replaced))
+	if len(replaced) > 0 {
+		buf.WriteString(`"replaced":[`)
+		for i, e := range replaced {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			buf.Write(e)
+		}
+		buf.WriteString(`],`)
+	}
+	buf.WriteString(`"entries":[`)
 	for i, e := range entries {
 		if i > 0 {
 			buf.WriteByte(',')
@@ -42,23 +58,63 @@ func encodeRegistry(written time.Time, entries []json.RawMessage) ([]byte, error
 	return buf.Bytes(), nil
 }
 
+// encodeEntries returns the JSON of each of entries.
+func encodeEntries(entries []registryEntry) ([]json.RawMessage, error) {
+	raws := make([]json.RawMessage, len(entries))
+	for i := range entries {
+		raw, err := json.Marshal(&entries[i])
+		if err != nil {
+			return nil, fmt.Errorf("encoding registry entry: %w", err)
+		}
+		raws[i] = raw
+	}
+	return raws, nil
+}
+
 // decodeRegistry reads a registry document, path naming it in errors.
-func decodeRegistry(path string, data []byte) ([]*registryEntry, error) {
+func decodeRegistry(path string, data []byte) (registryContents, error) {
 	raw, ok := splitRegistry(data)
 	if !ok {
 		return decodeRegistrySlow(path, data)
 	}
 	var f registryFile
-	if err := json.Unmarshal(raw.header, &f); err != nil {
+	if err := json.Unmarshal(raw.header, &f); err != nil || len(f.Entries) > 0 {
 		return decodeRegistrySlow(path, data)
 	}
+	return decodeChecked(path, &f, raw.entries)
+}
+
+// decodeRegistrySlow reads a registry document of any layout.
+func decodeRegistrySlow(path string, data []byte) (registryContents, error) {
+	var f registryFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return registryContents{}, fmt.Errorf("decoding %s: %w", path, err)
+	}
+	return decodeChecked(path, &f, f.Entries)
+}
+
+// decodeChecked checks f's version and its checksum over entries and
+// f.Replaced, and decodes them.
+func decodeChecked(path string, f *registryFile, entries []json.RawMessage) (registryContents, error) {
+	var c registryContents
 	if f.Version != 1 {
-		return nil, fmt.Errorf("%s: unknown registry version %d", path, f.Version)
+		return c, fmt.Errorf("%s: unknown registry version %d", path, f.Version)
 	}
-	if sum := entriesChecksum(raw.entries); sum != f.Checksum {
-		return nil, fmt.Errorf("%s: checksum mismatch (torn or corrupt write)", path)
+	if sum := entriesChecksum(entries, f.Replaced); sum != f.Checksum {
+		return c, fmt.Errorf("%s: checksum mismatch (torn or corrupt write)", path)
 	}
-	return decodeEntries(path, raw.entries)
+	var err error
+	if c.entries, err = decodeEntries(path, entries); err != nil {
+		return c, err
+	}
+	for _, raw := range f.Replaced {
+		var e registryEntry
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return c, fmt.Errorf("decoding %s replaced entry: %w", path, err)
+		}
+		c.replaced = append(c.replaced, e)
+	}
+	return c, nil
 }
 
 // registryParts is a registry document split at its lines: the header
@@ -130,21 +186,6 @@ func decodeEntries(path string, raw []json.RawMessage) ([]*registryEntry, error)
 		out[i] = &entries[i]
 	}
 	return out, nil
-}
-
-// decodeRegistrySlow reads a registry document of any layout.
-func decodeRegistrySlow(path string, data []byte) ([]*registryEntry, error) {
-	var f registryFile
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("decoding %s: %w", path, err)
-	}
-	if f.Version != 1 {
-		return nil, fmt.Errorf("%s: unknown registry version %d", path, f.Version)
-	}
-	if sum := entriesChecksum(f.Entries); sum != f.Checksum {
-		return nil, fmt.Errorf("%s: checksum mismatch (torn or corrupt write)", path)
-	}
-	return decodeEntries(path, f.Entries)
 }
 
 // mark records that the entry of id changed (or went): the next flush

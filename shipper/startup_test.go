@@ -43,7 +43,7 @@ func largeRegistry(tb testing.TB, n, live int) Config {
 		snap = append(snap, registryEntry{ID: fileID(di, []byte(line)), Path: path, Type: "service", DevIno: di,
 			Fingerprint: fingerprintOf([]byte(line)), Offset: int64(len(line)), Updated: time.Now(), Sent: int64(len(line)) + sentStep})
 	}
-	if err := reg.write(snap); err != nil {
+	if err := reg.write(snap, nil); err != nil {
 		tb.Fatal(err)
 	}
 	return Config{Node: "test", Registry: filepath.Join(dir, "registry"),

@@ -230,6 +230,7 @@ func assertUpstreams(t *testing.T, p *pipeline, calls []*apidemo.Call) {
 	docs := p.stack.Search(t, p.prefix+"-nginx-*", `{"size":1000}`)
 	byID := map[string]map[string]any{}
 	for _, d := range docs {
+		d = testenv.Flat(d)
 		id, _ := d["http.request.id"].(string)
 		byID[id] = d
 	}

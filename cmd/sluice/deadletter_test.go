@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sluicelog/sluice/aggregator"
+	"github.com/sluicelog/sluice/internal/testenv"
 )
 
 // TestMappingConflictAndDeadLetter sends a document whose field conflicts
@@ -35,7 +36,7 @@ func TestMappingConflictAndDeadLetter(t *testing.T) {
 	assertExactly(t, p, 52)
 
 	hits := p.stack.Search(t, p.indexPattern, `{"query":{"term":{"tags":"mapping_conflict"}}}`)
-	if len(hits) != 1 || hits[0]["labels.moved_detail"] != "a plain string" {
+	if len(hits) != 1 || testenv.Flat(hits[0])["labels.moved_detail"] != "a plain string" {
 		t.Fatalf("conflicting document: %+v", hits)
 	}
 

@@ -21,9 +21,13 @@ type runDoc struct {
 	Index  string `json:"_index"`
 	ID     string `json:"_id"`
 	Source struct {
-		ID     string `json:"id"`
-		Path   string `json:"log.file.path"`
-		Offset int64  `json:"log.offset"`
+		ID  string `json:"id"`
+		Log struct {
+			File struct {
+				Path string `json:"path"`
+			} `json:"file"`
+			Offset int64 `json:"offset"`
+		} `json:"log"`
 	} `json:"_source"`
 }
 
@@ -172,7 +176,7 @@ func TestRunToFileKilled(t *testing.T) {
 	assertEvery(t, docs, total)
 	byOffset := map[int64]int{}
 	for _, d := range docs {
-		byOffset[d.Source.Offset]++
+		byOffset[d.Source.Log.Offset]++
 	}
 	dups := 0
 	for off, n := range byOffset {
@@ -210,12 +214,7 @@ func assertEvery(t *testing.T, docs []runDoc, n int) {
 func TestRunToElasticsearch(t *testing.T) {
 	stack := testenv.Start(t)
 	dir := t.TempDir()
-	prefix := testenv.Name(t, "run")
-	stack.DeleteIndices(t, prefix+"-*")
-	t.Cleanup(func() {
-		stack.DeleteIndices(t, prefix+"-*")
-		stack.ES(t, http.MethodDelete, "/_index_template/"+prefix, nil, nil)
-	})
+	prefix := runIndexPrefix(t, stack)
 	logPath := filepath.Join(dir, "logs", "app.log")
 	cfg := writeRunConfig(t, filepath.Join(dir, "run.yaml"), dir, "127.0.0.1:0", fmt.Sprintf(`elasticsearch:
   addresses: [%q]
@@ -239,6 +238,18 @@ func TestRunToElasticsearch(t *testing.T) {
 		t.Fatalf("after restart: %d documents, want exactly 4000", got)
 	}
 	run.stop()
+}
+
+// runIndexPrefix returns a name for this test's indices and index
+// template, and deletes them before and after the test.
+func runIndexPrefix(t *testing.T, stack *testenv.Stack) string {
+	prefix := testenv.Name(t, "run")
+	stack.DeleteIndices(t, prefix+"-*")
+	t.Cleanup(func() {
+		stack.DeleteIndices(t, prefix+"-*")
+		stack.ES(t, http.MethodDelete, "/_index_template/"+prefix, nil, nil)
+	})
+	return prefix
 }
 
 // scrape fetches /metrics from addr and returns its lines.
@@ -368,7 +379,7 @@ func TestRunReload(t *testing.T) {
 	}
 
 	// A configuration that validates but cannot start (its output cannot
-	// be created) is counted as failed, and the previous one starts again.
+	// be created) is counted as failed, and the running one stays.
 	writeRunConfig(t, cfgPath, dir, listen, "output:\n  file: {path: /proc/sluice-cannot-create/docs.ndjson}",
 		filepath.Join(dir, "app", "*.log"), filepath.Join(dir, "other", "*.log"))
 	run.reload(t, listen, "failure", 2)
@@ -388,7 +399,7 @@ func TestRunReload(t *testing.T) {
 		t.Errorf("first output holds %d documents, second %d: the reload should have moved the output", len(firstDocs), len(secondDocs))
 	}
 	for _, d := range firstDocs {
-		if d.Source.Path == otherLog {
+		if d.Source.Log.File.Path == otherLog {
 			t.Fatalf("a line of %s went to the first output, before its input was configured", otherLog)
 		}
 	}

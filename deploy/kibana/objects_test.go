@@ -12,8 +12,8 @@ import (
 
 	"github.com/sluicelog/sluice/aggregator"
 	"github.com/sluicelog/sluice/geoip"
+	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/template"
-	"github.com/sluicelog/sluice/parser"
 )
 
 // savedObject is one line of sluice.ndjson.
@@ -132,6 +132,11 @@ func TestSavedObjectsStructure(t *testing.T) {
 	example := strings.ReplaceAll(idx.Pattern(), "*", "x")
 	if ok, _ := path.Match(title, example); !ok || title != "logs-*" {
 		t.Errorf("data view title %q does not match %s (an index of %s); want logs-*", title, example, aggregator.DefaultIndex)
+	}
+	// And the data streams of elasticsearch.data_stream:
+	// {type}-{dataset}-{namespace}.
+	if ok, _ := path.Match(title, "logs-nginx.access-prod"); !ok {
+		t.Errorf("data view title %q does not match the data stream logs-nginx.access-prod", title)
 	}
 	for _, attr := range []string{"fields", "fieldAttrs", "fieldFormatMap", "runtimeFieldMap", "sourceFilters"} {
 		var v any
@@ -468,7 +473,7 @@ func lensFields(t *testing.T, o savedObject) []fieldUse {
 				accessors = append(accessors, l.SplitAccessor)
 			}
 			accessorsOf(l.LayerID, accessors)
-			if !slices.Contains([]string{"bar_stacked", "bar_horizontal", "line", "area", "bar"}, l.SeriesType) || l.LayerType != "data" {
+			if !slices.Contains([]string{"bar_stacked", "bar_horizontal", "bar_horizontal_stacked", "line", "area", "bar"}, l.SeriesType) || l.LayerType != "data" {
 				t.Errorf("%s: layer %s: seriesType %q, layerType %q", key, l.LayerID, l.SeriesType, l.LayerType)
 			}
 		}
@@ -685,31 +690,38 @@ func mapFields(t *testing.T, o savedObject) []fieldUse {
 	return uses
 }
 
-// producedFields returns the fields of documents as Sluice writes them: an
-// nginx line and a service line through the parsers, the nginx client
-// located by GeoIP, plus event.dataset, which the aggregator sets on every
-// document.
+// producedFields returns the fields of documents as Sluice writes them:
+// an nginx line and a service line built as the aggregator builds them
+// (parsers, user agent, ECS and shipper fields, through `sluice test`'s
+// Tester), the nginx client located by GeoIP (no database here: its
+// fields added as the enricher adds them).
 func producedFields(t *testing.T) map[string]any {
 	t.Helper()
-	nginx, err := parser.CompileNginx(parser.DefaultNginxFormat)
+	tester, err := aggregator.NewTester(aggregator.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs := map[string]any{"event.dataset": "nginx.access"}
-	nginxDoc := &parser.Doc{}
-	line := `81.2.69.142 - - [25/Nov/2026:10:00:00 +0000] "GET /api/v1/orders?id=1 HTTP/1.1" 503 1234 "-" "curl/8.5.0" 0.012 0.010 "-"`
-	if err := nginx.Parse([]byte(line), nginxDoc); err != nil {
-		t.Fatal(err)
-	}
-	geoip.Result{Lat: 51.5142, Lon: -0.0931, HasLocation: true, CountryISOCode: "GB"}.AddTo(nginxDoc, "source")
-	serviceDoc := &parser.Doc{}
-	if err := parser.ParseService([]byte(`{"ts":"2026-11-25T10:00:00Z","level":"ERROR","service":"checkout","env":"prod","msg":"payment failed",`+
-		`"request_id":"3f2a9c1e","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}`), serviceDoc); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []*parser.Doc{nginxDoc, serviceDoc} {
-		for k, v := range d.All() {
-			docs[k] = v
+	defer tester.Close()
+	docs := map[string]any{}
+	for _, ev := range []event.Event{
+		{Type: "nginx", Node: "n1", Path: "/var/log/nginx/access.log", Fields: map[string]string{"service": "edge", "environment": "prod"},
+			Line: []byte(`81.2.69.142 - - [25/Nov/2026:10:00:00 +0000] "GET /api/v1/orders?id=1 HTTP/1.1" 503 1234 "-" ` +
+				`"Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1" 0.012 0.010 "-"`)},
+		{Type: "service", Node: "n1", Path: "/var/log/app/prod/acme/checkout/app.log", Fields: map[string]string{"service": "checkout", "environment": "prod"},
+			Line: []byte(`{"ts":"2026-11-25T10:00:00Z","level":"ERROR","msg":"payment failed",` +
+				`"request_id":"3f2a9c1e","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}`)},
+	} {
+		r := tester.Document(ev)
+		if r.Doc == nil {
+			t.Fatalf("%s line dropped by %s", ev.Type, r.DroppedBy)
+		}
+		if ev.Type == "nginx" {
+			geoip.Result{Lat: 51.5142, Lon: -0.0931, HasLocation: true, CountryISOCode: "GB"}.AddTo(r.Doc, "source")
+		}
+		for k, v := range r.Doc.All() {
+			if _, ok := docs[k]; !ok || ev.Type == "nginx" { // event.dataset: the nginx one, which the charts name
+				docs[k] = v
+			}
 		}
 	}
 	return docs
@@ -759,6 +771,7 @@ func TestDashboardContent(t *testing.T) {
 		"lens/sluice-nginx-latency":            {"@timestamp", "nginx.request_time", "nginx.upstream_response_time"},
 		"lens/sluice-nginx-routes":             {"http.route", "nginx.request_time", "http.response.status_code"},
 		"map/sluice-client-locations":          {"source.geo.location"},
+		"lens/sluice-nginx-user-agents":        {"user_agent.name", "user_agent.os.name", "event.dataset"},
 		// The API performance dashboard.
 		"lens/sluice-api-requests-by-route":   {"@timestamp", "http.route", "event.dataset"},
 		"lens/sluice-api-error-rate-by-route": {"http.route", "http.response.status_code", "event.dataset"},
