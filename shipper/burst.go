@@ -28,7 +28,10 @@ type burst struct {
 	lineBytes int64 // file bytes the lines cover
 	// skipped is lines the input's filter dropped: handled, acknowledged
 	// with the burst, but never produced.
-	skipped  int64
+	skipped int64
+	// streams is the end of each stream's last event, for a container log
+	// joined into events (ackTracker.streams).
+	streams  []streamEnd
 	reserved int64 // budget held
 	seq      uint64
 	// blocks are the encoder blocks the lines were built in, held until
@@ -62,6 +65,17 @@ func (b *burst) skip(end int64) {
 	b.end = end
 }
 
+// ended records that an event of stream ended at end.
+func (b *burst) ended(stream string, end int64) {
+	for i := range b.streams {
+		if b.streams[i].stream == stream {
+			b.streams[i].end = end
+			return
+		}
+	}
+	b.streams = append(b.streams, streamEnd{stream, end})
+}
+
 // hold keeps blk, the block a line of the burst was built in, until the
 // burst is acknowledged.
 func (b *burst) hold(blk *event.Block) {
@@ -79,7 +93,7 @@ func (b *burst) close() {
 	c.linesRead.Add(float64(b.lines))
 	c.bytesRead.Add(float64(b.lineBytes))
 	if b.lines > 0 || b.skipped > 0 {
-		b.seq = b.gen.acks.sent(b.end)
+		b.seq = b.gen.acks.sentStreams(b.end, b.streams)
 	}
 	b.ackOne()
 }
@@ -108,6 +122,9 @@ func (b *burst) ackOne() {
 	sh.stall.Advance(1)
 	if off, moved := b.gen.acks.ack(b.seq); moved {
 		sh.registry.advance(b.gen.id, off)
+		if streams, ok := b.gen.acks.streamEnds(); ok {
+			sh.registry.setStreams(b.gen.id, streams)
+		}
 	}
 	// Last: a budget all free means every acknowledged offset is in the
 	// registry (settleSent relies on it).

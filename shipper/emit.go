@@ -18,7 +18,35 @@ func (h *harvester) emit(ctx context.Context, l line, now time.Time) error {
 	if h.gen.pending {
 		h.identify(h.reader.head, h.gen.acks)
 	}
+	if h.rejoin != nil && h.shippedBefore(l) {
+		h.skip(l, now)
+		return nil
+	}
 	return h.shipAll(ctx, h.join.add(l, now), now)
+}
+
+// shippedBefore reports whether l, read again after a restart, is of an
+// event acknowledged in the last run (harvester.rejoin).
+func (h *harvester) shippedBefore(l line) bool {
+	shipped, done := false, true
+	for s, end := range h.rejoin {
+		if l.Stream == s && l.Start < end {
+			shipped = true
+		}
+		done = done && l.Start >= end
+	}
+	if done {
+		h.rejoin = nil
+	}
+	return shipped
+}
+
+// ended records, for a joined container log, that an event of l's stream
+// ended with l in burst b.
+func (h *harvester) ended(b *burst, l line) {
+	if h.join != nil && h.cri != nil {
+		b.ended(l.Stream, l.End)
+	}
 }
 
 // shipAll ships the events a joiner completed, in order.
@@ -40,22 +68,36 @@ func (h *harvester) shipOrSkip(ctx context.Context, l line, now time.Time) error
 	if h.gen.pending {
 		h.identify(h.reader.head, h.gen.acks)
 	}
-	if h.burst == nil {
-		h.burst = h.openBurst(now)
-	}
-	_, resume := l.covered()
-	h.burst.skip(resume)
+	h.skip(l, now)
 	h.counters.filtered.Inc()
 	return nil
 }
 
-// flushJoinedDue ships the joined events whose next line did not come
-// within the multiline timeout.
-func (h *harvester) flushJoinedDue(ctx context.Context) error {
+// skip handles l without shipping it: the registry moves over it with the
+// burst, in order, though not past an event still pending in another
+// stream.
+func (h *harvester) skip(l line, now time.Time) {
+	if h.burst == nil {
+		h.burst = h.openBurst(now)
+	}
+	_, resume := l.covered()
+	if h.join != nil {
+		if at, ok := h.join.firstPending(); ok && at < resume {
+			resume = at
+		}
+	}
+	h.burst.skip(resume)
+	h.ended(h.burst, l)
+}
+
+// flushJoinedDue, at the end of a read that started at readAt, ships the
+// joined events whose next line did not come within the multiline timeout.
+func (h *harvester) flushJoinedDue(ctx context.Context, readAt time.Time) error {
 	if h.join == nil || !h.join.pending() {
 		return nil
 	}
 	now := time.Now()
+	h.join.readUntil(readAt, now)
 	return h.shipAll(ctx, h.join.flushDue(now), now)
 }
 

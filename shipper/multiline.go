@@ -403,6 +403,18 @@ func (j *joiner) flushDue(now time.Time) []line {
 	return j.out
 }
 
+// readUntil counts the lines read at from (a read's start, the time they
+// were given to add) as read at to (its end): a read that waited on Kafka
+// longer than the timeout took them from the file just now, and the lines
+// after them may be the next to read.
+func (j *joiner) readUntil(from, to time.Time) {
+	for _, s := range j.streams {
+		if s.lines > 0 && s.last.Equal(from) {
+			s.last = to
+		}
+	}
+}
+
 // flushAll returns every pending event, earlier first.
 func (j *joiner) flushAll() []line {
 	j.out = j.out[:0]
@@ -433,6 +445,16 @@ func (j *joiner) deadline() (at time.Time, ok bool) {
 		}
 	}
 	return at.Add(j.timeout), ok
+}
+
+// firstPending is the first offset of the earliest pending event.
+func (j *joiner) firstPending() (at int64, ok bool) {
+	for _, s := range j.streams {
+		if s.lines > 0 && (!ok || s.ev.Start < at) {
+			at, ok = s.ev.Start, true
+		}
+	}
+	return at, ok
 }
 
 // pending reports whether an event waits for more lines.

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -598,6 +599,10 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 	}
 	if entry != nil && !entry.Pending && fi.Size() >= entry.Offset {
 		h.gen = &generation{id: entry.ID, fp: entry.Fingerprint, acks: newAckTracker(entry.Offset)}
+		if len(entry.Streams) > 0 {
+			h.gen.acks.resumeStreams(entry.Streams)
+			h.rejoin = maps.Clone(entry.Streams)
+		}
 		h.genp.Store(h.gen)
 		h.reader = newLineReader(f, entry.Offset, s.cfg.MaxLineBytes, s.readBufs)
 		// The bytes before the offset the registry's fingerprint does not
