@@ -33,6 +33,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/sluicelog/sluice/internal/backoff"
 	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/kafkaclient"
 	"github.com/sluicelog/sluice/internal/telemetry"
@@ -572,6 +573,10 @@ func (a *Aggregator) prepare(ctx context.Context) error {
 	return retry(ctx, a.log, "creating dead-letter topic", func() error { return a.ensureTopic(ctx, a.cfg.Kafka.DeadLetterTopic) })
 }
 
+// setupRetry is the pause between attempts of the aggregator's setup
+// (index template, dead-letter topic).
+var setupRetry = backoff.Policy{Initial: time.Second, Max: 30 * time.Second}
+
 // retry calls fn until it succeeds or ctx is done.
 func retry(ctx context.Context, log *zap.Logger, what string, fn func() error) error {
 	for attempt := 0; ; attempt++ {
@@ -580,7 +585,7 @@ func retry(ctx context.Context, log *zap.Logger, what string, fn func() error) e
 			return nil
 		}
 		log.Warn(what+" failed; retrying", zap.Error(err))
-		if err := sleep(ctx, min(time.Second<<min(attempt, 5), 30*time.Second)); err != nil {
+		if err := setupRetry.Wait(ctx, attempt); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/sluicelog/sluice/internal/backoff"
 	"github.com/sluicelog/sluice/internal/telemetry"
 )
 
@@ -124,7 +124,7 @@ func (b *bulkIndexer) index(ctx context.Context, items []item) ([]outcome, error
 	for attempt := 0; len(todo) > 0; attempt++ {
 		if attempt > 0 {
 			b.metrics.retries.Add(float64(len(todo)))
-			if err := sleep(ctx, b.backoff(attempt)); err != nil {
+			if err := b.retry().Wait(ctx, attempt); err != nil {
 				return nil, err
 			}
 		}
@@ -199,22 +199,10 @@ func (b *bulkIndexer) warn(key, msg string, fields ...zap.Field) {
 	}
 }
 
-// backoff is exponential from 100ms to retryMax with full jitter.
-func (b *bulkIndexer) backoff(attempt int) time.Duration {
-	d := min(100*time.Millisecond<<min(attempt, 10), b.retryMax)
-	return d/2 + rand.N(d/2+1)
-}
+// retry is the pause between attempts: esRetry up to retryMax.
+func (b *bulkIndexer) retry() backoff.Policy { return esRetry(b.retryMax) }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+func sleep(ctx context.Context, d time.Duration) error { return backoff.Sleep(ctx, d) }
 
 // chunks splits the items at positions todo into requests of at most
 // maxBytes.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluicelog/sluice/aggregator/pipeline"
 	"github.com/sluicelog/sluice/geoip"
+	"github.com/sluicelog/sluice/internal/backoff"
 	"github.com/sluicelog/sluice/internal/config"
 	"github.com/sluicelog/sluice/internal/kafkaclient"
 	"github.com/sluicelog/sluice/internal/kibana"
@@ -448,4 +449,11 @@ func (c *Config) Validate() error {
 		return config.Errorf("parsers.nginx_format", "%v; give nginx's log_format string, or one of the names %s", err, strings.Join(parser.NginxFormatNames, ", "))
 	}
 	return c.Pipelines.Validate("pipelines")
+}
+
+// esRetry is the pause between attempts to deliver to Elasticsearch: from
+// 100ms up to elasticsearch.retry_max, jittered over its upper half so that
+// workers and indices do not retry in step.
+func esRetry(retryMax time.Duration) backoff.Policy {
+	return backoff.Policy{Initial: 100 * time.Millisecond, Max: retryMax, Jitter: 0.5}
 }

@@ -3,7 +3,6 @@ package aggregator
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"sort"
 	"sync"
 	"time"
@@ -516,8 +515,7 @@ func (f *flow) pauses() (pause map[string][]int32, resume bool) {
 	return pause, false
 }
 
-// backoffFor is exponential from 100ms to max with jitter.
+// backoffFor is esRetry's pause after attempt failures.
 func backoffFor(attempt int, max time.Duration) time.Duration {
-	d := min(100*time.Millisecond<<min(attempt, 10), max)
-	return d/2 + rand.N(d/2+1)
+	return esRetry(max).Delay(attempt)
 }

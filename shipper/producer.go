@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/sluicelog/sluice/internal/backoff"
 	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/kafkaclient"
 )
@@ -101,7 +102,7 @@ func newProducer(cfg KafkaConfig, maxInFlight int64, log *zap.Logger, m *metrics
 		kgo.ProducerLinger(0),
 		kgo.ProducerBatchMaxBytesFn(p.batchLimit),
 		kgo.RecordDeliveryTimeout(0),
-		kgo.RetryBackoffFn(backoff),
+		kgo.RetryBackoffFn(retryBackoff),
 		kgo.WithHooks(p.watch),
 		kgo.WithLogger(p.watch),
 	)
@@ -117,7 +118,7 @@ func newProducer(cfg KafkaConfig, maxInFlight int64, log *zap.Logger, m *metrics
 			kgo.ProducerBatchMaxBytesFn(p.batchLimit),
 			kgo.RecordDeliveryTimeout(0), // unlimited retries (the default): the budget bounds memory
 			kgo.MaxBufferedRecords(int(maxInFlight/recordOverhead)+1024),
-			kgo.RetryBackoffFn(backoff),
+			kgo.RetryBackoffFn(retryBackoff),
 		)...)
 		if err != nil {
 			for _, c := range p.clients {
@@ -152,11 +153,12 @@ func (p *producer) clientFor(rec *kgo.Record) *kgo.Client {
 	return p.clients[(p.next.Add(1)/spreadRun)%n]
 }
 
-// backoff grows from 100ms to 5s with the number of tries.
-func backoff(tries int) time.Duration {
-	d := 100 * time.Millisecond << min(tries, 6)
-	return min(d, 5*time.Second)
-}
+// produceRetry is the pause before a record, or a topic's creation, is
+// tried again.
+var produceRetry = backoff.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
+
+// retryBackoff is produceRetry for franz-go's RetryBackoffFn.
+func retryBackoff(tries int) time.Duration { return produceRetry.Delay(tries) }
 
 // check returns an error when Kafka refuses this client's TLS or SASL
 // settings, which no retry can cure; an unreachable Kafka is only logged.
@@ -189,7 +191,7 @@ func (p *producer) Prepare(ctx context.Context, topic string) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(backoff(tries)):
+		case <-time.After(produceRetry.Delay(tries)):
 		}
 	}
 }
@@ -366,7 +368,7 @@ func (p *producer) sendAlone(r *kgo.Record, acked func()) {
 		}
 		p.metrics.produceErrors.Inc()
 		p.log.Warn("kafka did not accept a record produced alone; producing it again", zap.String("topic", r.Topic), zap.Error(err))
-		time.Sleep(backoff(tries))
+		time.Sleep(produceRetry.Delay(tries))
 	}
 }
 
@@ -462,7 +464,7 @@ func (p *producer) retry(client *kgo.Client, r *kgo.Record, acked func(), err er
 	}
 	p.metrics.produceErrors.Inc()
 	p.log.Warn("kafka did not accept a record; producing it again", zap.String("topic", r.Topic), zap.Error(err))
-	time.AfterFunc(backoff(tries), func() {
+	time.AfterFunc(produceRetry.Delay(tries), func() {
 		again := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp}
 		p.produce(client, again, acked, tries)
 	})
