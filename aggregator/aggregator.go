@@ -592,25 +592,19 @@ func retry(ctx context.Context, log *zap.Logger, what string, fn func() error) e
 }
 
 func (a *Aggregator) ensureTopic(ctx context.Context, topic string) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	maxMessage := strconv.Itoa(deadLetterMaxBytes)
-	resp, err := kadm.NewClient(a.client).CreateTopic(ctx, 1, -1, map[string]*string{"max.message.bytes": &maxMessage}, topic)
+	got, err := kafkaclient.EnsureTopic(ctx, kadm.NewClient(a.client),
+		kafkaclient.Topic{Name: topic, Partitions: 1, ReplicationFactor: -1, MaxMessageBytes: deadLetterMaxBytes}, nil)
 	if err == nil {
-		err = resp.Err
-	}
-	if errors.Is(err, kerr.TopicAlreadyExists) {
-		a.learnDeadLetterLimit(ctx, topic)
-		return nil
+		a.learnDeadLetterLimit(topic, got)
 	}
 	return err
 }
 
-// learnDeadLetterLimit reads the max.message.bytes of a dead-letter topic
+// learnDeadLetterLimit takes the max.message.bytes of a dead-letter topic
 // made beforehand: batches are kept under it, and a dead letter alone over
 // it is cut to fit (cutToFit).
-func (a *Aggregator) learnDeadLetterLimit(ctx context.Context, topic string) {
-	v, err := kafkaclient.MaxMessageBytes(ctx, kadm.NewClient(a.client), topic)
+func (a *Aggregator) learnDeadLetterLimit(topic string, got kafkaclient.PreparedTopic) {
+	v, err := got.MaxMessageBytes, got.LimitErr
 	if err != nil {
 		a.log.Warn("cannot read the dead-letter topic's max.message.bytes", zap.String("topic", topic), zap.Error(err))
 		return
