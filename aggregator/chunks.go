@@ -155,7 +155,7 @@ func (f *flow) index(ch chunk) {
 			// Handled: its record no longer counts against the budget,
 			// even while its batch waits for a document of a failing index.
 			s.b.charged -= s.b.items[k].recBytes
-			f.bytes -= s.b.items[k].recBytes
+			f.room.Release(int64(s.b.items[k].recBytes))
 			s.b.pending--
 		}
 		if !s.b.p.gone {

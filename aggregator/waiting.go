@@ -84,7 +84,7 @@ func (f *flow) park(b *batch, k int, o outcome) {
 	w.items++
 	w.bytes += it.recBytes
 	b.charged -= it.recBytes
-	f.bytes -= it.recBytes
+	f.room.Release(int64(it.recBytes))
 	f.a.metrics.indexFailing.WithLabelValues(it.index).Inc()
 	f.a.metrics.waiting.Set(float64(w.items))
 	f.a.metrics.waitingBytes.Set(float64(w.bytes))

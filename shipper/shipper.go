@@ -37,7 +37,7 @@ type Shipper struct {
 	// publisher takes the lines: producer (Kafka) unless WithPublisher.
 	publisher Publisher
 	producer  *producer // nil with another publisher
-	budget    *budget
+	budget    *inFlight
 	stall     *telemetry.Progress // readiness: lines waiting and none acknowledged
 	blocks    *event.BlockPool    // where harvesters build records
 	readBufs  *readBuffers        // harvesters' read buffers
