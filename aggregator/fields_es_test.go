@@ -51,7 +51,8 @@ func newSharedIndex(t *testing.T) *sharedIndex {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Prepare(context.Background()); err != nil {
+	// Until the test ends: Prepare's goroutines live as long as its context.
+	if err := p.Prepare(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	return &sharedIndex{stack: stack, p: p, index: prefix + "-service", dead: deadPath}

@@ -282,11 +282,7 @@ func TestFlowStopCommitsInFlight(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- stop() }()
 	first.release <- nil
-	go func() {
-		for call := range s.calls {
-			call.release <- nil
-		}
-	}()
+	s.releaseAll(t)
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
