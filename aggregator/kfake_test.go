@@ -18,6 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/sluicelog/sluice/internal/testenv"
 )
 
 // fakeES answers GET / and _bulk as Elasticsearch would, every item
@@ -166,11 +168,7 @@ func runAggregator(t *testing.T, cfg Config) (stop func()) {
 // client of it.
 func newKfake(t *testing.T, topic string, partitions int32) (*kfake.Cluster, *kgo.Client) {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := testenv.KfakeCluster(t, kfake.SeedTopics(partitions, topic))
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic(topic))
 	if err != nil {
 		t.Fatal(err)
@@ -191,6 +189,30 @@ func waitCommitted(t *testing.T, adm *kadm.Client, group, topic string, n int64)
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("the group committed %d records, want %d", committed(context.Background(), adm, group, topic), n)
+}
+
+// waitMembers waits until group is stable with n members, each assigned
+// partitions.
+func waitMembers(t *testing.T, adm *kadm.Client, group string, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		groups, err := adm.DescribeGroups(ctx, group)
+		if g, ok := groups[group]; err == nil && ok && g.State == "Stable" && len(g.Members) == n {
+			assigned := 0
+			for _, m := range g.Members {
+				if a, ok := m.Assigned.AsConsumer(); ok && len(a.Topics) > 0 {
+					assigned++
+				}
+			}
+			if assigned == n {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("group %s did not settle with %d members, each with partitions", group, n)
 }
 
 // TestKfakeCommitAfterIndexing: the poll loop, flow and ordered commit
@@ -221,6 +243,7 @@ func TestKfakeRebalance(t *testing.T) {
 	stop1 := runAggregator(t, cfg)
 	waitCommitted(t, kadm.NewClient(cl), topic, topic, n/2)
 	stop2 := runAggregator(t, cfg)
+	waitMembers(t, kadm.NewClient(cl), topic, 2)
 	produceLines(t, cl, topic, n/2, 4)
 	waitCommitted(t, kadm.NewClient(cl), topic, topic, n)
 	stop2()

@@ -36,14 +36,10 @@ type harness struct {
 
 func newHarness(t *testing.T, adjust func(*Config)) *harness {
 	t.Helper()
-	var stack *testenv.Stack
-	switch {
-	case testing.Short() && onKfake[t.Name()]:
-		stack = testenv.Kfake(t)
-	default:
-		stack = testenv.Start(t) // skips under -short
+	if onKfake[t.Name()] {
+		return newHarnessOn(t, testenv.Kafka(t), adjust)
 	}
-	return newHarnessOn(t, stack, adjust)
+	return newHarnessOn(t, testenv.Start(t), adjust) // skips under -short
 }
 
 // newHarnessOn is newHarness on stack.
