@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicelog/sluice/aggregator/deliver"
 	"github.com/sluicelog/sluice/internal/config"
 	"github.com/sluicelog/sluice/internal/testenv"
 )
@@ -166,7 +167,7 @@ func TestAddressesKeepPasswordsWhole(t *testing.T) {
 	if got := cfg.Elasticsearch.Addresses; len(got) != 2 || got[0] != "https://u:pw-inline,rest@es-0:9200" || got[1] != "http://es-1:9200" {
 		t.Fatalf("addresses = %q", got)
 	}
-	if got := strings.Join(redactURLs(cfg.Elasticsearch.Addresses), " "); strings.Contains(got, "pw-inline") || strings.Contains(got, "rest") {
+	if got := strings.Join(deliver.RedactURLs(cfg.Elasticsearch.Addresses), " "); strings.Contains(got, "pw-inline") || strings.Contains(got, "rest") {
 		t.Fatalf("logged addresses %q print the password", got)
 	}
 }
@@ -226,5 +227,51 @@ func checkConfig(t *testing.T, yaml, want string) {
 	}
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("%q: error %v, want %q", yaml, err, want)
+	}
+}
+
+// TestNginxFormatsConfig checks that parsers.nginx_formats are validated:
+// good entries taken, bad ones refused with the key named.
+func TestNginxFormatsConfig(t *testing.T) {
+	var cfg Config
+	cfg.SetDefaults()
+	cfg.Parsers.NginxFormats = []NginxFormatConfig{{Path: "/var/log/nginx/legacy*", Format: "combined"}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []struct {
+		entry NginxFormatConfig
+		key   string
+	}{
+		{NginxFormatConfig{Path: "[", Format: "combined"}, "parsers.nginx_formats[0].path"},
+		{NginxFormatConfig{Format: "combined"}, "parsers.nginx_formats[0].path"},
+		{NginxFormatConfig{Path: "/x*"}, "parsers.nginx_formats[0].format"},
+		{NginxFormatConfig{Path: "/x*", Format: "$a$b"}, "parsers.nginx_formats[0].format"},
+	} {
+		cfg.Parsers.NginxFormats = []NginxFormatConfig{bad.entry}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), bad.key) {
+			t.Errorf("%+v: %v, want an error naming %s", bad.entry, err, bad.key)
+		}
+	}
+}
+
+// TestConfigValidatesPipelines rejects a bad pipeline at start, naming its
+// key path.
+func TestConfigValidatesPipelines(t *testing.T) {
+	var cfg Config
+	src := `
+elasticsearch: {}
+pipelines:
+  nginx:
+    - {name: a, remove_fields: [x]}
+    - {name: b, drop: {}}
+`
+	if err := config.Decode([]byte(src), &cfg, func(string) (string, bool) { return "", false }); err != nil {
+		t.Fatal(err)
+	}
+	cfg.SetDefaults()
+	want := "pipelines.nginx[1].drop.if: a drop step needs a condition, e.g. drop: {if: {equals: {url.original: /healthz}}}"
+	if err := cfg.Validate(); err == nil || err.Error() != want {
+		t.Fatalf("Validate = %v, want %s", err, want)
 	}
 }

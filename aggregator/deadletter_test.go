@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/sluicelog/sluice/aggregator/deliver"
 	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/testenv"
 )
@@ -53,23 +54,23 @@ func TestOversizeDeadLetters(t *testing.T) {
 			cfg.SetDefaults()
 			cfg.Kafka.Brokers = []string{stack.Broker}
 			cfg.Kafka.DeadLetterTopic = topic
-			a, err := newAggregator(cfg, prometheus.NewRegistry(), zaptest.NewLogger(t))
+			a, err := newAggregator(cfg, prometheus.NewRegistry(), zaptest.NewLogger(t), false)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer a.client.Close()
-			if err := a.ensureTopic(ctx, topic); err != nil {
+			if err := a.dead.Prepare(ctx); err != nil {
 				t.Fatal(err)
 			}
 			source := func(value string) *kgo.Record {
 				return &kgo.Record{Topic: "logs-service", Value: []byte(value),
 					Headers: []kgo.RecordHeader{{Key: event.HeaderType, Value: []byte("service")}}}
 			}
-			dead := []deadLetter{
-				{rec: source(incompressible(tt.big)), status: 400, reason: "too many fields", index: "logs"},
-				{rec: source("small"), status: 400, reason: "too many fields", index: "logs"},
+			dead := []deliver.DeadLetter{
+				{Record: source(incompressible(tt.big)), Status: 400, Reason: "too many fields", Index: "logs"},
+				{Record: source("small"), Status: 400, Reason: "too many fields", Index: "logs"},
 			}
-			if err := a.deadLetter(ctx, dead); err != nil {
+			if err := a.dead.Write(ctx, dead); err != nil {
 				t.Fatal(err)
 			}
 			got := stack.ReadTopic(t, topic, 2, 30*time.Second)

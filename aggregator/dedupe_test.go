@@ -20,61 +20,6 @@ import (
 // TestSuspects: after an assignment, records below the end offset the
 // partition had then are suspect, and no others; lines flagged resent
 // always; in a replay, every record.
-func TestSuspects(t *testing.T) {
-	s := newSuspects(zaptest.NewLogger(t))
-	s.below[topicPartition{"t", 0}] = 10
-	rec := func(p int32, off int64) *kgo.Record { return &kgo.Record{Topic: "t", Partition: p, Offset: off} }
-	plain, resent := &event.Event{}, &event.Event{Flags: []string{event.FlagTruncated, event.FlagResent}}
-	for _, tt := range []struct {
-		rec  *kgo.Record
-		ev   *event.Event
-		want bool
-	}{
-		{rec(0, 3), plain, true},
-		{rec(0, 9), plain, true},
-		{rec(1, 3), plain, false}, // not assigned after a crash: nothing noted
-		{rec(1, 3), resent, true},
-		{rec(0, 10), plain, false},
-		{rec(0, 5), plain, false}, // past the end once: done with
-		{rec(0, 11), resent, true},
-	} {
-		if got := s.suspect(tt.rec, tt.ev); got != tt.want {
-			t.Errorf("offset %d/%d flags %v: suspect %v, want %v", tt.rec.Partition, tt.rec.Offset, tt.ev.Flags, got, tt.want)
-		}
-	}
-	s.setAll()
-	if !s.suspect(rec(2, 1000), plain) {
-		t.Error("a replayed record is not suspect")
-	}
-}
-
-// TestSuspectsFromAssignment: the group callback notes each assigned
-// partition's end offset, read from the real Kafka.
-func TestSuspectsFromAssignment(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test needs Kafka")
-	}
-	stack := testenv.Start(t)
-	topic := testenv.Name(t, "suspects")
-	stack.CreateTopic(t, topic, 2)
-	cl := stack.Client(t, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for i := range 5 {
-		if err := cl.ProduceSync(ctx, &kgo.Record{Partition: int32(i % 2), Value: []byte("x")}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s := newSuspects(zaptest.NewLogger(t))
-	s.assigned(ctx, cl, map[string][]int32{topic: {0, 1}})
-	if got := s.below; got[topicPartition{topic, 0}] != 3 || got[topicPartition{topic, 1}] != 2 {
-		t.Errorf("end offsets noted: %v, want 3 and 2", got)
-	}
-}
-
-// dedupeAggregator is an aggregator over the real Elasticsearch indexing
-// into index with action, and records of n lines of one file, read at
-// read, in partition 0 from offset 0.
 func dedupeAggregator(t *testing.T, stack *testenv.Stack, index, action string) *Aggregator {
 	t.Helper()
 	var cfg Config
@@ -84,7 +29,7 @@ func dedupeAggregator(t *testing.T, stack *testenv.Stack, index, action string) 
 	cfg.Elasticsearch.Action = action
 	f := false
 	cfg.Elasticsearch.Template = &f
-	a, err := newPipeline(cfg, prometheus.NewRegistry(), zaptest.NewLogger(t))
+	a, err := newStages(cfg, prometheus.NewRegistry(), zaptest.NewLogger(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,16 +91,16 @@ func TestRedeliveryAfterRolloverIndexesOnce(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			recs := lineRecords(50, time.Now())
-			if err := a.process(ctx, recs); err != nil {
+			if err := a.loop.Process(ctx, recs); err != nil {
 				t.Fatal(err)
 			}
 			if code := stack.ES(t, http.MethodPost, "/"+stream+"/_rollover", nil, nil); code != http.StatusOK {
 				t.Fatalf("rollover: %d", code)
 			}
 			if check {
-				a.dedupe.suspects.below[topicPartition{"logs-plain", 0}] = int64(len(recs)) // as assigned holds it
+				a.suspects.SetAll() // as an assignment does: every record below the end offset is suspect
 			}
-			if err := a.process(ctx, recs); err != nil {
+			if err := a.loop.Process(ctx, recs); err != nil {
 				t.Fatal(err)
 			}
 			got := stack.Count(t, stream)
@@ -182,14 +127,14 @@ func TestRereadAcrossMidnightIndexesOnce(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			midnight := time.Now().UTC().Truncate(24 * time.Hour)
-			if err := a.process(ctx, lineRecords(20, midnight.Add(-time.Second))); err != nil {
+			if err := a.loop.Process(ctx, lineRecords(20, midnight.Add(-time.Second))); err != nil {
 				t.Fatal(err)
 			}
 			var flags []string
 			if flag {
 				flags = []string{event.FlagResent}
 			}
-			if err := a.process(ctx, lineRecords(20, midnight.Add(5*time.Second), flags...)); err != nil {
+			if err := a.loop.Process(ctx, lineRecords(20, midnight.Add(5*time.Second), flags...)); err != nil {
 				t.Fatal(err)
 			}
 			got, next := stack.Count(t, name+"-*"), stack.Count(t, name+"-"+midnight.Format("2006.01.02"))
@@ -198,51 +143,6 @@ func TestRereadAcrossMidnightIndexesOnce(t *testing.T) {
 				t.Errorf("%d documents in the next day's index, want 0", next)
 			}
 		})
-	}
-}
-
-// TestDedupeLookupCost measures what looking up 1,000 suspect documents
-// costs against the real Elasticsearch, when all are found (a replay) and
-// when none is (records that were never indexed). Run with -v for the
-// figures.
-func TestDedupeLookupCost(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test needs Elasticsearch")
-	}
-	stack := testenv.Start(t)
-	name := testenv.Name(t, "cost")
-	stack.DeleteIndices(t, name+"-*")
-	a := dedupeAggregator(t, stack, name+"-{+2006.01.02}", "index")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	recs := lineRecords(1000, time.Now())
-	if err := a.process(ctx, recs); err != nil {
-		t.Fatal(err)
-	}
-	a.dedupe.suspects.setAll()
-	for _, tt := range []struct {
-		what  string
-		shift int64 // offsets moved past the indexed ones: never indexed
-		want  int
-	}{{"all found", 0, 1000}, {"none found", 1 << 40, 0}} {
-		items := make([]item, len(recs))
-		which := make([]int, len(recs))
-		for i := range items {
-			items[i] = item{id: event.DocID("node-1", "f1", int64(i)*100+tt.shift), lookup: name + "-*"}
-			which[i] = i
-		}
-		const rounds = 5
-		start := time.Now()
-		for range rounds {
-			found, err := a.dedupe.find(ctx, items, which)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(found) != tt.want {
-				t.Fatalf("%s: found %d, want %d", tt.what, len(found), tt.want)
-			}
-		}
-		t.Logf("lookup of 1,000 suspect documents, %s: %v", tt.what, time.Since(start)/rounds)
 	}
 }
 

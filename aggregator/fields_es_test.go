@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -13,19 +11,20 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/sluicelog/sluice/aggregator/internal/records"
 	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/testenv"
 	"github.com/sluicelog/sluice/parser"
 )
 
-// sharedIndex is a Processor indexing into the real Elasticsearch, with
+// sharedIndex is the stages, without Kafka, indexing into the real Elasticsearch, with
 // Sluice's template, into one index per document type shared by every
 // service and tenant (index "<prefix>-{type}").
 type sharedIndex struct {
 	stack  *testenv.Stack
-	p      *Processor
+	p      *Aggregator
 	index  string
-	dead   string
+	dead   *records.DeadLetters
 	offset int64
 }
 
@@ -40,22 +39,15 @@ func newSharedIndex(t *testing.T) *sharedIndex {
 	cfg.Elasticsearch.TemplateName = prefix
 	stack.DeleteIndices(t, prefix+"-*")
 	t.Cleanup(func() { stack.ES(t, http.MethodDelete, "/_index_template/"+prefix, nil, nil) })
-	dir := t.TempDir()
-	deadPath := filepath.Join(dir, "dead.ndjson")
-	dead, err := OpenDeadLetterFile(deadPath)
+	dead := &records.DeadLetters{}
+	p, err := newStages(cfg, prometheus.NewRegistry(), zaptest.NewLogger(t), dead)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { dead.Close() })
-	p, err := NewProcessor(cfg, ProcessorOptions{DeadLetters: dead}, prometheus.NewRegistry(), zaptest.NewLogger(t))
-	if err != nil {
+	if err := p.installTemplate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	// Until the test ends: Prepare's goroutines live as long as its context.
-	if err := p.Prepare(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	return &sharedIndex{stack: stack, p: p, index: prefix + "-service", dead: deadPath}
+	return &sharedIndex{stack: stack, p: p, index: prefix + "-service", dead: dead}
 }
 
 // send indexes lines of one service and customer and waits until
@@ -72,11 +64,11 @@ func (s *sharedIndex) send(t *testing.T, service, customer string, lines ...stri
 		recs = append(recs, ev.Record("logs-service", event.EncodeFields(fields)))
 		ids = append(ids, ev.DocID())
 	}
-	if err := s.p.Process(context.Background(), recs); err != nil {
+	if err := s.p.loop.Process(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
-	if data, _ := os.ReadFile(s.dead); len(data) > 0 {
-		t.Fatalf("dead letters:\n%.2000s", data)
+	if dead := s.dead.Letters(); len(dead) > 0 {
+		t.Fatalf("dead letters: %+v", dead)
 	}
 	s.stack.ES(t, http.MethodPost, "/"+s.index+"/_refresh", nil, nil)
 	return ids

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/sluicelog/sluice/aggregator/deliver"
 	"github.com/sluicelog/sluice/internal/event"
 )
 
@@ -22,7 +23,7 @@ const idsPerSearch = 1000
 // Indexed returns which of ids (document ids) Elasticsearch holds in the
 // indices index names (a pattern such as logs-*), for `sluice reconcile`.
 func Indexed(ctx context.Context, cfg Config, index string, ids []string, log *zap.Logger) (map[string]bool, error) {
-	es, err := newESClient(cfg.Elasticsearch, log)
+	es, err := deliver.NewESClient(cfg.Elasticsearch, log)
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch client: %w", err)
 	}

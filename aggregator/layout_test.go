@@ -4,19 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/sluicelog/sluice/internal/template"
+	"github.com/sluicelog/sluice/aggregator/deliver"
+	"github.com/sluicelog/sluice/aggregator/internal/records"
 	"github.com/sluicelog/sluice/internal/testenv"
 )
 
@@ -90,68 +88,6 @@ func TestLayoutConfig(t *testing.T) {
 	}
 }
 
-// TestRetentionRules checks the patterns and order of the rule templates.
-func TestRetentionRules(t *testing.T) {
-	l := Layout{DataStream: true, Retention: map[string]string{"nginx/prod": "7d", "default": "30d", "*/dev": "3d", "nginx": "14d"}}
-	idx, _ := template.Parse(DefaultDataStream)
-	rules, err := l.retentionRules("elasticsearch", idx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, r := range rules {
-		got = append(got, fmt.Sprintf("%s %s %d %s", r.name, r.pattern, r.rank, r.keep))
-	}
-	want := []string{"default logs-*-* 0 30d", "nginx logs-nginx.access-* 1 14d", "all-dev logs-*-dev 2 3d", "nginx-prod logs-nginx.access-prod 3 7d"}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("rules:\n got %q\nwant %q", got, want)
-	}
-}
-
-// TestLayoutTemplateSettings checks what the layout puts in the template.
-func TestLayoutTemplateSettings(t *testing.T) {
-	zero := 0
-	l := Layout{Shards: 3, Replicas: &zero, Codec: "best_compression", IndexMode: "logsdb"}
-	tpl := layoutTemplate("logs-*", l, 201, "7d", "sluice-default")
-	settings := tpl["template"].(map[string]any)["settings"].(map[string]any)
-	for k, want := range map[string]any{"index.number_of_shards": 3, "index.number_of_replicas": 0, "index.codec": "best_compression",
-		"index.mode": "logsdb", "index.lifecycle.name": "sluice-default"} {
-		if settings[k] != want {
-			t.Errorf("%s = %v, want %v", k, settings[k], want)
-		}
-	}
-	if tpl["priority"] != 201 || tpl["data_stream"] != nil {
-		t.Errorf("priority %v, data_stream %v", tpl["priority"], tpl["data_stream"])
-	}
-	l.DataStream = true
-	tpl = layoutTemplate("logs-*", l, 200, "7d", "")
-	body := tpl["template"].(map[string]any)
-	if tpl["data_stream"] == nil || !reflect.DeepEqual(body["lifecycle"], map[string]any{"data_retention": "7d"}) {
-		t.Errorf("data stream template: data_stream %v, lifecycle %v", tpl["data_stream"], body["lifecycle"])
-	}
-	if _, ok := body["settings"].(map[string]any)["index.lifecycle.name"]; ok {
-		t.Error("a data stream template names an ILM policy: it would take over from the data stream lifecycle")
-	}
-}
-
-// TestDataStreamField checks data_stream.* from stream names.
-func TestDataStreamFields(t *testing.T) {
-	for name, want := range map[string][3]string{
-		"logs-nginx.access-prod": {"logs", "nginx.access", "prod"},
-		"logs-my-app-prod":       {"logs", "my-app", "prod"},
-	} {
-		typ, ds, ns, ok := dataStreamFields(name)
-		if !ok || [3]string{typ, ds, ns} != want {
-			t.Errorf("%s: %q %q %q %v, want %q", name, typ, ds, ns, ok, want)
-		}
-	}
-	for _, name := range []string{"logs", "logs-prod", "-a-b", "logs--", "a-b-"} {
-		if _, _, _, ok := dataStreamFields(name); ok {
-			t.Errorf("%s: a data stream name", name)
-		}
-	}
-}
-
 // esLayout is a test's own names in Elasticsearch: a prefix for its
 // streams or indices and its template, removed when the test ends. The
 // name is fixed, not random: Elasticsearch's minimal distribution, which
@@ -167,22 +103,26 @@ func esLayout(t *testing.T, stack *testenv.Stack, prefix string) {
 	})
 }
 
-// processInto runs records through a Processor (sluice run's path, the
-// same documents and template as sluice aggregate) into Elasticsearch.
+// processInto runs records through the stages, without Kafka, into
+// Elasticsearch.
 func processInto(t *testing.T, cfg Config, times int, kinds ...string) error {
 	t.Helper()
-	p, err := NewProcessor(cfg, ProcessorOptions{DeadLetters: &DeadLetterFile{}}, prometheus.NewRegistry(), zaptest.NewLogger(t))
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a, err := newStages(cfg, prometheus.NewRegistry(), zaptest.NewLogger(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := p.Prepare(ctx); err != nil {
+	if err := a.installTemplate(ctx); err != nil {
 		return err
 	}
 	for range times {
 		for _, kind := range kinds {
-			if err := p.Process(ctx, benchRecords(kind, 100)); err != nil {
+			if err := a.loop.Process(ctx, records.Of(kind, 100)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -289,53 +229,6 @@ func TestDataStreamRetention(t *testing.T) {
 	}
 }
 
-// TestUpdateLifecycles: the data streams that exist get the retention of
-// their template when it changes; streams of other templates are left
-// alone, and a node without the data streams API is no error.
-func TestUpdateLifecycles(t *testing.T) {
-	var puts []string
-	api := true
-	es := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Elastic-Product", "Elasticsearch")
-		w.Header().Set("Content-Type", "application/json")
-		if !api {
-			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprintf(w, `{"error":"no handler found for uri [%s] and method [%s]"}`, r.URL.Path, r.Method)
-			return
-		}
-		switch {
-		case r.Method == "GET" && r.URL.Path == "/_data_stream/logs-*-*":
-			fmt.Fprint(w, `{"data_streams":[
-				{"name":"logs-nginx.access-prod","template":"sluice-retention-nginx","lifecycle":{"enabled":true,"data_retention":"30d"}},
-				{"name":"logs-service-prod","template":"sluice","lifecycle":{"enabled":true,"data_retention":"30d"}},
-				{"name":"logs-system.syslog-default","template":"logs","lifecycle":{"enabled":true}}]}`)
-		case r.Method == "PUT":
-			body, _ := io.ReadAll(r.Body)
-			puts = append(puts, r.URL.Path+" "+string(body))
-			fmt.Fprint(w, `{"acknowledged":true}`)
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	defer es.Close()
-	client, err := newESClient(ElasticsearchConfig{Addresses: []string{es.URL}}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	installed := []InstalledTemplate{{Name: "sluice", Pattern: "logs-*-*", Retention: "30d"}, {Name: "sluice-retention-nginx", Pattern: "logs-nginx.access-*", Retention: "14d"}}
-	if err := updateLifecycles(context.Background(), client, installed); err != nil {
-		t.Fatal(err)
-	}
-	want := []string{`/_data_stream/logs-nginx.access-prod/_lifecycle {"data_retention":"14d"}`}
-	if !reflect.DeepEqual(puts, want) {
-		t.Errorf("lifecycle updates %q, want %q", puts, want)
-	}
-	api = false
-	if err := updateLifecycles(context.Background(), client, installed); err != nil {
-		t.Errorf("without the data streams API: %v", err)
-	}
-}
-
 // TestDatedIndexRetention: with a date in the index name, retention is an
 // ILM policy that deletes each index once that old, named in the indices
 // the template creates. Where Elasticsearch has no ILM (the local stack's
@@ -353,7 +246,7 @@ func TestDatedIndexRetention(t *testing.T) {
 	cfg.Elasticsearch.Replicas = &zero
 	cfg.Elasticsearch.Retention = map[string]string{"default": "30d", "nginx": "1d"}
 	cfg.SetDefaults()
-	_, err := InstallTemplate(context.Background(), cfg.Elasticsearch)
+	_, err := deliver.InstallTemplate(context.Background(), cfg.Elasticsearch)
 	if code := stack.ES(t, "GET", "/_ilm/policy", nil, nil); code != 200 {
 		if err == nil || !strings.Contains(err.Error(), "needs index lifecycle management (ILM)") {
 			t.Fatalf("without ILM: %v, want an error saying retention needs ILM", err)
@@ -404,7 +297,7 @@ func TestDatedIndexRetentionRequests(t *testing.T) {
 	cfg.Elasticsearch.Index = "logs-{type}-{environment}-{+2006.01.02}"
 	cfg.Elasticsearch.Retention = map[string]string{"default": "30d", "nginx/prod": "7d"}
 	cfg.SetDefaults()
-	if _, err := InstallTemplate(context.Background(), cfg.Elasticsearch); err != nil {
+	if _, err := deliver.InstallTemplate(context.Background(), cfg.Elasticsearch); err != nil {
 		t.Fatal(err)
 	}
 	policy := func(name string) string {

@@ -21,7 +21,7 @@ func TestMetricsExistAtZeroFromStart(t *testing.T) {
 	cfg.Kafka.Topics = []string{"logs-service", "logs-billing"}
 	cfg.Pipelines = pipeline.Config{"nginx": {{Name: "health-checks", Drop: &pipeline.Drop{If: &pipeline.Condition{Equals: map[string]any{"url.original": "/healthz"}}}}}}
 	reg := prometheus.NewRegistry()
-	if _, err := newPipeline(cfg, reg, zap.NewNop()); err != nil {
+	if _, err := newStages(cfg, reg, zap.NewNop(), nil); err != nil {
 		t.Fatal(err)
 	}
 	body := testenv.ScrapeMetrics(t, reg)

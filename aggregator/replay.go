@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// ReplayOptions select what `sluice replay` sends through the pipeline
+// ReplayOptions select what `sluice replay` sends through the stages
 // again.
 type ReplayOptions struct {
 	// Topic is read from its start (or From): the dead-letter topic after a
@@ -45,13 +45,13 @@ func Replay(ctx context.Context, cfg Config, opts ReplayOptions, log *zap.Logger
 	if !opts.From.IsZero() {
 		start = kgo.NewOffset().AfterMilli(opts.From.UnixMilli())
 	}
-	a, err := newAggregator(cfg, prometheus.NewRegistry(), log,
+	a, err := newAggregator(cfg, prometheus.NewRegistry(), log, false,
 		kgo.ConsumeTopics(opts.Topic), kgo.ConsumeResetOffset(start))
 	if err != nil {
 		return ReplayStats{}, err
 	}
 	defer a.client.Close()
-	a.dedupe.suspects.setAll() // any record may have been indexed before
+	a.suspects.SetAll() // any record may have been indexed before
 	if err := a.prepare(ctx); err != nil {
 		return ReplayStats{}, err
 	}
@@ -132,7 +132,7 @@ func Replay(ctx context.Context, cfg Config, opts ReplayOptions, log *zap.Logger
 		if len(batch) == 0 {
 			continue
 		}
-		if err := a.process(ctx, batch); err != nil {
+		if err := a.loop.Process(ctx, batch); err != nil {
 			return stats, err
 		}
 		stats.Records += len(batch)

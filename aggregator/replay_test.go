@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/sluicelog/sluice/aggregator/internal/records"
 	"github.com/sluicelog/sluice/internal/testenv"
 )
 
@@ -36,7 +37,7 @@ func produceService(t *testing.T, stack *testenv.Stack, topic string, partitions
 // eventOf is the i-th event of partition p of topic, as a shipper sends
 // it; the offset in the file makes its document id unique.
 func eventOf(topic string, p int32, i int) *kgo.Record {
-	r := serviceRecord(int64(p)<<32+int64(i*100), fmt.Sprintf(`{"msg":"event","id":"p%d-%d"}`, p, i))
+	r := records.Service(int64(p)<<32+int64(i*100), fmt.Sprintf(`{"msg":"event","id":"p%d-%d"}`, p, i))
 	r.Topic, r.Partition = topic, p
 	return r
 }

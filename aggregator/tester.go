@@ -1,29 +1,13 @@
 package aggregator
 
-import (
-	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
+import "github.com/sluicelog/sluice/aggregator/process"
 
-	"github.com/sluicelog/sluice/internal/event"
-	"github.com/sluicelog/sluice/parser"
-)
-
-// Tester builds documents exactly as the aggregator does — parser, GeoIP
-// (when configured), pipeline, index name — without Kafka or
-// Elasticsearch. It backs `sluice test`.
-type Tester struct {
-	builder
-}
+// Tester builds documents exactly as the aggregator does, without Kafka or
+// Elasticsearch: it backs `sluice test`.
+type Tester = process.Tester
 
 // Result is what the aggregator would do with one event.
-type Result struct {
-	// Doc is the document that would be indexed; nil when dropped.
-	Doc *parser.Doc
-	// Index is the index it would be indexed into.
-	Index string
-	// DroppedBy names the pipeline step that dropped the document.
-	DroppedBy string
-}
+type Result = process.Result
 
 // NewTester validates cfg and prepares its parsers, GeoIP databases and
 // pipelines. Close it when done.
@@ -32,26 +16,5 @@ func NewTester(cfg Config) (*Tester, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	b, err := newBuilder(cfg, prometheus.NewRegistry(), zap.NewNop())
-	if err != nil {
-		return nil, err
-	}
-	return &Tester{builder: b}, nil
-}
-
-// Document runs ev through the aggregator's document building.
-func (t *Tester) Document(ev event.Event) Result {
-	doc := newDoc()
-	if _, keep, by := t.build(&ev, doc); !keep {
-		return Result{DroppedBy: by}
-	}
-	return Result{Doc: doc, Index: t.names.name(&ev, doc)}
-}
-
-// Close releases the GeoIP databases.
-func (t *Tester) Close() error {
-	if t.geo != nil {
-		return t.geo.Close()
-	}
-	return nil
+	return process.NewTester(cfg.ProcessConfig())
 }

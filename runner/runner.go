@@ -4,7 +4,7 @@
 //
 // Data flows one way: harvesters publish each line, as the same wire record
 // it would be in Kafka, onto a queue bounded by bytes; the consumer takes
-// batches and delivers them through the aggregator's processing to
+// batches and delivers them through the aggregator's stages to
 // Elasticsearch, an NDJSON file or standard output. Acknowledgements flow
 // back the same way: once a batch is delivered (or dead-lettered to the
 // dead-letter file), each record's ack reaches its file's ack tracker, and
@@ -22,23 +22,23 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
-	"github.com/sluicelog/sluice/aggregator"
 	"github.com/sluicelog/sluice/internal/backoff"
 	"github.com/sluicelog/sluice/internal/queue"
 	"github.com/sluicelog/sluice/internal/telemetry"
 	"github.com/sluicelog/sluice/shipper"
 )
 
-// Runner runs a shipper into an in-process sink.
+// Runner runs a shipper into the aggregator's stages, through an
+// in-process queue.
 type Runner struct {
 	cfg     Config
 	output  string
 	log     *zap.Logger
 	queue   *queue.Queue
 	shipper *shipper.Shipper
-	proc    *aggregator.Processor
-	sink    *aggregator.Sink // nil for Elasticsearch
-	dead    *aggregator.DeadLetterFile
+	stages  *stages
+	out     *NDJSON // nil for Elasticsearch
+	dead    *DeadLetterFile
 }
 
 // New validates cfg and prepares a runner; Run starts it.
@@ -48,7 +48,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (_ *Runner, err
 		return nil, err
 	}
 	output, _ := cfg.OutputKind() // validated
-	r := &Runner{cfg: cfg, output: output, log: log, queue: queue.New(cfg.Queue.MaxBytes)}
+	r := &Runner{cfg: cfg, output: output, log: log.Named("runner"), queue: queue.New(cfg.Queue.MaxBytes)}
 	defer func() {
 		if err != nil {
 			r.close() // what was opened before the failure
@@ -56,19 +56,20 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger) (_ *Runner, err
 	}()
 	switch output {
 	case OutputFile:
-		if r.sink, err = aggregator.NewFileSink(cfg.Output.File.Path); err != nil {
+		if r.out, err = NewNDJSONFile(cfg.Output.File.Path); err != nil {
 			return nil, fmt.Errorf("output.file.path: %w", err)
 		}
 	case OutputStdout:
-		r.sink = aggregator.NewWriterSink(os.Stdout)
+		r.out = NewNDJSONWriter(os.Stdout)
 	}
-	if r.dead, err = aggregator.OpenDeadLetterFile(cfg.DeadLetterFile); err != nil {
+	alog := log.Named("aggregator")
+	if r.dead, err = OpenDeadLetterFile(cfg.DeadLetterFile, alog.Named("deliver")); err != nil {
 		return nil, fmt.Errorf("dead_letter_file: %w", err)
 	}
-	if r.proc, err = aggregator.NewProcessor(cfg.aggregatorConfig(), aggregator.ProcessorOptions{Sink: r.sink, DeadLetters: r.dead}, reg, log); err != nil {
+	if r.stages, err = newStages(cfg.aggregatorConfig(), r.out, r.dead, reg, alog); err != nil {
 		return nil, err
 	}
-	if r.shipper, err = shipper.New(cfg.Config, reg, log, shipper.WithPublisher(shipper.NewQueuePublisher(r.queue))); err != nil {
+	if r.shipper, err = shipper.New(cfg.Config, reg, log, shipper.WithPublisher(newQueuePublisher(r.queue))); err != nil {
 		return nil, err
 	}
 	registerQueueMetrics(reg, r.queue)
@@ -89,7 +90,7 @@ func registerQueueMetrics(reg prometheus.Registerer, q *queue.Queue) {
 // go there.
 func (r *Runner) AddChecks(srv *telemetry.Server) {
 	r.shipper.AddChecks(srv) // shipper_progress: lines waiting, none delivered
-	r.proc.AddChecks(srv)
+	r.stages.addChecks(srv)
 }
 
 // Run ships until ctx is done. Then the shipper stops reading and waits up
@@ -125,7 +126,7 @@ func (r *Runner) Run(ctx context.Context) error {
 // consume delivers batches from the queue and acknowledges their records,
 // until the queue is closed and empty or ctx ends.
 func (r *Runner) consume(ctx context.Context) error {
-	if err := r.proc.Prepare(ctx); err != nil {
+	if err := r.stages.prepare(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -159,7 +160,7 @@ func (r *Runner) consume(ctx context.Context) error {
 // as a full disk with backoff; it returns false if ctx ended first.
 func (r *Runner) deliver(ctx context.Context, records []*kgo.Record) bool {
 	for attempt := 0; ; attempt++ {
-		err := r.proc.Process(ctx, records)
+		err := r.stages.process(ctx, records)
 		if err == nil {
 			return true
 		}
@@ -179,8 +180,8 @@ func (r *Runner) deliver(ctx context.Context, records []*kgo.Record) bool {
 var deliverRetry = backoff.Policy{Initial: 100 * time.Millisecond, Max: 10 * time.Second}
 
 func (r *Runner) close() {
-	if r.sink != nil {
-		if err := r.sink.Close(); err != nil {
+	if r.out != nil {
+		if err := r.out.Close(); err != nil {
 			r.log.Error("closing output", zap.Error(err))
 		}
 	}

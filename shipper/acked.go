@@ -33,7 +33,8 @@ type AckedFile struct {
 // with ignore_older set, a file first found older than that was shipped
 // from its end at the time, and its earlier lines are listed too. Files of
 // formats cri and docker are skipped: their documents start at the first
-// of several partial lines.
+// of several partial lines, and so are files of inputs with multiline or a
+// line filter.
 func AckedLines(cfg Config) ([]AckedFile, error) {
 	cfg.SetDefaults()
 	entries, err := readRegistryFile(filepath.Join(cfg.Registry, registryName))
@@ -48,6 +49,8 @@ func AckedLines(cfg Config) ([]AckedFile, error) {
 		f := AckedFile{Path: e.Path, FileID: e.ID, Offset: e.Offset}
 		if in := inputOf(cfg, e.Path); in != nil && in.Format != "" && in.Format != FormatPlain {
 			f.Skipped = "format " + in.Format + " is not checked"
+		} else if in != nil && (in.Multiline != nil || len(in.IncludeLines)+len(in.ExcludeLines) > 0) {
+			f.Skipped = "multiline or include_lines/exclude_lines: documents are not one per line, not checked"
 		} else if lines, unterminated, err := lineStarts(e.Path, e.DevIno, e.Offset); err != nil {
 			f.Skipped = err.Error()
 		} else {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -37,19 +38,9 @@ func (p *nullPublisher) Publish(_ context.Context, _ *kgo.Record, acked func()) 
 func BenchmarkShipPath(b *testing.B) {
 	dir := b.TempDir()
 	path := filepath.Join(dir, "app.log")
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := bufio.NewWriter(f)
-	for i := range b.N {
+	fi := writeBenchLines(b, path, b.N, func(w io.Writer, i int) {
 		fmt.Fprintf(w, `{"@timestamp":"2026-11-25T10:00:00.000Z","level":"info","service":"checkout","msg":"order placed","id":"x%d","order_id":"A-0000042","user_id":"u-000042","http_path":"/api/v1/orders","duration_ms":12.5,"trace_id":"0123456789abcdef0123456789abcdef","span_id":"0123456789abcdef"}`+"\n", i)
-	}
-	if err := w.Flush(); err != nil {
-		b.Fatal(err)
-	}
-	f.Close()
-	fi, _ := os.Stat(path)
+	})
 	cfg := Config{
 		Node: "bench", Registry: filepath.Join(dir, "registry"),
 		Inputs:       []InputConfig{{Type: "service", Paths: []string{path}, Fields: map[string]string{"environment": "prod"}}},
@@ -75,6 +66,27 @@ func BenchmarkShipPath(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
+
+// writeBenchLines writes n lines, each by line, to a new file at path.
+func writeBenchLines(b *testing.B, path string, n int, line func(w io.Writer, i int)) os.FileInfo {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	for i := range n {
+		line(w, i)
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return fi
 }
 
 // BenchmarkProduce measures the produce path into the real Kafka (started

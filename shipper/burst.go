@@ -26,8 +26,11 @@ type burst struct {
 	end       int64     // offset after the last line
 	lines     int64
 	lineBytes int64 // file bytes the lines cover
-	reserved  int64 // budget held
-	seq       uint64
+	// skipped is lines the input's filter dropped: handled, acknowledged
+	// with the burst, but never produced.
+	skipped  int64
+	reserved int64 // budget held
+	seq      uint64
 	// blocks are the encoder blocks the lines were built in, held until
 	// every line is acknowledged.
 	blocks    []*event.Block
@@ -52,6 +55,13 @@ func (b *burst) add(n, end, reserved int64) {
 	b.reserved += reserved
 }
 
+// skip counts a line the filter dropped, after which the registry may
+// move to end.
+func (b *burst) skip(end int64) {
+	b.skipped++
+	b.end = end
+}
+
 // hold keeps blk, the block a line of the burst was built in, until the
 // burst is acknowledged.
 func (b *burst) hold(blk *event.Block) {
@@ -68,7 +78,7 @@ func (b *burst) close() {
 	c := &b.h.counters
 	c.linesRead.Add(float64(b.lines))
 	c.bytesRead.Add(float64(b.lineBytes))
-	if b.lines > 0 {
+	if b.lines > 0 || b.skipped > 0 {
 		b.seq = b.gen.acks.sent(b.end)
 	}
 	b.ackOne()
@@ -85,14 +95,16 @@ func (b *burst) ackOne() {
 		blk.Release()
 		b.blocks[i] = nil
 	}
-	if b.lines == 0 {
+	if b.lines == 0 && b.skipped == 0 {
 		return
 	}
 	sh := b.h.sh
 	c := &b.h.counters
-	c.linesAcked.Add(float64(b.lines))
-	c.bytesAcked.Add(float64(b.lineBytes))
-	sh.metrics.produceLatency.Observe(time.Since(b.start).Seconds())
+	if b.lines > 0 {
+		c.linesAcked.Add(float64(b.lines))
+		c.bytesAcked.Add(float64(b.lineBytes))
+		sh.metrics.produceLatency.Observe(time.Since(b.start).Seconds())
+	}
 	sh.stall.Advance(1)
 	if off, moved := b.gen.acks.ack(b.seq); moved {
 		sh.registry.advance(b.gen.id, off)

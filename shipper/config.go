@@ -13,6 +13,7 @@ import (
 	"github.com/sluicelog/sluice/internal/kafkaclient"
 	"github.com/sluicelog/sluice/internal/telemetry"
 	"github.com/sluicelog/sluice/internal/template"
+	"github.com/sluicelog/sluice/shipper/kubernetes"
 )
 
 // Config is the configuration of `sluice ship`.
@@ -26,6 +27,8 @@ type Config struct {
 	Kafka    KafkaConfig          `yaml:"kafka"`
 	HTTP     telemetry.HTTPConfig `yaml:"http"`
 	Log      telemetry.LogConfig  `yaml:"log"`
+
+	Reload telemetry.ReloadConfig `yaml:"reload"`
 
 	// ScanInterval is how often globs are re-scanned and open files polled
 	// for new data (default 1s).
@@ -61,6 +64,9 @@ type Config struct {
 	IgnoreOlder time.Duration `yaml:"ignore_older"`
 	// ShutdownTimeout bounds how long a SIGTERM waits for in-flight lines.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Kubernetes adds the pod metadata from the API to container logs
+	// (format cri or docker).
+	Kubernetes kubernetes.Config `yaml:"kubernetes"`
 }
 
 // InputConfig is one kind of file to tail.
@@ -88,6 +94,14 @@ type InputConfig struct {
 	// otherwise refused: such a file may be another's, linked into this
 	// input's directory (opener.go).
 	AllowHardLinks bool `yaml:"allow_hard_links"`
+	// Multiline joins continuation lines (stack traces) into one event
+	// (multiline.go); unset, every line is an event.
+	Multiline *MultilineConfig `yaml:"multiline"`
+	// IncludeLines and ExcludeLines are regular expressions (Go RE2):
+	// with IncludeLines only matching lines are shipped, and lines
+	// matching ExcludeLines are not (linefilter.go).
+	IncludeLines []string `yaml:"include_lines"`
+	ExcludeLines []string `yaml:"exclude_lines"`
 }
 
 // SymlinksConfig is an input's symbolic link policy.
@@ -179,6 +193,7 @@ func DefaultConfig() Config {
 		CleanAfter:            24 * time.Hour,
 		MaxOpenFiles:          1024,
 		ShutdownTimeout:       10 * time.Second,
+		Kubernetes:            kubernetes.DefaultConfig(),
 	}
 }
 
@@ -204,6 +219,9 @@ func (c *Config) SetDefaults() {
 	config.FillZero(c, DefaultConfig())
 	for i := range c.Inputs {
 		config.FillZero(&c.Inputs[i], DefaultInputConfig())
+		if m := c.Inputs[i].Multiline; m != nil {
+			m.setDefaults(c.MaxLineBytes)
+		}
 	}
 	if c.Kafka.BatchBytes == 0 {
 		// Room for one cut line and its headers, and at least 1 MiB.
@@ -229,7 +247,12 @@ func (c *Config) Validate() error {
 		add(config.Errorf("inputs", "is required: list at least one input with a type and paths"))
 	}
 	for i := range c.Inputs {
-		add(c.Inputs[i].validate(config.Index("inputs", i)))
+		in := config.Index("inputs", i)
+		add(c.Inputs[i].validate(in))
+		if m := c.Inputs[i].Multiline; m != nil {
+			add(m.validate(config.Join(in, "multiline"), c.MaxLineBytes))
+		}
+		add(c.Inputs[i].validateFilter(in))
 	}
 	for i, b := range c.Kafka.Brokers {
 		if !strings.Contains(b, ":") {
@@ -287,6 +310,7 @@ func (c *Config) Validate() error {
 	}
 	add(c.HTTP.Validate("http"))
 	add(c.Log.Validate("log"))
+	add(c.Kubernetes.Validate("kubernetes"))
 	for _, d := range []struct {
 		key string
 		d   time.Duration

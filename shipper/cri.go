@@ -86,11 +86,21 @@ func (a *criAssembler) add(raw line) []line {
 func newContainerAssembler(format string, max int) *criAssembler {
 	switch format {
 	case FormatCRI:
-		return &criAssembler{max: max}
+		return &criAssembler{max: max, parse: parseCRIOrDocker, invalid: event.FlagInvalidCRI}
 	case FormatDocker:
 		return &criAssembler{max: max, parse: parser.ParseDocker, invalid: event.FlagInvalidDocker}
 	}
 	return nil
+}
+
+// parseCRIOrDocker reads a line of /var/log/containers: CRI, or Docker's
+// json-file on a node whose runtime is Docker (dockershim, cri-dockerd),
+// which no CRI line can be mistaken for: those start with a time.
+func parseCRIOrDocker(b []byte) (parser.CRI, error) {
+	if len(b) > 0 && b[0] == '{' {
+		return parser.ParseDocker(b)
+	}
+	return parser.ParseCRI(b)
 }
 
 // flush returns the pending pieces of lines whose final piece never came,

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -184,6 +185,31 @@ func TestDockerAssemblerInterleaved(t *testing.T) {
 	}
 	if got[400] != ":not json["+event.FlagInvalidDocker+"]" {
 		t.Errorf("last line = %q", got[400])
+	}
+}
+
+// TestCRIInputReadsDockerLines: format cri reads a Docker node's
+// json-file lines too (/var/log/containers links to them there), split
+// entries joined, instead of flagging them invalid_cri.
+func TestCRIInputReadsDockerLines(t *testing.T) {
+	a := newContainerAssembler(FormatCRI, 1<<20)
+	var pos int64
+	var got []string
+	for _, s := range []string{
+		`{"log":"{\"level\":\"info\",","stream":"stdout","time":"2026-11-25T10:00:00Z"}`,
+		`{"log":"\"message\":\"joined\"}\n","stream":"stdout","time":"2026-11-25T10:00:00Z"}`,
+		"2026-11-25T10:00:01Z stderr F a CRI line",
+		`{"not docker":1}`,
+	} {
+		l := line{Data: []byte(s), Start: pos, End: pos + int64(len(s)) + 1}
+		pos = l.End
+		for _, c := range a.add(l) {
+			got = append(got, c.Stream+":"+string(c.Data)+fmt.Sprint(c.Flags))
+		}
+	}
+	want := []string{`stdout:{"level":"info","message":"joined"}[]`, "stderr:a CRI line[]", `:{"not docker":1}[` + event.FlagInvalidCRI + "]"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got\n%q\nwant\n%q", got, want)
 	}
 }
 

@@ -102,7 +102,7 @@ func (h *harvester) status() FileStatus {
 	gen := h.genp.Load()
 	size, offset := h.size.Load(), gen.acks.offset()
 	return FileStatus{Path: h.currentPath(), Type: h.input.cfg.Type, State: FileReading, FileID: gen.id,
-		Dev: h.di.Dev, Inode: h.di.Ino, Size: size, Offset: offset, Lag: max(size-offset, 0), Topic: h.topic}
+		Dev: h.di.Dev, Inode: h.di.Ino, Size: size, Offset: offset, Lag: max(size-offset, 0), Topic: h.currentTopic()}
 }
 
 // Files returns every file the shipper reads, waits to read or remembers

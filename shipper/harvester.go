@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluicelog/sluice/internal/event"
+	"github.com/sluicelog/sluice/internal/tap"
 )
 
 // harvester reads one file from its acknowledged offset to its end and
@@ -27,6 +28,7 @@ type harvester struct {
 	fields       map[string]string
 	fieldsHeader []byte
 	topic        string
+	pod          *podMeta // a container log's pod metadata (podmeta.go), if watched
 
 	path     atomic.Pointer[string]
 	lastSeen atomic.Int64 // unix nanos of the last scan that found the file
@@ -43,6 +45,7 @@ type harvester struct {
 
 	// Owned by the run goroutine.
 	cri      *criAssembler // set for inputs of format cri
+	join     *joiner       // set for inputs with multiline
 	enc      *event.Encoder
 	encPath  *string // the path enc was built for
 	burst    *burst  // the open burst, if any
@@ -54,10 +57,14 @@ type harvester struct {
 	// changed, at grew.
 	grownTo int64
 	grew    time.Time
-	// copySeen is when the file was found to be a copy of one still read
-	// (skipCopied).
-	copySeen time.Time
-	sent     sentHorizon
+	// copySeen is when the generation being named was first checked
+	// against the files read so far (skipCopied): the start of its wait,
+	// if it waits. Zero again once it is named or replaced. copyGrew is
+	// when it was last seen grown as a copy still being written, to
+	// copySize.
+	copySeen, copyGrew time.Time
+	copySize           int64
+	sent               sentHorizon
 	// restarts spaces out generations of a file truncated again and again.
 	restarts restartLimiter
 }
@@ -116,7 +123,7 @@ func (h *harvester) run(ctx context.Context) error {
 		// the last look, even one that grew past the offset read, starts
 		// again from 0, rather than its new bytes being read from the old
 		// offset under the old identity.
-		size, err := h.checkReplaced()
+		size, err := h.checkReplaced(ctx)
 		if err != nil {
 			return err
 		}
@@ -137,6 +144,9 @@ func (h *harvester) run(ctx context.Context) error {
 		if h.cri != nil {
 			h.cri.idle()
 		}
+		if h.join != nil {
+			h.join.idle()
+		}
 		if size < 0 {
 			continue // started again from 0
 		}
@@ -144,7 +154,7 @@ func (h *harvester) run(ctx context.Context) error {
 		if err != nil || release {
 			return err
 		}
-		t := time.NewTimer(poll)
+		t := time.NewTimer(h.pollWait(poll))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -175,7 +185,7 @@ func (h *harvester) readAvailable(ctx context.Context) (bool, error) {
 			// Starts the new generation; should the file start with
 			// what was read again by now, the read is simply retried.
 			h.closeBurst()
-			_, err := h.checkReplaced()
+			_, err := h.checkReplaced(ctx)
 			return true, err
 		}
 		if err != nil {
@@ -193,17 +203,20 @@ func (h *harvester) readAvailable(ctx context.Context) (bool, error) {
 		}
 		if h.cri != nil {
 			for _, c := range h.cri.add(l) {
-				if err := h.ship(ctx, c, c.Flags, now); err != nil {
+				if err := h.emit(ctx, c, now); err != nil {
 					return false, nil // ctx done: stop, the registry keeps the line
 				}
 				n++
 			}
 			continue
 		}
-		if err := h.ship(ctx, l, l.Flags, now); err != nil {
+		if err := h.emit(ctx, l, now); err != nil {
 			return false, nil // ctx done: stop, the registry keeps the line
 		}
 		n++
+	}
+	if err := h.flushJoinedDue(ctx); err != nil {
+		return false, nil
 	}
 	if n > 0 {
 		h.lastData = time.Now()
@@ -213,6 +226,20 @@ func (h *harvester) readAvailable(ctx context.Context) (bool, error) {
 
 // ship produces one line, as part of the open burst.
 func (h *harvester) ship(ctx context.Context, l line, flags []string, now time.Time) error {
+	if h.pod != nil {
+		exclude, unknown, err := h.podLine(ctx, now)
+		switch {
+		case err != nil:
+			return err
+		case exclude:
+			h.skipLine(l, now)
+			h.sh.kube.CountExcluded(1)
+			return nil
+		case unknown:
+			flags = append(flags, event.FlagNoPodMetadata)
+			h.sh.kube.CountUnknown(1)
+		}
+	}
 	if err := h.reserveSent(ctx, l.End); err != nil {
 		return err
 	}
@@ -237,7 +264,7 @@ func (h *harvester) ship(ctx context.Context, l line, flags []string, now time.T
 		h.counters.cut.Inc()
 	}
 	ev := event.Event{
-		Type:     h.input.cfg.Type,
+		Type:     h.docType(),
 		Node:     h.sh.cfg.Node,
 		Path:     h.currentPath(),
 		FileID:   h.gen.id,
@@ -249,9 +276,10 @@ func (h *harvester) ship(ctx context.Context, l line, flags []string, now time.T
 		LogTime:  l.LogTime,
 		Line:     l.Data, // copied by the encoder
 	}
+	tap.Line(&ev)
 	if p := h.path.Load(); h.enc == nil || p != h.encPath {
 		h.dropEncoder()
-		h.enc, h.encPath = event.NewPooledEncoder(h.topic, &ev, h.fieldsHeader, h.sh.blocks), p
+		h.enc, h.encPath = event.NewPooledEncoder(h.currentTopic(), &ev, h.fieldsHeader, h.sh.blocks), p
 	}
 	if h.burst == nil {
 		h.burst = h.openBurst(now)
@@ -314,7 +342,7 @@ func (h *harvester) idle(ctx context.Context, size int64) (release bool, err err
 		}
 	}
 	gone := time.Since(time.Unix(0, h.lastSeen.Load()))
-	atEnd := !h.reader.pending() && h.reader.readPosition() >= size && (h.cri == nil || !h.cri.pending())
+	atEnd := !h.reader.pending() && h.reader.readPosition() >= size && (h.cri == nil || !h.cri.pending()) && !h.joinPending()
 	if gone >= h.sh.cfg.CloseRemovedAfter && atEnd && time.Since(h.lastData) >= h.sh.cfg.CloseRemovedAfter {
 		h.log.Info("releasing file no longer found by the inputs' globs", zap.Int64("offset", h.reader.position()))
 		return true, nil
@@ -344,7 +372,7 @@ func (h *harvester) idle(ctx context.Context, size int64) (release bool, err err
 // checkReplaced starts the file again from offset 0 as a new generation if
 // it was truncated or rewritten in place (its first bytes changed). It
 // returns the file's size, or -1 if it started again.
-func (h *harvester) checkReplaced() (int64, error) {
+func (h *harvester) checkReplaced(ctx context.Context) (int64, error) {
 	fi, err := h.f.Stat()
 	if err != nil {
 		return 0, fmt.Errorf("stat %s: %w", h.currentPath(), err)
@@ -354,6 +382,9 @@ func (h *harvester) checkReplaced() (int64, error) {
 	truncated, err := h.truncated(size)
 	if err != nil || !truncated {
 		return size, err
+	}
+	if err := h.flushJoined(ctx); err != nil {
+		return -1, nil // ctx done: the registry keeps the joined lines
 	}
 	return -1, h.restartGeneration(size)
 }
@@ -377,7 +408,8 @@ func (h *harvester) flushUnterminated(ctx context.Context) error {
 	}
 	defer h.closeBurst()
 	for _, l := range lines {
-		if err := h.ship(ctx, l, append(l.Flags, event.FlagUnterminated), time.Now()); err != nil {
+		l.Flags = append(l.Flags, event.FlagUnterminated)
+		if err := h.emit(ctx, l, time.Now()); err != nil {
 			return err
 		}
 	}
@@ -402,9 +434,11 @@ func (h *harvester) truncated(size int64) (bool, error) {
 // a new generation, counting what was written but never read.
 func (h *harvester) restartGeneration(size int64) error {
 	// Lost: what the file was last seen to hold past the last line shipped
-	// (a line read but not yet whole is lost too).
+	// (a line read but not yet whole is lost too), but for what a copy the
+	// inputs read holds: that is read from the copy.
+	copied := h.sh.copiedTo(h.di, h.reader.head)
 	h.sizeMu.Lock()
-	lost := h.lastSize - h.reader.position()
+	lost := h.lastSize - max(h.reader.position(), copied)
 	h.sizeMu.Unlock()
 	if lost > 0 {
 		h.sh.metrics.truncatedBytesLost.Add(float64(lost))
@@ -412,17 +446,22 @@ func (h *harvester) restartGeneration(size int64) error {
 	h.sh.metrics.truncations.Inc()
 	wait := h.restarts.restarted(time.Now())
 	h.log.Warn("file truncated; reading it again from the start",
-		zap.Int64("read_offset", h.reader.readPosition()), zap.Int64("size", size), zap.Int64("unread_bytes_lost", max(lost, 0)),
-		zap.Duration("waiting_before_reading", wait))
+		zap.Int64("read_offset", h.reader.readPosition()), zap.Int64("size", size), zap.Int64("copied_bytes", copied), zap.Int64("unread_bytes_lost", max(lost, 0)),
+		zap.Duration("waiting_before_reading", wait), zap.String("first_line", idLineHash(h.gen.id)))
 	// Its copy, if it was copied before the truncation, is read from here.
-	h.sh.replaced.add(readTo{fp: fingerprintOf(h.reader.head), line: idLineHash(h.gen.id), offset: h.reader.position(), di: h.di, at: time.Now()})
+	h.sh.replaced.add(registryEntry{ID: h.gen.id, Path: h.currentPath(), Type: h.input.cfg.Type, DevIno: h.di,
+		Fingerprint: fingerprintOf(h.reader.head), Offset: h.reader.position()})
 	h.reader.reset(0)
+	h.copySeen = time.Time{}
 	if err := h.sh.newGeneration(h, 0); err != nil {
 		return err
 	}
 	h.dropEncoder() // the file id changed
 	if h.cri != nil {
 		h.cri.reset() // pieces of the old content, like the reader's partial line
+	}
+	if h.join != nil {
+		h.join.reset() // shipped by checkReplaced, unless it stopped
 	}
 	h.sizeMu.Lock()
 	h.lastSize = 0 // sizes seen under the old generation no longer count
@@ -484,6 +523,7 @@ func (h *harvester) identify(head []byte, acks *ackTracker) {
 	h.sh.registry.put(registryEntry{ID: id, Path: h.currentPath(), Type: h.input.cfg.Type, DevIno: h.di, Fingerprint: fp, Offset: acks.offset()})
 	h.gen = gen
 	h.genp.Store(gen)
+	h.copySeen = time.Time{}
 	h.dropEncoder()
 	select {
 	case h.sh.flushSoon <- struct{}{}:
@@ -499,46 +539,65 @@ func (h *harvester) identify(head []byte, acks *ackTracker) {
 // skipCopied runs before the first line of a new generation read from 0 is
 // shipped: if the file is a copy of one read so far (copytruncate, see
 // copies.go), it names the generation and moves the reader to where the
-// original was read to (skip). While the original is still read and not
-// truncated, it moves the reader back to 0 (wait): the harvester comes
-// back later.
+// original was read to (skip). While it cannot tell yet (its original is
+// still read and not truncated, or truncated and its harvester has not
+// noticed, or it is shorter than its original's fingerprint), it moves the
+// reader back to 0 (wait): the harvester comes back later. Otherwise it
+// names the generation, to be read whole; the check and the naming are one
+// step, so that of two such files found at once, the second sees the first.
 func (h *harvester) skipCopied() (skip, wait bool) {
 	fi, err := h.f.Stat()
 	if err != nil {
 		return false, false
 	}
-	off, live, ok, undecided := h.sh.copyOfHead(h.di, h.reader.head, fi.Size())
-	if undecided {
-		// Shares its first line with a file read so far but is shorter
-		// than that file's fingerprint: a copy being written, maybe. It
-		// waits to grow, as a copy waits for its original's truncation.
-		if h.copySeen.IsZero() {
-			h.copySeen = time.Now()
-		}
-		if time.Since(h.copySeen) < copyWait {
-			h.reader.seek(0)
-			return false, true
+	copies := &h.sh.replaced
+	copies.naming.Lock()
+	defer copies.naming.Unlock()
+	v := h.sh.copyOfHead(h.di, h.reader.head, fi.Size())
+	if copies.checked != nil {
+		copies.checked()
+	}
+	h.log.Debug("copy check", zap.Bool("copy", v.copy), zap.Int64("offset", v.offset), zap.Bool("alike", v.alike),
+		zap.Bool("handover", v.handover), zap.Bool("short", v.short), zap.Int("head_bytes", len(h.reader.head)),
+		zap.Int64("size", fi.Size()), zap.String("first_line", firstLineHash(h.reader.head)))
+	copyWait, handoverWait := copies.waits()
+	now := time.Now()
+	if h.copySeen.IsZero() {
+		h.copySeen, h.copyGrew, h.copySize = now, now, fi.Size()
+	}
+	waited := now.Sub(h.copySeen)
+	if v.alike && fi.Size() != h.copySize {
+		// Grown while it waits, and still what its look-alike holds
+		// byte for byte: a copy that cp is still writing (a large
+		// file), its original's truncation to come.
+		h.copySize = fi.Size()
+		if h.sh.prefixOf(h.f, fi.Size(), *v.of) {
+			h.copyGrew = now
 		}
 	}
-	if !ok || off == 0 {
+	switch {
+	case v.handover && waited < handoverWait:
+		h.reader.seek(0)
+		return false, true
+	case v.handover:
+		h.log.Warn("the harvester of the file this one is a copy of has not noticed its truncation: reading the copy from what that file has sent so far; lines it still ships from what it had read may be shipped twice",
+			zap.Duration("waited", waited.Round(time.Millisecond)), zap.Int64("offset", v.offset))
+		v.copy = true
+	case v.short && waited < copyWait, v.alike && now.Sub(h.copyGrew) < copyWait && waited < handoverWait:
+		h.reader.seek(0)
+		return false, true
+	}
+	// Not a copy, or one whose original was not read at all: read whole.
+	// (A file whose look-alike was never truncated is a file of its own
+	// with the same first bytes: a banner, the same lines in two
+	// services' logs.)
+	if !v.copy || v.offset == 0 {
+		h.identify(h.reader.head, h.gen.acks)
 		return false, false
 	}
-	if live {
-		if h.copySeen.IsZero() {
-			h.copySeen = time.Now()
-		}
-		if time.Since(h.copySeen) < copyWait {
-			h.reader.seek(0)
-			return false, true
-		}
-		// The file it starts like was never truncated: not a copy but a
-		// file of its own with the same first bytes (a banner, the same
-		// lines in two services' logs), read whole.
-		return false, false
-	}
-	h.reader.seek(off)
-	h.identify(h.reader.head, newAckTracker(off))
+	h.reader.seek(v.offset)
+	h.identify(h.reader.head, newAckTracker(v.offset))
 	h.log.Info("a copy of a file read so far (copytruncate): reading it from where the original was read to",
-		zap.Int64("offset", off))
+		zap.Int64("offset", v.offset))
 	return true, false
 }

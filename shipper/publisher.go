@@ -2,18 +2,15 @@ package shipper
 
 import (
 	"context"
-	"fmt"
-	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelog/sluice/internal/budget"
-	"github.com/sluicelog/sluice/internal/queue"
 )
 
-// Publisher is where harvesters hand their lines: Kafka for `sluice ship`,
-// an in-process queue for `sluice run`. Records are in the Kafka wire
-// format of package event either way.
+// Publisher is where harvesters hand their lines: Kafka by default, or
+// what WithPublisher gives. Records are in the Kafka wire format of package
+// event either way.
 type Publisher interface {
 	// Prepare readies the destination for records to topic, e.g. creates
 	// the Kafka topic. Harvesters call it before their first record.
@@ -39,71 +36,6 @@ type Option func(*Shipper)
 // them to Kafka; the kafka config section is then unused.
 func WithPublisher(p Publisher) Option {
 	return func(s *Shipper) { s.publisher = p }
-}
-
-// QueuePublisher publishes to an in-process queue. A record's ack fires when
-// the queue's consumer acknowledges its message.
-type QueuePublisher struct {
-	q *queue.Queue
-
-	mu          sync.Mutex
-	outstanding int
-	settled     chan struct{} // closed and replaced when outstanding drops to 0
-}
-
-// NewQueuePublisher returns a Publisher onto q.
-func NewQueuePublisher(q *queue.Queue) *QueuePublisher {
-	return &QueuePublisher{q: q, settled: make(chan struct{})}
-}
-
-// Prepare does nothing: a queue has no topics to create.
-func (p *QueuePublisher) Prepare(context.Context, string) error { return nil }
-
-// Publish queues rec, waiting while the queue is full.
-func (p *QueuePublisher) Publish(ctx context.Context, rec *kgo.Record, acked func()) error {
-	p.mu.Lock()
-	p.outstanding++
-	p.mu.Unlock()
-	var once sync.Once
-	err := p.q.Put(ctx, queue.Message{Record: rec, Ack: func() {
-		once.Do(func() {
-			acked()
-			p.done()
-		})
-	}})
-	if err != nil {
-		p.done()
-		return fmt.Errorf("queueing record: %w", err)
-	}
-	return nil
-}
-
-func (p *QueuePublisher) done() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.outstanding--
-	if p.outstanding == 0 {
-		close(p.settled)
-		p.settled = make(chan struct{})
-	}
-}
-
-// Close waits until every published record is acknowledged, or ctx ends.
-// It leaves the queue open: its owner closes it once the consumer is done.
-func (p *QueuePublisher) Close(ctx context.Context) error {
-	for {
-		p.mu.Lock()
-		n, settled := p.outstanding, p.settled
-		p.mu.Unlock()
-		if n == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%d records still unacknowledged at shutdown (read again at the next start): %w", n, ctx.Err())
-		case <-settled:
-		}
-	}
 }
 
 // recordOverhead approximates the bytes a record costs beyond its value.

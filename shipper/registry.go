@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 )
@@ -41,6 +42,10 @@ type registryFile struct {
 	Written  time.Time         `json:"written"`
 	Checksum uint32            `json:"checksum"`
 	Entries  []json.RawMessage `json:"entries"`
+	// Replaced is the generations replaced lately by a truncation, kept
+	// for their copies to be recognised after a restart too (copies.go).
+	// The checksum covers them after Entries.
+	Replaced []json.RawMessage `json:"replaced,omitempty"`
 }
 
 const (
@@ -68,7 +73,10 @@ type registry struct {
 
 	mu      sync.Mutex
 	entries map[string]*registryEntry
-	dirty   bool
+	// replaced is the generations replaced lately, oldest first
+	// (replacedGens).
+	replaced []registryEntry
+	dirty    bool
 }
 
 // openRegistry loads the registry in dir, falling back to the backup copy
@@ -78,21 +86,21 @@ func openRegistry(dir string) (r *registry, recovered error, err error) {
 		return nil, nil, fmt.Errorf("creating registry directory: %w", err)
 	}
 	r = &registry{dir: dir, entries: map[string]*registryEntry{}}
-	entries, errMain := readRegistryFile(filepath.Join(dir, registryName))
+	entries, errMain := readRegistryContents(filepath.Join(dir, registryName))
 	if errMain == nil {
 		r.load(entries)
 		r.mainGood = true
 		return r, nil, nil
 	}
 	if errors.Is(errMain, os.ErrNotExist) {
-		entries, errBak := readRegistryFile(filepath.Join(dir, registryBackup))
+		entries, errBak := readRegistryContents(filepath.Join(dir, registryBackup))
 		if errBak == nil {
 			r.load(entries)
 			return r, fmt.Errorf("registry file missing, recovered from backup"), nil
 		}
 		return r, nil, nil
 	}
-	entries, errBak := readRegistryFile(filepath.Join(dir, registryBackup))
+	entries, errBak := readRegistryContents(filepath.Join(dir, registryBackup))
 	if errBak != nil {
 		return nil, nil, fmt.Errorf("registry %s is unreadable (%v) and so is its backup (%v); move both aside to start over, which re-reads files from the start",
 			filepath.Join(dir, registryName), errMain, errBak)
@@ -101,42 +109,64 @@ func openRegistry(dir string) (r *registry, recovered error, err error) {
 	return r, fmt.Errorf("registry file unreadable (%v), recovered from backup", errMain), nil
 }
 
-func (r *registry) load(entries []*registryEntry) {
-	for _, e := range entries {
+func (r *registry) load(c registryContents) {
+	for _, e := range c.entries {
 		r.entries[e.ID] = e
 	}
+	r.replaced = c.replaced
+}
+
+// registryContents is what a registry file holds.
+type registryContents struct {
+	entries  []*registryEntry
+	replaced []registryEntry
 }
 
 func readRegistryFile(path string) ([]*registryEntry, error) {
+	c, err := readRegistryContents(path)
+	return c.entries, err
+}
+
+func readRegistryContents(path string) (registryContents, error) {
+	var c registryContents
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return c, err
 	}
 	var f registryFile
 	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("decoding %s: %w", path, err)
+		return c, fmt.Errorf("decoding %s: %w", path, err)
 	}
 	if f.Version != 1 {
-		return nil, fmt.Errorf("%s: unknown registry version %d", path, f.Version)
+		return c, fmt.Errorf("%s: unknown registry version %d", path, f.Version)
 	}
-	if sum := entriesChecksum(f.Entries); sum != f.Checksum {
-		return nil, fmt.Errorf("%s: checksum mismatch (torn or corrupt write)", path)
+	if sum := entriesChecksum(f.Entries, f.Replaced); sum != f.Checksum {
+		return c, fmt.Errorf("%s: checksum mismatch (torn or corrupt write)", path)
 	}
-	out := make([]*registryEntry, 0, len(f.Entries))
+	c.entries = make([]*registryEntry, 0, len(f.Entries))
 	for _, raw := range f.Entries {
 		var e registryEntry
 		if err := json.Unmarshal(raw, &e); err != nil {
-			return nil, fmt.Errorf("decoding %s entry: %w", path, err)
+			return c, fmt.Errorf("decoding %s entry: %w", path, err)
 		}
-		out = append(out, &e)
+		c.entries = append(c.entries, &e)
 	}
-	return out, nil
+	for _, raw := range f.Replaced {
+		var e registryEntry
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return c, fmt.Errorf("decoding %s replaced entry: %w", path, err)
+		}
+		c.replaced = append(c.replaced, e)
+	}
+	return c, nil
 }
 
-func entriesChecksum(entries []json.RawMessage) uint32 {
+func entriesChecksum(lists ...[]json.RawMessage) uint32 {
 	h := crc32.NewIEEE()
-	for _, e := range entries {
-		h.Write(e)
+	for _, entries := range lists {
+		for _, e := range entries {
+			h.Write(e)
+		}
 	}
 	return h.Sum32()
 }
@@ -241,9 +271,10 @@ func (r *registry) flush() error {
 	for _, e := range r.entries {
 		snap = append(snap, *e)
 	}
+	replaced := append([]registryEntry(nil), r.replaced...)
 	r.dirty = false
 	r.mu.Unlock()
-	if err := r.write(snap); err != nil {
+	if err := r.write(snap, replaced); err != nil {
 		r.mu.Lock()
 		r.dirty = true
 		r.mu.Unlock()
@@ -252,7 +283,7 @@ func (r *registry) flush() error {
 	return nil
 }
 
-func (r *registry) write(snap []registryEntry) error {
+func (r *registry) write(snap, replaced []registryEntry) error {
 	f := registryFile{Version: 1, Written: time.Now().UTC(), Entries: make([]json.RawMessage, 0, len(snap))}
 	for i := range snap {
 		raw, err := json.Marshal(&snap[i])
@@ -261,7 +292,14 @@ func (r *registry) write(snap []registryEntry) error {
 		}
 		f.Entries = append(f.Entries, raw)
 	}
-	f.Checksum = entriesChecksum(f.Entries)
+	for i := range replaced {
+		raw, err := json.Marshal(&replaced[i])
+		if err != nil {
+			return fmt.Errorf("encoding registry entry: %w", err)
+		}
+		f.Replaced = append(f.Replaced, raw)
+	}
+	f.Checksum = entriesChecksum(f.Entries, f.Replaced)
 	data, err := json.Marshal(f)
 	if err != nil {
 		return fmt.Errorf("encoding registry: %w", err)
@@ -355,4 +393,43 @@ func copyFileSynced(src, dst string) error {
 		err = cerr
 	}
 	return err
+}
+
+// addReplaced remembers e, a generation replaced by a truncation, keeping
+// the last most of those replaced within keep. Of the same generation
+// added twice (by the harvester that read it, and from its entry), the
+// furthest offset and the longest fingerprint are kept.
+func (r *registry) addReplaced(e registryEntry, keep time.Duration, most int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e.Updated = time.Now()
+	r.replaced = slices.DeleteFunc(r.replaced, func(old registryEntry) bool {
+		if old.ID != e.ID || old.DevIno != e.DevIno {
+			return false
+		}
+		e.Offset = max(e.Offset, old.Offset)
+		if old.Fingerprint.Len > e.Fingerprint.Len {
+			e.Fingerprint = old.Fingerprint
+		}
+		return true
+	})
+	i := 0
+	for i < len(r.replaced) && (e.Updated.Sub(r.replaced[i].Updated) > keep || len(r.replaced)-i >= most) {
+		i++
+	}
+	r.replaced = append(r.replaced[i:len(r.replaced):len(r.replaced)], e)
+	r.dirty = true
+}
+
+// replacedSince returns copies of the generations replaced after since.
+func (r *registry) replacedSince(since time.Time) []registryEntry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []registryEntry
+	for _, e := range r.replaced {
+		if e.Updated.After(since) {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/telemetry"
 	"github.com/sluicelog/sluice/internal/template"
+	"github.com/sluicelog/sluice/shipper/kubernetes"
 )
 
 // Shipper tails the configured inputs into Kafka.
@@ -79,12 +80,18 @@ type Shipper struct {
 	lastWaitWarning     time.Time // owned by the scan loop
 
 	fileErrs fileErrors // the last error of each file, for /files
+
+	// kube is the pod metadata of container logs (kubernetes.enabled), and
+	// kubeClient its API client.
+	kube       *kubernetes.Store
+	kubeClient kubeClient
 }
 
 // input is one configured input, compiled.
 type input struct {
 	cfg        InputConfig
 	pathFields *pathFields
+	filter     *lineFilter // include_lines and exclude_lines, if any
 	opener     *opener
 }
 
@@ -95,6 +102,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	log = log.Named("shipper")
 	topic, err := template.Parse(cfg.Kafka.Topic)
 	if err != nil {
 		return nil, fmt.Errorf("kafka.topic: %w", err)
@@ -111,11 +119,14 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 	s.blocks = event.NewBlockPool()
 	s.readBufs = newReadBuffers()
 	for _, in := range cfg.Inputs {
-		ci := &input{cfg: in, opener: newOpener(in)}
+		ci := &input{cfg: in, opener: newOpener(in), filter: newLineFilter(&in)}
 		if in.PathFields != "" {
 			ci.pathFields, _ = compilePathFields(in.PathFields) // validated
 		}
 		s.inputs = append(s.inputs, ci)
+	}
+	if err := s.newKubernetes(reg); err != nil {
+		return nil, err
 	}
 	reg2, recovered, err := openRegistry(cfg.Registry)
 	if err != nil {
@@ -126,6 +137,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 		s.metrics.registryRecoveries.Inc()
 	}
 	s.registry = reg2
+	s.replaced.reg = reg2
 	s.found, s.waitingSince = map[string]time.Time{}, map[devIno]time.Time{}
 	s.outside, s.flushSoon = map[devIno]outsideFile{}, make(chan struct{}, 1)
 	s.sentSync = newGroupSync()
@@ -185,6 +197,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 	// long as Run: a shipper made but never run (or whose Run failed
 	// above) leaked it.
 	s.watcher = newWatcher(s.log)
+	kubeDone := s.runKubernetes(readCtx)
 	watchDone := make(chan struct{})
 	go s.watcher.run(readCtx, watchDone, s.written, s.requestScan, s.renamed)
 	s.resumeRenamed()
@@ -204,6 +217,7 @@ loop:
 	s.wg.Wait()
 	<-flushDone
 	<-watchDone
+	<-kubeDone
 	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	errFlush := s.publisher.Close(shutCtx)
@@ -581,6 +595,7 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 	h.lastData, h.grew = now, now
 	probe := event.Event{Type: in.cfg.Type, Node: s.cfg.Node, Path: path, Fields: fields}
 	h.topic = template.TopicName(s.topic.Render(probe.Field, now, template.TopicValue))
+	h.attachPod(path, now)
 
 	entry, err := s.registry.find(di, f)
 	if err != nil {
@@ -618,6 +633,7 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 	}
 	h.reader.check = h.checkRead
 	h.cri = newContainerAssembler(in.cfg.Format, s.cfg.MaxLineBytes)
+	h.join = newJoiner(in.cfg.Multiline)
 	h.lastSize = fi.Size()
 	h.size.Store(fi.Size())
 	h.log = s.log.With(zap.String("path", path), zap.String("file_id", h.gen.id), zap.String("type", in.cfg.Type))
@@ -665,12 +681,11 @@ func (s *Shipper) openFiles() int {
 // from the file, so nothing waits for the registry to reach the disk.
 func (s *Shipper) newGeneration(h *harvester, offset int64) error {
 	var replaced []string
-	now := time.Now()
 	for _, e := range s.registry.byDevIno()[h.di] {
 		s.registry.remove(e.ID)
 		if !e.Pending {
 			replaced = append(replaced, e.ID)
-			s.replaced.add(readTo{fp: e.Fingerprint, line: idLineHash(e.ID), offset: e.Offset, di: e.DevIno, at: now})
+			s.replaced.add(e)
 		}
 	}
 	if h.gen != nil && !h.gen.pending && !slices.Contains(replaced, h.gen.id) {

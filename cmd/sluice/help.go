@@ -18,10 +18,10 @@ type command struct {
 
 var commands = map[string]command{
 	"ship": {"sluice ship -c FILE",
-		"Tails the files of the configured inputs and produces every line to Kafka. File offsets are kept in a registry that moves only once Kafka has acknowledged the lines, so restarts, rotation and Kafka outages lose nothing. Serves /metrics, /healthz and /readyz on http.listen; reloads FILE on SIGHUP; SIGTERM delivers what is in flight and exits 0.",
+		"Tails the files of the configured inputs and produces every line to Kafka. File offsets are kept in a registry that moves only once Kafka has acknowledged the lines, so restarts, rotation and Kafka outages lose nothing. Serves /metrics, /healthz, /readyz and /tap on http.listen; reloads FILE on SIGHUP (and when it changes, with reload.watch: true); SIGTERM delivers what is in flight and exits 0.",
 		"sluice ship -c /etc/sluice/shipper.yaml"},
 	"aggregate": {"sluice aggregate -c FILE",
-		"Consumes the shippers' topics as a member of a consumer group, parses each line by its document type and bulk-indexes the documents into Elasticsearch. Offsets are committed only once Elasticsearch acknowledged the documents; rejected ones go to the dead-letter topic. Reloads FILE on SIGHUP.",
+		"Consumes the shippers' topics as a member of a consumer group, parses each line by its document type and bulk-indexes the documents into Elasticsearch. Offsets are committed only once Elasticsearch acknowledged the documents; rejected ones go to the dead-letter topic. Reloads FILE on SIGHUP (and when it changes, with reload.watch: true).",
 		"sluice aggregate -c /etc/sluice/aggregator.yaml"},
 	"run": {"sluice run -c FILE",
 		"Ship and aggregate in one process, without Kafka: lines go through an in-process queue to Elasticsearch, an NDJSON file or standard output.",
@@ -38,6 +38,9 @@ var commands = map[string]command{
 	"reconcile": {"sluice reconcile -c SHIPPER -aggregator AGGREGATOR [-index PATTERN] [-timeout D]",
 		"Proves that nothing was lost, on a node: for each file in the shipper's registry still at its path, reads the lines before its acknowledged offset and looks up their documents (by id: node, file id, offset) in Elasticsearch and in the dead-letter topic. Prints the files with lines in neither and their offsets, and exits 1 if there are any. Lines a pipeline dropped count as missing; files of formats cri and docker, rotated away or truncated are skipped (listed).",
 		"sluice reconcile -c /etc/sluice/shipper.yaml -aggregator aggregator.yaml -index 'logs-*'"},
+	"tap": {"sluice tap [-c FILE | -addr HOST:PORT] -stage STAGE [-type T] [-service S] [-where FIELD=VALUE] [-rate R] [-limit N]",
+		"Shows, live, the events passing a stage of a running ship, aggregate or run process, one JSON object a line: lines as the shipper read them (stage lines, with path and offset), documents as the aggregator built them (documents, with their index) and dead letters as they are written (dead_letters, with status and reason). Filters by document type, service and fields (-where, repeatable, all must hold), and samples (-rate 0.01 takes one matching event in a hundred) up to -limit events. Reads the process's http.listen (GET /tap, served to clients on the same host only); costs the process nothing while nobody taps.",
+		"sluice tap -c /etc/sluice/aggregator.yaml -stage documents -type nginx -service checkout -where log.level=error -limit 20"},
 	"test": {"sluice test -c FILE [-dir DIR] [-update]",
 		"Runs sample lines through the aggregator's parsers, GeoIP and pipelines (no Kafka or Elasticsearch) and compares the documents with the expected ones; exit 1 with a diff when they differ.",
 		"sluice test -c aggregator.yaml -dir pipeline-tests"},
@@ -49,6 +52,7 @@ type cmdFlags struct {
 	replay    replayFlags
 	tests     testFlags
 	reconcile reconcileFlags
+	tap       tapFlags
 }
 
 // newFlags returns the flag set of cmd; parse errors are written to
@@ -70,6 +74,14 @@ func newFlags(cmd string, stderr io.Writer) (*flag.FlagSet, *cmdFlags) {
 		fs.StringVar(&f.reconcile.aggregator, "aggregator", "", "aggregator configuration: where Elasticsearch and the dead-letter topic are (required)")
 		fs.StringVar(&f.reconcile.index, "index", "logs-*", "indices to look for the documents in")
 		fs.DurationVar(&f.reconcile.timeout, "timeout", 10*time.Minute, "give up after this long")
+	case "tap":
+		fs.StringVar(&f.tap.addr, "addr", "", "host:port of the process's http.listen (default: the configuration's, else 127.0.0.1:9600)")
+		fs.StringVar(&f.tap.stage, "stage", "", "lines, documents or dead_letters (required)")
+		fs.StringVar(&f.tap.types, "type", "", "only these document types (comma-separated)")
+		fs.StringVar(&f.tap.servs, "service", "", "only these services (comma-separated)")
+		fs.Var(&f.tap.where, "where", "only events whose FIELD is VALUE, e.g. log.level=error (repeatable)")
+		fs.Float64Var(&f.tap.rate, "rate", 1, "share of the matching events to show, e.g. 0.01")
+		fs.IntVar(&f.tap.limit, "limit", 0, "stop after this many events (0: until interrupted)")
 	case "test":
 		fs.StringVar(&f.tests.dir, "dir", "", "directory of test cases (default: the config's tests key, else pipeline-tests next to the config)")
 		fs.BoolVar(&f.tests.update, "update", false, "rewrite the expected documents from what the pipeline builds")

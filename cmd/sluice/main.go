@@ -53,9 +53,14 @@ Usage:
                              on a node: list the acknowledged lines of the
                              files in the shipper's registry that are neither
                              in Elasticsearch nor in the dead-letter topic
+  sluice tap [-c FILE | -addr HOST:PORT] -stage lines|documents|dead_letters
+             [-type T] [-service S] [-where FIELD=VALUE] [-rate R] [-limit N]
+                             show, live, the lines, documents or dead letters
+                             passing a running process
   sluice version             print the version
 
-ship, aggregate and run reload their configuration file on SIGHUP.
+ship, aggregate and run reload their configuration file on SIGHUP, and
+when it changes with reload.watch: true.
 `
 
 func main() {
@@ -84,7 +89,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs, _ := newFlags(rest[0], stderr)
 		printHelp(stdout, rest[0], fs)
 		return 0
-	case "ship", "aggregate", "run", "check", "replay", "test", "setup", "reconcile":
+	case "ship", "aggregate", "run", "check", "replay", "test", "setup", "reconcile", "tap":
 	default:
 		fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -106,6 +111,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		fmt.Fprintf(stderr, "sluice %s: unexpected argument %q; the configuration file is given with -c FILE\n", cmd, args[0])
 		return 2
+	}
+	if cmd == "tap" {
+		if err := f.tap.run(*path, stdout); err != nil {
+			fmt.Fprintf(stderr, "sluice tap: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	if *path == "" {
 		fmt.Fprintf(stderr, "sluice %s: -c FILE is required\n", cmd)
@@ -314,26 +326,29 @@ type component interface {
 func ship(path string) error {
 	return serve(path, func(path string) (role, error) {
 		cfg, err := loadShipper(path)
-		return role{level: cfg.Log.Level, listen: cfg.HTTP.Listen, build: func(reg prometheus.Registerer, log *zap.Logger) (component, error) {
-			return shipper.New(cfg, reg, log)
-		}}, err
+		return role{level: cfg.Log.Level, listen: cfg.HTTP.Listen, watch: cfg.Reload.Watch, preflight: shipperPreflight(cfg),
+			build: func(reg prometheus.Registerer, log *zap.Logger) (component, error) {
+				return shipper.New(cfg, reg, log)
+			}}, err
 	})
 }
 
 func aggregate(path string) error {
 	return serve(path, func(path string) (role, error) {
 		cfg, err := loadAggregator(path)
-		return role{level: cfg.Log.Level, listen: cfg.HTTP.Listen, build: func(reg prometheus.Registerer, log *zap.Logger) (component, error) {
-			return aggregator.New(cfg, reg, log)
-		}}, err
+		return role{level: cfg.Log.Level, listen: cfg.HTTP.Listen, watch: cfg.Reload.Watch, preflight: aggregatorPreflight(cfg),
+			build: func(reg prometheus.Registerer, log *zap.Logger) (component, error) {
+				return aggregator.New(cfg, reg, log)
+			}}, err
 	})
 }
 
 func runSingle(path string) error {
 	return serve(path, func(path string) (role, error) {
 		cfg, err := loadRun(path)
-		return role{level: cfg.Log.Level, listen: cfg.HTTP.Listen, build: func(reg prometheus.Registerer, log *zap.Logger) (component, error) {
-			return runner.New(cfg, reg, log)
-		}}, err
+		return role{level: cfg.Log.Level, listen: cfg.HTTP.Listen, watch: cfg.Reload.Watch, preflight: runPreflight(cfg),
+			build: func(reg prometheus.Registerer, log *zap.Logger) (component, error) {
+				return runner.New(cfg, reg, log)
+			}}, err
 	})
 }

@@ -210,12 +210,7 @@ func assertEvery(t *testing.T, docs []runDoc, n int) {
 func TestRunToElasticsearch(t *testing.T) {
 	stack := testenv.Start(t)
 	dir := t.TempDir()
-	prefix := testenv.Name(t, "run")
-	stack.DeleteIndices(t, prefix+"-*")
-	t.Cleanup(func() {
-		stack.DeleteIndices(t, prefix+"-*")
-		stack.ES(t, http.MethodDelete, "/_index_template/"+prefix, nil, nil)
-	})
+	prefix := runIndexPrefix(t, stack)
 	logPath := filepath.Join(dir, "logs", "app.log")
 	cfg := writeRunConfig(t, filepath.Join(dir, "run.yaml"), dir, "127.0.0.1:0", fmt.Sprintf(`elasticsearch:
   addresses: [%q]
@@ -239,6 +234,18 @@ func TestRunToElasticsearch(t *testing.T) {
 		t.Fatalf("after restart: %d documents, want exactly 4000", got)
 	}
 	run.stop()
+}
+
+// runIndexPrefix returns a name for this test's indices and index
+// template, and deletes them before and after the test.
+func runIndexPrefix(t *testing.T, stack *testenv.Stack) string {
+	prefix := testenv.Name(t, "run")
+	stack.DeleteIndices(t, prefix+"-*")
+	t.Cleanup(func() {
+		stack.DeleteIndices(t, prefix+"-*")
+		stack.ES(t, http.MethodDelete, "/_index_template/"+prefix, nil, nil)
+	})
+	return prefix
 }
 
 // scrape fetches /metrics from addr and returns its lines.
@@ -368,7 +375,7 @@ func TestRunReload(t *testing.T) {
 	}
 
 	// A configuration that validates but cannot start (its output cannot
-	// be created) is counted as failed, and the previous one starts again.
+	// be created) is counted as failed, and the running one stays.
 	writeRunConfig(t, cfgPath, dir, listen, "output:\n  file: {path: /proc/sluice-cannot-create/docs.ndjson}",
 		filepath.Join(dir, "app", "*.log"), filepath.Join(dir, "other", "*.log"))
 	run.reload(t, listen, "failure", 2)

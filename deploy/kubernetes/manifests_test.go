@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -47,6 +48,7 @@ import (
 	"github.com/sluicelog/sluice/internal/secret"
 	"github.com/sluicelog/sluice/internal/testenv"
 	"github.com/sluicelog/sluice/shipper"
+	"github.com/sluicelog/sluice/shipper/kubernetes"
 )
 
 // serviceMonitor is the part of the Prometheus Operator's
@@ -319,6 +321,8 @@ func all[T any](r *rendered) []T {
 }
 
 var baseKinds = []string{
+	"ClusterRole//sluice-shipper",
+	"ClusterRoleBinding//sluice-shipper",
 	"ConfigMap/sluice/sluice-aggregator",
 	"ConfigMap/sluice/sluice-endpoints",
 	"ConfigMap/sluice/sluice-shipper",
@@ -466,7 +470,7 @@ func TestShipperDaemonSet(t *testing.T) {
 	}
 	checkSeccomp(t, pod, c)
 
-	// Its own ServiceAccount, which mounts no token (see TestNoKubernetesCredentials).
+	// Its own ServiceAccount, whose token only its pods mount (see TestKubernetesCredentials).
 	if pod.ServiceAccountName != "sluice-shipper" {
 		t.Errorf("serviceAccountName = %q", pod.ServiceAccountName)
 	}
@@ -486,14 +490,37 @@ func TestShipperPartitionsCoverAggregatorReplicas(t *testing.T) {
 	}
 }
 
-// TestNoKubernetesCredentials: nothing Sluice runs calls the Kubernetes
-// API, so no pod holds a service account token and no role grants anything.
-func TestNoKubernetesCredentials(t *testing.T) {
+// TestKubernetesCredentials: only the shipper calls the Kubernetes API, for
+// its node's pods; its ClusterRole grants exactly what the code uses
+// (kubernetes.Rules of the ConfigMap's configuration, which
+// shipper/kubernetes's TestWatchThroughHTTP checks against the requests
+// of the real client), bound to its account alone, and only its pods mount
+// a token.
+func TestKubernetesCredentials(t *testing.T) {
 	r := render(t, "base")
+	ds := find[*appsv1.DaemonSet](t, r, "sluice-shipper")
+	cfg := loadConfig[shipper.Config](t, r, &ds.Spec.Template.Spec, onlyContainer(t, &ds.Spec.Template.Spec))
+	cfg.SetDefaults()
+	if !cfg.Kubernetes.Enabled {
+		t.Fatal("the shipper's kubernetes metadata is off: then it needs no role and no token")
+	}
 	for _, o := range r.objs {
-		switch o.(type) {
-		case *rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding, *rbacv1.Role, *rbacv1.RoleBinding:
-			t.Errorf("%T %s: nothing uses the Kubernetes API; grant nothing", o, o.(metav1.Object).GetName())
+		switch o := o.(type) {
+		case *rbacv1.Role, *rbacv1.RoleBinding:
+			t.Errorf("%T %s: only the shipper's ClusterRole is expected", o, o.(metav1.Object).GetName())
+		case *rbacv1.ClusterRole:
+			if o.Name != "sluice-shipper" {
+				t.Errorf("ClusterRole %s: only the shipper's is expected", o.Name)
+				continue
+			}
+			if want := kubernetes.Rules(cfg.Kubernetes); !reflect.DeepEqual(o.Rules, want) {
+				t.Errorf("ClusterRole sluice-shipper grants %+v; the shipper uses %+v", o.Rules, want)
+			}
+		case *rbacv1.ClusterRoleBinding:
+			want := []rbacv1.Subject{{Kind: "ServiceAccount", Name: ds.Spec.Template.Spec.ServiceAccountName, Namespace: ds.Namespace}}
+			if o.RoleRef != (rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "sluice-shipper"}) || !reflect.DeepEqual(o.Subjects, want) {
+				t.Errorf("ClusterRoleBinding %s binds %+v to %+v; want sluice-shipper to %+v", o.Name, o.RoleRef, o.Subjects, want)
+			}
 		}
 	}
 	for _, sa := range all[*corev1.ServiceAccount](r) {
@@ -503,7 +530,6 @@ func TestNoKubernetesCredentials(t *testing.T) {
 	}
 	job := render(t, "setup")
 	pods := map[string]*corev1.PodSpec{
-		"DaemonSet sluice-shipper":     &find[*appsv1.DaemonSet](t, r, "sluice-shipper").Spec.Template.Spec,
 		"Deployment sluice-aggregator": &find[*appsv1.Deployment](t, r, "sluice-aggregator").Spec.Template.Spec,
 		"Job sluice-setup":             &find[*batchv1.Job](t, job, "sluice-setup").Spec.Template.Spec,
 	}
@@ -511,6 +537,9 @@ func TestNoKubernetesCredentials(t *testing.T) {
 		if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
 			t.Errorf("%s: automountServiceAccountToken must be false", name)
 		}
+	}
+	if !isTrue(ds.Spec.Template.Spec.AutomountServiceAccountToken) {
+		t.Error("DaemonSet sluice-shipper: automountServiceAccountToken must be true, for its token")
 	}
 }
 

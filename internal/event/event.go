@@ -18,6 +18,13 @@
 //	sluice.logtime time the container runtime logged the line (Unix ns), CRI
 //
 // Headers a decoder does not know are ignored, so the format can grow.
+//
+// With kubernetes.enabled, a container line's pod metadata travels in
+// sluice.fields as dotted ECS names (kubernetes.namespace,
+// kubernetes.labels.<key with dots as _>, container.image.name, ...), which
+// the aggregator puts in the document as they are; fields whose names start
+// with "sluice." (FieldNginxFormat) steer the aggregator and are not put in
+// the document.
 package event
 
 import (
@@ -67,6 +74,11 @@ const (
 	// FlagInvalidDocker marks a line of a Docker json-file log that was not
 	// a json-file entry; it is shipped as it is.
 	FlagInvalidDocker = "invalid_docker"
+	// FlagNoPodMetadata marks a container line shipped without its pod's
+	// metadata from the Kubernetes API: the pod was not in the shipper's
+	// cache (not yet seen, or the API out of reach). It carries what its
+	// file name gives.
+	FlagNoPodMetadata = "no_pod_metadata"
 	// FlagResent marks a line the shipper may have sent before: one it
 	// reads again after a restart, between its registry offset and the
 	// last offset it may have produced. Its document may already be
@@ -74,7 +86,18 @@ const (
 	// read time on another day, a data stream's earlier write index): the
 	// aggregator looks it up by id before writing it.
 	FlagResent = "resent"
+	// FlagMultiline marks an event joined from several lines (a stack
+	// trace) by its input's multiline rule.
+	FlagMultiline = "multiline"
+	// FlagMultilineCut marks the parts of a multiline event cut at the
+	// rule's max_lines or max_bytes: the part cut off is the next event.
+	FlagMultilineCut = "multiline_cut"
 )
+
+// FieldNginxFormat is the field carrying a pod's sluice.io/nginx-format
+// hint: the named format or log_format string its nginx lines are read
+// with.
+const FieldNginxFormat = "sluice.nginx_format"
 
 // ErrMalformed is returned by Decode for records that are not Sluice events.
 var ErrMalformed = errors.New("malformed sluice record")

@@ -165,7 +165,10 @@ func (s *Server) Run(ctx context.Context) error {
 // serve serves on ln until ctx is done, closing connections idle for idle.
 func (s *Server) serve(ctx context.Context, ln net.Listener, idle time.Duration) error {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
-		WriteTimeout: writeTimeout, IdleTimeout: idle}
+		WriteTimeout: writeTimeout, IdleTimeout: idle,
+		// Requests end with ctx: a stream such as /tap does not hold up
+		// the shutdown.
+		BaseContext: func(net.Listener) context.Context { return ctx }}
 	s.log.Info("serving metrics and health", zap.String("addr", ln.Addr().String()))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -189,33 +192,4 @@ func (s *Server) ClearChecks() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.checks = map[string]Check{}
-}
-
-// Replacing returns a Registerer onto reg on which a collector registered
-// again replaces the one registered before it, for a process that builds
-// its pipeline again on a configuration reload: the new pipeline's metrics
-// are the ones exported. Counters of the replaced pipeline restart from
-// zero, which Prometheus treats as a counter reset.
-func Replacing(reg prometheus.Registerer) prometheus.Registerer {
-	return replacing{reg}
-}
-
-type replacing struct{ prometheus.Registerer }
-
-func (r replacing) Register(c prometheus.Collector) error {
-	err := r.Registerer.Register(c)
-	var already prometheus.AlreadyRegisteredError
-	if errors.As(err, &already) {
-		r.Registerer.Unregister(already.ExistingCollector)
-		return r.Registerer.Register(c)
-	}
-	return err
-}
-
-func (r replacing) MustRegister(cs ...prometheus.Collector) {
-	for _, c := range cs {
-		if err := r.Register(c); err != nil {
-			panic(err)
-		}
-	}
 }

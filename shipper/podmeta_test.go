@@ -1,0 +1,187 @@
+package shipper
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap/zaptest"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/sluicelog/sluice/internal/event"
+)
+
+// topicPublisher is a collectingPublisher that also keeps each record's
+// topic.
+type topicPublisher struct {
+	collectingPublisher
+	mu     sync.Mutex
+	topics []string
+}
+
+func (p *topicPublisher) Publish(ctx context.Context, rec *kgo.Record, acked func()) error {
+	p.mu.Lock()
+	p.topics = append(p.topics, rec.Topic)
+	p.mu.Unlock()
+	return p.collectingPublisher.Publish(ctx, rec, acked)
+}
+
+// podShipper runs a shipper of container logs (dir/logs/*.log, format
+// cri) whose pods come from client.
+func podShipper(t *testing.T, client *fake.Clientset) (dir string, pub *topicPublisher, sh *Shipper) {
+	dir = t.TempDir()
+	if err := os.MkdirAll(dir+"/logs", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(dir)
+	cfg.Inputs = []InputConfig{{Type: "container", Format: FormatCRI, Paths: []string{dir + "/logs/*.log"}, Fields: map[string]string{"environment": "production"}}}
+	cfg.Kafka.Topic = "logs-{type}"
+	cfg.Kubernetes.Enabled = true
+	cfg.Kubernetes.DeleteGrace = time.Minute
+	pub = &topicPublisher{}
+	sh, err := New(cfg, prometheus.NewRegistry(), zaptest.NewLogger(t), WithPublisher(pub), WithKubernetesClient(client))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return dir, pub, sh
+}
+
+const podLogID = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+func podLogPath(dir string) string { return dir + "/logs/web-0_shop_app-" + podLogID + ".log" }
+
+func appendCRI(t *testing.T, path string, lines ...string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, l := range lines {
+		fmt.Fprintf(f, "2026-11-25T10:00:00Z stdout F %s\n", l)
+	}
+}
+
+func webPod(ann map[string]string) *corev1.Pod {
+	ctrl := true
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: "shop", UID: "uid-web-0", Annotations: ann,
+			Labels:          map[string]string{"app.kubernetes.io/name": "web"},
+			OwnerReferences: []metav1.OwnerReference{{Kind: "StatefulSet", Name: "web", Controller: &ctrl}}},
+		Spec: corev1.PodSpec{NodeName: "test-node", Containers: []corev1.Container{{Name: "app", Image: "web:2"}}},
+	}
+}
+
+// TestPodMetadataFollowsThePod: a line read before its pod is known ships
+// at once, with what the path gives, flagged; the lines after carry the
+// pod's metadata, and a sluice.io/type hint added later changes their type
+// and topic.
+func TestPodMetadataFollowsThePod(t *testing.T) {
+	client := fake.NewClientset()
+	dir, pub, sh := podShipper(t, client)
+	path := podLogPath(dir)
+	appendCRI(t, path, "before the pod is known")
+	first := pub.waitFor(t, 1, 10*time.Second)[0]
+	if !first.HasFlag(event.FlagNoPodMetadata) || first.Fields["kubernetes.pod.name"] != "web-0" || first.Fields["kubernetes.labels.app_kubernetes_io/name"] != "" {
+		t.Errorf("line before the pod: flags %v fields %v; want flagged %s, the path's fields only", first.Flags, first.Fields, event.FlagNoPodMetadata)
+	}
+
+	ctx := context.Background()
+	pods := client.CoreV1().Pods("shop")
+	if _, err := pods.Create(ctx, webPod(nil), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the informer's event
+	appendCRI(t, path, `{"message":"with the pod"}`)
+	second := pub.waitFor(t, 2, 10*time.Second)[1]
+	for k, want := range map[string]string{"kubernetes.statefulset.name": "web", "service": "web", "environment": "production",
+		"container.image.name": "web:2", "container.id": podLogID, "kubernetes.labels.app_kubernetes_io/name": "web"} {
+		if second.Fields[k] != want {
+			t.Errorf("%s = %q, want %q (fields %v)", k, second.Fields[k], want, second.Fields)
+		}
+	}
+	if len(second.Flags) != 0 || second.Type != "container" {
+		t.Errorf("second line: type %s flags %v", second.Type, second.Flags)
+	}
+
+	if _, err := pods.Update(ctx, webPod(map[string]string{"sluice.io/type": "service", "sluice.io/environment": "canary"}), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	appendCRI(t, path, `{"message":"typed"}`)
+	third := pub.waitFor(t, 3, 10*time.Second)[2]
+	if third.Type != "service" || third.Fields["environment"] != "canary" {
+		t.Errorf("after the hints: type %s, environment %q", third.Type, third.Fields["environment"])
+	}
+	pub.mu.Lock()
+	topics := strings.Join(pub.topics, ",")
+	pub.mu.Unlock()
+	if topics != "logs-container,logs-container,logs-service" {
+		t.Errorf("topics %s", topics)
+	}
+	for _, f := range sh.Files() {
+		if f.Path == path && f.Topic != "logs-service" {
+			t.Errorf("/files says topic %s", f.Topic)
+		}
+	}
+}
+
+// TestExcludedPodShipsNothing: the lines of a pod annotated
+// sluice.io/exclude: "true" are read and counted, not shipped, and the
+// registry moves over them: once the hint is gone, only new lines ship.
+func TestExcludedPodShipsNothing(t *testing.T) {
+	client := fake.NewClientset(webPod(map[string]string{"sluice.io/exclude": "true"}))
+	dir, pub, sh := podShipper(t, client)
+	path := podLogPath(dir)
+	for i := range 50 {
+		appendCRI(t, path, fmt.Sprintf("GET /healthz %d", i))
+	}
+	fi, _ := os.Stat(path)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var off int64
+		for _, e := range sh.registry.snapshot() {
+			if !e.Pending { // named by its first line, as a shipped file is
+				off = max(off, e.Offset)
+			}
+		}
+		if off == fi.Size() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("registry at %d of %d bytes of an excluded pod's file", off, fi.Size())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := len(pub.shipped()); n != 0 {
+		t.Fatalf("%d lines of an excluded pod shipped", n)
+	}
+
+	if _, err := client.CoreV1().Pods("shop").Update(context.Background(), webPod(nil), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	appendCRI(t, path, "after the hint is gone")
+	got := pub.waitFor(t, 1, 10*time.Second)
+	time.Sleep(200 * time.Millisecond)
+	if got = pub.shipped(); len(got) != 1 || string(got[0].Line) != "after the hint is gone" {
+		t.Errorf("shipped %d lines, first %q; want only the line after the hint", len(got), got[0].Line)
+	}
+}
