@@ -7,7 +7,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluicelog/sluice/aggregator/deliver"
-	"github.com/sluicelog/sluice/internal/retry"
 )
 
 // waitingRoom holds the documents Elasticsearch did not take yet, by
@@ -76,7 +75,7 @@ func (f *flow) park(b *batch, k int, o deliver.Outcome) {
 	it := &b.items[k]
 	wi := w.byIndex[it.Index]
 	if wi == nil {
-		wi = &waitingIndex{index: it.Index, since: time.Now(), next: time.Now().Add(retry.Backoff(0, f.a.cfg.Elasticsearch.RetryMax)),
+		wi = &waitingIndex{index: it.Index, since: time.Now(), next: time.Now().Add(deliver.Retry(f.a.cfg.Elasticsearch.RetryMax).Delay(0)),
 			sending: map[int][]waiter{}}
 		w.byIndex[it.Index] = wi
 	}
@@ -257,7 +256,7 @@ func (f *flow) resend(wi *waitingIndex, seq int, items []deliver.Item) {
 	if len(again) > 0 {
 		wi.queue = append(again, wi.queue...)
 		wi.attempt++
-		wi.next = time.Now().Add(retry.Backoff(wi.attempt, f.a.cfg.Elasticsearch.RetryMax))
+		wi.next = time.Now().Add(deliver.Retry(f.a.cfg.Elasticsearch.RetryMax).Delay(wi.attempt))
 		f.warnWaiting(wi)
 		return
 	}

@@ -11,9 +11,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/sluicelog/sluice/internal/backoff"
 	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/kafkaclient"
-	"github.com/sluicelog/sluice/internal/retry"
 )
 
 // Headers added to dead-lettered records.
@@ -88,7 +88,7 @@ func (t *Topic) Write(ctx context.Context, dead []DeadLetter) error {
 		recs[i] = &kgo.Record{Topic: t.name, Key: d.Record.Key, Value: d.Record.Value, Headers: h}
 	}
 	for _, rec := range recs {
-		err := retry.Do(ctx, t.log, "writing to the dead-letter topic", func() error {
+		err := backoff.Steady().Retry(ctx, t.log, "writing to the dead-letter topic", func() error {
 			err := t.client.ProduceSync(ctx, rec).FirstErr()
 			for errors.Is(err, kerr.MessageTooLarge) && len(rec.Value) > 0 {
 				rec = t.cutToFit(rec) // shorter each time

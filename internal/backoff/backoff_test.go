@@ -21,7 +21,7 @@ func TestDelaySequences(t *testing.T) {
 			[]time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, 1600 * ms, 3200 * ms, 5 * time.Second, 5 * time.Second, 5 * time.Second}},
 		{"runner deliver", Policy{Initial: 100 * ms, Max: 10 * time.Second},
 			[]time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, 1600 * ms, 3200 * ms, 6400 * ms, 10 * time.Second, 10 * time.Second}},
-		{"aggregator setup", Policy{Initial: time.Second, Max: 30 * time.Second},
+		{"setup, commits, dead letters (Steady)", Steady(),
 			[]time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 30 * time.Second, 30 * time.Second}},
 	} {
 		for attempt, want := range tc.want {
