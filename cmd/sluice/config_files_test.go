@@ -14,6 +14,7 @@ import (
 	"github.com/sluicelog/sluice/internal/testenv"
 	"github.com/sluicelog/sluice/runner"
 	"github.com/sluicelog/sluice/shipper"
+	"github.com/sluicelog/sluice/shipper/kubernetes"
 )
 
 // configDir holds the configuration test data: *.good.yaml, loaded and
@@ -90,6 +91,17 @@ func TestGoodConfigs(t *testing.T) {
 			c.MaxLineBytes, c.MaxInFlightBytes = 2<<20, 16<<20
 			c.Kafka.BatchBytes = 2<<20 + 64<<10
 			c.HTTP.Listen = "0.0.0.0:9600"
+			return c
+		},
+		"shipper-containers.good.yaml": func() any {
+			c := defaultShipper("node-7",
+				shipper.InputConfig{Type: "service", Paths: []string{"/var/log/app/*.log"}, Format: shipper.FormatPlain, ExcludeLines: []string{"^DEBUG"},
+					Multiline: &shipper.MultilineConfig{Preset: "java", MaxLines: 200, MaxBytes: 1 << 20, Timeout: time.Second}},
+				shipper.InputConfig{Type: "container", Paths: []string{"/var/log/containers/*.log"}, Format: shipper.FormatCRI, IncludeLines: []string{"ERROR", "WARN"},
+					Multiline: &shipper.MultilineConfig{Pattern: `^\s`, Match: shipper.MatchAfter, MaxLines: 500, MaxBytes: 1 << 20, Timeout: 3 * time.Second}})
+			c.Kubernetes.Enabled, c.Kubernetes.Labels = true, []string{}
+			c.Kubernetes.Environments = []kubernetes.EnvironmentRule{{Namespace: "*-prod", Environment: "production"}}
+			c.Reload.Watch = true
 			return c
 		},
 		"aggregator-defaults.good.yaml": func() any { return defaultAggregator() },
@@ -208,6 +220,15 @@ kafka.compression: "brotli" is not a codec; use zstd, lz4, snappy, gzip or none
 kafka.producers: must be between 1 and 64, got 100
 max_open_files: must be at least 1, got -1
 scan_interval: must be a positive duration such as 1s`,
+	"shipper-kubernetes.bad.yaml": `kubernetes.labels[0]: "app.kubernetes.io/[" is not a valid glob; write a label key such as app.kubernetes.io/name, or a glob such as app.kubernetes.io/*
+kubernetes.environments[0].environment: is required: the environment of the namespaces matching "*-prod", e.g. production
+kubernetes.delete_grace: must not be negative; a deleted pod's last lines are read after it is gone, e.g. 5m`,
+	"shipper-multiline-and-filters.bad.yaml": `inputs[0].multiline.pattern: is set with preset "java"; use one of them
+inputs[0].multiline.max_lines: must be at least 2, got 1
+inputs[0].include_lines[0]: "(" is not a regular expression (Go RE2 syntax): error parsing regexp: missing closing ): ` + "`(`" + `
+inputs[0].exclude_lines[0]: is empty, which matches every line; remove it
+inputs[1].multiline.match: "around" must be after (matching lines join the line before them) or before (they join the line after them)
+inputs[1].multiline.max_bytes: must be between 1 and max_line_bytes (1048576), got 4194304: an event is one Kafka record`,
 	"shipper-follow-without-roots.bad.yaml": "inputs[0].symlinks.roots: is required with symlinks.follow: list the directories links may point into, e.g. /var/log/pods",
 	"shipper-partitioning.bad.yaml":         "kafka.partitioning: \"random\" is not a partitioning; use spread (batches over every partition) or file (a file's lines in one partition, in order)",
 	"shipper-partitions.bad.yaml":           "kafka.partitions: must be at least 1, got -1",
