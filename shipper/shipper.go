@@ -39,7 +39,7 @@ type Shipper struct {
 	// publisher takes the lines: producer (Kafka) unless WithPublisher.
 	publisher Publisher
 	producer  *producer // nil with another publisher
-	budget    *budget
+	budget    *inFlight
 	stall     *telemetry.Progress // readiness: lines waiting and none acknowledged
 	blocks    *event.BlockPool    // where harvesters build records
 	readBufs  *readBuffers        // harvesters' read buffers
@@ -109,7 +109,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 		return nil, fmt.Errorf("kafka.topic: %w", err)
 	}
 	s := &Shipper{cfg: cfg, log: log, metrics: newMetrics(reg, cfg.inputTypes()...), topic: topic, harvesters: map[devIno]*harvester{},
-		byPath: map[string]*harvester{}, scanNow: make(chan struct{}, 1), watcher: newWatcher(log)}
+		byPath: map[string]*harvester{}, scanNow: make(chan struct{}, 1)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -180,7 +180,9 @@ func (s *Shipper) Run(ctx context.Context) error {
 	// anything: retrying those would only hide them.
 	if s.producer != nil {
 		if err := s.producer.check(ctx); err != nil {
-			s.producer.client.Close()
+			for _, c := range s.producer.clients { // every client, not only the first
+				c.Close()
+			}
 			return err
 		}
 	}
@@ -192,6 +194,10 @@ func (s *Shipper) Run(ctx context.Context) error {
 		s.flushLoop(readCtx)
 	}()
 
+	// Made here, not in New, so that its inotify goroutine lives only as
+	// long as Run: a shipper made but never run (or whose Run failed
+	// above) leaked it.
+	s.watcher = newWatcher(s.log)
 	kubeDone := s.runKubernetes(readCtx)
 	watchDone := make(chan struct{})
 	go s.watcher.run(readCtx, watchDone, s.written, s.requestScan, s.renamed)
