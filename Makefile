@@ -9,7 +9,7 @@ STACK := deploy/local/stack.sh
 # the servers are never taken from Go's test cache.
 TEST_FLAGS ?= -p 2 -count=1 -timeout 20m
 
-.PHONY: build test tools rules unit integration demo up down bench manyfiles soak chaos lint fuzz clean
+.PHONY: build test test-short tools rules unit integration demo up down bench manyfiles soak chaos lint fuzz clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sluice ./cmd/sluice
@@ -44,8 +44,16 @@ tools:
 rules:
 	cd deploy/prometheus && $(GO) tool promtool check rules sluice-rules.yaml && $(GO) tool promtool test rules sluice-rules_test.yaml
 
-unit:
-	$(GO) test -short ./...
+## test-short: the unit tests only, with no JVM: the tests that need the
+## real Kafka and Elasticsearch skip themselves under -short
+## (testenv.Start), and kfake, franz-go's in-process Kafka, serves the
+## produce, commit, rebalance and oversize paths instead. goleak checks
+## the packages that start goroutines (TestMain).
+test-short:
+	$(GO) vet ./...
+	$(GO) test -short -count=1 ./...
+
+unit: test-short
 
 up:
 	$(STACK) up

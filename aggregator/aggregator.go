@@ -13,7 +13,7 @@ import (
 	"github.com/sluicelog/sluice/aggregator/consume"
 	"github.com/sluicelog/sluice/aggregator/deliver"
 	"github.com/sluicelog/sluice/aggregator/process"
-	"github.com/sluicelog/sluice/internal/retry"
+	"github.com/sluicelog/sluice/internal/backoff"
 	"github.com/sluicelog/sluice/internal/telemetry"
 )
 
@@ -198,7 +198,7 @@ func (a *Aggregator) prepare(ctx context.Context) error {
 	if err := a.installTemplate(ctx); err != nil {
 		return err
 	}
-	return retry.Do(ctx, a.log, "creating dead-letter topic", func() error { return a.dead.Prepare(ctx) })
+	return backoff.Steady().Retry(ctx, a.log, "creating dead-letter topic", func() error { return a.dead.Prepare(ctx) })
 }
 
 // installTemplate installs the index template, unless
@@ -207,7 +207,7 @@ func (a *Aggregator) installTemplate(ctx context.Context) error {
 	if !*a.cfg.Elasticsearch.Template {
 		return nil
 	}
-	return retry.Do(ctx, a.log, "installing index template", func() error {
+	return backoff.Steady().Retry(ctx, a.log, "installing index template", func() error {
 		_, err := deliver.InstallTemplateOn(ctx, a.es, a.cfg.Elasticsearch, a.docs.Index())
 		return err
 	})

@@ -25,10 +25,7 @@ import (
 // truncated, and a small one beside it whole. Before, such a dead letter
 // was refused forever and held up its partition's commits.
 func TestOversizeDeadLetters(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test needs Kafka")
-	}
-	stack := testenv.Start(t)
+	stack := testenv.Kafka(t) // kfake under -short
 	tests := []struct {
 		name     string
 		preMade  string // max.message.bytes of a topic made beforehand; "" to let the aggregator make it

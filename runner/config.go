@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"errors"
 	"path/filepath"
 	"reflect"
 
@@ -69,58 +70,69 @@ const (
 	OutputStdout        = "stdout"
 )
 
-// SetDefaults fills unset values. Calling it again changes nothing.
+// DefaultConfig is `sluice run`'s configuration before its file: the
+// shipper's and the aggregator's defaults, and run mode's own, each
+// written once. SetDefaults gives its values to the keys left out.
+func DefaultConfig() Config {
+	agg := aggregator.DefaultConfig()
+	c := Config{Config: shipper.DefaultConfig(),
+		Elasticsearch: agg.Elasticsearch, Parsers: agg.Parsers, GeoIP: agg.GeoIP, Pipelines: agg.Pipelines,
+		Queue: QueueConfig{MaxBytes: 16 << 20, Batch: 5000}}
+	// One process on one machine, usually beside a single-node
+	// Elasticsearch, where a replica could never be placed.
+	zero := 0
+	c.Elasticsearch.Replicas = &zero
+	return c
+}
+
+// SetDefaults gives the keys left out (or zero) their DefaultConfig
+// values, and those that follow from others theirs (as the shipper's and
+// the aggregator's SetDefaults do; dead_letter_file from registry).
+// Calling it again changes nothing.
 func (c *Config) SetDefaults() {
 	if !c.defaulted {
 		c.defaulted = true
 		c.kafkaGiven = !reflect.DeepEqual(c.Kafka, shipper.KafkaConfig{})
 		c.esGiven = len(config.SplitURLs(c.Elasticsearch.Addresses)) > 0
 	}
-	c.Config.SetDefaults()
-	if c.Elasticsearch.Replicas == nil {
-		// One process on one machine, usually beside a single-node
-		// Elasticsearch, where a replica could never be placed.
-		zero := 0
-		c.Elasticsearch.Replicas = &zero
+	if len(config.SplitURLs(c.Elasticsearch.Addresses)) == 0 {
+		c.Elasticsearch.Addresses = nil // an empty list takes the default too
 	}
+	config.FillZero(c, DefaultConfig())
+	c.Config.SetDefaults()
 	agg := c.aggregatorConfig()
 	agg.SetDefaults()
 	c.Elasticsearch, c.Parsers, c.GeoIP, c.Pipelines = agg.Elasticsearch, agg.Parsers, agg.GeoIP, agg.Pipelines
-	if c.Queue.MaxBytes == 0 {
-		c.Queue.MaxBytes = 16 << 20
-	}
-	if c.Queue.Batch == 0 {
-		c.Queue.Batch = 5000
-	}
 	if c.DeadLetterFile == "" && c.Registry != "" {
 		c.DeadLetterFile = filepath.Join(c.Registry, "dead-letter.ndjson")
 	}
 }
 
-// Validate rejects values `sluice run` cannot run with. Call SetDefaults
-// first.
+// Validate rejects values `sluice run` cannot run with, every one at once
+// (errors.Join), each naming its key. Call SetDefaults first.
 func (c *Config) Validate() error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.kafkaGiven {
-		return config.Errorf("kafka", "sluice run has no Kafka: remove this section (lines go through an in-process queue; see queue.max_bytes)")
+		add(config.Errorf("kafka", "sluice run has no Kafka: remove this section (lines go through an in-process queue; see queue.max_bytes)"))
 	}
-	if err := c.Config.Validate(); err != nil {
-		return err
-	}
+	add(c.Config.Validate())
 	agg := c.aggregatorConfig()
-	agg.SetDefaults() // its kafka section, which is unused
-	if err := agg.Validate(); err != nil {
-		return err
-	}
+	add(agg.Validate())
 	if _, err := c.OutputKind(); err != nil {
-		return err
+		add(err)
 	}
 	if c.Queue.MaxBytes < int64(c.MaxLineBytes)+64<<10 {
-		return config.Errorf("queue.max_bytes", "%d cannot hold one line of max_line_bytes plus 64 KiB of headers; raise it or lower max_line_bytes", c.Queue.MaxBytes)
+		add(config.Errorf("queue.max_bytes", "%d cannot hold one line of max_line_bytes plus 64 KiB of headers; raise it or lower max_line_bytes", c.Queue.MaxBytes))
 	}
 	if c.Queue.Batch < 1 {
-		return config.Errorf("queue.batch", "must be at least 1, got %d", c.Queue.Batch)
+		add(config.Errorf("queue.batch", "must be at least 1, got %d", c.Queue.Batch))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // OutputKind returns the chosen output: OutputElasticsearch, OutputFile or
@@ -151,6 +163,9 @@ func (c *Config) OutputKind() (string, error) {
 }
 
 // aggregatorConfig is the aggregator configuration the processing uses.
+// Its kafka section is unused: the aggregator's defaults, which pass its
+// Validate.
 func (c *Config) aggregatorConfig() aggregator.Config {
-	return aggregator.Config{Elasticsearch: c.Elasticsearch, Parsers: c.Parsers, GeoIP: c.GeoIP, Pipelines: c.Pipelines, HTTP: c.HTTP, Log: c.Log}
+	return aggregator.Config{Kafka: aggregator.DefaultConfig().Kafka,
+		Elasticsearch: c.Elasticsearch, Parsers: c.Parsers, GeoIP: c.GeoIP, Pipelines: c.Pipelines, HTTP: c.HTTP, Log: c.Log}
 }

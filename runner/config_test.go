@@ -1,8 +1,6 @@
 package runner
 
 import (
-	"errors"
-	"strings"
 	"testing"
 
 	"github.com/sluicelog/sluice/internal/config"
@@ -93,40 +91,5 @@ func TestDefaults(t *testing.T) {
 	again.SetDefaults()
 	if err := again.Validate(); err != nil {
 		t.Errorf("defaults applied twice: %v", err)
-	}
-}
-
-func TestValidateNamesTheKey(t *testing.T) {
-	tests := []struct {
-		name, yaml, key, fix string
-	}{
-		{"kafka section", base + "output: {stdout: {}}\nkafka: {brokers: [\"k:9092\"]}", "kafka", "remove this section"},
-		{"no output", base, "output", "output.file.path"},
-		{"two outputs", base + "output: {stdout: {}, file: {path: /tmp/x}}", "output", "choose one"},
-		{"file without path", base + "output: {file: {}}", "output.file.path", "is required"},
-		{"queue too small", base + "output: {stdout: {}}\nqueue: {max_bytes: 1000}", "queue.max_bytes", "raise it"},
-		{"negative batch", base + "output: {stdout: {}}\nqueue: {batch: -1}", "queue.batch", "at least 1"},
-		{"shipper key", base + "output: {stdout: {}}\nmax_open_files: -1", "max_open_files", "at least 1"},
-		{"aggregator key", base + "output: {stdout: {}}\nelasticsearch: {action: upsert}", "elasticsearch.action", "index or create"},
-		{"missing registry", "inputs: [{type: service, paths: [\"/var/log/*.log\"]}]\noutput: {stdout: {}}", "registry", "is required"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := decode(t, tt.yaml)
-			var ce *config.Error
-			if !errors.As(err, &ce) {
-				t.Fatalf("error %v, want a config error for %s", err, tt.key)
-			}
-			if ce.Key != tt.key || !strings.Contains(ce.Msg, tt.fix) {
-				t.Fatalf("error %q, want key %s and a message with %q", err, tt.key, tt.fix)
-			}
-		})
-	}
-}
-
-func TestUnknownKeyRejected(t *testing.T) {
-	_, err := decode(t, base+"output: {stdout: {}, stderr: {}}")
-	if err == nil || !strings.Contains(err.Error(), "stderr: unknown key") {
-		t.Fatalf("error %v, want the unknown output named", err)
 	}
 }

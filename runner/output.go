@@ -16,7 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluicelog/sluice/aggregator/deliver"
-	"github.com/sluicelog/sluice/internal/retry"
+	"github.com/sluicelog/sluice/internal/backoff"
 )
 
 // NDJSON is the deliver.Sink of `sluice run` without Elasticsearch: it
@@ -194,7 +194,7 @@ type deadLetterLine struct {
 // Write appends dead letters to the file and syncs it, retrying a failure
 // (a full disk) until it succeeds or ctx ends.
 func (d *DeadLetterFile) Write(ctx context.Context, dead []deliver.DeadLetter) error {
-	return retry.Do(ctx, d.log, "writing to the dead-letter file", func() error { return d.write(dead) })
+	return backoff.Steady().Retry(ctx, d.log, "writing to the dead-letter file", func() error { return d.write(dead) })
 }
 
 func (d *DeadLetterFile) write(dead []deliver.DeadLetter) error {

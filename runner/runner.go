@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/sluicelog/sluice/internal/backoff"
 	"github.com/sluicelog/sluice/internal/queue"
 	"github.com/sluicelog/sluice/internal/telemetry"
 	"github.com/sluicelog/sluice/shipper"
@@ -166,16 +167,17 @@ func (r *Runner) deliver(ctx context.Context, records []*kgo.Record) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		pause := min(100*time.Millisecond<<min(attempt, 8), 10*time.Second)
+		pause := deliverRetry.Delay(attempt)
 		r.log.Error("delivering a batch failed; retrying", zap.Int("records", len(records)),
 			zap.Duration("pause", pause), zap.Error(err))
-		select {
-		case <-ctx.Done():
+		if backoff.Sleep(ctx, pause) != nil {
 			return false
-		case <-time.After(pause):
 		}
 	}
 }
+
+// deliverRetry is the pause between attempts to deliver a batch.
+var deliverRetry = backoff.Policy{Initial: 100 * time.Millisecond, Max: 10 * time.Second}
 
 func (r *Runner) close() {
 	if r.out != nil {

@@ -13,7 +13,7 @@ import (
 	"github.com/sluicelog/sluice/aggregator/consume"
 	"github.com/sluicelog/sluice/aggregator/deliver"
 	"github.com/sluicelog/sluice/aggregator/process"
-	"github.com/sluicelog/sluice/internal/retry"
+	"github.com/sluicelog/sluice/internal/backoff"
 	"github.com/sluicelog/sluice/internal/telemetry"
 )
 
@@ -80,7 +80,7 @@ func (s *stages) prepare(ctx context.Context) error {
 		go s.delivery.WatchDelivery(ctx, time.Second, s.esReady, s.loop.Progress().Advance) // elasticsearch_accepting
 	}
 	if s.toES && *s.cfg.Elasticsearch.Template {
-		return retry.Do(ctx, s.log, "installing index template", func() error {
+		return backoff.Steady().Retry(ctx, s.log, "installing index template", func() error {
 			_, err := deliver.InstallTemplateOn(ctx, s.es, s.cfg.Elasticsearch, s.docs.Index())
 			return err
 		})

@@ -1,6 +1,9 @@
 package shipper
 
-import "sync"
+import (
+	"maps"
+	"sync"
+)
 
 // ackTracker turns Kafka acknowledgements, which may complete out of order,
 // into an in-order acknowledged offset for one file generation: the offset
@@ -11,20 +14,34 @@ type ackTracker struct {
 	base    uint64 // sequence number of pending[0]
 	pending []pendingLine
 	acked   int64
+	// streams is, per stream of a container log joined into events, the
+	// end of its last event acknowledged in order (registryEntry.Streams).
+	streams map[string]int64
 }
 
 type pendingLine struct {
-	end  int64
-	done bool
+	end     int64
+	done    bool
+	streams []streamEnd // of the events sent, for a joined container log
+}
+
+// streamEnd is the end of the last event of a stream.
+type streamEnd struct {
+	stream string
+	end    int64
 }
 
 func newAckTracker(offset int64) *ackTracker { return &ackTracker{acked: offset} }
 
 // sent registers a line ending at end and returns its sequence number.
-func (t *ackTracker) sent(end int64) uint64 {
+func (t *ackTracker) sent(end int64) uint64 { return t.sentStreams(end, nil) }
+
+// sentStreams registers lines after which the registry may move to end,
+// and the ends of the events of each stream among them.
+func (t *ackTracker) sentStreams(end int64, streams []streamEnd) uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.pending = append(t.pending, pendingLine{end: end})
+	t.pending = append(t.pending, pendingLine{end: end, streams: streams})
 	seq := t.next
 	t.next++
 	return seq
@@ -40,6 +57,12 @@ func (t *ackTracker) ack(seq uint64) (int64, bool) {
 	i := 0
 	for i < len(t.pending) && t.pending[i].done {
 		t.acked = t.pending[i].end
+		for _, s := range t.pending[i].streams {
+			if t.streams == nil {
+				t.streams = map[string]int64{}
+			}
+			t.streams[s.stream] = max(t.streams[s.stream], s.end)
+		}
 		moved = true
 		i++
 	}
@@ -48,6 +71,36 @@ func (t *ackTracker) ack(seq uint64) (int64, bool) {
 		t.base += uint64(i)
 	}
 	return t.acked, moved
+}
+
+// resumeStreams starts the streams' acknowledged ends from a registry
+// entry's.
+func (t *ackTracker) resumeStreams(streams map[string]int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.streams = maps.Clone(streams)
+}
+
+// streamEnds returns the streams' acknowledged ends past the acknowledged
+// offset (nil if none), and whether the tracker has any to say.
+func (t *ackTracker) streamEnds() (map[string]int64, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.streams == nil {
+		return nil, false
+	}
+	var out map[string]int64
+	for s, end := range t.streams {
+		if end <= t.acked {
+			delete(t.streams, s)
+			continue
+		}
+		if out == nil {
+			out = map[string]int64{}
+		}
+		out[s] = end
+	}
+	return out, true
 }
 
 // outstanding is the number of lines sent and not yet acknowledged in order.

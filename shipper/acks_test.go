@@ -1,6 +1,9 @@
 package shipper
 
-import "testing"
+import (
+	"maps"
+	"testing"
+)
 
 func TestAckTrackerMovesOnlyInOrder(t *testing.T) {
 	tr := newAckTracker(100)
@@ -28,5 +31,27 @@ func TestAckTrackerMovesOnlyInOrder(t *testing.T) {
 	d := tr.sent(140)
 	if got, _ := tr.ack(d); got != 140 {
 		t.Fatalf("after more lines, offset = %d, want 140", got)
+	}
+}
+
+// TestAckTrackerStreamEnds: the streams' ends move only with the in-order
+// acknowledgement, and those the offset passed are dropped.
+func TestAckTrackerStreamEnds(t *testing.T) {
+	tr := newAckTracker(0)
+	tr.resumeStreams(map[string]int64{"stderr": 40})
+	a := tr.sentStreams(10, []streamEnd{{"stdout", 60}}) // stdout's event 20-60 shipped, stderr pends at 10
+	b := tr.sentStreams(80, []streamEnd{{"stderr", 80}})
+	tr.ack(b)
+	if got, _ := tr.streamEnds(); !maps.Equal(got, map[string]int64{"stderr": 40}) {
+		t.Fatalf("streams %v before the first acknowledgement, want the resumed ones", got)
+	}
+	tr.ack(a)
+	if got, ok := tr.streamEnds(); !ok || got != nil {
+		t.Fatalf("streams %v at offset %d, want none past it", got, tr.offset())
+	}
+	c := tr.sentStreams(90, []streamEnd{{"stdout", 120}})
+	tr.ack(c)
+	if got, _ := tr.streamEnds(); !maps.Equal(got, map[string]int64{"stdout": 120}) {
+		t.Fatalf("streams %v, want stdout's end past the offset", got)
 	}
 }

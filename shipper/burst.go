@@ -27,9 +27,12 @@ type burst struct {
 	lines     int64
 	lineBytes int64 // file bytes the lines cover
 	// skipped is the lines handled but never produced (harvester.skip: the
-	// input's filter, an excluded pod, over its quota), which the offset
-	// moves over with the burst's.
-	skipped  int64
+	// input's filter, an excluded pod, over its quota, shipped before a
+	// restart), which the offset moves over with the burst's.
+	skipped int64
+	// streams is the end of each stream's last event, for a container log
+	// joined into events (ackTracker.streams).
+	streams  []streamEnd
 	reserved int64 // budget held
 	seq      uint64
 	// blocks are the encoder blocks the lines were built in, held until
@@ -63,6 +66,17 @@ func (b *burst) skip(end int64) {
 	b.end = end
 }
 
+// ended records that an event of stream ended at end.
+func (b *burst) ended(stream string, end int64) {
+	for i := range b.streams {
+		if b.streams[i].stream == stream {
+			b.streams[i].end = end
+			return
+		}
+	}
+	b.streams = append(b.streams, streamEnd{stream, end})
+}
+
 // hold keeps blk, the block a line of the burst was built in, until the
 // burst is acknowledged.
 func (b *burst) hold(blk *event.Block) {
@@ -80,7 +94,7 @@ func (b *burst) close() {
 	c.linesRead.Add(float64(b.lines))
 	c.bytesRead.Add(float64(b.lineBytes))
 	if b.lines > 0 || b.skipped > 0 {
-		b.seq = b.gen.acks.sent(b.end)
+		b.seq = b.gen.acks.sentStreams(b.end, b.streams)
 	}
 	b.ackOne()
 }
@@ -109,6 +123,9 @@ func (b *burst) ackOne() {
 	sh.stall.Advance(1)
 	if off, moved := b.gen.acks.ack(b.seq); moved {
 		sh.registry.advance(b.gen.id, off)
+		if streams, ok := b.gen.acks.streamEnds(); ok {
+			sh.registry.setStreams(b.gen.id, streams)
+		}
 	}
 	// Last: a budget all free means every acknowledged offset is in the
 	// registry (settleSent relies on it).

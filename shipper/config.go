@@ -169,7 +169,45 @@ const (
 	PartitionSpread = "spread"
 )
 
-// SetDefaults fills unset values.
+// DefaultConfig is the shipper's configuration before its file: every
+// default, written once. SetDefaults gives its values to the keys left out.
+func DefaultConfig() Config {
+	return Config{
+		Kafka: KafkaConfig{
+			Brokers:           []string{DefaultBroker},
+			Topic:             DefaultTopic,
+			Partitions:        6,
+			ReplicationFactor: -1, // the broker's default
+			Compression:       "zstd",
+			Producers:         1,
+			Partitioning:      PartitionFile,
+			Linger:            5 * time.Millisecond,
+			// BatchBytes follows max_line_bytes: see SetDefaults.
+		},
+		HTTP:                  telemetry.HTTPConfig{Listen: DefaultListen},
+		ScanInterval:          time.Second,
+		RegistryFlush:         time.Second,
+		MaxLineBytes:          1 << 20,
+		MaxInFlightBytes:      4 << 20,
+		UnterminatedLineAfter: 5 * time.Second,
+		CloseRemovedAfter:     30 * time.Second,
+		CloseInactive:         5 * time.Minute,
+		CleanAfter:            24 * time.Hour,
+		MaxOpenFiles:          1024,
+		ShutdownTimeout:       10 * time.Second,
+		Quotas:                DefaultQuotaConfig(),
+		Kubernetes:            kubernetes.DefaultConfig(),
+	}
+}
+
+// DefaultInputConfig is an input's defaults.
+func DefaultInputConfig() InputConfig {
+	return InputConfig{Format: FormatPlain}
+}
+
+// SetDefaults gives the keys left out (or zero) their DefaultConfig
+// values, and those that follow from others theirs (node, batch_bytes).
+// Calling it again changes nothing.
 func (c *Config) SetDefaults() {
 	if c.Node == "" {
 		c.Node = os.Getenv("NODE_NAME")
@@ -179,178 +217,114 @@ func (c *Config) SetDefaults() {
 	}
 	c.Kafka.Brokers = config.SplitList(c.Kafka.Brokers)
 	if len(c.Kafka.Brokers) == 0 {
-		c.Kafka.Brokers = []string{DefaultBroker}
+		c.Kafka.Brokers = nil // an empty list takes the default too
 	}
-	if c.Kafka.Topic == "" {
-		c.Kafka.Topic = DefaultTopic
-	}
-	if c.Kafka.Partitions == 0 {
-		c.Kafka.Partitions = 6
-	}
-	if c.Kafka.ReplicationFactor == 0 {
-		c.Kafka.ReplicationFactor = -1
-	}
-	if c.Kafka.Compression == "" {
-		c.Kafka.Compression = "zstd"
-	}
-	if c.Kafka.Producers == 0 {
-		c.Kafka.Producers = 1
-	}
-	if c.Kafka.Partitioning == "" {
-		c.Kafka.Partitioning = PartitionFile
-	}
-	if c.Kafka.Linger == 0 {
-		c.Kafka.Linger = 5 * time.Millisecond
-	}
-	c.Kafka.Security.SetDefaults()
-	if c.HTTP.Listen == "" {
-		c.HTTP.Listen = DefaultListen
-	}
-	c.HTTP.SetDefaults()
+	config.FillZero(c, DefaultConfig())
 	for i := range c.Inputs {
-		if c.Inputs[i].Format == "" {
-			c.Inputs[i].Format = FormatPlain
-		}
-	}
-	if c.ScanInterval == 0 {
-		c.ScanInterval = time.Second
-	}
-	if c.RegistryFlush == 0 {
-		c.RegistryFlush = time.Second
-	}
-	if c.MaxLineBytes == 0 {
-		c.MaxLineBytes = 1 << 20
-	}
-	if c.MaxInFlightBytes == 0 {
-		c.MaxInFlightBytes = 4 << 20
-	}
-	for i := range c.Inputs {
+		config.FillZero(&c.Inputs[i], DefaultInputConfig())
 		if m := c.Inputs[i].Multiline; m != nil {
 			m.setDefaults(c.MaxLineBytes)
 		}
 	}
 	if c.Kafka.BatchBytes == 0 {
+		// Room for one cut line and its headers, and at least 1 MiB.
 		c.Kafka.BatchBytes = int32(max(1<<20, c.MaxLineBytes+64<<10))
 	}
-	if c.UnterminatedLineAfter == 0 {
-		c.UnterminatedLineAfter = 5 * time.Second
-	}
-	if c.CloseRemovedAfter == 0 {
-		c.CloseRemovedAfter = 30 * time.Second
-	}
-	if c.CloseInactive == 0 {
-		c.CloseInactive = 5 * time.Minute
-	}
-	if c.CleanAfter == 0 {
-		c.CleanAfter = 24 * time.Hour
-	}
-	if c.MaxOpenFiles == 0 {
-		c.MaxOpenFiles = 1024
-	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = 10 * time.Second
-	}
-	c.Quotas.setDefaults()
-	c.Kubernetes.SetDefaults()
+	c.Kafka.Security.SetDefaults()
+	c.HTTP.SetDefaults()
 }
 
-// Validate rejects values the shipper cannot run with. Call SetDefaults
-// first.
+// Validate rejects values the shipper cannot run with, every one at once
+// (errors.Join), each naming its key. Call SetDefaults first.
 func (c *Config) Validate() error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.Registry == "" {
-		return config.Errorf("registry", "is required: the directory where file offsets are kept, e.g. /var/lib/sluice")
+		add(config.Errorf("registry", "is required: the directory where file offsets are kept, e.g. /var/lib/sluice"))
 	}
 	if len(c.Inputs) == 0 {
-		return config.Errorf("inputs", "is required: list at least one input with a type and paths")
+		add(config.Errorf("inputs", "is required: list at least one input with a type and paths"))
 	}
 	for i := range c.Inputs {
-		if err := c.Inputs[i].validate(config.Index("inputs", i)); err != nil {
-			return err
-		}
+		in := config.Index("inputs", i)
+		add(c.Inputs[i].validate(in))
 		if m := c.Inputs[i].Multiline; m != nil {
-			if err := m.validate(config.Join(config.Index("inputs", i), "multiline"), c.MaxLineBytes); err != nil {
-				return err
-			}
+			add(m.validate(config.Join(in, "multiline"), c.MaxLineBytes))
 		}
-		if err := c.Inputs[i].validateFilter(config.Index("inputs", i)); err != nil {
-			return err
-		}
+		add(c.Inputs[i].validateFilter(in))
 	}
 	for i, b := range c.Kafka.Brokers {
 		if !strings.Contains(b, ":") {
-			return config.Errorf(config.Index("kafka.brokers", i), "%q has no port; write host:port, e.g. kafka:9092", b)
+			add(config.Errorf(config.Index("kafka.brokers", i), "%q has no port; write host:port, e.g. kafka:9092", b))
 		}
 	}
-	topic, err := template.Parse(c.Kafka.Topic)
-	if err != nil {
-		return config.Errorf("kafka.topic", "%v", err)
-	}
-	// A field an input's events do not have renders as "unknown": its
-	// lines would go to a topic no aggregator reads.
-	for i := range c.Inputs {
-		known := c.Inputs[i].fieldNames()
-		for _, f := range topic.Fields() {
-			if !slices.Contains(known, f) {
-				return config.Errorf("kafka.topic", "{%s} is not a field of inputs[%d]'s lines, whose topic would be named with %q%s; they have: %s",
-					f, i, template.Missing, config.DidYouMean(f, known), strings.Join(known, ", "))
+	if topic, err := template.Parse(c.Kafka.Topic); err != nil {
+		add(config.Errorf("kafka.topic", "%v", err))
+	} else {
+		// A field an input's events do not have renders as "unknown": its
+		// lines would go to a topic no aggregator reads.
+		for i := range c.Inputs {
+			known := c.Inputs[i].fieldNames()
+			for _, f := range topic.Fields() {
+				if !slices.Contains(known, f) {
+					add(config.Errorf("kafka.topic", "{%s} is not a field of inputs[%d]'s lines, whose topic would be named with %q%s; they have: %s",
+						f, i, template.Missing, config.DidYouMean(f, known), strings.Join(known, ", ")))
+				}
 			}
 		}
 	}
 	if c.Kafka.Partitions < 1 {
-		return config.Errorf("kafka.partitions", "must be at least 1, got %d", c.Kafka.Partitions)
+		add(config.Errorf("kafka.partitions", "must be at least 1, got %d", c.Kafka.Partitions))
 	}
 	if c.Kafka.ReplicationFactor < -1 {
-		return config.Errorf("kafka.replication_factor", "must be -1 (the broker's default) or at least 1, got %d", c.Kafka.ReplicationFactor)
+		add(config.Errorf("kafka.replication_factor", "must be -1 (the broker's default) or at least 1, got %d", c.Kafka.ReplicationFactor))
 	}
 	if _, err := compressionCodec(c.Kafka.Compression); err != nil {
-		return config.Errorf("kafka.compression", "%v", err)
+		add(config.Errorf("kafka.compression", "%v", err))
 	}
 	if c.Kafka.Producers < 1 || c.Kafka.Producers > 64 {
-		return config.Errorf("kafka.producers", "must be between 1 and 64, got %d", c.Kafka.Producers)
+		add(config.Errorf("kafka.producers", "must be between 1 and 64, got %d", c.Kafka.Producers))
 	}
 	if c.Kafka.Partitioning != PartitionFile && c.Kafka.Partitioning != PartitionSpread {
-		return config.Errorf("kafka.partitioning", "%q is not a partitioning; use spread (batches over every partition) or file (a file's lines in one partition, in order)", c.Kafka.Partitioning)
+		add(config.Errorf("kafka.partitioning", "%q is not a partitioning; use spread (batches over every partition) or file (a file's lines in one partition, in order)", c.Kafka.Partitioning))
 	}
 	if c.Kafka.Linger < 0 {
-		return config.Errorf("kafka.linger", "must not be negative")
+		add(config.Errorf("kafka.linger", "must not be negative"))
 	}
 	if int(c.Kafka.BatchBytes) < c.MaxLineBytes+64<<10 {
-		return config.Errorf("kafka.batch_bytes", "%d is smaller than max_line_bytes plus 64 KiB of headers; raise it or lower max_line_bytes", c.Kafka.BatchBytes)
+		add(config.Errorf("kafka.batch_bytes", "%d is smaller than max_line_bytes plus 64 KiB of headers; raise it or lower max_line_bytes", c.Kafka.BatchBytes))
 	}
-	if err := c.Kafka.Security.Validate("kafka"); err != nil {
-		return err
-	}
+	add(c.Kafka.Security.Validate("kafka"))
 	if c.MaxLineBytes < 1024 {
-		return config.Errorf("max_line_bytes", "must be at least 1024, got %d", c.MaxLineBytes)
+		add(config.Errorf("max_line_bytes", "must be at least 1024, got %d", c.MaxLineBytes))
 	}
 	if c.MaxOpenFiles < 1 {
-		return config.Errorf("max_open_files", "must be at least 1, got %d", c.MaxOpenFiles)
+		add(config.Errorf("max_open_files", "must be at least 1, got %d", c.MaxOpenFiles))
 	}
 	if c.IgnoreOlder < 0 {
-		return config.Errorf("ignore_older", "must not be negative; 0 reads every file whole")
+		add(config.Errorf("ignore_older", "must not be negative; 0 reads every file whole"))
 	}
 	if c.MaxInFlightBytes < int64(c.MaxLineBytes)*2 {
-		return config.Errorf("max_in_flight_bytes", "must be at least twice max_line_bytes (%d)", c.MaxLineBytes)
+		add(config.Errorf("max_in_flight_bytes", "must be at least twice max_line_bytes (%d)", c.MaxLineBytes))
 	}
-	if err := c.HTTP.Validate("http"); err != nil {
-		return err
-	}
-	if err := c.Log.Validate("log"); err != nil {
-		return err
-	}
-	if err := c.Quotas.validate("quotas"); err != nil {
-		return err
-	}
-	if err := c.Kubernetes.Validate("kubernetes"); err != nil {
-		return err
-	}
-	for key, d := range map[string]time.Duration{"scan_interval": c.ScanInterval, "registry_flush": c.RegistryFlush, "shutdown_timeout": c.ShutdownTimeout,
-		"unterminated_line_after": c.UnterminatedLineAfter, "close_removed_after": c.CloseRemovedAfter, "close_inactive": c.CloseInactive, "clean_after": c.CleanAfter} {
-		if d <= 0 {
-			return config.Errorf(key, "must be a positive duration such as 1s")
+	add(c.HTTP.Validate("http"))
+	add(c.Log.Validate("log"))
+	add(c.Quotas.validate("quotas"))
+	add(c.Kubernetes.Validate("kubernetes"))
+	for _, d := range []struct {
+		key string
+		d   time.Duration
+	}{{"scan_interval", c.ScanInterval}, {"registry_flush", c.RegistryFlush}, {"shutdown_timeout", c.ShutdownTimeout},
+		{"unterminated_line_after", c.UnterminatedLineAfter}, {"close_removed_after", c.CloseRemovedAfter}, {"close_inactive", c.CloseInactive}, {"clean_after", c.CleanAfter}} {
+		if d.d <= 0 {
+			add(config.Errorf(d.key, "must be a positive duration such as 1s"))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // inputTypes returns the document type of each input, for the metrics
@@ -364,52 +338,51 @@ func (c Config) inputTypes() []string {
 }
 
 func (in *InputConfig) validate(key string) error {
+	var errs []error
 	if in.Type == "" {
-		return config.Errorf(config.Join(key, "type"), "is required: the document type, e.g. service or nginx")
-	}
-	if template.IndexValue(in.Type) != in.Type {
-		return config.Errorf(config.Join(key, "type"), "%q must be lower case letters, digits, '-' or '_'", in.Type)
-	}
-	if n, ok := config.Nearest(in.Type, KnownTypes); ok {
-		return config.Errorf(config.Join(key, "type"), "%q is not a document type Sluice parses; did you mean %s? (types other than %s are indexed as raw text)",
-			in.Type, n, strings.Join(KnownTypes, ", "))
+		errs = append(errs, config.Errorf(config.Join(key, "type"), "is required: the document type, e.g. service or nginx"))
+	} else if template.IndexValue(in.Type) != in.Type {
+		errs = append(errs, config.Errorf(config.Join(key, "type"), "%q must be lower case letters, digits, '-' or '_'", in.Type))
+	} else if n, ok := config.Nearest(in.Type, KnownTypes); ok {
+		errs = append(errs, config.Errorf(config.Join(key, "type"), "%q is not a document type Sluice parses; did you mean %s? (types other than %s are indexed as raw text)",
+			in.Type, n, strings.Join(KnownTypes, ", ")))
 	}
 	if len(in.Paths) == 0 {
-		return config.Errorf(config.Join(key, "paths"), "is required: list globs of files to tail")
+		errs = append(errs, config.Errorf(config.Join(key, "paths"), "is required: list globs of files to tail"))
 	}
 	for j, p := range in.Paths {
 		if !filepath.IsAbs(p) {
-			return config.Errorf(config.Index(config.Join(key, "paths"), j), "%q must be an absolute path glob such as /var/log/app/*.log", p)
+			errs = append(errs, config.Errorf(config.Index(config.Join(key, "paths"), j), "%q must be an absolute path glob such as /var/log/app/*.log", p))
 		}
 		if err := checkGlob(p); err != nil {
-			return config.Errorf(config.Index(config.Join(key, "paths"), j), "%q is not a valid glob: %v", p, err)
+			errs = append(errs, config.Errorf(config.Index(config.Join(key, "paths"), j), "%q is not a valid glob: %v", p, err))
 		}
 	}
 	for j, p := range in.Exclude {
 		if err := checkGlob(p); err != nil {
-			return config.Errorf(config.Index(config.Join(key, "exclude"), j), "%q is not a valid glob: %v", p, err)
+			errs = append(errs, config.Errorf(config.Index(config.Join(key, "exclude"), j), "%q is not a valid glob: %v", p, err))
 		}
 	}
 	if in.Format != FormatPlain && in.Format != FormatCRI && in.Format != FormatDocker {
-		return config.Errorf(config.Join(key, "format"), "%q must be plain, cri or docker", in.Format)
+		errs = append(errs, config.Errorf(config.Join(key, "format"), "%q must be plain, cri or docker", in.Format))
 	}
 	if in.Symlinks.Follow && len(in.Symlinks.Roots) == 0 {
-		return config.Errorf(config.Join(key, "symlinks.roots"), "is required with symlinks.follow: list the directories links may point into, e.g. /var/log/pods")
+		errs = append(errs, config.Errorf(config.Join(key, "symlinks.roots"), "is required with symlinks.follow: list the directories links may point into, e.g. /var/log/pods"))
 	}
 	if !in.Symlinks.Follow && len(in.Symlinks.Roots) > 0 {
-		return config.Errorf(config.Join(key, "symlinks.follow"), "is false, so symlinks.roots is unused: set follow: true to follow links into them, or remove roots")
+		errs = append(errs, config.Errorf(config.Join(key, "symlinks.follow"), "is false, so symlinks.roots is unused: set follow: true to follow links into them, or remove roots"))
 	}
 	for j, r := range in.Symlinks.Roots {
 		if !filepath.IsAbs(r) || filepath.Clean(r) == "/" || strings.ContainsAny(r, "*?[\\") {
-			return config.Errorf(config.Index(config.Join(key, "symlinks.roots"), j), "%q must be an absolute directory other than /, without glob characters, e.g. /var/log/pods", r)
+			errs = append(errs, config.Errorf(config.Index(config.Join(key, "symlinks.roots"), j), "%q must be an absolute directory other than /, without glob characters, e.g. /var/log/pods", r))
 		}
 	}
 	if in.PathFields != "" {
 		if _, err := compilePathFields(in.PathFields); err != nil {
-			return config.Errorf(config.Join(key, "path_fields"), "%v", err)
+			errs = append(errs, config.Errorf(config.Join(key, "path_fields"), "%v", err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // checkGlob says what is wrong with a malformed glob, where filepath.Match

@@ -21,7 +21,35 @@ func (h *harvester) emit(ctx context.Context, l line, now time.Time) (over bool,
 	if h.gen.pending {
 		h.identify(h.reader.head, h.gen.acks)
 	}
+	if h.rejoin != nil && h.shippedBefore(l) {
+		h.skip(l, now)
+		return false, nil
+	}
 	return h.shipAll(ctx, h.join.add(l, now), now)
+}
+
+// shippedBefore reports whether l, read again after a restart, is of an
+// event acknowledged in the last run (harvester.rejoin).
+func (h *harvester) shippedBefore(l line) bool {
+	shipped, done := false, true
+	for s, end := range h.rejoin {
+		if l.Stream == s && l.Start < end {
+			shipped = true
+		}
+		done = done && l.Start >= end
+	}
+	if done {
+		h.rejoin = nil
+	}
+	return shipped
+}
+
+// ended records, for a joined container log, that an event of l's stream
+// ended with l in burst b.
+func (h *harvester) ended(b *burst, l line) {
+	if h.join != nil && h.cri != nil {
+		b.ended(l.Stream, l.End)
+	}
 }
 
 // shipAll ships the events a joiner completed, in order.
@@ -41,7 +69,7 @@ func (h *harvester) shipAll(ctx context.Context, evs []line, now time.Time) (ove
 // (shipFair), so that the quota counts only what would be produced.
 func (h *harvester) shipOrSkip(ctx context.Context, l line, now time.Time) (over bool, err error) {
 	if h.input.filter != nil && !h.input.filter.keep(l.Data) {
-		h.skipLine(l, now)
+		h.skip(l, now)
 		h.counters.filtered.Inc()
 		return false, nil
 	}
@@ -52,7 +80,7 @@ func (h *harvester) shipOrSkip(ctx context.Context, l line, now time.Time) (over
 		case err != nil:
 			return false, err
 		case exclude:
-			h.skipLine(l, now)
+			h.skip(l, now)
 			h.sh.kube.CountExcluded(1)
 			return false, nil
 		case unknown:
@@ -63,11 +91,12 @@ func (h *harvester) shipOrSkip(ctx context.Context, l line, now time.Time) (over
 	return h.shipFair(ctx, l, flags, now)
 }
 
-// skipLine moves past l, a line (or event) handled but not produced: the
-// input's filter dropped it, its pod is excluded, or it is over its quota.
-// The registry moves past it with the open burst's lines, in order, once
-// they are acknowledged; the caller counts it under its reason.
-func (h *harvester) skipLine(l line, now time.Time) {
+// skip handles l, a line (or event) not produced: the input's filter
+// dropped it, its pod is excluded, it is over its quota, or it was shipped
+// before a restart (rejoin). The registry moves over it with the burst, in
+// order, once the burst is acknowledged, though not past an event still
+// pending in another stream; the caller counts it under its reason.
+func (h *harvester) skip(l line, now time.Time) {
 	if h.gen.pending {
 		h.identify(h.reader.head, h.gen.acks) // as ship would: the offset moves under the file's name
 	}
@@ -75,16 +104,23 @@ func (h *harvester) skipLine(l line, now time.Time) {
 		h.burst = h.openBurst(now)
 	}
 	_, resume := l.covered()
+	if h.join != nil {
+		if at, ok := h.join.firstPending(); ok && at < resume {
+			resume = at
+		}
+	}
 	h.burst.skip(resume)
+	h.ended(h.burst, l)
 }
 
-// flushJoinedDue ships the joined events whose next line did not come
-// within the multiline timeout.
-func (h *harvester) flushJoinedDue(ctx context.Context) error {
+// flushJoinedDue, at the end of a read that started at readAt, ships the
+// joined events whose next line did not come within the multiline timeout.
+func (h *harvester) flushJoinedDue(ctx context.Context, readAt time.Time) error {
 	if h.join == nil || !h.join.pending() {
 		return nil
 	}
 	now := time.Now()
+	h.join.readUntil(readAt, now)
 	_, err := h.shipAll(ctx, h.join.flushDue(now), now)
 	return err
 }

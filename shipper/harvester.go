@@ -44,8 +44,12 @@ type harvester struct {
 	lastSize int64
 
 	// Owned by the run goroutine.
-	cri      *criAssembler // set for inputs of format cri
-	join     *joiner       // set for inputs with multiline
+	cri  *criAssembler // set for inputs of format cri
+	join *joiner       // set for inputs with multiline
+	// rejoin is, for a joined container log resumed from the registry, the
+	// ends of its streams' events acknowledged past the offset
+	// (registryEntry.Streams): lines before them are not shipped again.
+	rejoin   map[string]int64
 	enc      *event.Encoder
 	encPath  *string // the path enc was built for
 	burst    *burst  // the open burst, if any
@@ -237,7 +241,7 @@ func (h *harvester) readAvailable(ctx context.Context) (bool, error) {
 		over = o
 		n++
 	}
-	if err := h.flushJoinedDue(ctx); err != nil {
+	if err := h.flushJoinedDue(ctx, now); err != nil {
 		return false, nil
 	}
 	if n > 0 {
@@ -301,6 +305,7 @@ func (h *harvester) ship(ctx context.Context, l line, flags []string, now time.T
 		budget.release(reserved)
 		return err
 	}
+	h.ended(b, l)
 	if b.reserved >= budget.max/4 {
 		h.closeBurst() // so that the budget comes back in steps
 	}
@@ -466,6 +471,7 @@ func (h *harvester) restartGeneration(size int64) error {
 	if h.join != nil {
 		h.join.reset() // shipped by checkReplaced, unless it stopped
 	}
+	h.rejoin = nil
 	h.sizeMu.Lock()
 	h.lastSize = 0 // sizes seen under the old generation no longer count
 	h.sizeMu.Unlock()

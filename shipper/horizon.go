@@ -110,10 +110,10 @@ func (h *harvester) resent(start int64) bool {
 // acknowledged offset, and the next run flags nothing resent (lines
 // written while the shipper was stopped included).
 func (s *Shipper) settleSent() {
-	if !s.budget.sem.TryAcquire(s.budget.max) {
+	if !s.budget.bytes.TryAcquire(s.budget.max) {
 		return // lines in flight: their files keep their horizons
 	}
-	defer s.budget.sem.Release(s.budget.max)
+	defer s.budget.bytes.Release(s.budget.max)
 	for _, e := range s.registry.snapshot() {
 		if e.Sent != 0 {
 			s.registry.update(e.ID, func(e *registryEntry) { e.Sent = 0 })

@@ -2,6 +2,7 @@ package shipper
 
 import (
 	"bytes"
+	"errors"
 	"regexp"
 
 	"github.com/sluicelog/sluice/internal/config"
@@ -69,6 +70,7 @@ func (f *lineFilter) keep(l []byte) bool {
 
 // validateFilter checks include_lines and exclude_lines; key is the input's.
 func (in *InputConfig) validateFilter(key string) error {
+	var errs []error
 	for _, list := range []struct {
 		name  string
 		exprs []string
@@ -76,12 +78,11 @@ func (in *InputConfig) validateFilter(key string) error {
 		name := list.name
 		for j, e := range list.exprs {
 			if e == "" {
-				return config.Errorf(config.Index(config.Join(key, name), j), "is empty, which matches every line; remove it")
-			}
-			if _, err := regexp.Compile(e); err != nil {
-				return config.Errorf(config.Index(config.Join(key, name), j), "%q is not a regular expression (Go RE2 syntax): %v", e, err)
+				errs = append(errs, config.Errorf(config.Index(config.Join(key, name), j), "is empty, which matches every line; remove it"))
+			} else if _, err := regexp.Compile(e); err != nil {
+				errs = append(errs, config.Errorf(config.Index(config.Join(key, name), j), "%q is not a regular expression (Go RE2 syntax): %v", e, err))
 			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package shipper
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -45,57 +46,50 @@ const (
 
 var multilinePresets = []string{"java", "python", "go"}
 
-const (
-	defaultMultilineMaxLines = 500
-	defaultMultilineTimeout  = time.Second
-)
+// DefaultMultilineConfig is a multiline block's defaults; max_bytes
+// follows max_line_bytes.
+func DefaultMultilineConfig(maxLineBytes int) MultilineConfig {
+	return MultilineConfig{MaxLines: 500, MaxBytes: maxLineBytes, Timeout: time.Second}
+}
 
 func (m *MultilineConfig) setDefaults(maxLineBytes int) {
 	if m.Pattern != "" && m.Match == "" {
 		m.Match = MatchAfter
 	}
-	if m.MaxLines == 0 {
-		m.MaxLines = defaultMultilineMaxLines
-	}
-	if m.MaxBytes == 0 {
-		m.MaxBytes = maxLineBytes
-	}
-	if m.Timeout == 0 {
-		m.Timeout = defaultMultilineTimeout
-	}
+	config.FillZero(m, DefaultMultilineConfig(maxLineBytes))
 }
 
 // validate checks an input's multiline block; key is the block's key.
 func (m *MultilineConfig) validate(key string, maxLineBytes int) error {
+	var errs []error
 	switch {
 	case m.Preset == "" && m.Pattern == "":
-		return config.Errorf(key, "needs a preset (%s) or a pattern", strings.Join(multilinePresets, ", "))
+		errs = append(errs, config.Errorf(key, "needs a preset (%s) or a pattern", strings.Join(multilinePresets, ", ")))
 	case m.Preset != "" && m.Pattern != "":
-		return config.Errorf(config.Join(key, "pattern"), "is set with preset %q; use one of them", m.Preset)
+		errs = append(errs, config.Errorf(config.Join(key, "pattern"), "is set with preset %q; use one of them", m.Preset))
 	case m.Preset != "" && !slices.Contains(multilinePresets, m.Preset):
-		return config.Errorf(config.Join(key, "preset"), "%q is not a preset; use %s%s", m.Preset, strings.Join(multilinePresets, ", "),
-			config.DidYouMean(m.Preset, multilinePresets))
+		errs = append(errs, config.Errorf(config.Join(key, "preset"), "%q is not a preset; use %s%s", m.Preset, strings.Join(multilinePresets, ", "),
+			config.DidYouMean(m.Preset, multilinePresets)))
 	case m.Preset != "" && (m.Negate || m.Match != ""):
-		return config.Errorf(config.Join(key, "match"), "negate and match go with pattern, not with preset %q", m.Preset)
-	}
-	if m.Pattern != "" {
+		errs = append(errs, config.Errorf(config.Join(key, "match"), "negate and match go with pattern, not with preset %q", m.Preset))
+	case m.Pattern != "":
 		if _, err := regexp.Compile(m.Pattern); err != nil {
-			return config.Errorf(config.Join(key, "pattern"), "%q is not a regular expression (Go RE2 syntax): %v", m.Pattern, err)
+			errs = append(errs, config.Errorf(config.Join(key, "pattern"), "%q is not a regular expression (Go RE2 syntax): %v", m.Pattern, err))
 		}
 		if m.Match != MatchAfter && m.Match != MatchBefore {
-			return config.Errorf(config.Join(key, "match"), "%q must be after (matching lines join the line before them) or before (they join the line after them)", m.Match)
+			errs = append(errs, config.Errorf(config.Join(key, "match"), "%q must be after (matching lines join the line before them) or before (they join the line after them)", m.Match))
 		}
 	}
 	if m.MaxLines < 2 {
-		return config.Errorf(config.Join(key, "max_lines"), "must be at least 2, got %d", m.MaxLines)
+		errs = append(errs, config.Errorf(config.Join(key, "max_lines"), "must be at least 2, got %d", m.MaxLines))
 	}
 	if m.MaxBytes < 1 || m.MaxBytes > maxLineBytes {
-		return config.Errorf(config.Join(key, "max_bytes"), "must be between 1 and max_line_bytes (%d), got %d: an event is one Kafka record", maxLineBytes, m.MaxBytes)
+		errs = append(errs, config.Errorf(config.Join(key, "max_bytes"), "must be between 1 and max_line_bytes (%d), got %d: an event is one Kafka record", maxLineBytes, m.MaxBytes))
 	}
 	if m.Timeout <= 0 {
-		return config.Errorf(config.Join(key, "timeout"), "must be a positive duration such as 1s")
+		errs = append(errs, config.Errorf(config.Join(key, "timeout"), "must be a positive duration such as 1s"))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // joinAction is what a line does to the pending event of its stream.
@@ -403,6 +397,18 @@ func (j *joiner) flushDue(now time.Time) []line {
 	return j.out
 }
 
+// readUntil counts the lines read at from (a read's start, the time they
+// were given to add) as read at to (its end): a read that waited on Kafka
+// longer than the timeout took them from the file just now, and the lines
+// after them may be the next to read.
+func (j *joiner) readUntil(from, to time.Time) {
+	for _, s := range j.streams {
+		if s.lines > 0 && s.last.Equal(from) {
+			s.last = to
+		}
+	}
+}
+
 // flushAll returns every pending event, earlier first.
 func (j *joiner) flushAll() []line {
 	j.out = j.out[:0]
@@ -433,6 +439,16 @@ func (j *joiner) deadline() (at time.Time, ok bool) {
 		}
 	}
 	return at.Add(j.timeout), ok
+}
+
+// firstPending is the first offset of the earliest pending event.
+func (j *joiner) firstPending() (at int64, ok bool) {
+	for _, s := range j.streams {
+		if s.lines > 0 && (!ok || s.ev.Start < at) {
+			at, ok = s.ev.Start, true
+		}
+	}
+	return at, ok
 }
 
 // pending reports whether an event waits for more lines.

@@ -1,12 +1,17 @@
 package shipper
 
 import (
+	"context"
+	"fmt"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicelog/sluice/internal/event"
 )
@@ -306,5 +311,90 @@ func TestAckedLinesSkipsJoinedAndFiltered(t *testing.T) {
 				t.Fatalf("AckedLines = %+v, want the file skipped", files)
 			}
 		})
+	}
+}
+
+// slowFirstPublisher takes its first record only after a while, as a
+// shipper waiting for Kafka's acknowledgements to free max_in_flight_bytes
+// does in the middle of a read.
+type slowFirstPublisher struct {
+	collectingPublisher
+	wait time.Duration
+	once sync.Once
+}
+
+func (p *slowFirstPublisher) Publish(ctx context.Context, rec *kgo.Record, acked func()) error {
+	p.once.Do(func() { time.Sleep(p.wait) })
+	return p.collectingPublisher.Publish(ctx, rec, acked)
+}
+
+// TestMultilineSlowReadDoesNotCutTrace: a read that waited on Kafka longer
+// than the multiline timeout, and stopped at its line limit (readBurst) in
+// the middle of a trace whose frames are in the file already, does not
+// ship the trace's first lines as an event of their own: they were read
+// just now, not a timeout ago.
+func TestMultilineSlowReadDoesNotCutTrace(t *testing.T) {
+	l := newLifecycle(t, withMultiline(MultilineConfig{Preset: "java", Timeout: 200 * time.Millisecond}))
+	var b strings.Builder
+	for i := range readBurst - 2 {
+		fmt.Fprintf(&b, "line %d\n", i)
+	}
+	trace := "the message\njava.lang.IllegalStateException: boom\n\tat a.B.c(B.java:1)\n\tat d.E.f(E.java:2)"
+	b.WriteString(trace + "\nafter\n")
+	path := l.path("app.log")
+	appendTo(t, path, b.String())
+	pub := &slowFirstPublisher{wait: 500 * time.Millisecond}
+	sh, _ := startShipper(t, l.cfg, pub)
+	waitUntil(t, "the registry at the file's end", func() bool { return registryOffset(sh, path) == int64(b.Len()) })
+	var got []string
+	for _, ev := range pub.shipped() {
+		if strings.Contains(string(ev.Line), "boom") || strings.HasPrefix(string(ev.Line), "\tat") {
+			got = append(got, string(ev.Line))
+		}
+	}
+	if len(got) != 1 || got[0] != trace {
+		t.Fatalf("the trace was shipped as %q, want one event", got)
+	}
+}
+
+// TestMultilineContainerLogRestartShipsNoFragment: a stdout trace is shipped
+// whole while a stderr line before its frames still waits for its event's
+// end, so the registry stays at that stderr line. After a restart, read
+// again from there, the trace's frames were shipped already: they are not
+// shipped again as an event of their own, under another id (a fragment of
+// the trace twice in Elasticsearch), while the stderr line is, under its
+// id.
+func TestMultilineContainerLogRestartShipsNoFragment(t *testing.T) {
+	l := newLifecycle(t, func(c *Config) {
+		c.Inputs[0].Format = FormatCRI
+		c.Inputs[0].Multiline = &MultilineConfig{Preset: "java", Timeout: time.Minute}
+	})
+	path := l.path("app.log")
+	text := "2026-12-06T07:41:02.387Z stdout F java.lang.IllegalStateException: boom\n" +
+		"2026-12-06T07:41:02.387Z stderr F a stderr line\n" +
+		"2026-12-06T07:41:02.387Z stdout F \tat a.B.c(B.java:1)\n" +
+		"2026-12-06T07:41:02.387Z stdout P \tat d.E.f(E.ja\n" +
+		"2026-12-06T07:41:02.387Z stdout F va:2)\n" +
+		"2026-12-06T07:41:02.500Z stdout F after\n" // ships the trace
+	appendTo(t, path, text)
+	sh, stop := startShipper(t, l.cfg, l.pub)
+	l.pub.waitFor(t, 1, 10*time.Second)
+	stderrAt := int64(strings.Index(text, "2026-12-06T07:41:02.387Z stderr"))
+	waitUntil(t, "the trace acknowledged", func() bool { return registryOffset(sh, path) == stderrAt })
+	time.Sleep(200 * time.Millisecond)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	first := len(l.pub.shipped())
+	l.cfg.Inputs[0].Multiline.Timeout = 200 * time.Millisecond
+	sh, _ = startShipper(t, l.cfg, l.pub)
+	waitUntil(t, "the registry at the file's end", func() bool { return registryOffset(sh, path) == int64(len(text)) })
+	var again []string
+	for _, ev := range l.pub.shipped()[first:] {
+		again = append(again, fmt.Sprintf("%d %q", ev.Offset, ev.Line))
+	}
+	want := []string{fmt.Sprintf("%d %q", stderrAt, "a stderr line"), fmt.Sprintf("%d %q", strings.Index(text, "2026-12-06T07:41:02.500Z"), "after")}
+	if !slices.Equal(again, want) {
+		t.Fatalf("after the restart shipped %q, want %q", again, want)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/sluicelog/sluice/internal/backoff"
 	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/kafkaclient"
 )
@@ -101,7 +102,7 @@ func newProducer(cfg KafkaConfig, maxInFlight int64, log *zap.Logger, m *metrics
 		kgo.ProducerLinger(0),
 		kgo.ProducerBatchMaxBytesFn(p.batchLimit),
 		kgo.RecordDeliveryTimeout(0),
-		kgo.RetryBackoffFn(backoff),
+		kgo.RetryBackoffFn(retryBackoff),
 		kgo.WithHooks(p.watch),
 		kgo.WithLogger(p.watch),
 	)
@@ -117,7 +118,7 @@ func newProducer(cfg KafkaConfig, maxInFlight int64, log *zap.Logger, m *metrics
 			kgo.ProducerBatchMaxBytesFn(p.batchLimit),
 			kgo.RecordDeliveryTimeout(0), // unlimited retries (the default): the budget bounds memory
 			kgo.MaxBufferedRecords(int(maxInFlight/recordOverhead)+1024),
-			kgo.RetryBackoffFn(backoff),
+			kgo.RetryBackoffFn(retryBackoff),
 		)...)
 		if err != nil {
 			for _, c := range p.clients {
@@ -152,11 +153,12 @@ func (p *producer) clientFor(rec *kgo.Record) *kgo.Client {
 	return p.clients[(p.next.Add(1)/spreadRun)%n]
 }
 
-// backoff grows from 100ms to 5s with the number of tries.
-func backoff(tries int) time.Duration {
-	d := 100 * time.Millisecond << min(tries, 6)
-	return min(d, 5*time.Second)
-}
+// produceRetry is the pause before a record, or a topic's creation, is
+// tried again.
+var produceRetry = backoff.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
+
+// retryBackoff is produceRetry for franz-go's RetryBackoffFn.
+func retryBackoff(tries int) time.Duration { return produceRetry.Delay(tries) }
 
 // check returns an error when Kafka refuses this client's TLS or SASL
 // settings, which no retry can cure; an unreachable Kafka is only logged.
@@ -176,20 +178,24 @@ func (p *producer) Prepare(ctx context.Context, topic string) error {
 	if known {
 		return nil
 	}
+	t := kafkaclient.Topic{Name: topic, Partitions: p.cfg.Partitions, ReplicationFactor: p.cfg.ReplicationFactor,
+		// Allow a whole cut line plus headers in one record.
+		MaxMessageBytes: p.cfg.BatchBytes + 64<<10}
 	for tries := 0; ; tries++ {
-		err := p.createTopic(ctx, topic)
+		got, err := kafkaclient.EnsureTopic(ctx, p.admin, t, p.maxMessageBytes)
 		if err == nil {
-			limit := p.topicLimit(ctx, topic)
+			if got.Created {
+				p.log.Info("created topic", zap.String("topic", topic), zap.Int32("partitions", p.cfg.Partitions))
+			}
+			limit := p.topicLimit(topic, got)
 			p.mu.Lock()
 			p.topics[topic] = limit
 			p.mu.Unlock()
 			return nil
 		}
 		p.log.Warn("cannot create topic yet", zap.String("topic", topic), zap.Error(err))
-		select {
-		case <-ctx.Done():
+		if produceRetry.Wait(ctx, tries) != nil {
 			return ctx.Err()
-		case <-time.After(backoff(tries)):
 		}
 	}
 }
@@ -212,15 +218,14 @@ func (p *producer) batchLimit0(topic string) int32 {
 // minBatchLimit is the smallest batch limit franz-go accepts.
 const minBatchLimit = 512
 
-// topicLimit reads the topic's max.message.bytes: a topic made before the
-// shipper (by an operator, with Kafka's default of 1 MiB) may accept less
-// than kafka.batch_bytes. Batches are then kept under its limit, and a line
-// whose record alone is over it is cut to fit (see cutToFit). Without
-// permission to read the topic's configuration, kafka.batch_bytes is used.
-func (p *producer) topicLimit(ctx context.Context, topic string) int32 {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	v, err := p.maxMessageBytes(ctx, p.admin, topic)
+// topicLimit is the largest record batch for the topic: a topic made
+// before the shipper (by an operator, with Kafka's default of 1 MiB) may
+// accept less than kafka.batch_bytes. Batches are then kept under its
+// max.message.bytes, and a line whose record alone is over it is cut to
+// fit (see cutToFit). Without permission to read the topic's
+// configuration, kafka.batch_bytes is used.
+func (p *producer) topicLimit(topic string, got kafkaclient.PreparedTopic) int32 {
+	v, err := got.MaxMessageBytes, got.LimitErr
 	if err != nil {
 		p.log.Warn("cannot read the topic's max.message.bytes; batches are kept under kafka.batch_bytes",
 			zap.String("topic", topic), zap.Error(err))
@@ -234,26 +239,6 @@ func (p *producer) topicLimit(ctx context.Context, topic string) int32 {
 		"and lines whose record is over it are cut to fit and flagged truncated; raise the topic's max.message.bytes to kafka.batch_bytes to ship lines up to max_line_bytes whole",
 		zap.String("topic", topic), zap.Int32("max.message.bytes", limit), zap.Int32("kafka.batch_bytes", p.cfg.BatchBytes))
 	return limit
-}
-
-func (p *producer) createTopic(ctx context.Context, topic string) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	// Allow a whole cut line plus headers in one record.
-	maxMessage := fmt.Sprint(p.cfg.BatchBytes + 64<<10)
-	resp, err := p.admin.CreateTopic(ctx, p.cfg.Partitions, p.cfg.ReplicationFactor,
-		map[string]*string{"max.message.bytes": &maxMessage}, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if errors.Is(err, kerr.TopicAlreadyExists) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("creating topic %s: %w", topic, err)
-	}
-	p.log.Info("created topic", zap.String("topic", topic), zap.Int32("partitions", p.cfg.Partitions))
-	return nil
 }
 
 // Publish sends rec and calls acked once Kafka acknowledged it; it does not
@@ -366,7 +351,7 @@ func (p *producer) sendAlone(r *kgo.Record, acked func()) {
 		}
 		p.metrics.produceErrors.Inc()
 		p.log.Warn("kafka did not accept a record produced alone; producing it again", zap.String("topic", r.Topic), zap.Error(err))
-		time.Sleep(backoff(tries))
+		time.Sleep(produceRetry.Delay(tries))
 	}
 }
 
@@ -462,7 +447,7 @@ func (p *producer) retry(client *kgo.Client, r *kgo.Record, acked func(), err er
 	}
 	p.metrics.produceErrors.Inc()
 	p.log.Warn("kafka did not accept a record; producing it again", zap.String("topic", r.Topic), zap.Error(err))
-	time.AfterFunc(backoff(tries), func() {
+	time.AfterFunc(produceRetry.Delay(tries), func() {
 		again := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp}
 		p.produce(client, again, acked, tries)
 	})

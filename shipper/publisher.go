@@ -5,7 +5,8 @@ import (
 	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"golang.org/x/sync/semaphore"
+
+	"github.com/sluicelog/sluice/internal/budget"
 )
 
 // Publisher is where harvesters hand their lines: Kafka by default, or
@@ -41,24 +42,25 @@ func WithPublisher(p Publisher) Option {
 // recordOverhead approximates the bytes a record costs beyond its value.
 const recordOverhead = 512
 
-// budget bounds the bytes read but not yet acknowledged: acquire blocks
-// while it is spent, so a slow destination stops the readers.
-type budget struct {
+// inFlight bounds the bytes read but not yet acknowledged: acquire blocks
+// while it is spent, so a slow destination stops the readers. A line
+// reserves its bytes plus recordOverhead before its record is built.
+type inFlight struct {
 	max     int64
-	sem     *semaphore.Weighted
+	bytes   *budget.Bytes
 	metrics *metrics
 	// readers is the harvesters running, among which turns share it
 	// (turn.go).
 	readers atomic.Int64
 }
 
-func newBudget(max int64, m *metrics) *budget {
-	return &budget{max: max, sem: semaphore.NewWeighted(max), metrics: m}
+func newBudget(max int64, m *metrics) *inFlight {
+	return &inFlight{max: max, bytes: budget.New(max), metrics: m}
 }
 
 // tryAcquire reserves n bytes if they are free now.
-func (b *budget) tryAcquire(n int64) bool {
-	if !b.sem.TryAcquire(n) {
+func (b *inFlight) tryAcquire(n int64) bool {
+	if !b.bytes.TryAcquire(n) {
 		return false
 	}
 	b.metrics.inFlightBytes.Add(float64(n))
@@ -66,8 +68,8 @@ func (b *budget) tryAcquire(n int64) bool {
 }
 
 // acquire reserves n bytes, waiting while the budget is spent.
-func (b *budget) acquire(ctx context.Context, n int64) error {
-	if err := b.sem.Acquire(ctx, n); err != nil {
+func (b *inFlight) acquire(ctx context.Context, n int64) error {
+	if err := b.bytes.Acquire(ctx, n); err != nil {
 		return err
 	}
 	b.metrics.inFlightBytes.Add(float64(n))
@@ -75,10 +77,10 @@ func (b *budget) acquire(ctx context.Context, n int64) error {
 }
 
 // release returns n reserved bytes.
-func (b *budget) release(n int64) {
+func (b *inFlight) release(n int64) {
 	// The gauge goes down before the bytes are free to take: the other way
 	// round, another reader's acquire could add to it first, and it would
 	// show more in flight than the budget allows.
 	b.metrics.inFlightBytes.Sub(float64(n))
-	b.sem.Release(n)
+	b.bytes.Release(n)
 }

@@ -62,13 +62,10 @@ const (
 	podField       = "kubernetes.pod.name"
 )
 
-func (q *QuotaConfig) setDefaults() {
-	if q.Burst == 0 {
-		q.Burst = 2 * time.Second
-	}
-	if q.OverQuota == "" {
-		q.OverQuota = OverQuotaThrottle
-	}
+// DefaultQuotaConfig is quotas' defaults: no quota, and a burst of 2 s
+// throttled once over.
+func DefaultQuotaConfig() QuotaConfig {
+	return QuotaConfig{Burst: 2 * time.Second, OverQuota: OverQuotaThrottle}
 }
 
 func (q *QuotaConfig) validate(key string) error {

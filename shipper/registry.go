@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,6 +30,13 @@ type registryEntry struct {
 	// released at its end (close_inactive): the scan leaves it closed while
 	// its size is Offset and its modification time this.
 	ReleasedModTime time.Time `json:"released_mod_time,omitzero"`
+	// Streams is, for a container log whose lines are joined into events
+	// each stream on its own (multiline), the end of each stream's last
+	// acknowledged event past Offset. Offset stays at the first line of an
+	// event still pending in one stream while the other's events after it
+	// are acknowledged; the lines read again from Offset that those events
+	// hold are not shipped again (as fragments, under other ids).
+	Streams map[string]int64 `json:"streams,omitempty"`
 	// Pending marks the entry of a file read from offset 0 that has no
 	// complete first line yet, so no id (pendingID): nothing of it was
 	// shipped.
@@ -192,6 +200,17 @@ func (r *registry) advance(id string, offset int64) {
 		e.Offset = offset
 		e.Updated = time.Now()
 		r.mark(id)
+	}
+}
+
+// setStreams records the streams' acknowledged ends past offset of file id
+// (registryEntry.Streams).
+func (r *registry) setStreams(id string, streams map[string]int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.entries[id]; ok && !maps.Equal(e.Streams, streams) {
+		e.Streams = streams
+		r.dirty = true
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,7 +39,7 @@ type Shipper struct {
 	// publisher takes the lines: producer (Kafka) unless WithPublisher.
 	publisher Publisher
 	producer  *producer // nil with another publisher
-	budget    *budget
+	budget    *inFlight
 	stall     *telemetry.Progress // readiness: lines waiting and none acknowledged
 	blocks    *event.BlockPool    // where harvesters build records
 	readBufs  *readBuffers        // harvesters' read buffers
@@ -110,7 +111,7 @@ func New(cfg Config, reg prometheus.Registerer, log *zap.Logger, opts ...Option)
 		return nil, fmt.Errorf("kafka.topic: %w", err)
 	}
 	s := &Shipper{cfg: cfg, log: log, metrics: newMetrics(reg, cfg.inputTypes()...), topic: topic, harvesters: map[devIno]*harvester{},
-		byPath: map[string]*harvester{}, scanNow: make(chan struct{}, 1), watcher: newWatcher(log)}
+		byPath: map[string]*harvester{}, scanNow: make(chan struct{}, 1)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -182,7 +183,9 @@ func (s *Shipper) Run(ctx context.Context) error {
 	// anything: retrying those would only hide them.
 	if s.producer != nil {
 		if err := s.producer.check(ctx); err != nil {
-			s.producer.client.Close()
+			for _, c := range s.producer.clients { // every client, not only the first
+				c.Close()
+			}
 			return err
 		}
 	}
@@ -194,6 +197,10 @@ func (s *Shipper) Run(ctx context.Context) error {
 		s.flushLoop(readCtx)
 	}()
 
+	// Made here, not in New, so that its inotify goroutine lives only as
+	// long as Run: a shipper made but never run (or whose Run failed
+	// above) leaked it.
+	s.watcher = newWatcher(s.log)
 	kubeDone := s.runKubernetes(readCtx)
 	watchDone := make(chan struct{})
 	go s.watcher.run(readCtx, watchDone, s.written, s.requestScan, s.renamed)
@@ -609,6 +616,10 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 	}
 	if entry != nil && !entry.Pending && fi.Size() >= entry.Offset {
 		h.gen = &generation{id: entry.ID, fp: entry.Fingerprint, acks: newAckTracker(entry.Offset)}
+		if len(entry.Streams) > 0 {
+			h.gen.acks.resumeStreams(entry.Streams)
+			h.rejoin = maps.Clone(entry.Streams)
+		}
 		h.genp.Store(h.gen)
 		h.reader = newLineReader(f, entry.Offset, s.cfg.MaxLineBytes, s.readBufs)
 		// The bytes before the offset the registry's fingerprint does not

@@ -23,7 +23,7 @@ import "context"
 const minTurn = 4 << 10
 
 // turnSize is the grant of one turn.
-func (b *budget) turnSize() int64 {
+func (b *inFlight) turnSize() int64 {
 	g := b.max / (2 * max(b.readers.Load(), 1))
 	return min(max(g, minTurn), b.max/4)
 }

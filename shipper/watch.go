@@ -32,9 +32,9 @@ func newWatcher(log *zap.Logger) *watcher {
 }
 
 // watchDirs makes sure the directories of paths are watched. Called from
-// the scan loop only.
+// the scan loop only; a nil watcher (a scan outside Run) watches nothing.
 func (w *watcher) watchDirs(paths []string) {
-	if w.fs == nil {
+	if w == nil || w.fs == nil {
 		return
 	}
 	for _, p := range paths {

@@ -157,7 +157,7 @@ func (f *flow) index(ch chunk) {
 			// Handled: its record no longer counts against the budget,
 			// even while its batch waits for a document of a failing index.
 			s.b.charged -= s.b.items[k].RecBytes
-			f.bytes -= s.b.items[k].RecBytes
+			f.room.Release(int64(s.b.items[k].RecBytes))
 			s.b.pending--
 		}
 		if !s.b.p.gone {

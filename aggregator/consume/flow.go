@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicelog/sluice/aggregator/deliver"
 	"github.com/sluicelog/sluice/aggregator/process"
+	"github.com/sluicelog/sluice/internal/budget"
 )
 
 // flow carries polled batches to the sink and on to their commit, several
@@ -50,7 +51,6 @@ type flow struct {
 	// commit commits the offsets of the records, the latest of each
 	// partition; nil where nothing is committed (replay, sluice run).
 	commit func(ctx context.Context, latest []*kgo.Record) error
-	budget int // bytes of records in flight above which polling waits
 	// waitLimit is the bytes of waiting records above which their
 	// partitions are paused.
 	waitLimit int
@@ -67,7 +67,7 @@ type flow struct {
 
 	mu    sync.Mutex
 	parts map[topicPartition]*partition // with batches not committed
-	bytes int                           // charged by batches not finished
+	room  *budget.Bytes                 // charged by batches not finished, up to budget
 	done  []*batch                      // delivered, for the finisher
 	err   error
 	w     waitingRoom
@@ -133,7 +133,7 @@ func (a *Loop) newFlow(ctx context.Context, commit func(context.Context, []*kgo.
 	ctx, cancel := context.WithCancel(ctx)
 	f := &flow{
 		a: a, commit: commit,
-		budget: a.budget, waitLimit: a.budget,
+		waitLimit: a.budget, room: budget.New(int64(a.budget)), // bytes of records in flight above which polling waits
 		ctx: ctx, cancel: cancel,
 		slots:     make(chan struct{}, a.sinkWorkers),
 		parts:     make(map[topicPartition]*partition),
@@ -217,7 +217,7 @@ func (f *flow) addBatch(records []*kgo.Record) error {
 	}
 	b.p = p
 	p.batches = append(p.batches, b)
-	f.bytes += b.charged
+	f.room.Charge(int64(b.charged)) // polled already: the poll loop waits in waitRoom
 	f.mu.Unlock()
 	a := f.a
 	for _, rec := range records {
@@ -256,7 +256,7 @@ func (f *flow) idle() bool {
 // budget, or, when rebalance is signalled meanwhile, until then. One batch
 // is always allowed, whatever its size. Poll loop only.
 func (f *flow) waitRoom(rebalance <-chan struct{}) (rebalanceWanted bool, err error) {
-	return f.waitUntil(rebalance, nil, func() bool { return len(f.parts) == 0 || f.bytes < f.budget })
+	return f.waitUntil(rebalance, nil, func() bool { return len(f.parts) == 0 || !f.room.Full() })
 }
 
 // errDrainTimeout is drain's when work is still in flight at its deadline.
@@ -374,7 +374,7 @@ func (f *flow) finisher() {
 			}
 			f.mu.Lock()
 			b.finished = true
-			f.bytes -= b.charged
+			f.room.Release(int64(b.charged))
 			b.charged = 0
 			b.items, b.outcomes, b.dead = nil, nil, nil
 			f.mu.Unlock()
@@ -460,7 +460,7 @@ func (f *flow) forget(tps []topicPartition) {
 		p.gone = true
 		delete(f.parts, tp)
 		for _, b := range p.batches {
-			f.bytes -= b.charged
+			f.room.Release(int64(b.charged))
 			b.charged = 0
 		}
 	}

@@ -103,6 +103,22 @@ func (s *testSink) Deliver(ctx context.Context, items []deliver.Item) ([]deliver
 	return out, nil
 }
 
+// releaseAll releases every call from now on, until the test ends.
+func (s *testSink) releaseAll(t *testing.T) {
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	go func() {
+		for {
+			select {
+			case call := <-s.calls:
+				call.release <- nil
+			case <-done:
+				return
+			}
+		}
+	}()
+}
+
 // requests is how many index calls the sink received.
 func (s *testSink) requests() int {
 	s.mu.Lock()
@@ -391,11 +407,7 @@ func TestFlowBoundsUncommittedRecords(t *testing.T) {
 	c.budget = (workers + 2) * bulkBytes
 	a.budget = c.budget
 	stop, _ := consumeInBackground(t, a, c)
-	go func() {
-		for call := range s.calls {
-			call.release <- nil
-		}
-	}()
+	s.releaseAll(t)
 	c.waitCommitted(t, 90)
 	if err := stop(); err != nil {
 		t.Fatal(err)

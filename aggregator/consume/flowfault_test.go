@@ -16,8 +16,8 @@ import (
 
 	"github.com/sluicelog/sluice/aggregator/deliver"
 	"github.com/sluicelog/sluice/aggregator/internal/records"
+	"github.com/sluicelog/sluice/internal/backoff"
 	"github.com/sluicelog/sluice/internal/event"
-	"github.com/sluicelog/sluice/internal/retry"
 )
 
 // svcRecord is a record of service svc at offset off of partition p.
@@ -164,7 +164,7 @@ func (s *redSink) DeliverAll(ctx context.Context, items []deliver.Item) ([]deliv
 		if todo == 0 {
 			return out, nil
 		}
-		if err := retry.Sleep(ctx, 10*time.Millisecond); err != nil {
+		if err := backoff.Sleep(ctx, 10*time.Millisecond); err != nil {
 			return nil, err
 		}
 	}
@@ -284,11 +284,7 @@ func TestFlowStopCommitsInFlight(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- stop() }()
 	first.release <- nil
-	go func() {
-		for call := range s.calls {
-			call.release <- nil
-		}
-	}()
+	s.releaseAll(t)
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +312,7 @@ func (s slowSink) Deliver(ctx context.Context, items []deliver.Item) ([]deliver.
 		}
 	}
 	s.mu.Unlock()
-	if err := retry.Sleep(ctx, d); err != nil {
+	if err := backoff.Sleep(ctx, d); err != nil {
 		return nil, err
 	}
 	return s.redSink.Deliver(ctx, items)

@@ -93,11 +93,7 @@ func TestFlowCatchUpKeepsWorkersBusy(t *testing.T) {
 		}
 		h.release <- nil
 	}
-	go func() {
-		for call := range s.calls {
-			call.release <- nil
-		}
-	}()
+	s.releaseAll(t)
 	// The last request, not full, would wait the minute: a stop sends it.
 	waitFor(t, 10*time.Second, "every batch polled", func() bool {
 		c.mu.Lock()

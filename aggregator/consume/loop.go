@@ -25,7 +25,7 @@ import (
 
 	"github.com/sluicelog/sluice/aggregator/deliver"
 	"github.com/sluicelog/sluice/aggregator/process"
-	"github.com/sluicelog/sluice/internal/retry"
+	"github.com/sluicelog/sluice/internal/backoff"
 	"github.com/sluicelog/sluice/internal/tap"
 	"github.com/sluicelog/sluice/internal/telemetry"
 )
@@ -482,7 +482,7 @@ var errNotMember = errors.New("not a member of the consumer group any more")
 // given again from the committed offsets once this one joins again.
 func (a *Loop) commit(ctx context.Context, c Consumer, records []*kgo.Record) error {
 	var gone error
-	err := retry.Do(ctx, a.log, "committing offsets", func() error {
+	err := backoff.Steady().Retry(ctx, a.log, "committing offsets", func() error {
 		err := c.CommitRecords(ctx, records...)
 		if notMember(err) {
 			gone = err

@@ -10,8 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/sluicelog/sluice/internal/backoff"
 	"github.com/sluicelog/sluice/internal/event"
-	"github.com/sluicelog/sluice/internal/retry"
 )
 
 // Suspects says which records may already be indexed, for the duplicate
@@ -47,7 +47,7 @@ func (s *Suspects) Assigned(ctx context.Context, cl *kgo.Client, assigned map[st
 		topics = append(topics, t)
 	}
 	var ends kadm.ListedOffsets
-	err := retry.Do(ctx, s.log, "reading the end offsets of assigned partitions", func() error {
+	err := backoff.Steady().Retry(ctx, s.log, "reading the end offsets of assigned partitions", func() error {
 		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		var err error

@@ -7,7 +7,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluicelog/sluice/aggregator/deliver"
-	"github.com/sluicelog/sluice/internal/retry"
 )
 
 // waitingRoom holds the documents Elasticsearch did not take yet, by
@@ -76,7 +75,7 @@ func (f *flow) park(b *batch, k int, o deliver.Outcome) {
 	it := &b.items[k]
 	wi := w.byIndex[it.Index]
 	if wi == nil {
-		wi = &waitingIndex{index: it.Index, since: time.Now(), next: time.Now().Add(retry.Backoff(0, f.a.cfg.Elasticsearch.RetryMax)),
+		wi = &waitingIndex{index: it.Index, since: time.Now(), next: time.Now().Add(deliver.Retry(f.a.cfg.Elasticsearch.RetryMax).Delay(0)),
 			sending: map[int][]waiter{}}
 		w.byIndex[it.Index] = wi
 	}
@@ -87,7 +86,7 @@ func (f *flow) park(b *batch, k int, o deliver.Outcome) {
 	w.items++
 	w.bytes += it.RecBytes
 	b.charged -= it.RecBytes
-	f.bytes -= it.RecBytes
+	f.room.Release(int64(it.RecBytes))
 	f.a.metrics.indexFailing.WithLabelValues(it.Index).Inc()
 	f.a.metrics.waiting.Set(float64(w.items))
 	f.a.metrics.waitingBytes.Set(float64(w.bytes))
@@ -257,7 +256,7 @@ func (f *flow) resend(wi *waitingIndex, seq int, items []deliver.Item) {
 	if len(again) > 0 {
 		wi.queue = append(again, wi.queue...)
 		wi.attempt++
-		wi.next = time.Now().Add(retry.Backoff(wi.attempt, f.a.cfg.Elasticsearch.RetryMax))
+		wi.next = time.Now().Add(deliver.Retry(f.a.cfg.Elasticsearch.RetryMax).Delay(wi.attempt))
 		f.warnWaiting(wi)
 		return
 	}

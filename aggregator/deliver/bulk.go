@@ -15,7 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
-	"github.com/sluicelog/sluice/internal/retry"
+	"github.com/sluicelog/sluice/internal/backoff"
 	"github.com/sluicelog/sluice/internal/telemetry"
 )
 
@@ -136,7 +136,7 @@ func (b *Bulk) DeliverAll(ctx context.Context, items []Item) ([]Outcome, error) 
 	for attempt := 0; len(todo) > 0; attempt++ {
 		if attempt > 0 {
 			b.metrics.retries.Add(float64(len(todo)))
-			if err := retry.Sleep(ctx, b.backoff(attempt)); err != nil {
+			if err := b.retry().Wait(ctx, attempt); err != nil {
 				return nil, err
 			}
 		}
@@ -211,10 +211,8 @@ func (b *Bulk) warn(key, msg string, fields ...zap.Field) {
 	}
 }
 
-// backoff is exponential from 100ms to retryMax with full jitter.
-func (b *Bulk) backoff(attempt int) time.Duration {
-	return retry.Backoff(attempt, b.retryMax)
-}
+// retry is the pause between attempts: Retry up to retryMax.
+func (b *Bulk) retry() backoff.Policy { return Retry(b.retryMax) }
 
 // chunks splits the items at positions todo into requests of at most
 // maxBytes.

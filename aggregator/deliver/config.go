@@ -3,6 +3,7 @@ package deliver
 import (
 	"time"
 
+	"github.com/sluicelog/sluice/internal/backoff"
 	"github.com/sluicelog/sluice/internal/config"
 	"github.com/sluicelog/sluice/internal/secret"
 	"github.com/sluicelog/sluice/internal/tlsconfig"
@@ -124,52 +125,54 @@ const (
 	DefaultFlushInterval = 250 * time.Millisecond
 )
 
-// SetDefaults fills unset values.
+// DefaultElasticsearchConfig is the elasticsearch section before the
+// configuration file: every default, written once. Index and Action follow
+// data_stream: see SetDefaults.
+func DefaultElasticsearchConfig() ElasticsearchConfig {
+	yes, alsoYes := true, true
+	return ElasticsearchConfig{
+		Addresses:     []string{DefaultElasticsearch},
+		BulkBytes:     5 << 20,
+		Workers:       4,
+		FlushInterval: DefaultFlushInterval,
+		Template:      &yes,
+		TemplateName:  "sluice",
+		RetryMax:      30 * time.Second,
+		AcceptTime:    AcceptTimeConfig{Past: DefaultAcceptPast, Future: DefaultAcceptFuture},
+		Dedupe:        &alsoYes,
+	}
+}
+
+// SetDefaults gives the keys left out (or zero) their
+// DefaultElasticsearchConfig values, and the index and action theirs,
+// which follow data_stream. Calling it again changes nothing.
 func (es *ElasticsearchConfig) SetDefaults() {
 	es.Addresses = config.SplitURLs(es.Addresses)
 	if len(es.Addresses) == 0 {
-		es.Addresses = []string{DefaultElasticsearch}
+		es.Addresses = nil // an empty list takes the default too
 	}
-	if es.Index == "" {
-		es.Index = DefaultIndex
-		if es.DataStream {
+	if es.DataStream {
+		if es.Index == "" {
 			es.Index = DefaultDataStream
 		}
-	}
-	if es.Action == "" {
-		es.Action = "index"
-		if es.DataStream {
+		if es.Action == "" {
 			es.Action = "create" // the only write a data stream takes
 		}
 	}
+	if es.Index == "" {
+		es.Index = DefaultIndex
+	}
+	if es.Action == "" {
+		es.Action = "index"
+	}
+	config.FillZero(es, DefaultElasticsearchConfig())
 	es.Layout.SetDefaults()
-	if es.BulkBytes == 0 {
-		es.BulkBytes = 5 << 20
-	}
-	if es.Workers == 0 {
-		es.Workers = 4
-	}
-	if es.FlushInterval == 0 {
-		es.FlushInterval = DefaultFlushInterval
-	}
-	if es.Template == nil {
-		t := true
-		es.Template = &t
-	}
-	if es.TemplateName == "" {
-		es.TemplateName = "sluice"
-	}
-	if es.RetryMax == 0 {
-		es.RetryMax = 30 * time.Second
-	}
-	if es.AcceptTime.Past == 0 {
-		es.AcceptTime.Past = DefaultAcceptPast
-	}
-	if es.AcceptTime.Future == 0 {
-		es.AcceptTime.Future = DefaultAcceptFuture
-	}
-	if es.Dedupe == nil {
-		t := true
-		es.Dedupe = &t
-	}
+}
+
+// Retry is the pause between attempts to deliver to Elasticsearch (a bulk
+// request, a waiting index): from 100ms up to elasticsearch.retry_max,
+// jittered over its upper half so that workers and indices do not retry in
+// step.
+func Retry(retryMax time.Duration) backoff.Policy {
+	return backoff.Policy{Initial: 100 * time.Millisecond, Max: retryMax, Jitter: 0.5}
 }

@@ -5,16 +5,15 @@ import (
 	"errors"
 	"strconv"
 	"sync/atomic"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/sluicelog/sluice/internal/backoff"
 	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/kafkaclient"
-	"github.com/sluicelog/sluice/internal/retry"
 )
 
 // Headers added to dead-lettered records.
@@ -89,7 +88,7 @@ func (t *Topic) Write(ctx context.Context, dead []DeadLetter) error {
 		recs[i] = &kgo.Record{Topic: t.name, Key: d.Record.Key, Value: d.Record.Value, Headers: h}
 	}
 	for _, rec := range recs {
-		err := retry.Do(ctx, t.log, "writing to the dead-letter topic", func() error {
+		err := backoff.Steady().Retry(ctx, t.log, "writing to the dead-letter topic", func() error {
 			err := t.client.ProduceSync(ctx, rec).FirstErr()
 			for errors.Is(err, kerr.MessageTooLarge) && len(rec.Value) > 0 {
 				rec = t.cutToFit(rec) // shorter each time
@@ -123,25 +122,19 @@ func (t *Topic) cutToFit(r *kgo.Record) *kgo.Record {
 // Prepare creates the dead-letter topic, or learns the limit of one made
 // beforehand.
 func (t *Topic) Prepare(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	maxMessage := strconv.Itoa(deadLetterMaxBytes)
-	resp, err := kadm.NewClient(t.client).CreateTopic(ctx, 1, -1, map[string]*string{"max.message.bytes": &maxMessage}, t.name)
+	got, err := kafkaclient.EnsureTopic(ctx, kadm.NewClient(t.client),
+		kafkaclient.Topic{Name: t.name, Partitions: 1, ReplicationFactor: -1, MaxMessageBytes: deadLetterMaxBytes}, nil)
 	if err == nil {
-		err = resp.Err
-	}
-	if errors.Is(err, kerr.TopicAlreadyExists) {
-		t.learnLimit(ctx)
-		return nil
+		t.learnLimit(got)
 	}
 	return err
 }
 
-// learnLimit reads the max.message.bytes of a dead-letter topic made
+// learnLimit takes the max.message.bytes of a dead-letter topic made
 // beforehand: batches are kept under it, and a dead letter alone over it
 // is cut to fit (cutToFit).
-func (t *Topic) learnLimit(ctx context.Context) {
-	v, err := kafkaclient.MaxMessageBytes(ctx, kadm.NewClient(t.client), t.name)
+func (t *Topic) learnLimit(got kafkaclient.PreparedTopic) {
+	v, err := got.MaxMessageBytes, got.LimitErr
 	if err != nil {
 		t.log.Warn("cannot read the dead-letter topic's max.message.bytes", zap.String("topic", t.name), zap.Error(err))
 		return

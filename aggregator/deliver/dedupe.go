@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/sluicelog/sluice/internal/retry"
+	"github.com/sluicelog/sluice/internal/backoff"
 )
 
 // The duplicate check. A document's id is deterministic, so a re-delivered
@@ -81,7 +81,7 @@ const maxTargetsBytes = 2048
 // Elasticsearch answers or ctx ends.
 func (d *deduper) find(ctx context.Context, items []Item, which []int) (map[int]bool, error) {
 	found, _, err := d.lookUp(ctx, items, which, func(fn func() error) error {
-		return retry.Do(ctx, d.log, "looking up documents that may be re-delivered", fn)
+		return backoff.Steady().Retry(ctx, d.log, "looking up documents that may be re-delivered", fn)
 	})
 	return found, err
 }

@@ -1,6 +1,9 @@
 package process
 
-import "github.com/sluicelog/sluice/parser"
+import (
+	"github.com/sluicelog/sluice/internal/config"
+	"github.com/sluicelog/sluice/parser"
+)
 
 // ParsersConfig configures the document type parsers.
 type ParsersConfig struct {
@@ -53,15 +56,13 @@ func (c RouteConfig) Rule() parser.RouteRule {
 	return parser.RouteRule{Prefix: c.Prefix, Templates: c.Templates, IDs: c.IDs, Keep: c.Keep}
 }
 
-// SetDefaults fills unset values.
-func (c *ParsersConfig) SetDefaults() {
-	if c.MaxFields == 0 {
-		c.MaxFields = parser.DefaultMaxFields
-	}
-	if c.DecodeJSONFields == nil {
-		c.DecodeJSONFields = parser.DefaultDecodeJSON
-	}
-	if c.UserAgent == nil {
-		c.UserAgent = new(true)
-	}
+// DefaultParsersConfig is the parsers section before the configuration
+// file: every default, written once.
+func DefaultParsersConfig() ParsersConfig {
+	return ParsersConfig{MaxFields: parser.DefaultMaxFields, DecodeJSONFields: parser.DefaultDecodeJSON,
+		UserAgent: new(true)}
 }
+
+// SetDefaults gives the keys left out (or zero) their DefaultParsersConfig
+// values.
+func (c *ParsersConfig) SetDefaults() { config.FillZero(c, DefaultParsersConfig()) }

@@ -17,6 +17,7 @@ import (
 	"github.com/sluicelog/sluice/aggregator/deliver"
 	"github.com/sluicelog/sluice/aggregator/pipeline"
 	"github.com/sluicelog/sluice/geoip"
+	"github.com/sluicelog/sluice/internal/budget"
 	"github.com/sluicelog/sluice/internal/event"
 	"github.com/sluicelog/sluice/internal/tap"
 	"github.com/sluicelog/sluice/internal/template"
@@ -129,11 +130,6 @@ func (d *Documents) Item(rec *kgo.Record) (it deliver.Item, keep bool, dead *del
 	return it, true, nil
 }
 
-// RecordSize is what a record weighs against the flow's budget.
-func RecordSize(r *kgo.Record) int {
-	n := len(r.Key) + len(r.Value)
-	for _, h := range r.Headers {
-		n += len(h.Key) + len(h.Value)
-	}
-	return n
-}
+// RecordSize is what a record weighs against the flow's budget: the one
+// record size of budget.Size.
+func RecordSize(r *kgo.Record) int { return int(budget.Size(r)) }

@@ -49,6 +49,11 @@ func loadHashed(path string, load loader) (role, error) {
 // of the new configuration that does not answer by then fails the reload.
 const preflightTimeout = 20 * time.Second
 
+// preflightRetry is how long, with reload.watch, a reload whose preflight
+// failed waits before it is tried again: the file will not change again to
+// ask for it, and nobody sends SIGHUP to a pod.
+var preflightRetry = 30 * time.Second
+
 // reloadRequest asks for a reload: on SIGHUP, or from the file watch with
 // the hash of the content it saw.
 type reloadRequest struct {
@@ -228,13 +233,20 @@ func runUntilReload(ctx context.Context, c component, reloads <-chan reloadReque
 	defer stopRun()
 	done := make(chan error, 1)
 	go func() { done <- c.Run(runCtx) }()
+	// A failed preflight's next try, with reload.watch, and the content it
+	// was for.
+	var retry <-chan time.Time
+	var retryHash [sha256.Size]byte
 	for {
 		var req reloadRequest
 		select {
 		case err := <-done:
 			return nil, err
 		case req = <-reloads:
+		case <-retry:
+			req = reloadRequest{trigger: "retrying the configuration whose preflight failed", hash: &retryHash}
 		}
+		retry = nil
 		if req.hash != nil && *req.hash == cur.hash {
 			continue // the running configuration's content: reloaded on SIGHUP already
 		}
@@ -256,6 +268,11 @@ func runUntilReload(ctx context.Context, c component, reloads <-chan reloadReque
 				log.Error("configuration reload failed: the new configuration cannot start; the running pipeline stays",
 					zap.String("path", path), zap.Error(err))
 				metrics.result(false)
+				if cur.watch {
+					// Its Kafka or Elasticsearch may be back soon.
+					retry, retryHash = time.After(preflightRetry), next.hash
+					log.Info("reload.watch: trying the new configuration again later", zap.Duration("in", preflightRetry))
+				}
 				continue
 			}
 		}

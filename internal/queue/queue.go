@@ -13,6 +13,8 @@ import (
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelog/sluice/internal/budget"
 )
 
 // ErrClosed is returned by Put after Close, and by Take once a closed queue
@@ -30,35 +32,22 @@ type Message struct {
 	size int64
 }
 
-// Size is what a record counts against the byte budget: its value, key and
-// headers, plus a fixed overhead for the bookkeeping.
-func Size(r *kgo.Record) int64 {
-	n := int64(len(r.Value) + len(r.Key) + len(r.Topic) + messageOverhead)
-	for _, h := range r.Headers {
-		n += int64(len(h.Key) + len(h.Value))
-	}
-	return n
-}
-
-const messageOverhead = 64
-
 // Queue is a FIFO of messages bounded by their total size. It is safe for
 // concurrent use by any number of producers and consumers.
 type Queue struct {
-	maxBytes int64
+	room *budget.Bytes // the messages' sizes, from Put until Take
 
 	mu      sync.Mutex
 	items   []Message
-	bytes   int64
 	closed  bool
-	changed chan struct{} // closed and replaced whenever items, bytes or closed change
+	changed chan struct{} // closed and replaced whenever items or closed change
 }
 
 // New returns a queue holding at most maxBytes of messages. A message larger
 // than maxBytes is still accepted when the queue is empty, so that no record
 // can block forever.
 func New(maxBytes int64) *Queue {
-	return &Queue{maxBytes: max(maxBytes, 1), changed: make(chan struct{})}
+	return &Queue{room: budget.New(maxBytes), changed: make(chan struct{})}
 }
 
 // broadcast wakes every waiter; call with mu held.
@@ -71,28 +60,22 @@ func (q *Queue) broadcast() {
 // ctx.Err() if ctx ends first (the message is then not queued) and
 // ErrClosed after Close.
 func (q *Queue) Put(ctx context.Context, m Message) error {
-	m.size = Size(m.Record)
-	for {
-		q.mu.Lock()
-		if q.closed {
-			q.mu.Unlock()
+	m.size = budget.Size(m.Record)
+	if err := q.room.Acquire(ctx, m.size); err != nil {
+		if errors.Is(err, budget.ErrClosed) {
 			return ErrClosed
 		}
-		if q.bytes+m.size <= q.maxBytes || len(q.items) == 0 {
-			q.items = append(q.items, m)
-			q.bytes += m.size
-			q.broadcast()
-			q.mu.Unlock()
-			return nil
-		}
-		wait := q.changed
-		q.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-wait:
-		}
+		return err
 	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		q.room.Release(m.size)
+		return ErrClosed
+	}
+	q.items = append(q.items, m)
+	q.broadcast()
+	return nil
 }
 
 // Take removes and returns up to maxItems messages, waiting until there is
@@ -111,7 +94,7 @@ func (q *Queue) Take(ctx context.Context, maxItems int) ([]Message, error) {
 				q.items = nil // let the backing array go
 			}
 			for _, m := range out {
-				q.bytes -= m.size
+				q.room.Release(m.size)
 			}
 			q.broadcast()
 			q.mu.Unlock()
@@ -137,6 +120,7 @@ func (q *Queue) Close() {
 	defer q.mu.Unlock()
 	if !q.closed {
 		q.closed = true
+		q.room.Close()
 		q.broadcast()
 	}
 }
@@ -145,5 +129,5 @@ func (q *Queue) Close() {
 func (q *Queue) Len() (int, int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.items), q.bytes
+	return len(q.items), q.room.Held()
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicelog/sluice/internal/budget"
 )
 
 func msg(value string) Message {
@@ -54,7 +56,7 @@ func TestTakeReturnsInOrderUpToMax(t *testing.T) {
 }
 
 func TestPutBlocksWhileFullAndResumesAfterTake(t *testing.T) {
-	one := Size(msg("0123456789").Record)
+	one := budget.Size(msg("0123456789").Record)
 	q := New(2 * one)
 	ctx := context.Background()
 	for i := 0; i < 2; i++ {

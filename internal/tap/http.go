@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -24,14 +25,16 @@ const Path = "/tap"
 // loopback interface are served: the events are the logs themselves, and
 // http.listen is often opened to the cluster for probes and scrapes; use
 // `kubectl exec` or `kubectl port-forward`, which connect from inside the
-// pod.
+// pod. A proxy on the same host connects from a loopback address too, on
+// behalf of anyone: a request that came through one (see local) is
+// refused.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
 		http.Error(w, "the tap is read-only: use GET", http.StatusMethodNotAllowed)
 		return
 	}
-	if !loopback(r.RemoteAddr) {
+	if !loopback(r.RemoteAddr) || !local(r) {
 		http.Error(w, "the tap serves only clients on this host (run sluice tap in the pod, or through kubectl port-forward)", http.StatusForbidden)
 		return
 	}
@@ -55,13 +58,29 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	_ = rc.Flush()
-	stream(r.Context(), t, w, rc.Flush)
+	// A client that stops reading is let go after tapWriteTimeout, rather
+	// than hold a tap slot, and make every event pay for the tap, while
+	// its connection lives.
+	alive := func() error {
+		if err := rc.SetWriteDeadline(time.Now().Add(tapWriteTimeout)); !errors.Is(err, http.ErrNotSupported) {
+			return err
+		}
+		return nil
+	}
+	stream(r.Context(), t, w, rc.Flush, alive)
 }
+
+// tapWriteTimeout is how long a write to a tap's client may wait.
+var tapWriteTimeout = 30 * time.Second
 
 // stream writes t's events to w until ctx ends, the limit is reached or a
 // write fails; at most every second (and at the end) it flushes and says
-// how many events were dropped.
-func stream(ctx context.Context, t *Tap, w io.Writer, flush func() error) {
+// how many events were dropped. alive, called every second, bounds how
+// long the writes may take from then.
+func stream(ctx context.Context, t *Tap, w io.Writer, flush, alive func() error) {
+	if err := alive(); err != nil {
+		return
+	}
 	enc := json.NewEncoder(w)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -82,6 +101,7 @@ func stream(ctx context.Context, t *Tap, w io.Writer, flush func() error) {
 				_ = report()
 				return
 			}
+			t.taken(e)
 			if err := enc.Encode(e); err != nil {
 				return
 			}
@@ -91,11 +111,34 @@ func stream(ctx context.Context, t *Tap, w io.Writer, flush func() error) {
 				}
 			}
 		case <-tick.C:
+			if err := alive(); err != nil {
+				return
+			}
 			if err := report(); err != nil {
 				return
 			}
 		}
 	}
+}
+
+// proxyHeaders are the headers a proxy adds to what it relays.
+var proxyHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "Via"}
+
+// local reports whether r, from a loopback address, was also made to one
+// and carries no proxy's header. A service mesh's sidecar relays the
+// cluster's requests from a loopback address (Istio's from 127.0.0.6) to
+// the pod's own address; kubectl exec and port-forward connect to
+// 127.0.0.1. A reverse proxy on the host says so in its headers.
+func local(r *http.Request) bool {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && !loopback(a.String()) {
+		return false
+	}
+	for _, h := range proxyHeaders {
+		if _, ok := r.Header[h]; ok {
+			return false
+		}
+	}
+	return true
 }
 
 func loopback(remote string) bool {

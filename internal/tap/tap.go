@@ -179,7 +179,12 @@ func (h *Hub) count() int {
 
 // tapBuffer is how many events a tap holds for a slow client before it
 // drops (and counts) the next ones: the pipeline never waits on a tap.
-const tapBuffer = 1024
+// tapBufferBytes bounds what they hold too: a multiline event or a
+// document may be up to a megabyte.
+const (
+	tapBuffer      = 1024
+	tapBufferBytes = 8 << 20
+)
 
 // Tap is one open view on a stage.
 type Tap struct {
@@ -192,6 +197,8 @@ type Tap struct {
 	sent    int64 // events handed to c, for the limit
 	done    bool  // the limit is reached: c is closed
 	dropped atomic.Int64
+	// held is the size of the events in c.
+	held atomic.Int64
 }
 
 // Events returns the channel of the tap's events; it is closed once the
@@ -217,10 +224,22 @@ func (t *Tap) sample() bool {
 	return int64(float64(n+1)*rate) > int64(float64(n)*rate)
 }
 
+// size is about what e holds in memory.
+func (e *Event) size() int64 { return int64(len(e.Line)+len(e.Document)) + 512 }
+
+// taken is called by the client for each event it took from Events.
+func (t *Tap) taken(e *Event) { t.held.Add(-e.size()) }
+
 // offer hands e to the client without waiting. Under hub.mu.
 func (t *Tap) offer(e *Event) {
+	n := e.size()
+	if len(t.c) > 0 && t.held.Load()+n > tapBufferBytes {
+		t.dropped.Add(1)
+		return
+	}
 	select {
 	case t.c <- e:
+		t.held.Add(n)
 		t.sent++
 		if t.filter.Limit > 0 && t.sent >= int64(t.filter.Limit) {
 			t.done = true

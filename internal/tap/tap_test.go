@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -32,6 +33,7 @@ func drain(t *Tap) []*Event {
 			if !ok {
 				return out
 			}
+			t.taken(e)
 			out = append(out, e)
 		default:
 			return out
@@ -241,4 +243,105 @@ func BenchmarkHooksOff(b *testing.B) {
 			Document(ev, "logs", src)
 		}
 	})
+}
+
+// TestServeHTTPRefusesProxiedClients: a client relayed by a proxy on the
+// same host arrives from a loopback address. A service mesh's sidecar
+// (Istio's envoy connects from 127.0.0.6 to the pod's own address) or a
+// local reverse proxy (nginx adding X-Forwarded-For) would otherwise open
+// the tap, the logs themselves, to anyone who reaches the proxy.
+func TestServeHTTPRefusesProxiedClients(t *testing.T) {
+	h := withHub(t)
+	podIP := &net.TCPAddr{IP: net.ParseIP("10.244.1.7"), Port: 9600}
+	cases := map[string]func(*http.Request) *http.Request{
+		"sidecar to the pod address": func(r *http.Request) *http.Request {
+			r.RemoteAddr = "127.0.0.6:40312"
+			return r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, net.Addr(podIP)))
+		},
+	}
+	for _, hdr := range []string{"X-Forwarded-For", "Forwarded", "X-Real-IP", "Via"} {
+		cases[hdr] = func(r *http.Request) *http.Request {
+			r.Header.Set(hdr, "203.0.113.9")
+			return r
+		}
+	}
+	for name, req := range cases {
+		r := httptest.NewRequest(http.MethodGet, Path+"?stage=lines&limit=1", nil)
+		r.RemoteAddr = "127.0.0.1:40312"
+		r = req(r)
+		rec := httptest.NewRecorder()
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		h.ServeHTTP(rec, r.WithContext(ctx))
+		cancel()
+		if rec.Code != http.StatusForbidden {
+			t.Errorf("%s: got %d, want 403", name, rec.Code)
+		}
+	}
+}
+
+// TestSlowClientHoldsBoundedBytes: a client that does not read holds at
+// most tapBufferBytes of events, not tapBuffer events of any size: 1,024
+// multiline events or documents of a megabyte each would be a gigabyte per
+// tap, eight taps a process.
+func TestSlowClientHoldsBoundedBytes(t *testing.T) {
+	h := withHub(t)
+	tp := h.Open(Filter{Stage: StageLines})
+	defer tp.Close()
+	big := strings.Repeat("x", 32<<10)
+	for i := range tapBuffer {
+		Line(line("service", "s", big, int64(i)))
+	}
+	var held int
+	for _, e := range drain(tp) {
+		held += len(e.Line)
+	}
+	if held > tapBufferBytes+len(big) {
+		t.Fatalf("a tap nobody reads holds %d MiB of events, want at most %d MiB", held>>20, tapBufferBytes>>20)
+	}
+	if n := tp.Dropped(); n == 0 {
+		t.Fatalf("no event counted dropped")
+	}
+	// Taken events make room again.
+	Line(line("service", "s", big, 0))
+	if got := drain(tp); len(got) != 1 {
+		t.Fatalf("%d events after the client read, want 1", len(got))
+	}
+}
+
+// TestClientThatStopsReadingIsLetGo: a client that stops reading (sluice
+// tap suspended with Ctrl-Z, a stalled port-forward) but keeps its
+// connection is let go once a write has waited tapWriteTimeout: it held a
+// tap slot, and made every line pay for the tap, for as long as it lived.
+func TestClientThatStopsReadingIsLetGo(t *testing.T) {
+	old := tapWriteTimeout
+	tapWriteTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { tapWriteTimeout = old })
+	h := withHub(t)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET "+Path+"?stage=lines HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	for !h.on[lines].Load() {
+		time.Sleep(time.Millisecond)
+	}
+	big := strings.Repeat("x", 64<<10)
+	deadline := time.Now().Add(20 * time.Second)
+	for h.count() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the tap of a client that reads nothing is still open after 20s")
+		}
+		for i := range 64 {
+			Line(line("service", "s", big, int64(i)))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if h.on[lines].Load() {
+		t.Fatal("the stage is still tapped")
+	}
 }

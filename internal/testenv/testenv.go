@@ -5,6 +5,10 @@
 //
 // SLUICE_KAFKA (host:port) and SLUICE_ELASTICSEARCH (URL) point the tests at
 // servers elsewhere; the stack script is not used then.
+//
+// Under `go test -short` (make test-short) every test that asks for the
+// stack is skipped: the unit tests, with fakes and kfake (an in-process
+// Kafka), cover the same paths without a JVM.
 package testenv
 
 import (
@@ -41,14 +45,26 @@ var (
 )
 
 // Start returns the stack, starting it if needed. It fails the test if the
-// stack cannot be started: the integration tests are never skipped.
+// stack cannot be started: the integration tests are never skipped, except
+// under -short, which skips the test (SkipShort).
 func Start(t testing.TB) *Stack {
 	t.Helper()
+	SkipShort(t)
 	once.Do(func() { stack, startErr = start() })
 	if startErr != nil {
 		t.Fatalf("local Kafka and Elasticsearch: %v", startErr)
 	}
 	return stack
+}
+
+// SkipShort skips the test under -short: it needs the real Kafka and
+// Elasticsearch (or what else only `make test` brings: the built binary's
+// servers, podman).
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the real Kafka and Elasticsearch: runs in make test, not under -short")
+	}
 }
 
 func start() (*Stack, error) {

@@ -10,6 +10,7 @@
 package kubernetes
 
 import (
+	"errors"
 	"path"
 	"strings"
 	"time"
@@ -60,54 +61,55 @@ type EnvironmentRule struct {
 	Environment string `yaml:"environment"`
 }
 
-// SetDefaults fills unset values.
-func (c *Config) SetDefaults() {
-	if c.Labels == nil {
-		c.Labels = []string{"*"}
-	}
-	if c.ServiceLabels == nil {
-		c.ServiceLabels = []string{"app.kubernetes.io/name", "app"}
-	}
-	if c.DeleteGrace == 0 {
-		c.DeleteGrace = 5 * time.Minute
-	}
-	if c.SyncTimeout == 0 {
-		c.SyncTimeout = 10 * time.Second
-	}
-	if c.Hints == nil {
-		t := true
-		c.Hints = &t
+// DefaultConfig is the kubernetes section before the configuration file:
+// every default, written once.
+func DefaultConfig() Config {
+	yes := true
+	return Config{
+		Labels:        []string{"*"},
+		ServiceLabels: []string{"app.kubernetes.io/name", "app"},
+		DeleteGrace:   5 * time.Minute,
+		SyncTimeout:   10 * time.Second,
+		Hints:         &yes,
 	}
 }
+
+// SetDefaults gives the keys left out their DefaultConfig values (an
+// empty list, [], is a value: labels: [] carries none).
+func (c *Config) SetDefaults() { config.FillZero(c, DefaultConfig()) }
 
 // HintsOn reports whether hints are read.
 func (c *Config) HintsOn() bool { return c.Hints == nil || *c.Hints }
 
 // Validate checks c under key (e.g. "kubernetes").
 func (c *Config) Validate(key string) error {
-	for name, globs := range map[string][]string{"labels": c.Labels, "annotations": c.Annotations, "namespace_labels": c.NamespaceLabels} {
-		for i, g := range globs {
+	var errs []error
+	for _, list := range []struct {
+		name  string
+		globs []string
+	}{{"labels", c.Labels}, {"annotations", c.Annotations}, {"namespace_labels", c.NamespaceLabels}} {
+		for i, g := range list.globs {
 			if _, err := path.Match(g, ""); err != nil {
-				return config.Errorf(config.Index(config.Join(key, name), i), "%q is not a valid glob; write a label key such as app.kubernetes.io/name, or a glob such as app.kubernetes.io/*", g)
+				errs = append(errs, config.Errorf(config.Index(config.Join(key, list.name), i), "%q is not a valid glob; write a label key such as app.kubernetes.io/name, or a glob such as app.kubernetes.io/*", g))
 			}
 		}
 	}
 	for i, r := range c.Environments {
 		k := config.Index(config.Join(key, "environments"), i)
 		if _, err := path.Match(r.Namespace, ""); err != nil || r.Namespace == "" {
-			return config.Errorf(config.Join(k, "namespace"), "%q must be a namespace name or glob, e.g. \"*-prod\"", r.Namespace)
+			errs = append(errs, config.Errorf(config.Join(k, "namespace"), "%q must be a namespace name or glob, e.g. \"*-prod\"", r.Namespace))
 		}
 		if r.Environment == "" {
-			return config.Errorf(config.Join(k, "environment"), "is required: the environment of the namespaces matching %q, e.g. production", r.Namespace)
+			errs = append(errs, config.Errorf(config.Join(k, "environment"), "is required: the environment of the namespaces matching %q, e.g. production", r.Namespace))
 		}
 	}
 	if c.DeleteGrace < 0 {
-		return config.Errorf(config.Join(key, "delete_grace"), "must not be negative; a deleted pod's last lines are read after it is gone, e.g. 5m")
+		errs = append(errs, config.Errorf(config.Join(key, "delete_grace"), "must not be negative; a deleted pod's last lines are read after it is gone, e.g. 5m"))
 	}
 	if c.SyncTimeout < 0 {
-		return config.Errorf(config.Join(key, "sync_timeout"), "must not be negative, e.g. 10s")
+		errs = append(errs, config.Errorf(config.Join(key, "sync_timeout"), "must not be negative, e.g. 10s"))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // environment returns the environment of namespace ns by the rules.
