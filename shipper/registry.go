@@ -210,7 +210,7 @@ func (r *registry) setStreams(id string, streams map[string]int64) {
 	defer r.mu.Unlock()
 	if e, ok := r.entries[id]; ok && !maps.Equal(e.Streams, streams) {
 		e.Streams = streams
-		r.dirty = true
+		r.mark(id) // not only dirty: the entry's JSON kept from the last flush is stale
 	}
 }
 

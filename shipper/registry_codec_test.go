@@ -179,3 +179,32 @@ func TestRegistryOlderLayoutsLoad(t *testing.T) {
 		})
 	}
 }
+
+// TestRegistryStreamsReachTheFile: a stream's acknowledged end
+// (setStreams) is a change the next flush writes, though the entry's
+// JSON was kept from the flush before (encodeChanged).
+func TestRegistryStreamsReachTheFile(t *testing.T) {
+	dir := t.TempDir()
+	r, _, err := openRegistry(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.put(registryEntry{ID: "a", Path: "/x/a.log", DevIno: devIno{1, 2}, Offset: 5})
+	for range 2 { // the second keeps the entry's JSON
+		if err := r.flush(); err != nil {
+			t.Fatal(err)
+		}
+		r.advance("a", 9)
+	}
+	r.setStreams("a", map[string]int64{"stdout": 9, "stderr": 4})
+	if err := r.flush(); err != nil {
+		t.Fatal(err)
+	}
+	r2, _, err := openRegistry(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := r2.get("a"); e.Streams["stdout"] != 9 || e.Streams["stderr"] != 4 {
+		t.Fatalf("reloaded streams %v, want stdout 9, stderr 4", e.Streams)
+	}
+}
