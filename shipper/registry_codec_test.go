@@ -107,16 +107,7 @@ func TestRegistryCorruptReplacedFallsBack(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			replacedRegistry(t, dir)
-			if err := tt.corrupt(filepath.Join(dir, registryName)); err != nil {
-				t.Fatal(err)
-			}
-			r2, recovered, err := openRegistry(dir)
-			if err != nil {
-				t.Fatalf("open: %v", err)
-			}
-			if recovered == nil {
-				t.Fatal("recovery not reported")
-			}
+			r2 := corruptAndOpen(t, dir, tt.corrupt)
 			if e, ok := r2.get("a"); !ok || e.Offset != 5 {
 				t.Fatalf("recovered entry = %+v, %v; want the backup's offset 5", e, ok)
 			}

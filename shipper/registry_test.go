@@ -78,21 +78,29 @@ func writeTwice(t *testing.T, dir string) {
 	}
 }
 
+// corruptAndOpen corrupts the registry file in dir and opens the registry,
+// which must report that it recovered from the backup.
+func corruptAndOpen(t *testing.T, dir string, corrupt func(path string) error) *registry {
+	t.Helper()
+	if err := corrupt(filepath.Join(dir, registryName)); err != nil {
+		t.Fatal(err)
+	}
+	r, recovered, err := openRegistry(dir)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	if recovered == nil {
+		t.Fatal("recovery not reported")
+	}
+	return r
+}
+
 func TestRegistryRecoversFromBackup(t *testing.T) {
 	for _, tt := range registryCorruptions {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			writeTwice(t, dir)
-			if err := tt.corrupt(filepath.Join(dir, registryName)); err != nil {
-				t.Fatal(err)
-			}
-			r2, recovered, err := openRegistry(dir)
-			if err != nil {
-				t.Fatalf("open: %v", err)
-			}
-			if recovered == nil {
-				t.Fatal("recovery not reported")
-			}
+			r2 := corruptAndOpen(t, dir, tt.corrupt)
 			if e, ok := r2.get("a"); !ok || e.Offset != 5 {
 				t.Fatalf("recovered entry = %+v, %v; want the backup's offset 5", e, ok)
 			}
