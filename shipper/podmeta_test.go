@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap/zaptest"
 	corev1 "k8s.io/api/core/v1"
@@ -173,6 +174,10 @@ func TestExcludedPodShipsNothing(t *testing.T) {
 	if n := len(pub.shipped()); n != 0 {
 		t.Fatalf("%d lines of an excluded pod shipped", n)
 	}
+	// Left out as filtered lines are: not read, not acknowledged lines.
+	if c := sh.metrics.forType("container"); testutil.ToFloat64(c.linesRead) != 0 || testutil.ToFloat64(c.linesAcked) != 0 {
+		t.Errorf("excluded lines counted as read (%v) or acknowledged (%v)", testutil.ToFloat64(c.linesRead), testutil.ToFloat64(c.linesAcked))
+	}
 
 	if _, err := client.CoreV1().Pods("shop").Update(context.Background(), webPod(nil), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
@@ -183,5 +188,121 @@ func TestExcludedPodShipsNothing(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if got = pub.shipped(); len(got) != 1 || string(got[0].Line) != "after the hint is gone" {
 		t.Errorf("shipped %d lines, first %q; want only the line after the hint", len(got), got[0].Line)
+	}
+}
+
+// javaTrace is a Java stack trace as a container writes it, one CRI line
+// a line.
+var javaTrace = []string{
+	`Exception in thread "main" java.lang.IllegalStateException: order 42 not found`,
+	"\tat com.shop.Orders.find(Orders.java:88)",
+	"\tat com.shop.Api.get(Api.java:31)",
+	"Caused by: java.sql.SQLException: timeout",
+	"\tat com.shop.Db.query(Db.java:12)",
+	"\t... 2 more",
+}
+
+// TestMultilineHintJoinsStackTrace: a pod annotated sluice.io/multiline:
+// java has its stack traces shipped as one event each, though its input
+// has no multiline block; a hint added later applies from the next line
+// read, and sluice.io/multiline: none turns joining off again.
+func TestMultilineHintJoinsStackTrace(t *testing.T) {
+	client := fake.NewClientset(webPod(map[string]string{"sluice.io/multiline": "java"}))
+	dir, pub, _ := podShipper(t, client)
+	path := podLogPath(dir)
+	appendCRI(t, path, javaTrace...)
+	appendCRI(t, path, "next request")
+	got := pub.waitFor(t, 1, 10*time.Second)
+	if want := strings.Join(javaTrace, "\n"); string(got[0].Line) != want {
+		t.Fatalf("first event %q, want the whole trace %q", got[0].Line, want)
+	}
+	// "next request" is held by the joiner until its timeout: two events.
+	got = pub.waitFor(t, 2, 10*time.Second)
+	if string(got[1].Line) != "next request" {
+		t.Errorf("second event %q", got[1].Line)
+	}
+
+	if _, err := client.CoreV1().Pods("shop").Update(context.Background(), webPod(map[string]string{"sluice.io/multiline": "none"}), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	appendCRI(t, path, javaTrace[:2]...)
+	got = pub.waitFor(t, 4, 10*time.Second)
+	if string(got[2].Line) != javaTrace[0] || string(got[3].Line) != javaTrace[1] {
+		t.Errorf("with multiline none: %q, %q; want one event a line", got[2].Line, got[3].Line)
+	}
+}
+
+// TestMultilineHintArrivesMidTrace: metadata that brings a multiline hint
+// while the first lines of a trace were read splits that trace where the
+// hint came, and loses or repeats no line; the next trace is one event.
+func TestMultilineHintArrivesMidTrace(t *testing.T) {
+	client := fake.NewClientset(webPod(map[string]string{"sluice.io/multiline": "^\\s"}))
+	dir, pub, _ := podShipper(t, client)
+	path := podLogPath(dir)
+	appendCRI(t, path, javaTrace[:3]...)
+	// Read within this: the joiner holds the three lines, for its
+	// timeout (1s).
+	time.Sleep(300 * time.Millisecond)
+	if _, err := client.CoreV1().Pods("shop").Update(context.Background(), webPod(map[string]string{"sluice.io/multiline": "java"}), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	appendCRI(t, path, javaTrace[3:]...)
+	appendCRI(t, path, javaTrace...)
+	appendCRI(t, path, "next request")
+	got := pub.waitFor(t, 4, 10*time.Second)
+	var lines []string
+	for _, e := range got {
+		lines = append(lines, string(e.Line))
+	}
+	want := []string{strings.Join(javaTrace[:3], "\n"), strings.Join(javaTrace[3:], "\n"), strings.Join(javaTrace, "\n"), "next request"}
+	if strings.Join(lines, "|") != strings.Join(want, "|") {
+		t.Errorf("events\n%q\nwant\n%q", lines, want)
+	}
+}
+
+// TestLineFilterHints: sluice.io/include-lines and exclude-lines filter a
+// container's lines on the node, one expression a line, the container's
+// own hint over the pod's; the filtered lines move the registry and are
+// counted, and an expression that is not valid leaves the input's filter.
+func TestLineFilterHints(t *testing.T) {
+	client := fake.NewClientset(webPod(map[string]string{
+		"sluice.io/include-lines":     "^DELETE",
+		"sluice.io.app/include-lines": "^GET\n^POST, {1,2}",
+		"sluice.io/exclude-lines":     "healthz",
+	}))
+	dir, pub, sh := podShipper(t, client)
+	path := podLogPath(dir)
+	appendCRI(t, path, "GET /healthz", "GET /a", "POST, /b", "POST /c", "DELETE /d", "GET /e")
+	got := pub.waitFor(t, 3, 10*time.Second)
+	fi, _ := os.Stat(path)
+	deadline := time.Now().Add(10 * time.Second)
+	for registryOffset(sh, path) != fi.Size() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if off := registryOffset(sh, path); off != fi.Size() {
+		t.Errorf("registry at %d of %d bytes", off, fi.Size())
+	}
+	got = pub.shipped()
+	var lines []string
+	for _, e := range got {
+		lines = append(lines, string(e.Line))
+	}
+	if strings.Join(lines, "|") != "GET /a|POST, /b|GET /e" {
+		t.Errorf("shipped %q", lines)
+	}
+	if n := testutil.ToFloat64(sh.metrics.forType("container").filtered); n != 3 {
+		t.Errorf("%v lines counted filtered, want 3", n)
+	}
+
+	// Not a valid expression: the hint is ignored, the input has no filter.
+	if _, err := client.CoreV1().Pods("shop").Update(context.Background(), webPod(map[string]string{"sluice.io/exclude-lines": "a("}), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	appendCRI(t, path, "GET /healthz")
+	if got = pub.waitFor(t, 4, 10*time.Second); string(got[3].Line) != "GET /healthz" {
+		t.Errorf("after an invalid hint: %q", got[3].Line)
 	}
 }
