@@ -65,7 +65,7 @@ func (h *harvester) attachPod(path string, now time.Time) {
 	h.pod.gen = s.kube.Generation()
 	h.applyPod(s.kube.Lookup(h.pod.ref), path, now)
 	h.pod.multiline = h.multilineHint() // the joiner is built by it (multilineConfig)
-	h.topic = *h.pod.topic.Load() // before the harvester runs: its Prepare's
+	h.topic = *h.pod.topic.Load()       // before the harvester runs: its Prepare's
 }
 
 // applyPod makes c the metadata of h's lines.
