@@ -2,6 +2,8 @@ package shipper
 
 import (
 	"bytes"
+	"hash/crc32"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -34,6 +36,8 @@ type readTo struct {
 	di     devIno
 	// live is set for a file still being read, not yet truncated.
 	live bool
+	// marks are a replaced generation's last lines (registryEntry.Marks).
+	marks []lineCheck
 }
 
 // replacedGens remembers generations replaced by a truncation (or a reused
@@ -76,7 +80,7 @@ func (r *replacedGens) add(e registryEntry) {
 func (r *replacedGens) snapshot() []readTo {
 	var out []readTo
 	for _, e := range r.reg.replacedSince(time.Now().Add(-replacedKeep)) {
-		out = append(out, readTo{fp: e.Fingerprint, line: idLineHash(e.ID), offset: e.Offset, di: e.DevIno})
+		out = append(out, readTo{fp: e.Fingerprint, line: idLineHash(e.ID), offset: e.Offset, di: e.DevIno, marks: e.Marks})
 	}
 	return out
 }
@@ -102,13 +106,16 @@ type copyVerdict struct {
 	// whose first line it shares, so it may be a copy still being written
 	// (cp opened, not yet filled): it waits to grow.
 	short bool
+	// differs: it starts like a generation truncated lately, but does not
+	// hold what that one held where it was read to: no copy, read whole.
+	differs bool
 }
 
 // copyOfHead says whether a new generation at di whose first bytes read
 // are head and whose size is size is a copy of a file read so far. Of the
 // generations it starts like, that of the longest fingerprint counts, the
 // furthest read if several.
-func (s *Shipper) copyOfHead(di devIno, head []byte, size int64) copyVerdict {
+func (s *Shipper) copyOfHead(f io.ReaderAt, di devIno, head []byte, size int64) copyVerdict {
 	if len(head) == 0 {
 		return copyVerdict{}
 	}
@@ -186,7 +193,32 @@ func (s *Shipper) copyOfHead(di devIno, head []byte, size int64) copyVerdict {
 	}
 	// A copy shorter than what was read (lines written after the copy
 	// and read from the original before its truncation) was read whole.
-	return copyVerdict{copy: true, offset: min(best.offset, size)}
+	offset := min(best.offset, size)
+	// The first bytes alike are not enough to skip any: two services'
+	// logs may start with the same banner. A copy holds what its original
+	// held where one of its last lines read ended, at offset. Without
+	// marks (a generation replaced on a harvester's start, a registry of
+	// an older version) the fingerprint is all there is.
+	if len(best.marks) > 0 && !holdsMark(f, best.marks, offset) {
+		return copyVerdict{differs: true}
+	}
+	return copyVerdict{copy: true, offset: offset}
+}
+
+// holdsMark reports whether f holds, before offset, the bytes of the mark
+// that ends there; false if none does.
+func holdsMark(f io.ReaderAt, marks []lineCheck, offset int64) bool {
+	for _, m := range marks {
+		if m.End != offset {
+			continue
+		}
+		b := make([]byte, m.Len)
+		if _, err := f.ReadAt(b, offset-int64(m.Len)); err != nil {
+			return false
+		}
+		return crc32.Checksum(b, castagnoli) == m.Sum
+	}
+	return false
 }
 
 // untruncated reports whether e's file, closed (released at its end),

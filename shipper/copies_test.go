@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -311,4 +312,42 @@ func TestCopyAndOriginalFoundTogether(t *testing.T) {
 	}
 	writeLines(t, l.path("app.log"), "d", 0, 100)
 	shippedOnce(t, l.pub, map[string]int{"c": 1000, "d": 100})
+}
+
+// TestLookAlikeOfTruncatedFileNeverSkipped: an application truncates its
+// own log when it restarts (no copy); two other services' logs start with
+// the same banner, longer than the fingerprint, one shorter and one longer
+// than what was read of the truncated log. Neither is its copy: each is
+// read whole, not from where the truncated log was read to.
+func TestLookAlikeOfTruncatedFileNeverSkipped(t *testing.T) {
+	l := newLifecycle(t, nil)
+	runCopyWait(t, l.cfg, l.pub, 300*time.Millisecond)
+	writeLines(t, l.path("a.log"), "banner", 0, 16) // 1.3 KiB alike
+	writeLines(t, l.path("a.log"), "a", 0, 1000)
+	l.pub.waitFor(t, 1016, 10*time.Second)
+	if err := os.Truncate(l.path("a.log"), 0); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, l.path("a.log"), "x", 0, 10)
+	l.pub.waitFor(t, 1026, 10*time.Second) // the truncation is seen: a generation replaced
+	for _, name := range []string{"b.log", "c.log"} {
+		writeLines(t, l.path(name), "banner", 0, 16)
+	}
+	writeLines(t, l.path("b.log"), "b", 0, 100)  // shorter than a.log was read
+	writeLines(t, l.path("c.log"), "c", 0, 2000) // longer
+	l.pub.waitFor(t, 1000+10+100+2000+3*16, 10*time.Second)
+	time.Sleep(500 * time.Millisecond) // anything more would come now
+	got := l.pub.shipped()
+	for prefix, n := range map[string]int{"a": 1000, "x": 10, "b": 100, "c": 2000} {
+		assertOnce(t, got, prefix, n)
+	}
+	banners := map[string]int{}
+	for _, ev := range got {
+		if strings.HasPrefix(idOf(string(ev.Line)), "banner") {
+			banners[filepath.Base(ev.Path)]++
+		}
+	}
+	if len(got) != 3158 || banners["a.log"] != 16 || banners["b.log"] != 16 || banners["c.log"] != 16 {
+		t.Errorf("%d lines shipped, banner lines by file %v; want 3158, 16 from each file", len(got), banners)
+	}
 }

@@ -33,6 +33,10 @@ type registryEntry struct {
 	// complete first line yet, so no id (pendingID): nothing of it was
 	// shipped.
 	Pending bool `json:"pending,omitempty"`
+	// Marks, of a generation replaced by a truncation, are where its last
+	// lines read ended and their bytes' checksums: a file that starts like
+	// it is its copy only if it holds them too (copies.go).
+	Marks []lineCheck `json:"marks,omitempty"`
 }
 
 // registryFile is the on-disk form; Checksum covers Entries so that a torn
@@ -410,6 +414,9 @@ func (r *registry) addReplaced(e registryEntry, keep time.Duration, most int) {
 		e.Offset = max(e.Offset, old.Offset)
 		if old.Fingerprint.Len > e.Fingerprint.Len {
 			e.Fingerprint = old.Fingerprint
+		}
+		if len(e.Marks) == 0 {
+			e.Marks = old.Marks
 		}
 		return true
 	})
