@@ -40,6 +40,9 @@ type podMeta struct {
 	topic atomic.Pointer[string]
 }
 
+// podUID is the field of a pod's uid in its containers' metadata.
+const podUID = "kubernetes.pod.uid"
+
 // containerRef names the container whose log is at path, as its name
 // says: /var/log/containers/<pod>_<namespace>_<container>-<id>.log, or
 // Docker's /var/lib/docker/containers/<id>/<id>-json.log.
@@ -141,7 +144,11 @@ func (h *harvester) refreshPod(ctx context.Context, now time.Time) error {
 	}
 	p.gen = g
 	c := p.store.Lookup(p.ref)
-	if c == p.cur {
+	if c == p.cur || p.cur != nil && (c == nil || c.Fields[podUID] != p.cur.Fields[podUID]) {
+		// A file is one run of one container, of one pod for good: a
+		// pod of its name found since is another (deleted and created
+		// again, as a StatefulSet's are), and one forgotten (past
+		// delete_grace) is still the one its lines were written in.
 		return nil
 	}
 	topic := h.currentTopic()

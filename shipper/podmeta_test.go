@@ -37,7 +37,7 @@ func (p *topicPublisher) Publish(ctx context.Context, rec *kgo.Record, acked fun
 
 // podShipper runs a shipper of container logs (dir/logs/*.log, format
 // cri) whose pods come from client.
-func podShipper(t *testing.T, client *fake.Clientset) (dir string, pub *topicPublisher, sh *Shipper) {
+func podShipper(t *testing.T, client *fake.Clientset, adjust ...func(*Config)) (dir string, pub *topicPublisher, sh *Shipper) {
 	dir = t.TempDir()
 	if err := os.MkdirAll(dir+"/logs", 0o755); err != nil {
 		t.Fatal(err)
@@ -47,6 +47,9 @@ func podShipper(t *testing.T, client *fake.Clientset) (dir string, pub *topicPub
 	cfg.Kafka.Topic = "logs-{type}"
 	cfg.Kubernetes.Enabled = true
 	cfg.Kubernetes.DeleteGrace = time.Minute
+	for _, a := range adjust {
+		a(&cfg)
+	}
 	pub = &topicPublisher{}
 	sh, err := New(cfg, prometheus.NewRegistry(), zaptest.NewLogger(t), WithPublisher(pub), WithKubernetesClient(client))
 	if err != nil {
@@ -304,5 +307,40 @@ func TestLineFilterHints(t *testing.T) {
 	appendCRI(t, path, "GET /healthz")
 	if got = pub.waitFor(t, 4, 10*time.Second); string(got[3].Line) != "GET /healthz" {
 		t.Errorf("after an invalid hint: %q", got[3].Line)
+	}
+}
+
+// TestRecreatedPodKeepsItsFilesMetadata: a StatefulSet's pod is deleted
+// and created again under its name (a new uid) while the old container's
+// file still has lines to read, read after the old pod's delete_grace: they
+// carry the old pod's metadata, which they were written under, never the
+// new pod's.
+func TestRecreatedPodKeepsItsFilesMetadata(t *testing.T) {
+	old := webPod(nil)
+	old.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", ContainerID: "containerd://" + podLogID}}
+	client := fake.NewClientset(old)
+	dir, pub, _ := podShipper(t, client, func(c *Config) { c.Kubernetes.DeleteGrace = 100 * time.Millisecond })
+	path := podLogPath(dir)
+	appendCRI(t, path, "old pod")
+	if got := pub.waitFor(t, 1, 10*time.Second)[0]; got.Fields["kubernetes.pod.uid"] != "uid-web-0" {
+		t.Fatalf("first line: pod uid %q", got.Fields["kubernetes.pod.uid"])
+	}
+	ctx := context.Background()
+	pods := client.CoreV1().Pods("shop")
+	if err := pods.Delete(ctx, "web-0", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	recreated := webPod(nil)
+	recreated.UID = "uid-web-0-new"
+	recreated.Labels["controller-revision-hash"] = "web-7c9"
+	recreated.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", ContainerID: "containerd://" + strings.Repeat("9", 64)}}
+	if _, err := pods.Create(ctx, recreated, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond) // past delete_grace and a sweep (every 1s)
+	appendCRI(t, path, "old pod, read late")
+	got := pub.waitFor(t, 2, 10*time.Second)[1]
+	if got.Fields["kubernetes.pod.uid"] != "uid-web-0" || got.HasFlag(event.FlagNoPodMetadata) {
+		t.Errorf("a late line of the old pod's container: pod uid %q, flags %v; want the old pod's uid-web-0", got.Fields["kubernetes.pod.uid"], got.Flags)
 	}
 }
