@@ -26,13 +26,32 @@ type topicPublisher struct {
 	collectingPublisher
 	mu     sync.Mutex
 	topics []string
+	// hold, if set, is a topic whose records Kafka does not acknowledge
+	// until release: their acks wait in held.
+	hold string
+	held []func()
 }
 
 func (p *topicPublisher) Publish(ctx context.Context, rec *kgo.Record, acked func()) error {
 	p.mu.Lock()
 	p.topics = append(p.topics, rec.Topic)
+	if rec.Topic == p.hold {
+		p.held = append(p.held, acked)
+		acked = func() {}
+	}
 	p.mu.Unlock()
 	return p.collectingPublisher.Publish(ctx, rec, acked)
+}
+
+// release acknowledges the held records.
+func (p *topicPublisher) release() {
+	p.mu.Lock()
+	held := p.held
+	p.hold, p.held = "", nil
+	p.mu.Unlock()
+	for _, a := range held {
+		a()
+	}
 }
 
 // podShipper runs a shipper of container logs (dir/logs/*.log, format
@@ -343,4 +362,33 @@ func TestRecreatedPodKeepsItsFilesMetadata(t *testing.T) {
 	if got.Fields["kubernetes.pod.uid"] != "uid-web-0" || got.HasFlag(event.FlagNoPodMetadata) {
 		t.Errorf("a late line of the old pod's container: pod uid %q, flags %v; want the old pod's uid-web-0", got.Fields["kubernetes.pod.uid"], got.Flags)
 	}
+}
+
+// TestTopicChangeKeepsAckOrder: a sluice.io/type hint moves a file's lines
+// to another topic while the lines sent to the first are not acknowledged
+// yet. The second topic's acknowledgements come first: the registry must
+// not move past the first topic's lines until they are acknowledged too.
+func TestTopicChangeKeepsAckOrder(t *testing.T) {
+	client := fake.NewClientset(webPod(nil))
+	dir, pub, sh := podShipper(t, client)
+	pub.mu.Lock()
+	pub.hold = "logs-container"
+	pub.mu.Unlock()
+	path := podLogPath(dir)
+	appendCRI(t, path, "first topic 1", "first topic 2")
+	pub.waitFor(t, 2, 10*time.Second)
+	held, _ := os.Stat(path)
+	if _, err := client.CoreV1().Pods("shop").Update(context.Background(), webPod(map[string]string{"sluice.io/type": "service"}), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	appendCRI(t, path, "second topic")
+	pub.waitFor(t, 3, 10*time.Second)
+	time.Sleep(300 * time.Millisecond) // the second topic's ack is in
+	if off := registryOffset(sh, path); off > 0 {
+		t.Fatalf("registry at %d with the first topic's lines (to %d) unacknowledged", off, held.Size())
+	}
+	pub.release()
+	fi, _ := os.Stat(path)
+	waitUntil(t, "the registry at the file's end", func() bool { return registryOffset(sh, path) == fi.Size() })
 }
