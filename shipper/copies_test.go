@@ -351,3 +351,51 @@ func TestLookAlikeOfTruncatedFileNeverSkipped(t *testing.T) {
 		t.Errorf("%d lines shipped, banner lines by file %v; want 3158, 16 from each file", len(got), banners)
 	}
 }
+
+// TestCopytruncateWithTracePending: the file is copied and truncated while
+// the joiner holds the first lines of a stack trace (waiting for more, or
+// its timeout), its copy under the glob. The trace's lines read before the
+// truncation are shipped once, as one event, and the copy is read only from
+// where the original was read to: every line once, nothing glued to the
+// new content.
+func TestCopytruncateWithTracePending(t *testing.T) {
+	l := newLifecycle(t, func(c *Config) {
+		starGlob(c)
+		withMultiline(MultilineConfig{Preset: "java", Timeout: 3 * time.Second})(c)
+	})
+	sh := runCopyWait(t, l.cfg, l.pub, 300*time.Millisecond)
+	path := l.path("app.log")
+	writeLines(t, path, "c", 0, 100)
+	appendTo(t, path, "java.lang.IllegalStateException: id=trace0\n\tat a.B.c(B.java:1)\n")
+	l.pub.waitFor(t, 99, 10*time.Second) // c99 and the trace are held, one event
+	waitReading(t, sh, path)
+	time.Sleep(200 * time.Millisecond)
+	if n := len(l.pub.shipped()); n != 99 {
+		t.Fatalf("%d events before the copy, want 99: the trace held", n)
+	}
+	copyFile(t, path, l.path("app.log.1"))
+	writeLines(t, l.path("app.log.1"), "c", 100, 110) // the copy's window lines
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, path, "d", 0, 50)
+	// The exception's line continues c99's (the java preset's "message,
+	// then exception" form): 160 events.
+	got := l.pub.waitFor(t, 100+10+50, 10*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	got = l.pub.shipped()
+	assertOnce(t, got, "c", 110)
+	assertOnce(t, got, "d", 50)
+	traces := 0
+	for _, ev := range got {
+		if strings.Contains(string(ev.Line), "id=trace0") {
+			traces++
+			if !strings.HasSuffix(string(ev.Line), "\n\tat a.B.c(B.java:1)") {
+				t.Errorf("the trace shipped as %q", ev.Line)
+			}
+		}
+	}
+	if traces != 1 || len(got) != 160 {
+		t.Errorf("trace shipped %d times, %d events; want once, 160", traces, len(got))
+	}
+}
