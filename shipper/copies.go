@@ -139,7 +139,7 @@ func (s *Shipper) copyOfHead(f io.ReaderAt, di devIno, head []byte, size int64) 
 		s.mu.Lock()
 		h := s.harvesters[e.DevIno]
 		s.mu.Unlock()
-		c := candidate{readTo: readTo{fp: e.Fingerprint, line: idLineHash(e.ID), offset: e.Offset, di: e.DevIno}, entry: &e}
+		c := candidate{readTo: readTo{fp: e.Fingerprint, line: idLineHash(e.ID), offset: e.Offset, di: e.DevIno, marks: e.Marks}, entry: &e}
 		if h == nil {
 			c.closed = true
 		} else if gen := h.genp.Load(); gen != nil && gen.id == e.ID {

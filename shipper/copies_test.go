@@ -399,3 +399,33 @@ func TestCopytruncateWithTracePending(t *testing.T) {
 		t.Errorf("trace shipped %d times, %d events; want once, 160", traces, len(got))
 	}
 }
+
+// TestLookAlikeOfClosedRewrittenFileNeverSkipped: a.log was read to its end
+// and released (close_inactive); its application restarts and rewrites it
+// from the start with the same banner (shorter now), and another instance
+// starts b.log with that banner too. b.log is no copy of a.log: it is read
+// whole, whichever of the two the shipper looks at first.
+func TestLookAlikeOfClosedRewrittenFileNeverSkipped(t *testing.T) {
+	l := newLifecycle(t, func(c *Config) { c.CloseInactive = 200 * time.Millisecond })
+	sh := runCopyWait(t, l.cfg, l.pub, 300*time.Millisecond)
+	writeLines(t, l.path("a.log"), "banner", 0, 16)
+	writeLines(t, l.path("a.log"), "a", 0, 1000)
+	l.pub.waitFor(t, 1016, 10*time.Second)
+	waitUntil(t, "a.log to be closed", func() bool { return sh.openFiles() == 0 })
+	if err := os.Truncate(l.path("a.log"), 0); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, l.path("a.log"), "banner", 0, 16)
+	writeLines(t, l.path("a.log"), "x", 0, 10)
+	writeLines(t, l.path("b.log"), "banner", 0, 16)
+	writeLines(t, l.path("b.log"), "b", 0, 1200)
+	l.pub.waitFor(t, 1016+26+1216, 10*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	got := l.pub.shipped()
+	for prefix, n := range map[string]int{"a": 1000, "x": 10, "b": 1200} {
+		assertOnce(t, got, prefix, n)
+	}
+	if len(got) != 1016+26+1216 {
+		t.Errorf("%d lines shipped, want %d", len(got), 1016+26+1216)
+	}
+}
