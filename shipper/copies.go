@@ -123,6 +123,10 @@ func (s *Shipper) copyOfHead(f io.ReaderAt, di devIno, head []byte, size int64) 
 	type candidate struct {
 		readTo
 		h *harvester // the live harvester whose file was truncated under it
+		// reading is the harvester reading its generation now: whether
+		// the file was truncated under it is looked at only for the
+		// candidate chosen (a stat and a read; there may be thousands).
+		reading *harvester
 		// entry is the registry's entry, if it is one; closed is set when
 		// no harvester reads its file now.
 		entry  *registryEntry
@@ -144,16 +148,7 @@ func (s *Shipper) copyOfHead(f io.ReaderAt, di devIno, head []byte, size int64) 
 			c.closed = true
 		} else if gen := h.genp.Load(); gen != nil && gen.id == e.ID {
 			c.offset = max(c.offset, gen.acks.sentTo())
-			// Truncated already, though its harvester has not seen it
-			// yet: the file under it is shorter than what was read,
-			// or starts with other bytes. Only then is it the
-			// original of a copy; a live file that keeps its content
-			// merely starts like this one.
-			if truncatedUnder(h, e.Fingerprint, c.offset) {
-				c.h = h
-			} else {
-				c.live = true
-			}
+			c.reading = h
 		}
 		known = append(known, c)
 	}
@@ -180,6 +175,17 @@ func (s *Shipper) copyOfHead(f io.ReaderAt, di devIno, head []byte, size int64) 
 		}
 		if k.fp.Len > best.fp.Len || (k.fp.Len == best.fp.Len && k.offset > best.offset) {
 			best = k
+		}
+	}
+	if h := best.reading; h != nil {
+		// Truncated already, though its harvester has not seen it yet:
+		// the file under it is shorter than what was read, or starts
+		// with other bytes. Only then is it the original of a copy; a
+		// live file that keeps its content merely starts like this one.
+		if truncatedUnder(h, best.fp, best.offset) {
+			best.h = h
+		} else {
+			best.live = true
 		}
 	}
 	switch {

@@ -2,6 +2,7 @@ package shipper
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/sluicelog/sluice/internal/event"
@@ -427,5 +429,48 @@ func TestLookAlikeOfClosedRewrittenFileNeverSkipped(t *testing.T) {
 	}
 	if len(got) != 1016+26+1216 {
 		t.Errorf("%d lines shipped, want %d", len(got), 1016+26+1216)
+	}
+}
+
+// BenchmarkCopyCheck measures the check of a new file read from 0 against
+// the files read so far (skipCopied), with 500 files open: it runs for
+// every new file, and again at every poll while one waits.
+func BenchmarkCopyCheck(b *testing.B) {
+	dir := b.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	cfg := testConfig(dir)
+	cfg.CloseInactive = time.Hour
+	const files = 500
+	for i := range files {
+		var data strings.Builder
+		for j := range 20 {
+			fmt.Fprintf(&data, "line id=f%d-%d some padding to make the line a realistic length for a log line\n", i, j)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "logs", fmt.Sprintf("f%03d.log", i)), []byte(data.String()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	sh, err := New(cfg, prometheus.NewRegistry(), zap.NewNop(), WithPublisher(&nullPublisher{}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for sh.openFiles() < files {
+		time.Sleep(10 * time.Millisecond)
+	}
+	f, err := os.Open(filepath.Join(dir, "logs", "f000.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	head := []byte("line id=new0 some padding to make the line a realistic length for a log line\n")
+	b.ResetTimer()
+	for range b.N {
+		sh.copyOfHead(f, devIno{Dev: 1, Ino: 1}, head, int64(len(head)))
 	}
 }
