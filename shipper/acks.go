@@ -16,15 +16,19 @@ type ackTracker struct {
 type pendingLine struct {
 	end  int64
 	done bool
+	mark lineCheck // of the line ending at end, if the reader has it
 }
 
 func newAckTracker(offset int64) *ackTracker { return &ackTracker{acked: offset} }
 
 // sent registers a line ending at end and returns its sequence number.
-func (t *ackTracker) sent(end int64) uint64 {
+func (t *ackTracker) sent(end int64) uint64 { return t.sentMarked(end, lineCheck{}) }
+
+// sentMarked is sent, with the mark of the line ending at end.
+func (t *ackTracker) sentMarked(end int64, m lineCheck) uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.pending = append(t.pending, pendingLine{end: end})
+	t.pending = append(t.pending, pendingLine{end: end, mark: m})
 	seq := t.next
 	t.next++
 	return seq
@@ -33,13 +37,19 @@ func (t *ackTracker) sent(end int64) uint64 {
 // ack marks line seq acknowledged. It returns the new in-order acknowledged
 // offset and whether it moved.
 func (t *ackTracker) ack(seq uint64) (int64, bool) {
+	off, _, moved := t.ackMarked(seq)
+	return off, moved
+}
+
+// ackMarked is ack, returning the mark of the line the offset moved to too
+// (zero if it has none).
+func (t *ackTracker) ackMarked(seq uint64) (off int64, m lineCheck, moved bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.pending[seq-t.base].done = true
-	moved := false
 	i := 0
 	for i < len(t.pending) && t.pending[i].done {
-		t.acked = t.pending[i].end
+		t.acked, m = t.pending[i].end, t.pending[i].mark
 		moved = true
 		i++
 	}
@@ -47,7 +57,7 @@ func (t *ackTracker) ack(seq uint64) (int64, bool) {
 		t.pending = t.pending[i:]
 		t.base += uint64(i)
 	}
-	return t.acked, moved
+	return t.acked, m, moved
 }
 
 // outstanding is the number of lines sent and not yet acknowledged in order.

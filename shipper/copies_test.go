@@ -474,3 +474,39 @@ func BenchmarkCopyCheck(b *testing.B) {
 		sh.copyOfHead(f, devIno{Dev: 1, Ino: 1}, head, int64(len(head)))
 	}
 }
+
+// TestLookAlikeAfterRestartNeverSkipped: while the shipper is stopped,
+// a.log (open when it stopped) is rewritten from the start by its
+// application, with the same banner, and another instance starts b.log
+// with it. After the restart b.log is read whole: the registry's entry of
+// a.log carries the mark of the line it was acknowledged to, which b.log
+// does not hold.
+func TestLookAlikeAfterRestartNeverSkipped(t *testing.T) {
+	l := newLifecycle(t, nil)
+	writeLines(t, l.path("a.log"), "banner", 0, 16)
+	writeLines(t, l.path("a.log"), "a", 0, 1000)
+	_, stop := startShipper(t, l.cfg, l.pub)
+	l.pub.waitFor(t, 1016, 10*time.Second)
+	time.Sleep(300 * time.Millisecond) // the registry flushed
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(l.path("a.log"), 0); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, l.path("a.log"), "banner", 0, 16)
+	writeLines(t, l.path("a.log"), "x", 0, 10)
+	writeLines(t, l.path("b.log"), "banner", 0, 16)
+	writeLines(t, l.path("b.log"), "b", 0, 1200)
+	_, stop = startShipper(t, l.cfg, l.pub)
+	defer stop()
+	l.pub.waitFor(t, 1016+26+1216, 10*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	got := l.pub.shipped()
+	for prefix, n := range map[string]int{"a": 1000, "x": 10, "b": 1200} {
+		assertOnce(t, got, prefix, n)
+	}
+	if len(got) != 1016+26+1216 {
+		t.Errorf("%d lines shipped, want %d", len(got), 1016+26+1216)
+	}
+}

@@ -359,16 +359,7 @@ func (h *harvester) idle(ctx context.Context, size int64) (release bool, err err
 			if fi, err := h.f.Stat(); err == nil && fi.Size() == h.reader.position() {
 				mtime = fi.ModTime()
 			}
-			// And the mark of its last line read: a file found later
-			// that starts like it is its copy only if it holds that line
-			// there too (copies.go).
-			marks := h.reader.checks()
-			h.sh.registry.update(h.gen.id, func(e *registryEntry) {
-				e.ReleasedModTime = mtime
-				if len(marks) > 0 && marks[0].End == e.Offset {
-					e.Marks = marks[:1]
-				}
-			})
+			h.sh.registry.update(h.gen.id, func(e *registryEntry) { e.ReleasedModTime = mtime })
 			h.log.Info("releasing inactive file", zap.Int64("offset", h.reader.position()),
 				zap.Bool("files_waiting", waiting), zap.Duration("inactive", time.Since(h.grew).Round(time.Millisecond)))
 			h.sh.requestScan()

@@ -125,6 +125,20 @@ func (r *lineReader) seal() {
 	}
 }
 
+// markAt returns the mark of the line read that ended at end, if it is one
+// of the last lines read (zero otherwise).
+func (r *lineReader) markAt(end int64) lineCheck {
+	for i := 1; i <= min(r.nmarks, markRing); i++ {
+		if m := &r.marks[(r.nmarks-i)&(markRing-1)]; m.End == end {
+			r.seal()
+			return m.lineCheck
+		} else if m.End < end {
+			break
+		}
+	}
+	return lineCheck{}
+}
+
 // checks returns the marks of the last lines read, latest first.
 func (r *lineReader) checks() []lineCheck {
 	r.seal()

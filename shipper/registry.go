@@ -33,9 +33,11 @@ type registryEntry struct {
 	// complete first line yet, so no id (pendingID): nothing of it was
 	// shipped.
 	Pending bool `json:"pending,omitempty"`
-	// Marks, of a generation replaced by a truncation, are where its last
-	// lines read ended and their bytes' checksums: a file that starts like
-	// it is its copy only if it holds them too (copies.go).
+	// Marks are where its last lines read ended and their bytes'
+	// checksums: the line at Offset's (set as it moves), and, of a
+	// generation replaced by a truncation, its last lines read. A file
+	// that starts like it is its copy only if it holds one of them too
+	// (copies.go).
 	Marks []lineCheck `json:"marks,omitempty"`
 }
 
@@ -208,11 +210,15 @@ func (r *registry) put(e registryEntry) {
 }
 
 // advance moves the acknowledged offset of file id forward.
-func (r *registry) advance(id string, offset int64) {
+func (r *registry) advance(id string, offset int64, m lineCheck) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e, ok := r.entries[id]; ok && offset > e.Offset {
 		e.Offset = offset
+		e.Marks = nil
+		if m.Len > 0 && m.End == offset {
+			e.Marks = []lineCheck{m}
+		}
 		e.Updated = time.Now()
 		r.dirty = true
 	}
