@@ -392,3 +392,33 @@ func TestTopicChangeKeepsAckOrder(t *testing.T) {
 	fi, _ := os.Stat(path)
 	waitUntil(t, "the registry at the file's end", func() bool { return registryOffset(sh, path) == fi.Size() })
 }
+
+// TestExcludeHintWhileLinesInFlight: sluice.io/exclude is added while the
+// pod's lines sent before are not acknowledged yet. The lines after it are
+// left out, and the registry does not move over them, nor over the lines in
+// flight, until those are acknowledged.
+func TestExcludeHintWhileLinesInFlight(t *testing.T) {
+	client := fake.NewClientset(webPod(nil))
+	dir, pub, sh := podShipper(t, client)
+	pub.mu.Lock()
+	pub.hold = "logs-container"
+	pub.mu.Unlock()
+	path := podLogPath(dir)
+	appendCRI(t, path, "in flight 1", "in flight 2")
+	pub.waitFor(t, 2, 10*time.Second)
+	if _, err := client.CoreV1().Pods("shop").Update(context.Background(), webPod(map[string]string{"sluice.io/exclude": "true"}), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	appendCRI(t, path, "excluded 1", "excluded 2")
+	time.Sleep(500 * time.Millisecond)
+	if off := registryOffset(sh, path); off > 0 {
+		t.Fatalf("registry at %d with the lines in flight unacknowledged", off)
+	}
+	if n := len(pub.shipped()); n != 2 {
+		t.Fatalf("%d lines shipped, want the 2 before the hint", n)
+	}
+	pub.release()
+	fi, _ := os.Stat(path)
+	waitUntil(t, "the registry at the file's end", func() bool { return registryOffset(sh, path) == fi.Size() })
+}
