@@ -414,22 +414,8 @@ func TestLookAlikeOfClosedRewrittenFileNeverSkipped(t *testing.T) {
 	writeLines(t, l.path("a.log"), "a", 0, 1000)
 	l.pub.waitFor(t, 1016, 10*time.Second)
 	waitUntil(t, "a.log to be closed", func() bool { return sh.openFiles() == 0 })
-	if err := os.Truncate(l.path("a.log"), 0); err != nil {
-		t.Fatal(err)
-	}
-	writeLines(t, l.path("a.log"), "banner", 0, 16)
-	writeLines(t, l.path("a.log"), "x", 0, 10)
-	writeLines(t, l.path("b.log"), "banner", 0, 16)
-	writeLines(t, l.path("b.log"), "b", 0, 1200)
-	l.pub.waitFor(t, 1016+26+1216, 10*time.Second)
-	time.Sleep(500 * time.Millisecond)
-	got := l.pub.shipped()
-	for prefix, n := range map[string]int{"a": 1000, "x": 10, "b": 1200} {
-		assertOnce(t, got, prefix, n)
-	}
-	if len(got) != 1016+26+1216 {
-		t.Errorf("%d lines shipped, want %d", len(got), 1016+26+1216)
-	}
+	writeAlike(t, l)
+	shippedAlike(t, l)
 }
 
 // BenchmarkCopyCheck measures the check of a new file read from 0 against
@@ -491,6 +477,17 @@ func TestLookAlikeAfterRestartNeverSkipped(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
+	writeAlike(t, l)
+	_, stop = startShipper(t, l.cfg, l.pub)
+	defer stop()
+	shippedAlike(t, l)
+}
+
+// writeAlike rewrites a.log (read to a0..a999 after a 16-line banner) from
+// the start, with the banner and 10 lines, and starts b.log with the
+// banner and 1200 lines of its own.
+func writeAlike(t *testing.T, l *lifecycle) {
+	t.Helper()
 	if err := os.Truncate(l.path("a.log"), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -498,15 +495,20 @@ func TestLookAlikeAfterRestartNeverSkipped(t *testing.T) {
 	writeLines(t, l.path("a.log"), "x", 0, 10)
 	writeLines(t, l.path("b.log"), "banner", 0, 16)
 	writeLines(t, l.path("b.log"), "b", 0, 1200)
-	_, stop = startShipper(t, l.cfg, l.pub)
-	defer stop()
-	l.pub.waitFor(t, 1016+26+1216, 10*time.Second)
+}
+
+// shippedAlike checks that a.log's lines before and after writeAlike and
+// all of b.log's were shipped, once.
+func shippedAlike(t *testing.T, l *lifecycle) {
+	t.Helper()
+	const total = 1016 + 26 + 1216
+	l.pub.waitFor(t, total, 10*time.Second)
 	time.Sleep(500 * time.Millisecond)
 	got := l.pub.shipped()
 	for prefix, n := range map[string]int{"a": 1000, "x": 10, "b": 1200} {
 		assertOnce(t, got, prefix, n)
 	}
-	if len(got) != 1016+26+1216 {
-		t.Errorf("%d lines shipped, want %d", len(got), 1016+26+1216)
+	if len(got) != total {
+		t.Errorf("%d lines shipped, want %d", len(got), total)
 	}
 }

@@ -369,19 +369,11 @@ func TestRecreatedPodKeepsItsFilesMetadata(t *testing.T) {
 // yet. The second topic's acknowledgements come first: the registry must
 // not move past the first topic's lines until they are acknowledged too.
 func TestTopicChangeKeepsAckOrder(t *testing.T) {
-	client := fake.NewClientset(webPod(nil))
-	dir, pub, sh := podShipper(t, client)
-	pub.mu.Lock()
-	pub.hold = "logs-container"
-	pub.mu.Unlock()
-	path := podLogPath(dir)
+	client, pub, sh, path := heldPodShipper(t)
 	appendCRI(t, path, "first topic 1", "first topic 2")
 	pub.waitFor(t, 2, 10*time.Second)
 	held, _ := os.Stat(path)
-	if _, err := client.CoreV1().Pods("shop").Update(context.Background(), webPod(map[string]string{"sluice.io/type": "service"}), metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond)
+	setHints(t, client, map[string]string{"sluice.io/type": "service"})
 	appendCRI(t, path, "second topic")
 	pub.waitFor(t, 3, 10*time.Second)
 	time.Sleep(300 * time.Millisecond) // the second topic's ack is in
@@ -398,18 +390,10 @@ func TestTopicChangeKeepsAckOrder(t *testing.T) {
 // left out, and the registry does not move over them, nor over the lines in
 // flight, until those are acknowledged.
 func TestExcludeHintWhileLinesInFlight(t *testing.T) {
-	client := fake.NewClientset(webPod(nil))
-	dir, pub, sh := podShipper(t, client)
-	pub.mu.Lock()
-	pub.hold = "logs-container"
-	pub.mu.Unlock()
-	path := podLogPath(dir)
+	client, pub, sh, path := heldPodShipper(t)
 	appendCRI(t, path, "in flight 1", "in flight 2")
 	pub.waitFor(t, 2, 10*time.Second)
-	if _, err := client.CoreV1().Pods("shop").Update(context.Background(), webPod(map[string]string{"sluice.io/exclude": "true"}), metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond)
+	setHints(t, client, map[string]string{"sluice.io/exclude": "true"})
 	appendCRI(t, path, "excluded 1", "excluded 2")
 	time.Sleep(500 * time.Millisecond)
 	if off := registryOffset(sh, path); off > 0 {
@@ -421,4 +405,25 @@ func TestExcludeHintWhileLinesInFlight(t *testing.T) {
 	pub.release()
 	fi, _ := os.Stat(path)
 	waitUntil(t, "the registry at the file's end", func() bool { return registryOffset(sh, path) == fi.Size() })
+}
+
+// heldPodShipper is a podShipper of web-0's log whose records of topic
+// logs-container Kafka does not acknowledge until pub.release.
+func heldPodShipper(t *testing.T) (client *fake.Clientset, pub *topicPublisher, sh *Shipper, path string) {
+	client = fake.NewClientset(webPod(nil))
+	dir, pub, sh := podShipper(t, client)
+	pub.mu.Lock()
+	pub.hold = "logs-container"
+	pub.mu.Unlock()
+	return client, pub, sh, podLogPath(dir)
+}
+
+// setHints updates web-0 with annotations ann, and gives the informer a
+// moment to see it.
+func setHints(t *testing.T, client *fake.Clientset, ann map[string]string) {
+	t.Helper()
+	if _, err := client.CoreV1().Pods("shop").Update(context.Background(), webPod(ann), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
 }
