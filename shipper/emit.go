@@ -8,6 +8,11 @@ import (
 // emit takes one line of the file (after container reassembly) through the
 // input's multiline joiner and line filter, and ships what comes out.
 func (h *harvester) emit(ctx context.Context, l line, now time.Time) error {
+	if h.pod != nil {
+		if err := h.podJoin(ctx, now); err != nil {
+			return err
+		}
+	}
 	if h.join == nil {
 		return h.shipOrSkip(ctx, l, now)
 	}
@@ -19,7 +24,7 @@ func (h *harvester) emit(ctx context.Context, l line, now time.Time) error {
 		h.identify(h.reader.head, h.gen.acks)
 	}
 	if h.rejoin != nil && h.shippedBefore(l) {
-		h.skip(l, now)
+		h.skipLine(l, now)
 		return nil
 	}
 	return h.shipAll(ctx, h.join.add(l, now), now)
@@ -62,32 +67,12 @@ func (h *harvester) shipAll(ctx context.Context, evs []line, now time.Time) erro
 // shipOrSkip ships l, or, if the input's filter drops it, counts it as
 // handled: it is acknowledged with the burst, in order.
 func (h *harvester) shipOrSkip(ctx context.Context, l line, now time.Time) error {
-	if h.input.filter == nil || h.input.filter.keep(l.Data) {
+	if f := h.lineFilter(); f == nil || f.keep(l.Data) {
 		return h.ship(ctx, l, l.Flags, now)
 	}
-	if h.gen.pending {
-		h.identify(h.reader.head, h.gen.acks)
-	}
-	h.skip(l, now)
+	h.skipLine(l, now)
 	h.counters.filtered.Inc()
 	return nil
-}
-
-// skip handles l without shipping it: the registry moves over it with the
-// burst, in order, though not past an event still pending in another
-// stream.
-func (h *harvester) skip(l line, now time.Time) {
-	if h.burst == nil {
-		h.burst = h.openBurst(now)
-	}
-	_, resume := l.covered()
-	if h.join != nil {
-		if at, ok := h.join.firstPending(); ok && at < resume {
-			resume = at
-		}
-	}
-	h.burst.skip(resume)
-	h.ended(h.burst, l)
 }
 
 // flushJoinedDue, at the end of a read that started at readAt, ships the
