@@ -6,5 +6,5 @@
 //
 // The campaign is TestChaos, which skips unless SLUICE_CHAOS=1: it takes
 // minutes and kills servers, so it is never part of `make test`. See
-// README.md, "Fault campaign", for the scenarios and the environment.
+// docs/testing.md, "Fault campaign", for the scenarios and the environment.
 package chaos

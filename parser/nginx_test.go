@@ -458,7 +458,7 @@ func TestNginxRoutes(t *testing.T) {
 // are the named formats, and the nginx_format it and the demo use is
 // FormatTraced.
 func TestREADMEFormatTraced(t *testing.T) {
-	data, err := os.ReadFile("../README.md")
+	data, err := os.ReadFile("../docs/documents.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,7 +467,7 @@ func TestREADMEFormatTraced(t *testing.T) {
 		_, block, ok := strings.Cut(readme, "log_format "+name+" ")
 		block, _, ok2 := strings.Cut(block, ";")
 		if !ok || !ok2 {
-			t.Fatalf("README has no log_format %s", name)
+			t.Fatalf("docs/documents.md has no log_format %s", name)
 		}
 		// nginx joins the quoted pieces as they are; the pieces between
 		// quotes alternate with the whitespace between them.
@@ -478,11 +478,11 @@ func TestREADMEFormatTraced(t *testing.T) {
 			}
 		}
 		if want, _ := NginxFormat(name); format.String() != want {
-			t.Errorf("README's log_format %s is\n%s\nnot\n%s", name, format.String(), want)
+			t.Errorf("docs/documents.md's log_format %s is\n%s\nnot\n%s", name, format.String(), want)
 		}
 	}
 	if !strings.Contains(readme, "  nginx_format: '"+FormatTraced+"'\n") {
-		t.Errorf("README's nginx_format is not FormatTraced")
+		t.Errorf("docs/documents.md's nginx_format is not FormatTraced")
 	}
 	demo, err := os.ReadFile("../deploy/local/aggregator.yaml")
 	if err != nil {

@@ -23,6 +23,7 @@ type pendingLine struct {
 	end     int64
 	done    bool
 	streams []streamEnd // of the events sent, for a joined container log
+	mark    lineCheck   // of the line ending at end, if the reader has it
 }
 
 // streamEnd is the end of the last event of a stream.
@@ -34,14 +35,15 @@ type streamEnd struct {
 func newAckTracker(offset int64) *ackTracker { return &ackTracker{acked: offset} }
 
 // sent registers a line ending at end and returns its sequence number.
-func (t *ackTracker) sent(end int64) uint64 { return t.sentStreams(end, nil) }
+func (t *ackTracker) sent(end int64) uint64 { return t.sentMarked(end, nil, lineCheck{}) }
 
-// sentStreams registers lines after which the registry may move to end,
-// and the ends of the events of each stream among them.
-func (t *ackTracker) sentStreams(end int64, streams []streamEnd) uint64 {
+// sentMarked registers lines after which the registry may move to end,
+// the ends of the events of each stream among them, and the mark of the
+// line ending at end.
+func (t *ackTracker) sentMarked(end int64, streams []streamEnd, m lineCheck) uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.pending = append(t.pending, pendingLine{end: end, streams: streams})
+	t.pending = append(t.pending, pendingLine{end: end, streams: streams, mark: m})
 	seq := t.next
 	t.next++
 	return seq
@@ -50,13 +52,19 @@ func (t *ackTracker) sentStreams(end int64, streams []streamEnd) uint64 {
 // ack marks line seq acknowledged. It returns the new in-order acknowledged
 // offset and whether it moved.
 func (t *ackTracker) ack(seq uint64) (int64, bool) {
+	off, _, moved := t.ackMarked(seq)
+	return off, moved
+}
+
+// ackMarked is ack, returning the mark of the line the offset moved to too
+// (zero if it has none).
+func (t *ackTracker) ackMarked(seq uint64) (off int64, m lineCheck, moved bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.pending[seq-t.base].done = true
-	moved := false
 	i := 0
 	for i < len(t.pending) && t.pending[i].done {
-		t.acked = t.pending[i].end
+		t.acked, m = t.pending[i].end, t.pending[i].mark
 		for _, s := range t.pending[i].streams {
 			if t.streams == nil {
 				t.streams = map[string]int64{}
@@ -70,7 +78,7 @@ func (t *ackTracker) ack(seq uint64) (int64, bool) {
 		t.pending = t.pending[i:]
 		t.base += uint64(i)
 	}
-	return t.acked, moved
+	return t.acked, m, moved
 }
 
 // resumeStreams starts the streams' acknowledged ends from a registry

@@ -39,8 +39,8 @@ func TestAckTrackerMovesOnlyInOrder(t *testing.T) {
 func TestAckTrackerStreamEnds(t *testing.T) {
 	tr := newAckTracker(0)
 	tr.resumeStreams(map[string]int64{"stderr": 40})
-	a := tr.sentStreams(10, []streamEnd{{"stdout", 60}}) // stdout's event 20-60 shipped, stderr pends at 10
-	b := tr.sentStreams(80, []streamEnd{{"stderr", 80}})
+	a := tr.sentMarked(10, []streamEnd{{"stdout", 60}}, lineCheck{}) // stdout's event 20-60 shipped, stderr pends at 10
+	b := tr.sentMarked(80, []streamEnd{{"stderr", 80}}, lineCheck{})
 	tr.ack(b)
 	if got, _ := tr.streamEnds(); !maps.Equal(got, map[string]int64{"stderr": 40}) {
 		t.Fatalf("streams %v before the first acknowledgement, want the resumed ones", got)
@@ -49,7 +49,7 @@ func TestAckTrackerStreamEnds(t *testing.T) {
 	if got, ok := tr.streamEnds(); !ok || got != nil {
 		t.Fatalf("streams %v at offset %d, want none past it", got, tr.offset())
 	}
-	c := tr.sentStreams(90, []streamEnd{{"stdout", 120}})
+	c := tr.sentMarked(90, []streamEnd{{"stdout", 120}}, lineCheck{})
 	tr.ack(c)
 	if got, _ := tr.streamEnds(); !maps.Equal(got, map[string]int64{"stdout": 120}) {
 		t.Fatalf("streams %v, want stdout's end past the offset", got)

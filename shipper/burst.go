@@ -26,7 +26,7 @@ type burst struct {
 	end       int64     // offset after the last line
 	lines     int64
 	lineBytes int64 // file bytes the lines cover
-	// skipped is the lines handled but never produced (harvester.skip: the
+	// skipped is the lines handled but never produced (harvester.skipLine: the
 	// input's filter, an excluded pod, over its quota, shipped before a
 	// restart), which the offset moves over with the burst's.
 	skipped int64
@@ -94,7 +94,7 @@ func (b *burst) close() {
 	c.linesRead.Add(float64(b.lines))
 	c.bytesRead.Add(float64(b.lineBytes))
 	if b.lines > 0 || b.skipped > 0 {
-		b.seq = b.gen.acks.sentStreams(b.end, b.streams)
+		b.seq = b.gen.acks.sentMarked(b.end, b.streams, b.h.reader.markAt(b.end))
 	}
 	b.ackOne()
 }
@@ -121,8 +121,8 @@ func (b *burst) ackOne() {
 		sh.metrics.produceLatency.Observe(time.Since(b.start).Seconds())
 	}
 	sh.stall.Advance(1)
-	if off, moved := b.gen.acks.ack(b.seq); moved {
-		sh.registry.advance(b.gen.id, off)
+	if off, m, moved := b.gen.acks.ackMarked(b.seq); moved {
+		sh.registry.advance(b.gen.id, off, m)
 		if streams, ok := b.gen.acks.streamEnds(); ok {
 			sh.registry.setStreams(b.gen.id, streams)
 		}

@@ -2,6 +2,8 @@ package shipper
 
 import (
 	"bytes"
+	"hash/crc32"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -34,6 +36,8 @@ type readTo struct {
 	di     devIno
 	// live is set for a file still being read, not yet truncated.
 	live bool
+	// marks are a replaced generation's last lines (registryEntry.Marks).
+	marks []lineCheck
 }
 
 // replacedGens remembers generations replaced by a truncation (or a reused
@@ -76,7 +80,7 @@ func (r *replacedGens) add(e registryEntry) {
 func (r *replacedGens) snapshot() []readTo {
 	var out []readTo
 	for _, e := range r.reg.replacedSince(time.Now().Add(-replacedKeep)) {
-		out = append(out, readTo{fp: e.Fingerprint, line: idLineHash(e.ID), offset: e.Offset, di: e.DevIno})
+		out = append(out, readTo{fp: e.Fingerprint, line: idLineHash(e.ID), offset: e.Offset, di: e.DevIno, marks: e.Marks})
 	}
 	return out
 }
@@ -102,13 +106,16 @@ type copyVerdict struct {
 	// whose first line it shares, so it may be a copy still being written
 	// (cp opened, not yet filled): it waits to grow.
 	short bool
+	// differs: it starts like a generation truncated lately, but does not
+	// hold what that one held where it was read to: no copy, read whole.
+	differs bool
 }
 
 // copyOfHead says whether a new generation at di whose first bytes read
 // are head and whose size is size is a copy of a file read so far. Of the
 // generations it starts like, that of the longest fingerprint counts, the
 // furthest read if several.
-func (s *Shipper) copyOfHead(di devIno, head []byte, size int64) copyVerdict {
+func (s *Shipper) copyOfHead(f io.ReaderAt, di devIno, head []byte, size int64) copyVerdict {
 	if len(head) == 0 {
 		return copyVerdict{}
 	}
@@ -116,6 +123,10 @@ func (s *Shipper) copyOfHead(di devIno, head []byte, size int64) copyVerdict {
 	type candidate struct {
 		readTo
 		h *harvester // the live harvester whose file was truncated under it
+		// reading is the harvester reading its generation now: whether
+		// the file was truncated under it is looked at only for the
+		// candidate chosen (a stat and a read; there may be thousands).
+		reading *harvester
 		// entry is the registry's entry, if it is one; closed is set when
 		// no harvester reads its file now.
 		entry  *registryEntry
@@ -132,21 +143,12 @@ func (s *Shipper) copyOfHead(di devIno, head []byte, size int64) copyVerdict {
 		s.mu.Lock()
 		h := s.harvesters[e.DevIno]
 		s.mu.Unlock()
-		c := candidate{readTo: readTo{fp: e.Fingerprint, line: idLineHash(e.ID), offset: e.Offset, di: e.DevIno}, entry: &e}
+		c := candidate{readTo: readTo{fp: e.Fingerprint, line: idLineHash(e.ID), offset: e.Offset, di: e.DevIno, marks: e.Marks}, entry: &e}
 		if h == nil {
 			c.closed = true
 		} else if gen := h.genp.Load(); gen != nil && gen.id == e.ID {
 			c.offset = max(c.offset, gen.acks.sentTo())
-			// Truncated already, though its harvester has not seen it
-			// yet: the file under it is shorter than what was read,
-			// or starts with other bytes. Only then is it the
-			// original of a copy; a live file that keeps its content
-			// merely starts like this one.
-			if truncatedUnder(h, e.Fingerprint, c.offset) {
-				c.h = h
-			} else {
-				c.live = true
-			}
+			c.reading = h
 		}
 		known = append(known, c)
 	}
@@ -175,6 +177,17 @@ func (s *Shipper) copyOfHead(di devIno, head []byte, size int64) copyVerdict {
 			best = k
 		}
 	}
+	if h := best.reading; h != nil {
+		// Truncated already, though its harvester has not seen it yet:
+		// the file under it is shorter than what was read, or starts
+		// with other bytes. Only then is it the original of a copy; a
+		// live file that keeps its content merely starts like this one.
+		if truncatedUnder(h, best.fp, best.offset) {
+			best.h = h
+		} else {
+			best.live = true
+		}
+	}
 	switch {
 	case best.fp.Len == 0:
 		return copyVerdict{short: short}
@@ -186,7 +199,32 @@ func (s *Shipper) copyOfHead(di devIno, head []byte, size int64) copyVerdict {
 	}
 	// A copy shorter than what was read (lines written after the copy
 	// and read from the original before its truncation) was read whole.
-	return copyVerdict{copy: true, offset: min(best.offset, size)}
+	offset := min(best.offset, size)
+	// The first bytes alike are not enough to skip any: two services'
+	// logs may start with the same banner. A copy holds what its original
+	// held where one of its last lines read ended, at offset. Without
+	// marks (a generation replaced on a harvester's start, a registry of
+	// an older version) the fingerprint is all there is.
+	if len(best.marks) > 0 && !holdsMark(f, best.marks, offset) {
+		return copyVerdict{differs: true}
+	}
+	return copyVerdict{copy: true, offset: offset}
+}
+
+// holdsMark reports whether f holds, before offset, the bytes of the mark
+// that ends there; false if none does.
+func holdsMark(f io.ReaderAt, marks []lineCheck, offset int64) bool {
+	for _, m := range marks {
+		if m.End != offset {
+			continue
+		}
+		b := make([]byte, m.Len)
+		if _, err := f.ReadAt(b, offset-int64(m.Len)); err != nil {
+			return false
+		}
+		return crc32.Checksum(b, castagnoli) == m.Sum
+	}
+	return false
 }
 
 // untruncated reports whether e's file, closed (released at its end),

@@ -2,8 +2,10 @@ package shipper
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/sluicelog/sluice/internal/event"
@@ -311,4 +314,201 @@ func TestCopyAndOriginalFoundTogether(t *testing.T) {
 	}
 	writeLines(t, l.path("app.log"), "d", 0, 100)
 	shippedOnce(t, l.pub, map[string]int{"c": 1000, "d": 100})
+}
+
+// TestLookAlikeOfTruncatedFileNeverSkipped: an application truncates its
+// own log when it restarts (no copy); two other services' logs start with
+// the same banner, longer than the fingerprint, one shorter and one longer
+// than what was read of the truncated log. Neither is its copy: each is
+// read whole, not from where the truncated log was read to.
+func TestLookAlikeOfTruncatedFileNeverSkipped(t *testing.T) {
+	l := newLifecycle(t, nil)
+	runCopyWait(t, l.cfg, l.pub, 300*time.Millisecond)
+	writeLines(t, l.path("a.log"), "banner", 0, 16) // 1.3 KiB alike
+	writeLines(t, l.path("a.log"), "a", 0, 1000)
+	l.pub.waitFor(t, 1016, 10*time.Second)
+	if err := os.Truncate(l.path("a.log"), 0); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, l.path("a.log"), "x", 0, 10)
+	l.pub.waitFor(t, 1026, 10*time.Second) // the truncation is seen: a generation replaced
+	for _, name := range []string{"b.log", "c.log"} {
+		writeLines(t, l.path(name), "banner", 0, 16)
+	}
+	writeLines(t, l.path("b.log"), "b", 0, 100)  // shorter than a.log was read
+	writeLines(t, l.path("c.log"), "c", 0, 2000) // longer
+	l.pub.waitFor(t, 1000+10+100+2000+3*16, 10*time.Second)
+	time.Sleep(500 * time.Millisecond) // anything more would come now
+	got := l.pub.shipped()
+	for prefix, n := range map[string]int{"a": 1000, "x": 10, "b": 100, "c": 2000} {
+		assertOnce(t, got, prefix, n)
+	}
+	banners := map[string]int{}
+	for _, ev := range got {
+		if strings.HasPrefix(idOf(string(ev.Line)), "banner") {
+			banners[filepath.Base(ev.Path)]++
+		}
+	}
+	if len(got) != 3158 || banners["a.log"] != 16 || banners["b.log"] != 16 || banners["c.log"] != 16 {
+		t.Errorf("%d lines shipped, banner lines by file %v; want 3158, 16 from each file", len(got), banners)
+	}
+}
+
+// TestCopytruncateWithTracePending: the file is copied and truncated while
+// the joiner holds the first lines of a stack trace (waiting for more, or
+// its timeout), its copy under the glob. The trace's lines read before the
+// truncation are shipped once, as one event, and the copy is read only from
+// where the original was read to: every line once, nothing glued to the
+// new content.
+func TestCopytruncateWithTracePending(t *testing.T) {
+	l := newLifecycle(t, func(c *Config) {
+		starGlob(c)
+		withMultiline(MultilineConfig{Preset: "java", Timeout: 3 * time.Second})(c)
+	})
+	sh := runCopyWait(t, l.cfg, l.pub, 300*time.Millisecond)
+	path := l.path("app.log")
+	writeLines(t, path, "c", 0, 100)
+	appendTo(t, path, "java.lang.IllegalStateException: id=trace0\n\tat a.B.c(B.java:1)\n")
+	l.pub.waitFor(t, 99, 10*time.Second) // c99 and the trace are held, one event
+	waitReading(t, sh, path)
+	time.Sleep(200 * time.Millisecond)
+	if n := len(l.pub.shipped()); n != 99 {
+		t.Fatalf("%d events before the copy, want 99: the trace held", n)
+	}
+	copyFile(t, path, l.path("app.log.1"))
+	writeLines(t, l.path("app.log.1"), "c", 100, 110) // the copy's window lines
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, path, "d", 0, 50)
+	// The exception's line continues c99's (the java preset's "message,
+	// then exception" form): 160 events.
+	got := l.pub.waitFor(t, 100+10+50, 10*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	got = l.pub.shipped()
+	assertOnce(t, got, "c", 110)
+	assertOnce(t, got, "d", 50)
+	traces := 0
+	for _, ev := range got {
+		if strings.Contains(string(ev.Line), "id=trace0") {
+			traces++
+			if !strings.HasSuffix(string(ev.Line), "\n\tat a.B.c(B.java:1)") {
+				t.Errorf("the trace shipped as %q", ev.Line)
+			}
+		}
+	}
+	if traces != 1 || len(got) != 160 {
+		t.Errorf("trace shipped %d times, %d events; want once, 160", traces, len(got))
+	}
+}
+
+// TestLookAlikeOfClosedRewrittenFileNeverSkipped: a.log was read to its end
+// and released (close_inactive); its application restarts and rewrites it
+// from the start with the same banner (shorter now), and another instance
+// starts b.log with that banner too. b.log is no copy of a.log: it is read
+// whole, whichever of the two the shipper looks at first.
+func TestLookAlikeOfClosedRewrittenFileNeverSkipped(t *testing.T) {
+	l := newLifecycle(t, func(c *Config) { c.CloseInactive = 200 * time.Millisecond })
+	sh := runCopyWait(t, l.cfg, l.pub, 300*time.Millisecond)
+	writeLines(t, l.path("a.log"), "banner", 0, 16)
+	writeLines(t, l.path("a.log"), "a", 0, 1000)
+	l.pub.waitFor(t, 1016, 10*time.Second)
+	waitUntil(t, "a.log to be closed", func() bool { return sh.openFiles() == 0 })
+	writeAlike(t, l)
+	shippedAlike(t, l)
+}
+
+// BenchmarkCopyCheck measures the check of a new file read from 0 against
+// the files read so far (skipCopied), with 500 files open: it runs for
+// every new file, and again at every poll while one waits.
+func BenchmarkCopyCheck(b *testing.B) {
+	dir := b.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	cfg := testConfig(dir)
+	cfg.CloseInactive = time.Hour
+	const files = 500
+	for i := range files {
+		var data strings.Builder
+		for j := range 20 {
+			fmt.Fprintf(&data, "line id=f%d-%d some padding to make the line a realistic length for a log line\n", i, j)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "logs", fmt.Sprintf("f%03d.log", i)), []byte(data.String()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	sh, err := New(cfg, prometheus.NewRegistry(), zap.NewNop(), WithPublisher(&nullPublisher{}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for sh.openFiles() < files {
+		time.Sleep(10 * time.Millisecond)
+	}
+	f, err := os.Open(filepath.Join(dir, "logs", "f000.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	head := []byte("line id=new0 some padding to make the line a realistic length for a log line\n")
+	b.ResetTimer()
+	for range b.N {
+		sh.copyOfHead(f, devIno{Dev: 1, Ino: 1}, head, int64(len(head)))
+	}
+}
+
+// TestLookAlikeAfterRestartNeverSkipped: while the shipper is stopped,
+// a.log (open when it stopped) is rewritten from the start by its
+// application, with the same banner, and another instance starts b.log
+// with it. After the restart b.log is read whole: the registry's entry of
+// a.log carries the mark of the line it was acknowledged to, which b.log
+// does not hold.
+func TestLookAlikeAfterRestartNeverSkipped(t *testing.T) {
+	l := newLifecycle(t, nil)
+	writeLines(t, l.path("a.log"), "banner", 0, 16)
+	writeLines(t, l.path("a.log"), "a", 0, 1000)
+	_, stop := startShipper(t, l.cfg, l.pub)
+	l.pub.waitFor(t, 1016, 10*time.Second)
+	time.Sleep(300 * time.Millisecond) // the registry flushed
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	writeAlike(t, l)
+	_, stop = startShipper(t, l.cfg, l.pub)
+	defer stop()
+	shippedAlike(t, l)
+}
+
+// writeAlike rewrites a.log (read to a0..a999 after a 16-line banner) from
+// the start, with the banner and 10 lines, and starts b.log with the
+// banner and 1200 lines of its own.
+func writeAlike(t *testing.T, l *lifecycle) {
+	t.Helper()
+	if err := os.Truncate(l.path("a.log"), 0); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, l.path("a.log"), "banner", 0, 16)
+	writeLines(t, l.path("a.log"), "x", 0, 10)
+	writeLines(t, l.path("b.log"), "banner", 0, 16)
+	writeLines(t, l.path("b.log"), "b", 0, 1200)
+}
+
+// shippedAlike checks that a.log's lines before and after writeAlike and
+// all of b.log's were shipped, once.
+func shippedAlike(t *testing.T, l *lifecycle) {
+	t.Helper()
+	const total = 1016 + 26 + 1216
+	l.pub.waitFor(t, total, 10*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	got := l.pub.shipped()
+	for prefix, n := range map[string]int{"a": 1000, "x": 10, "b": 1200} {
+		assertOnce(t, got, prefix, n)
+	}
+	if len(got) != total {
+		t.Errorf("%d lines shipped, want %d", len(got), total)
+	}
 }

@@ -8,11 +8,18 @@ import (
 )
 
 // emit takes one line of the file (after container reassembly) through the
-// input's multiline joiner, and ships what comes out (shipOrSkip). over
-// reports that the file's pod or namespace went over its quota (shipFair).
+// input's (or its pod's hint's) multiline joiner, and ships what comes out
+// (shipOrSkip). over reports that the file's pod or namespace went over its
+// quota (shipFair), also while a hint's change flushed the joiner (podJoin).
 func (h *harvester) emit(ctx context.Context, l line, now time.Time) (over bool, err error) {
+	if h.pod != nil {
+		if over, err = h.podJoin(ctx, now); err != nil {
+			return over, err
+		}
+	}
 	if h.join == nil {
-		return h.shipOrSkip(ctx, l, now)
+		o, err := h.shipOrSkip(ctx, l, now)
+		return over || o, err
 	}
 	// Named now, as ship would name it on its first line: the joiner holds
 	// the line, and a file read from 0 that is still unnamed is checked
@@ -22,10 +29,11 @@ func (h *harvester) emit(ctx context.Context, l line, now time.Time) (over bool,
 		h.identify(h.reader.head, h.gen.acks)
 	}
 	if h.rejoin != nil && h.shippedBefore(l) {
-		h.skip(l, now)
-		return false, nil
+		h.skipLine(l, now)
+		return over, nil
 	}
-	return h.shipAll(ctx, h.join.add(l, now), now)
+	o, err := h.shipAll(ctx, h.join.add(l, now), now)
+	return over || o, err
 }
 
 // shippedBefore reports whether l, read again after a restart, is of an
@@ -64,12 +72,13 @@ func (h *harvester) shipAll(ctx context.Context, evs []line, now time.Time) (ove
 	return over, nil
 }
 
-// shipOrSkip ships l, a whole event, unless the input's filter drops it or
-// its pod is excluded (sluice.io/exclude); then within the file's quota
-// (shipFair), so that the quota counts only what would be produced.
+// shipOrSkip ships l, a whole event, unless its line filter (the hints' or
+// the input's, lineFilter) drops it or its pod is excluded
+// (sluice.io/exclude); then within the file's quota (shipFair), so that the
+// quota counts only what would be produced.
 func (h *harvester) shipOrSkip(ctx context.Context, l line, now time.Time) (over bool, err error) {
-	if h.input.filter != nil && !h.input.filter.keep(l.Data) {
-		h.skip(l, now)
+	if f := h.lineFilter(); f != nil && !f.keep(l.Data) {
+		h.skipLine(l, now)
 		h.counters.filtered.Inc()
 		return false, nil
 	}
@@ -80,7 +89,7 @@ func (h *harvester) shipOrSkip(ctx context.Context, l line, now time.Time) (over
 		case err != nil:
 			return false, err
 		case exclude:
-			h.skip(l, now)
+			h.skipLine(l, now)
 			h.sh.kube.CountExcluded(1)
 			return false, nil
 		case unknown:
@@ -89,28 +98,6 @@ func (h *harvester) shipOrSkip(ctx context.Context, l line, now time.Time) (over
 		}
 	}
 	return h.shipFair(ctx, l, flags, now)
-}
-
-// skip handles l, a line (or event) not produced: the input's filter
-// dropped it, its pod is excluded, it is over its quota, or it was shipped
-// before a restart (rejoin). The registry moves over it with the burst, in
-// order, once the burst is acknowledged, though not past an event still
-// pending in another stream; the caller counts it under its reason.
-func (h *harvester) skip(l line, now time.Time) {
-	if h.gen.pending {
-		h.identify(h.reader.head, h.gen.acks) // as ship would: the offset moves under the file's name
-	}
-	if h.burst == nil {
-		h.burst = h.openBurst(now)
-	}
-	_, resume := l.covered()
-	if h.join != nil {
-		if at, ok := h.join.firstPending(); ok && at < resume {
-			resume = at
-		}
-	}
-	h.burst.skip(resume)
-	h.ended(h.burst, l)
 }
 
 // flushJoinedDue, at the end of a read that started at readAt, ships the

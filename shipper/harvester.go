@@ -458,7 +458,7 @@ func (h *harvester) restartGeneration(size int64) error {
 		zap.Duration("waiting_before_reading", wait), zap.String("first_line", idLineHash(h.gen.id)))
 	// Its copy, if it was copied before the truncation, is read from here.
 	h.sh.replaced.add(registryEntry{ID: h.gen.id, Path: h.currentPath(), Type: h.input.cfg.Type, DevIno: h.di,
-		Fingerprint: fingerprintOf(h.reader.head), Offset: h.reader.position()})
+		Fingerprint: fingerprintOf(h.reader.head), Offset: h.reader.position(), Marks: h.reader.checks()})
 	h.reader.reset(0)
 	h.copySeen = time.Time{}
 	if err := h.sh.newGeneration(h, 0); err != nil {
@@ -562,12 +562,12 @@ func (h *harvester) skipCopied() (skip, wait bool) {
 	copies := &h.sh.replaced
 	copies.naming.Lock()
 	defer copies.naming.Unlock()
-	v := h.sh.copyOfHead(h.di, h.reader.head, fi.Size())
+	v := h.sh.copyOfHead(h.f, h.di, h.reader.head, fi.Size())
 	if copies.checked != nil {
 		copies.checked()
 	}
 	h.log.Debug("copy check", zap.Bool("copy", v.copy), zap.Int64("offset", v.offset), zap.Bool("alike", v.alike),
-		zap.Bool("handover", v.handover), zap.Bool("short", v.short), zap.Int("head_bytes", len(h.reader.head)),
+		zap.Bool("handover", v.handover), zap.Bool("short", v.short), zap.Bool("differs", v.differs), zap.Int("head_bytes", len(h.reader.head)),
 		zap.Int64("size", fi.Size()), zap.String("first_line", firstLineHash(h.reader.head)))
 	copyWait, handoverWait := copies.waits()
 	now := time.Now()

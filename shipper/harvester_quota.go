@@ -17,7 +17,7 @@ func (h *harvester) shipFair(ctx context.Context, l line, flags []string, now ti
 	}
 	n, _ := l.covered()
 	if q.drop && !q.admit(n) {
-		h.skip(l, now)
+		h.skipLine(l, now)
 		q.dropped(n)
 		return false, nil
 	}

@@ -3,6 +3,7 @@ package shipper
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -28,10 +29,19 @@ type podMeta struct {
 	cur *kubernetes.Container
 	// typ is the document type, the input's or the sluice.io/type hint.
 	typ string
+	// filter is the line filter under the sluice.io/include-lines and
+	// exclude-lines hints (nil: none); filtered says a hint gave it.
+	filter   *lineFilter
+	filtered bool
+	// multiline is the sluice.io/multiline hint the joiner was built by.
+	multiline string
 	// topic is the topic of the lines under this metadata; read by
 	// /files from any goroutine.
 	topic atomic.Pointer[string]
 }
+
+// podUID is the field of a pod's uid in its containers' metadata.
+const podUID = "kubernetes.pod.uid"
 
 // containerRef names the container whose log is at path, as its name
 // says: /var/log/containers/<pod>_<namespace>_<container>-<id>.log, or
@@ -57,7 +67,8 @@ func (h *harvester) attachPod(path string, now time.Time) {
 	h.pod = &podMeta{store: s.kube, ref: containerRef(path), base: h.fields, typ: h.input.cfg.Type}
 	h.pod.gen = s.kube.Generation()
 	h.applyPod(s.kube.Lookup(h.pod.ref), path, now)
-	h.topic = *h.pod.topic.Load() // before the harvester runs: its Prepare's
+	h.pod.multiline = h.multilineHint() // the joiner is built by it (multilineConfig)
+	h.topic = *h.pod.topic.Load()       // before the harvester runs: its Prepare's
 }
 
 // applyPod makes c the metadata of h's lines.
@@ -82,6 +93,17 @@ func (h *harvester) applyPod(c *kubernetes.Container, path string, now time.Time
 			p.typ = c.Type
 		}
 	}
+	p.filter, p.filtered = nil, false
+	if c != nil && (c.IncludeLines != nil || c.ExcludeLines != nil) {
+		in := InputConfig{IncludeLines: h.input.cfg.IncludeLines, ExcludeLines: h.input.cfg.ExcludeLines}
+		if c.IncludeLines != nil {
+			in.IncludeLines = c.IncludeLines
+		}
+		if c.ExcludeLines != nil {
+			in.ExcludeLines = c.ExcludeLines
+		}
+		p.filter, p.filtered = newLineFilter(&in), true
+	}
 	h.fields, h.fieldsHeader = fields, event.EncodeFields(fields)
 	probe := event.Event{Type: p.typ, Node: h.sh.cfg.Node, Path: path, Fields: fields}
 	topic := template.TopicName(h.sh.topic.Render(probe.Field, now, template.TopicValue))
@@ -103,24 +125,126 @@ func (h *harvester) currentTopic() string {
 // line is left out (sluice.io/exclude) and whether it goes without
 // metadata. It never waits on the API.
 func (h *harvester) podLine(ctx context.Context, now time.Time) (exclude, unknown bool, err error) {
-	p := h.pod
-	if g := p.store.Generation(); g != p.gen {
-		p.gen = g
-		if c := p.store.Lookup(p.ref); c != p.cur {
-			topic := h.currentTopic()
-			h.closeBurst() // Prepare may wait for Kafka: not holding the burst's budget
-			h.applyPod(c, h.currentPath(), now)
-			if t := h.currentTopic(); t != topic {
-				if err := h.sh.publisher.Prepare(ctx, t); err != nil {
-					return false, false, err
-				}
-			}
-		}
+	if err := h.refreshPod(ctx, now); err != nil {
+		return false, false, err
 	}
-	if p.cur == nil {
+	if h.pod.cur == nil {
 		return false, true, nil
 	}
-	return p.cur.Exclude, false, nil
+	return h.pod.cur.Exclude, false, nil
+}
+
+// refreshPod takes the metadata of h's container if it changed since it
+// last looked.
+func (h *harvester) refreshPod(ctx context.Context, now time.Time) error {
+	p := h.pod
+	g := p.store.Generation()
+	if g == p.gen {
+		return nil
+	}
+	p.gen = g
+	c := p.store.Lookup(p.ref)
+	if c == p.cur || p.cur != nil && (c == nil || c.Fields[podUID] != p.cur.Fields[podUID]) {
+		// A file is one run of one container, of one pod for good: a
+		// pod of its name found since is another (deleted and created
+		// again, as a StatefulSet's are), and one forgotten (past
+		// delete_grace) is still the one its lines were written in.
+		return nil
+	}
+	topic := h.currentTopic()
+	h.closeBurst() // Prepare may wait for Kafka: not holding the burst's budget
+	h.applyPod(c, h.currentPath(), now)
+	if t := h.currentTopic(); t != topic {
+		return h.sh.publisher.Prepare(ctx, t)
+	}
+	return nil
+}
+
+// podJoin runs before each line read from a container log file goes to
+// the joiner: it takes metadata that changed, and if its
+// sluice.io/multiline hint did, the lines the joiner holds are shipped as
+// the events they are so far (joined by the rule they were read under),
+// and the line and those after it are joined by the new rule. A hint that
+// comes after a stack trace's first lines were read thus splits that one
+// trace, and no line is held back or read twice.
+//
+// The flushed events go through the filter, the exclusion and the quota
+// as any others (shipAll); over reports the quota's (shipFair).
+func (h *harvester) podJoin(ctx context.Context, now time.Time) (over bool, err error) {
+	if err := h.refreshPod(ctx, now); err != nil {
+		return false, err
+	}
+	want := h.multilineHint()
+	if want == h.pod.multiline {
+		return false, nil
+	}
+	if h.join != nil && h.join.pending() {
+		if over, err = h.shipAll(ctx, h.join.flushAll(), now); err != nil {
+			return over, err
+		}
+	}
+	h.pod.multiline = want
+	h.join = newJoiner(h.multilineConfig())
+	return over, nil
+}
+
+// multilineConfig is the multiline block h's lines are joined by: the
+// input's, or the one the sluice.io/multiline hint of its container makes
+// (a preset, none, or a pattern that continuation lines match, joined to
+// the line before them), with the input's caps and timeout if it has
+// them; nil joins nothing.
+func (h *harvester) multilineConfig() *MultilineConfig {
+	in := h.input.cfg.Multiline
+	hint := h.multilineHint()
+	switch {
+	case hint == "":
+		return in
+	case hint == "none":
+		return nil
+	}
+	m := MultilineConfig{}
+	if in != nil {
+		m = MultilineConfig{MaxLines: in.MaxLines, MaxBytes: in.MaxBytes, Timeout: in.Timeout}
+	}
+	if slices.Contains(multilinePresets, hint) {
+		m.Preset = hint
+	} else {
+		m.Pattern = hint
+	}
+	m.setDefaults(h.sh.cfg.MaxLineBytes)
+	return &m
+}
+
+// lineFilter is the filter of h's lines: the hints', or the input's.
+func (h *harvester) lineFilter() *lineFilter {
+	if h.pod != nil && h.pod.filtered {
+		return h.pod.filter
+	}
+	return h.input.filter
+}
+
+// skipLine moves past a line (or event) that is not shipped: left out by a
+// line filter or an exclude hint, over its quota (over_quota: drop), or
+// shipped before a restart (rejoin). It is handled with the open burst's
+// lines, in order, without going to Kafka or counting as read; the
+// registry moves over it with the burst once the burst is acknowledged,
+// though not past an event still pending in another stream. The caller
+// counts it under its reason.
+func (h *harvester) skipLine(l line, now time.Time) {
+	if h.gen.pending {
+		h.identify(h.reader.head, h.gen.acks) // as ship would: the offset moves under the file's name
+	}
+	if h.burst == nil {
+		h.burst = h.openBurst(now)
+	}
+	_, resume := l.covered()
+	if h.join != nil {
+		if at, ok := h.join.firstPending(); ok && at < resume {
+			resume = at
+		}
+	}
+	h.burst.skip(resume)
+	h.ended(h.burst, l)
 }
 
 // docType is the document type of h's lines.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap/zaptest"
 	corev1 "k8s.io/api/core/v1"
@@ -25,18 +26,37 @@ type topicPublisher struct {
 	collectingPublisher
 	mu     sync.Mutex
 	topics []string
+	// hold, if set, is a topic whose records Kafka does not acknowledge
+	// until release: their acks wait in held.
+	hold string
+	held []func()
 }
 
 func (p *topicPublisher) Publish(ctx context.Context, rec *kgo.Record, acked func()) error {
 	p.mu.Lock()
 	p.topics = append(p.topics, rec.Topic)
+	if rec.Topic == p.hold {
+		p.held = append(p.held, acked)
+		acked = func() {}
+	}
 	p.mu.Unlock()
 	return p.collectingPublisher.Publish(ctx, rec, acked)
 }
 
+// release acknowledges the held records.
+func (p *topicPublisher) release() {
+	p.mu.Lock()
+	held := p.held
+	p.hold, p.held = "", nil
+	p.mu.Unlock()
+	for _, a := range held {
+		a()
+	}
+}
+
 // podShipper runs a shipper of container logs (dir/logs/*.log, format
 // cri) whose pods come from client.
-func podShipper(t *testing.T, client *fake.Clientset) (dir string, pub *topicPublisher, sh *Shipper) {
+func podShipper(t *testing.T, client *fake.Clientset, adjust ...func(*Config)) (dir string, pub *topicPublisher, sh *Shipper) {
 	dir = t.TempDir()
 	if err := os.MkdirAll(dir+"/logs", 0o755); err != nil {
 		t.Fatal(err)
@@ -46,6 +66,9 @@ func podShipper(t *testing.T, client *fake.Clientset) (dir string, pub *topicPub
 	cfg.Kafka.Topic = "logs-{type}"
 	cfg.Kubernetes.Enabled = true
 	cfg.Kubernetes.DeleteGrace = time.Minute
+	for _, a := range adjust {
+		a(&cfg)
+	}
 	pub = &topicPublisher{}
 	sh, err := New(cfg, prometheus.NewRegistry(), zaptest.NewLogger(t), WithPublisher(pub), WithKubernetesClient(client))
 	if err != nil {
@@ -173,6 +196,10 @@ func TestExcludedPodShipsNothing(t *testing.T) {
 	if n := len(pub.shipped()); n != 0 {
 		t.Fatalf("%d lines of an excluded pod shipped", n)
 	}
+	// Left out as filtered lines are: not read, not acknowledged lines.
+	if c := sh.metrics.forType("container"); testutil.ToFloat64(c.linesRead) != 0 || testutil.ToFloat64(c.linesAcked) != 0 {
+		t.Errorf("excluded lines counted as read (%v) or acknowledged (%v)", testutil.ToFloat64(c.linesRead), testutil.ToFloat64(c.linesAcked))
+	}
 
 	if _, err := client.CoreV1().Pods("shop").Update(context.Background(), webPod(nil), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
@@ -184,4 +211,219 @@ func TestExcludedPodShipsNothing(t *testing.T) {
 	if got = pub.shipped(); len(got) != 1 || string(got[0].Line) != "after the hint is gone" {
 		t.Errorf("shipped %d lines, first %q; want only the line after the hint", len(got), got[0].Line)
 	}
+}
+
+// javaTrace is a Java stack trace as a container writes it, one CRI line
+// a line.
+var javaTrace = []string{
+	`Exception in thread "main" java.lang.IllegalStateException: order 42 not found`,
+	"\tat com.shop.Orders.find(Orders.java:88)",
+	"\tat com.shop.Api.get(Api.java:31)",
+	"Caused by: java.sql.SQLException: timeout",
+	"\tat com.shop.Db.query(Db.java:12)",
+	"\t... 2 more",
+}
+
+// TestMultilineHintJoinsStackTrace: a pod annotated sluice.io/multiline:
+// java has its stack traces shipped as one event each, though its input
+// has no multiline block; a hint added later applies from the next line
+// read, and sluice.io/multiline: none turns joining off again.
+func TestMultilineHintJoinsStackTrace(t *testing.T) {
+	client := fake.NewClientset(webPod(map[string]string{"sluice.io/multiline": "java"}))
+	dir, pub, _ := podShipper(t, client)
+	path := podLogPath(dir)
+	appendCRI(t, path, javaTrace...)
+	appendCRI(t, path, "next request")
+	got := pub.waitFor(t, 1, 10*time.Second)
+	if want := strings.Join(javaTrace, "\n"); string(got[0].Line) != want {
+		t.Fatalf("first event %q, want the whole trace %q", got[0].Line, want)
+	}
+	// "next request" is held by the joiner until its timeout: two events.
+	got = pub.waitFor(t, 2, 10*time.Second)
+	if string(got[1].Line) != "next request" {
+		t.Errorf("second event %q", got[1].Line)
+	}
+
+	if _, err := client.CoreV1().Pods("shop").Update(context.Background(), webPod(map[string]string{"sluice.io/multiline": "none"}), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	appendCRI(t, path, javaTrace[:2]...)
+	got = pub.waitFor(t, 4, 10*time.Second)
+	if string(got[2].Line) != javaTrace[0] || string(got[3].Line) != javaTrace[1] {
+		t.Errorf("with multiline none: %q, %q; want one event a line", got[2].Line, got[3].Line)
+	}
+}
+
+// TestMultilineHintArrivesMidTrace: metadata that brings a multiline hint
+// while the first lines of a trace were read splits that trace where the
+// hint came, and loses or repeats no line; the next trace is one event.
+func TestMultilineHintArrivesMidTrace(t *testing.T) {
+	client := fake.NewClientset(webPod(map[string]string{"sluice.io/multiline": "^\\s"}))
+	dir, pub, _ := podShipper(t, client)
+	path := podLogPath(dir)
+	appendCRI(t, path, javaTrace[:3]...)
+	// Read within this: the joiner holds the three lines, for its
+	// timeout (1s).
+	time.Sleep(300 * time.Millisecond)
+	if _, err := client.CoreV1().Pods("shop").Update(context.Background(), webPod(map[string]string{"sluice.io/multiline": "java"}), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	appendCRI(t, path, javaTrace[3:]...)
+	appendCRI(t, path, javaTrace...)
+	appendCRI(t, path, "next request")
+	got := pub.waitFor(t, 4, 10*time.Second)
+	var lines []string
+	for _, e := range got {
+		lines = append(lines, string(e.Line))
+	}
+	want := []string{strings.Join(javaTrace[:3], "\n"), strings.Join(javaTrace[3:], "\n"), strings.Join(javaTrace, "\n"), "next request"}
+	if strings.Join(lines, "|") != strings.Join(want, "|") {
+		t.Errorf("events\n%q\nwant\n%q", lines, want)
+	}
+}
+
+// TestLineFilterHints: sluice.io/include-lines and exclude-lines filter a
+// container's lines on the node, one expression a line, the container's
+// own hint over the pod's; the filtered lines move the registry and are
+// counted, and an expression that is not valid leaves the input's filter.
+func TestLineFilterHints(t *testing.T) {
+	client := fake.NewClientset(webPod(map[string]string{
+		"sluice.io/include-lines":     "^DELETE",
+		"sluice.io.app/include-lines": "^GET\n^POST, {1,2}",
+		"sluice.io/exclude-lines":     "healthz",
+	}))
+	dir, pub, sh := podShipper(t, client)
+	path := podLogPath(dir)
+	appendCRI(t, path, "GET /healthz", "GET /a", "POST, /b", "POST /c", "DELETE /d", "GET /e")
+	got := pub.waitFor(t, 3, 10*time.Second)
+	fi, _ := os.Stat(path)
+	deadline := time.Now().Add(10 * time.Second)
+	for registryOffset(sh, path) != fi.Size() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if off := registryOffset(sh, path); off != fi.Size() {
+		t.Errorf("registry at %d of %d bytes", off, fi.Size())
+	}
+	got = pub.shipped()
+	var lines []string
+	for _, e := range got {
+		lines = append(lines, string(e.Line))
+	}
+	if strings.Join(lines, "|") != "GET /a|POST, /b|GET /e" {
+		t.Errorf("shipped %q", lines)
+	}
+	if n := testutil.ToFloat64(sh.metrics.forType("container").filtered); n != 3 {
+		t.Errorf("%v lines counted filtered, want 3", n)
+	}
+
+	// Not a valid expression: the hint is ignored, the input has no filter.
+	if _, err := client.CoreV1().Pods("shop").Update(context.Background(), webPod(map[string]string{"sluice.io/exclude-lines": "a("}), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	appendCRI(t, path, "GET /healthz")
+	if got = pub.waitFor(t, 4, 10*time.Second); string(got[3].Line) != "GET /healthz" {
+		t.Errorf("after an invalid hint: %q", got[3].Line)
+	}
+}
+
+// TestRecreatedPodKeepsItsFilesMetadata: a StatefulSet's pod is deleted
+// and created again under its name (a new uid) while the old container's
+// file still has lines to read, read after the old pod's delete_grace: they
+// carry the old pod's metadata, which they were written under, never the
+// new pod's.
+func TestRecreatedPodKeepsItsFilesMetadata(t *testing.T) {
+	old := webPod(nil)
+	old.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", ContainerID: "containerd://" + podLogID}}
+	client := fake.NewClientset(old)
+	dir, pub, _ := podShipper(t, client, func(c *Config) { c.Kubernetes.DeleteGrace = 100 * time.Millisecond })
+	path := podLogPath(dir)
+	appendCRI(t, path, "old pod")
+	if got := pub.waitFor(t, 1, 10*time.Second)[0]; got.Fields["kubernetes.pod.uid"] != "uid-web-0" {
+		t.Fatalf("first line: pod uid %q", got.Fields["kubernetes.pod.uid"])
+	}
+	ctx := context.Background()
+	pods := client.CoreV1().Pods("shop")
+	if err := pods.Delete(ctx, "web-0", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	recreated := webPod(nil)
+	recreated.UID = "uid-web-0-new"
+	recreated.Labels["controller-revision-hash"] = "web-7c9"
+	recreated.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", ContainerID: "containerd://" + strings.Repeat("9", 64)}}
+	if _, err := pods.Create(ctx, recreated, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond) // past delete_grace and a sweep (every 1s)
+	appendCRI(t, path, "old pod, read late")
+	got := pub.waitFor(t, 2, 10*time.Second)[1]
+	if got.Fields["kubernetes.pod.uid"] != "uid-web-0" || got.HasFlag(event.FlagNoPodMetadata) {
+		t.Errorf("a late line of the old pod's container: pod uid %q, flags %v; want the old pod's uid-web-0", got.Fields["kubernetes.pod.uid"], got.Flags)
+	}
+}
+
+// TestTopicChangeKeepsAckOrder: a sluice.io/type hint moves a file's lines
+// to another topic while the lines sent to the first are not acknowledged
+// yet. The second topic's acknowledgements come first: the registry must
+// not move past the first topic's lines until they are acknowledged too.
+func TestTopicChangeKeepsAckOrder(t *testing.T) {
+	client, pub, sh, path := heldPodShipper(t)
+	appendCRI(t, path, "first topic 1", "first topic 2")
+	pub.waitFor(t, 2, 10*time.Second)
+	held, _ := os.Stat(path)
+	setHints(t, client, map[string]string{"sluice.io/type": "service"})
+	appendCRI(t, path, "second topic")
+	pub.waitFor(t, 3, 10*time.Second)
+	time.Sleep(300 * time.Millisecond) // the second topic's ack is in
+	if off := registryOffset(sh, path); off > 0 {
+		t.Fatalf("registry at %d with the first topic's lines (to %d) unacknowledged", off, held.Size())
+	}
+	pub.release()
+	fi, _ := os.Stat(path)
+	waitUntil(t, "the registry at the file's end", func() bool { return registryOffset(sh, path) == fi.Size() })
+}
+
+// TestExcludeHintWhileLinesInFlight: sluice.io/exclude is added while the
+// pod's lines sent before are not acknowledged yet. The lines after it are
+// left out, and the registry does not move over them, nor over the lines in
+// flight, until those are acknowledged.
+func TestExcludeHintWhileLinesInFlight(t *testing.T) {
+	client, pub, sh, path := heldPodShipper(t)
+	appendCRI(t, path, "in flight 1", "in flight 2")
+	pub.waitFor(t, 2, 10*time.Second)
+	setHints(t, client, map[string]string{"sluice.io/exclude": "true"})
+	appendCRI(t, path, "excluded 1", "excluded 2")
+	time.Sleep(500 * time.Millisecond)
+	if off := registryOffset(sh, path); off > 0 {
+		t.Fatalf("registry at %d with the lines in flight unacknowledged", off)
+	}
+	if n := len(pub.shipped()); n != 2 {
+		t.Fatalf("%d lines shipped, want the 2 before the hint", n)
+	}
+	pub.release()
+	fi, _ := os.Stat(path)
+	waitUntil(t, "the registry at the file's end", func() bool { return registryOffset(sh, path) == fi.Size() })
+}
+
+// heldPodShipper is a podShipper of web-0's log whose records of topic
+// logs-container Kafka does not acknowledge until pub.release.
+func heldPodShipper(t *testing.T) (client *fake.Clientset, pub *topicPublisher, sh *Shipper, path string) {
+	client = fake.NewClientset(webPod(nil))
+	dir, pub, sh := podShipper(t, client)
+	pub.mu.Lock()
+	pub.hold = "logs-container"
+	pub.mu.Unlock()
+	return client, pub, sh, podLogPath(dir)
+}
+
+// setHints updates web-0 with annotations ann, and gives the informer a
+// moment to see it.
+func setHints(t *testing.T, client *fake.Clientset, ann map[string]string) {
+	t.Helper()
+	if _, err := client.CoreV1().Pods("shop").Update(context.Background(), webPod(ann), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"time"
 )
@@ -66,6 +67,88 @@ type lineReader struct {
 	check func(head []byte) error
 	// limit, if set, bounds the bytes one read asks for (turn.go).
 	limit int
+	// marks are where the last lines read ended and their last bytes, a
+	// ring; nmarks counts the marks made.
+	marks  [markRing]lineMark
+	nmarks int
+}
+
+// lineMark is where a line read ended and the checksum of its bytes (of
+// its last markBytes, for a longer one): what a copy of the file must hold
+// there to be one (copies.go). Kept for the last markRing lines: a
+// copytruncate copy is usually a little shorter than what was read of its
+// original (lines written between the copy and the truncation), and ends
+// where one of those lines did. The whole line is summed, not a few bytes
+// before its end: lines often end alike and differ at their start. The sum
+// is taken only when the buffer is about to let go of the bytes (seal): of
+// a buffer's hundreds of lines, the last markRing.
+type lineMark struct {
+	lineCheck
+	pos    int // the end of the line in buf, while not summed
+	summed bool
+}
+
+// lineCheck is a line's mark, as the registry keeps it too: the checksum
+// of the Len bytes before End.
+type lineCheck struct {
+	End int64  `json:"end"`
+	Len int    `json:"len"`
+	Sum uint32 `json:"sum"`
+}
+
+const (
+	markBytes = 256
+	markRing  = 32 // a power of 2
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli) // summed by the CPU
+
+// mark records that a line read ended at buf[j], its bytes in the buffer
+// from buf[from].
+func (r *lineReader) mark(from, j int) {
+	from = max(from, j-markBytes)
+	r.marks[r.nmarks&(markRing-1)] = lineMark{lineCheck: lineCheck{End: r.offset + int64(j-r.start), Len: j - from}, pos: j}
+	r.nmarks++
+}
+
+// seal sums the marks whose bytes are still in the buffer, before it lets
+// go of them.
+func (r *lineReader) seal() {
+	if r.buf == nil {
+		return // idle sealed them before letting go of it
+	}
+	for i := 1; i <= min(r.nmarks, markRing); i++ {
+		m := &r.marks[(r.nmarks-i)&(markRing-1)]
+		if m.summed {
+			return // and so are those before
+		}
+		m.Sum, m.summed = crc32.Checksum(r.buf[m.pos-m.Len:m.pos], castagnoli), true
+	}
+}
+
+// markAt returns the mark of the line read that ended at end, if it is one
+// of the last lines read (zero otherwise).
+func (r *lineReader) markAt(end int64) lineCheck {
+	for i := 1; i <= min(r.nmarks, markRing); i++ {
+		if m := &r.marks[(r.nmarks-i)&(markRing-1)]; m.End == end {
+			r.seal()
+			return m.lineCheck
+		} else if m.End < end {
+			break
+		}
+	}
+	return lineCheck{}
+}
+
+// checks returns the marks of the last lines read, latest first.
+func (r *lineReader) checks() []lineCheck {
+	r.seal()
+	n := min(r.nmarks, markRing)
+	out := make([]lineCheck, 0, n)
+	for i := 1; i <= n; i++ {
+		out = append(out, r.marks[(r.nmarks-i)&(markRing-1)].lineCheck)
+	}
+	return out
 }
 
 // readBufferSize is a reader's buffer: a line longer than it grows the
@@ -127,6 +210,7 @@ func (r *lineReader) idle() {
 	if r.pending() {
 		return
 	}
+	r.seal()
 	r.cutBuf = nil
 	r.bufs.put(r.buf)
 	r.buf, r.start, r.end = nil, 0, 0
@@ -158,6 +242,7 @@ func (r *lineReader) next() (l line, ok bool, err error) {
 			if r.cut != nil {
 				l = line{Data: r.cut, Start: r.cutStart, End: r.offset + int64(i) + 1, Truncated: true}
 				r.cut = nil
+				r.mark(r.start, r.start+i+1)
 				r.consume(i + 1)
 				return l, true, nil
 			}
@@ -165,6 +250,7 @@ func (r *lineReader) next() (l line, ok bool, err error) {
 			if len(l.Data) > r.max {
 				l.Data, l.Truncated = l.Data[:r.max], true
 			}
+			r.mark(r.start, r.start+i+1)
 			r.consume(i + 1)
 			return l, true, nil
 		}
@@ -196,6 +282,7 @@ func (r *lineReader) flushPartial() (line, bool) {
 		return line{}, false
 	}
 	l := line{Data: r.buf[r.start:r.end], Start: r.offset, End: r.offset + int64(r.end-r.start)}
+	r.mark(r.start, r.end)
 	r.consume(r.end - r.start)
 	return l, true
 }
@@ -217,6 +304,7 @@ func (r *lineReader) consume(n int) {
 // fill reads more bytes after the buffered ones. It returns 0 and a nil
 // error at the end of the file.
 func (r *lineReader) fill() (int, error) {
+	r.seal() // the read may write over the bytes of the lines read
 	if r.buf == nil {
 		r.buf = r.bufs.get(r.size)
 	}
@@ -271,10 +359,12 @@ func (r *lineReader) fill() (int, error) {
 func (r *lineReader) reset(offset int64) {
 	r.seek(offset)
 	r.head = r.head[:0]
+	r.nmarks = 0
 }
 
 // seek drops buffered bytes and continues at offset, keeping the head.
 func (r *lineReader) seek(offset int64) {
+	r.seal()
 	r.start, r.end, r.offset, r.cut = 0, 0, offset, nil
 }
 

@@ -2,6 +2,7 @@ package shipper
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -161,6 +162,48 @@ func BenchmarkLineReader(b *testing.B) {
 		}
 		if n != 10000 {
 			b.Fatalf("read %d lines", n)
+		}
+	}
+}
+
+// TestReaderMarksLastLines: the marks of the last lines read hold their
+// bytes' sums however the buffer was refilled, compacted or let go of in
+// between, and a line longer than markBytes is summed by its end.
+func TestReaderMarksLastLines(t *testing.T) {
+	var b strings.Builder
+	for i := range 3000 {
+		fmt.Fprintf(&b, "line %d %s\n", i, strings.Repeat("x", i%300))
+	}
+	data := b.String() + "alpha and the same end\n"
+	for _, chunk := range []int{len(data), 1000, 70000} {
+		f := &growingFile{data: data, n: min(chunk, len(data))}
+		r := newLineReader(f, 0, 1<<20, nil)
+		for {
+			_, ok, err := r.next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				continue
+			}
+			if f.n == len(data) {
+				break
+			}
+			r.idle()
+			f.n = min(f.n+chunk, len(data))
+		}
+		marks := r.checks()
+		if len(marks) != markRing || marks[0].End != int64(len(data)) {
+			t.Fatalf("chunk %d: %d marks, the latest ending at %d; want %d, at %d", chunk, len(marks), marks[0].End, markRing, len(data))
+		}
+		src := strings.NewReader(data)
+		for _, m := range marks {
+			if m.Len > markBytes || !holdsMark(src, []lineCheck{m}, m.End) {
+				t.Errorf("chunk %d: mark %+v does not hold the file's bytes", chunk, m)
+			}
+		}
+		if holdsMark(strings.NewReader(strings.Replace(data, "alpha", "omega", 1)), marks, marks[0].End) {
+			t.Errorf("chunk %d: a file whose last line differs at its start holds its mark", chunk)
 		}
 	}
 }

@@ -41,6 +41,12 @@ type registryEntry struct {
 	// complete first line yet, so no id (pendingID): nothing of it was
 	// shipped.
 	Pending bool `json:"pending,omitempty"`
+	// Marks are where its last lines read ended and their bytes'
+	// checksums: the line at Offset's (set as it moves), and, of a
+	// generation replaced by a truncation, its last lines read. A file
+	// that starts like it is its copy only if it holds one of them too
+	// (copies.go).
+	Marks []lineCheck `json:"marks,omitempty"`
 }
 
 // registryFile is the on-disk form; Checksum covers Entries so that a torn
@@ -193,11 +199,15 @@ func (r *registry) put(e registryEntry) {
 }
 
 // advance moves the acknowledged offset of file id forward.
-func (r *registry) advance(id string, offset int64) {
+func (r *registry) advance(id string, offset int64, m lineCheck) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e, ok := r.entries[id]; ok && offset > e.Offset {
 		e.Offset = offset
+		e.Marks = nil
+		if m.Len > 0 && m.End == offset {
+			e.Marks = []lineCheck{m}
+		}
 		e.Updated = time.Now()
 		r.mark(id)
 	}
@@ -418,6 +428,9 @@ func (r *registry) addReplaced(e registryEntry, keep time.Duration, most int) {
 		e.Offset = max(e.Offset, old.Offset)
 		if old.Fingerprint.Len > e.Fingerprint.Len {
 			e.Fingerprint = old.Fingerprint
+		}
+		if len(e.Marks) == 0 {
+			e.Marks = old.Marks
 		}
 		return true
 	})

@@ -26,7 +26,7 @@ func replacedRegistry(t *testing.T, dir string) *registry {
 	if err := r.flush(); err != nil {
 		t.Fatal(err)
 	}
-	r.advance("a", 9)
+	r.advance("a", 9, lineCheck{})
 	r.addReplaced(registryEntry{ID: "old2", Path: "/x/b.log", DevIno: devIno{1, 3}, Offset: 200,
 		Fingerprint: fingerprint{Len: 20, Hash: "h2"}}, time.Hour, 10)
 	if err := r.flush(); err != nil {
@@ -78,7 +78,7 @@ func TestRegistryReplacedRoundTrip(t *testing.T) {
 		}
 		// A flush of the reloaded registry with only "a" changed: "b"
 		// is encoded again from what was loaded, the replaced kept.
-		r2.advance("a", 10)
+		r2.advance("a", 10, lineCheck{})
 		if err := r2.flush(); err != nil {
 			t.Fatal(err)
 		}
@@ -185,7 +185,7 @@ func TestRegistryStreamsReachTheFile(t *testing.T) {
 		if err := r.flush(); err != nil {
 			t.Fatal(err)
 		}
-		r.advance("a", 9)
+		r.advance("a", 9, lineCheck{})
 	}
 	r.setStreams("a", map[string]int64{"stdout": 9, "stderr": 4})
 	if err := r.flush(); err != nil {

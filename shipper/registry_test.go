@@ -20,8 +20,8 @@ func TestRegistryRoundTrip(t *testing.T) {
 		t.Fatalf("open: %v, %v", err, recovered)
 	}
 	r.put(registryEntry{ID: "a", Path: "/x", DevIno: devIno{1, 2}, Offset: 10})
-	r.advance("a", 42)
-	r.advance("a", 30) // never backwards
+	r.advance("a", 42, lineCheck{})
+	r.advance("a", 30, lineCheck{}) // never backwards
 	if err := r.flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func writeTwice(t *testing.T, dir string) {
 	if err := r.flush(); err != nil {
 		t.Fatal(err)
 	}
-	r.advance("a", 9)
+	r.advance("a", 9, lineCheck{})
 	if err := r.flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestRegistryConcurrentFlushKeepsEntries(t *testing.T) {
 	}
 	var put []string
 	for round := range rounds {
-		r.advance("base-0", int64(round+1)) // what flushLoop finds dirty
+		r.advance("base-0", int64(round+1), lineCheck{}) // what flushLoop finds dirty
 		ids := make([]string, flushers)
 		var wg sync.WaitGroup
 		for i := range flushers {
@@ -229,7 +229,7 @@ func TestRegistryBackupAfterStaleLink(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, registryBackup+".new"), []byte("stale"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r.advance("a", 9)
+	r.advance("a", 9, lineCheck{})
 	if err := r.flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func TestShipperCountsRegistryRecoveries(t *testing.T) {
 			if err := r.flush(); err != nil {
 				t.Fatal(err)
 			}
-			r.advance("a", 9) // the first write becomes the backup
+			r.advance("a", 9, lineCheck{}) // the first write becomes the backup
 			if err := r.flush(); err != nil {
 				t.Fatal(err)
 			}

@@ -649,7 +649,7 @@ func (s *Shipper) startHarvester(ctx context.Context, in *input, path string, di
 	}
 	h.reader.check = h.checkRead
 	h.cri = newContainerAssembler(in.cfg.Format, s.cfg.MaxLineBytes)
-	h.join = newJoiner(in.cfg.Multiline)
+	h.join = newJoiner(h.multilineConfig())
 	h.lastSize = fi.Size()
 	h.size.Store(fi.Size())
 	h.log = s.log.With(zap.String("path", path), zap.String("file_id", h.gen.id), zap.String("type", in.cfg.Type))

@@ -126,7 +126,7 @@ func TestRegistryEncodesOnlyChanged(t *testing.T) {
 	if len(r.encoded) != 100 {
 		t.Fatalf("%d entries' JSON kept after a flush, want 100", len(r.encoded))
 	}
-	r.advance("f7", 99)
+	r.advance("f7", 99, lineCheck{})
 	r.remove("f8")
 	if _, ok := r.encoded["f7"]; ok || len(r.encoded) != 98 {
 		t.Fatalf("changed entries' JSON kept: %d", len(r.encoded))
@@ -165,7 +165,7 @@ func BenchmarkRegistryFlushLarge(b *testing.B) {
 	b.ResetTimer()
 	for n := range b.N {
 		for i := range 10 {
-			r.advance(fmt.Sprintf("f%d", i*1000), int64(11+n))
+			r.advance(fmt.Sprintf("f%d", i*1000), int64(11+n), lineCheck{})
 		}
 		if err := r.flush(); err != nil {
 			b.Fatal(err)

@@ -198,7 +198,7 @@ elasticsearch.addresses[0]: "http://127.0.0.1:9200" is plain HTTP, which would s
 	"aggregator-route-prefix-without-slash.bad.yaml": "parsers.routes[1]: prefix \"api/v1/orders\" must start with /; e.g. {prefix: /api/v1/orders, templates: [/api/v1/orders/{id}/lines/{line}]}",
 	"aggregator-stall-after-too-short.bad.yaml":      "http.stall_after: must be at least 1s (e.g. 60s), got 10ms",
 	"aggregator-tls-with-an-http-address.bad.yaml":   "elasticsearch.addresses[1]: \"http://u:xxxxx@es-1:9200\" is plain HTTP while elasticsearch.tls is set; write https://",
-	"aggregator-unknown-tls-key.bad.yaml":            "kafka.tls.ca: unknown key; check its spelling and the configuration reference in README.md",
+	"aggregator-unknown-tls-key.bad.yaml":            "kafka.tls.ca: unknown key; check its spelling and the configuration reference in docs/configuration.md",
 	"aggregator-username-without-password.bad.yaml":  "elasticsearch.password: is required with a username; set password (e.g. \"${ELASTICSEARCH_PASSWORD}\") or password_file",
 	"run-aggregator-key.bad.yaml":                    "elasticsearch.action: \"upsert\" must be index or create",
 	"run-file-without-path.bad.yaml":                 "output.file.path: is required: the file documents are appended to, e.g. /var/lib/sluice/documents.ndjson",
@@ -209,7 +209,7 @@ elasticsearch.addresses[0]: "http://127.0.0.1:9200" is plain HTTP, which would s
 	"run-queue-too-small.bad.yaml":                   "queue.max_bytes: 1000 cannot hold one line of max_line_bytes plus 64 KiB of headers; raise it or lower max_line_bytes",
 	"run-shipper-key.bad.yaml":                       "max_open_files: must be at least 1, got -1",
 	"run-two-outputs.bad.yaml":                       "output: choose one of [file stdout], not several",
-	"run-unknown-key.bad.yaml":                       "output.stderr: unknown key; check its spelling and the configuration reference in README.md",
+	"run-unknown-key.bad.yaml":                       "output.stderr: unknown key; check its spelling and the configuration reference in docs/configuration.md",
 	"shipper-broker-without-port.bad.yaml":           "kafka.brokers[0]: \"kafka\" has no port; write host:port, e.g. kafka:9092",
 	"shipper-compression.bad.yaml":                   "kafka.compression: \"brotli\" is not a codec; use zstd, lz4, snappy, gzip or none",
 	"shipper-every-error.bad.yaml": `registry: is required: the directory where file offsets are kept, e.g. /var/lib/sluice

@@ -15,7 +15,7 @@ import (
 )
 
 // configReference is where every configuration key is documented.
-const configReference = "../../README.md"
+const configReference = "../../docs/configuration.md"
 
 // TestConfigurationReferenceCoversEveryKey checks that each key the
 // shipper, the aggregator and sluice run read from YAML has a row in
@@ -195,14 +195,14 @@ func TestConfigurationReferenceDefaults(t *testing.T) {
 
 var rowDefault = regexp.MustCompile("^\\| *(`[^|]*)\\| *`([^`]+)`")
 
-// documentedDefaults maps, per ### section, each key of a table row to
+// documentedDefaults maps, per ## section, each key of a table row to
 // the first value in backticks of its default column, when the column
 // starts with one.
 func documentedDefaults(doc string) map[string]map[string]string {
 	sections := map[string]map[string]string{}
 	section := ""
 	for _, line := range strings.Split(doc, "\n") {
-		if h, ok := strings.CutPrefix(line, "### "); ok {
+		if h, ok := strings.CutPrefix(line, "## "); ok {
 			section = h
 		}
 		m := rowDefault.FindStringSubmatch(line)

@@ -46,8 +46,28 @@ func TestKubernetesMetadataEndToEnd(t *testing.T) {
 			Annotations: map[string]string{"sluice.io/exclude": "true"}},
 		Spec: corev1.PodSpec{NodeName: "test-node", Containers: []corev1.Container{{Name: "health", Image: "busybox"}}},
 	})
+	// A Java service: its stack trace is one document by its
+	// sluice.io/multiline hint, though the input joins nothing.
+	api.Put(&corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "billing-0", Namespace: "shop", UID: "uid-billing",
+			Labels:      map[string]string{"app.kubernetes.io/name": "billing"},
+			Annotations: map[string]string{"sluice.io/multiline": "java"}},
+		Spec: corev1.PodSpec{NodeName: "test-node", Containers: []corev1.Container{{Name: "app", Image: "billing:3"}}},
+	})
 
 	logs := filepath.Join(dir, "containers")
+	trace := []string{
+		`Exception in thread "main" java.lang.IllegalStateException: invoice 9 not found`,
+		"\tat com.shop.Invoices.find(Invoices.java:88)",
+		"Caused by: java.sql.SQLException: timeout",
+		"\tat com.shop.Db.query(Db.java:12)",
+		"\t... 1 more",
+	}
+	var traceLines []string
+	for _, l := range trace {
+		traceLines = append(traceLines, "2026-11-25T10:00:02.000000000Z stderr F "+l)
+	}
+	appendLines(t, filepath.Join(logs, "billing-0_shop_app-"+strings.Repeat("ef", 32)+".log"), traceLines)
 	appendLines(t, filepath.Join(logs, "noisy-0_shop_health-"+strings.Repeat("cd", 32)+".log"), []string{
 		"2026-11-25T10:00:00.000000000Z stdout F GET /healthz 200",
 		"2026-11-25T10:00:01.000000000Z stdout F GET /healthz 200",
@@ -148,9 +168,16 @@ http:
 	if len(raw) != 1 || raw[0]["message"] != "plain text on stderr" || raw[0]["error"] != nil {
 		t.Errorf("the plain line's document: %v; want its message raw, without an error", raw)
 	}
-	time.Sleep(2 * time.Second) // a noisy line shipped anyway would have arrived
-	if got := stack.Count(t, prefix+"-*"); got != 2 {
-		t.Errorf("%d documents in %s-*, want 2: the excluded pod's lines were shipped", got, prefix)
+	billing := prefix + "-container-billing-prod"
+	if got := stack.WaitCount(t, billing, 1, time.Minute); got != 1 {
+		t.Fatalf("%s holds %d documents, want the stack trace as 1", billing, got)
+	}
+	time.Sleep(2 * time.Second) // a noisy line, or a trace line on its own, shipped anyway would have arrived
+	if got := stack.Count(t, prefix+"-*"); got != 3 {
+		t.Errorf("%d documents in %s-*, want 3: the excluded pod's lines were shipped, or the trace was split", got, prefix)
+	}
+	if docs := stack.Search(t, billing, `{"query":{"match_all":{}}}`); len(docs) != 1 || docs[0]["message"] != strings.Join(trace, "\n") {
+		t.Errorf("the stack trace's documents: %v; want one, whose message is the whole trace", docs)
 	}
 	ship.stop()
 	agg.stop()

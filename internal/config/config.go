@@ -239,7 +239,7 @@ func describeDecodeError(err error, root *yaml.Node, keys map[string][]string) e
 	for _, e := range te.Errors {
 		if m := unknownField.FindStringSubmatch(e); m != nil {
 			line, _ := strconv.Atoi(m[1])
-			hint := "; check its spelling and the configuration reference in README.md"
+			hint := "; check its spelling and the configuration reference in docs/configuration.md"
 			if n, ok := Nearest(m[2], keys[m[3]]); ok {
 				hint = "; did you mean " + n + "?"
 			}

@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -27,6 +28,10 @@ type Container struct {
 	// Multiline is the sluice.io/multiline hint, a preset or pattern, for
 	// the multiline reader to use ("" keeps the input's setting).
 	Multiline string
+	// IncludeLines and ExcludeLines are the sluice.io/include-lines and
+	// sluice.io/exclude-lines hints, one regular expression a line: they
+	// replace the input's list of the same name (nil keeps it).
+	IncludeLines, ExcludeLines []string
 	// NginxFormat is the sluice.io/nginx-format hint: the named format or
 	// log_format string of an nginx container's access log lines; it
 	// travels in the event.FieldNginxFormat field.
@@ -43,6 +48,8 @@ const (
 	HintType        = "type"
 	HintExclude     = "exclude"
 	HintMultiline   = "multiline"
+	HintInclude     = "include-lines"
+	HintExclLines   = "exclude-lines"
 	HintNginxFormat = "nginx-format"
 	HintService     = "service"
 	HintEnvironment = "environment"
@@ -164,8 +171,15 @@ func (c *Container) applyHints(ann map[string]string, name string) {
 		}
 	}
 	if v, ok := hint(ann, name, HintMultiline); ok {
-		c.Multiline = v
+		v = strings.TrimSpace(v)
+		if _, err := regexp.Compile(v); err != nil || v == "" {
+			c.Ignored = append(c.Ignored, fmt.Sprintf("%s%s: %q is not a preset (java, python, go), none, or a regular expression (Go RE2 syntax)", HintPrefix, HintMultiline, v))
+		} else {
+			c.Multiline = v
+		}
 	}
+	c.IncludeLines = c.lineHint(ann, name, HintInclude)
+	c.ExcludeLines = c.lineHint(ann, name, HintExclLines)
 	if v, ok := hint(ann, name, HintNginxFormat); ok && v != "" {
 		c.NginxFormat = v
 		c.Fields[event.FieldNginxFormat] = v
@@ -176,6 +190,31 @@ func (c *Container) applyHints(ann map[string]string, name string) {
 	if v, ok := hint(ann, name, HintEnvironment); ok && v != "" {
 		c.Fields["environment"] = v
 	}
+}
+
+// lineHint returns the regular expressions of a line filter hint, one a
+// line (a comma may be part of an expression), or nil if there is none or
+// one of them is not valid (the hint is then ignored, with a warning).
+func (c *Container) lineHint(ann map[string]string, name, key string) []string {
+	v, ok := hint(ann, name, key)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, e := range strings.Split(v, "\n") {
+		if e = strings.TrimSpace(e); e == "" {
+			continue
+		}
+		if _, err := regexp.Compile(e); err != nil {
+			c.Ignored = append(c.Ignored, fmt.Sprintf("%s%s: %q is not a regular expression (Go RE2 syntax): %v", HintPrefix, key, e, err))
+			return nil
+		}
+		out = append(out, e)
+	}
+	if len(out) == 0 {
+		c.Ignored = append(c.Ignored, fmt.Sprintf("%s%s: no expression; give one regular expression a line", HintPrefix, key))
+	}
+	return out
 }
 
 // validType reports whether t can be a document type (and so a topic and

@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"maps"
+	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -140,6 +141,12 @@ func TestHints(t *testing.T) {
 			return p.NginxFormat == "main" && p.Fields[event.FieldNginxFormat] == "main" && a.Fields[event.FieldNginxFormat] == ""
 		}},
 		{"multiline", map[string]string{"sluice.io/multiline": "java"}, func(a, p *Container) bool { return a.Multiline == "java" && p.Multiline == "java" }},
+		{"multiline not an expression", map[string]string{"sluice.io/multiline": "^(at"}, func(a, p *Container) bool { return a.Multiline == "" && len(a.Ignored) == 1 }},
+		{"line filters", map[string]string{"sluice.io/include-lines": "^ERR\n\n ^WARN, {1,3} ", "sluice.io.proxy/exclude-lines": "healthz"}, func(a, p *Container) bool {
+			return slices.Equal(a.IncludeLines, []string{"^ERR", "^WARN, {1,3}"}) && a.ExcludeLines == nil && slices.Equal(p.ExcludeLines, []string{"healthz"})
+		}},
+		{"line filter not an expression", map[string]string{"sluice.io/exclude-lines": "ok\na("}, func(a, p *Container) bool { return a.ExcludeLines == nil && len(a.Ignored) == 1 }},
+		{"line filter empty", map[string]string{"sluice.io/include-lines": " "}, func(a, p *Container) bool { return a.IncludeLines == nil && len(a.Ignored) == 1 }},
 	} {
 		pod := testPod()
 		maps.Copy(pod.Annotations, c.ann)

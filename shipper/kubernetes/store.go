@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -89,6 +90,12 @@ func (s *Store) CountExcluded(n int) { s.m.excluded.Add(float64(n)) }
 func (s *Store) setPod(pod *corev1.Pod) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if old := s.byUID[pod.UID]; old != nil && old.deleted.IsZero() && s.sameMetadata(old.pod, pod) {
+		// A status-only update (probes, conditions): the metadata stays
+		// as it is, and so do the fields of the pod's files.
+		old.pod = pod
+		return
+	}
 	e := &podEntry{pod: pod}
 	s.build(e)
 	for name, c := range e.containers {
@@ -104,6 +111,16 @@ func (s *Store) setPod(pod *corev1.Pod) {
 	s.byName[pod.Namespace+"/"+pod.Name] = e
 	s.index(e)
 	s.changed()
+}
+
+// sameMetadata reports whether a and b, two versions of one pod, give the
+// same metadata: whatever trimPod keeps but the resource version is alike.
+func (s *Store) sameMetadata(a, b *corev1.Pod) bool {
+	ta, _ := s.trimPod(a)
+	tb, _ := s.trimPod(b)
+	pa, pb := ta.(*corev1.Pod), tb.(*corev1.Pod)
+	pa.ResourceVersion, pb.ResourceVersion = "", ""
+	return equality.Semantic.DeepEqual(pa, pb)
 }
 
 // deletePod marks a pod deleted: its metadata stays for delete_grace.

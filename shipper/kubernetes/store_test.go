@@ -168,3 +168,31 @@ func TestTrimPod(t *testing.T) {
 		t.Error("the trimmed pod's metadata differs from the pod's")
 	}
 }
+
+// TestStoreKeepsMetadataOnStatusOnlyUpdates: a pod's status changes all the
+// time (probes, conditions), each an update event with a new resource
+// version. When nothing its metadata is built from changed, its containers'
+// metadata stays the same (the same values, no new generation): every file
+// of the pod would otherwise close its burst and build its fields, record
+// headers and encoder again at each probe.
+func TestStoreKeepsMetadataOnStatusOnlyUpdates(t *testing.T) {
+	s := NewStore(testConfig(), "node-a", prometheus.NewRegistry())
+	pod := testPod()
+	pod.ResourceVersion = "1"
+	s.setPod(pod)
+	before, gen := s.Lookup(Ref{ID: "abc123"}), s.Generation()
+	probed := testPod()
+	probed.ResourceVersion = "2"
+	probed.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}}
+	s.setPod(probed)
+	if after := s.Lookup(Ref{ID: "abc123"}); after != before || s.Generation() != gen {
+		t.Errorf("a status-only update made new metadata (generation %d -> %d)", gen, s.Generation())
+	}
+	relabelled := testPod()
+	relabelled.ResourceVersion = "3"
+	relabelled.Labels["tier"] = "edge"
+	s.setPod(relabelled)
+	if after := s.Lookup(Ref{ID: "abc123"}); after == before || after.Fields["kubernetes.labels.tier"] != "edge" {
+		t.Errorf("a label change did not reach the metadata: %v", after.Fields)
+	}
+}
