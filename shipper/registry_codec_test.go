@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -197,5 +198,68 @@ func TestRegistryStreamsReachTheFile(t *testing.T) {
 	}
 	if e, _ := r2.get("a"); e.Streams["stdout"] != 9 || e.Streams["stderr"] != 4 {
 		t.Fatalf("reloaded streams %v, want stdout 9, stderr 4", e.Streams)
+	}
+}
+
+// TestRegistryMarksRoundTrip: the line marks (registryEntry.Marks) of an
+// entry and of a replaced generation are written by the codec and read
+// back in the one-pass layout, and an advance that changes the entry's
+// mark is written though the entry's JSON was kept from the flush before
+// (encodeChanged): a stale mark would make a copy of the file look like
+// another file after a restart, or another file like its copy.
+func TestRegistryMarksRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	r, _, err := openRegistry(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.put(registryEntry{ID: "a", Path: "/x/a.log", DevIno: devIno{1, 2}, Offset: 5})
+	replacedMarks := []lineCheck{{End: 300, Len: 40, Sum: 7}, {End: 260, Len: 256, Sum: 8}}
+	r.addReplaced(registryEntry{ID: "old", Path: "/x/a.log", DevIno: devIno{1, 2}, Offset: 300,
+		Fingerprint: fingerprint{Len: 9, Hash: "ho"}, Marks: replacedMarks}, time.Hour, 10)
+	reload := func(step string) registryEntry {
+		t.Helper()
+		if err := r.flush(); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, registryName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := splitRegistry(data); !ok {
+			t.Fatalf("%s: registry not in the one-pass layout:\n%s", step, data)
+		}
+		r2, recovered, err := openRegistry(dir)
+		if err != nil || recovered != nil {
+			t.Fatalf("%s: open: %v, %v", step, err, recovered)
+		}
+		rep := r2.replacedSince(time.Time{})
+		if len(rep) != 1 || !slices.Equal(rep[0].Marks, replacedMarks) {
+			t.Fatalf("%s: replaced after reload = %+v, want marks %v", step, rep, replacedMarks)
+		}
+		e, ok := r2.get("a")
+		if !ok {
+			t.Fatalf("%s: entry a lost", step)
+		}
+		return e
+	}
+	first := lineCheck{End: 9, Len: 4, Sum: 77}
+	r.advance("a", 9, first)
+	if e := reload("first advance"); e.Offset != 9 || !slices.Equal(e.Marks, []lineCheck{first}) {
+		t.Fatalf("first advance: reloaded %d %v, want 9 %v", e.Offset, e.Marks, first)
+	}
+	if e := reload("unchanged"); !slices.Equal(e.Marks, []lineCheck{first}) { // keeps a's JSON
+		t.Fatalf("unchanged: reloaded marks %v, want %v", e.Marks, first)
+	}
+	second := lineCheck{End: 12, Len: 3, Sum: 88}
+	r.advance("a", 12, second)
+	if e := reload("second advance"); e.Offset != 12 || !slices.Equal(e.Marks, []lineCheck{second}) {
+		t.Fatalf("second advance: reloaded %d %v, want 12 %v", e.Offset, e.Marks, second)
+	}
+	// A mark not of the line at the new offset (the line's bytes were
+	// let go of before it was summed) clears the old one.
+	r.advance("a", 20, lineCheck{})
+	if e := reload("advance without a mark"); e.Offset != 20 || len(e.Marks) != 0 {
+		t.Fatalf("advance without a mark: reloaded %d %v, want 20 and no marks", e.Offset, e.Marks)
 	}
 }
