@@ -2,11 +2,13 @@ package shipper
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/sluicelog/sluice/internal/event"
 )
@@ -74,4 +76,46 @@ func firstLine(evs []event.Event) string {
 		return ""
 	}
 	return string(evs[0].Line)
+}
+
+// TestMultilineHintFlushWithinQuota: the event a multiline hint's change
+// flushes from the joiner (podJoin) goes through the quota as any other:
+// over a drop quota it is dropped and counted, not shipped past it, and
+// the registry moves over it. A 2 KiB line takes the namespace's whole
+// burst (2 s of 1 KiB/s); the 3 KiB trace after it, flushed half a second
+// later when the hint changes, is over the quota; the line after the
+// change ships.
+func TestMultilineHintFlushWithinQuota(t *testing.T) {
+	client := fake.NewClientset(webPod(map[string]string{"sluice.io/multiline": "^\\s"}))
+	dir, pub, sh := podShipper(t, client, func(c *Config) {
+		c.Quotas = QuotaConfig{Burst: 2 * time.Second,
+			Namespaces: map[string]NamespaceQuota{"shop": {BytesPerSecond: 1024, OverQuota: OverQuotaDrop}}}
+	})
+	path := podLogPath(dir)
+	pad := strings.Repeat("x", 980)
+	appendCRI(t, path, "warm "+strings.Repeat("w", 1980), "ERROR "+pad, "\tat "+pad, "\tat "+pad)
+	// The 2 KiB line, shipped once the trace's first line ended it; the
+	// trace waits in the joiner for its timeout (1s).
+	pub.waitFor(t, 1, 10*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	setHints(t, client, map[string]string{"sluice.io/multiline": "java"}) // and waits 200 ms
+	appendCRI(t, path, "next request")
+	dropped := func() float64 { return testutil.ToFloat64(sh.quotas.metrics.droppedLines.WithLabelValues("shop")) }
+	waitUntil(t, "the trace dropped over the quota", func() bool { return dropped() == 1 })
+	got := pub.waitFor(t, 2, 10*time.Second)
+	if len(got) != 2 || !strings.HasPrefix(string(got[0].Line), "warm ") || string(got[1].Line) != "next request" {
+		var lines []string
+		for _, e := range got {
+			lines = append(lines, fmt.Sprintf("%.20q", e.Line))
+		}
+		t.Fatalf("shipped %v; want the 2 KiB line and the next request, the flushed trace dropped", lines)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the registry at the end of the file", func() bool { return registryOffset(sh, path) == fi.Size() })
+	if d := dropped(); d != 1 {
+		t.Fatalf("%v events dropped, want the one trace", d)
+	}
 }
