@@ -43,6 +43,10 @@ type Config struct {
 	// ShutdownTimeout bounds how long a stop (SIGTERM, SIGHUP) waits for
 	// the records in flight to be delivered and committed (default 10s).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// MemoryLimit is the memory the aggregator may use (default 192 MiB):
+	// what it holds in flight and the Go runtime's soft limit derive from
+	// it (memory.go).
+	MemoryLimit config.Bytes `yaml:"memory_limit"`
 }
 
 // The sections the stages read, under the names the configuration has
@@ -73,6 +77,7 @@ const (
 
 // SetDefaults fills unset values.
 func (c *Config) SetDefaults() {
+	c.setMemoryDefaults()
 	c.Kafka.Brokers = config.SplitList(c.Kafka.Brokers)
 	if len(c.Kafka.Brokers) == 0 {
 		c.Kafka.Brokers = []string{DefaultBroker}
@@ -192,6 +197,9 @@ func (c *Config) Validate() error {
 	if es.RetryMax <= 0 {
 		return config.Errorf("elasticsearch.retry_max", "must be a positive duration such as 30s")
 	}
+	if err := c.validateMemory(); err != nil {
+		return err
+	}
 	if err := c.HTTP.Validate("http"); err != nil {
 		return err
 	}
@@ -252,5 +260,7 @@ func (c *Config) ProcessConfig() process.Config {
 
 // ConsumeConfig is what the poll loop reads.
 func (c *Config) ConsumeConfig() consume.Config {
-	return consume.Config{Kafka: c.Kafka, Elasticsearch: c.Elasticsearch, ShutdownTimeout: c.ShutdownTimeout, StallAfter: c.HTTP.StallAfter}
+	m := c.Memory()
+	return consume.Config{Kafka: c.Kafka, Elasticsearch: c.Elasticsearch, ShutdownTimeout: c.ShutdownTimeout, StallAfter: c.HTTP.StallAfter,
+		Budget: m.Budget, WaitLimit: m.WaitLimit}
 }

@@ -10,6 +10,14 @@
 # BENCH_ROUNDS (default 3) runs the two that many times, one after the
 # other, and prints each round's ratio and their median.
 #
+# BENCH_COMPARE="old=/tmp/sluice-old new=bin/sluice" compares builds
+# instead: each round runs each binary in turn (alternating, on the same
+# pre-loaded topics, each from a fresh consumer group into empty indices),
+# without the plain bulk load, and prints each one's wall time as a ratio
+# to the first one's, per round, and their medians. BENCH_PORT (default
+# 9697) and the port below it are the aggregator's and the pre-load's
+# metrics addresses, for runs beside another one.
+#
 #   benchmarks/aggregate.sh [LINES]       (make bench runs it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +27,7 @@ lines=$((half * 2))
 out=.local/bench
 es=http://127.0.0.1:9200
 workers=4
+port=${BENCH_PORT:-9697}
 bulk_bytes=$((5 * 1024 * 1024))
 mkdir -p "$out"
 [ -x /usr/bin/time ] || apt-get install -y -qq time >/dev/null
@@ -51,14 +60,14 @@ kafka:
   topic: bench-agg-$run-{type}
   partitions: 6
 http:
-  listen: 127.0.0.1:9698
+  listen: 127.0.0.1:$((port + 1))
 log:
   level: warn
 YAML
 echo "bench: pre-loading Kafka with $lines lines ($((bytes / 1048576)) MiB)"
 bin/sluice ship -c "$dir/ship.yaml" &
 ship=$!
-until curl -s 127.0.0.1:9698/metrics 2>/dev/null |
+until curl -s 127.0.0.1:$((port + 1))/metrics 2>/dev/null |
   awk -v n="$lines" '/^sluice_shipper_lines_acked_total/ {s += $2} END {exit !(s >= n)}'; do
   sleep 0.5
 done
@@ -109,13 +118,13 @@ elasticsearch:
 geoip:
   city: $city
 http:
-  listen: 127.0.0.1:9697
+  listen: 127.0.0.1:$port
 log:
   level: warn
 YAML
 }
 agg_run() {
-  bin/sluice aggregate -c "$dir/aggregate.yaml" &
+  "${agg_bin:-bin/sluice}" aggregate -c "$dir/aggregate.yaml" &
   local pid=$!
   wait_all
   kill -TERM "$pid"
@@ -162,6 +171,36 @@ f.close()
 print(f"bench: {n} documents in {part} bulk bodies", file=sys.stderr)
 PY
 }
+
+# 3a. BENCH_COMPARE: builds against each other, alternating within each
+# round.
+if [ -n "${BENCH_COMPARE:-}" ]; then
+  read -ra variants <<<"$BENCH_COMPARE"
+  declare -A walls
+  for r in $(seq "${BENCH_ROUNDS:-3}"); do
+    echo "round $r ($(uptime | sed 's/.*load/load/'))" | tee -a "$out/aggregate-$run.txt"
+    first=
+    for v in "${variants[@]}"; do
+      name=${v%%=*}
+      export agg_bin=${v#*=}
+      round=$r-$name
+      agg_config
+      measure "$name" bash -c agg_run
+      curl -s -X DELETE "$es/bench-$run-*" >/dev/null
+      read -r wall _ <"$dir/$name.time"
+      first=${first:-$wall}
+      walls[$name]+="$(echo "scale=3; $wall / $first" | bc) "
+    done
+  done
+  for v in "${variants[@]}"; do
+    name=${v%%=*}
+    median=$(printf '%s\n' ${walls[$name]} | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
+    echo "$name / ${variants[0]%%=*} wall per round: ${walls[$name]}; median ${median}x" | tee -a "$out/aggregate-$run.txt"
+  done
+  curl -s -X DELETE "$es/_index_template/bench-$run" >/dev/null
+  echo "bench: $lines lines ($((bytes / 1048576)) MiB); results in $out/aggregate-$run.txt" | tee -a "$out/aggregate-$run.txt"
+  exit 0
+fi
 
 # 3. Rounds: the aggregator from a fresh consumer group, then the same
 # documents as pre-built bulk bodies posted with curl, each into empty

@@ -30,6 +30,11 @@ type Config struct {
 	// DeadLetterFile receives, as NDJSON with the reason, the lines that
 	// cannot be delivered (default <registry>/dead-letter.ndjson).
 	DeadLetterFile string `yaml:"dead_letter_file"`
+	// MemoryLimit is the memory the process may use (default the
+	// aggregator's plus shipperReserve): the queue and the lines in
+	// flight are set apart, and the stages divide the rest as the
+	// aggregator does (aggregator.Memory).
+	MemoryLimit config.Bytes `yaml:"memory_limit"`
 
 	defaulted  bool // SetDefaults ran: what was given is known
 	kafkaGiven bool // the kafka section was set, which run mode rejects
@@ -83,12 +88,15 @@ func (c *Config) SetDefaults() {
 		zero := 0
 		c.Elasticsearch.Replicas = &zero
 	}
-	agg := c.aggregatorConfig()
-	agg.SetDefaults()
-	c.Elasticsearch, c.Parsers, c.GeoIP, c.Pipelines = agg.Elasticsearch, agg.Parsers, agg.GeoIP, agg.Pipelines
 	if c.Queue.MaxBytes == 0 {
 		c.Queue.MaxBytes = 16 << 20
 	}
+	if c.MemoryLimit == 0 {
+		c.MemoryLimit = aggregator.DefaultMemoryLimit + c.shipperReserve()
+	}
+	agg := c.aggregatorConfig()
+	agg.SetDefaults()
+	c.Elasticsearch, c.Parsers, c.GeoIP, c.Pipelines = agg.Elasticsearch, agg.Parsers, agg.GeoIP, agg.Pipelines
 	if c.Queue.Batch == 0 {
 		c.Queue.Batch = 5000
 	}
@@ -105,6 +113,10 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Config.Validate(); err != nil {
 		return err
+	}
+	if c.MemoryLimit <= c.shipperReserve() {
+		return config.Errorf("memory_limit", "%s leaves nothing for the processing after twice queue.max_bytes and max_in_flight_bytes (%s); raise it to at least %s or remove it",
+			c.MemoryLimit, c.shipperReserve(), aggregator.DefaultMemoryLimit+c.shipperReserve())
 	}
 	agg := c.aggregatorConfig()
 	agg.SetDefaults() // its kafka section, which is unused
@@ -150,7 +162,23 @@ func (c *Config) OutputKind() (string, error) {
 	return "", config.Errorf("output", "is required: set output.file.path, output.stdout: {} or elasticsearch.addresses")
 }
 
-// aggregatorConfig is the aggregator configuration the processing uses.
+// shipperReserve is what memory_limit sets apart for the shipper's side:
+// the queue and the lines read but not acknowledged, twice (the
+// collector's headroom).
+func (c *Config) shipperReserve() config.Bytes {
+	return config.Bytes(2 * (c.Queue.MaxBytes + c.MaxInFlightBytes))
+}
+
+// aggregatorConfig is the aggregator configuration the processing uses:
+// its memory_limit is what the shipper's side leaves.
 func (c *Config) aggregatorConfig() aggregator.Config {
-	return aggregator.Config{Elasticsearch: c.Elasticsearch, Parsers: c.Parsers, GeoIP: c.GeoIP, Pipelines: c.Pipelines, HTTP: c.HTTP, Log: c.Log}
+	return aggregator.Config{Elasticsearch: c.Elasticsearch, Parsers: c.Parsers, GeoIP: c.GeoIP, Pipelines: c.Pipelines, HTTP: c.HTTP, Log: c.Log,
+		MemoryLimit: c.MemoryLimit - c.shipperReserve()}
+}
+
+// GoMemoryLimit is the Go runtime's soft memory limit under memory_limit.
+// Call SetDefaults first.
+func (c *Config) GoMemoryLimit() int64 {
+	agg := c.aggregatorConfig()
+	return agg.Memory().GoLimit + int64(c.shipperReserve())
 }

@@ -1,6 +1,7 @@
 package consume
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"sort"
@@ -133,7 +134,7 @@ func (a *Loop) newFlow(ctx context.Context, commit func(context.Context, []*kgo.
 	ctx, cancel := context.WithCancel(ctx)
 	f := &flow{
 		a: a, commit: commit,
-		budget: a.budget, waitLimit: a.budget,
+		budget: a.budget, waitLimit: cmp.Or(a.waitLimit, a.budget),
 		ctx: ctx, cancel: cancel,
 		slots:     make(chan struct{}, a.sinkWorkers),
 		parts:     make(map[topicPartition]*partition),
