@@ -89,9 +89,17 @@ func TestDefaults(t *testing.T) {
 	if c.Queue.MaxBytes != 16<<20 || c.Queue.Batch != 5000 {
 		t.Errorf("queue = %+v, want 16 MiB and 5000", c.Queue)
 	}
+	// memory_limit: the aggregator's, plus the shipper's side twice; the
+	// stages divide what is left as the aggregator would.
+	if c.MemoryLimit != 232<<20 || c.GoMemoryLimit() != (232-16)<<20 {
+		t.Errorf("memory_limit %s, Go limit %d", c.MemoryLimit, c.GoMemoryLimit())
+	}
+	if agg := c.aggregatorConfig(); agg.MemoryLimit != 192<<20 || c.Elasticsearch.BulkBytes != 5<<20 /* without GeoIP, the cap */ {
+		t.Errorf("stages' memory_limit %s, bulk_bytes %d", agg.MemoryLimit, c.Elasticsearch.BulkBytes)
+	}
 	again := c
 	again.SetDefaults()
-	if err := again.Validate(); err != nil {
+	if err := again.Validate(); err != nil || again.MemoryLimit != c.MemoryLimit || again.Elasticsearch.BulkBytes != c.Elasticsearch.BulkBytes {
 		t.Errorf("defaults applied twice: %v", err)
 	}
 }
@@ -108,6 +116,8 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{"negative batch", base + "output: {stdout: {}}\nqueue: {batch: -1}", "queue.batch", "at least 1"},
 		{"shipper key", base + "output: {stdout: {}}\nmax_open_files: -1", "max_open_files", "at least 1"},
 		{"aggregator key", base + "output: {stdout: {}}\nelasticsearch: {action: upsert}", "elasticsearch.action", "index or create"},
+		{"memory_limit under the queue", base + "output: {stdout: {}}\nmemory_limit: 32MiB", "memory_limit", "leaves nothing for the processing"},
+		{"memory_limit too small for the workers", base + "output: {stdout: {}}\nmemory_limit: 256MiB\nelasticsearch: {workers: 32, bulk_bytes: 8388608}", "memory_limit", "elasticsearch.workers (32)"},
 		{"missing registry", "inputs: [{type: service, paths: [\"/var/log/*.log\"]}]\noutput: {stdout: {}}", "registry", "is required"},
 	}
 	for _, tt := range tests {
