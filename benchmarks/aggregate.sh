@@ -13,8 +13,9 @@
 # BENCH_COMPARE="old=/tmp/sluice-old new=bin/sluice" compares builds
 # instead: each round runs each binary in turn (alternating, on the same
 # pre-loaded topics, each from a fresh consumer group into empty indices),
-# without the plain bulk load, and prints each one's wall time as a ratio
-# to the first one's, per round, and their medians. BENCH_PORT (default
+# (every other round in reverse order) without the plain bulk load, and
+# prints each one's wall time as a ratio to the first one's, per round,
+# and their medians. BENCH_PORT (default
 # 9697) and the port below it are the aggregator's and the pre-load's
 # metrics addresses, for runs beside another one.
 #
@@ -26,6 +27,9 @@ half=$((lines / 2))
 lines=$((half * 2))
 out=.local/bench
 es=http://127.0.0.1:9200
+# The plain bulk load's requests: as many in flight as the aggregator's
+# default workers, of its largest default bulk_bytes (the aggregator's own
+# derive from memory_limit, its default).
 workers=4
 port=${BENCH_PORT:-9697}
 bulk_bytes=$((5 * 1024 * 1024))
@@ -113,8 +117,6 @@ elasticsearch:
   addresses: ["$es"]
   index: bench-$run-{type}-{service}-{environment}
   template_name: bench-$run
-  bulk_bytes: $bulk_bytes
-  workers: $workers
 geoip:
   city: $city
 http:
@@ -179,17 +181,27 @@ if [ -n "${BENCH_COMPARE:-}" ]; then
   declare -A walls
   for r in $(seq "${BENCH_ROUNDS:-3}"); do
     echo "round $r ($(uptime | sed 's/.*load/load/'))" | tee -a "$out/aggregate-$run.txt"
-    first=
-    for v in "${variants[@]}"; do
+    # Every other round in reverse order, so that neither build always
+    # runs first (the first of a round finds colder caches).
+    order=("${variants[@]}")
+    if [ $((r % 2)) = 0 ]; then
+      order=()
+      for ((i = ${#variants[@]} - 1; i >= 0; i--)); do order+=("${variants[i]}"); done
+    fi
+    declare -A wall_of
+    for v in "${order[@]}"; do
       name=${v%%=*}
       export agg_bin=${v#*=}
       round=$r-$name
       agg_config
       measure "$name" bash -c agg_run
       curl -s -X DELETE "$es/bench-$run-*" >/dev/null
-      read -r wall _ <"$dir/$name.time"
-      first=${first:-$wall}
-      walls[$name]+="$(echo "scale=3; $wall / $first" | bc) "
+      read -r wall_of[$name] _ <"$dir/$name.time"
+    done
+    first=${wall_of[${variants[0]%%=*}]}
+    for v in "${variants[@]}"; do
+      name=${v%%=*}
+      walls[$name]+="$(echo "scale=3; ${wall_of[$name]} / $first" | bc) "
     done
   done
   for v in "${variants[@]}"; do
