@@ -23,13 +23,15 @@ const DefaultMemoryLimit = 192 << 20
 //
 // and working is shared: a quarter for Kafka fetches (FetchBytes, of
 // which two may be buffered, and each holds about eight times its
-// compressed size once decompressed into records), three eighths for
+// compressed size once decompressed into records), half for the records
+// of uncommitted polls (Budget) with their documents (a record costs
+// about its size again in bookkeeping, and its encoded document about
+// four times its size until delivered), and a quarter for the bodies of
 // bulk requests ((workers+1) x bulk_bytes: those in flight and the one
-// being filled), a quarter for uncommitted records (Budget, counted twice:
-// a record costs about its size again in bookkeeping) and the rest for
-// the documents waiting for a failing index (WaitLimit) and the GeoIP
-// cache. Explicit keys are kept; a combination that cannot fit is
-// refused by Validate.
+// being filled). The documents waiting for a failing index (WaitLimit)
+// and the GeoIP cache take a sixteenth each, from the slack of the
+// others: while documents wait, fewer requests are in flight. Explicit
+// keys are kept; a combination that cannot fit is refused by Validate.
 type Memory struct {
 	// Limit is memory_limit.
 	Limit int64
@@ -57,8 +59,9 @@ const (
 	// two fetches, each decompressed into records (logs compress about
 	// 5x), with the records' bookkeeping.
 	fetchCost = 16
-	// recordCost is what an uncommitted record holds per byte of it.
-	recordCost = 2
+	// recordCost is what an uncommitted record holds per byte of it: its
+	// bookkeeping, and its encoded document until delivered.
+	recordCost = 6
 	// cacheEntryBytes is about what one GeoIP cache entry holds.
 	cacheEntryBytes = 512
 	// maxFetchBytes is the fetch size before memory_limit: larger
@@ -100,7 +103,7 @@ func (c *Config) setMemoryDefaults() {
 		workers = 4
 	}
 	if c.Elasticsearch.BulkBytes == 0 {
-		bb := min(defaultBulkBytes, working*3/8/int64(workers+1))
+		bb := min(defaultBulkBytes, working/4/int64(workers+1))
 		c.Elasticsearch.BulkBytes = max(int(bb)&^(64<<10-1), 64<<10)
 	}
 	if c.GeoIP.CacheSize == 0 && c.GeoIP.Enabled() {
@@ -124,30 +127,29 @@ func (c *Config) Memory() Memory {
 	m.FetchBytes = int(max(min(maxFetchBytes, m.Working/4/fetchCost), 64<<10))
 	// The poll loop needs records for every worker's request, the one
 	// being filled and one more: (workers+2) x bulk_bytes of records is
-	// plenty, as a document is larger than its record.
-	m.Budget = int(max(min(int64((es.Workers+2)*es.BulkBytes), m.Working/4/recordCost), 64<<10))
+	// plenty, as a document is larger than its record (about four times
+	// in benchmarks/aggregate.sh: Budget is about what they need).
+	m.Budget = int(max(min(int64((es.Workers+2)*es.BulkBytes), m.Working/2/recordCost), 64<<10))
 	m.WaitLimit = int(max(min(int64(m.Budget), m.Working/16/recordCost), 64<<10))
 	return m
 }
 
-// need is what c's settings hold at most, with the parts that cannot
-// shrink below a key's value named by their keys.
+// need is what c's settings hold at most in flight, besides the waiting
+// room and the GeoIP cache (from the others' slack), with the keys that
+// take more than their share named.
 func (m Memory) need(c *Config) (int64, []string) {
 	es := c.Elasticsearch
 	requests := int64(es.Workers+1) * int64(es.BulkBytes)
-	cache := int64(c.GeoIP.CacheSize) * cacheEntryBytes
-	if !c.GeoIP.Enabled() {
-		cache = 0
-	}
-	fixed := int64(m.FetchBytes)*fetchCost + int64(m.Budget+m.WaitLimit)*recordCost
 	var keys []string
-	if requests > m.Working*3/8 {
+	if requests > m.Working/4 {
 		keys = append(keys, fmt.Sprintf("(elasticsearch.workers (%d) + 1) × elasticsearch.bulk_bytes (%s)", es.Workers, config.Bytes(es.BulkBytes)))
 	}
-	if cache > m.Working/16 {
+	need := requests + int64(m.FetchBytes)*fetchCost + int64(m.Budget)*recordCost
+	if cache := int64(c.GeoIP.CacheSize) * cacheEntryBytes; c.GeoIP.Enabled() && cache > m.Working/16 {
 		keys = append(keys, fmt.Sprintf("geoip.cache_size (%d)", c.GeoIP.CacheSize))
+		need += cache - m.Working/16
 	}
-	return requests + cache + fixed, keys
+	return need, keys
 }
 
 // validateMemory refuses a memory_limit too small for the GeoIP databases,

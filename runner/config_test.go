@@ -94,7 +94,7 @@ func TestDefaults(t *testing.T) {
 	if c.MemoryLimit != 232<<20 || c.GoMemoryLimit() != (232-16)<<20 {
 		t.Errorf("memory_limit %s, Go limit %d", c.MemoryLimit, c.GoMemoryLimit())
 	}
-	if agg := c.aggregatorConfig(); agg.MemoryLimit != 192<<20 || c.Elasticsearch.BulkBytes != 5<<20 /* without GeoIP, the cap */ {
+	if agg := c.aggregatorConfig(); agg.MemoryLimit != 192<<20 || c.Elasticsearch.BulkBytes != 4480<<10 /* (192 MiB - 16 MiB) / 2 / 4 / (workers+1), in 64 KiB */ {
 		t.Errorf("stages' memory_limit %s, bulk_bytes %d", agg.MemoryLimit, c.Elasticsearch.BulkBytes)
 	}
 	again := c
