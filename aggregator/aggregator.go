@@ -69,9 +69,12 @@ func newAggregator(cfg Config, reg prometheus.Registerer, log *zap.Logger, group
 	if group {
 		consume = append(a.loop.GroupOpts(a.suspects), consume...)
 	}
+	// A fetch is compressed: several times its size in records, held
+	// until polled; at most two fetches are buffered.
+	fetch := int32(cfg.Memory().FetchBytes)
 	client, err := kgo.NewClient(append(append(security,
 		kgo.SeedBrokers(cfg.Kafka.Brokers...),
-		kgo.FetchMaxBytes(2<<20), // compressed: ten times that in records, held until polled
+		kgo.FetchMaxBytes(fetch), kgo.FetchMaxPartitionBytes(fetch), kgo.MaxConcurrentFetches(2),
 		a.dead.ClientOpt(),
 	), consume...)...)
 	if err != nil {

@@ -44,6 +44,10 @@ type Config struct {
 	// ShutdownTimeout bounds how long a stop (SIGTERM, SIGHUP) waits for
 	// the records in flight to be delivered and committed (default 10s).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// MemoryLimit is the memory the aggregator may use (default 192 MiB):
+	// what it holds in flight and the Go runtime's soft limit derive from
+	// it (memory.go).
+	MemoryLimit config.Bytes `yaml:"memory_limit"`
 }
 
 // The sections the stages read, under the names the configuration has
@@ -88,6 +92,7 @@ func DefaultConfig() Config {
 		Parsers:         process.DefaultParsersConfig(),
 		HTTP:            telemetry.HTTPConfig{Listen: DefaultListen},
 		ShutdownTimeout: 10 * time.Second,
+		MemoryLimit:     DefaultMemoryLimit,
 	}
 }
 
@@ -95,6 +100,7 @@ func DefaultConfig() Config {
 // values, and those that follow from others theirs (the index and action
 // of a data stream). Calling it again changes nothing.
 func (c *Config) SetDefaults() {
+	c.setMemoryDefaults()
 	c.Kafka.Brokers = config.SplitList(c.Kafka.Brokers)
 	if len(c.Kafka.Brokers) == 0 {
 		c.Kafka.Brokers = nil // an empty list takes the default too
@@ -195,6 +201,7 @@ func (c *Config) Validate() error {
 	if es.RetryMax <= 0 {
 		errs = append(errs, config.Errorf("elasticsearch.retry_max", "must be a positive duration such as 30s"))
 	}
+	add(c.validateMemory())
 	add(c.HTTP.Validate("http"))
 	add(c.Log.Validate("log"))
 	if c.ShutdownTimeout < 0 {
@@ -250,5 +257,7 @@ func (c *Config) ProcessConfig() process.Config {
 
 // ConsumeConfig is what the poll loop reads.
 func (c *Config) ConsumeConfig() consume.Config {
-	return consume.Config{Kafka: c.Kafka, Elasticsearch: c.Elasticsearch, ShutdownTimeout: c.ShutdownTimeout, StallAfter: c.HTTP.StallAfter}
+	m := c.Memory()
+	return consume.Config{Kafka: c.Kafka, Elasticsearch: c.Elasticsearch, ShutdownTimeout: c.ShutdownTimeout, StallAfter: c.HTTP.StallAfter,
+		Budget: m.Budget, WaitLimit: m.WaitLimit}
 }

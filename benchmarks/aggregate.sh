@@ -10,6 +10,15 @@
 # BENCH_ROUNDS (default 3) runs the two that many times, one after the
 # other, and prints each round's ratio and their median.
 #
+# BENCH_COMPARE="old=/tmp/sluice-old new=bin/sluice" compares builds
+# instead: each round runs each binary in turn (alternating, on the same
+# pre-loaded topics, each from a fresh consumer group into empty indices),
+# (every other round in reverse order) without the plain bulk load, and
+# prints each one's wall time as a ratio to the first one's, per round,
+# and their medians. BENCH_PORT (default
+# 9697) and the port below it are the aggregator's and the pre-load's
+# metrics addresses, for runs beside another one.
+#
 #   benchmarks/aggregate.sh [LINES]       (make bench runs it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +27,11 @@ half=$((lines / 2))
 lines=$((half * 2))
 out=.local/bench
 es=http://127.0.0.1:9200
+# The plain bulk load's requests: as many in flight as the aggregator's
+# default workers, of its largest default bulk_bytes (the aggregator's own
+# derive from memory_limit, its default).
 workers=4
+port=${BENCH_PORT:-9697}
 bulk_bytes=$((5 * 1024 * 1024))
 mkdir -p "$out"
 [ -x /usr/bin/time ] || apt-get install -y -qq time >/dev/null
@@ -51,14 +64,14 @@ kafka:
   topic: bench-agg-$run-{type}
   partitions: 6
 http:
-  listen: 127.0.0.1:9698
+  listen: 127.0.0.1:$((port + 1))
 log:
   level: warn
 YAML
 echo "bench: pre-loading Kafka with $lines lines ($((bytes / 1048576)) MiB)"
 bin/sluice ship -c "$dir/ship.yaml" &
 ship=$!
-until curl -s 127.0.0.1:9698/metrics 2>/dev/null |
+until curl -s 127.0.0.1:$((port + 1))/metrics 2>/dev/null |
   awk -v n="$lines" '/^sluice_shipper_lines_acked_total/ {s += $2} END {exit !(s >= n)}'; do
   sleep 0.5
 done
@@ -104,18 +117,16 @@ elasticsearch:
   addresses: ["$es"]
   index: bench-$run-{type}-{service}-{environment}
   template_name: bench-$run
-  bulk_bytes: $bulk_bytes
-  workers: $workers
 geoip:
   city: $city
 http:
-  listen: 127.0.0.1:9697
+  listen: 127.0.0.1:$port
 log:
   level: warn
 YAML
 }
 agg_run() {
-  bin/sluice aggregate -c "$dir/aggregate.yaml" &
+  "${agg_bin:-bin/sluice}" aggregate -c "$dir/aggregate.yaml" &
   local pid=$!
   wait_all
   kill -TERM "$pid"
@@ -162,6 +173,46 @@ f.close()
 print(f"bench: {n} documents in {part} bulk bodies", file=sys.stderr)
 PY
 }
+
+# 3a. BENCH_COMPARE: builds against each other, alternating within each
+# round.
+if [ -n "${BENCH_COMPARE:-}" ]; then
+  read -ra variants <<<"$BENCH_COMPARE"
+  declare -A walls
+  for r in $(seq "${BENCH_ROUNDS:-3}"); do
+    echo "round $r ($(uptime | sed 's/.*load/load/'))" | tee -a "$out/aggregate-$run.txt"
+    # Every other round in reverse order, so that neither build always
+    # runs first (the first of a round finds colder caches).
+    order=("${variants[@]}")
+    if [ $((r % 2)) = 0 ]; then
+      order=()
+      for ((i = ${#variants[@]} - 1; i >= 0; i--)); do order+=("${variants[i]}"); done
+    fi
+    declare -A wall_of
+    for v in "${order[@]}"; do
+      name=${v%%=*}
+      export agg_bin=${v#*=}
+      round=$r-$name
+      agg_config
+      measure "$name" bash -c agg_run
+      curl -s -X DELETE "$es/bench-$run-*" >/dev/null
+      read -r wall_of[$name] _ <"$dir/$name.time"
+    done
+    first=${wall_of[${variants[0]%%=*}]}
+    for v in "${variants[@]}"; do
+      name=${v%%=*}
+      walls[$name]+="$(echo "scale=3; ${wall_of[$name]} / $first" | bc) "
+    done
+  done
+  for v in "${variants[@]}"; do
+    name=${v%%=*}
+    median=$(printf '%s\n' ${walls[$name]} | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
+    echo "$name / ${variants[0]%%=*} wall per round: ${walls[$name]}; median ${median}x" | tee -a "$out/aggregate-$run.txt"
+  done
+  curl -s -X DELETE "$es/_index_template/bench-$run" >/dev/null
+  echo "bench: $lines lines ($((bytes / 1048576)) MiB); results in $out/aggregate-$run.txt" | tee -a "$out/aggregate-$run.txt"
+  exit 0
+fi
 
 # 3. Rounds: the aggregator from a fresh consumer group, then the same
 # documents as pre-built bulk bodies posted with curl, each into empty

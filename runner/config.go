@@ -31,6 +31,11 @@ type Config struct {
 	// DeadLetterFile receives, as NDJSON with the reason, the lines that
 	// cannot be delivered (default <registry>/dead-letter.ndjson).
 	DeadLetterFile string `yaml:"dead_letter_file"`
+	// MemoryLimit is the memory the process may use (default the
+	// aggregator's plus shipperReserve): the queue and the lines in
+	// flight are set apart, and the stages divide the rest as the
+	// aggregator does (aggregator.Memory).
+	MemoryLimit config.Bytes `yaml:"memory_limit"`
 
 	defaulted  bool // SetDefaults ran: what was given is known
 	kafkaGiven bool // the kafka section was set, which run mode rejects
@@ -98,11 +103,24 @@ func (c *Config) SetDefaults() {
 	if len(config.SplitURLs(c.Elasticsearch.Addresses)) == 0 {
 		c.Elasticsearch.Addresses = nil // an empty list takes the default too
 	}
-	config.FillZero(c, DefaultConfig())
+	// The shipper's side first: memory_limit sets apart what it holds,
+	// and the processing's derived sizes (bulk_bytes, geoip.cache_size)
+	// come from the rest before the other defaults fill what is left.
 	c.Config.SetDefaults()
+	def := DefaultConfig()
+	if c.Queue.MaxBytes == 0 {
+		c.Queue.MaxBytes = def.Queue.MaxBytes
+	}
+	if c.MemoryLimit == 0 {
+		c.MemoryLimit = aggregator.DefaultMemoryLimit + c.shipperReserve()
+	}
+	if c.Elasticsearch.Replicas == nil {
+		c.Elasticsearch.Replicas = def.Elasticsearch.Replicas
+	}
 	agg := c.aggregatorConfig()
 	agg.SetDefaults()
 	c.Elasticsearch, c.Parsers, c.GeoIP, c.Pipelines = agg.Elasticsearch, agg.Parsers, agg.GeoIP, agg.Pipelines
+	config.FillZero(c, def)
 	if c.DeadLetterFile == "" && c.Registry != "" {
 		c.DeadLetterFile = filepath.Join(c.Registry, "dead-letter.ndjson")
 	}
@@ -121,8 +139,16 @@ func (c *Config) Validate() error {
 		add(config.Errorf("kafka", "sluice run has no Kafka: remove this section (lines go through an in-process queue; see queue.max_bytes)"))
 	}
 	add(c.Config.Validate())
+	if c.MemoryLimit <= c.shipperReserve() {
+		add(config.Errorf("memory_limit", "%s leaves nothing for the processing after twice queue.max_bytes and max_in_flight_bytes (%s); raise it to at least %s or remove it",
+			c.MemoryLimit, c.shipperReserve(), aggregator.DefaultMemoryLimit+c.shipperReserve()))
+	}
 	agg := c.aggregatorConfig()
-	add(agg.Validate())
+	aggErr := agg.Validate()
+	if c.MemoryLimit <= c.shipperReserve() {
+		aggErr = withoutKey(aggErr, "memory_limit") // said above, once
+	}
+	add(aggErr)
 	if _, err := c.OutputKind(); err != nil {
 		add(err)
 	}
@@ -162,10 +188,47 @@ func (c *Config) OutputKind() (string, error) {
 	return "", config.Errorf("output", "is required: set output.file.path, output.stdout: {} or elasticsearch.addresses")
 }
 
-// aggregatorConfig is the aggregator configuration the processing uses.
-// Its kafka section is unused: the aggregator's defaults, which pass its
-// Validate.
+// shipperReserve is what memory_limit sets apart for the shipper's side:
+// the queue and the lines read but not acknowledged, twice (the
+// collector's headroom).
+func (c *Config) shipperReserve() config.Bytes {
+	return config.Bytes(2 * (c.Queue.MaxBytes + c.MaxInFlightBytes))
+}
+
+// aggregatorConfig is the aggregator configuration the processing uses:
+// its memory_limit is what the shipper's side leaves. Its kafka section is
+// unused: the aggregator's defaults, which pass its Validate.
 func (c *Config) aggregatorConfig() aggregator.Config {
 	return aggregator.Config{Kafka: aggregator.DefaultConfig().Kafka,
-		Elasticsearch: c.Elasticsearch, Parsers: c.Parsers, GeoIP: c.GeoIP, Pipelines: c.Pipelines, HTTP: c.HTTP, Log: c.Log}
+		Elasticsearch: c.Elasticsearch, Parsers: c.Parsers, GeoIP: c.GeoIP, Pipelines: c.Pipelines, HTTP: c.HTTP, Log: c.Log,
+		MemoryLimit: c.MemoryLimit - c.shipperReserve()}
 }
+
+// GoMemoryLimit is the Go runtime's soft memory limit under memory_limit.
+// Call SetDefaults first.
+func (c *Config) GoMemoryLimit() int64 {
+	agg := c.aggregatorConfig()
+	return agg.Memory().GoLimit + int64(c.shipperReserve())
+}
+
+// withoutKey drops the errors of key from err, a join of config errors.
+func withoutKey(err error, key string) error {
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		joined = joinOf{err}
+	}
+	var kept []error
+	for _, e := range joined.Unwrap() {
+		var ce *config.Error
+		if !errors.As(e, &ce) || ce.Key != key {
+			kept = append(kept, e)
+		}
+	}
+	return errors.Join(kept...)
+}
+
+// joinOf is one error as a join of one.
+type joinOf struct{ err error }
+
+func (j joinOf) Error() string   { return j.err.Error() }
+func (j joinOf) Unwrap() []error { return []error{j.err} }

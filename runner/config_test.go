@@ -87,9 +87,17 @@ func TestDefaults(t *testing.T) {
 	if c.Queue.MaxBytes != 16<<20 || c.Queue.Batch != 5000 {
 		t.Errorf("queue = %+v, want 16 MiB and 5000", c.Queue)
 	}
+	// memory_limit: the aggregator's, plus the shipper's side twice; the
+	// stages divide what is left as the aggregator would.
+	if c.MemoryLimit != 232<<20 || c.GoMemoryLimit() != (232-16)<<20 {
+		t.Errorf("memory_limit %s, Go limit %d", c.MemoryLimit, c.GoMemoryLimit())
+	}
+	if agg := c.aggregatorConfig(); agg.MemoryLimit != 192<<20 || c.Elasticsearch.BulkBytes != 4480<<10 /* (192 MiB - 16 MiB) / 2 / 4 / (workers+1), in 64 KiB */ {
+		t.Errorf("stages' memory_limit %s, bulk_bytes %d", agg.MemoryLimit, c.Elasticsearch.BulkBytes)
+	}
 	again := c
 	again.SetDefaults()
-	if err := again.Validate(); err != nil {
+	if err := again.Validate(); err != nil || again.MemoryLimit != c.MemoryLimit || again.Elasticsearch.BulkBytes != c.Elasticsearch.BulkBytes {
 		t.Errorf("defaults applied twice: %v", err)
 	}
 }

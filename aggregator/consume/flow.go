@@ -1,6 +1,7 @@
 package consume
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"sort"
@@ -133,7 +134,7 @@ func (a *Loop) newFlow(ctx context.Context, commit func(context.Context, []*kgo.
 	ctx, cancel := context.WithCancel(ctx)
 	f := &flow{
 		a: a, commit: commit,
-		waitLimit: a.budget, room: budget.New(int64(a.budget)), // bytes of records in flight above which polling waits
+		waitLimit: cmp.Or(a.waitLimit, a.budget), room: budget.New(int64(a.budget)), // bytes of records in flight above which polling waits
 		ctx: ctx, cancel: cancel,
 		slots:     make(chan struct{}, a.sinkWorkers),
 		parts:     make(map[topicPartition]*partition),

@@ -40,6 +40,14 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// StallAfter is http.stall_after, for the progress watchdog.
 	StallAfter time.Duration
+	// Budget is the bytes of uncommitted records above which the poll
+	// loop waits (0: (workers+2) x bulk_bytes: every worker's request,
+	// the one being filled, and one more of records whose documents are
+	// delivered and whose commit waits for an earlier batch); WaitLimit
+	// those of records waiting for a failing index above which their
+	// partitions are paused (0: Budget). The aggregator derives both
+	// from memory_limit.
+	Budget, WaitLimit int
 }
 
 // Stages are where the loop's records go.
@@ -66,10 +74,9 @@ type Loop struct {
 	retried func(n int)
 	lag     *lagTracker
 	// budget bounds the bytes of uncommitted records: the poll loop waits
-	// above it. (workers+2) x bulk_bytes: every worker's request, the one
-	// being filled, and one more of records whose documents are delivered
-	// and whose commit waits for an earlier batch.
-	budget int
+	// above it (Config.Budget); waitLimit those waiting for a failing
+	// index (Config.WaitLimit; 0: budget).
+	budget, waitLimit int
 	// sinkWorkers is how many chunks are delivered at once.
 	sinkWorkers int
 	// rebalance is signalled when a rebalance waits for the poll loop to
@@ -88,10 +95,13 @@ type Loop struct {
 // repeated warnings are rate-limited by logEvery.
 func New(cfg Config, st Stages, reg prometheus.Registerer, log *zap.Logger, logEvery *telemetry.Every) *Loop {
 	m := newMetrics(reg, cfg.Kafka.Topics...)
+	if cfg.Budget <= 0 {
+		cfg.Budget = (cfg.Elasticsearch.Workers + 2) * cfg.Elasticsearch.BulkBytes
+	}
 	return &Loop{
 		cfg: cfg, log: log, metrics: m, logEvery: logEvery,
 		docs: st.Documents, sink: st.Sink, dead: st.DeadLetters, retried: st.Retried,
-		sinkWorkers: st.Workers, budget: (cfg.Elasticsearch.Workers + 2) * cfg.Elasticsearch.BulkBytes,
+		sinkWorkers: st.Workers, budget: cfg.Budget, waitLimit: cfg.WaitLimit,
 		lag: newLagTracker(m, reg, cfg.StallAfter), drainTimeout: drainTimeout,
 		rebalance: make(chan struct{}, 1),
 	}

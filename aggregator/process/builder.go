@@ -71,8 +71,10 @@ func newBuilder(cfg Config, reg prometheus.Registerer, log *zap.Logger) (builder
 // build fills the empty doc from ev, the type's parser first and, last,
 // fitting it to the template, so that what it builds is what Elasticsearch stores. parsed reports whether the type's
 // parser read the line (if not, doc holds it raw and flagged); keep is false
-// when the pipeline step droppedBy dropped the document.
-func (b *builder) build(ev *event.Event, doc *parser.Doc) (parsed, keep bool, droppedBy string) {
+// when the pipeline step droppedBy dropped the document. index is the
+// kept document's index, rendered once: with data streams before the
+// fitting, as data_stream.* are set from it.
+func (b *builder) build(ev *event.Event, doc *parser.Doc) (parsed, keep bool, droppedBy, index string) {
 	parsed = b.parsers.fill(ev, doc)
 	if b.geo != nil {
 		b.geo.Enrich(doc)
@@ -86,11 +88,16 @@ func (b *builder) build(ev *event.Event, doc *parser.Doc) (parsed, keep bool, dr
 	if keep && b.index.HasDate() {
 		b.window.check(ev, doc)
 	}
-	if keep && b.dataStream {
-		setDataStream(doc, b.names.name(ev, doc))
+	if !keep {
+		return parsed, false, droppedBy, ""
 	}
-	if keep {
-		b.fit.fit(doc)
+	if b.dataStream {
+		index = b.names.name(ev, doc)
+		setDataStream(doc, index)
 	}
-	return parsed, keep, droppedBy
+	b.fit.fit(doc)
+	if index == "" {
+		index = b.names.name(ev, doc)
+	}
+	return parsed, true, "", index
 }

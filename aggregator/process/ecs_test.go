@@ -81,7 +81,7 @@ func TestBuildRestoresClientBehindProxy(t *testing.T) {
 	for _, c := range cases {
 		doc := newDoc()
 		ev := event.Event{Type: "nginx", Node: "n", Path: "/p", ReadTime: time.Now(), Line: []byte(c.line)}
-		if parsed, _, _ := b.build(&ev, doc); !parsed {
+		if parsed, _, _, _ := b.build(&ev, doc); !parsed {
 			t.Fatalf("%s: not parsed: %v", c.name, doc)
 		}
 		src, _ := doc.Get("source.ip")

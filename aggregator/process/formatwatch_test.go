@@ -28,7 +28,7 @@ func buildLines(t *testing.T, cfg Config, path string, lines []string) (*observe
 	var parsed []bool
 	for i, line := range lines {
 		ev := event.Event{Type: "nginx", Node: "web-1", Path: path, Offset: int64(i), ReadTime: time.Now(), Line: []byte(line)}
-		ok, _, _ := b.build(&ev, newDoc())
+		ok, _, _, _ := b.build(&ev, newDoc())
 		parsed = append(parsed, ok)
 	}
 	return logs, parsed

@@ -24,6 +24,7 @@ type indexNames struct {
 	fields []string // the template's fields, in order
 	cache  map[string]string
 	key    []byte // scratch for the cache key
+	asked  int    // names asked for: one per document (tests)
 }
 
 func newIndexNames(t *template.Template) *indexNames {
@@ -37,6 +38,7 @@ func newIndexNames(t *template.Template) *indexNames {
 
 // name returns the index of doc, built from ev.
 func (n *indexNames) name(ev *event.Event, doc *parser.Doc) string {
+	n.asked++
 	if n.cache == nil {
 		return indexName(n.t, ev, doc)
 	}

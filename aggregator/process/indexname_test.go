@@ -130,10 +130,10 @@ func TestBadTimesMakeOneIndex(t *testing.T) {
 			ev := event.Event{Type: "service", Node: "n", Offset: int64(i), ReadTime: read, Fields: map[string]string{"service": "api"},
 				Line: fmt.Appendf(nil, `{"@timestamp":%q,"message":"m"}`, at.Format(time.RFC3339))}
 			doc := newDoc()
-			if _, keep, _ := b.build(&ev, doc); !keep {
+			_, keep, _, name := b.build(&ev, doc)
+			if !keep {
 				t.Fatal("dropped")
 			}
-			name := b.names.name(&ev, doc)
 			if round == 0 {
 				names[name]++
 				first[i] = name
@@ -161,8 +161,7 @@ func TestBadTimesMakeOneIndex(t *testing.T) {
 	ev := event.Event{Type: "service", ReadTime: read, Fields: map[string]string{"service": "api"},
 		Line: []byte(`{"@timestamp":"2026-12-05T23:00:00Z","message":"m"}`)}
 	doc := newDoc()
-	b.build(&ev, doc)
-	if name := b.names.name(&ev, doc); name != "logs-service-api-2026.12.05" || hasTag(doc, tagTimeOutOfRange) {
+	if _, _, _, name := b.build(&ev, doc); name != "logs-service-api-2026.12.05" || hasTag(doc, tagTimeOutOfRange) {
 		t.Errorf("a time of yesterday went to %s", name)
 	}
 }

@@ -107,7 +107,7 @@ func (d *Documents) Item(rec *kgo.Record) (it deliver.Item, keep bool, dead *del
 		return it, false, &deliver.DeadLetter{Record: rec, Status: 0, Reason: err.Error()}
 	}
 	doc := docPool.Get().(*parser.Doc)
-	parsed, keep, _ := d.build(&ev, doc)
+	parsed, keep, _, index := d.build(&ev, doc)
 	if !parsed {
 		d.metrics.parseFailures.WithLabelValues(ev.Type).Inc()
 	}
@@ -122,7 +122,6 @@ func (d *Documents) Item(rec *kgo.Record) (it deliver.Item, keep bool, dead *del
 	}
 	// The document is done with once encoded: a conflict retry rebuilds
 	// it from its JSON, so in-flight work holds only the bytes.
-	index := d.names.name(&ev, doc)
 	tap.Document(&ev, index, src)
 	it = deliver.Item{Index: index, ID: ev.DocID(), Source: src, Record: rec,
 		RecBytes: RecordSize(rec), Read: ev.ReadTime, Lookup: d.lookup(rec, &ev, doc, index)}

@@ -38,10 +38,11 @@ func NewTester(cfg Config) (*Tester, error) {
 // Document runs ev through the aggregator's document building.
 func (t *Tester) Document(ev event.Event) Result {
 	doc := newDoc()
-	if _, keep, by := t.build(&ev, doc); !keep {
+	_, keep, by, index := t.build(&ev, doc)
+	if !keep {
 		return Result{DroppedBy: by}
 	}
-	return Result{Doc: doc, Index: t.names.name(&ev, doc)}
+	return Result{Doc: doc, Index: index}
 }
 
 // Close releases the GeoIP databases.

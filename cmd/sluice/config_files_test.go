@@ -72,6 +72,9 @@ func defaultShipper(node string, inputs ...shipper.InputConfig) shipper.Config {
 func defaultAggregator() aggregator.Config {
 	c := aggregator.DefaultConfig()
 	c.Elasticsearch.Index, c.Elasticsearch.Action = aggregator.DefaultIndex, "index"
+	// memory_limit's 192 MiB without GeoIP: a quarter of the working
+	// memory, (192 - 16) / 2 MiB, over workers + 1 requests.
+	c.Elasticsearch.BulkBytes = 4587520
 	c.Kafka.Security.SetDefaults()
 	c.Elasticsearch.Layout.SetDefaults()
 	c.HTTP.SetDefaults()
@@ -111,6 +114,7 @@ func TestGoodConfigs(t *testing.T) {
 			es := &c.Elasticsearch
 			es.Addresses, es.DataStream, es.Workers, es.RetryMax = []string{"http://es-0:9200"}, true, 8, time.Minute
 			es.Index, es.Action = aggregator.DefaultDataStream, "create"
+			es.BulkBytes = 2555904 // memory_limit's share over 8 + 1 requests
 			c.Parsers.DecodeJSONFields = []string{}
 			return c
 		},
@@ -200,10 +204,13 @@ elasticsearch.addresses[0]: "http://127.0.0.1:9200" is plain HTTP, which would s
 	"aggregator-tls-with-an-http-address.bad.yaml":   "elasticsearch.addresses[1]: \"http://u:xxxxx@es-1:9200\" is plain HTTP while elasticsearch.tls is set; write https://",
 	"aggregator-unknown-tls-key.bad.yaml":            "kafka.tls.ca: unknown key; check its spelling and the configuration reference in docs/configuration.md",
 	"aggregator-username-without-password.bad.yaml":  "elasticsearch.password: is required with a username; set password (e.g. \"${ELASTICSEARCH_PASSWORD}\") or password_file",
+	"aggregator-memory-misfit.bad.yaml":              "memory_limit: 128MiB does not fit (elasticsearch.workers (32) + 1) × elasticsearch.bulk_bytes (8MiB): 305 MiB of work in flight, 56 MiB available after the GeoIP databases and the collector's headroom; raise memory_limit to 1200MiB, or lower those keys, or remove them to have them derived from memory_limit",
 	"run-aggregator-key.bad.yaml":                    "elasticsearch.action: \"upsert\" must be index or create",
 	"run-file-without-path.bad.yaml":                 "output.file.path: is required: the file documents are appended to, e.g. /var/lib/sluice/documents.ndjson",
 	"run-kafka-section.bad.yaml":                     "kafka: sluice run has no Kafka: remove this section (lines go through an in-process queue; see queue.max_bytes)",
 	"run-missing-registry.bad.yaml":                  "registry: is required: the directory where file offsets are kept, e.g. /var/lib/sluice",
+	"run-memory-under-queue.bad.yaml":                "memory_limit: 32MiB leaves nothing for the processing after twice queue.max_bytes and max_in_flight_bytes (40MiB); raise it to at least 232MiB or remove it",
+	"run-memory-too-small-for-workers.bad.yaml":      "memory_limit: 216MiB does not fit (elasticsearch.workers (32) + 1) × elasticsearch.bulk_bytes (8MiB): 338 MiB of work in flight, 100 MiB available after the GeoIP databases and the collector's headroom; raise memory_limit to 1200MiB, or lower those keys, or remove them to have them derived from memory_limit",
 	"run-negative-batch.bad.yaml":                    "queue.batch: must be at least 1, got -1",
 	"run-no-output.bad.yaml":                         "output: is required: set output.file.path, output.stdout: {} or elasticsearch.addresses",
 	"run-queue-too-small.bad.yaml":                   "queue.max_bytes: 1000 cannot hold one line of max_line_bytes plus 64 KiB of headers; raise it or lower max_line_bytes",

@@ -338,7 +338,13 @@ func aggregate(path string) error {
 		cfg, err := loadAggregator(path)
 		return role{level: cfg.Log.Level, listen: cfg.HTTP.Listen, watch: cfg.Reload.Watch, preflight: aggregatorPreflight(cfg),
 			build: func(reg prometheus.Registerer, log *zap.Logger) (component, error) {
-				return aggregator.New(cfg, reg, log)
+				a, err := aggregator.New(cfg, reg, log)
+				if err == nil {
+					defaulted := cfg
+					defaulted.SetDefaults()
+					setMemoryLimit(defaulted.Memory().GoLimit, log)
+				}
+				return a, err
 			}}, err
 	})
 }
@@ -348,7 +354,13 @@ func runSingle(path string) error {
 		cfg, err := loadRun(path)
 		return role{level: cfg.Log.Level, listen: cfg.HTTP.Listen, watch: cfg.Reload.Watch, preflight: runPreflight(cfg),
 			build: func(reg prometheus.Registerer, log *zap.Logger) (component, error) {
-				return runner.New(cfg, reg, log)
+				r, err := runner.New(cfg, reg, log)
+				if err == nil {
+					defaulted := cfg
+					defaulted.SetDefaults()
+					setMemoryLimit(defaulted.GoMemoryLimit(), log)
+				}
+				return r, err
 			}}, err
 	})
 }
