@@ -205,26 +205,33 @@ func (s *Shipper) copyOfHead(f io.ReaderAt, di devIno, head []byte, size int64) 
 	// held where one of its last lines read ended, at offset. Without
 	// marks (a generation replaced on a harvester's start, a registry of
 	// an older version) the fingerprint is all there is.
-	if len(best.marks) > 0 && !holdsMark(f, best.marks, offset) {
+	// A mark that ends at offset decides. Where none does, a copy that
+	// holds all that was read (the reader's last marks are past the
+	// hand-over point, or were not summed yet) is taken on its
+	// fingerprint, as without marks: reading it whole would ship again
+	// every line the original shipped. One shorter than what was read
+	// needs the mark: a file that merely starts alike must not be skipped.
+	held, marked := holdsMark(f, best.marks, offset)
+	if len(best.marks) > 0 && !held && (marked || offset < best.offset) {
 		return copyVerdict{differs: true}
 	}
 	return copyVerdict{copy: true, offset: offset}
 }
 
 // holdsMark reports whether f holds, before offset, the bytes of the mark
-// that ends there; false if none does.
-func holdsMark(f io.ReaderAt, marks []lineCheck, offset int64) bool {
+// that ends there, and whether one does (known).
+func holdsMark(f io.ReaderAt, marks []lineCheck, offset int64) (held, known bool) {
 	for _, m := range marks {
 		if m.End != offset {
 			continue
 		}
 		b := make([]byte, m.Len)
 		if _, err := f.ReadAt(b, offset-int64(m.Len)); err != nil {
-			return false
+			return false, true
 		}
-		return crc32.Checksum(b, castagnoli) == m.Sum
+		return crc32.Checksum(b, castagnoli) == m.Sum, true
 	}
-	return false
+	return false, false
 }
 
 // untruncated reports whether e's file, closed (released at its end),
