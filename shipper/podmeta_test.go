@@ -20,38 +20,30 @@ import (
 	"github.com/sluicelog/sluice/internal/event"
 )
 
-// topicPublisher is a collectingPublisher that also keeps each record's
-// topic.
+// topicPublisher is a heldPublisher that keeps each record's topic and
+// acknowledges at once until hold names a topic to hold.
 type topicPublisher struct {
-	collectingPublisher
-	mu     sync.Mutex
-	topics []string
-	// hold, if set, is a topic whose records Kafka does not acknowledge
-	// until release: their acks wait in held.
-	hold string
-	held []func()
+	heldPublisher
+	topicsMu sync.Mutex
+	topics   []string
+}
+
+func newTopicPublisher() *topicPublisher {
+	return &topicPublisher{heldPublisher: heldPublisher{released: true}}
 }
 
 func (p *topicPublisher) Publish(ctx context.Context, rec *kgo.Record, acked func()) error {
-	p.mu.Lock()
+	p.topicsMu.Lock()
 	p.topics = append(p.topics, rec.Topic)
-	if rec.Topic == p.hold {
-		p.held = append(p.held, acked)
-		acked = func() {}
-	}
-	p.mu.Unlock()
-	return p.collectingPublisher.Publish(ctx, rec, acked)
+	p.topicsMu.Unlock()
+	return p.heldPublisher.Publish(ctx, rec, acked)
 }
 
-// release acknowledges the held records.
-func (p *topicPublisher) release() {
+// hold keeps the acknowledgements of topic's records until release.
+func (p *topicPublisher) hold(topic string) {
 	p.mu.Lock()
-	held := p.held
-	p.hold, p.held = "", nil
+	p.topic, p.released = topic, false
 	p.mu.Unlock()
-	for _, a := range held {
-		a()
-	}
 }
 
 // podShipper runs a shipper of container logs (dir/logs/*.log, format
@@ -69,7 +61,7 @@ func podShipper(t *testing.T, client *fake.Clientset, adjust ...func(*Config)) (
 	for _, a := range adjust {
 		a(&cfg)
 	}
-	pub = &topicPublisher{}
+	pub = newTopicPublisher()
 	sh, err := New(cfg, prometheus.NewRegistry(), zaptest.NewLogger(t), WithPublisher(pub), WithKubernetesClient(client))
 	if err != nil {
 		t.Fatal(err)
@@ -153,9 +145,9 @@ func TestPodMetadataFollowsThePod(t *testing.T) {
 	if third.Type != "service" || third.Fields["environment"] != "canary" {
 		t.Errorf("after the hints: type %s, environment %q", third.Type, third.Fields["environment"])
 	}
-	pub.mu.Lock()
+	pub.topicsMu.Lock()
 	topics := strings.Join(pub.topics, ",")
-	pub.mu.Unlock()
+	pub.topicsMu.Unlock()
 	if topics != "logs-container,logs-container,logs-service" {
 		t.Errorf("topics %s", topics)
 	}
@@ -412,9 +404,7 @@ func TestExcludeHintWhileLinesInFlight(t *testing.T) {
 func heldPodShipper(t *testing.T) (client *fake.Clientset, pub *topicPublisher, sh *Shipper, path string) {
 	client = fake.NewClientset(webPod(nil))
 	dir, pub, sh := podShipper(t, client)
-	pub.mu.Lock()
-	pub.hold = "logs-container"
-	pub.mu.Unlock()
+	pub.hold("logs-container")
 	return client, pub, sh, podLogPath(dir)
 }
 

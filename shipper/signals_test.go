@@ -160,18 +160,19 @@ func runShipper(t *testing.T, sh *Shipper) {
 	})
 }
 
-// heldPublisher keeps the acknowledgements of what it is given until
-// released; from then on it acknowledges at once.
+// heldPublisher keeps the acknowledgements of what it is given (of topic
+// only, if set) until released; from then on it acknowledges at once.
 type heldPublisher struct {
 	collectingPublisher
 	mu       sync.Mutex
 	held     []func()
 	released bool
+	topic    string
 }
 
 func (p *heldPublisher) Publish(ctx context.Context, rec *kgo.Record, acked func()) error {
 	p.mu.Lock()
-	if !p.released {
+	if !p.released && (p.topic == "" || rec.Topic == p.topic) {
 		p.held = append(p.held, acked)
 		acked = func() {}
 	}
