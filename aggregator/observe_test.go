@@ -114,7 +114,9 @@ func TestStuckAggregatorIsVisible(t *testing.T) {
 	// freeze at its value of the last fetch).
 	produceService(t, stack, topic, []int32{1}, records/3, records/3+30)
 	var lag float64
-	took = eventually(t, 10*time.Second+5*time.Second, // consume measures the lag every 10s
+	// consume measures the lag every 10s, each measurement bounded by
+	// those 10s too: the backlog shows within two intervals.
+	took = eventually(t, 2*10*time.Second+5*time.Second,
 		"the lag follows the backlog while stuck", func() bool {
 			lag, _ = sumGauge(t, reg, "sluice_aggregator_consumer_lag_records")
 			if lag != records+30 {
